@@ -1,0 +1,35 @@
+"""The one interface to energy measurement: :class:`EnergyProbe`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+
+from probes.model import Method, ProbeTarget, Sample
+
+
+class EnergyProbe(ABC):
+    """Measures the energy a target used between successive reads.
+
+    ``begin`` takes the first reading at process start, each ``read`` returns the samples
+    for the interval since the previous reading, ``end`` takes the last one at exit. Times
+    are passed in (the scheduler's clock may be accelerated). Failures raise
+    :class:`~probes.errors.ProbeError`; the sampler catches them and degrades.
+    """
+
+    method: Method
+
+    @abstractmethod
+    def begin(self, target: ProbeTarget, now: datetime) -> None:
+        """Take the baseline reading."""
+
+    @abstractmethod
+    def read(self, now: datetime) -> list[Sample]:
+        """Samples for ``[previous reading, now)``."""
+
+    def end(self, now: datetime) -> list[Sample]:
+        """The last samples, at process exit. Defaults to a final :meth:`read`."""
+        return self.read(now)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release handles (NVML shutdown...)."""

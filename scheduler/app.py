@@ -1,0 +1,90 @@
+"""Wires the parts together: settings -> store, intensity service, queue, clock.
+
+The CLI builds one :class:`App` per invocation; tests and the Python API build their own
+with a store URL, a clock and settings of their choosing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scheduler.clock import Clock, SystemClock
+from scheduler.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from intensity.chain import IntensityService
+    from scheduler.queue import Queue
+    from scheduler.storage.base import JobStore
+
+
+def normalise_db(value: str) -> str:
+    """A ``--db`` value: a URL as is, a plain path as an absolute SQLite URL."""
+    if "://" in value:
+        return value
+    return "sqlite:///" + str(Path(value).expanduser().resolve())
+
+
+class App:
+    """One carbonshift instance: settings, a store, an intensity service, a clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        env: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        user: str | None = None,
+        store: JobStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.env: dict[str, str] = dict(env or {})
+        self.clock: Clock = clock or SystemClock()
+        self.user = user or _current_user()
+        self._store = store
+
+    @classmethod
+    def from_cli(cls, *, db: str | None, config: str | None, env: Mapping[str, str]) -> App:
+        overrides: dict[str, Any] = {}
+        if db:
+            overrides["db"] = normalise_db(db)
+        elif env.get("CARBONSHIFT_DB"):
+            overrides["db"] = normalise_db(env["CARBONSHIFT_DB"])
+        settings = load_settings(env=env, config_path=config, overrides=overrides)
+        return cls(settings, env=env)
+
+    @property
+    def store(self) -> JobStore:
+        if self._store is None:
+            from scheduler.storage.store import open_store
+
+            self._store = open_store(self.settings.db)
+        return self._store
+
+    @cached_property
+    def intensity(self) -> IntensityService:
+        from scheduler.intensity_setup import build_intensity_service
+
+        return build_intensity_service(self.settings, self.env, self.store)
+
+    @cached_property
+    def queue(self) -> Queue:
+        from scheduler.queue import Queue
+
+        return Queue(self)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())

@@ -1,0 +1,206 @@
+"""What every command shares: the lazily built app, error translation, output helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from scheduler.errors import CarbonshiftError
+
+if TYPE_CHECKING:
+    from scheduler.app import App
+
+
+class CliState:
+    """Global options, and the :class:`~scheduler.app.App` built from them on first use."""
+
+    def __init__(self, db: str | None, config: str | None, utc: bool, verbose: int) -> None:
+        self.db = db
+        self.config = config
+        self.utc = utc
+        self.verbose = verbose
+        self._app: App | None = None
+
+    def app(self) -> App:
+        if self._app is None:
+            from scheduler.app import App
+            from scheduler.config import current_environ
+
+            self._app = App.from_cli(db=self.db, config=self.config, env=current_environ())
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None
+
+
+def state(ctx: click.Context | None = None) -> CliState:
+    ctx = ctx or click.get_current_context()
+    obj = ctx.find_object(CliState)
+    if obj is None:  # a command invoked on its own, in tests
+        obj = CliState(None, None, False, 0)
+        ctx.obj = obj
+    return obj
+
+
+def get_app(ctx: click.Context | None = None) -> App:
+    return state(ctx).app()
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(str(text).split())
+    return line if line else "unknown error"
+
+
+def error_exit_code(exc: BaseException) -> int | None:
+    """Exit code for a package error, or ``None`` if ``exc`` is not one of ours."""
+    if isinstance(exc, CarbonshiftError):
+        return exc.exit_code
+    try:
+        from intensity.errors import (
+            BadTrace,
+            IntensityError,
+            UnknownProvider,
+            UnknownZone,
+        )
+
+        if isinstance(exc, BadTrace | UnknownZone | UnknownProvider):
+            return 2
+        if isinstance(exc, IntensityError):
+            return 1
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from probes.errors import ProbeError
+
+        if isinstance(exc, ProbeError):
+            return 1
+    except ImportError:  # pragma: no cover
+        pass
+    return None
+
+
+def run_cli(group: click.Group, argv: list[str], *, debug: bool = False) -> int:
+    """Run ``group`` and map errors to one line on stderr and an exit code."""
+    try:
+        group.main(args=argv, prog_name="carbonshift", standalone_mode=False)
+        return 0
+    except click.exceptions.Abort:
+        click.echo("carbonshift: interrupted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("carbonshift: interrupted", err=True)
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        msg = exc.format_message()
+        usage = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            usage = f" (see `{exc.ctx.command_path} --help`)"
+        click.echo(f"carbonshift: {_one_line(msg)}{usage}", err=True)
+        return 2 if exc.exit_code in (1, 2) else exc.exit_code
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
+        code = error_exit_code(exc)
+        if debug or code is None:
+            if code is None and not debug:
+                click.echo(
+                    f"carbonshift: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+                    "(rerun with CARBONSHIFT_DEBUG=1 for details)",
+                    err=True,
+                )
+                return 1
+            raise
+        click.echo(f"carbonshift: {_one_line(str(exc))}", err=True)
+        return code
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        from scheduler.timeutil import iso
+
+        return iso(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "value"):
+        return value.value
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, default=json_default, indent=2, ensure_ascii=False))
+
+
+def fmt_time(value: datetime | None, *, utc: bool | None = None) -> str:
+    """A time for people: local time by default, UTC with ``--utc``."""
+    if value is None:
+        return "-"
+    use_utc = state().utc if utc is None else utc
+    if use_utc:
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def fmt_g(value: float | None) -> str:
+    """Grams with sensible precision (demo jobs emit milligrams, training runs kilograms)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    a = abs(value)
+    if a >= 10000:
+        return f"{value / 1000:.1f} kg"
+    if a >= 100:
+        return f"{value:.0f} g"
+    if a >= 1:
+        return f"{value:.2f} g"
+    if a >= 0.001:
+        return f"{value * 1000:.2f} mg"
+    if a == 0:
+        return "0 g"
+    return f"{value * 1e6:.1f} µg"
+
+
+def fmt_pct(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.1f}%"
+
+
+def print_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+) -> None:
+    """A table on stdout (rich when stdout is a terminal, plain aligned text otherwise)."""
+    rows = [[("-" if c is None else str(c)) for c in r] for r in rows]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, header_style="bold")
+        for h in headers:
+            table.add_column(h)
+        for r in rows:
+            table.add_row(*r)
+        Console().print(table)
+        return
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, c in enumerate(r):
+            widths[i] = max(widths[i], len(c))
+    if title:
+        click.echo(title)
+    click.echo("  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip())
+    for r in rows:
+        click.echo("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)

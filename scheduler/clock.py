@@ -1,0 +1,91 @@
+"""Clocks. The planner never reads one; everything else is handed one.
+
+:class:`SystemClock` is the wall clock. :class:`AcceleratedClock` maps real time onto a
+simulated instant running ``factor`` times faster (the demo, soak tests): one real second
+is ``factor`` simulated seconds. :class:`ManualClock` only moves when told (tests, simulate).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What the daemon needs of time."""
+
+    def now(self) -> datetime:
+        """The current (possibly simulated) UTC instant."""
+        ...
+
+    def real_delay_s(self, until: datetime) -> float:
+        """Real seconds to wait until the clock reads ``until`` (0 if already past)."""
+        ...
+
+    @property
+    def factor(self) -> float:
+        """Simulated seconds per real second."""
+        ...
+
+
+class SystemClock:
+    factor = 1.0
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def real_delay_s(self, until: datetime) -> float:
+        return max(0.0, (until - self.now()).total_seconds())
+
+
+class AcceleratedClock:
+    """Simulated time starting at ``origin`` and running ``factor`` times faster than real."""
+
+    def __init__(self, origin: datetime, factor: float) -> None:
+        if origin.tzinfo is None:
+            raise ValueError("origin must be timezone-aware")
+        if factor <= 0:
+            raise ValueError("factor must be positive")
+        self.origin = origin.astimezone(UTC)
+        self._factor = float(factor)
+        self._real0 = time.monotonic()
+
+    @property
+    def factor(self) -> float:
+        return self._factor
+
+    def now(self) -> datetime:
+        return self.origin + timedelta(seconds=(time.monotonic() - self._real0) * self._factor)
+
+    def real_delay_s(self, until: datetime) -> float:
+        return max(0.0, (until - self.now()).total_seconds() / self._factor)
+
+
+class ManualClock:
+    """A clock that stays put until :meth:`advance` or :meth:`set` moves it."""
+
+    factor = 1.0
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        self._now = start.astimezone(UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        with self._lock:
+            self._now = when.astimezone(UTC)
+
+    def advance(self, seconds: float) -> datetime:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            return self._now
+
+    def real_delay_s(self, until: datetime) -> float:
+        return 0.0 if until <= self.now() else 0.01

@@ -1,0 +1,257 @@
+"""Configuration, read once at the edge: flags > ``CARBONSHIFT_*`` environment > TOML > defaults.
+
+The schema below is the single list of known keys; an unknown key is an error that
+suggests the closest known one. Library code receives a :class:`Settings`; it never reads
+the environment itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scheduler.errors import ConfigError
+
+# key -> (type, default, help). Nested tables are dicts; "*" stands for any table name.
+SCHEMA: dict[str, Any] = {
+    "db": (str, None, "database URL (sqlite:///path or postgresql+psycopg://...)"),
+    "data_dir": (str, None, "where the SQLite file and job logs live"),
+    "default_zone": (str, "GB", "grid zone of the local site"),
+    "default_policy": (str, "default", "policy used when a submit names none"),
+    "sampling_interval_s": (float, 5.0, "energy sampling interval of running jobs"),
+    "cpu_w_per_core": (float, 12.5, "power of one fully busy core when no better figure is known"),
+    "gpu_w": (float, 300.0, "planning estimate of one GPU's mean power"),
+    "memory_w_per_gb": (float, 0.375, "memory power estimate per resident GB"),
+    "lease_s": (float, 60.0, "how long a running job's lease lasts without a heartbeat"),
+    "replan_interval_s": (float, 900.0, "how often the daemon refreshes forecasts and re-plans"),
+    "replan_hysteresis_pct": (float, 2.0, "a planned job moves only if that saves more than this"),
+    "log_max_bytes": (int, 100 * 1024 * 1024, "cap of one job log file before it is rotated"),
+    "admins": (list, [], "OS users allowed to cancel or change anyone's jobs"),
+    "carbon_price": (str, None, "internal carbon price, like 80/t or 80EUR/t"),
+    "intensity": {
+        "providers": (list, ["static"], "provider chain, best first, e.g. [\"ukgrid\", \"static\"]"),
+        "trace": (str, None, "trace file for the replay provider"),
+        "cache_minutes": (float, 30.0, "a forecast fetched this recently is not fetched again"),
+        "horizon_h": (float, 48.0, "how far ahead to forecast"),
+        "timeout_s": (float, 10.0, "HTTP read timeout"),
+    },
+    "providers": {
+        "*": {
+            "base_url": (str, None, "override of the provider's API address"),
+            "token_env": (str, None, "environment variable holding the API token"),
+            "username_env": (str, None, "environment variable holding the user name"),
+            "password_env": (str, None, "environment variable holding the password"),
+            "token": (str, None, "API token (prefer token_env; file must be private)"),
+            "username": (str, None, "user name"),
+            "password": (str, None, "password (file must be private)"),
+            "zones": (list, None, "zones this provider should serve"),
+        }
+    },
+    "sites": {
+        "*": {
+            "zone": (str, None, "grid zone"),
+            "executor": (str, "local", "local or slurm"),
+            "gpus": (int, 0, "GPUs"),
+            "cpus": (int, 0, "CPUs"),
+            "pue": (float, 1.0, "power usage effectiveness"),
+        }
+    },
+}
+
+SECRET_KEYS = frozenset({"token", "password"})
+ENV_PREFIX = "CARBONSHIFT_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. ``raw`` keeps the nested tables (providers, sites)."""
+
+    db: str
+    data_dir: Path
+    config_path: Path | None
+    default_zone: str = "GB"
+    default_policy: str = "default"
+    sampling_interval_s: float = 5.0
+    cpu_w_per_core: float = 12.5
+    gpu_w: float = 300.0
+    memory_w_per_gb: float = 0.375
+    lease_s: float = 60.0
+    replan_interval_s: float = 900.0
+    replan_hysteresis_pct: float = 2.0
+    log_max_bytes: int = 100 * 1024 * 1024
+    admins: tuple[str, ...] = ()
+    carbon_price: str | None = None
+    intensity: Mapping[str, Any] = field(default_factory=dict)
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    sites: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+def default_config_path(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "carbonshift" / "config.toml"
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(
+        Path(env.get("HOME", "~")).expanduser() / ".local" / "share"
+    )
+    return Path(base) / "carbonshift"
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
+
+
+def _coerce(path: str, value: Any, typ: type) -> Any:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+        raise ConfigError(
+            f"config key {path} = {value!r} should be a {typ.__name__}: fix it in the config file"
+        )
+    if typ is float and value != value:  # NaN
+        raise ConfigError(f"config key {path} is NaN: give a number")
+    return value
+
+
+def validate(data: Mapping[str, Any], schema: Mapping[str, Any] = SCHEMA, prefix: str = "") -> dict[str, Any]:
+    """Check ``data`` against ``schema``; return it with defaults filled in for top-level keys."""
+    out: dict[str, Any] = {}
+    known = [k for k in schema if k != "*"]
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        spec = schema.get(key, schema.get("*"))
+        if spec is None:
+            raise ConfigError(f"unknown config key {path!r}{_suggest(key, known)}")
+        if isinstance(spec, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {path} should be a table [{path}]")
+            out[key] = validate(value, spec, prefix=path + ".")
+        else:
+            out[key] = _coerce(path, value, spec[0])
+    return out
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse and validate a TOML config file; secrets in it require owner-only permissions."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist: create it with `carbonshift config init`") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(path)!r} is a directory: give a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    checked = validate(data)
+    if _has_secret(checked):
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"config file {str(path)!r} holds a token or password but is readable by others: "
+                f"run `chmod 600 {path}` or move the secret to an environment variable"
+            )
+    return checked
+
+
+def _has_secret(data: Mapping[str, Any]) -> bool:
+    for key, value in data.items():
+        if key in SECRET_KEYS and value:
+            return True
+        if isinstance(value, Mapping) and _has_secret(value):
+            return True
+    return False
+
+
+def load_settings(
+    *,
+    env: Mapping[str, str],
+    config_path: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve settings from flags (``overrides``), environment, config file and defaults."""
+    explicit = config_path or env.get(ENV_PREFIX + "CONFIG")
+    path = Path(explicit).expanduser() if explicit else default_config_path(env)
+    file_data: dict[str, Any] = {}
+    if explicit or path.is_file():
+        file_data = read_config_file(path)
+    else:
+        path = None  # type: ignore[assignment]
+    merged: dict[str, Any] = {}
+    for key, spec in SCHEMA.items():
+        if isinstance(spec, dict):
+            merged[key] = file_data.get(key, {})
+            continue
+        typ, default, _ = spec
+        value = file_data.get(key, default)
+        env_value = env.get(ENV_PREFIX + key.upper())
+        if env_value is not None and env_value != "":
+            value = _from_env(key, env_value, typ)
+        merged[key] = value
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            merged[key] = value
+    intensity = {k: v[1] for k, v in SCHEMA["intensity"].items()}
+    intensity.update(merged.pop("intensity"))
+    data_dir = Path(merged.pop("data_dir") or default_data_dir(env)).expanduser()
+    db = merged.pop("db") or f"sqlite:///{data_dir / 'carbonshift.db'}"
+    admins = tuple(merged.pop("admins") or ())
+    return Settings(
+        db=db,
+        data_dir=data_dir,
+        config_path=path,
+        intensity=intensity,
+        admins=admins,
+        **merged,
+    )
+
+
+def _from_env(key: str, text: str, typ: type) -> Any:
+    try:
+        if typ is float:
+            value: Any = float(text)
+            if value != value:
+                raise ValueError
+            return value
+        if typ is int:
+            return int(text)
+        if typ is list:
+            return [part.strip() for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {ENV_PREFIX}{key.upper()}={text!r} should be a {typ.__name__}"
+        ) from None
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A copy of a config structure with secrets replaced by ``***``."""
+    if isinstance(value, Mapping):
+        return {k: ("***" if k in SECRET_KEYS and v else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def env_for_process(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment the CLI edge passes down: a plain copy of ``os.environ``-like data."""
+    return dict(env)
+
+
+def current_environ() -> dict[str, str]:
+    """The process environment; called by the CLI edge only."""
+    return dict(os.environ)

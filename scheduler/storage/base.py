@@ -1,0 +1,197 @@
+"""The one interface to the queue's database: :class:`JobStore`.
+
+The database is the source of truth. Every method is one transaction. Implementations:
+:class:`scheduler.storage.store.SqlStore` (SQLite file, PostgreSQL, or in-memory SQLite
+for tests: the same code). Methods raise :class:`~scheduler.errors.NotFound` for a missing
+row and :class:`~scheduler.errors.StorageError` for anything the database refused; no
+SQLAlchemy exception crosses this boundary.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from intensity.model import IntensityPoint, Kind
+from probes.model import Sample
+from scheduler.model import (
+    Event,
+    Job,
+    JobState,
+    Plan,
+    Policy,
+    Run,
+    RunAccounting,
+    Site,
+)
+
+
+class JobStore(ABC):
+    """Jobs, policies, sites, runs, samples, intensity points and events."""
+
+    # -- life cycle -------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- policies -----------------------------------------------------------------------
+    @abstractmethod
+    def put_policy(self, policy: Policy) -> None:
+        """Create or replace the named policy."""
+
+    @abstractmethod
+    def get_policy(self, name: str) -> Policy:
+        """The named policy; :class:`NotFound` if none."""
+
+    @abstractmethod
+    def list_policies(self) -> list[Policy]:
+        """All policies, by name."""
+
+    @abstractmethod
+    def delete_policy(self, name: str) -> None:
+        """Remove the named policy; :class:`NotFound` if none."""
+
+    # -- sites ----------------------------------------------------------------------------
+    @abstractmethod
+    def put_site(self, site: Site) -> None:
+        """Create or replace the named site."""
+
+    @abstractmethod
+    def get_site(self, name: str) -> Site:
+        """The named site; :class:`NotFound` if none."""
+
+    @abstractmethod
+    def list_sites(self) -> list[Site]:
+        """All sites, by name."""
+
+    @abstractmethod
+    def delete_site(self, name: str) -> None:
+        """Remove the named site; :class:`NotFound` if none."""
+
+    # -- jobs -----------------------------------------------------------------------------
+    @abstractmethod
+    def add_job(self, job: Job) -> Job:
+        """Insert a job; return it with its new ``id`` (and ``updated_at``)."""
+
+    @abstractmethod
+    def add_jobs(self, jobs: Sequence[Job]) -> list[int]:
+        """Insert many jobs in one transaction; their ids in order."""
+
+    @abstractmethod
+    def get_job(self, job_id: int) -> Job:
+        """The job; :class:`NotFound` if none."""
+
+    @abstractmethod
+    def list_jobs(
+        self,
+        states: Iterable[JobState] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        sites: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Jobs filtered by state, submission time ``[since, until)`` and planned site, by id."""
+
+    @abstractmethod
+    def apply_plan(self, plan: Plan, now: datetime) -> int:
+        """Write each entry's site, start, expected_g, run_now_g onto jobs that are still
+        pending or planned (never on a job that started meanwhile) and set them ``planned``.
+        Returns how many jobs were updated."""
+
+    @abstractmethod
+    def update_job(self, job: Job) -> None:
+        """Write back a job's mutable fields (state, plan fields, note, attempts)."""
+
+    @abstractmethod
+    def transition(
+        self, job_id: int, to: JobState, *, expected: Iterable[JobState], note: str | None = None
+    ) -> bool:
+        """Atomically move a job to ``to`` if its state is one of ``expected``.
+
+        Returns ``False`` (and changes nothing) when the job was in another state. This is
+        the claim primitive: a timer claims a job with
+        ``transition(id, RUNNING, expected={PLANNED})`` before launching it.
+        """
+
+    @abstractmethod
+    def claim_due(
+        self, now: datetime, *, sites: Iterable[str] | None = None, limit: int = 10
+    ) -> list[Job]:
+        """Atomically move up to ``limit`` planned jobs whose ``planned_start <= now`` to
+        ``running`` and return them (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+        ``BEGIN IMMEDIATE`` + conditional ``UPDATE ... RETURNING`` on SQLite)."""
+
+    # -- runs -----------------------------------------------------------------------------
+    @abstractmethod
+    def add_run(self, run: Run) -> Run:
+        """Insert a run; return it with its ``id``."""
+
+    @abstractmethod
+    def update_run(self, run: Run) -> None:
+        """Write back a run's handle, paths, end, exit code, state, reason, lease."""
+
+    @abstractmethod
+    def get_run(self, run_id: int) -> Run:
+        """The run; :class:`NotFound` if none."""
+
+    @abstractmethod
+    def runs_for_job(self, job_id: int) -> list[Run]:
+        """A job's runs, oldest first."""
+
+    @abstractmethod
+    def open_runs(self, *, host: str | None = None) -> list[Run]:
+        """Runs with no ``finished_at`` (optionally only those of one host)."""
+
+    @abstractmethod
+    def renew_leases(self, run_ids: Sequence[int], until: datetime) -> None:
+        """Extend the lease of each run to ``until`` (the agent's heartbeat)."""
+
+    @abstractmethod
+    def set_accounting(self, run_id: int, accounting: RunAccounting) -> None:
+        """Store a finished run's energy and emissions figures."""
+
+    # -- samples --------------------------------------------------------------------------
+    @abstractmethod
+    def add_samples(self, run_id: int, samples: Sequence[Sample]) -> None:
+        """Append energy samples of a run (one transaction for the batch)."""
+
+    @abstractmethod
+    def samples_for_run(self, run_id: int) -> list[Sample]:
+        """A run's samples, by start time."""
+
+    # -- intensity ------------------------------------------------------------------------
+    @abstractmethod
+    def add_points(self, points: Sequence[IntensityPoint]) -> int:
+        """Store intensity points; a point equal in (zone, start, kind, provider, signal,
+        issued_at) to a stored one is skipped. Returns how many were new."""
+
+    @abstractmethod
+    def get_points(
+        self,
+        zone: str,
+        start: datetime,
+        end: datetime,
+        *,
+        kind: Kind | None = None,
+        provider: str | None = None,
+    ) -> list[IntensityPoint]:
+        """Points of a zone overlapping ``[start, end)``, all vintages, by (start, issued_at)."""
+
+    @abstractmethod
+    def last_fetch(self, zone: str, provider: str, kind: Kind) -> datetime | None:
+        """When points of that zone, provider and kind were last stored (for the cache)."""
+
+    # -- events ---------------------------------------------------------------------------
+    @abstractmethod
+    def add_event(self, event: Event) -> None:
+        """Append a line to a job's story."""
+
+    @abstractmethod
+    def events_for_job(self, job_id: int) -> list[Event]:
+        """A job's events, oldest first."""
+
+    @abstractmethod
+    def events_since(self, after_id: int, limit: int = 1000) -> list[Event]:
+        """Events with id greater than ``after_id`` (for tailing)."""

@@ -1,0 +1,127 @@
+"""Parsing and formatting of durations and times at the edges.
+
+Everything inside carbonshift is a timezone-aware UTC :class:`datetime`; these functions
+are where user text becomes such a value. Naive times are rejected with a message that
+says how to fix them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+
+from scheduler.errors import BadInput
+
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+_ISO_DURATION_RE = re.compile(
+    r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$",
+    re.IGNORECASE,
+)
+MAX_DURATION_S = 366 * 86400
+
+
+def parse_duration_s(text: str, *, what: str = "duration") -> int:
+    """Parse ``3h``, ``90m``, ``1h30m``, ``2d``, ``45s`` or ISO 8601 ``PT3H`` into seconds.
+
+    The result is a positive whole number of seconds, at most a year.
+    """
+    raw = text
+    text = text.strip()
+    seconds: float | None = None
+    if text:
+        iso = _ISO_DURATION_RE.match(text)
+        if iso and any(iso.groups()):
+            d, h, m, s = (float(g) if g else 0.0 for g in iso.groups())
+            seconds = d * 86400 + h * 3600 + m * 60 + s
+        else:
+            pos = 0
+            total = 0.0
+            compact = text.replace(" ", "")
+            for match in _DURATION_RE.finditer(compact):
+                if match.start() != pos:
+                    break
+                total += float(match.group(1)) * _UNITS_S[match.group(2).lower()]
+                pos = match.end()
+            else:
+                if pos == len(compact) and pos > 0:
+                    seconds = total
+    if seconds is None or not math.isfinite(seconds):
+        raise BadInput(
+            f"{what} {raw!r} is not a duration: use a number with a unit, like 3h, 90m, 1h30m or 2d"
+        )
+    if seconds <= 0:
+        raise BadInput(f"{what} {raw!r} must be longer than zero")
+    if seconds > MAX_DURATION_S:
+        raise BadInput(f"{what} {raw!r} is longer than a year: give a shorter {what}")
+    return max(1, round(seconds))
+
+
+def require_aware(value: datetime, *, what: str = "time") -> datetime:
+    """Return ``value`` in UTC; refuse a naive datetime."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise BadInput(
+            f"{what} {value.isoformat()!r} has no timezone: add Z or an offset like +01:00"
+        )
+    return value.astimezone(UTC)
+
+
+def parse_time(text: str, *, what: str = "time") -> datetime:
+    """Parse an ISO 8601 time with a zone (``2026-05-01T18:00Z``, ``...+02:00``) to UTC."""
+    raw = text
+    text = text.strip()
+    if not text:
+        raise BadInput(f"{what} is empty: give an ISO time like 2026-05-01T18:00Z")
+    candidate = text[:-1] + "+00:00" if text[-1] in "zZ" else text
+    try:
+        parsed = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise BadInput(
+            f"{what} {raw!r} is not a time: use ISO 8601 with a zone, like 2026-05-01T18:00Z"
+        ) from None
+    return require_aware(parsed, what=what)
+
+
+def parse_when(text: str, now: datetime, *, what: str = "deadline") -> datetime:
+    """Parse an absolute ISO time or a duration relative to ``now`` (``12h`` = now + 12 h)."""
+    stripped = text.strip()
+    if stripped and (stripped[0].isdigit() and ("-" in stripped[1:] or ":" in stripped)):
+        return parse_time(stripped, what=what)
+    if stripped.startswith("+"):
+        stripped = stripped[1:]
+    return now + timedelta(seconds=parse_duration_s(stripped, what=what))
+
+
+def format_duration(seconds: float) -> str:
+    """``5400`` -> ``1h30m``; ``45`` -> ``45s``."""
+    seconds = round(seconds)
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    days, rem = divmod(seconds, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes, secs = divmod(rem, 60)
+    parts = []
+    if days:
+        parts.append(f"{days}d")
+    if hours:
+        parts.append(f"{hours}h")
+    if minutes:
+        parts.append(f"{minutes}m")
+    if secs and not days:
+        parts.append(f"{secs}s")
+    return "".join(parts)
+
+
+def iso(value: datetime | None) -> str | None:
+    """UTC ISO 8601 with a ``Z``, seconds precision; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def utcnow() -> datetime:
+    """The wall clock, for the edges only (the planner never calls this)."""
+    return datetime.now(UTC)
