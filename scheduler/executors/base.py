@@ -1,0 +1,82 @@
+"""The one interface to the engines that run jobs: :class:`Executor`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from probes.model import Sample
+from scheduler.model import Job
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    """Everything an executor needs to start one run of a job.
+
+    ``env`` is the job's final environment (submitter's values plus the allow-list, never
+    the daemon's whole environment). ``begin_at`` is the planned start, for engines that
+    can hold a job until then (Slurm ``--begin``).
+    """
+
+    job: Job
+    run_id: int
+    out_path: str
+    err_path: str
+    env: dict[str, str]
+    gpu_indices: tuple[int, ...] = ()
+    begin_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """How to find a launched run again: a pid, a Slurm job id..."""
+
+    handle: str
+    host: str = ""
+    pid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How a run ended. ``state`` is one of our job states' values."""
+
+    exit_code: int | None
+    state: str
+    reason: str = ""
+    cpu_s: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Executor(ABC):
+    """Launches, follows, pauses and stops runs on one kind of engine."""
+
+    name: str = "executor"
+
+    @abstractmethod
+    def launch(self, spec: LaunchSpec) -> Handle:
+        """Start the run; raise :class:`~scheduler.errors.ExecutorError` if the engine refuses."""
+
+    @abstractmethod
+    def poll(self, handle: Handle) -> ExitStatus | None:
+        """``None`` while the run is alive, else how it ended."""
+
+    @abstractmethod
+    def alive(self, handle: Handle) -> bool:
+        """Whether the run's process (or engine job) still exists, e.g. after a daemon restart."""
+
+    @abstractmethod
+    def cancel(self, handle: Handle, grace_s: float = 10.0) -> None:
+        """Terminate the run (SIGTERM, then SIGKILL after ``grace_s``; ``scancel``)."""
+
+    def suspend(self, handle: Handle) -> None:
+        """Pause an interruptible run."""
+        raise NotImplementedError(f"{self.name} cannot suspend runs")
+
+    def resume(self, handle: Handle) -> None:
+        """Resume a paused run."""
+        raise NotImplementedError(f"{self.name} cannot resume runs")
+
+    def energy(self, handle: Handle) -> list[Sample] | None:
+        """Energy the engine itself accounted (Slurm ``ConsumedEnergyRaw``), if any."""
+        return None
