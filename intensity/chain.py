@@ -1,0 +1,252 @@
+"""The fallback chain: carbon data never blocks work.
+
+``provider forecast -> cached forecast -> local forecast -> static annual average -> flat``.
+Every point carries the link that produced it (:class:`~intensity.model.Source`), and each
+answer says which link it came from and why earlier links were skipped, so the scheduler
+can record on the job that it was planned on fallback data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from intensity.base import IntensityProvider
+from intensity.errors import IntensityError, UnknownZone
+from intensity.model import Forecast, IntensityPoint, Kind, Source, forecast_of
+from intensity.providers.static import StaticProvider, flat_points
+
+log = logging.getLogger("carbonshift.intensity")
+
+#: ``local(zone, history, now, horizon_s) -> forecast points`` (see intensity.forecast).
+LocalForecaster = Callable[[str, Sequence[IntensityPoint], datetime, int], list[IntensityPoint]]
+
+
+class PointCache(Protocol):
+    """Where points are kept between runs (the scheduler's store satisfies this)."""
+
+    def add_points(self, points: Sequence[IntensityPoint]) -> int: ...
+
+    def get_points(
+        self, zone: str, start: datetime, end: datetime, *, kind: Kind | None = None,
+        provider: str | None = None,
+    ) -> list[IntensityPoint]: ...
+
+    def last_fetch(self, zone: str, provider: str, kind: Kind) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class ForecastAnswer:
+    """A forecast and how it was obtained."""
+
+    forecast: Forecast
+    link: Source
+    provider: str
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def fallback(self) -> bool:
+        return self.link not in (Source.PROVIDER, Source.CACHE) or any(
+            "stale" in n for n in self.notes
+        )
+
+    def describe(self) -> str:
+        text = f"{self.provider}:{self.link}"
+        return text + (" (" + "; ".join(self.notes) + ")" if self.notes else "")
+
+
+class IntensityService:
+    """Forecasts and actuals for zones, through providers, the cache and the fallbacks."""
+
+    def __init__(
+        self,
+        providers: Sequence[IntensityProvider],
+        *,
+        cache: PointCache | None = None,
+        static: StaticProvider | None = None,
+        local: LocalForecaster | None = None,
+        cache_s: float = 1800.0,
+        horizon_s: int = 48 * 3600,
+        history_s: int = 28 * 86400,
+    ) -> None:
+        self.providers = list(providers)
+        self.cache = cache
+        self.static = static if static is not None else StaticProvider()
+        self.local = local
+        self.cache_s = cache_s
+        self.horizon_s = horizon_s
+        self.history_s = history_s
+
+    # -- zones ------------------------------------------------------------------------
+    def known_zone(self, zone: str) -> bool:
+        return any(_serves(p, zone) for p in self.providers) or self.static.serves(zone)
+
+    def check_zone(self, zone: str) -> str:
+        """Return ``zone`` if any provider or the static table knows it, else UnknownZone."""
+        if self.known_zone(zone):
+            return zone
+        import difflib
+
+        names: set[str] = set(self.static.zones())
+        for p in self.providers:
+            try:
+                names.update(p.zones())
+            except IntensityError:
+                continue
+        close = difflib.get_close_matches(zone, sorted(names), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "see `carbonshift zones`"
+        raise UnknownZone(f"unknown zone {zone!r}: {hint}")
+
+    # -- forecasts --------------------------------------------------------------------
+    def forecast(self, zone: str, now: datetime, horizon_s: int | None = None) -> ForecastAnswer:
+        """The best forecast available for ``[now, now + horizon)``, never raising for lack
+        of data (only :class:`UnknownZone` for a zone nobody knows)."""
+        horizon = int(horizon_s or self.horizon_s)
+        end = now + timedelta(seconds=horizon)
+        notes: list[str] = []
+        serving = [p for p in self.providers if _serves(p, zone)]
+        # 1. a fresh cached vintage of a serving provider
+        for p in serving:
+            fresh = self._fresh_cached(zone, p.name, now, end)
+            if fresh:
+                return ForecastAnswer(forecast_of(zone, fresh), Source.CACHE, p.name, ())
+        # 2. the providers, best first
+        for p in serving:
+            try:
+                pts = p.forecast(zone, now, horizon)
+            except IntensityError as exc:
+                notes.append(f"{p.name} failed: {exc}")
+                log.warning("intensity provider %s failed for %s: %s", p.name, zone, exc)
+                continue
+            pts = [q for q in pts if q.end > now and q.start < end]
+            if not pts:
+                notes.append(f"{p.name} returned nothing for the window")
+                continue
+            self._store(pts)
+            return ForecastAnswer(forecast_of(zone, pts), Source.PROVIDER, p.name, tuple(notes))
+        # 3. a stale cached forecast still covering part of the window
+        if self.cache is not None:
+            try:
+                stale = self.cache.get_points(zone, now, end, kind=Kind.FORECAST)
+            except Exception as exc:  # noqa: BLE001 - the cache must not block work
+                stale = []
+                notes.append(f"cache unreadable: {exc}")
+            stale = [q for q in stale if q.source in (Source.PROVIDER, Source.CACHE)]
+            if stale:
+                pts = [replace(q, source=Source.CACHE) for q in stale]
+                notes.append("stale cached forecast")
+                return ForecastAnswer(
+                    forecast_of(zone, pts), Source.CACHE, pts[-1].provider, tuple(notes)
+                )
+        # 4. the local forecaster, from the zone's own history
+        if self.local is not None:
+            history = self._history_for_local(zone, now)
+            if history:
+                try:
+                    pts = self.local(zone, history, now, horizon)
+                except Exception as exc:  # noqa: BLE001
+                    notes.append(f"local forecaster failed: {exc}")
+                    pts = []
+                if pts:
+                    return ForecastAnswer(
+                        forecast_of(zone, pts), Source.LOCAL, "local", tuple(notes)
+                    )
+        # 5. the static annual average, 6. flat
+        if self.static.serves(zone):
+            pts = self.static.forecast(zone, now, horizon)
+            notes.append("no forecast: static annual average")
+            return ForecastAnswer(forecast_of(zone, pts), Source.STATIC, "static", tuple(notes))
+        notes.append("no data at all: flat world average, planning as if intensity were flat")
+        return ForecastAnswer(
+            forecast_of(zone, flat_points(zone, now, end)), Source.FLAT, "flat", tuple(notes)
+        )
+
+    # -- actuals, for accounting --------------------------------------------------------
+    def points_for_accounting(
+        self, zone: str, start: datetime, end: datetime
+    ) -> list[IntensityPoint]:
+        """Actuals over ``[start, end)`` from the providers (stored), plus every cached
+        forecast and the static average as the last resort; the accountant picks, per
+        sample, actual where known, else forecast."""
+        out: list[IntensityPoint] = []
+        for p in self.providers:
+            if not _serves(p, zone):
+                continue
+            try:
+                pts = p.history(zone, start, end)
+            except (IntensityError, NotImplementedError) as exc:
+                log.info("no actuals from %s for %s: %s", p.name, zone, exc)
+                continue
+            acts = [q for q in pts if q.kind is Kind.ACTUAL]
+            if acts:
+                self._store(acts)
+                out.extend(acts)
+                break
+        if self.cache is not None:
+            try:
+                out.extend(self.cache.get_points(zone, start, end))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("cache unreadable: %s", exc)
+        if self.static.serves(zone):
+            out.extend(self.static.history(zone, start - timedelta(hours=1), end))
+        else:
+            out.extend(flat_points(zone, start - timedelta(hours=1), end))
+        return out
+
+    # -- helpers ------------------------------------------------------------------------
+    def _fresh_cached(
+        self, zone: str, provider: str, now: datetime, end: datetime
+    ) -> list[IntensityPoint]:
+        if self.cache is None or self.cache_s <= 0:
+            return []
+        try:
+            last = self.cache.last_fetch(zone, provider, Kind.FORECAST)
+            if last is None or (now - last).total_seconds() > self.cache_s or last > now:
+                return []
+            pts = self.cache.get_points(zone, now, end, kind=Kind.FORECAST, provider=provider)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cache unreadable: %s", exc)
+            return []
+        latest = max((q.issued_at for q in pts if q.issued_at is not None), default=None)
+        pts = [replace(q, source=Source.CACHE) for q in pts if q.issued_at == latest]
+        return pts
+
+    def _history_for_local(self, zone: str, now: datetime) -> list[IntensityPoint]:
+        start = now - timedelta(seconds=self.history_s)
+        pts: list[IntensityPoint] = []
+        for p in self.providers:
+            if not _serves(p, zone):
+                continue
+            try:
+                pts = [q for q in p.history(zone, start, now) if q.kind is Kind.ACTUAL]
+            except (IntensityError, NotImplementedError):
+                continue
+            if pts:
+                break
+        if not pts and self.cache is not None:
+            try:
+                pts = self.cache.get_points(zone, start, now, kind=Kind.ACTUAL)
+            except Exception:  # noqa: BLE001
+                pts = []
+        return [q for q in pts if q.end <= now]
+
+    def _store(self, pts: Sequence[IntensityPoint]) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.add_points(pts)
+        except Exception as exc:  # noqa: BLE001 - caching is best effort
+            log.warning("could not cache %d intensity points: %s", len(pts), exc)
+
+
+def _serves(p: IntensityProvider, zone: str) -> bool:
+    try:
+        return p.serves(zone)
+    except IntensityError:
+        return False
+
+
+__all__ = ["ForecastAnswer", "IntensityService", "LocalForecaster", "PointCache", "UnknownZone"]

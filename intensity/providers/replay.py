@@ -1,0 +1,222 @@
+"""Replay provider: carbon intensity from a trace file, as if it were live.
+
+Two formats are read:
+
+* the Electricity Maps Data Portal CSV (``Datetime (UTC)``, ``Zone Id``,
+  ``Carbon Intensity gCO₂eq/kWh (LCA)`` or ``(direct)``, ``Data Estimated``...), and
+* a plain CSV with a ``time`` column and an ``intensity_g_per_kwh`` column (times with a
+  zone; naive times only when the column is named ``time_utc``).
+
+Replay gives *perfect foresight*: its forecast at ``now`` is the trace itself. That is
+what the demo wants (a reproducible run); honest evaluation of forecasting uses the local
+forecaster (`simulate --forecast local`) instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from intensity.base import IntensityProvider
+from intensity.errors import BadTrace, EmptyData, UnknownZone
+from intensity.model import IntensityPoint, Kind, Signal, Source
+from intensity.timeparse import parse_trace_time
+
+EM_TIME = "Datetime (UTC)"
+EM_ZONE = "Zone Id"
+EM_LCA = "Carbon Intensity gCO₂eq/kWh (LCA)"
+EM_DIRECT = "Carbon Intensity gCO₂eq/kWh (direct)"
+EM_ESTIMATED = "Data Estimated"
+PLAIN_VALUE = "intensity_g_per_kwh"
+SHIPPED_TRACE = Path(__file__).resolve().parent.parent / "data" / "GB_2023-03_hourly.csv"
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A zone's intensity series read from a file, sorted, resolution inferred."""
+
+    zone: str
+    points: tuple[IntensityPoint, ...]
+    resolution_s: int
+    path: str
+
+    @property
+    def start(self) -> datetime:
+        return self.points[0].start
+
+    @property
+    def end(self) -> datetime:
+        return self.points[-1].end
+
+
+def read_trace(
+    path: str | Path,
+    *,
+    zone: str | None = None,
+    emission_factor: str = "lca",
+    naive_is_utc: bool = False,
+    value_column: str | None = None,
+) -> Trace:
+    """Read and validate a trace file; :class:`BadTrace` names the line and the problem.
+
+    ``value_column`` picks the intensity column of a plain CSV whose header is not
+    ``intensity_g_per_kwh`` (the Let's Wait Awhile file's ``DE``, say); ``naive_is_utc``
+    accepts zone-less times in such files.
+    """
+    p = Path(path)
+    try:
+        handle = p.open(encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise BadTrace(f"trace file {str(p)!r} does not exist: check the path") from None
+    except IsADirectoryError:
+        raise BadTrace(f"trace file {str(p)!r} is a directory: give a CSV file") from None
+    except OSError as exc:
+        raise BadTrace(f"trace file {str(p)!r} cannot be read: {exc.strerror}") from None
+    with handle:
+        try:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            rows = list(reader)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise BadTrace(f"trace file {str(p)!r} is not a readable CSV: {exc}") from None
+    if EM_TIME in header:
+        col = EM_LCA if emission_factor == "lca" else EM_DIRECT
+        missing = [c for c in (col,) if c not in header]
+        if missing:
+            raise BadTrace(f"trace file {str(p)!r} lacks column {missing[0]!r}")
+        time_col, value_col, utc = EM_TIME, col, True
+        zone_col = EM_ZONE if EM_ZONE in header else None
+        est_col = EM_ESTIMATED if EM_ESTIMATED in header else None
+    else:
+        time_col = next((c for c in ("time", "time_utc", "datetime") if c in header), None)
+        if value_column is not None:
+            value_col = value_column
+        elif PLAIN_VALUE in header:
+            value_col = PLAIN_VALUE
+        else:
+            value_col = None  # type: ignore[assignment]
+        if time_col is None or value_col is None or value_col not in header:
+            raise BadTrace(
+                f"trace file {str(p)!r} has columns {header!r}: it needs 'time' and "
+                f"'{PLAIN_VALUE}' (or an Electricity Maps portal CSV)"
+            )
+        utc = naive_is_utc or time_col == "time_utc"
+        zone_col = "zone" if "zone" in header else None
+        est_col = None
+    if not rows:
+        raise BadTrace(f"trace file {str(p)!r} has no rows")
+    found_zone = (rows[0].get(zone_col) or "").strip() if zone_col else ""
+    the_zone = zone or found_zone or "TRACE"
+    parsed: list[tuple[datetime, float, bool]] = []
+    for lineno, row in enumerate(rows, start=2):
+        raw_t = (row.get(time_col) or "").strip()
+        raw_v = (row.get(value_col) or "").strip()
+        try:
+            t = parse_trace_time(raw_t, naive_is_utc=utc)
+        except ValueError:
+            raise BadTrace(
+                f"trace file {str(p)!r} line {lineno}: time {raw_t!r} is not an ISO time with a zone"
+            ) from None
+        try:
+            v = float(raw_v)
+        except ValueError:
+            raise BadTrace(
+                f"trace file {str(p)!r} line {lineno}: intensity {raw_v!r} is not a number"
+            ) from None
+        if not math.isfinite(v) or v < 0:
+            raise BadTrace(
+                f"trace file {str(p)!r} line {lineno}: intensity {raw_v!r} must be a finite number >= 0"
+            )
+        est = bool(est_col) and (row.get(est_col) or "").strip().lower() == "true"
+        parsed.append((t, v, est))
+    parsed.sort(key=lambda r: r[0])
+    for (a, _, _), (b, _, _) in zip(parsed, parsed[1:], strict=False):
+        if a == b:
+            raise BadTrace(f"trace file {str(p)!r} has two rows for {a.isoformat()}: remove one")
+    if len(parsed) >= 2:
+        steps = [(b[0] - a[0]).total_seconds() for a, b in zip(parsed, parsed[1:], strict=False)]
+        resolution = int(median(steps))
+    else:
+        resolution = 3600
+    pts: list[IntensityPoint] = []
+    for i, (t, v, est) in enumerate(parsed):
+        end = parsed[i + 1][0] if i + 1 < len(parsed) else t + timedelta(seconds=resolution)
+        # a gap longer than the resolution is left as a gap, not stretched over
+        end = min(end, t + timedelta(seconds=resolution))
+        pts.append(
+            IntensityPoint(
+                zone=the_zone, start=t, end=end, intensity_g_per_kwh=v, kind=Kind.ACTUAL,
+                provider="replay", signal=Signal.AVERAGE, estimated=est,
+            )
+        )
+    return Trace(zone=the_zone, points=tuple(pts), resolution_s=resolution, path=str(p))
+
+
+class ReplayProvider(IntensityProvider):
+    """Serves one or more traces: history as actuals, the future as a perfect forecast."""
+
+    name = "replay"
+    signal = Signal.AVERAGE
+
+    def __init__(self, traces: Sequence[Trace]) -> None:
+        self._traces = {t.zone: t for t in traces}
+        self._starts = {t.zone: [p.start for p in t.points] for t in traces}
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> ReplayProvider:
+        return cls([read_trace(path, **kwargs)])
+
+    def zones(self) -> Sequence[str]:
+        return sorted(self._traces)
+
+    def trace(self, zone: str) -> Trace:
+        try:
+            return self._traces[zone]
+        except KeyError:
+            raise UnknownZone(
+                f"the replay trace has zone(s) {', '.join(self.zones())}, not {zone!r}"
+            ) from None
+
+    def _slice(self, zone: str, start: datetime, end: datetime) -> list[IntensityPoint]:
+        trace = self.trace(zone)
+        starts = self._starts[zone]
+        i = max(0, bisect_left(starts, start) - 1)
+        out = []
+        for p in trace.points[i:]:
+            if p.start >= end:
+                break
+            if p.end > start:
+                out.append(p)
+        return out
+
+    def forecast(self, zone: str, now: datetime, horizon_s: int) -> list[IntensityPoint]:
+        pts = self._slice(zone, now, now + timedelta(seconds=horizon_s))
+        if not pts:
+            raise EmptyData(
+                f"the replay trace of {zone} covers {self.trace(zone).start.isoformat()} to "
+                f"{self.trace(zone).end.isoformat()}, not {now.isoformat()}"
+            )
+        return [
+            IntensityPoint(
+                zone=p.zone, start=p.start, end=p.end, intensity_g_per_kwh=p.intensity_g_per_kwh,
+                kind=Kind.FORECAST, provider=self.name, signal=p.signal, issued_at=now,
+                source=Source.PROVIDER, estimated=p.estimated,
+            )
+            for p in pts
+        ]
+
+    def history(self, zone: str, start: datetime, end: datetime) -> list[IntensityPoint]:
+        return self._slice(zone, start, end)
+
+
+def from_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> IntensityProvider:
+    """Build from config: ``trace`` (path, default the shipped GB demo trace), ``zone``."""
+    path = options.get("trace") or SHIPPED_TRACE
+    return ReplayProvider.from_file(path, zone=options.get("zone"))
