@@ -1,0 +1,203 @@
+"""Local executor: runs a job on this host under the supervisor, in its own process group.
+
+The command runs as argv (no shell unless the job asked for one) in the job's cwd with the
+job's environment only. Stdout and stderr go to capped log files. ``cancel`` sends SIGTERM
+to the whole process group and SIGKILL after a grace period; ``suspend``/``resume`` send
+SIGSTOP/SIGCONT to the group. A run is found again after a daemon restart by its pid and
+the supervisor's exit file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scheduler.errors import ExecutorError
+from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from scheduler.model import JobState
+
+
+def exit_file_for(out_path: str) -> str:
+    base = out_path[:-4] if out_path.endswith(".out") else out_path
+    return base + ".exit.json"
+
+
+class LocalExecutor(Executor):
+    """Runs jobs as child process groups of this host."""
+
+    name = "local"
+
+    def __init__(self, *, log_max_bytes: int = 100 * 1024 * 1024, python: str | None = None) -> None:
+        self.log_max_bytes = log_max_bytes
+        self.python = python or sys.executable
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self.host = socket.gethostname()
+
+    def launch(self, spec: LaunchSpec) -> Handle:
+        job = spec.job
+        for p in (spec.out_path, spec.err_path):
+            Path(p).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        exit_file = exit_file_for(spec.out_path)
+        try:
+            os.unlink(exit_file)
+        except FileNotFoundError:
+            pass
+        cmd = [
+            self.python, "-m", "scheduler.executors.supervise",
+            "--exit-file", exit_file, "--out", spec.out_path, "--err", spec.err_path,
+            "--max-bytes", str(self.log_max_bytes),
+        ]
+        if job.shell:
+            cmd.append("--shell")
+        cmd += ["--", *job.argv]
+        env = dict(spec.env)
+        if spec.gpu_indices:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_indices)
+        # the supervisor must import scheduler: give it our import path, not the job's
+        sup_env = dict(env)
+        pkg_root = str(Path(__file__).resolve().parents[2])
+        sup_env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        sup_env["CARBONSHIFT_JOB_PYTHONPATH"] = env.get("PYTHONPATH", "")
+        if not os.path.isdir(job.cwd):
+            raise ExecutorError(f"working directory {job.cwd!r} of job {job.id} does not exist")
+        try:
+            proc = subprocess.Popen(
+                cmd, cwd=job.cwd, env=sup_env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+        except OSError as exc:
+            raise ExecutorError(f"cannot start job {job.id}: {exc.strerror}") from exc
+        self._children[proc.pid] = proc
+        return Handle(handle=f"{proc.pid}:{exit_file}", host=self.host, pid=proc.pid)
+
+    @staticmethod
+    def _parse(handle: Handle) -> tuple[int, str]:
+        pid_text, _, exit_file = handle.handle.partition(":")
+        return int(pid_text), exit_file
+
+    def _read_exit(self, exit_file: str) -> ExitStatus | None:
+        try:
+            data = json.loads(Path(exit_file).read_text())
+        except (OSError, ValueError):
+            return None
+        code = data.get("exit_code")
+        state = JobState.SUCCEEDED if code == 0 else JobState.FAILED
+        reason = data.get("error") or ("" if code == 0 else f"exit code {code}")
+        cpu = data.get("cpu_s")
+        return ExitStatus(exit_code=code, state=state.value, reason=reason,
+                          cpu_s=float(cpu) if cpu is not None else None)
+
+    def poll(self, handle: Handle) -> ExitStatus | None:
+        pid, exit_file = self._parse(handle)
+        child = self._children.get(pid)
+        if child is not None:
+            if child.poll() is None:
+                return None
+            self._children.pop(pid, None)
+        elif _pid_alive(pid):
+            return None
+        status = self._read_exit(exit_file)
+        if status is not None:
+            return status
+        if child is not None and child.returncode is not None:
+            rc = child.returncode
+            return ExitStatus(
+                exit_code=None, state=JobState.LOST.value,
+                reason=f"supervisor ended ({rc}) without recording the job's exit",
+            )
+        return ExitStatus(
+            exit_code=None, state=JobState.LOST.value,
+            reason="process is gone and left no exit record (killed with the host or by SIGKILL)",
+        )
+
+    def alive(self, handle: Handle) -> bool:
+        pid, _ = self._parse(handle)
+        child = self._children.get(pid)
+        if child is not None:
+            return child.poll() is None
+        return _pid_alive(pid)
+
+    def cancel(self, handle: Handle, grace_s: float = 10.0) -> None:
+        pid, _ = self._parse(handle)
+        if not self.alive(handle):
+            return
+        _killpg(pid, signal.SIGCONT)  # a suspended group must run to handle SIGTERM
+        _killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not self.alive(handle) and not _group_alive(pid):
+                return
+            time.sleep(0.05)
+        _killpg(pid, signal.SIGKILL)
+        child = self._children.get(pid)
+        if child is not None:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def suspend(self, handle: Handle) -> None:
+        pid, _ = self._parse(handle)
+        _killpg(pid, signal.SIGSTOP)
+
+    def resume(self, handle: Handle) -> None:
+        pid, _ = self._parse(handle)
+        _killpg(pid, signal.SIGCONT)
+
+    def signal(self, handle: Handle, signum: int) -> None:
+        pid, _ = self._parse(handle)
+        _killpg(pid, signum)
+
+    def cleanup_group(self, handle: Handle, grace_s: float = 2.0) -> bool:
+        """Kill what is left of a finished run's process group (daemons it forked).
+
+        Returns whether anything was left."""
+        pid, _ = self._parse(handle)
+        if not _group_alive(pid):
+            return False
+        _killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.05)
+        if _group_alive(pid):
+            _killpg(pid, signal.SIGKILL)
+        return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive for our purposes
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0] != b"Z"
+    except OSError:
+        return False
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

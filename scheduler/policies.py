@@ -1,0 +1,146 @@
+"""Carbon deadline policies: resolving a policy and per-job overrides into bounds.
+
+A job's policy is resolved once, at submission, into absolute instants: the earliest
+start, the latest start and the finish-by deadline. From then on the job does not depend
+on the named policy (which may change).
+
+* finish-by deadline: ``deadline_at`` or ``submitted + deadline_s``;
+* latest start: ``latest_start_at`` or ``submitted + latest_start_s``;
+* maximum delay: the job starts at most ``max_delay_s`` after submission;
+* intensity threshold: start at the first window whose forecast mean is below it;
+* carbon budget: refuse the job if even its best window is expected to emit more;
+* ``run_now``: no shifting at all.
+
+With no bound at all a job must finish within :data:`DEFAULT_DEADLINE_S`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from scheduler.errors import BadInput, InfeasibleJob
+from scheduler.model import Policy
+from scheduler.timeutil import format_duration, iso
+
+DEFAULT_DEADLINE_S = 24 * 3600
+
+BUILTIN_POLICIES: dict[str, Policy] = {
+    "default": Policy(
+        name="default", deadline_s=DEFAULT_DEADLINE_S,
+        description="finish within 24 h, at the lowest-carbon time",
+    ),
+    "now": Policy(name="now", run_now=True, description="run at once, no shifting"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """A job's resolved constraints."""
+
+    earliest_start: datetime
+    latest_start: datetime
+    deadline_at: datetime | None
+    threshold_g_per_kwh: float | None
+    budget_g: float | None
+    run_now: bool
+    interruptible: bool
+
+
+def merge(base: Policy, override: Policy) -> Policy:
+    """``override``'s set fields on top of ``base`` (per-job flags over a named policy)."""
+    changes = {}
+    for name in (
+        "deadline_s", "deadline_at", "latest_start_s", "latest_start_at", "max_delay_s",
+        "threshold_g_per_kwh", "budget_g",
+    ):
+        value = getattr(override, name)
+        if value is not None:
+            changes[name] = value
+    if override.deadline_s is not None or override.deadline_at is not None:
+        # a per-job deadline replaces the policy's, whichever form each used
+        changes.setdefault("deadline_s", override.deadline_s)
+        changes.setdefault("deadline_at", override.deadline_at)
+        if override.deadline_s is None:
+            changes["deadline_s"] = None
+        if override.deadline_at is None:
+            changes["deadline_at"] = None
+    if override.run_now:
+        changes["run_now"] = True
+    if override.interruptible:
+        changes["interruptible"] = True
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def validate_policy(policy: Policy) -> Policy:
+    """Refuse values that make no sense (negative, NaN) with a one-line message."""
+    for name in ("deadline_s", "latest_start_s", "max_delay_s"):
+        value = getattr(policy, name)
+        if value is not None and value < 0:
+            raise BadInput(f"policy {policy.name!r}: {name} must not be negative")
+    for name in ("threshold_g_per_kwh", "budget_g"):
+        value = getattr(policy, name)
+        if value is not None and (value != value or value <= 0 or value == float("inf")):
+            raise BadInput(
+                f"policy {policy.name!r}: {name.replace('_g_per_kwh', '')} {value!r} must be a positive number"
+            )
+    if not policy.name or not policy.name.replace("-", "").replace("_", "").isalnum():
+        raise BadInput(
+            f"policy name {policy.name!r} is not valid: use letters, digits, '-' and '_'"
+        )
+    return policy
+
+
+def resolve(policy: Policy, *, submitted_at: datetime, duration_s: int, not_before: datetime | None = None) -> Bounds:
+    """Absolute bounds for a job of ``duration_s`` submitted at ``submitted_at``.
+
+    Raises :class:`InfeasibleJob` naming the earliest feasible finish when the deadline
+    cannot be met, and :class:`BadInput` for a deadline already in the past.
+    """
+    earliest = max(submitted_at, not_before) if not_before else submitted_at
+    duration = timedelta(seconds=duration_s)
+    earliest_finish = earliest + duration
+    deadline: datetime | None = None
+    if policy.deadline_at is not None:
+        deadline = policy.deadline_at
+    elif policy.deadline_s is not None:
+        deadline = submitted_at + timedelta(seconds=policy.deadline_s)
+    if deadline is not None and deadline <= submitted_at:
+        raise BadInput(
+            f"deadline {iso(deadline)} is in the past: give a later time or a duration like 12h"
+        )
+    bounds: list[datetime] = []
+    if deadline is not None:
+        bounds.append(deadline - duration)
+    if policy.latest_start_at is not None:
+        bounds.append(policy.latest_start_at)
+    if policy.latest_start_s is not None:
+        bounds.append(submitted_at + timedelta(seconds=policy.latest_start_s))
+    if policy.max_delay_s is not None:
+        bounds.append(earliest + timedelta(seconds=policy.max_delay_s))
+    if policy.run_now:
+        bounds.append(earliest)
+    if not bounds:
+        deadline = submitted_at + timedelta(seconds=max(DEFAULT_DEADLINE_S, duration_s))
+        bounds.append(deadline - duration)
+    latest = min(bounds)
+    if deadline is not None and deadline < earliest_finish:
+        need = format_duration((earliest_finish - submitted_at).total_seconds())
+        raise InfeasibleJob(
+            f"deadline {iso(deadline)} is earlier than the earliest possible finish "
+            f"{iso(earliest_finish)} (now + {format_duration(duration_s)}): give --deadline {need} or later"
+        )
+    if latest < earliest:
+        raise InfeasibleJob(
+            f"latest start {iso(latest)} is before the earliest start {iso(earliest)}: "
+            "relax --latest-start or --max-delay"
+        )
+    return Bounds(
+        earliest_start=earliest,
+        latest_start=latest,
+        deadline_at=deadline,
+        threshold_g_per_kwh=policy.threshold_g_per_kwh,
+        budget_g=policy.budget_g,
+        run_now=policy.run_now,
+        interruptible=policy.interruptible,
+    )

@@ -1,0 +1,375 @@
+"""The queue's logic: submitting, planning, cancelling. I/O goes through the store.
+
+``submit`` validates everything before writing anything: a refused job leaves no row.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from intensity.errors import UnknownZone
+from intensity.model import Forecast
+from scheduler.errors import BadInput, InfeasibleJob, NotFound, NotOwner
+from scheduler.model import (
+    TERMINAL_STATES,
+    WAITING_STATES,
+    Event,
+    Job,
+    JobState,
+    Plan,
+    PlanEntry,
+    Policy,
+    Site,
+)
+from scheduler.planner import horizon_needed_s, plan
+from scheduler.policies import BUILTIN_POLICIES, merge, resolve, validate_policy
+from scheduler.timeutil import format_duration, iso
+
+if TYPE_CHECKING:
+    from scheduler.app import App
+
+#: Variables copied from the submitter's environment into the job's (plus --env values).
+#: Never the daemon's environment, which may hold API tokens.
+ENV_ALLOW_LIST = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+    "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PYTHONPATH", "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS", "HF_HOME", "TORCH_HOME",
+)
+MAX_NAME_LEN = 200
+MAX_ARGV_BYTES = 128 * 1024
+DEFAULT_SITE = "local"
+
+
+@dataclass
+class SubmitRequest:
+    """What a user asks for; every field is checked by :meth:`Queue.submit`."""
+
+    argv: list[str]
+    duration_s: int
+    name: str | None = None
+    zone: str | None = None
+    site: str | None = None
+    allowed_sites: list[str] = field(default_factory=list)
+    policy: str | None = None
+    overrides: Policy = field(default_factory=lambda: Policy(name="(flags)"))
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    submitter_env: Mapping[str, str] = field(default_factory=dict)
+    shell: bool = False
+    gpus: int = 0
+    cpus: int = 1
+    power_w: float | None = None
+    priority: int = 0
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    job: Job
+    entry: PlanEntry
+    plan_source: str
+    fallback: bool
+
+
+def check_text(value: str, what: str, *, max_len: int = MAX_NAME_LEN) -> str:
+    """Refuse control characters and overlong strings in names and arguments."""
+    if len(value) > max_len:
+        raise BadInput(f"{what} is {len(value)} characters long: keep it under {max_len}")
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t":
+            raise BadInput(f"{what} {value[:40]!r} contains a control character: remove it")
+    return value
+
+
+class Queue:
+    """Submit, plan and cancel jobs against the app's store, intensity and clock."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._forecasts: dict[str, tuple[datetime, int, Forecast, str, bool]] = {}
+
+    # -- policies -----------------------------------------------------------------------
+    def get_policy(self, name: str) -> Policy:
+        try:
+            return self.app.store.get_policy(name)
+        except NotFound:
+            if name in BUILTIN_POLICIES:
+                return BUILTIN_POLICIES[name]
+            known = sorted({p.name for p in self.app.store.list_policies()} | set(BUILTIN_POLICIES))
+            raise NotFound(
+                f"unknown policy {name!r}: known policies are {', '.join(known)} "
+                "(create one with `carbonshift policy set NAME ...`)"
+            ) from None
+
+    def list_policies(self) -> list[tuple[Policy, bool]]:
+        """Stored policies, plus built-ins not overridden; ``(policy, builtin)``."""
+        stored = {p.name: p for p in self.app.store.list_policies()}
+        out = [(p, False) for p in stored.values()]
+        out += [(p, True) for n, p in BUILTIN_POLICIES.items() if n not in stored]
+        return sorted(out, key=lambda t: t[0].name)
+
+    # -- sites --------------------------------------------------------------------------
+    def sites(self) -> dict[str, Site]:
+        """Stored sites plus the default ``local`` site (home zone from config)."""
+        sites = {s.name: s for s in self.app.store.list_sites()}
+        if DEFAULT_SITE not in sites:
+            sites[DEFAULT_SITE] = Site(
+                name=DEFAULT_SITE, zone=self.app.settings.default_zone, executor="local",
+                gpus=0, cpus=os.cpu_count() or 1, pue=1.0,
+            )
+        return sites
+
+    # -- forecasts ----------------------------------------------------------------------
+    def forecast(self, zone: str, now: datetime, horizon_s: int) -> tuple[Forecast, str, bool]:
+        """Forecast through the chain, memoised in-process for a minute of clock time."""
+        memo = self._forecasts.get(zone)
+        if memo is not None:
+            at, horizon, fc, source, fb = memo
+            if at <= now < at + timedelta(seconds=60) and (
+                fc.end is not None and fc.end >= now + timedelta(seconds=min(horizon, horizon_s))
+            ) and horizon >= horizon_s:
+                return fc, source, fb
+        answer = self.app.intensity.forecast(zone, now, max(horizon_s, 3600))
+        result = (answer.forecast, answer.describe(), answer.fallback)
+        self._forecasts[zone] = (now, max(horizon_s, 3600), *result)
+        return result
+
+    # -- submit ---------------------------------------------------------------------------
+    def build_job(self, req: SubmitRequest, now: datetime) -> Job:
+        """Validate a request and resolve it into a job (not yet stored or planned)."""
+        if not req.argv or not any(a.strip() for a in req.argv):
+            raise BadInput("the command is empty: put it after `--`, like `-- python train.py`")
+        total = 0
+        for i, a in enumerate(req.argv):
+            check_text(a, f"command argument {i + 1}", max_len=MAX_ARGV_BYTES)
+            total += len(a)
+        if total > MAX_ARGV_BYTES:
+            raise BadInput(f"the command is {total} bytes long: keep it under {MAX_ARGV_BYTES}")
+        if req.duration_s <= 0:
+            raise BadInput(f"duration {req.duration_s!r} must be longer than zero")
+        name = req.name or os.path.basename(req.argv[0]) or "job"
+        check_text(name, "name")
+        if not name.strip():
+            raise BadInput("name is empty: give --name a few characters")
+        for k, v in req.env.items():
+            if not k or "=" in k or "\0" in k or "\0" in v:
+                raise BadInput(f"environment entry {k!r} is not valid: use --env NAME=VALUE")
+        if req.gpus < 0 or req.cpus < 0:
+            raise BadInput("--gpus and --cpus must not be negative")
+        if req.priority < -1000 or req.priority > 1000:
+            raise BadInput(f"priority {req.priority} is out of range: use -1000..1000")
+        sites = self.sites()
+        site_name = req.site or DEFAULT_SITE
+        if site_name not in sites:
+            raise NotFound(
+                f"unknown site {site_name!r}: known sites are {', '.join(sorted(sites))} "
+                "(add one with `carbonshift site add`)"
+            )
+        for s in req.allowed_sites:
+            if s not in sites:
+                raise NotFound(f"unknown site {s!r} in --site: known sites are {', '.join(sorted(sites))}")
+        site = sites[site_name]
+        zone = req.zone or site.zone
+        try:
+            self.app.intensity.check_zone(zone)
+        except UnknownZone as exc:
+            raise BadInput(str(exc)) from None
+        policy_name = req.policy or self.app.settings.default_policy
+        policy = validate_policy(merge(self.get_policy(policy_name), req.overrides))
+        bounds = resolve(policy, submitted_at=now, duration_s=req.duration_s, not_before=req.not_before)
+        power = req.power_w
+        if power is None:
+            power = req.gpus * self.app.settings.gpu_w + max(req.cpus, 1) * self.app.settings.cpu_w_per_core
+        if not math.isfinite(power) or power <= 0 or power > 1e7:
+            raise BadInput(f"power {power!r} W must be a positive number of watts")
+        env = {k: req.submitter_env[k] for k in ENV_ALLOW_LIST if k in req.submitter_env}
+        env.update(req.env)
+        return Job(
+            name=name,
+            argv=list(req.argv),
+            duration_s=req.duration_s,
+            zone=zone,
+            submitted_at=now,
+            earliest_start=bounds.earliest_start,
+            latest_start=bounds.latest_start,
+            deadline_at=bounds.deadline_at,
+            cwd=os.path.abspath(req.cwd or "."),
+            env=env,
+            shell=req.shell,
+            power_w=float(power),
+            gpus=req.gpus,
+            cpus=req.cpus,
+            site=site_name,
+            allowed_sites=list(req.allowed_sites),
+            owner=self.app.user,
+            policy_name=policy_name,
+            threshold_g_per_kwh=bounds.threshold_g_per_kwh,
+            budget_g=bounds.budget_g,
+            run_now=bounds.run_now,
+            interruptible=bounds.interruptible,
+            priority=req.priority,
+        )
+
+    def plan_one(self, job: Job, now: datetime) -> tuple[PlanEntry, str, bool]:
+        """Plan a single (validated) job against the current forecast."""
+        sites = self.sites()
+        site = sites.get(job.site)
+        zone = site.zone if site else job.zone
+        horizon = horizon_needed_s([job], now)
+        fc, source, fallback = self.forecast(zone, now, horizon)
+        probe = replace(job, id=job.id if job.id is not None else -1)
+        result = plan([probe], {zone: fc}, sites, now)
+        entry = result.entries[probe.id]  # type: ignore[index]
+        return entry, source, fallback
+
+    def submit(self, req: SubmitRequest, *, now: datetime | None = None) -> SubmitResult:
+        """Validate, plan and store a job; nothing is written if anything is refused."""
+        now = now or self.app.clock.now()
+        job = self.build_job(req, now)
+        entry, source, fallback = self.plan_one(job, now)
+        if job.budget_g is not None and math.isfinite(entry.expected_g) and entry.expected_g > job.budget_g:
+            raise InfeasibleJob(
+                f"carbon budget {job.budget_g:g} g is below the best window's expected "
+                f"{entry.expected_g:.1f} g (start {iso(entry.start)}, mean "
+                f"{entry.mean_intensity_g_per_kwh:.0f} gCO2/kWh at {job.power_w:.0f} W for "
+                f"{format_duration(job.duration_s)}; running now: {entry.run_now_g:.1f} g): "
+                "raise --budget, extend the deadline or lower --power-w"
+            )
+        self._apply_entry(job, entry, source, fallback)
+        stored = self.app.store.add_job(job)
+        assert stored.id is not None
+        self.app.store.add_event(
+            Event(stored.id, now, "submitted",
+                  f"planned {iso(entry.start)} on {entry.site} ({entry.reason}; {source})")
+        )
+        return SubmitResult(stored, replace(entry, job_id=stored.id), source, fallback)
+
+    def submit_many(self, reqs: Sequence[SubmitRequest], *, now: datetime | None = None) -> list[Job]:
+        """Validate and plan many jobs, then store them in one transaction."""
+        now = now or self.app.clock.now()
+        jobs = [self.build_job(r, now) for r in reqs]
+        for i, j in enumerate(jobs):
+            j.id = -(i + 1)
+        sites = self.sites()
+        zones = {(sites[j.site].zone if j.site in sites else j.zone) for j in jobs}
+        horizon = horizon_needed_s(jobs, now)
+        forecasts: dict[str, Forecast] = {}
+        sources: dict[str, tuple[str, bool]] = {}
+        for z in zones:
+            fc, source, fb = self.forecast(z, now, horizon)
+            forecasts[z] = fc
+            sources[z] = (source, fb)
+        result = plan(jobs, forecasts, sites, now)
+        for j in jobs:
+            entry = result.entries[j.id]  # type: ignore[index]
+            zone = sites[j.site].zone if j.site in sites else j.zone
+            if j.budget_g is not None and math.isfinite(entry.expected_g) and entry.expected_g > j.budget_g:
+                raise InfeasibleJob(
+                    f"job {j.name!r}: carbon budget {j.budget_g:g} g is below the best window's "
+                    f"expected {entry.expected_g:.1f} g"
+                )
+            self._apply_entry(j, entry, *sources[zone])
+            j.id = None
+        ids = self.app.store.add_jobs(jobs)
+        for j, i in zip(jobs, ids, strict=True):
+            j.id = i
+        return jobs
+
+    @staticmethod
+    def _apply_entry(job: Job, entry: PlanEntry, source: str, fallback: bool) -> None:
+        job.state = JobState.PLANNED
+        job.planned_start = entry.start
+        job.planned_site = entry.site
+        job.expected_g = entry.expected_g if math.isfinite(entry.expected_g) else None
+        job.run_now_g = entry.run_now_g if math.isfinite(entry.run_now_g) else None
+        job.plan_source = source
+        job.note = f"{entry.reason}" + ("; planned on fallback carbon data" if fallback else "")
+
+    # -- re-planning ----------------------------------------------------------------------
+    def replan(self, now: datetime, *, hysteresis_pct: float | None = None) -> tuple[Plan, list[tuple[Job, PlanEntry]]]:
+        """Re-plan every waiting job with fresh forecasts; write moves that save enough.
+
+        A planned job moves only when the new plan saves more than ``hysteresis_pct`` of its
+        current expected emissions (re-evaluated on the new forecast), so plans don't flap.
+        Returns the plan and the list of (job, new entry) actually moved.
+        """
+        hysteresis = self.app.settings.replan_hysteresis_pct if hysteresis_pct is None else hysteresis_pct
+        jobs = self.app.store.list_jobs(WAITING_STATES)
+        if not jobs:
+            return Plan(), []
+        sites = self.sites()
+        horizon = horizon_needed_s(jobs, now)
+        forecasts: dict[str, Forecast] = {}
+        sources: dict[str, tuple[str, bool]] = {}
+        for z in {(sites[j.site].zone if j.site in sites else j.zone) for j in jobs}:
+            self._forecasts.pop(z, None)
+            fc, source, fb = self.forecast(z, now, horizon)
+            forecasts[z] = fc
+            sources[z] = (source, fb)
+        new_plan = plan(jobs, forecasts, sites, now)
+        current = plan(
+            [replace(j, earliest_start=j.planned_start, latest_start=j.planned_start, run_now=True)
+             for j in jobs if j.planned_start is not None and j.planned_start >= now],
+            forecasts, sites, now,
+        )
+        moved: list[tuple[Job, PlanEntry]] = []
+        keep = Plan()
+        for j in jobs:
+            assert j.id is not None
+            entry = new_plan.entries.get(j.id)
+            if entry is None:
+                continue
+            cur = current.entries.get(j.id)
+            zone = sites[j.site].zone if j.site in sites else j.zone
+            if j.state is JobState.PLANNED and cur is not None and entry.start != j.planned_start:
+                gain = cur.expected_g - entry.expected_g
+                if not (math.isfinite(gain) and gain > cur.expected_g * hysteresis / 100.0):
+                    continue
+            if j.state is JobState.PLANNED and entry.start == j.planned_start:
+                continue
+            keep.entries[j.id] = entry
+            self._apply_entry(j, entry, *sources[zone])
+            moved.append((j, entry))
+        if keep.entries:
+            self.app.store.apply_plan(keep, now)
+            for j, entry in moved:
+                assert j.id is not None
+                self.app.store.update_job(j)
+        return new_plan, moved
+
+    # -- cancel ---------------------------------------------------------------------------
+    def check_owner(self, job: Job) -> None:
+        """Only the owner (or an admin from config) may cancel or change a job."""
+        user = self.app.user
+        if job.owner and job.owner != user and user not in self.app.settings.admins and user != "root":
+            raise NotOwner(
+                f"job {job.id} belongs to {job.owner!r}, not {user!r}: ask them, or an admin "
+                "listed in the config's `admins`"
+            )
+
+    def cancel(self, job_id: int, *, now: datetime | None = None) -> tuple[Job, bool]:
+        """Cancel a job. Returns the job and whether it was running (the daemon stops it)."""
+        now = now or self.app.clock.now()
+        job = self.app.store.get_job(job_id)
+        self.check_owner(job)
+        if job.state in TERMINAL_STATES:
+            raise BadInput(f"job {job_id} is already {job.state}: nothing to cancel")
+        was_running = job.state in (JobState.RUNNING, JobState.SUSPENDED)
+        if not self.app.store.transition(
+            job_id, JobState.CANCELLED,
+            expected={JobState.PENDING, JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED},
+            note="cancelled by " + self.app.user,
+        ):
+            job = self.app.store.get_job(job_id)
+            raise BadInput(f"job {job_id} is already {job.state}: nothing to cancel")
+        self.app.store.add_event(Event(job_id, now, "cancelled", f"cancelled by {self.app.user}"))
+        return self.app.store.get_job(job_id), was_running
+
+    def jobs(self, states: Iterable[JobState] | None = None) -> list[Job]:
+        return self.app.store.list_jobs(states)
