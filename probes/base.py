@@ -19,6 +19,11 @@ class EnergyProbe(ABC):
 
     method: Method
 
+    #: What the probe's samples cover, for choosing one method per role: ``gpu``, ``cpu``,
+    #: ``memory``. Of several probes sharing a role the sampler uses the first that works
+    #: and keeps the others on standby, to take over if it fails mid-run.
+    roles: frozenset[str] = frozenset({"cpu"})
+
     @abstractmethod
     def begin(self, target: ProbeTarget, now: datetime) -> None:
         """Take the baseline reading."""
@@ -30,6 +35,16 @@ class EnergyProbe(ABC):
     def end(self, now: datetime) -> list[Sample]:
         """The last samples, at process exit. Defaults to a final :meth:`read`."""
         return self.read(now)
+
+    def observe_exit(self, *, cpu_s: float | None) -> None:  # noqa: B027 - optional hook
+        """Told, before :meth:`end`, the reaped job's total CPU time (``os.wait4`` rusage).
+
+        Probes that estimate from CPU time use it to make a short job's figure exact.
+        """
+
+    def drain_notes(self) -> list[str]:
+        """Degradations noticed since the last call (a GPU lost, a share applied...)."""
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release handles (NVML shutdown...)."""
