@@ -1,0 +1,1047 @@
+"""The SQL job store: one implementation of :class:`JobStore` for SQLite and PostgreSQL.
+
+:func:`open_store` turns a URL into an open, migrated :class:`SqlStore`:
+
+- ``sqlite://`` (no path): an in-memory database on one shared connection (the shipped
+  in-memory store; same code as the others).
+- ``sqlite:////abs/path.db``: a file, created owner-only (0600, parent directory 0700) when
+  missing, opened with WAL, a 5 s busy timeout, foreign keys on and ``synchronous=NORMAL``.
+- ``postgresql+psycopg://user@host:port/db``: several hosts sharing one queue.
+
+Hot paths use SQLAlchemy Core. Write transactions on SQLite start with ``BEGIN IMMEDIATE``
+(the pysqlite recipe: the driver's own transaction handling is switched off and the
+``begin`` event emits the BEGIN), so two processes never both read a job as claimable and
+a writer waits for the busy timeout instead of failing on a lock upgrade. Claims are a
+conditional ``UPDATE ... WHERE state IN (...) RETURNING``; on PostgreSQL ``claim_due``
+first locks candidates with ``SELECT ... FOR UPDATE SKIP LOCKED``.
+
+The schema is migrated on open. The current revision is read with one plain query, and
+Alembic is imported only when an upgrade is due, so opening an up-to-date database stays
+fast. Every SQLAlchemy or driver error leaves this module as a
+:class:`~scheduler.errors.StorageError` (or :class:`~scheduler.errors.BadDatabase`,
+:class:`~scheduler.errors.NotFound`) with the original chained; passwords never appear.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import URL, RowMapping, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+    StatementError,
+)
+from sqlalchemy.pool import StaticPool
+
+from intensity.model import IntensityPoint, Kind, Signal, Source
+from probes.model import Method, Sample
+from scheduler.errors import BadDatabase, CarbonshiftError, NotFound, StorageError
+from scheduler.model import (
+    Event,
+    Job,
+    JobState,
+    Plan,
+    Policy,
+    Run,
+    RunAccounting,
+    Site,
+)
+from scheduler.storage import tables as t
+from scheduler.storage.base import JobStore
+
+#: The newest schema revision this code knows; must equal Alembic's script head.
+HEAD_REVISION = "0001"
+#: Every revision this code knows, oldest first. A database at any other is from a newer
+#: carbonshift (or not ours) and is refused rather than touched.
+KNOWN_REVISIONS: tuple[str, ...] = ("0001",)
+
+BUSY_TIMEOUT_S = 5.0
+SQLITE_HEADER = b"SQLite format 3\x00"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_PG_MIGRATION_LOCK = 0x63_73_68_69_66_74  # "cshift": serialises concurrent first opens
+
+_WRITE = "carbonshift_write"  # execution option: this transaction writes (BEGIN IMMEDIATE)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def safe_url(url: URL | str) -> str:
+    """The URL with its password masked, for messages."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        return "<unparseable database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+class SqlStore(JobStore):
+    """A :class:`JobStore` over SQLAlchemy Core: SQLite (file or memory) or PostgreSQL.
+
+    Build one with :func:`open_store`. Each public method is one transaction. The store is
+    safe to share between threads; :meth:`transition` and :meth:`claim_due` are safe
+    between processes sharing the database.
+    """
+
+    def __init__(self, engine: Engine, *, description: str, url: str | None = None) -> None:
+        #: the URL the store was opened with (may hold a password: never print it; use
+        #: :func:`safe_url`)
+        self.url = url if url is not None else engine.url.render_as_string(hide_password=False)
+        self.engine = engine
+        self.description = description
+        self.dialect = engine.dialect.name
+        self._password = engine.url.password
+        self._write_engine = engine.execution_options(**{_WRITE: True})
+        # The in-memory database is one connection shared by every thread: serialise use.
+        self._lock: AbstractContextManager[Any] = (
+            threading.RLock() if isinstance(engine.pool, StaticPool) else nullcontext()
+        )
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _scrub(self, message: str) -> str:
+        if self._password:
+            message = message.replace(str(self._password), "***")
+        return " ".join(message.split())
+
+    def _translate(self, exc: BaseException, what: str) -> CarbonshiftError:
+        """Turn a SQLAlchemy/driver error into one of ours, with a one-line message."""
+        if isinstance(exc, StatementError) and isinstance(exc.orig, CarbonshiftError):
+            return exc.orig
+        orig = getattr(exc, "orig", None) or exc
+        detail = self._scrub(str(orig).splitlines()[0] if str(orig) else type(orig).__name__)
+        if isinstance(exc, OperationalError | sqlite3.OperationalError) and (
+            "locked" in detail.lower() or "busy" in detail.lower()
+        ):
+            return StorageError(
+                f"{self.description} is locked: another process held it for longer than the "
+                f"{BUSY_TIMEOUT_S:g} s busy timeout while this one tried to {what}; retry, "
+                "or find the process holding it"
+            )
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return StorageError(
+                f"lost the connection to {self.description} while trying to {what}: {detail}"
+            )
+        return StorageError(f"could not {what} in {self.description}: {detail}")
+
+    @contextmanager
+    def _tx(self, what: str, *, write: bool = True) -> Iterator[Connection]:
+        """One transaction; ``write`` ones take the SQLite write lock at BEGIN."""
+        with self._lock:
+            try:
+                engine = self._write_engine if write else self.engine
+                with engine.connect() as conn, conn.begin():
+                    yield conn
+            except CarbonshiftError:
+                raise
+            except (SQLAlchemyError, sqlite3.Error) as exc:
+                raise self._translate(exc, what) from exc
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        try:
+            self.engine.dispose()
+        except SQLAlchemyError as exc:  # pragma: no cover - dispose rarely fails
+            raise self._translate(exc, "close the store") from exc
+
+    # -- policies -------------------------------------------------------------------------
+    def put_policy(self, policy: Policy) -> None:
+        values = dataclasses.asdict(policy)
+        with self._tx(f"save policy {policy.name!r}") as conn:
+            conn.execute(delete(t.policies).where(t.policies.c.name == policy.name))
+            conn.execute(insert(t.policies), values)
+
+    def get_policy(self, name: str) -> Policy:
+        with self._tx(f"read policy {name!r}", write=False) as conn:
+            row = conn.execute(select(t.policies).where(t.policies.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no policy named {name!r}: see `carbonshift policy list`")
+        return Policy(**row._mapping)
+
+    def list_policies(self) -> list[Policy]:
+        with self._tx("list policies", write=False) as conn:
+            rows = conn.execute(select(t.policies).order_by(t.policies.c.name)).all()
+        return [Policy(**r._mapping) for r in rows]
+
+    def delete_policy(self, name: str) -> None:
+        with self._tx(f"delete policy {name!r}") as conn:
+            n = conn.execute(delete(t.policies).where(t.policies.c.name == name)).rowcount
+        if n == 0:
+            raise NotFound(f"no policy named {name!r}: see `carbonshift policy list`")
+
+    # -- sites ----------------------------------------------------------------------------
+    def put_site(self, site: Site) -> None:
+        values = dataclasses.asdict(site)
+        with self._tx(f"save site {site.name!r}") as conn:
+            conn.execute(delete(t.sites).where(t.sites.c.name == site.name))
+            conn.execute(insert(t.sites), values)
+
+    def get_site(self, name: str) -> Site:
+        with self._tx(f"read site {name!r}", write=False) as conn:
+            row = conn.execute(select(t.sites).where(t.sites.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no site named {name!r}: see `carbonshift site list`")
+        return Site(**row._mapping)
+
+    def list_sites(self) -> list[Site]:
+        with self._tx("list sites", write=False) as conn:
+            rows = conn.execute(select(t.sites).order_by(t.sites.c.name)).all()
+        return [Site(**r._mapping) for r in rows]
+
+    def delete_site(self, name: str) -> None:
+        with self._tx(f"delete site {name!r}") as conn:
+            n = conn.execute(delete(t.sites).where(t.sites.c.name == name)).rowcount
+        if n == 0:
+            raise NotFound(f"no site named {name!r}: see `carbonshift site list`")
+
+    # -- jobs -----------------------------------------------------------------------------
+    def add_job(self, job: Job) -> Job:
+        now = _now()
+        values = _job_values(job, now)
+        with self._tx(f"add job {job.name!r}") as conn:
+            key = conn.execute(_INSERT_JOB, values).inserted_primary_key
+        assert key is not None
+        new_id = int(key[0])
+        return dataclasses.replace(job, id=new_id, updated_at=now)
+
+    def add_jobs(self, jobs: Sequence[Job]) -> list[int]:
+        if not jobs:
+            return []
+        now = _now()
+        values = [_job_values(j, now) for j in jobs]
+        with self._tx(f"add {len(jobs)} jobs") as conn:
+            result = conn.execute(
+                insert(t.jobs).returning(t.jobs.c.id, sort_by_parameter_order=True), values
+            )
+            return [int(i) for i in result.scalars().all()]
+
+    def get_job(self, job_id: int) -> Job:
+        with self._tx(f"read job {job_id}", write=False) as conn:
+            row = conn.execute(_SELECT_JOB, {"id": job_id}).first()
+        if row is None:
+            raise NotFound(f"no job {job_id}: see `carbonshift queue` or `carbonshift history`")
+        return _job_from_row(row._mapping)
+
+    def list_jobs(
+        self,
+        states: Iterable[JobState] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        sites: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        c = t.jobs.c
+        query: Select[Any] = select(t.jobs)
+        if states is not None:
+            query = query.where(c.state.in_([str(s) for s in states]))
+        if since is not None:
+            query = query.where(c.submitted_at >= since)
+        if until is not None:
+            query = query.where(c.submitted_at < until)
+        if sites is not None:
+            query = query.where(func.coalesce(c.planned_site, c.site).in_(list(sites)))
+        query = query.order_by(c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx("list jobs", write=False) as conn:
+            rows = conn.execute(query).all()
+        return [_job_from_row(r._mapping) for r in rows]
+
+    def apply_plan(self, plan: Plan, now: datetime) -> int:
+        if not plan.entries:
+            return 0
+        c = t.jobs.c
+        stmt = (
+            update(t.jobs)
+            .where(c.id == bindparam("b_id"), c.state.in_(_WAITING))
+            .values(
+                state=JobState.PLANNED.value,
+                planned_site=bindparam("b_site"),
+                planned_start=bindparam("b_start"),
+                expected_g=bindparam("b_expected_g"),
+                run_now_g=bindparam("b_run_now_g"),
+                updated_at=bindparam("b_now"),
+            )
+        )
+        updated = 0
+        with self._tx(f"apply a plan of {len(plan.entries)} jobs") as conn:
+            for job_id, entry in plan.entries.items():
+                updated += conn.execute(
+                    stmt,
+                    {
+                        "b_id": job_id,
+                        "b_site": entry.site,
+                        "b_start": entry.start,
+                        "b_expected_g": entry.expected_g,
+                        "b_run_now_g": entry.run_now_g,
+                        "b_now": now,
+                    },
+                ).rowcount
+        return updated
+
+    def update_job(self, job: Job) -> None:
+        if job.id is None:
+            raise NotFound("cannot update a job that was never added (it has no id)")
+        values = {
+            "state": JobState(job.state).value,
+            "planned_start": job.planned_start,
+            "planned_site": job.planned_site,
+            "expected_g": job.expected_g,
+            "run_now_g": job.run_now_g,
+            "plan_source": job.plan_source,
+            "note": job.note,
+            "attempts": job.attempts,
+            "priority": job.priority,
+            "updated_at": _now(),
+        }
+        with self._tx(f"update job {job.id}") as conn:
+            n = conn.execute(update(t.jobs).where(t.jobs.c.id == job.id).values(values)).rowcount
+        if n == 0:
+            raise NotFound(f"no job {job.id}: see `carbonshift queue` or `carbonshift history`")
+
+    def transition(
+        self, job_id: int, to: JobState, *, expected: Iterable[JobState], note: str | None = None
+    ) -> bool:
+        """Atomically move a job to ``to`` if its state is one of ``expected``.
+
+        Entering ``running`` counts an attempt (``attempts + 1``). :class:`NotFound` if the
+        job does not exist; ``False`` if it is in another state.
+        """
+        c = t.jobs.c
+        values: dict[str, Any] = {"state": JobState(to).value, "updated_at": _now()}
+        if note is not None:
+            values["note"] = note
+        if JobState(to) is JobState.RUNNING:
+            values["attempts"] = c.attempts + 1
+        stmt = (
+            update(t.jobs)
+            .where(c.id == job_id, c.state.in_([JobState(s).value for s in expected]))
+            .values(values)
+        )
+        with self._tx(f"move job {job_id} to {to}") as conn:
+            if conn.execute(stmt).rowcount == 1:
+                return True
+            exists = conn.execute(select(c.id).where(c.id == job_id)).first()
+        if exists is None:
+            raise NotFound(f"no job {job_id}: see `carbonshift queue` or `carbonshift history`")
+        return False
+
+    def claim_due(
+        self, now: datetime, *, sites: Iterable[str] | None = None, limit: int = 10
+    ) -> list[Job]:
+        """Move up to ``limit`` due planned jobs to ``running`` (``attempts + 1``) and return
+        them, earliest planned start first (then higher priority, then id)."""
+        c = t.jobs.c
+        candidates = (
+            select(c.id)
+            .where(c.state == JobState.PLANNED.value, c.planned_start <= now)
+            .order_by(c.planned_start, c.priority.desc(), c.id)
+            .limit(limit)
+        )
+        if sites is not None:
+            candidates = candidates.where(
+                func.coalesce(c.planned_site, c.site).in_(list(sites))
+            )
+        if self.dialect == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        with self._tx("claim due jobs") as conn:
+            ids = list(conn.execute(candidates).scalars())
+            if not ids:
+                return []
+            rows = conn.execute(
+                update(t.jobs)
+                .where(c.id.in_(ids), c.state == JobState.PLANNED.value)
+                .values(state=JobState.RUNNING.value, updated_at=_now(), attempts=c.attempts + 1)
+                .returning(*t.jobs.c)
+            ).all()
+        claimed = [_job_from_row(r._mapping) for r in rows]
+        claimed.sort(key=lambda j: (j.planned_start or now, -j.priority, j.id or 0))
+        return claimed
+
+    # -- runs -----------------------------------------------------------------------------
+    def add_run(self, run: Run) -> Run:
+        values = _run_values(run)
+        values.update(_accounting_values(run.accounting))
+        try:
+            with self._tx(f"add a run of job {run.job_id}") as conn:
+                new_id = conn.execute(
+                    insert(t.runs).returning(t.runs.c.id), values
+                ).scalar_one()
+        except StorageError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise NotFound(f"no job {run.job_id} to add a run to") from exc
+            raise
+        return dataclasses.replace(run, id=new_id)
+
+    def update_run(self, run: Run) -> None:
+        if run.id is None:
+            raise NotFound("cannot update a run that was never added (it has no id)")
+        values = _run_values(run)
+        del values["job_id"]
+        with self._tx(f"update run {run.id}") as conn:
+            n = conn.execute(update(t.runs).where(t.runs.c.id == run.id).values(values)).rowcount
+        if n == 0:
+            raise NotFound(f"no run {run.id}")
+
+    def get_run(self, run_id: int) -> Run:
+        with self._tx(f"read run {run_id}", write=False) as conn:
+            row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"no run {run_id}")
+        return _run_from_row(row._mapping)
+
+    def runs_for_job(self, job_id: int) -> list[Run]:
+        c = t.runs.c
+        with self._tx(f"read runs of job {job_id}", write=False) as conn:
+            rows = conn.execute(
+                select(t.runs).where(c.job_id == job_id).order_by(c.started_at, c.id)
+            ).all()
+        return [_run_from_row(r._mapping) for r in rows]
+
+    def open_runs(self, *, host: str | None = None) -> list[Run]:
+        c = t.runs.c
+        query = select(t.runs).where(c.finished_at.is_(None))
+        if host is not None:
+            query = query.where(c.host == host)
+        with self._tx("list open runs", write=False) as conn:
+            rows = conn.execute(query.order_by(c.id)).all()
+        return [_run_from_row(r._mapping) for r in rows]
+
+    def renew_leases(self, run_ids: Sequence[int], until: datetime) -> None:
+        if not run_ids:
+            return
+        with self._tx(f"renew the leases of {len(run_ids)} runs") as conn:
+            conn.execute(
+                update(t.runs).where(t.runs.c.id.in_(list(run_ids))).values(lease_until=until)
+            )
+
+    def set_accounting(self, run_id: int, accounting: RunAccounting) -> None:
+        with self._tx(f"store the accounting of run {run_id}") as conn:
+            n = conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(_accounting_values(accounting))
+            ).rowcount
+        if n == 0:
+            raise NotFound(f"no run {run_id}")
+
+    # -- samples --------------------------------------------------------------------------
+    def add_samples(self, run_id: int, samples: Sequence[Sample]) -> None:
+        if not samples:
+            return
+        values = [
+            {
+                "run_id": run_id,
+                "start": s.start,
+                "end": s.end,
+                "device": s.device,
+                "energy_j": s.energy_j,
+                "method": str(s.method),
+                "estimated": s.estimated,
+                "note": s.note,
+            }
+            for s in samples
+        ]
+        try:
+            with self._tx(f"add {len(samples)} samples to run {run_id}") as conn:
+                conn.execute(insert(t.samples), values)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise NotFound(f"no run {run_id} to add samples to") from exc
+            raise
+
+    def samples_for_run(self, run_id: int) -> list[Sample]:
+        c = t.samples.c
+        with self._tx(f"read samples of run {run_id}", write=False) as conn:
+            rows = conn.execute(
+                select(t.samples).where(c.run_id == run_id).order_by(c.start, c.id)
+            ).all()
+        return [
+            Sample(
+                start=m["start"],
+                end=m["end"],
+                device=m["device"],
+                energy_j=m["energy_j"],
+                method=Method(m["method"]),
+                estimated=bool(m["estimated"]),
+                note=m["note"],
+            )
+            for m in (r._mapping for r in rows)
+        ]
+
+    # -- intensity ------------------------------------------------------------------------
+    def _insert_ignoring_duplicates(self) -> Any:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(t.intensity_points).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(t.intensity_points).on_conflict_do_nothing()
+
+    def _upsert_fetch(self) -> Any:
+        c = t.intensity_fetches.c
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            pg = pg_insert(t.intensity_fetches)
+            return pg.on_conflict_do_update(
+                index_elements=[c.zone, c.provider, c.kind],
+                set_={"fetched_at": pg.excluded.fetched_at},
+            )
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        lite = sqlite_insert(t.intensity_fetches)
+        return lite.on_conflict_do_update(
+            index_elements=[c.zone, c.provider, c.kind],
+            set_={"fetched_at": lite.excluded.fetched_at},
+        )
+
+    def add_points(self, points: Sequence[IntensityPoint]) -> int:
+        if not points:
+            return 0
+        now = _now()
+        values = [
+            {
+                "zone": p.zone,
+                "start": p.start,
+                "end": p.end,
+                "intensity_g_per_kwh": p.intensity_g_per_kwh,
+                "kind": str(p.kind),
+                "provider": p.provider,
+                "signal": str(p.signal),
+                "issued_at": p.issued_at,
+                "issued_key": p.issued_at if p.issued_at is not None else t.NO_ISSUE_SENTINEL,
+                "source": str(p.source),
+                "estimated": p.estimated,
+                "fetched_at": now,
+            }
+            for p in points
+        ]
+        fetches = sorted({(p.zone, p.provider, str(p.kind)) for p in points})
+        with self._tx(f"store {len(points)} intensity points") as conn:
+            new = conn.execute(
+                self._insert_ignoring_duplicates().returning(t.intensity_points.c.id), values
+            ).all()
+            conn.execute(
+                self._upsert_fetch(),
+                [{"zone": z, "provider": p, "kind": k, "fetched_at": now} for z, p, k in fetches],
+            )
+        return len(new)
+
+    def get_points(
+        self,
+        zone: str,
+        start: datetime,
+        end: datetime,
+        *,
+        kind: Kind | None = None,
+        provider: str | None = None,
+    ) -> list[IntensityPoint]:
+        c = t.intensity_points.c
+        query = select(t.intensity_points).where(c.zone == zone, c.start < end, c.end > start)
+        if kind is not None:
+            query = query.where(c.kind == str(kind))
+        if provider is not None:
+            query = query.where(c.provider == provider)
+        query = query.order_by(c.start, c.issued_key, c.id)
+        with self._tx(f"read intensity points of {zone}", write=False) as conn:
+            rows = conn.execute(query).all()
+        return [
+            IntensityPoint(
+                zone=m["zone"],
+                start=m["start"],
+                end=m["end"],
+                intensity_g_per_kwh=m["intensity_g_per_kwh"],
+                kind=Kind(m["kind"]),
+                provider=m["provider"],
+                signal=Signal(m["signal"]),
+                issued_at=m["issued_at"],
+                source=Source(m["source"]),
+                estimated=bool(m["estimated"]),
+            )
+            for m in (r._mapping for r in rows)
+        ]
+
+    def last_fetch(self, zone: str, provider: str, kind: Kind) -> datetime | None:
+        c = t.intensity_fetches.c
+        with self._tx(f"read the last fetch of {zone}", write=False) as conn:
+            value: datetime | None = conn.execute(
+                select(c.fetched_at).where(
+                    c.zone == zone, c.provider == provider, c.kind == str(kind)
+                )
+            ).scalar_one_or_none()
+        return value
+
+    # -- events ---------------------------------------------------------------------------
+    def add_event(self, event: Event) -> None:
+        values = {"job_id": event.job_id, "at": event.at, "kind": event.kind,
+                  "message": event.message}
+        try:
+            with self._tx(f"add an event to job {event.job_id}") as conn:
+                conn.execute(insert(t.events), values)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise NotFound(f"no job {event.job_id} to add an event to") from exc
+            raise
+
+    def events_for_job(self, job_id: int) -> list[Event]:
+        c = t.events.c
+        with self._tx(f"read events of job {job_id}", write=False) as conn:
+            rows = conn.execute(select(t.events).where(c.job_id == job_id).order_by(c.id)).all()
+        return [Event(**r._mapping) for r in rows]
+
+    def events_since(self, after_id: int, limit: int = 1000) -> list[Event]:
+        c = t.events.c
+        with self._tx("read recent events", write=False) as conn:
+            rows = conn.execute(
+                select(t.events).where(c.id > after_id).order_by(c.id).limit(limit)
+            ).all()
+        return [Event(**r._mapping) for r in rows]
+
+    # -- maintenance (used by `carbonshift db`) -------------------------------------------
+    def revision(self) -> str | None:
+        """The schema revision stored in the database (``None`` before the first migration)."""
+        try:
+            with self._lock, self.engine.connect() as conn:
+                return _read_revision(conn)
+        except SQLAlchemyError as exc:
+            raise self._translate(exc, "read the schema revision") from exc
+
+    def count_jobs_by_state(self) -> dict[str, int]:
+        """How many jobs are in each state."""
+        c = t.jobs.c
+        with self._tx("count jobs", write=False) as conn:
+            rows = conn.execute(select(c.state, func.count()).group_by(c.state)).all()
+        return {str(state): int(n) for state, n in rows}
+
+    def integrity_problems(self) -> list[str]:
+        """SQLite's ``integrity_check`` and ``foreign_key_check`` findings (empty when fine).
+
+        PostgreSQL enforces both itself, so there it always returns an empty list.
+        """
+        if self.dialect != "sqlite":
+            return []
+        problems: list[str] = []
+        with self._tx("check the database", write=False) as conn:
+            for (line,) in conn.exec_driver_sql("PRAGMA integrity_check").all():
+                if str(line) != "ok":
+                    problems.append(f"integrity: {line}")
+            for row in conn.exec_driver_sql("PRAGMA foreign_key_check").all():
+                problems.append(
+                    f"foreign key: table {row[0]} row {row[1]} points to missing {row[2]}"
+                )
+        return problems
+
+    def upgrade(self) -> str:
+        """Apply pending migrations; return the revision the database is now at."""
+        _migrate(self.engine, self.description, self._translate)
+        rev = self.revision()
+        return rev or "none"
+
+
+# -- row mapping ------------------------------------------------------------------------
+
+_WAITING = [JobState.PENDING.value, JobState.PLANNED.value]
+_JOB_FIELDS = [f.name for f in dataclasses.fields(Job)]
+_INSERT_JOB = insert(t.jobs)
+_SELECT_JOB = select(t.jobs).where(t.jobs.c.id == bindparam("id"))
+
+
+def _job_values(job: Job, now: datetime) -> dict[str, Any]:
+    values = {name: getattr(job, name) for name in _JOB_FIELDS if name != "id"}
+    values["state"] = JobState(job.state).value
+    values["argv"] = list(job.argv)
+    values["env"] = dict(job.env)
+    values["allowed_sites"] = list(job.allowed_sites)
+    values["updated_at"] = now
+    if job.id is not None:
+        values["id"] = job.id
+    return values
+
+
+def _job_from_row(m: RowMapping) -> Job:
+    values = {name: m[name] for name in _JOB_FIELDS}
+    values["state"] = JobState(m["state"])
+    values["shell"] = bool(m["shell"])
+    values["run_now"] = bool(m["run_now"])
+    values["interruptible"] = bool(m["interruptible"])
+    return Job(**values)
+
+
+def _run_values(run: Run) -> dict[str, Any]:
+    return {
+        "job_id": run.job_id,
+        "site": run.site,
+        "executor": run.executor,
+        "started_at": run.started_at,
+        "handle": run.handle,
+        "host": run.host,
+        "finished_at": run.finished_at,
+        "exit_code": run.exit_code,
+        "state": JobState(run.state).value,
+        "out_path": run.out_path,
+        "err_path": run.err_path,
+        "reason": run.reason,
+        "lease_until": run.lease_until,
+    }
+
+
+_ACCOUNTING_FIELDS = [f.name for f in dataclasses.fields(RunAccounting)]
+
+
+def _accounting_values(acc: RunAccounting | None) -> dict[str, Any]:
+    if acc is None:
+        return dict.fromkeys(_ACCOUNTING_FIELDS)
+    return {name: getattr(acc, name) for name in _ACCOUNTING_FIELDS}
+
+
+def _run_from_row(m: RowMapping) -> Run:
+    accounting = None
+    if m["energy_j"] is not None:
+        accounting = RunAccounting(**{name: m[name] for name in _ACCOUNTING_FIELDS})
+    return Run(
+        job_id=m["job_id"],
+        site=m["site"],
+        executor=m["executor"],
+        started_at=m["started_at"],
+        id=m["id"],
+        handle=m["handle"],
+        host=m["host"],
+        finished_at=m["finished_at"],
+        exit_code=m["exit_code"],
+        state=JobState(m["state"]),
+        out_path=m["out_path"],
+        err_path=m["err_path"],
+        reason=m["reason"],
+        lease_until=m["lease_until"],
+        accounting=accounting,
+    )
+
+
+# -- opening ------------------------------------------------------------------------------
+
+
+def _read_revision(conn: Connection) -> str | None:
+    """The revision in ``alembic_version``, or ``None`` when the table is absent or empty."""
+    if conn.dialect.name == "postgresql":
+        present = conn.exec_driver_sql("SELECT to_regclass('alembic_version')").scalar()
+    else:
+        present = conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='alembic_version'"
+        ).scalar()
+    if present is None:
+        return None
+    value = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    return None if value is None else str(value)
+
+
+def _has_tables(conn: Connection) -> bool:
+    if conn.dialect.name == "postgresql":
+        q = "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() LIMIT 1"
+    else:
+        q = "SELECT 1 FROM sqlite_master WHERE type='table' LIMIT 1"
+    return conn.exec_driver_sql(q).scalar() is not None
+
+
+def _check_revision(revision: str | None, where: str) -> None:
+    if revision is not None and revision not in KNOWN_REVISIONS:
+        raise BadDatabase(
+            f"{where} has schema revision {revision!r}, newer than this carbonshift "
+            f"understands (newest known {HEAD_REVISION!r}): upgrade carbonshift, or use "
+            "another --db"
+        )
+
+
+def _migrate(engine: Engine, where: str, translate: Any) -> None:
+    """Bring the schema to :data:`HEAD_REVISION` (imports Alembic only when needed).
+
+    The check and the upgrade share one write transaction (SQLite: ``BEGIN IMMEDIATE``;
+    PostgreSQL: a transaction-scoped advisory lock), so two processes opening a new database
+    at once migrate it once.
+    """
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                revision = _read_revision(conn)
+                _check_revision(revision, where)
+                if revision == HEAD_REVISION:
+                    return
+                if revision is None and _has_tables(conn):
+                    raise BadDatabase(
+                        f"{where} already holds tables but no carbonshift schema revision: "
+                        "it is not a carbonshift database; use another --db"
+                    )
+                _run_alembic_upgrade(conn)
+    except CarbonshiftError:
+        raise
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        raise translate(exc, "migrate the schema") from exc
+    except Exception as exc:  # alembic's own errors (CommandError, ...)
+        raise StorageError(f"could not migrate the schema of {where}: {exc}") from exc
+
+
+def _run_alembic_upgrade(conn: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+
+
+def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # pysqlite recipe: let SQLAlchemy's "begin" event emit BEGIN, not the driver.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        mode = cur.execute("PRAGMA journal_mode").fetchone()
+        if mode is not None and str(mode[0]).lower() not in ("wal", "memory"):
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cur.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    # Straight to the driver: same effect as conn.exec_driver_sql("BEGIN ..."), without
+    # a trip through the statement machinery on every transaction.
+    write = conn.get_execution_options().get(_WRITE, False)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _sqlite_file_checks(path: Path, shown: str) -> bool:
+    """Refuse a path carbonshift cannot use, before anything is written.
+
+    Returns whether the file already exists (with content).
+    """
+    if path.exists():
+        if path.is_dir():
+            raise BadDatabase(f"database {shown} is a directory: give a file path for --db")
+        if not path.is_file():
+            raise BadDatabase(f"database {shown} is not a regular file: give a file path for --db")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise BadDatabase(
+                f"database {shown} is not readable and writable by this user: fix its "
+                "permissions or use another --db"
+            )
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise BadDatabase(
+                f"directory {path.parent} of database {shown} is not writable (SQLite needs "
+                "to create its journal there): fix its permissions or use another --db"
+            )
+        if path.stat().st_size == 0:
+            return False
+        try:
+            with path.open("rb") as fh:
+                header = fh.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise BadDatabase(f"cannot read database {shown}: {exc.strerror}") from exc
+        if header != SQLITE_HEADER:
+            raise BadDatabase(
+                f"{shown} is not an SQLite database: point --db at a carbonshift database or "
+                "a new file name"
+            )
+        return True
+    ancestor = path.parent
+    while not ancestor.exists():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise BadDatabase(
+            f"cannot create database {shown}: {ancestor} is not a directory; use another --db"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise BadDatabase(
+            f"cannot create database {shown}: directory {ancestor} is not writable by this "
+            "user; use another --db or fix its permissions"
+        )
+    return False
+
+
+def _preflight_existing(path: Path, shown: str) -> None:
+    """Read an existing SQLite file read-only: refuse garbage or a newer schema untouched."""
+    try:
+        ro = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise BadDatabase(f"cannot open database {shown}: {exc}") from exc
+    try:
+        ro.execute("PRAGMA busy_timeout = 5000")
+        names = {r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        revision = None
+        if "alembic_version" in names:
+            row = ro.execute("SELECT version_num FROM alembic_version").fetchone()
+            revision = None if row is None else str(row[0])
+        _check_revision(revision, f"database {shown}")
+        if revision is None and names:
+            raise BadDatabase(
+                f"database {shown} holds tables but no carbonshift schema revision: it is not a "
+                "carbonshift database; use another --db"
+            )
+    except sqlite3.DatabaseError as exc:
+        raise BadDatabase(
+            f"{shown} is not a usable SQLite database ({exc}): point --db at a carbonshift "
+            "database or a new file name"
+        ) from exc
+    finally:
+        ro.close()
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create missing parent directories (0700) and an empty database file (0600)."""
+    missing: list[Path] = []
+    p = path.parent
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700)
+        os.chmod(d, 0o700)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _open_sqlite(url: URL) -> tuple[Engine, str]:
+    if _is_sqlite_memory(url):
+        engine = create_engine(
+            "sqlite://",
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+        )
+        shown = "the in-memory database"
+    else:
+        assert url.database is not None
+        path = Path(url.database).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        shown = str(path)
+        try:
+            exists = _sqlite_file_checks(path, shown)
+            if exists:
+                _preflight_existing(path, shown)
+            elif not path.exists():
+                _create_owner_only(path)
+        except OSError as exc:
+            raise BadDatabase(
+                f"cannot use database {shown}: {exc.strerror or exc}; use another --db"
+            ) from exc
+        engine = create_engine(
+            url.set(database=str(path)),
+            connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+        )
+    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "begin", _on_sqlite_begin)
+    return engine, shown
+
+
+def _open_postgres(url: URL) -> tuple[Engine, str]:
+    host = f"{url.host or 'localhost'}:{url.port or 5432}"
+    shown = f"PostgreSQL database {url.database or ''} at {host}"
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except (SQLAlchemyError, OSError) as exc:
+        orig = getattr(exc, "orig", None) or exc
+        detail = " ".join(str(orig).split())
+        if url.password:
+            detail = detail.replace(str(url.password), "***")
+        engine.dispose()
+        raise StorageError(
+            f"cannot reach database at {host}: {detail}; check it is running and that "
+            f"{safe_url(url)} is right"
+        ) from exc
+    return engine, shown
+
+
+def open_store(url: str, *, migrate: bool = True) -> SqlStore:
+    """Open (and, with ``migrate``, create or upgrade) the database at ``url``.
+
+    Raises :class:`BadDatabase` for a database carbonshift cannot use (a directory, not
+    SQLite, not writable, a newer schema), without writing anything, and
+    :class:`StorageError` when the server cannot be reached or the schema needs an upgrade
+    and ``migrate`` is false.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise BadDatabase(
+            f"database URL {safe_url(url)!r} is not a URL: use sqlite:///path/to/file.db or "
+            "postgresql+psycopg://user@host:port/db"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine, shown = _open_sqlite(parsed)
+    elif backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        engine, shown = _open_postgres(parsed)
+    else:
+        raise BadDatabase(
+            f"database URL {safe_url(parsed)!r} uses {backend!r}: carbonshift supports "
+            "sqlite:///path and postgresql+psycopg://user@host:port/db"
+        )
+    store = SqlStore(engine, description=shown, url=url)
+    try:
+        if migrate:
+            _migrate(engine, shown, store._translate)
+        else:
+            try:
+                with engine.connect() as conn:
+                    revision = _read_revision(conn)
+            except SQLAlchemyError as exc:
+                raise store._translate(exc, "read the schema revision") from exc
+            _check_revision(revision, shown)
+            if revision != HEAD_REVISION:
+                raise StorageError(
+                    f"{shown} is at schema revision {revision or 'none'}, this carbonshift "
+                    f"needs {HEAD_REVISION}: run `carbonshift db upgrade`"
+                )
+    except BaseException:
+        engine.dispose()
+        raise
+    return store
+
+
+__all__ = ["HEAD_REVISION", "KNOWN_REVISIONS", "SqlStore", "open_store", "safe_url"]

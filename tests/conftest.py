@@ -1,0 +1,94 @@
+"""Fixtures shared by every test package.
+
+- ``sqlite_url``: a URL for a not-yet-existing SQLite file in the test's ``tmp_path``.
+- ``pg_url``: a URL for a fresh, empty PostgreSQL database, dropped after the test. The
+  server is ``127.0.0.1:5432`` (database ``test``, trust auth, user ``postgres``); set
+  ``CARBONSHIFT_TEST_PG_ADMIN`` to another admin URL to use another server. Tests using it
+  are skipped when no server answers.
+- ``store``: an open, migrated :class:`~scheduler.storage.store.SqlStore`, parametrised over
+  ``memory``, ``sqlite`` and ``postgres`` (the last marked ``postgres``); closed afterwards.
+  Use it for anything that must behave the same on every backend.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "CARBONSHIFT_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+_pg_unreachable: str | None = None
+
+
+def _pg_admin_connect() -> Any:
+    """An autocommit psycopg connection to the admin database, or skip the test."""
+    global _pg_unreachable
+    if _pg_unreachable is not None:
+        pytest.skip(_pg_unreachable)
+    try:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(PG_ADMIN_URL)
+        return psycopg.connect(
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            dbname=url.database,
+            autocommit=True,
+            connect_timeout=3,
+        )
+    except Exception as exc:  # ImportError or any connection failure: no server here
+        _pg_unreachable = f"no PostgreSQL at {PG_ADMIN_URL.split('@')[-1]}: {exc}"
+        pytest.skip(_pg_unreachable)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """``sqlite:///<tmp>/carbonshift.db``; the file does not exist yet."""
+    return f"sqlite:///{tmp_path / 'carbonshift.db'}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh empty PostgreSQL database (``postgresql+psycopg://...``), dropped afterwards."""
+    from sqlalchemy.engine import make_url
+
+    admin = _pg_admin_connect()
+    name = f"cs_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        try:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            admin.close()
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """An open :class:`SqlStore` on each backend in turn (``store.url`` is its URL)."""
+    from scheduler.storage.store import open_store
+
+    if request.param == "memory":
+        url = "sqlite://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'carbonshift.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    opened = open_store(url)
+    try:
+        yield opened
+    finally:
+        opened.close()
