@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -73,7 +74,7 @@ def test_dst_days_are_plain_utc_arithmetic(monkeypatch: pytest.MonkeyPatch) -> N
     time.tzset()
     try:
         spring = [parse_utc(f"2023-03-26T{h:02d}:{m:02d}Z") for h in range(3) for m in (0, 30)]
-        assert all(b - a == timedelta(minutes=30) for a, b in zip(spring, spring[1:], strict=False))
+        assert all(b - a == timedelta(minutes=30) for a, b in itertools.pairwise(spring))
         # 01:30 BST is 00:30 UTC; 01:30 GMT is 01:30 UTC: same wall clock, an hour apart.
         fall_bst = parse_utc("2023-10-29T01:30:00+01:00")
         fall_gmt = parse_utc("2023-10-29T01:30:00+00:00")
