@@ -6,7 +6,8 @@ Launch
     task with ``--cpus-per-task``, ``--gres=gpu:N`` when the job wants GPUs, a ``--time``
     limit of the duration estimate plus a safety margin (:func:`time_limit_s`), and writes
     to the run's output paths (``%`` escaped, since Slurm expands ``%j`` and friends there).
-    The Slurm job id is the run's handle.
+    The Slurm job id is the run's handle. ``LaunchSpec.gpu_indices`` is not used: Slurm
+    picks the GPUs and sets ``CUDA_VISIBLE_DEVICES`` for the job itself.
 
 Environment
     ``--export=NONE``: nothing of the agent's own environment reaches the job. Slurm then
@@ -60,9 +61,9 @@ Following a job
     be reached, :class:`~scheduler.errors.ExecutorError` is raised instead: the job may
     be fine, and the caller retries later.
 
-    Slurm states map to ours with :func:`map_slurm_state`. Exit codes follow
-    :class:`subprocess.Popen`: the program's exit status, or minus the signal number for a
-    job killed by a signal (Slurm ``ExitCode=0:15`` -> ``-15``).
+    Slurm states map to ours with :func:`map_slurm_state`. Exit codes follow the local
+    executor and the shell: the program's exit status, or 128 + the signal number for a
+    job killed by a signal (Slurm ``ExitCode=0:15`` -> ``143``).
 
 Stopping, pausing
     :meth:`~SlurmExecutor.cancel` is ``scancel``: Slurm sends SIGTERM, then SIGKILL after
@@ -195,9 +196,10 @@ def slurm_state_word(raw: str) -> str:
 
 
 def parse_exit_code(raw: str) -> int | None:
-    """Slurm's ``ExitCode`` ``status:signal`` as a Popen-style return code.
+    """Slurm's ``ExitCode`` ``status:signal`` as a shell-style exit code.
 
-    ``3:0`` -> ``3``; ``0:15`` (killed by SIGTERM) -> ``-15``; empty or bad -> ``None``.
+    ``3:0`` -> ``3``; ``0:15`` (killed by SIGTERM) -> ``143`` (128 + signal, as the local
+    executor reports it); empty or bad -> ``None``.
     """
     raw = raw.strip()
     if not raw:
@@ -208,7 +210,7 @@ def parse_exit_code(raw: str) -> int | None:
         sig = int(signal) if signal else 0
     except ValueError:
         return None
-    return -sig if sig else code
+    return 128 + sig if sig else code
 
 
 def time_limit_s(duration_s: int, *, factor: float = 1.5, min_margin_s: int = 600) -> int:
@@ -346,21 +348,22 @@ def status_from_info(info: SlurmJobInfo) -> ExitStatus | None:
         extra["slurm_end"] = info.end.isoformat()
     detail = info.reason if info.reason and info.reason not in ("None", "(null)") else ""
     if ours is JobState.SUCCEEDED:
-        return ExitStatus(exit_code=0 if code is None else code, state=ours, extra=extra)
+        return ExitStatus(exit_code=0 if code is None else code, state=ours.value, extra=extra)
     if ours is JobState.CANCELLED:
         reason = f"cancelled in Slurm ({info.state})"
-        return ExitStatus(exit_code=code, state=ours, reason=reason, extra=extra)
+        return ExitStatus(exit_code=code, state=ours.value, reason=reason, extra=extra)
     if ours is JobState.PENDING:
         reason = f"Slurm ended the job as {word}: it must run again"
-        return ExitStatus(exit_code=code, state=ours, reason=reason, extra=extra)
+        return ExitStatus(exit_code=code, state=ours.value, reason=reason, extra=extra)
     reason = _FAILURE_REASONS.get(word, f"Slurm job state {word}")
-    if code is not None and code > 0:
+    signal = info.exit_code.partition(":")[2].strip()
+    if signal and signal != "0":
+        reason += f", killed by signal {signal}"
+    elif code:
         reason += f" with exit code {code}"
-    elif code is not None and code < 0:
-        reason += f", killed by signal {-code}"
     if detail:
         reason += f" ({detail})"
-    return ExitStatus(exit_code=code, state=JobState.FAILED, reason=reason, extra=extra)
+    return ExitStatus(exit_code=code, state=JobState.FAILED.value, reason=reason, extra=extra)
 
 
 # --------------------------------------------------------------------------- executor
@@ -679,14 +682,14 @@ class SlurmExecutor(Executor):
                 sources.append("the jobcomp log")
             return ExitStatus(
                 exit_code=None,
-                state=JobState.LOST,
+                state=JobState.LOST.value,
                 reason=f"Slurm job {handle.handle} vanished: unknown to {', '.join(sources)}",
             )
         if found.live and found.source not in ("squeue", "scontrol"):
             # Accounting says live but the controller has forgotten the job.
             return ExitStatus(
                 exit_code=None,
-                state=JobState.LOST,
+                state=JobState.LOST.value,
                 reason=(
                     f"Slurm job {handle.handle} is {found.state} in {found.source} "
                     "but unknown to the controller"
