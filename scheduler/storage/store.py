@@ -93,6 +93,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file an ``sqlite:///`` URL points at; ``None`` for in-memory or other backends."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or _is_sqlite_memory(parsed):
+        return None
+    assert parsed.database is not None
+    path = Path(parsed.database).expanduser()
+    return path if path.is_absolute() else Path.cwd() / path
+
+
 def _is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -114,12 +127,20 @@ class SqlStore(JobStore):
     between processes sharing the database.
     """
 
-    def __init__(self, engine: Engine, *, description: str, url: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        description: str,
+        url: str | None = None,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+    ) -> None:
         #: the URL the store was opened with (may hold a password: never print it; use
         #: :func:`safe_url`)
         self.url = url if url is not None else engine.url.render_as_string(hide_password=False)
         self.engine = engine
         self.description = description
+        self.busy_timeout_s = busy_timeout_s
         self.dialect = engine.dialect.name
         self._password = engine.url.password
         self._write_engine = engine.execution_options(**{_WRITE: True})
@@ -145,7 +166,7 @@ class SqlStore(JobStore):
         ):
             return StorageError(
                 f"{self.description} is locked: another process held it for longer than the "
-                f"{BUSY_TIMEOUT_S:g} s busy timeout while this one tried to {what}; retry, "
+                f"{self.busy_timeout_s:g} s busy timeout while this one tried to {what}; retry, "
                 "or find the process holding it"
             )
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -825,12 +846,21 @@ def _run_alembic_upgrade(conn: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+def _sqlite_on_connect(busy_timeout_s: float) -> Any:
+    """The ``connect`` listener: pragmas, and the driver's own BEGIN switched off."""
+
+    def on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        _configure_sqlite(dbapi_conn, busy_timeout_s)
+
+    return on_connect
+
+
+def _configure_sqlite(dbapi_conn: sqlite3.Connection, busy_timeout_s: float) -> None:
     # pysqlite recipe: let SQLAlchemy's "begin" event emit BEGIN, not the driver.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     try:
-        cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         cur.execute("PRAGMA foreign_keys = ON")
         mode = cur.execute("PRAGMA journal_mode").fetchone()
         if mode is not None and str(mode[0]).lower() not in ("wal", "memory"):
@@ -942,7 +972,7 @@ def _create_owner_only(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def _open_sqlite(url: URL) -> tuple[Engine, str]:
+def _open_sqlite(url: URL, busy_timeout_s: float) -> tuple[Engine, str]:
     if _is_sqlite_memory(url):
         engine = create_engine(
             "sqlite://",
@@ -951,10 +981,8 @@ def _open_sqlite(url: URL) -> tuple[Engine, str]:
         )
         shown = "the in-memory database"
     else:
-        assert url.database is not None
-        path = Path(url.database).expanduser()
-        if not path.is_absolute():
-            path = Path.cwd() / path
+        path = sqlite_path(url.render_as_string(hide_password=False))
+        assert path is not None
         shown = str(path)
         try:
             exists = _sqlite_file_checks(path, shown)
@@ -968,9 +996,9 @@ def _open_sqlite(url: URL) -> tuple[Engine, str]:
             ) from exc
         engine = create_engine(
             url.set(database=str(path)),
-            connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+            connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
         )
-    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "connect", _sqlite_on_connect(busy_timeout_s))
     event.listen(engine, "begin", _on_sqlite_begin)
     return engine, shown
 
@@ -995,13 +1023,19 @@ def _open_postgres(url: URL) -> tuple[Engine, str]:
     return engine, shown
 
 
-def open_store(url: str, *, migrate: bool = True) -> SqlStore:
+def open_store(
+    url: str, *, migrate: bool = True, busy_timeout_s: float = BUSY_TIMEOUT_S
+) -> SqlStore:
     """Open (and, with ``migrate``, create or upgrade) the database at ``url``.
+
+    With ``migrate=False`` the schema is left as it is (for inspection: ``carbonshift db
+    check``); :meth:`SqlStore.revision` says where it stands. ``busy_timeout_s`` is how long
+    an SQLite writer waits for another's lock before the call fails with
+    :class:`StorageError`.
 
     Raises :class:`BadDatabase` for a database carbonshift cannot use (a directory, not
     SQLite, not writable, a newer schema), without writing anything, and
-    :class:`StorageError` when the server cannot be reached or the schema needs an upgrade
-    and ``migrate`` is false.
+    :class:`StorageError` when the server cannot be reached.
     """
     try:
         parsed = make_url(url)
@@ -1012,7 +1046,7 @@ def open_store(url: str, *, migrate: bool = True) -> SqlStore:
         ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine, shown = _open_sqlite(parsed)
+        engine, shown = _open_sqlite(parsed, busy_timeout_s)
     elif backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -1022,7 +1056,7 @@ def open_store(url: str, *, migrate: bool = True) -> SqlStore:
             f"database URL {safe_url(parsed)!r} uses {backend!r}: carbonshift supports "
             "sqlite:///path and postgresql+psycopg://user@host:port/db"
         )
-    store = SqlStore(engine, description=shown, url=url)
+    store = SqlStore(engine, description=shown, url=url, busy_timeout_s=busy_timeout_s)
     try:
         if migrate:
             _migrate(engine, shown, store._translate)
@@ -1033,15 +1067,10 @@ def open_store(url: str, *, migrate: bool = True) -> SqlStore:
             except SQLAlchemyError as exc:
                 raise store._translate(exc, "read the schema revision") from exc
             _check_revision(revision, shown)
-            if revision != HEAD_REVISION:
-                raise StorageError(
-                    f"{shown} is at schema revision {revision or 'none'}, this carbonshift "
-                    f"needs {HEAD_REVISION}: run `carbonshift db upgrade`"
-                )
     except BaseException:
         engine.dispose()
         raise
     return store
 
 
-__all__ = ["HEAD_REVISION", "KNOWN_REVISIONS", "SqlStore", "open_store", "safe_url"]
+__all__ = ["HEAD_REVISION", "KNOWN_REVISIONS", "SqlStore", "open_store", "safe_url", "sqlite_path"]

@@ -1,0 +1,164 @@
+"""``carbonshift db``: apply schema migrations, check the database is consistent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from scheduler.cli.common import echo_json, fmt_time, get_app, json_option, print_table
+from scheduler.errors import BadDatabase, StorageError
+from scheduler.model import TERMINAL_STATES, JobState
+
+if TYPE_CHECKING:
+    from scheduler.storage.store import SqlStore
+
+
+@click.group("db")
+def db() -> None:
+    """Database maintenance: upgrade, check."""
+
+
+@db.command("upgrade")
+def upgrade() -> None:
+    """Apply pending schema migrations and print the revision the database is now at.
+
+    Opening the database applies them anyway; this makes it explicit (for a deploy step).
+    """
+    from scheduler.storage.store import SqlStore
+
+    store = get_app().store
+    if not isinstance(store, SqlStore):
+        raise StorageError("this store has no schema to upgrade")
+    click.echo(f"database at schema revision {store.upgrade()}")
+
+
+@db.command("check")
+@json_option
+def check(as_json: bool) -> None:
+    """Check the database without changing it.
+
+    Runs SQLite's integrity and foreign-key checks, compares the schema revision with this
+    carbonshift's, counts jobs by state and lists open runs. Exits 0 when consistent, 1
+    otherwise (a schema that needs `carbonshift db upgrade` counts as inconsistent).
+    """
+    from scheduler.storage.store import HEAD_REVISION, open_store, safe_url, sqlite_path
+
+    url = get_app().settings.db
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise BadDatabase(
+            f"no database at {path}: nothing to check (`carbonshift db upgrade` creates one)"
+        )
+    store = open_store(url, migrate=False)
+    try:
+        report = _check(store, HEAD_REVISION)
+    finally:
+        store.close()
+    report["database"] = safe_url(url)
+    if as_json:
+        echo_json(report)
+    else:
+        _print_report(report)
+    if not report["consistent"]:
+        # SystemExit, not click's Exit: with standalone_mode=False click would turn Exit
+        # into a return value that run_cli does not propagate.
+        raise SystemExit(1)
+
+
+def _check(store: SqlStore, head: str) -> dict[str, Any]:
+    problems: list[str] = []
+    warnings: list[str] = []
+    revision = store.revision()
+    if revision != head:
+        problems.append(
+            f"schema revision {revision or 'none'} is not {head}: run `carbonshift db upgrade`"
+        )
+    problems.extend(store.integrity_problems())
+    by_state: dict[str, int] = {}
+    open_runs: list[dict[str, Any]] = []
+    if revision == head:
+        try:
+            _check_rows(store, by_state, open_runs, problems, warnings)
+        except StorageError as exc:  # a table missing or unreadable
+            problems.append(str(exc))
+    return {
+        "backend": store.dialect,
+        "revision": revision,
+        "head": head,
+        "jobs_by_state": by_state,
+        "jobs_total": sum(by_state.values()),
+        "open_runs": open_runs,
+        "problems": problems,
+        "warnings": warnings,
+        "consistent": not problems,
+    }
+
+
+def _check_rows(
+    store: SqlStore,
+    by_state: dict[str, int],
+    open_runs: list[dict[str, Any]],
+    problems: list[str],
+    warnings: list[str],
+) -> None:
+    """Jobs by state and open runs; an open run of a finished job is a problem."""
+    by_state.update(store.count_jobs_by_state())
+    for run in store.open_runs():
+        job = store.get_job(run.job_id)
+        open_runs.append(
+            {
+                "run": run.id,
+                "job": run.job_id,
+                "job_state": str(job.state),
+                "host": run.host,
+                "started_at": run.started_at,
+                "lease_until": run.lease_until,
+            }
+        )
+        if job.state in TERMINAL_STATES:
+            problems.append(
+                f"run {run.id} is still open but job {run.job_id} is {job.state}"
+            )
+    running = by_state.get(JobState.RUNNING.value, 0)
+    if running > len({r["job"] for r in open_runs}):
+        warnings.append(
+            f"{running} running jobs but open runs for only "
+            f"{len({r['job'] for r in open_runs})} (a launch in progress, or a lost host)"
+        )
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    click.echo(f"database: {report['database']} ({report['backend']})")
+    click.echo(f"schema revision: {report['revision'] or 'none'} (this carbonshift: {report['head']})")
+    if report["jobs_by_state"]:
+        print_table(
+            ["state", "jobs"],
+            sorted(report["jobs_by_state"].items()),
+            title=f"jobs: {report['jobs_total']}",
+        )
+    else:
+        click.echo("jobs: 0")
+    if report["open_runs"]:
+        print_table(
+            ["run", "job", "job state", "host", "started", "lease until"],
+            [
+                (
+                    r["run"],
+                    r["job"],
+                    r["job_state"],
+                    r["host"] or "-",
+                    fmt_time(r["started_at"]),
+                    fmt_time(r["lease_until"]),
+                )
+                for r in report["open_runs"]
+            ],
+            title=f"open runs: {len(report['open_runs'])}",
+        )
+    else:
+        click.echo("open runs: 0")
+    for line in report["warnings"]:
+        click.echo(f"warning: {line}")
+    for line in report["problems"]:
+        click.echo(f"problem: {line}")
+    click.echo("consistent" if report["consistent"] else "NOT consistent")
