@@ -11,8 +11,9 @@ CPU time is counted as the sum of ``user + system + children_user + children_sys
 the live members. When a member reaps a child, the child's time moves into the parent's
 ``children_*`` fields, so the sum stays continuous. When a member disappears without a
 member having reaped it (an orphan reaped by init, or the root reaped by the executor),
-its last known time is added back, and every increment is clamped at 0: processes that
-disappear never make energy negative. At exit the executor passes the reaped root's
+its last known time is added back. The job's figure is the high-water mark of that
+account, so increments are never negative: processes that disappear never make energy
+negative, and a scan that races a reap is not counted twice. At exit the executor passes the reaped root's
 rusage (``ru_utime + ru_stime``, which includes every descendant it waited for), which
 makes a short job's figure exact even if it ended between two readings.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,7 +36,9 @@ _Key = object
 
 
 @dataclass(frozen=True, slots=True)
-class _Member:
+class Member:
+    """A live member of the job: its parent, CPU time (own and reaped children's), RSS."""
+
     ppid: int
     cpu_s: float
     rss_bytes: int
@@ -54,6 +57,50 @@ class TreeState:
     rss_bytes: int
     pids: frozenset[int]
     monotonic_s: float
+
+
+def account(
+    previous: Mapping[int, Member], current: Mapping[int, Member], root: int
+) -> tuple[float, float]:
+    """CPU time that left the job's account between two scans: ``(left_s, orphans_s)``.
+
+    A member that disappeared while its parent is a live member was reaped by it: its time
+    moved into the parent's ``children_*`` fields and is still in the sum. One whose parent
+    disappeared too went with that parent (reaped by it, we assume, as parents usually
+    wait for their children). Any other member that disappeared (an orphan reaped by init,
+    or the root reaped by the executor) took its last known time out of the sum: that is
+    ``left_s``. ``orphans_s`` is the part of it outside the root's lineage, which no
+    rusage of the root will ever report.
+    """
+    left_s = orphans_s = 0.0
+    for pid, old in previous.items():
+        if pid in current:
+            continue
+        fate = _fate(pid, previous, current, root)
+        if fate == "reaped":
+            continue
+        left_s += old.cpu_s
+        if fate == "orphan":
+            orphans_s += old.cpu_s
+    return left_s, orphans_s
+
+
+def _fate(
+    pid: int, previous: Mapping[int, Member], current: Mapping[int, Member], root: int
+) -> str:
+    """``reaped`` (time kept by a live member), ``root`` (in the root's rusage) or ``orphan``."""
+    seen: set[int] = set()
+    while True:
+        if pid == root:
+            return "root"
+        seen.add(pid)
+        ppid = previous[pid].ppid
+        if ppid in current and ppid != pid:
+            return "reaped"
+        if ppid in previous and ppid not in seen:
+            pid = ppid  # the parent went too: the child's time went with it
+            continue
+        return "orphan"
 
 
 class ProcessTree:
@@ -77,10 +124,11 @@ class ProcessTree:
         self._sid: int | None = None
         self._attached = False
         self._procs: dict[int, psutil.Process] = {}
-        self._last: dict[int, _Member] = {}
+        self._last: dict[int, Member] = {}
         self._baseline_cpu_s = 0.0
         self._cumulative_cpu_s = 0.0
         self._orphan_cpu_s = 0.0
+        self._left_cpu_s = 0.0
         self._final: bool = False
         self._final_cpu_s: float | None = None
         self._cache_key: _Key | None = None
@@ -176,20 +224,16 @@ class ProcessTree:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _advance(self, members: dict[int, _Member]) -> None:
-        prev = self._last
-        delta_s = sum(m.cpu_s for m in members.values()) - sum(m.cpu_s for m in prev.values())
-        for pid, old in prev.items():
-            if pid in members:
-                continue
-            # Reaped by a member that is still alive: its time moved into that member's
-            # children_* fields, already in the sum. Otherwise it left the job's account.
-            if old.ppid in members and old.ppid != pid:
-                continue
-            delta_s += old.cpu_s
-            if pid != self._root:
-                self._orphan_cpu_s += old.cpu_s
-        self._cumulative_cpu_s += max(0.0, delta_s)
+    def _advance(self, members: dict[int, Member]) -> None:
+        # The running account (live members + what left it) is not clamped step by step:
+        # a scan racing a reap can miss a child's time for one scan, and clamping that dip
+        # would count the time twice when it comes back. The job's figure is the account's
+        # high-water mark, so it never decreases either.
+        left_s, orphans_s = account(self._last, members, self._root)
+        self._left_cpu_s += left_s
+        self._orphan_cpu_s += orphans_s
+        running_s = sum(m.cpu_s for m in members.values()) + self._left_cpu_s
+        self._cumulative_cpu_s = max(self._cumulative_cpu_s, running_s - self._baseline_cpu_s)
         self._last = members
 
     def _is_member(self, pid: int) -> bool:
@@ -216,8 +260,8 @@ class ProcessTree:
             self._procs[pid] = proc
         return proc
 
-    def _scan(self) -> dict[int, _Member]:
-        members: dict[int, _Member] = {}
+    def _scan(self) -> dict[int, Member]:
+        members: dict[int, Member] = {}
         for pid in self._candidate_pids():
             try:
                 proc = self._proc(pid)
@@ -233,7 +277,7 @@ class ProcessTree:
             except psutil.Error:
                 self._procs.pop(pid, None)
                 continue
-            members[pid] = _Member(
+            members[pid] = Member(
                 ppid, t.user + t.system + t.children_user + t.children_system, rss
             )
         for pid in list(self._procs):
