@@ -25,7 +25,7 @@ SCHEMA: dict[str, Any] = {
     "default_zone": (str, "GB", "grid zone of the local site"),
     "default_policy": (str, "default", "policy used when a submit names none"),
     "sampling_interval_s": (float, 5.0, "energy sampling interval of running jobs"),
-    "cpu_w_per_core": (float, 12.5, "power of one fully busy core when no better figure is known"),
+    "cpu_w_per_core": (float, None, "power of one fully busy core (default: from the CPU power table)"),
     "gpu_w": (float, 300.0, "planning estimate of one GPU's mean power"),
     "memory_w_per_gb": (float, 0.375, "memory power estimate per resident GB"),
     "lease_s": (float, 60.0, "how long a running job's lease lasts without a heartbeat"),
@@ -78,7 +78,7 @@ class Settings:
     default_zone: str = "GB"
     default_policy: str = "default"
     sampling_interval_s: float = 5.0
-    cpu_w_per_core: float = 12.5
+    cpu_w_per_core: float | None = None
     gpu_w: float = 300.0
     memory_w_per_gb: float = 0.375
     lease_s: float = 60.0

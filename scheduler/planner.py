@@ -222,12 +222,14 @@ def plan(
         earliest = max(now_s, _epoch(job.earliest_start))
         latest = math.floor(job.latest_start.timestamp())
         reason_prefix = ""
-        if latest < earliest:
+        if latest < earliest - 1:  # a second of rounding is not lateness
             if not options.allow_overdue:
                 result.unplanned[job.id] = "latest start has passed"
                 continue
             latest = earliest
             reason_prefix = "overdue:"
+        elif latest < earliest:
+            latest = earliest
         fc = forecasts.get(zone)
         if fc is None or not fc.points:
             start = earliest

@@ -44,6 +44,8 @@ ENV_ALLOW_LIST = (
 MAX_NAME_LEN = 200
 MAX_ARGV_BYTES = 128 * 1024
 DEFAULT_SITE = "local"
+#: planning estimate of one busy core when the config gives none (a 125 W, 10-core CPU)
+PLANNING_CPU_W_PER_CORE = 12.5
 
 
 @dataclass
@@ -77,12 +79,12 @@ class SubmitResult:
     fallback: bool
 
 
-def check_text(value: str, what: str, *, max_len: int = MAX_NAME_LEN) -> str:
-    """Refuse control characters and overlong strings in names and arguments."""
+def check_text(value: str, what: str, *, max_len: int = MAX_NAME_LEN, allow: str = "") -> str:
+    """Refuse control characters (except those in ``allow``) and overlong strings."""
     if len(value) > max_len:
         raise BadInput(f"{what} is {len(value)} characters long: keep it under {max_len}")
     for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t":
+        if unicodedata.category(ch) in ("Cc", "Cs") and ch not in allow:
             raise BadInput(f"{what} {value[:40]!r} contains a control character: remove it")
     return value
 
@@ -147,7 +149,7 @@ class Queue:
             raise BadInput("the command is empty: put it after `--`, like `-- python train.py`")
         total = 0
         for i, a in enumerate(req.argv):
-            check_text(a, f"command argument {i + 1}", max_len=MAX_ARGV_BYTES)
+            check_text(a, f"command argument {i + 1}", max_len=MAX_ARGV_BYTES, allow="\n\r\t")
             total += len(a)
         if total > MAX_ARGV_BYTES:
             raise BadInput(f"the command is {total} bytes long: keep it under {MAX_ARGV_BYTES}")
@@ -185,7 +187,9 @@ class Queue:
         bounds = resolve(policy, submitted_at=now, duration_s=req.duration_s, not_before=req.not_before)
         power = req.power_w
         if power is None:
-            power = req.gpus * self.app.settings.gpu_w + max(req.cpus, 1) * self.app.settings.cpu_w_per_core
+            power = req.gpus * self.app.settings.gpu_w + max(req.cpus, 1) * (
+                self.app.settings.cpu_w_per_core or PLANNING_CPU_W_PER_CORE
+            )
         if not math.isfinite(power) or power <= 0 or power > 1e7:
             raise BadInput(f"power {power!r} W must be a positive number of watts")
         env = {k: req.submitter_env[k] for k in ENV_ALLOW_LIST if k in req.submitter_env}
@@ -300,7 +304,11 @@ class Queue:
         Returns the plan and the list of (job, new entry) actually moved.
         """
         hysteresis = self.app.settings.replan_hysteresis_pct if hysteresis_pct is None else hysteresis_pct
-        jobs = self.app.store.list_jobs(WAITING_STATES)
+        # a planned job whose start has come is due, not re-planned: the daemon launches it
+        jobs = [
+            j for j in self.app.store.list_jobs(WAITING_STATES)
+            if not (j.state is JobState.PLANNED and j.planned_start is not None and j.planned_start <= now)
+        ]
         if not jobs:
             return Plan(), []
         sites = self.sites()

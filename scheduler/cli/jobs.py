@@ -1,0 +1,520 @@
+"""Job commands: submit, queue, show, cancel, logs, history, wait."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+
+from scheduler.cli.common import (
+    echo_json,
+    fmt_g,
+    fmt_pct,
+    fmt_time,
+    get_app,
+    json_option,
+    print_table,
+    state,
+)
+from scheduler.errors import BadInput
+from scheduler.model import TERMINAL_STATES, Job, JobState, Policy
+from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
+
+
+def parse_grams(text: str) -> float:
+    """``500``, ``500g``, ``1.5kg``, ``0.2t`` -> grams."""
+    t = text.strip().lower().replace(" ", "")
+    factor = 1.0
+    for suffix, f in (("kg", 1000.0), ("t", 1e6), ("g", 1.0)):
+        if t.endswith(suffix):
+            t, factor = t[: -len(suffix)], f
+            break
+    try:
+        value = float(t) * factor
+    except ValueError:
+        raise BadInput(f"budget {text!r} is not a mass: use grams like 500g or 1.5kg") from None
+    if not math.isfinite(value) or value <= 0:
+        raise BadInput(f"budget {text!r} must be a positive mass like 500g")
+    return value
+
+
+def parse_threshold(text: str) -> float:
+    try:
+        value = float(text.strip().lower().removesuffix("g/kwh").removesuffix("g"))
+    except ValueError:
+        raise BadInput(f"threshold {text!r} is not a number of gCO2/kWh: use e.g. 150") from None
+    if not math.isfinite(value) or value <= 0:
+        raise BadInput(f"threshold {text!r} must be a positive number of gCO2/kWh")
+    return value
+
+
+def policy_from_flags(
+    now: datetime,
+    *,
+    deadline: str | None,
+    latest_start: str | None,
+    max_delay: str | None,
+    threshold: str | None,
+    budget: str | None,
+    run_now: bool,
+    interruptible: bool,
+    relative: bool,
+    name: str = "(flags)",
+) -> Policy:
+    """A policy from command-line flags. ``relative`` keeps ``12h`` as a duration (named
+    policies); otherwise durations are turned into instants from ``now``."""
+    kw: dict[str, object] = {"name": name, "run_now": run_now, "interruptible": interruptible}
+    for key, text in (("deadline", deadline), ("latest_start", latest_start)):
+        if text is None:
+            continue
+        looks_absolute = text.strip()[:1].isdigit() and ("-" in text.strip()[1:] or ":" in text)
+        if looks_absolute:
+            at = parse_time(text, what=key.replace("_", " "))
+            if at <= now:
+                raise BadInput(
+                    f"{key.replace('_', ' ')} {text!r} is in the past: give a later time or a duration like 12h"
+                )
+            kw[f"{key}_at"] = at
+        elif relative:
+            kw[f"{key}_s"] = parse_duration_s(text, what=key.replace("_", " "))
+        else:
+            kw[f"{key}_at"] = parse_when(text, now, what=key.replace("_", " "))
+    if max_delay is not None:
+        kw["max_delay_s"] = parse_duration_s(max_delay, what="max delay")
+    if threshold is not None:
+        kw["threshold_g_per_kwh"] = parse_threshold(threshold)
+    if budget is not None:
+        kw["budget_g"] = parse_grams(budget)
+    return Policy(**kw)  # type: ignore[arg-type]
+
+
+def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--env {item!r} is not NAME=VALUE")
+        env[key] = value
+    return env
+
+
+def policy_options(f):  # type: ignore[no-untyped-def]
+    for opt in reversed([
+        click.option("--deadline", metavar="WHEN", help="Finish by: a duration from now (12h) or an ISO time with zone."),
+        click.option("--latest-start", metavar="WHEN", help="Start by: a duration from now or an ISO time."),
+        click.option("--max-delay", metavar="DURATION", help="Start at most this long after submission."),
+        click.option("--threshold", metavar="G_PER_KWH", help="Start as soon as the window's forecast mean is below this."),
+        click.option("--budget", metavar="MASS", help="Refuse if even the best window emits more (500g, 2kg)."),
+        click.option("--now", "run_now", is_flag=True, help="Run at once: no shifting."),
+        click.option("--interruptible", is_flag=True, help="The job may be paused and resumed."),
+    ]):
+        f = opt(f)
+    return f
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.option("--name", help="A name for the job (default: the command's name).")
+@click.option("--duration", required=True, metavar="DURATION", help="Estimated run time: 3h, 90m, 1h30m.")
+@click.option("--policy", "policy_name", metavar="NAME", help="A named policy (see `carbonshift policy list`).")
+@policy_options
+@click.option("--zone", metavar="ZONE", help="Grid zone of the job's home (default: its site's zone).")
+@click.option("--site", "site_opt", metavar="SITE[,SITE...]", help="Site(s) the job may run on; the first is its home.")
+@click.option("--any-site", is_flag=True, help="The job may run on any site.")
+@click.option("--gpus", type=int, default=0, show_default=True, help="GPUs the job needs.")
+@click.option("--cpus", type=int, default=1, show_default=True, help="CPU cores the job needs.")
+@click.option("--power-w", type=float, help="Estimated mean power in watts (default: from GPUs and CPUs).")
+@click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first when capacity is short.")
+@click.option("--after", metavar="WHEN", help="Do not start before this time.")
+@click.option("--cwd", type=click.Path(file_okay=False), help="Working directory (default: here).")
+@click.option("--env", "env_items", multiple=True, metavar="NAME=VALUE", help="Add to the job's environment (repeatable).")
+@click.option("--shell", is_flag=True, help="Run the command through /bin/sh (off by default).")
+@click.option("--wait", "wait_flag", is_flag=True, help="Wait for the job and exit with its exit code.")
+@json_option
+@click.argument("command", nargs=-1, required=True)
+def submit(
+    name: str | None, duration: str, policy_name: str | None, deadline: str | None,
+    latest_start: str | None, max_delay: str | None, threshold: str | None, budget: str | None,
+    run_now: bool, interruptible: bool, zone: str | None, site_opt: str | None, any_site: bool,
+    gpus: int, cpus: int, power_w: float | None, priority: int, after: str | None,
+    cwd: str | None, env_items: tuple[str, ...], shell: bool, wait_flag: bool, as_json: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Submit COMMAND (after `--`) with a carbon deadline policy.
+
+    \b
+    Examples:
+      carbonshift submit --name bert-ft --duration 3h --deadline 12h --zone GB -- python train.py
+      carbonshift submit --policy nightly --duration 2h -- python train.py
+      carbonshift submit --duration 1h --threshold 150 --deadline 24h -- ./run.sh
+    """
+    from scheduler.queue import SubmitRequest
+
+    duration_s = parse_duration_s(duration)
+    app = get_app()
+    now = app.clock.now()
+    overrides = policy_from_flags(
+        now, deadline=deadline, latest_start=latest_start, max_delay=max_delay,
+        threshold=threshold, budget=budget, run_now=run_now, interruptible=interruptible,
+        relative=False,
+    )
+    sites: list[str] = []
+    if site_opt:
+        sites = [s.strip() for s in site_opt.split(",") if s.strip()]
+        if not sites:
+            raise BadInput(f"--site {site_opt!r} names no site")
+    if any_site:
+        sites = sites[:1] + [s for s in app.queue.sites() if s not in sites[:1]]
+    if cwd is not None and not os.path.isdir(cwd):
+        raise BadInput(f"--cwd {cwd!r} is not a directory")
+    req = SubmitRequest(
+        argv=list(command), duration_s=duration_s, name=name, zone=zone,
+        site=sites[0] if sites else None, allowed_sites=sites, policy=policy_name,
+        overrides=overrides, cwd=cwd, env=_parse_env(env_items), submitter_env=app.env,
+        shell=shell, gpus=gpus, cpus=cpus, power_w=power_w, priority=priority,
+        not_before=parse_when(after, now, what="--after") if after else None,
+    )
+    res = app.queue.submit(req, now=now)
+    job, entry = res.job, res.entry
+    saving = (
+        100.0 * (entry.run_now_g - entry.expected_g) / entry.run_now_g
+        if math.isfinite(entry.run_now_g) and entry.run_now_g > 0 and math.isfinite(entry.expected_g)
+        else None
+    )
+    if as_json:
+        echo_json({
+            "id": job.id, "name": job.name, "state": str(job.state),
+            "planned_start": entry.start, "site": entry.site, "zone": job.zone,
+            "expected_g": entry.expected_g, "run_now_g": entry.run_now_g,
+            "saving_pct": saving, "deadline": job.deadline_at, "reason": entry.reason,
+            "mean_intensity_g_per_kwh": entry.mean_intensity_g_per_kwh,
+            "plan_source": res.plan_source, "fallback": res.fallback,
+        })
+    else:
+        wait_s = (entry.start - now).total_seconds()
+        when = "now" if wait_s <= 1 else f"in {format_duration(wait_s)}"
+        click.echo(f"job {job.id} {job.name!r} planned for {fmt_time(entry.start)} ({when}) on {entry.site} ({job.zone})")
+        if math.isfinite(entry.expected_g):
+            line = f"  expected {fmt_g(entry.expected_g)} vs {fmt_g(entry.run_now_g)} if run now"
+            if saving is not None:
+                line += f" ({saving:.1f}% less)"
+            click.echo(line + f"; forecast from {res.plan_source}")
+        if res.fallback:
+            click.echo("  note: planned on fallback carbon data (see the forecast source above)")
+    if wait_flag:
+        assert job.id is not None
+        code = _wait(job.id, quiet=as_json)
+        sys.exit(code)
+
+
+def _job_row(job: Job) -> list[object]:
+    return [
+        job.id, job.name, str(job.state), job.owner, fmt_time(job.planned_start),
+        fmt_time(job.deadline_at), f"{job.planned_site or job.site}/{job.zone}",
+        format_duration(job.duration_s), fmt_g(job.expected_g), fmt_g(job.run_now_g),
+    ]
+
+
+def job_dict(job: Job) -> dict[str, object]:
+    return {
+        "id": job.id, "name": job.name, "state": str(job.state), "owner": job.owner,
+        "argv": job.argv, "cwd": job.cwd, "shell": job.shell, "duration_s": job.duration_s,
+        "power_w": job.power_w, "gpus": job.gpus, "cpus": job.cpus, "zone": job.zone,
+        "site": job.site, "allowed_sites": job.allowed_sites, "policy": job.policy_name,
+        "submitted_at": job.submitted_at, "earliest_start": job.earliest_start,
+        "latest_start": job.latest_start, "deadline": job.deadline_at,
+        "threshold_g_per_kwh": job.threshold_g_per_kwh, "budget_g": job.budget_g,
+        "run_now": job.run_now, "interruptible": job.interruptible, "priority": job.priority,
+        "planned_start": job.planned_start, "planned_site": job.planned_site,
+        "expected_g": job.expected_g, "run_now_g": job.run_now_g, "plan_source": job.plan_source,
+        "note": job.note, "attempts": job.attempts,
+    }
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Include finished jobs.")
+@json_option
+def queue(show_all: bool, as_json: bool) -> None:
+    """List waiting and running jobs with their planned start and expected emissions."""
+    app = get_app()
+    states = None if show_all else [JobState.PENDING, JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED]
+    jobs = app.store.list_jobs(states)
+    if as_json:
+        echo_json([job_dict(j) for j in jobs])
+        return
+    if not jobs:
+        click.echo("the queue is empty" + ("" if show_all else " (finished jobs: `carbonshift history`)"))
+        return
+    print_table(
+        ["id", "name", "state", "owner", "planned start", "deadline", "site/zone", "duration", "expected", "if run now"],
+        [_job_row(j) for j in jobs],
+    )
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@json_option
+def show(job_id: int, as_json: bool) -> None:
+    """Show one job: its plan, runs, energy, emissions and story."""
+    from scheduler.history import row_for
+
+    app = get_app()
+    job = app.store.get_job(job_id)
+    runs = app.store.runs_for_job(job_id)
+    events = app.store.events_for_job(job_id)
+    row = row_for(job, runs[-1] if runs else None)
+    if as_json:
+        data = job_dict(job)
+        data["runs"] = [
+            {
+                "id": r.id, "site": r.site, "executor": r.executor, "handle": r.handle,
+                "host": r.host, "started_at": r.started_at, "finished_at": r.finished_at,
+                "exit_code": r.exit_code, "state": str(r.state), "reason": r.reason,
+                "accounting": (
+                    {
+                        "energy_kwh": r.accounting.energy_kwh, "energy_j": r.accounting.energy_j,
+                        "emissions_g": r.accounting.emissions_g,
+                        "counterfactual_g": r.accounting.counterfactual_g,
+                        "saved_g": r.accounting.saved_g, "energy_method": r.accounting.energy_method,
+                        "intensity_kind": r.accounting.intensity_kind,
+                        "intensity_provider": r.accounting.intensity_provider,
+                        "pue": r.accounting.pue, "measured_share": r.accounting.measured_share,
+                        "actual_share": r.accounting.actual_share,
+                    }
+                    if r.accounting else None
+                ),
+            }
+            for r in runs
+        ]
+        data["events"] = [{"at": e.at, "kind": e.kind, "message": e.message} for e in events]
+        echo_json(data)
+        return
+    click.echo(f"job {job.id}  {job.name}  [{job.state}]  owner {job.owner}")
+    click.echo(f"  command   {' '.join(job.argv)}{'  (shell)' if job.shell else ''}")
+    click.echo(f"  cwd       {job.cwd}")
+    click.echo(f"  policy    {job.policy_name or '-'}; earliest {fmt_time(job.earliest_start)}, latest start {fmt_time(job.latest_start)}, deadline {fmt_time(job.deadline_at)}")
+    extra = []
+    if job.threshold_g_per_kwh:
+        extra.append(f"threshold {job.threshold_g_per_kwh:g} g/kWh")
+    if job.budget_g:
+        extra.append(f"budget {fmt_g(job.budget_g)}")
+    if job.run_now:
+        extra.append("run now")
+    if job.interruptible:
+        extra.append("interruptible")
+    if extra:
+        click.echo("            " + ", ".join(extra))
+    click.echo(f"  estimate  {format_duration(job.duration_s)} at {job.power_w:.0f} W, {job.gpus} GPU, {job.cpus} CPU")
+    click.echo(f"  plan      {fmt_time(job.planned_start)} on {job.planned_site or job.site} ({job.zone}): expected {fmt_g(job.expected_g)}, run now {fmt_g(job.run_now_g)}")
+    click.echo(f"            forecast from {job.plan_source or '-'}; {job.note or ''}")
+    for r in runs:
+        click.echo(f"  run {r.id}     {r.state} on {r.site} ({r.executor} {r.handle or ''}) {fmt_time(r.started_at)} -> {fmt_time(r.finished_at)} exit {r.exit_code if r.exit_code is not None else '-'} {r.reason}")
+        if r.accounting:
+            a = r.accounting
+            click.echo(f"            energy {a.energy_kwh * 1000:.3f} Wh ({a.energy_method}, {a.measured_share * 100:.0f}% measured, PUE {a.pue:g})")
+            click.echo(f"            emissions {fmt_g(a.emissions_g)} ({a.intensity_kind} intensity from {a.intensity_provider}); run now {fmt_g(a.counterfactual_g)}; saved {fmt_g(a.saved_g)} ({fmt_pct(row.saved_pct)})")
+    if events:
+        click.echo("  events")
+        for e in events:
+            click.echo(f"    {fmt_time(e.at)}  {e.kind:<10} {e.message}")
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL.")
+@json_option
+def cancel(job_id: int, grace: str, as_json: bool) -> None:
+    """Cancel a job; a running job's process group gets SIGTERM, then SIGKILL."""
+    import socket
+
+    from scheduler.executors.base import Handle
+    from scheduler.executors.local import LocalExecutor
+
+    grace_s = parse_duration_s(grace, what="grace")
+    app = get_app()
+    job, was_running = app.queue.cancel(job_id)
+    stopped = False
+    if was_running:
+        host = socket.gethostname()
+        for run in app.store.open_runs():
+            if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
+                LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
+                stopped = True
+    if as_json:
+        echo_json({"id": job_id, "state": str(job.state), "was_running": was_running, "stopped": stopped})
+    else:
+        msg = f"job {job_id} cancelled"
+        if was_running:
+            msg += " and its processes stopped" if stopped else " (its agent will stop it)"
+        click.echo(msg)
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--run", "run_id", type=int, help="Which run (default: the last).")
+@click.option("--stream", type=click.Choice(["both", "out", "err"]), default="both", show_default=True)
+@click.option("--tail", type=int, help="Only the last N lines of each stream.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing as the job writes.")
+def logs(job_id: int, run_id: int | None, stream: str, tail: int | None, follow: bool) -> None:
+    """Print a job's stdout and stderr (files under the data directory)."""
+    app = get_app()
+    app.store.get_job(job_id)
+    runs = app.store.runs_for_job(job_id)
+    if not runs:
+        raise BadInput(f"job {job_id} has not run yet: no logs (see `carbonshift show {job_id}`)")
+    run = next((r for r in runs if r.id == run_id), None) if run_id else runs[-1]
+    if run is None:
+        raise BadInput(f"job {job_id} has no run {run_id}: runs are {', '.join(str(r.id) for r in runs)}")
+    paths = []
+    if stream in ("both", "out") and run.out_path:
+        paths.append(("stdout", run.out_path))
+    if stream in ("both", "err") and run.err_path:
+        paths.append(("stderr", run.err_path))
+    for label, path in paths:
+        p = Path(path)
+        if not p.exists():
+            click.echo(f"({label}: {path} does not exist)", err=True)
+            continue
+        text = p.read_text(errors="replace")
+        lines = text.splitlines()
+        if tail is not None:
+            lines = lines[-tail:]
+        if len(paths) > 1:
+            click.echo(f"==> {label} ({path}) <==")
+        for line in lines:
+            click.echo(line)
+    if follow and run.out_path:
+        p = Path(run.out_path)
+        pos = p.stat().st_size if p.exists() else 0
+        while True:
+            job = app.store.get_job(job_id)
+            if p.exists() and p.stat().st_size > pos:
+                with p.open("rb") as fh:
+                    fh.seek(pos)
+                    chunk = fh.read()
+                    pos += len(chunk)
+                click.echo(chunk.decode(errors="replace"), nl=False)
+            if job.state in TERMINAL_STATES:
+                break
+            time.sleep(0.5)
+
+
+def _since(text: str | None, now: datetime, what: str) -> datetime | None:
+    if text is None:
+        return None
+    t = text.strip()
+    if t[:1].isdigit() and ("-" in t[1:] or ":" in t):
+        return parse_time(t, what=what)
+    return now - timedelta(seconds=parse_duration_s(t, what=what))
+
+
+@click.command()
+@click.option("--since", metavar="WHEN", help="Submitted at or after: an ISO time or a duration ago (7d).")
+@click.option("--until", metavar="WHEN", help="Submitted before: an ISO time or a duration ago.")
+@click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in JobState]), help="Only jobs in this state (repeatable).")
+@click.option("--limit", type=int, help="At most N jobs.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def history(since: str | None, until: str | None, states: tuple[str, ...], limit: int | None, fmt: str) -> None:
+    """Jobs with their energy, emissions, run-now counterfactual and savings."""
+    from scheduler.history import HISTORY_FIELDS, history_rows
+
+    app = get_app()
+    now = app.clock.now()
+    rows = history_rows(
+        app.store,
+        states=[JobState(s) for s in states] or None,
+        since=_since(since, now, "--since"),
+        until=_since(until, now, "--until"),
+        limit=limit,
+    )
+    if fmt == "json":
+        echo_json([r.as_dict() for r in rows])
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(HISTORY_FIELDS)
+        for r in rows:
+            d = r.as_dict()
+            w.writerow(["" if d[k] is None else (iso(d[k]) if isinstance(d[k], datetime) else d[k]) for k in HISTORY_FIELDS])
+        click.echo(buf.getvalue(), nl=False)
+        return
+    if not rows:
+        click.echo("no jobs yet")
+        return
+    print_table(
+        ["id", "name", "state", "started", "energy", "method", "emissions", "intensity", "run now", "saved"],
+        [
+            [
+                r.id, r.name, r.state, fmt_time(r.started_at),
+                f"{r.energy_kwh * 1000:.3f} Wh" if r.energy_kwh is not None else "-",
+                r.energy_method or "-", fmt_g(r.emissions_g),
+                f"{r.intensity_kind}/{r.intensity_provider}" if r.intensity_kind else "-",
+                fmt_g(r.counterfactual_g),
+                f"{fmt_g(r.saved_g)} ({fmt_pct(r.saved_pct)})" if r.saved_g is not None else "-",
+            ]
+            for r in rows
+        ],
+    )
+    done = [r for r in rows if r.counterfactual_g]
+    if done:
+        tot_e = sum(r.emissions_g or 0.0 for r in done)
+        tot_c = sum(r.counterfactual_g or 0.0 for r in done)
+        click.echo(
+            f"total: {fmt_g(tot_e)} emitted vs {fmt_g(tot_c)} had every job run at submission: "
+            f"saved {fmt_g(tot_c - tot_e)} ({100 * (tot_c - tot_e) / tot_c:.1f}%)"
+        )
+
+
+def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
+    app = get_app()
+    last = ""
+    tty = sys.stderr.isatty()
+    while True:
+        job = app.store.get_job(job_id)
+        now = app.clock.now()
+        runs = app.store.runs_for_job(job_id)
+        run = runs[-1] if runs else None
+        if job.state in TERMINAL_STATES:
+            if not quiet:
+                click.echo(("\r" if tty else "") + f"job {job_id} {job.state}" + (f" (exit {run.exit_code})" if run and run.exit_code is not None else ""), err=True)
+            if job.state is JobState.SUCCEEDED:
+                return 0
+            if run is not None and run.exit_code not in (None, 0):
+                return int(run.exit_code)
+            return 1
+        if job.state is JobState.PLANNED and job.planned_start:
+            left = max(0.0, (job.planned_start - now).total_seconds())
+            line = f"job {job_id} planned for {fmt_time(job.planned_start)}: starts in {format_duration(left)}"
+        elif run is not None:
+            samples = app.store.samples_for_run(run.id) if run.id else []
+            energy_j = sum(s.energy_j for s in samples)
+            elapsed = (now - run.started_at).total_seconds()
+            recent = [s for s in samples if s.end >= now - timedelta(seconds=30)]
+            power = sum(s.energy_j for s in recent) / max(1.0, sum(s.duration_s for s in recent) / max(1, len({s.device for s in recent}))) if recent else 0.0
+            line = f"job {job_id} running {format_duration(elapsed)}: {power:.0f} W, {energy_j / 3600:.2f} Wh so far"
+        else:
+            line = f"job {job_id} {job.state}"
+        if not quiet and line != last:
+            click.echo(("\r" + line.ljust(80)) if tty else line, err=True, nl=not tty)
+            last = line
+        time.sleep(poll_s)
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between updates.")
+def wait(job_id: int, interval: float) -> None:
+    """Wait for a job with a live line; exit with the job's exit code."""
+    get_app().store.get_job(job_id)
+    sys.exit(_wait(job_id, poll_s=interval))
+
+
+__all__ = ["cancel", "history", "logs", "queue", "show", "submit", "wait"]
+_ = state

@@ -1,0 +1,47 @@
+"""Builds the intensity service from settings: providers, cache (the store), fallbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from intensity.chain import IntensityService, LocalForecaster
+from intensity.errors import IntensityError
+from intensity.registry import make_provider
+from scheduler.config import Settings
+from scheduler.errors import BadInput
+
+if TYPE_CHECKING:
+    from scheduler.storage.base import JobStore
+
+
+def _local_forecaster() -> LocalForecaster | None:
+    try:
+        from intensity.forecast import local_forecast
+    except ImportError:
+        return None
+    return local_forecast  # type: ignore[no-any-return]
+
+
+def build_intensity_service(
+    settings: Settings, env: Mapping[str, str], store: JobStore | None
+) -> IntensityService:
+    """Providers named in ``[intensity] providers`` (best first), the store as cache, the
+    local forecaster, then the static table and flat as the last links."""
+    names = [n for n in settings.intensity.get("providers") or [] if n != "static"]
+    providers = []
+    for name in names:
+        options: dict[str, Any] = dict(settings.providers.get(name, {}))
+        if name == "replay" and not options.get("trace") and settings.intensity.get("trace"):
+            options["trace"] = settings.intensity["trace"]
+        try:
+            providers.append(make_provider(name, options, env))
+        except IntensityError as exc:
+            raise BadInput(f"provider {name!r} cannot be set up: {exc}") from None
+    return IntensityService(
+        providers,
+        cache=store,
+        local=_local_forecaster(),
+        cache_s=float(settings.intensity.get("cache_minutes", 30.0)) * 60.0,
+        horizon_s=int(float(settings.intensity.get("horizon_h", 48.0)) * 3600),
+    )
