@@ -205,7 +205,7 @@ class HttpClient:
                     allow_redirects=True,
                 )
             except requests.Timeout:
-                reason = f"no answer within {self.read_timeout_s:g} s (timeout)"
+                reason = f"timeout (connect {self.connect_timeout_s:g} s, read {self.read_timeout_s:g} s)"
                 if last:
                     raise ProviderUnavailable(
                         f"{provider}: {where}: {reason} after {attempts} attempts"
@@ -279,10 +279,8 @@ _default_client: HttpClient | None = None
 def default_client() -> HttpClient:
     """An :class:`HttpClient` on the shared session with the default timeouts and retries."""
     global _default_client
+    session = shared_session()
     with _session_lock:
-        client = _default_client
-    if client is None:
-        client = HttpClient()
-        with _session_lock:
-            _default_client = client
-    return client
+        if _default_client is None:
+            _default_client = HttpClient(session)
+        return _default_client
