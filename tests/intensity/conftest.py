@@ -76,3 +76,18 @@ def http(sleeps: list[float]) -> Iterator[HttpClient]:
     )
     yield client
     session.close()
+
+
+@pytest.fixture
+def drain(httpserver: Any) -> Callable[[], None]:
+    """Call to wait until the (single-threaded) test server has finished every request.
+
+    A handler that outlives the client's timeout would otherwise log its request into the
+    next test's ``httpserver.log``. The server answers one request at a time, so once this
+    probe is answered the slow one is done; the fixture's teardown then clears both.
+    """
+
+    def wait() -> None:
+        requests.get(httpserver.url_for("/__drain__"), timeout=10)
+
+    return wait

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -148,7 +149,9 @@ def test_empty_body_is_empty_data(httpserver: HTTPServer, http: HttpClient, stat
         http.get_json(httpserver.url_for("/x"), provider="t")
 
 
-def test_read_timeout_is_provider_unavailable(httpserver: HTTPServer, sleeps: list[float]) -> None:
+def test_read_timeout_is_provider_unavailable(
+    httpserver: HTTPServer, sleeps: list[float], drain: Callable[[], None]
+) -> None:
     def slow(request: Request) -> Response:
         time.sleep(0.4)
         return Response("{}", content_type="application/json")
@@ -164,6 +167,7 @@ def test_read_timeout_is_provider_unavailable(httpserver: HTTPServer, sleeps: li
     with pytest.raises(ProviderUnavailable, match="timeout"):
         client.get_json(httpserver.url_for("/slow"), provider="t")
     assert sleeps == [0.5]  # one retry, then give up
+    drain()
 
 
 def test_connection_refused_is_provider_unavailable(sleeps: list[float]) -> None:

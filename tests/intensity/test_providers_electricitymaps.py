@@ -237,3 +237,19 @@ def test_from_settings(httpserver: HTTPServer, http: HttpClient) -> None:
     assert p2.base_url == "https://api.electricitymap.org/v3"
     p3 = electricitymaps.from_settings({"token": "inline"}, {})
     assert TOKEN not in repr(p3)
+
+
+def test_429_retry_after_then_success(
+    httpserver: HTTPServer,
+    provider: ElectricityMapsProvider,
+    recorded: Callable[[str], Any],
+    sleeps: list[float],
+) -> None:
+    httpserver.expect_oneshot_request("/v3/carbon-intensity/latest").respond_with_json(
+        {"status": "error", "message": "rate limit"}, status=429, headers={"Retry-After": "2"}
+    )
+    httpserver.expect_request("/v3/carbon-intensity/latest").respond_with_json(
+        recorded("aioelectricitymaps/latest_carbon_intensity.json")
+    )
+    assert provider.latest("US-CAR-DUK").intensity_g_per_kwh == 216.0
+    assert sleeps == [2.0]

@@ -7,17 +7,19 @@ import csv
 import itertools
 import json
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from intensity.errors import EmptyData, MalformedResponse, UnknownZone
-from intensity.http import HttpClient
+from intensity.errors import EmptyData, MalformedResponse, ProviderUnavailable, UnknownZone
+from intensity.http import HttpClient, RetryPolicy
 from intensity.model import Kind, Signal, forecast_of
 from intensity.providers import ukgrid
 from intensity.providers.ukgrid import UKGridProvider, postcode_zone, region_zone
@@ -377,3 +379,24 @@ def test_from_settings(httpserver: HTTPServer, recorded: Callable[[str], Any]) -
     default = ukgrid.from_settings({}, {})
     assert default.base_url == "https://api.carbonintensity.org.uk"
     assert len(default.zones()) == 15
+
+
+def test_a_slow_server_is_provider_unavailable(
+    httpserver: HTTPServer, sleeps: list[float], drain: Callable[[], None]
+) -> None:
+    def slow(request: Request) -> Response:
+        time.sleep(0.3)
+        return Response('{"data": []}', content_type="application/json")
+
+    httpserver.expect_request("/intensity/2023-03-14T03:01Z/fw48h").respond_with_handler(slow)
+    client = HttpClient(
+        requests.Session(),
+        read_timeout_s=0.05,
+        retry=RetryPolicy(max_attempts=1),
+        sleep=sleeps.append,
+    )
+    provider = UKGridProvider(base_url=httpserver.url_for(""), http=client)
+    with pytest.raises(ProviderUnavailable, match="timeout"):
+        provider.forecast("GB", NOW, 3600)
+    assert sleeps == []
+    drain()
