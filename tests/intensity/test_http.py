@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 import requests
@@ -112,7 +113,7 @@ def test_auth_failures_are_not_retried_and_never_show_the_token(
 
 
 def test_403_body_from_watttime_is_quoted(
-    httpserver: HTTPServer, http: HttpClient, recorded
+    httpserver: HTTPServer, http: HttpClient, recorded: Callable[[str], Any]
 ) -> None:
     body = recorded("aiowatttime/invalid_scope_response.json")
     httpserver.expect_request("/x").respond_with_json(body, status=403)
@@ -202,9 +203,9 @@ def test_timeouts_are_explicit(httpserver: HTTPServer) -> None:
     seen: list[object] = []
 
     class Spy(requests.Session):
-        def request(self, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:
             seen.append(kwargs.get("timeout"))
-            return super().request(*args, **kwargs)  # type: ignore[arg-type]
+            return super().request(*args, **kwargs)
 
     httpserver.expect_request("/x").respond_with_json({})
     HttpClient(Spy(), connect_timeout_s=1.5, read_timeout_s=9.0).get_json(
