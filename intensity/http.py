@@ -170,12 +170,13 @@ class HttpClient:
         """
         response = self.get(url, provider=provider, params=params, headers=headers, auth=auth)
         where = redact_url(url)
+        secrets = _secrets(params, headers, auth)
         if response.status_code == 204 or not response.content.strip():
             raise EmptyData(f"{provider}: empty answer from {where}")
         try:
             return json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
-            snippet = response.content[:60].decode("utf-8", "replace")
+            snippet = _scrub(response.content[:60].decode("utf-8", "replace"), secrets)
             raise MalformedResponse(
                 f"{provider}: answer from {where} is not JSON (starts {snippet!r})"
             ) from None
@@ -191,6 +192,7 @@ class HttpClient:
     ) -> requests.Response:
         """GET with retries; return the first response with a status below 400."""
         where = redact_url(url)
+        secrets = _secrets(params, headers, auth)
         policy = self.retry
         attempts = max(1, policy.max_attempts)
         for attempt in range(1, attempts + 1):
@@ -228,7 +230,7 @@ class HttpClient:
             status = response.status_code
             if status < 400:
                 return response
-            detail = _error_detail(response)
+            detail = _scrub(_error_detail(response), secrets)
             if status in (401, 403):
                 raise HttpAuthError(
                     f"{provider}: HTTP {status} from {where}: credentials refused or no "
@@ -246,7 +248,8 @@ class HttpClient:
                         f"{asked:.0f} s (more than {policy.retry_after_max_s:g} s); not waiting",
                         status,
                     )
-                delay = max(delay, asked) if status != 429 else asked
+                # 429: the server's wait exactly; 5xx: at least our own backoff.
+                delay = asked if status == 429 else max(delay, asked)
             if last:
                 raise HttpStatusError(
                     f"{provider}: HTTP {status} from {where}{detail} after {attempts} attempts",
@@ -258,6 +261,32 @@ class HttpClient:
     def _wait(self, provider: str, where: str, reason: str, delay_s: float) -> None:
         log.warning("%s: %s from %s; retrying in %.1f s", provider, reason, where, delay_s)
         self._sleep(delay_s)
+
+
+def _secrets(
+    params: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    auth: tuple[str, str] | None,
+) -> list[str]:
+    """Values that must never be echoed: header values, the password, secret-named params."""
+    found = [str(v) for v in (headers or {}).values()]
+    found += [
+        str(v)
+        for k, v in (params or {}).items()
+        if any(word in k.lower() for word in ("key", "token", "secret", "password", "auth"))
+    ]
+    if auth:
+        found.append(auth[1])
+    # Bearer tokens: hide the token alone too; skip short values (zones, flags) to keep
+    # messages readable: a secret is long.
+    found += [v.split(" ", 1)[1] for v in found if " " in v]
+    return sorted({v for v in found if len(v) >= 8}, key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def _error_detail(response: requests.Response) -> str:

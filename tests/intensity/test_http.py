@@ -250,3 +250,22 @@ def test_redact_url_drops_the_query() -> None:
 def test_timeouts_must_be_positive() -> None:
     with pytest.raises(ValueError):
         HttpClient(requests.Session(), read_timeout_s=0)
+
+
+def test_a_server_echoing_the_token_is_scrubbed(httpserver: HTTPServer, http: HttpClient) -> None:
+    httpserver.expect_request("/x").respond_with_json(
+        {"error": f"token {SECRET} is not valid"}, status=401
+    )
+    with pytest.raises(AuthError) as info:
+        http.get_json(httpserver.url_for("/x"), provider="t", headers={"auth-token": SECRET})
+    assert SECRET not in str(info.value)
+    assert "token *** is not valid" in str(info.value)
+    httpserver.clear()
+    httpserver.expect_request("/y").respond_with_data(f"<{SECRET}>")
+    with pytest.raises(MalformedResponse) as bad:
+        http.get_json(
+            httpserver.url_for("/y"),
+            provider="t",
+            headers={"Authorization": f"Bearer {SECRET}"},
+        )
+    assert SECRET not in str(bad.value)
