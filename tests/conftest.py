@@ -1,10 +1,11 @@
 """Fixtures shared by every test package.
 
 - ``sqlite_url``: a URL for a not-yet-existing SQLite file in the test's ``tmp_path``.
-- ``pg_url``: a URL for a fresh, empty PostgreSQL database, dropped after the test. The
-  server is ``127.0.0.1:5432`` (database ``test``, trust auth, user ``postgres``); set
-  ``CARBONSHIFT_TEST_PG_ADMIN`` to another admin URL to use another server. Tests using it
-  are skipped when no server answers.
+- ``pg_url``: a URL for a fresh, empty PostgreSQL namespace, dropped after the test: one
+  database per test module (``cs_test_<hex>``), one schema per test pinned by the URL's
+  ``search_path``. The server is ``127.0.0.1:5432``, reached as user ``postgres`` (trust
+  auth) through database ``test``; set ``CARBONSHIFT_TEST_PG_ADMIN`` to another admin URL
+  to use another server. Tests using it are skipped when no server answers.
 - ``store``: an open, migrated :class:`~scheduler.storage.store.SqlStore`, parametrised over
   ``memory``, ``sqlite`` and ``postgres`` (the last marked ``postgres``); closed afterwards.
   Use it for anything that must behave the same on every backend.
@@ -57,21 +58,53 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'carbonshift.db'}"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh empty PostgreSQL database (``postgresql+psycopg://...``), dropped afterwards."""
-    from sqlalchemy.engine import make_url
+@pytest.fixture(scope="module")
+def pg_module_database() -> Iterator[str]:
+    """A PostgreSQL database for one test module (psycopg conninfo), dropped after it.
 
+    ``CREATE DATABASE`` costs about 0.3 s here, so tests share one per module and each
+    gets its own schema (see ``pg_url``).
+    """
     admin = _pg_admin_connect()
     name = f"cs_test_{uuid.uuid4().hex[:12]}"
     try:
         admin.execute(f'CREATE DATABASE "{name}"')
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield name
     finally:
         try:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             admin.close()
+
+
+@pytest.fixture
+def pg_url(pg_module_database: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL namespace as a ``postgresql+psycopg://`` URL.
+
+    The URL names the module's database and pins ``search_path`` to a new schema created
+    for this test alone (dropped afterwards), so it behaves as an empty database: tables,
+    ``alembic_version`` and all land there. Other processes opening the URL see the same.
+    """
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(PG_ADMIN_URL).set(database=pg_module_database)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(
+        host=base.host, port=base.port or 5432, user=base.username, password=base.password,
+        dbname=pg_module_database, autocommit=True, connect_timeout=3,
+    ) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with psycopg.connect(
+            host=base.host, port=base.port or 5432, user=base.username,
+            password=base.password, dbname=pg_module_database, autocommit=True,
+        ) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(

@@ -1,0 +1,472 @@
+"""The JobStore contract, run against every backend (in-memory SQLite, SQLite file,
+PostgreSQL) through the parametrised ``store`` fixture of tests/conftest.py."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from intensity.model import IntensityPoint, Kind, Signal, Source
+from probes.model import Method, Sample
+from scheduler.errors import CarbonshiftError, NotFound
+from scheduler.model import (
+    Event,
+    Job,
+    JobState,
+    Plan,
+    PlanEntry,
+    Policy,
+    Run,
+    RunAccounting,
+    Site,
+)
+from scheduler.storage.store import SqlStore, open_store
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def make_job(**kw: Any) -> Job:
+    values: dict[str, Any] = {
+        "name": "train",
+        "argv": ["python", "train.py", "--epochs", "3"],
+        "duration_s": 3600,
+        "zone": "GB",
+        "submitted_at": T0,
+        "earliest_start": T0,
+        "latest_start": T0 + 10 * H,
+        "deadline_at": T0 + 11 * H,
+    }
+    values.update(kw)
+    return Job(**values)
+
+
+def planned(store: SqlStore, n: int, start: datetime = T0, **kw: Any) -> list[int]:
+    """Add ``n`` jobs and put them in ``planned`` at ``start``."""
+    ids = store.add_jobs([make_job(name=f"j{i}", **kw) for i in range(n)])
+    plan = Plan(
+        entries={
+            i: PlanEntry(i, kw.get("site", "local"), start, 1.0, 2.0, 100.0, "test")
+            for i in ids
+        }
+    )
+    assert store.apply_plan(plan, T0) == n
+    return ids
+
+
+# -- policies and sites -----------------------------------------------------------------
+
+
+def test_policy_crud(store: SqlStore) -> None:
+    p = Policy("overnight", deadline_s=43200, deadline_at=T0, threshold_g_per_kwh=120.5,
+               budget_g=900.0, interruptible=True, description="by the morning")
+    store.put_policy(p)
+    store.put_policy(Policy("asap", run_now=True))
+    assert store.get_policy("overnight") == p
+    assert [x.name for x in store.list_policies()] == ["asap", "overnight"]
+    changed = Policy("overnight", max_delay_s=600)
+    store.put_policy(changed)
+    assert store.get_policy("overnight") == changed
+    store.delete_policy("asap")
+    with pytest.raises(NotFound, match="asap"):
+        store.get_policy("asap")
+    with pytest.raises(NotFound):
+        store.delete_policy("asap")
+    assert store.list_policies() == [changed]
+
+
+def test_site_crud(store: SqlStore) -> None:
+    s = Site("lab", zone="DE", executor="slurm", gpus=8, cpus=64, pue=1.4,
+             transfer_delay_s=600, transfer_energy_j=5e5)
+    store.put_site(s)
+    store.put_site(Site("home", zone="GB"))
+    assert store.get_site("lab") == s
+    assert [x.name for x in store.list_sites()] == ["home", "lab"]
+    store.put_site(Site("lab", zone="FR"))
+    assert store.get_site("lab").zone == "FR"
+    store.delete_site("lab")
+    with pytest.raises(NotFound, match="lab"):
+        store.get_site("lab")
+    with pytest.raises(NotFound):
+        store.delete_site("lab")
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+
+def test_add_and_get_job_round_trips_every_field(store: SqlStore) -> None:
+    job = make_job(
+        cwd="/data/run", env={"SEED": "1", "NAME": "é ünïcode"}, shell=True, power_w=312.5,
+        gpus=2, cpus=8, site="lab", allowed_sites=["lab", "home"], owner="ada",
+        policy_name="overnight", threshold_g_per_kwh=150.0, budget_g=800.0, run_now=True,
+        interruptible=True, priority=3, note="first", plan_source="replay",
+    )
+    added = store.add_job(job)
+    assert added.id is not None and added.id > 0
+    assert added.updated_at is not None and added.updated_at.tzinfo is UTC
+    assert job.id is None  # the argument is not modified
+    got = store.get_job(added.id)
+    assert got == added
+    assert got.argv == job.argv and got.env == job.env and got.allowed_sites == ["lab", "home"]
+    assert got.state is JobState.PENDING
+
+
+def test_add_jobs_returns_ids_in_order(store: SqlStore) -> None:
+    ids = store.add_jobs([make_job(name=f"n{i}") for i in range(5)])
+    assert len(ids) == 5 and ids == sorted(ids) and len(set(ids)) == 5
+    assert [store.get_job(i).name for i in ids] == [f"n{i}" for i in range(5)]
+    assert store.add_jobs([]) == []
+
+
+def test_missing_rows_raise_not_found(store: SqlStore) -> None:
+    with pytest.raises(NotFound, match="no job 999"):
+        store.get_job(999)
+    with pytest.raises(NotFound):
+        store.update_job(make_job(id=999))
+    with pytest.raises(NotFound):
+        store.transition(999, JobState.RUNNING, expected={JobState.PLANNED})
+    with pytest.raises(NotFound):
+        store.get_run(999)
+    with pytest.raises(NotFound):
+        store.add_run(Run(job_id=999, site="local", executor="local", started_at=T0))
+    with pytest.raises(NotFound):
+        store.add_event(Event(job_id=999, at=T0, kind="x", message="y"))
+    with pytest.raises(NotFound):
+        store.set_accounting(999, RunAccounting(1, 1, 1, 1, "m", "actual", "p"))
+
+
+def test_list_jobs_filters(store: SqlStore) -> None:
+    a = store.add_job(make_job(name="a", submitted_at=T0, site="home")).id
+    b = store.add_job(make_job(name="b", submitted_at=T0 + H, site="home")).id
+    c = store.add_job(make_job(name="c", submitted_at=T0 + 2 * H, site="lab")).id
+    assert a and b and c
+    store.apply_plan(Plan({b: PlanEntry(b, "lab", T0 + 3 * H, 1, 2, 3, "x")}), T0)
+    store.transition(c, JobState.CANCELLED, expected={JobState.PENDING})
+
+    def names(**kw: Any) -> list[str]:
+        return [j.name for j in store.list_jobs(**kw)]
+
+    assert names() == ["a", "b", "c"]
+    assert names(states=[JobState.PENDING, JobState.PLANNED]) == ["a", "b"]
+    assert names(states=[JobState.CANCELLED]) == ["c"]
+    assert names(states=[]) == []
+    assert names(since=T0 + H) == ["b", "c"]
+    assert names(until=T0 + H) == ["a"]  # half-open [since, until)
+    assert names(since=T0, until=T0 + 2 * H) == ["a", "b"]
+    assert names(sites=["lab"]) == ["b", "c"]  # planned site, else the home site
+    assert names(sites=["home"]) == ["a"]
+    assert names(limit=2) == ["a", "b"]
+
+
+def test_apply_plan_never_touches_running_or_finished_jobs(store: SqlStore) -> None:
+    pending, waiting, running, done = store.add_jobs([make_job(name=n) for n in "pwrd"])
+    store.apply_plan(Plan({waiting: PlanEntry(waiting, "home", T0, 5, 6, 7, "x")}), T0)
+    store.apply_plan(Plan({running: PlanEntry(running, "home", T0, 5, 6, 7, "x")}), T0)
+    assert store.transition(running, JobState.RUNNING, expected={JobState.PLANNED})
+    assert store.transition(done, JobState.SUCCEEDED, expected={JobState.PENDING})
+    before_running = store.get_job(running)
+    later = T0 + 5 * H
+    plan = Plan({i: PlanEntry(i, "lab", later, 10.0, 20.0, 90.0, "cleaner")
+                 for i in (pending, waiting, running, done)})
+    assert store.apply_plan(plan, T0 + H) == 2
+    for i in (pending, waiting):
+        job = store.get_job(i)
+        assert job.state is JobState.PLANNED
+        assert (job.planned_site, job.planned_start, job.expected_g, job.run_now_g) == (
+            "lab", later, 10.0, 20.0)
+        assert job.updated_at == T0 + H
+    assert store.get_job(running) == before_running
+    assert store.get_job(done).state is JobState.SUCCEEDED
+    assert store.get_job(done).planned_start is None
+    assert store.apply_plan(Plan(), T0) == 0
+
+
+def test_update_job_writes_mutable_fields(store: SqlStore) -> None:
+    job = store.add_job(make_job())
+    job.state = JobState.SUSPENDED
+    job.note = "paused for a dirty hour"
+    job.attempts = 4
+    job.planned_start = T0 + 2 * H
+    job.planned_site = "lab"
+    job.expected_g = 12.5
+    job.plan_source = "cache"
+    store.update_job(job)
+    got = store.get_job(job.id or 0)
+    assert (got.state, got.note, got.attempts, got.planned_start, got.planned_site,
+            got.expected_g, got.plan_source) == (
+        JobState.SUSPENDED, "paused for a dirty hour", 4, T0 + 2 * H, "lab", 12.5, "cache")
+
+
+def test_transition_is_a_conditional_claim(store: SqlStore) -> None:
+    (jid,) = planned(store, 1)
+    assert not store.transition(jid, JobState.SUCCEEDED, expected={JobState.RUNNING})
+    assert store.get_job(jid).state is JobState.PLANNED
+    assert store.transition(jid, JobState.RUNNING, expected={JobState.PLANNED}, note="go")
+    job = store.get_job(jid)
+    assert (job.state, job.note, job.attempts) == (JobState.RUNNING, "go", 1)
+    assert not store.transition(jid, JobState.RUNNING, expected={JobState.PLANNED})
+    assert store.transition(jid, JobState.SUCCEEDED, expected=[JobState.RUNNING])
+    job = store.get_job(jid)
+    assert (job.state, job.note, job.attempts) == (JobState.SUCCEEDED, "go", 1)
+
+
+def _race_threads(n: int, target: Any) -> list[Any]:
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        try:
+            results[k] = target()
+        except BaseException as exc:  # reported by the assertion below
+            results[k] = exc
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    return results
+
+
+def test_transition_has_one_winner_among_threads(store: SqlStore) -> None:
+    for jid in planned(store, 3):
+        wins = _race_threads(
+            8, lambda jid=jid: store.transition(jid, JobState.RUNNING, expected={JobState.PLANNED})
+        )
+        assert sorted(wins) == [False] * 7 + [True]
+        assert store.get_job(jid).attempts == 1
+
+
+def test_claim_due(store: SqlStore) -> None:
+    late = planned(store, 2, start=T0 + 2 * H)
+    early = planned(store, 3, start=T0)
+    other = planned(store, 1, start=T0, site="lab")
+    pending = store.add_job(make_job()).id
+    assert store.claim_due(T0 - H) == []
+    got = store.claim_due(T0 + H, sites=["local"], limit=2)
+    assert [j.id for j in got] == early[:2]
+    assert all(j.state is JobState.RUNNING and j.attempts == 1 for j in got)
+    got = store.claim_due(T0 + H, limit=10)
+    assert sorted(j.id or 0 for j in got) == sorted([early[2], *other])
+    assert store.claim_due(T0 + H) == []
+    got = store.claim_due(T0 + 2 * H)
+    assert [j.id for j in got] == late
+    assert store.get_job(pending or 0).state is JobState.PENDING
+    assert store.list_jobs(states=[JobState.PLANNED]) == []
+
+
+def test_claim_due_threads_never_share_a_job(store: SqlStore) -> None:
+    ids = planned(store, 24)
+
+    def drain() -> list[int]:
+        mine: list[int] = []
+        while batch := store.claim_due(T0 + H, limit=3):
+            mine.extend(j.id or 0 for j in batch)
+        return mine
+
+    claimed = [i for part in _race_threads(4, drain) for i in part]
+    assert sorted(claimed) == sorted(ids)  # every job once, none twice
+
+
+def _process_worker(url: str, job_id: int, barrier: Any, out: Any) -> None:
+    store = open_store(url)
+    try:
+        barrier.wait(60)
+        won = store.transition(job_id, JobState.RUNNING, expected={JobState.PLANNED})
+        barrier.wait(60)
+        claimed: list[int] = []
+        while batch := store.claim_due(T0 + H, limit=2):
+            claimed.extend(j.id or 0 for j in batch)
+        out.put((won, claimed))
+    except BaseException as exc:
+        out.put((exc.__class__.__name__, str(exc)))
+    finally:
+        store.close()
+
+
+def test_claims_have_one_winner_among_processes(store: SqlStore) -> None:
+    if store.url == "sqlite://":
+        pytest.skip("an in-memory database is private to one process")
+    contested, *due = planned(store, 13)
+    n = 4
+    # forkserver: children start clean (no inherited database handles) but share one
+    # interpreter that already imported the store, so they start in milliseconds
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["scheduler.storage.store", "tests.storage.test_contract"])
+    barrier = ctx.Barrier(n)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_process_worker, args=(store.url, contested, barrier, out))
+             for _ in range(n)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=90) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert all(isinstance(r[0], bool) for r in results), results
+    assert sorted(r[0] for r in results) == [False] * (n - 1) + [True]
+    claimed = [i for _, part in results for i in part]
+    assert sorted(claimed) == sorted(due)
+    assert store.get_job(contested).attempts == 1
+
+
+# -- runs and samples -----------------------------------------------------------------------
+
+
+def test_runs(store: SqlStore) -> None:
+    jid = store.add_job(make_job()).id or 0
+    r1 = store.add_run(Run(job_id=jid, site="home", executor="local", started_at=T0,
+                           host="alpha", handle="pid:1"))
+    r2 = store.add_run(Run(job_id=jid, site="lab", executor="slurm", started_at=T0 + H,
+                           host="beta", lease_until=T0 + 2 * H))
+    assert r1.id and r2.id and r1.id != r2.id
+    assert store.get_run(r1.id) == r1
+    assert [r.id for r in store.runs_for_job(jid)] == [r1.id, r2.id]
+    assert {r.id for r in store.open_runs()} == {r1.id, r2.id}
+    assert [r.id for r in store.open_runs(host="beta")] == [r2.id]
+    r1.finished_at = T0 + 30 * timedelta(minutes=1)
+    r1.exit_code = 3
+    r1.state = JobState.FAILED
+    r1.reason = "exit 3"
+    r1.out_path, r1.err_path = "/logs/1.out", "/logs/1.err"
+    store.update_run(r1)
+    assert store.get_run(r1.id) == r1
+    assert [r.id for r in store.open_runs()] == [r2.id]
+    store.renew_leases([r2.id], T0 + 5 * H)
+    store.renew_leases([], T0)
+    assert store.get_run(r2.id).lease_until == T0 + 5 * H
+    assert store.get_run(r2.id).accounting is None
+    acc = RunAccounting(energy_j=3.6e6, facility_energy_j=5.04e6, emissions_g=210.0,
+                        counterfactual_g=300.0, energy_method="nvml_energy_counter",
+                        intensity_kind="actual", intensity_provider="ukgrid", pue=1.4,
+                        measured_share=0.9, actual_share=0.75)
+    store.set_accounting(r2.id, acc)
+    got = store.get_run(r2.id).accounting
+    assert got == acc and got.saved_g == pytest.approx(90.0)
+    assert store.runs_for_job(jid + 100) == []
+
+
+def test_samples(store: SqlStore) -> None:
+    jid = store.add_job(make_job()).id or 0
+    run_id = store.add_run(Run(job_id=jid, site="home", executor="local", started_at=T0)).id
+    assert run_id
+    m = timedelta(minutes=1)
+    samples = [
+        Sample(T0 + m, T0 + 2 * m, "gpu:0", 1500.0, Method.NVML_ENERGY_COUNTER),
+        Sample(T0, T0 + m, "cpu", 900.5, Method.CPU_TIME_ESTIMATE, estimated=True,
+               note="cpu time x 10 W"),
+        Sample(T0, T0 + m, "gpu:0", 1400.0, Method.NVML_ENERGY_COUNTER),
+    ]
+    store.add_samples(run_id, samples)
+    store.add_samples(run_id, [])
+    got = store.samples_for_run(run_id)
+    assert [s.start for s in got] == [T0, T0, T0 + m]
+    assert sorted(got, key=lambda s: (s.start, s.device)) == sorted(
+        samples, key=lambda s: (s.start, s.device))
+    assert got[0].method is Method.CPU_TIME_ESTIMATE and got[0].estimated
+    assert store.samples_for_run(run_id + 1) == []
+    with pytest.raises(NotFound):
+        store.add_samples(run_id + 1, samples[:1])
+
+
+# -- intensity ------------------------------------------------------------------------------
+
+
+def point(start: datetime, value: float, kind: Kind = Kind.FORECAST, *,
+          issued_at: datetime | None = None, provider: str = "ukgrid", zone: str = "GB",
+          signal: Signal = Signal.AVERAGE) -> IntensityPoint:
+    return IntensityPoint(zone, start, start + timedelta(minutes=30), value, kind, provider,
+                          signal, issued_at, Source.PROVIDER, False)
+
+
+def test_points_dedup_and_vintages_side_by_side(store: SqlStore) -> None:
+    hh = timedelta(minutes=30)
+    first = [point(T0 + k * hh, 100 + k, issued_at=T0 - H) for k in range(4)]
+    assert store.add_points(first) == 4
+    assert store.add_points(first) == 0  # same vintage again: skipped
+    second = [point(T0 + k * hh, 200 + k, issued_at=T0) for k in range(2)]
+    actuals = [point(T0 + k * hh, 150 + k, Kind.ACTUAL) for k in range(2)]
+    marginal = [point(T0, 400, signal=Signal.MARGINAL, issued_at=T0)]
+    assert store.add_points([*second, *actuals, *marginal, actuals[0]]) == 5
+    # actuals have no issued_at: NULL must not defeat the uniqueness
+    assert store.add_points(actuals) == 0
+    got = store.get_points("GB", T0, T0 + H)
+    assert len(got) == 2 + 2 + 2 + 1  # both vintages, the actuals, the marginal: all kept
+    assert [(p.start, p.issued_at) for p in got] == sorted(
+        [(p.start, p.issued_at) for p in got], key=lambda x: (x[0], x[1] or datetime.min.replace(tzinfo=UTC)))
+    assert {p.intensity_g_per_kwh for p in got if p.start == T0} == {100, 200, 150, 400}
+    assert [p.intensity_g_per_kwh for p in store.get_points("GB", T0, T0 + H, kind=Kind.ACTUAL)] == [150, 151]
+    assert store.get_points("GB", T0, T0 + H, provider="other") == []
+    assert store.get_points("FR", T0, T0 + H) == []
+    # overlap of [start, end): a point ending exactly at start is out, one starting inside is in
+    assert {p.start for p in store.get_points("GB", T0 + hh, T0 + hh + timedelta(seconds=1))} == {T0 + hh}
+    fetched = next(p for p in got if p.issued_at == T0 - H)
+    assert fetched == first[0]
+    assert store.add_points([]) == 0
+
+
+def test_last_fetch_moves_even_when_nothing_is_new(store: SqlStore) -> None:
+    assert store.last_fetch("GB", "ukgrid", Kind.FORECAST) is None
+    p = [point(T0, 100, issued_at=T0)]
+    store.add_points(p)
+    first = store.last_fetch("GB", "ukgrid", Kind.FORECAST)
+    assert first is not None and first.tzinfo is UTC
+    store.add_points(p)
+    second = store.last_fetch("GB", "ukgrid", Kind.FORECAST)
+    assert second is not None and second >= first
+    assert store.last_fetch("GB", "ukgrid", Kind.ACTUAL) is None
+    assert store.last_fetch("GB", "other", Kind.FORECAST) is None
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+def test_events(store: SqlStore) -> None:
+    a = store.add_job(make_job()).id or 0
+    b = store.add_job(make_job()).id or 0
+    for k, (jid, kind) in enumerate([(a, "submitted"), (b, "submitted"), (a, "planned"),
+                                     (a, "started")]):
+        store.add_event(Event(job_id=jid, at=T0 + k * H, kind=kind, message=f"m{k}"))
+    evs = store.events_for_job(a)
+    assert [e.kind for e in evs] == ["submitted", "planned", "started"]
+    assert evs[1].at == T0 + 2 * H and evs[1].message == "m2" and evs[1].id
+    everything = store.events_since(0)
+    assert len(everything) == 4
+    ids = [e.id or 0 for e in everything]
+    assert ids == sorted(ids)
+    assert [e.kind for e in store.events_since(ids[1], limit=1)] == ["planned"]
+    assert store.events_since(ids[-1]) == []
+
+
+# -- time -----------------------------------------------------------------------------------
+
+
+def test_datetimes_come_back_aware_utc(store: SqlStore) -> None:
+    paris = timezone(timedelta(hours=2))
+    local = datetime(2026, 5, 1, 14, 0, 0, 123456, tzinfo=paris)
+    jid = store.add_job(make_job(submitted_at=local, earliest_start=local,
+                                 latest_start=local + H, deadline_at=None)).id or 0
+    job = store.get_job(jid)
+    assert job.submitted_at == local and job.submitted_at.tzinfo is UTC
+    assert job.submitted_at == datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    assert job.deadline_at is None
+    assert [j.id for j in store.list_jobs(since=local, until=local + timedelta(microseconds=1))] == [jid]
+
+
+def test_naive_datetimes_are_rejected(store: SqlStore) -> None:
+    naive = datetime(2026, 5, 1, 12, 0)
+    with pytest.raises(ValueError, match="naive") as info:
+        store.add_job(make_job(submitted_at=naive))
+    assert isinstance(info.value, CarbonshiftError)
+    assert store.list_jobs() == []
+    with pytest.raises(ValueError, match="naive"):
+        store.get_points("GB", naive, naive + H)
+    with pytest.raises(ValueError, match="naive"):
+        store.claim_due(naive)
+    with pytest.raises(ValueError, match="naive"):
+        store.add_points([point(T0, 1.0, issued_at=naive)])
