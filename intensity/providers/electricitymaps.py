@@ -225,6 +225,12 @@ def _list_field(body: Any, key: str) -> list[Any]:
     return rows
 
 
+#: The keys ``[providers.electricitymaps]`` may hold (for the config layer's unknown-key check).
+OPTIONS: frozenset[str] = frozenset(
+    {"base_url", "zones", "token", "token_env", "forecast", "emission_factor_type"}
+)
+
+
 def from_settings(
     options: Mapping[str, Any], env: Mapping[str, str], *, http: HttpClient | None = None
 ) -> ElectricityMapsProvider:

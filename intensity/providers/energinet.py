@@ -152,6 +152,10 @@ class EnerginetProvider(IntensityProvider):
         return out
 
 
+#: The keys ``[providers.energinet]`` may hold (for the config layer's unknown-key check).
+OPTIONS: frozenset[str] = frozenset({"base_url", "zones"})
+
+
 def from_settings(
     options: Mapping[str, Any], env: Mapping[str, str], *, http: HttpClient | None = None
 ) -> EnerginetProvider:

@@ -156,6 +156,10 @@ class EnergyChartsProvider(IntensityProvider):
         return out
 
 
+#: The keys ``[providers.energycharts]`` may hold (for the config layer's unknown-key check).
+OPTIONS: frozenset[str] = frozenset({"base_url", "zones"})
+
+
 def from_settings(
     options: Mapping[str, Any], env: Mapping[str, str], *, http: HttpClient | None = None
 ) -> EnergyChartsProvider:

@@ -267,6 +267,10 @@ def _ceil_window(value: datetime) -> datetime:
     return floored if floored == value else floored + timedelta(seconds=WINDOW_S)
 
 
+#: The keys ``[providers.ukgrid]`` may hold (for the config layer's unknown-key check).
+OPTIONS: frozenset[str] = frozenset({"base_url", "zones"})
+
+
 def from_settings(
     options: Mapping[str, Any], env: Mapping[str, str], *, http: HttpClient | None = None
 ) -> UKGridProvider:

@@ -335,6 +335,12 @@ def _data_meta(body: Any) -> tuple[list[Any], Mapping[str, Any]]:
     return data, meta
 
 
+#: The keys ``[providers.watttime]`` may hold (for the config layer's unknown-key check).
+OPTIONS: frozenset[str] = frozenset(
+    {"base_url", "zones", "username", "password", "username_env", "password_env"}
+)
+
+
 def from_settings(
     options: Mapping[str, Any], env: Mapping[str, str], *, http: HttpClient | None = None
 ) -> WattTimeProvider:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -64,3 +65,11 @@ def test_intensity_never_imports_scheduler_or_probes() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    "name", ["ukgrid", "electricitymaps", "watttime", "energycharts", "energinet"]
+)
+def test_each_module_lists_its_option_keys(name: str) -> None:
+    module = importlib.import_module(f"intensity.providers.{name}")
+    assert {"base_url", "zones"} <= module.OPTIONS
