@@ -4,13 +4,14 @@ Datasets
     forecast: ``CO2EmisProg``, the CO2 emission prognosis (5-minute, gCO2/kWh).
     history:  ``CO2Emis``, the near-real-time CO2 emission (same shape).
 
-``GET /dataset/<name>?start=&end=&timezone=UTC&filter={"PriceArea":["DK1"]}&sort=...``
+``GET /dataset/<name>?start=&end=&filter={"PriceArea":["DK1"]}&sort=...&limit=0``
 answers ``{"total", "limit", "dataset", "records": [{"Minutes5UTC", "PriceArea",
 "CO2Emission"}...]}``, newest first by default. ``Minutes5UTC`` is naive text
 (``2022-07-17T21:55:00``) that the dataset documents as UTC; it is parsed as UTC and
-never through a Danish local clock. ``start``/``end`` are widened by two hours and the
-points clipped here, so the window is right whether or not the service applies
-``timezone=UTC`` to them.
+never through a Danish local clock. The API guide says ``start``/``end`` are Danish local
+time (UTC+1, or UTC+2 in summer); rather than convert through a timezone database, the UTC
+wall-clock window is sent widened by three hours on each side and the points are clipped
+here to the exact UTC window.
 
 Zones are ``DK-DK1`` (West Denmark) and ``DK-DK2`` (East Denmark), the Electricity Maps
 keys for the two price areas. Values are average signal; forecasts carry
@@ -44,8 +45,8 @@ ZONE_AREAS: dict[str, str] = {"DK-DK1": "DK1", "DK-DK2": "DK2"}
 FORECAST_DATASET = "CO2EmisProg"
 HISTORY_DATASET = "CO2Emis"
 STEP_S = 300
-#: Widening of the asked window, so a service reading start/end as Danish time still covers it.
-MARGIN = timedelta(hours=2)
+#: Widening of the asked window: the service reads start/end as Danish time (UTC+1/+2).
+MARGIN = timedelta(hours=3)
 
 
 class EnerginetProvider(IntensityProvider):
@@ -102,7 +103,6 @@ class EnerginetProvider(IntensityProvider):
         params = {
             "start": format_minutes_naive(start - MARGIN),
             "end": format_minutes_naive(end + MARGIN),
-            "timezone": "UTC",
             "filter": json.dumps({"PriceArea": [area]}, separators=(",", ":")),
             "sort": "Minutes5UTC ASC",
             "limit": "0",

@@ -47,9 +47,10 @@ def test_forecast_from_the_recorded_prognosis(
     assert all(p.zone == "DK-DK1" and p.provider == "energinet" for p in points)
     args = httpserver.log[0][0].args
     assert json.loads(args["filter"]) == {"PriceArea": ["DK1"]}
-    assert args["timezone"] == "UTC"
-    assert args["start"] == "2022-07-17T17:55"  # widened by 2 h, clipped here
-    assert args["end"] == "2022-07-18T00:00"  # 22:00 + 2 h
+    assert "timezone" not in args
+    # start/end are Danish time to the service: the UTC window is widened by 3 h each side.
+    assert args["start"] == "2022-07-17T16:55"
+    assert args["end"] == "2022-07-18T01:00"
     assert args["sort"] == "Minutes5UTC ASC"
 
 
