@@ -35,7 +35,7 @@ from intensity.providers._common import (
     usable,
     zones_option,
 )
-from intensity.timefmt import chunks, format_seconds_z, require_utc
+from intensity.timefmt import chunks, format_minutes_z, require_utc
 
 NAME = "energycharts"
 DEFAULT_BASE_URL = "https://api.energy-charts.info"
@@ -102,8 +102,8 @@ class EnergyChartsProvider(IntensityProvider):
             raise UnknownZone(f"{NAME} serves {', '.join(self._zones)}, not {zone!r}")
         params = {
             "country": zone.lower(),
-            "start": format_seconds_z(start),
-            "end": format_seconds_z(end),
+            "start": format_minutes_z(start),
+            "end": format_minutes_z(end),
         }
         try:
             return self.http.get_json(self.base_url + "/co2eq", provider=NAME, params=params)

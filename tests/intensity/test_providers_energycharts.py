@@ -54,7 +54,7 @@ def test_forecast_from_co2eq_forecast(
     assert all(p.signal is Signal.AVERAGE and p.zone == "DE" for p in points)
     args = httpserver.log[0][0].args
     assert args["country"] == "de"
-    assert args["end"] == "2024-05-01T04:00:00Z"
+    assert args["end"] == "2024-05-01T04:00Z"  # the minute format seen in real use
 
 
 def test_history_from_co2eq(httpserver: HTTPServer, provider: EnergyChartsProvider) -> None:
