@@ -104,6 +104,11 @@ class Job:
     run_now: bool = False
     interruptible: bool = False
     priority: int = 0
+    #: moving the job away from its home site: delay before it can start there and the
+    #: energy spent moving its data; ``None`` uses the destination site's figures
+    #: (planning inputs, not stored yet)
+    transfer_delay_s: int | None = None
+    transfer_energy_j: float | None = None
     state: JobState = JobState.PENDING
     planned_start: datetime | None = None
     planned_site: str | None = None
@@ -136,10 +141,15 @@ class PlanEntry:
 
 @dataclass(slots=True)
 class Plan:
-    """The planner's answer: an entry per plannable job, and why the others were not."""
+    """The planner's answer: an entry per plannable job, and why the others were not.
+
+    ``earliest_finish`` gives, for a job that could not be planned by its deadline (capacity
+    taken), the earliest finish that would fit.
+    """
 
     entries: dict[int, PlanEntry] = field(default_factory=dict)
     unplanned: dict[int, str] = field(default_factory=dict)
+    earliest_finish: dict[int, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
