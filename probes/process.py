@@ -21,6 +21,7 @@ makes a short job's figure exact even if it ended between two readings.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -263,27 +264,62 @@ class ProcessTree:
     def _scan(self) -> dict[int, Member]:
         members: dict[int, Member] = {}
         for pid in self._candidate_pids():
-            try:
-                proc = self._proc(pid)
-                with proc.oneshot():
-                    t = proc.cpu_times()
-                    ppid = proc.ppid()
-                    rss = 0
-                    if self._with_memory:
-                        try:
-                            rss = proc.memory_info().rss
-                        except psutil.Error:
-                            rss = 0
-            except psutil.Error:
-                self._procs.pop(pid, None)
-                continue
-            members[pid] = Member(
-                ppid, t.user + t.system + t.children_user + t.children_system, rss
-            )
+            member = _read_proc_stat(pid) if _FAST_PROC else None
+            if member is None:
+                member = self._read_psutil(pid)
+            if member is not None:
+                members[pid] = member
         for pid in list(self._procs):
             if pid not in members:
                 del self._procs[pid]
         return members
+
+    def _read_psutil(self, pid: int) -> Member | None:
+        try:
+            proc = self._proc(pid)
+            with proc.oneshot():
+                t = proc.cpu_times()
+                ppid = proc.ppid()
+                rss = 0
+                if self._with_memory:
+                    try:
+                        rss = proc.memory_info().rss
+                    except psutil.Error:
+                        rss = 0
+        except psutil.Error:
+            self._procs.pop(pid, None)
+            return None
+        return Member(ppid, t.user + t.system + t.children_user + t.children_system, rss)
+
+
+# On Linux one read of /proc/<pid>/stat gives the parent, the four CPU times and the RSS:
+# a third of what psutil's separate calls cost, which keeps a tick on a 50-process job
+# well under the 0.5%-of-a-core budget. Elsewhere (or if /proc looks different) psutil.
+_FAST_PROC = sys.platform.startswith("linux") and os.path.exists("/proc/self/stat")
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if _FAST_PROC else 100
+_PAGE_B = os.sysconf("SC_PAGE_SIZE") if _FAST_PROC else 4096
+
+
+def _read_proc_stat(pid: int) -> Member | None:
+    """``Member`` from ``/proc/<pid>/stat`` (``None`` if it cannot be read or parsed)."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # "pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+    #  utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss ..."
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        ticks = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+        return Member(int(fields[1]), ticks / _CLK_TCK, int(fields[21]) * _PAGE_B)
+    except (IndexError, ValueError):
+        return None
 
 
 class ProcessTreeProbe(EnergyProbe):
