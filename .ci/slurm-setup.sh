@@ -120,6 +120,9 @@ JobCompLoc=$JOBCOMP_LOG
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+# Jobs held with --begin are started by the scheduler's next pass once eligible: short
+# intervals make them start within seconds of the planned time (defaults: 30 s / 60 s).
+SchedulerParameters=bf_interval=5,sched_interval=10
 ReturnToService=2
 MinJobAge=3600
 KillWait=10
