@@ -40,9 +40,13 @@ Planned start: ``--begin``, not hold-and-release
     * a replan moves it with one call, :meth:`SlurmExecutor.reschedule`
       (``scontrol update JobId=.. StartTime=..``), and a cancelled plan is ``scancel``.
 
-    The price: Slurm starts an eligible job at its next scheduling pass, so the start can
-    lag the planned time by up to the scheduler interval (seconds to a minute by
-    default), never precede it. Carbon windows are 30 minutes or more, so this is noise.
+    The agent may therefore submit a planned job early (its claim in the database then
+    happens at submission) or at the planned start; either way Slurm guarantees
+    "not before". The price: Slurm starts an eligible job at its next scheduling pass, so
+    the start lags the planned time by up to ``bf_interval``/``sched_interval`` (30 s /
+    60 s by default; 5 s / 10 s in the CI ``slurm.conf``, where jobs start 2-10 s after
+    their planned time), never precedes it. Carbon windows are 30 minutes or more, so this
+    is noise.
 
 Following a job
     :meth:`SlurmExecutor.poll` asks ``squeue -j ID --states=all`` first (one cheap call
