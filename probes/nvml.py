@@ -108,7 +108,10 @@ class _Gpu:
 
 
 class NvmlProbe(EnergyProbe):
-    """Energy of the job's GPUs (devices ``gpu:N``); see the module docstring."""
+    """Energy of the job's GPUs (devices ``gpu:N``); see the module docstring.
+
+    ``use_counter=False`` forces power integration (to compare both methods on one GPU).
+    """
 
     method = Method.NVML_ENERGY_COUNTER
     roles = frozenset({"gpu"})
@@ -119,8 +122,10 @@ class NvmlProbe(EnergyProbe):
         tree: ProcessTree | None = None,
         nvml: Any | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        use_counter: bool = True,
     ) -> None:
         self.tree = tree
+        self.use_counter = use_counter
         self._nv = nvml
         self._monotonic = monotonic
         self._gpus: list[_Gpu] = []
@@ -148,7 +153,7 @@ class NvmlProbe(EnergyProbe):
         if all(not g.counter for g in self._gpus):
             self.method = Method.NVML_POWER_INTEGRATION
         for g in self._gpus:
-            if not g.counter:
+            if not g.counter and self.use_counter:
                 self._notes.append(
                     f"gpu:{g.index}: energy counter not supported; power integration of samples every reading"
                 )
@@ -208,15 +213,15 @@ class NvmlProbe(EnergyProbe):
         try:
             current, _pending = _call(nv, "nvmlDeviceGetMigMode", handle)
             mig = current == getattr(nv, "NVML_DEVICE_MIG_ENABLE", 1)
-        except (NotSupported, ProbeUnavailable):
+        except ProbeError:  # not supported (no MIG on this GPU), or not answerable: plain GPU
             mig = False
-        except ProbeError:
-            mig = False
-        gpu = _Gpu(index, handle, counter=True, mig=mig, prev_mono_s=self._monotonic())
+        gpu = _Gpu(index, handle, counter=self.use_counter, mig=mig, prev_mono_s=self._monotonic())
         try:
-            gpu.prev_mj = float(_call(nv, "nvmlDeviceGetTotalEnergyConsumption", handle))
+            if gpu.counter:
+                gpu.prev_mj = float(_call(nv, "nvmlDeviceGetTotalEnergyConsumption", handle))
         except NotSupported:
             gpu.counter = False
+        if not gpu.counter:
             gpu.prev_power_w = float(_call(nv, "nvmlDeviceGetPowerUsage", handle)) / 1000.0
         return gpu
 
