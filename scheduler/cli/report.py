@@ -1,0 +1,121 @@
+"""``carbonshift report``: energy, emissions and savings aggregated by period or group."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta, tzinfo
+
+import click
+
+from scheduler.cli.common import echo_json, fmt_g, get_app, print_table, state
+from scheduler.errors import BadInput
+from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time
+
+GROUPING_CHOICES = ("day", "week", "month", "site", "policy", "owner", "zone", "job")
+
+
+def parse_since(text: str | None, now: datetime, what: str) -> datetime | None:
+    """An ISO time with a zone, or a duration back from ``now`` (``30d``, ``12h``)."""
+    if text is None or text.strip().lower() in ("", "all", "ever"):
+        return None
+    t = text.strip()
+    if t[:1].isdigit() and ("-" in t[1:] or ":" in t):
+        return parse_time(t, what=what)
+    return now - timedelta(seconds=parse_duration_s(t, what=what))
+
+
+def display_tz(utc: bool) -> tzinfo:
+    """UTC with ``--utc``, else this machine's local zone."""
+    if utc:
+        return UTC
+    local = datetime.now(UTC).astimezone().tzinfo
+    return local or UTC
+
+
+@click.command()
+@click.option("--since", default="30d", show_default=True, metavar="WHEN",
+              help="Jobs submitted since: a duration ago (7d, 12h), an ISO time, or 'all'.")
+@click.option("--until", metavar="WHEN", help="Jobs submitted before: a duration ago or an ISO time.")
+@click.option("--by", "by", type=click.Choice(GROUPING_CHOICES), default="day", show_default=True,
+              help="Group by period (local time; --utc for UTC) or by site, policy, owner, zone, job.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--plot", is_flag=True, help="Also draw emissions vs run-now in the terminal.")
+@click.option("--png", "png", metavar="FILE", type=click.Path(dir_okay=False),
+              help=f"Write the chart as PNG (needs `{'pip install carbonshift[plot]'}`).")
+@click.option("--svg", "svg", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Write the chart as SVG (built in, no extra needed).")
+@click.option("--carbon-price", metavar="PRICE",
+              help="Internal carbon price, like 80/t or 80EUR/t (default: config carbon_price).")
+def report(
+    since: str, until: str | None, by: str, fmt: str, as_json: bool, plot: bool,
+    png: str | None, svg: str | None, carbon_price: str | None,
+) -> None:
+    """Aggregate jobs, GPU-hours, energy, emissions and savings against run-now.
+
+    \b
+    Columns: jobs, GPU-hours, energy (facility kWh), emissions (kgCO2e), run-now (the same
+    measured power had each job started at submission), saved, deadline hits of succeeded
+    jobs with a deadline, mean delay from submission to start, the share of energy that
+    was measured (not estimated), the share of emissions on actual (not forecast)
+    intensity, and with a carbon price the carbon cost and the cost avoided.
+
+    \b
+    Examples:
+      carbonshift report --since 7d --by day --plot
+      carbonshift report --by owner --carbon-price 80EUR/t --format csv
+      carbonshift report --by month --svg emissions.svg
+    """
+    from scheduler.charts import render_text, report_chart, write_chart
+    from scheduler.history import history_rows
+    from scheduler.reporting import REPORT_FIELDS, CarbonPrice, build_report, table_rows
+
+    if as_json:
+        fmt = "json"
+    app = get_app()
+    now = app.clock.now()
+    t_since = parse_since(since, now, "--since")
+    t_until = parse_since(until, now, "--until")
+    if t_since is not None and t_until is not None and t_until <= t_since:
+        raise BadInput(f"--until {until!r} is not after --since {since!r}")
+    price_text = carbon_price or app.settings.carbon_price
+    price = CarbonPrice.parse(price_text) if price_text else None
+    rows = history_rows(app.store, since=t_since, until=t_until)
+    rep = build_report(rows, by=by, tz=display_tz(state().utc), price=price,
+                       since=t_since, until=t_until, now=now)
+    chart = report_chart(rep)
+    for path in (png, svg):
+        if path:
+            write_chart(chart, path)
+    if fmt == "json":
+        echo_json(rep.as_dict())
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(REPORT_FIELDS)
+        for r in [*rep.rows, rep.total]:
+            d = r.as_dict()
+            w.writerow(["" if d[k] is None else (iso(d[k]) if isinstance(d[k], datetime) else d[k])  # type: ignore[arg-type]
+                        for k in REPORT_FIELDS])
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        window = f"since {iso(t_since)}" if t_since else "all time"
+        if t_until:
+            window += f" until {iso(t_until)}"
+        if not rows:
+            click.echo(f"no jobs {window} (try --since all)")
+        else:
+            headers, cells = table_rows(rep, fmt_g, format_duration)
+            title = f"carbonshift report by {by}, {window}"
+            if price:
+                title += f", carbon price {price}"
+            print_table(headers, cells, title=title)
+            for note in rep.notes:
+                click.echo(f"note: {note}")
+    if plot and rows:
+        click.echo(render_text(chart), err=fmt != "table")
+    for path in (png, svg):
+        if path:
+            click.echo(f"chart written to {path}", err=True)
