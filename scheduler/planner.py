@@ -1,12 +1,13 @@
 """The planner: a pure function from jobs, forecasts, sites and ``now`` to a plan.
 
-No clock reads, no I/O. For each job it picks the start minimising expected emissions
+No clock reads, no I/O. For each job it picks the site and start minimising expected emissions
 
     expected_g = power_w x PUE x integral of intensity over [start, start + duration]
+                 (+ the transfer energy x the home zone's mean intensity when it moves)
 
 over every start its bounds allow, with the forecast treated as a piecewise-constant
 function (sub-interval overlaps weighted exactly). Time outside the forecast, and gaps
-inside it, count at the forecast's mean. Ties go to the earliest start.
+inside it, count at the forecast's mean. Ties go to the earliest start, then the home site.
 
 Exactness: intensities are resolved to 0.001 gCO2/kWh and times to whole seconds, and
 integrals are computed in integers, so equal windows tie exactly. The cost of a start
@@ -14,30 +15,79 @@ integrals are computed in integers, so equal windows tie exactly. The cost of a 
 a forecast boundary, so the earliest minimiser over every second of ``[earliest, latest]``
 is one of: ``earliest``, ``latest``, a boundary, or a boundary minus the duration. The
 planner evaluates exactly those candidates.
+
+The whole queue. Jobs are placed one by one, higher ``priority`` first, then earlier latest
+start (tight deadlines are protected), into a ledger of GPU and CPU use per site per slot
+(``PlanOptions.slot_s``; a job holds every slot its run overlaps, so no slot is ever
+over-committed). A site capacity of 0 means the planner does not manage that resource
+there. Each job first tries its unconstrained optimum; only when that collides with
+capacity does it search further. Where capacity does not bind, every job therefore gets
+exactly the single-job optimum above. When it binds, the search is still exact for that
+job given the jobs already placed: feasibility only changes where ``s`` or ``s + duration``
+crosses a slot boundary, so the candidates become forecast breakpoints, slot boundaries
+``k*slot`` and ``k*slot - duration`` (plus ``earliest`` and ``latest``). When few jobs
+contend (``exact_max_jobs``), a branch-and-bound over those candidates replaces the greedy
+answer with the joint optimum.
+
+Relocation: a job may name other allowed sites; moving away from home delays its earliest
+start by the transfer delay (the job's own figure, else the destination site's) and adds
+the transfer energy at the home zone's mean forecast intensity. Running jobs passed in
+(``running``/``suspended``) are not planned; they hold their site's capacity until their
+expected end.
+
+Interruptible jobs may be split into runs on a grid of ``min_chunk_s`` (so every run is at
+least that long) with at most ``max_pauses`` pauses, chosen by dynamic programming (or by
+taking the cheapest slots when pauses are unlimited); the split is used only when it beats
+the best single run.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from intensity.model import Forecast
-from scheduler.model import Job, Plan, PlanEntry, Site
+from scheduler.model import Job, JobState, Plan, PlanEntry, Site
 
 MILLI = 1000  # intensity resolution: 1/1000 gCO2/kWh
 # grams = power_w * (milli-g/kWh * s) / (1000 milli * 3600 s/h * 1000 W/kW)
 _G_PER_UNIT_W = 1.0 / (MILLI * 3600.0 * 1000.0)
 
 
+TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
+RUNNING_STATES = frozenset({JobState.RUNNING, JobState.SUSPENDED})
+_INF = 1 << 62
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     """Knobs of the planner that are not part of a job."""
 
-    #: when true, a job whose bounds are already past is planned at ``now`` (overdue)
+    #: when true, a job whose bounds are already past (or that no capacity can take by its
+    #: deadline) is planned as early as it fits (overdue); when false it is left unplanned
     allow_overdue: bool = True
+    #: width of a capacity slot, seconds (the ledger's resolution)
+    slot_s: int = 300
+    #: respect site GPU/CPU capacity (0 on a site = not managed)
+    enforce_capacity: bool = True
+    #: interruptible jobs: shortest run, and most pauses (``None``: unlimited)
+    min_chunk_s: int = 3600
+    max_pauses: int | None = 3
+    #: a job with a ``current`` placement moves only if that saves more than this percent
+    hysteresis_pct: float = 0.0
+    #: the plan in force: job id -> (site, start); used with ``hysteresis_pct``
+    current: Mapping[int, tuple[str, datetime]] = field(default_factory=dict)
+    #: jobs already accepted: placed before any other (a new submit cannot push them out)
+    committed: frozenset[int] = frozenset()
+    #: joint branch-and-bound when at most this many jobs are displaced by capacity
+    exact_max_jobs: int = 6
+    exact_max_nodes: int = 100_000
+    #: how far past its window an overdue job may be pushed looking for capacity, seconds
+    overdue_search_s: int = 14 * 86400
 
 
 class Profile:
@@ -80,7 +130,7 @@ class Profile:
             prefix.append(acc)
         self.prefix = prefix
 
-    def F(self, t: int) -> int:  # noqa: N802 - the usual name of an antiderivative
+    def F(self, t: int) -> int:
         b = self.b
         if not b:
             return self.fill * t
@@ -196,6 +246,519 @@ def expected_grams(cost: int, power_w: float, pue: float = 1.0) -> float:
     return cost * power_w * pue * _G_PER_UNIT_W
 
 
+class _Ledger:
+    """GPU and CPU use of one site, per slot of ``slot_s`` seconds from slot ``k0``."""
+
+    __slots__ = ("cpu", "cpu_used", "gpu", "gpu_used", "k0", "slot_s")
+
+    def __init__(self, site: Site, slot_s: int, k0: int) -> None:
+        self.gpu = max(0, site.gpus)
+        self.cpu = max(0, site.cpus)
+        self.slot_s = slot_s
+        self.k0 = k0
+        self.gpu_used: list[int] = []
+        self.cpu_used: list[int] = []
+
+    def manages(self, gpus: int, cpus: int) -> bool:
+        return (self.gpu > 0 and gpus > 0) or (self.cpu > 0 and cpus > 0)
+
+    def can_ever(self, gpus: int, cpus: int) -> bool:
+        return not ((self.gpu > 0 and gpus > self.gpu) or (self.cpu > 0 and cpus > self.cpu))
+
+    def _span(self, a_s: int, b_s: int) -> tuple[int, int]:
+        a = max(0, a_s // self.slot_s - self.k0)
+        b = max(a + 1, -(-b_s // self.slot_s) - self.k0)
+        if b > len(self.gpu_used):
+            grow = b - len(self.gpu_used) + 64
+            self.gpu_used.extend([0] * grow)
+            self.cpu_used.extend([0] * grow)
+        return a, b
+
+    def free(self, a_s: int, b_s: int, gpus: int, cpus: int) -> bool:
+        """Whether ``[a_s, b_s)`` has ``gpus`` GPUs and ``cpus`` CPUs left in every slot."""
+        a, b = self._span(a_s, b_s)
+        if self.gpu > 0 and gpus > 0 and max(self.gpu_used[a:b]) + gpus > self.gpu:
+            return False
+        return not (self.cpu > 0 and cpus > 0 and max(self.cpu_used[a:b]) + cpus > self.cpu)
+
+    def take(self, a_s: int, b_s: int, gpus: int, cpus: int, sign: int = 1) -> None:
+        a, b = self._span(a_s, b_s)
+        if self.gpu > 0 and gpus > 0:
+            g = self.gpu_used
+            for k in range(a, b):
+                g[k] += sign * gpus
+        if self.cpu > 0 and cpus > 0:
+            c = self.cpu_used
+            for k in range(a, b):
+                c[k] += sign * cpus
+
+
+@dataclass
+class _Option:
+    """One site a job may run on, with its bounds and fixed costs there."""
+
+    site: str
+    zone: str
+    pue: float
+    profile: Profile | None
+    earliest: int
+    latest: int
+    transfer_g: float
+    home: bool
+    rank: int
+
+
+@dataclass
+class _Choice:
+    """A placement: site option, intervals, integer cost and grams."""
+
+    option: _Option
+    intervals: list[tuple[int, int]]
+    cost: int
+    grams: float
+    reason: str
+
+
+@dataclass
+class _Task:
+    job: Job
+    duration_s: int
+    options: list[_Option]
+    home: _Option
+    overdue: bool
+    threshold_milli: int | None
+    choice: _Choice | None = None
+    unconstrained: _Choice | None = None
+
+
+class _Planner:
+    """State of one :func:`plan` call: profiles, memoised candidates, capacity ledgers."""
+
+    def __init__(
+        self, forecasts: Mapping[str, Forecast], sites: Mapping[str, Site], now_s: int,
+        options: PlanOptions,
+    ) -> None:
+        self.forecasts = forecasts
+        self.sites = sites
+        self.now_s = now_s
+        self.opt = options
+        self.slot_s = max(1, int(options.slot_s))
+        self.profiles: dict[str, Profile | None] = {}
+        self.cands: dict[str, dict[int, _Candidates]] = {}
+        self.full: dict[tuple[str, int], tuple[list[int], list[int], list[int]]] = {}
+        self.ledgers: dict[str, _Ledger] = {}
+        self.k0 = now_s // self.slot_s
+
+    # -- inputs ---------------------------------------------------------------------------
+    def profile(self, zone: str) -> Profile | None:
+        if zone not in self.profiles:
+            fc = self.forecasts.get(zone)
+            self.profiles[zone] = Profile(fc) if fc is not None and fc.points else None
+        return self.profiles[zone]
+
+    def ledger(self, site_name: str) -> _Ledger | None:
+        if not self.opt.enforce_capacity:
+            return None
+        led = self.ledgers.get(site_name)
+        if led is None:
+            site = self.sites.get(site_name)
+            if site is None or (site.gpus <= 0 and site.cpus <= 0):
+                return None
+            led = self.ledgers[site_name] = _Ledger(site, self.slot_s, self.k0)
+        return led
+
+    def task(self, job: Job) -> _Task:
+        assert job.id is not None
+        d = job.duration_s
+        earliest = max(self.now_s, _epoch(job.earliest_start))
+        latest = math.floor(job.latest_start.timestamp())
+        overdue = False
+        if latest < earliest - 1:  # a second of rounding is not lateness
+            latest = earliest
+            overdue = True
+        elif latest < earliest:
+            latest = earliest
+        home_site = self.sites.get(job.site)
+        home_zone = home_site.zone if home_site is not None else job.zone
+        home_profile = self.profile(home_zone)
+        names = [job.site] + [s for s in job.allowed_sites if s != job.site]
+        options: list[_Option] = []
+        for rank, name in enumerate(dict.fromkeys(names)):
+            site = self.sites.get(name)
+            if rank > 0 and (site is None or job.run_now):
+                continue
+            zone = site.zone if site is not None else job.zone
+            profile = self.profile(zone)
+            pue = site.pue if site is not None else 1.0
+            if rank == 0:
+                options.append(_Option(name, zone, pue, profile, earliest, latest, 0.0, True, 0))
+                continue
+            if profile is None:
+                continue
+            assert site is not None
+            delay = job.transfer_delay_s if job.transfer_delay_s is not None else site.transfer_delay_s
+            energy_j = job.transfer_energy_j if job.transfer_energy_j is not None else site.transfer_energy_j
+            e = earliest + max(0, int(delay))
+            if e > latest:
+                continue
+            mean = home_profile.fill / MILLI if home_profile is not None else 0.0
+            transfer_g = max(0.0, energy_j) / 3.6e6 * mean
+            options.append(_Option(name, zone, pue, profile, e, latest, transfer_g, False, rank))
+        threshold = (
+            round(job.threshold_g_per_kwh * MILLI) if job.threshold_g_per_kwh is not None else None
+        )
+        return _Task(job, d, options, options[0], overdue, threshold)
+
+    # -- costs ----------------------------------------------------------------------------
+    def grams(self, opt: _Option, cost: int, job: Job) -> float:
+        return expected_grams(cost, job.power_w, opt.pue) + opt.transfer_g
+
+    def interval_cost(self, opt: _Option, intervals: Sequence[tuple[int, int]]) -> int:
+        p = opt.profile
+        if p is None:
+            return 0
+        return sum(p.cost(a, b - a) for a, b in intervals)
+
+    def option_optimum(self, t: _Task, opt: _Option) -> _Choice:
+        """The single-job optimum on one option, ignoring capacity (exact, earliest tie)."""
+        job, d = t.job, t.duration_s
+        p = opt.profile
+        if p is None:
+            return _Choice(opt, [(opt.earliest, opt.earliest + d)], 0, math.nan, "no-forecast")
+        if job.run_now:
+            start, cost, reason = opt.earliest, p.cost(opt.earliest, d), "run-now"
+        else:
+            memo = self.cands.setdefault(opt.zone, {})
+            start, cost, reason = best_start(
+                p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli, memo=memo,
+            )
+        c = _Choice(opt, [(start, start + d)], cost, self.grams(opt, cost, job), reason)
+        if job.interruptible and not job.run_now and t.threshold_milli is None:
+            sp = self.split(t, opt, None)
+            if sp is not None and sp.grams < c.grams:
+                c = sp
+        return c
+
+    def unconstrained(self, t: _Task) -> _Choice:
+        """The single-job optimum over every option (home first on ties)."""
+        best: _Choice | None = None
+        for opt in t.options:
+            c = self.option_optimum(t, opt)
+            if best is None or _better(c, best):
+                best = c
+        assert best is not None
+        return best
+
+    # -- capacity -------------------------------------------------------------------------
+    def fits(self, t: _Task, c: _Choice) -> bool:
+        led = self.ledger(c.option.site)
+        if led is None:
+            return True
+        g, cp = t.job.gpus, t.job.cpus
+        if not led.manages(g, cp):
+            return True
+        return all(led.free(a, b, g, cp) for a, b in c.intervals)
+
+    def reserve(self, t: _Task, c: _Choice, sign: int = 1) -> None:
+        led = self.ledger(c.option.site)
+        if led is None:
+            return
+        for a, b in c.intervals:
+            led.take(a, b, t.job.gpus, t.job.cpus, sign)
+
+    def full_candidates(self, opt: _Option, d: int) -> tuple[list[int], list[int], list[int]]:
+        """Forecast breakpoints, slot boundaries and slot boundaries minus ``d`` over the
+        planning horizon, with their costs and their order by (cost, time)."""
+        key = (opt.zone, d)
+        hit = self.full.get(key)
+        if hit is not None:
+            return hit
+        p = opt.profile
+        assert p is not None
+        memo = self.cands.setdefault(opt.zone, {})
+        fc = memo.get(d)
+        if fc is None:
+            fc = memo[d] = _candidates(p, d)
+        slot = self.slot_s
+        lo = self.now_s - d - slot
+        hi = self.horizon_end
+        grid = range(-(-lo // slot) * slot, hi + slot, slot)
+        times = sorted(
+            {t for t in fc.times if lo <= t <= hi} | set(grid) | {g - d for g in grid if g - d >= lo}
+        )
+        cost = p.cost
+        costs = [cost(x, d) for x in times]
+        order = sorted(range(len(times)), key=lambda i: (costs[i], times[i]))
+        self.full[key] = (times, costs, order)
+        return self.full[key]
+
+    horizon_end: int = 0
+
+    def best_feasible(self, t: _Task, opt: _Option) -> _Choice | None:
+        """Lowest-emission start on ``opt`` that fits the ledger (exact over candidates)."""
+        job, d = t.job, t.duration_s
+        led = self.ledger(opt.site)
+        p = opt.profile
+        g, cp = job.gpus, job.cpus
+        e, l_ = opt.earliest, opt.latest
+        if led is not None and not led.can_ever(g, cp):
+            return None
+        if led is None or not led.manages(g, cp):
+            return self.option_optimum(t, opt)
+        if p is None:
+            s = self.first_fit(t, opt, e, l_)
+            return None if s is None else _Choice(opt, [(s, s + d)], 0, math.nan, "no-forecast")
+        best: _Choice | None = None
+        if job.interruptible and not job.run_now and t.threshold_milli is None:
+            best = self.split(t, opt, led)
+        if job.run_now or t.threshold_milli is not None:
+            limit = None if t.threshold_milli is None or job.run_now else t.threshold_milli * d
+            s = self.first_fit(t, opt, e, l_, limit=limit)
+            reason = "run-now" if job.run_now else "threshold"
+            if s is None and t.threshold_milli is not None:
+                reason = "threshold-not-met"
+            if s is not None:
+                c = p.cost(s, d)
+                return _Choice(opt, [(s, s + d)], c, self.grams(opt, c, job), reason + ":capacity")
+            if job.run_now:
+                return None
+        times, costs, order = self.full_candidates(opt, d)
+        found: tuple[int, int] | None = None
+        for i in order:
+            s = times[i]
+            if s < e or s > l_:
+                continue
+            if led.free(s, s + d, g, cp):
+                found = (s, costs[i])
+                break
+        for s in (e, l_):
+            if led.free(s, s + d, g, cp):
+                c = p.cost(s, d)
+                if found is None or c < found[1] or (c == found[1] and s < found[0]):
+                    found = (s, c)
+        if found is not None:
+            s, c = found
+            contiguous = _Choice(opt, [(s, s + d)], c, self.grams(opt, c, job), "min-emissions:capacity")
+            if best is None or _better(contiguous, best):
+                best = contiguous
+        return best
+
+    def first_fit(self, t: _Task, opt: _Option, e: int, l_: int, limit: int | None = None) -> int | None:
+        """Earliest start in ``[e, l_]`` on a slot boundary (or ``e``) that fits, and whose
+        cost is below ``limit`` when given."""
+        led = self.ledger(opt.site)
+        d, g, cp = t.duration_s, t.job.gpus, t.job.cpus
+        p = opt.profile
+        slot = self.slot_s
+        s = e
+        while s <= l_:
+            if (led is None or led.free(s, s + d, g, cp)) and (
+                limit is None or p is None or p.cost(s, d) < limit
+            ):
+                return s
+            s = (s // slot + 1) * slot
+        return None
+
+    def split(self, t: _Task, opt: _Option, led: _Ledger | None) -> _Choice | None:
+        """Best split of an interruptible job on ``opt`` (``None`` when no split helps)."""
+        p = opt.profile
+        if p is None:
+            return None
+        job = t.job
+        step = max(1, self.opt.min_chunk_s)
+        free = None
+        if led is not None and led.manages(job.gpus, job.cpus):
+            g, cp = job.gpus, job.cpus
+
+            def free(a: int, b: int) -> bool:
+                return led.free(a, b, g, cp)
+
+        res = split_plan(
+            p, t.duration_s, opt.earliest, opt.latest + t.duration_s, step_s=step,
+            max_pauses=self.opt.max_pauses, free=free,
+        )
+        if res is None:
+            return None
+        cost, intervals = res
+        return _Choice(opt, intervals, cost, self.grams(opt, cost, job), f"split:{len(intervals)}")
+
+    def place(self, t: _Task) -> _Choice | None:
+        """Best placement of ``t`` given the ledger, or ``None`` if nothing fits in time."""
+        u = t.unconstrained
+        assert u is not None
+        cur = self.current(t)
+        if self.fits(t, u):
+            best: _Choice | None = u
+        else:
+            best = None
+            order = sorted(t.options, key=lambda o: (o is not u.option, o.rank))
+            for opt in order:
+                c = self.best_feasible(t, opt)
+                if c is not None and (best is None or _better(c, best)):
+                    best = c
+        if cur is not None and self.fits(t, cur) and (
+            best is None
+            or not math.isfinite(best.grams)
+            or best.grams >= cur.grams * (1.0 - self.opt.hysteresis_pct / 100.0)
+        ):
+            return cur
+        return best
+
+    def current(self, t: _Task) -> _Choice | None:
+        """The job's placement in the plan in force, if still allowed (for hysteresis)."""
+        if self.opt.hysteresis_pct <= 0 or t.job.id not in self.opt.current:
+            return None
+        site, start = self.opt.current[t.job.id]  # type: ignore[index]
+        s = _epoch(start)
+        for opt in t.options:
+            if opt.site == site and opt.earliest <= s <= opt.latest and opt.profile is not None:
+                c = opt.profile.cost(s, t.duration_s)
+                return _Choice(opt, [(s, s + t.duration_s)], c, self.grams(opt, c, t.job), "kept")
+        return None
+
+    def overdue(self, t: _Task) -> _Choice | None:
+        """The earliest-finishing placement after the window (capacity or lateness)."""
+        best: _Choice | None = None
+        d = t.duration_s
+        for opt in t.options:
+            led = self.ledger(opt.site)
+            if led is not None and not led.can_ever(t.job.gpus, t.job.cpus):
+                continue
+            s = self.first_fit(t, opt, opt.earliest, opt.latest + self.opt.overdue_search_s)
+            if s is None:
+                continue
+            c = opt.profile.cost(s, d) if opt.profile is not None else 0
+            g = self.grams(opt, c, t.job) if opt.profile is not None else math.nan
+            ch = _Choice(opt, [(s, s + d)], c, g, "overdue:capacity")
+            if best is None or s + d < best.intervals[-1][1]:
+                best = ch
+        return best
+
+
+def _better(a: _Choice, b: _Choice) -> bool:
+    """``a`` emits less than ``b``; ties go to the earlier start, then the home site."""
+    ga, gb = a.grams, b.grams
+    if not math.isfinite(gb):
+        return math.isfinite(ga)
+    if not math.isfinite(ga):
+        return False
+    if ga != gb:
+        if a.option is b.option:
+            return a.cost < b.cost if a.cost != b.cost else a.intervals[0][0] < b.intervals[0][0]
+        return ga < gb
+    if a.intervals[0][0] != b.intervals[0][0]:
+        return a.intervals[0][0] < b.intervals[0][0]
+    return a.option.rank < b.option.rank
+
+
+def split_plan(
+    profile: Profile,
+    duration_s: int,
+    earliest: int,
+    finish_by: int,
+    *,
+    step_s: int,
+    max_pauses: int | None,
+    free: Callable[[int, int], bool] | None = None,
+) -> tuple[int, list[tuple[int, int]]] | None:
+    """Cheapest split of ``duration_s`` into runs on a grid of ``step_s`` within
+    ``[earliest, finish_by]``: each run is whole grid steps (so at least ``step_s``
+    long, the last one trimmed to the exact duration), at most ``max_pauses`` pauses.
+
+    Returns ``(cost, intervals)`` with the exact integer cost, or ``None`` when the window
+    holds too few free steps or the job is a single step. ``free(a, b)`` marks usable steps.
+    """
+    g0 = -(-earliest // step_s) * step_s
+    n_steps = (finish_by - g0) // step_s
+    n = -(-duration_s // step_s)
+    if n <= 1 or n_steps < n:
+        return None
+    starts = [g0 + i * step_s for i in range(n_steps)]
+    costs = [
+        profile.cost(s, step_s) if free is None or free(s, s + step_s) else _INF for s in starts
+    ]
+    runs_max = None if max_pauses is None else max_pauses + 1
+    chosen: list[int] | None
+    cheapest = sorted(range(n_steps), key=lambda i: (costs[i], i))[:n]
+    if costs[cheapest[-1]] >= _INF:
+        return None
+    cheapest.sort()
+    runs = 1 + sum(1 for a, b in itertools.pairwise(cheapest) if b != a + 1)
+    if runs_max is None or runs <= runs_max:
+        chosen = cheapest
+    else:
+        chosen = _split_dp(costs, n, runs_max)
+        if chosen is None:
+            return None
+    rem = duration_s - (n - 1) * step_s
+    intervals: list[tuple[int, int]] = []
+    for k, i in enumerate(chosen):
+        a = starts[i]
+        b = a + (rem if k == n - 1 else step_s)
+        if intervals and intervals[-1][1] == a:
+            intervals[-1] = (intervals[-1][0], b)
+        else:
+            intervals.append((a, b))
+    cost = sum(profile.cost(a, b - a) for a, b in intervals)
+    return cost, intervals
+
+
+def _split_dp(costs: list[int], n: int, runs_max: int) -> list[int] | None:
+    """Choose ``n`` steps in at most ``runs_max`` runs minimising the sum of ``costs``.
+
+    ``val[r][o][k]``: least cost with ``k`` steps taken in ``r`` runs, ``o`` whether the
+    previous step was taken. Tables per step are kept to walk the choice back.
+    """
+    width = n + 1
+    inf = _INF
+    val = [[[inf] * width for _ in range(2)] for _ in range(runs_max + 1)]
+    val[0][0][0] = 0
+    history: list[list[list[list[int]]]] = []
+    for c in costs:
+        history.append(val)
+        new = [[[inf] * width for _ in range(2)] for _ in range(runs_max + 1)]
+        for r in range(runs_max + 1):
+            off, on = val[r]
+            # skip this step
+            new[r][0] = [a if a <= b else b for a, b in zip(off, on, strict=True)]
+            if c >= inf:
+                continue
+            # take it, continuing a run
+            cont = [inf] + [v + c for v in on[:-1]]
+            tgt = new[r][1]
+            new[r][1] = [a if a <= b else b for a, b in zip(tgt, cont, strict=True)]
+            # take it, starting a run
+            if r + 1 <= runs_max:
+                fresh = [inf] + [v + c for v in off[:-1]]
+                tgt = new[r + 1][1]
+                new[r + 1][1] = [a if a <= b else b for a, b in zip(tgt, fresh, strict=True)]
+        val = new
+    best, state = inf, None
+    for r in range(runs_max + 1):
+        for o in range(2):
+            if val[r][o][n] < best:
+                best, state = val[r][o][n], (r, o)
+    if state is None or best >= inf:
+        return None
+    r, o = state
+    k = n
+    chosen: list[int] = []
+    tables = [*history[1:], val]  # tables[i]: after step i
+    for i in range(len(costs) - 1, -1, -1):
+        prev = history[i]
+        cur_v = tables[i][r][o][k]
+        if o == 0:  # step i skipped: came from (r, 0) or (r, 1) with the same k
+            o = 0 if prev[r][0][k] == cur_v else 1
+            continue
+        chosen.append(i)  # step i taken: continuing a run, or starting run r
+        if prev[r][1][k - 1] + costs[i] == cur_v:
+            k -= 1
+        else:
+            o, k, r = 0, k - 1, r - 1
+    chosen.reverse()
+    return chosen
+
+
 def plan(
     jobs: Sequence[Job],
     forecasts: Mapping[str, Forecast],
@@ -203,71 +766,177 @@ def plan(
     now: datetime,
     options: PlanOptions | None = None,
 ) -> Plan:
-    """Plan each job on its home site at its lowest-emission allowed start.
+    """Plan the queue: a site and start (or run intervals) for every waiting job.
 
     ``forecasts`` maps a zone to its forecast; a job whose zone has none is planned at its
-    earliest start (``no-forecast``): carbon data never blocks work.
+    earliest start (``no-forecast``): carbon data never blocks work. Jobs in ``running`` or
+    ``suspended`` state are not planned but hold capacity on their site until their
+    expected end; terminal jobs are ignored.
     """
     options = options or PlanOptions()
     result = Plan()
     now_s = _epoch(now)
-    memo = _Memo()
-    per_zone_memo: dict[str, dict[int, _Candidates]] = {}
+    pl = _Planner(forecasts, sites, now_s, options)
+    tasks: list[_Task] = []
+    horizon = now_s + 3600
     for job in jobs:
         if job.id is None:
             raise ValueError("plan() needs jobs with ids")
-        site = sites.get(job.site)
-        zone = site.zone if site is not None else job.zone
-        pue = site.pue if site is not None else 1.0
-        earliest = max(now_s, _epoch(job.earliest_start))
-        latest = math.floor(job.latest_start.timestamp())
-        reason_prefix = ""
-        if latest < earliest - 1:  # a second of rounding is not lateness
-            if not options.allow_overdue:
-                result.unplanned[job.id] = "latest start has passed"
-                continue
-            latest = earliest
-            reason_prefix = "overdue:"
-        elif latest < earliest:
-            latest = earliest
-        fc = forecasts.get(zone)
-        if fc is None or not fc.points:
-            start = earliest
-            result.entries[job.id] = PlanEntry(
-                job_id=job.id, site=job.site, start=_dt(start), expected_g=math.nan,
-                run_now_g=math.nan, mean_intensity_g_per_kwh=math.nan,
-                reason=reason_prefix + "no-forecast",
-                intervals=((_dt(start), _dt(start + job.duration_s)),),
-            )
+        if job.state in TERMINAL:
             continue
-        profile = memo.profiles.get(zone)
-        if profile is None:
-            profile = memo.profiles[zone] = Profile(fc)
-        zmemo = per_zone_memo.setdefault(zone, {})
-        d = job.duration_s
-        now_cost = profile.cost(earliest, d)
-        if job.run_now:
-            start, cost, reason = earliest, now_cost, "run-now"
-        else:
-            threshold = (
-                round(job.threshold_g_per_kwh * MILLI)
-                if job.threshold_g_per_kwh is not None
-                else None
-            )
-            start, cost, reason = best_start(
-                profile, d, earliest, latest, threshold_milli=threshold, memo=zmemo
-            )
-        result.entries[job.id] = PlanEntry(
-            job_id=job.id,
-            site=job.site,
-            start=_dt(start),
-            expected_g=expected_grams(cost, job.power_w, pue),
-            run_now_g=expected_grams(now_cost, job.power_w, pue),
-            mean_intensity_g_per_kwh=cost / (d * MILLI),
-            reason=reason_prefix + reason,
-            intervals=((_dt(start), _dt(start + d)),),
-        )
+        if job.state in RUNNING_STATES:
+            _hold_running(pl, job, now_s)
+            continue
+        t = pl.task(job)
+        if t.overdue and not options.allow_overdue:
+            result.unplanned[job.id] = "latest start has passed"
+            continue
+        tasks.append(t)
+        horizon = max(horizon, t.home.latest + t.duration_s)
+    pl.horizon_end = horizon
+    committed = options.committed
+    tasks.sort(key=lambda t: (
+        t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id,
+    ))
+    displaced: list[_Task] = []
+    for t in tasks:
+        t.unconstrained = pl.unconstrained(t)
+        c = pl.place(t)
+        if c is not t.unconstrained:
+            displaced.append(t)
+        if c is None:
+            if options.allow_overdue:
+                c = pl.overdue(t)
+            else:
+                late = pl.overdue(t)
+                assert t.job.id is not None
+                if late is not None:
+                    result.earliest_finish[t.job.id] = _dt(late.intervals[-1][1])
+                    result.unplanned[t.job.id] = (
+                        f"no capacity before its deadline: the earliest finish that fits is "
+                        f"{_dt(late.intervals[-1][1]).isoformat()}"
+                    )
+                else:
+                    result.unplanned[t.job.id] = "no site can ever hold its GPUs/CPUs"
+                continue
+            if c is None:
+                c = _Choice(t.home, [(t.home.earliest, t.home.earliest + t.duration_s)],
+                            0, math.nan, "overdue:no-capacity")
+        t.choice = c
+        pl.reserve(t, c)
+    if displaced and not (options.hysteresis_pct > 0 and options.current):
+        _improve_exactly(pl, [t for t in tasks if t.choice is not None], displaced)
+    for t in tasks:
+        if t.choice is not None:
+            result.entries[t.job.id] = _entry(pl, t, t.choice)  # type: ignore[index]
     return result
+
+
+def _hold_running(pl: _Planner, job: Job, now_s: int) -> None:
+    """A running job holds its site's capacity from now until its expected end."""
+    site = job.planned_site or job.site
+    led = pl.ledger(site)
+    if led is None:
+        return
+    start = _epoch(job.planned_start) if job.planned_start is not None else now_s
+    end = max(start + job.duration_s, now_s + 1)
+    led.take(now_s, end, job.gpus, job.cpus)
+
+
+def _entry(pl: _Planner, t: _Task, c: _Choice) -> PlanEntry:
+    job, d = t.job, t.duration_s
+    assert job.id is not None
+    home = t.home
+    prefix = "overdue:" if t.overdue and not c.reason.startswith("overdue") else ""
+    start = c.intervals[0][0]
+    if home.profile is None:
+        now_g = math.nan
+    else:
+        now_g = expected_grams(home.profile.cost(home.earliest, d), job.power_w, home.pue)
+    if c.option.profile is None or not math.isfinite(c.grams):
+        expected, mean = math.nan, math.nan
+    else:
+        expected, mean = c.grams, c.cost / (d * MILLI)
+    reason = prefix + c.reason
+    if not c.option.home:
+        reason += f"; relocated from {home.site}"
+    return PlanEntry(
+        job_id=job.id, site=c.option.site, start=_dt(start), expected_g=expected,
+        run_now_g=now_g, mean_intensity_g_per_kwh=mean, reason=reason,
+        intervals=tuple((_dt(a), _dt(b)) for a, b in c.intervals),
+    )
+
+
+def _improve_exactly(pl: _Planner, placed: list[_Task], displaced: list[_Task]) -> None:
+    """Joint branch-and-bound over the jobs that share capacity, when they are few.
+
+    Only non-interruptible, non-threshold, non-run-now jobs on forecast sites take part;
+    the greedy plan is the incumbent, so the result is never worse.
+    """
+    opt = pl.opt
+    pool = [t for t in placed if t.choice is not None and pl.ledger(t.choice.option.site) is not None]
+    if not pool or len(pool) > opt.exact_max_jobs:
+        return
+    if any(t.job.interruptible or t.job.run_now or t.threshold_milli is not None
+           or any(o.profile is None for o in t.options) for t in pool):
+        return
+    # candidate placements per job, by grams
+    cand: list[list[_Choice]] = []
+    for t in pool:
+        lst: list[_Choice] = []
+        for o in t.options:
+            times, costs, _ = pl.full_candidates(o, t.duration_s)
+            i = bisect_left(times, o.earliest)
+            j = bisect_right(times, o.latest)
+            seen = set(times[i:j])
+            pts = list(zip(times[i:j], costs[i:j], strict=True))
+            for s in (o.earliest, o.latest):
+                if s not in seen:
+                    pts.append((s, o.profile.cost(s, t.duration_s)))  # type: ignore[union-attr]
+            for s, cost in pts:
+                lst.append(_Choice(o, [(s, s + t.duration_s)], cost, pl.grams(o, cost, t.job),
+                                   "min-emissions:joint"))
+        lst.sort(key=lambda ch: (ch.grams, ch.intervals[0][0], ch.option.rank))
+        cand.append(lst)
+    for t in pool:
+        pl.reserve(t, t.choice, -1)  # type: ignore[arg-type]
+    incumbent = math.fsum(t.choice.grams for t in pool if t.choice is not None)
+    if any(t.choice is None or t.choice.reason.startswith("overdue") for t in pool):
+        incumbent = math.inf  # any in-window plan beats an overdue one
+    lb = [c[0].grams if c else math.inf for c in cand]
+    rest = [0.0] * (len(pool) + 1)
+    for i in range(len(pool) - 1, -1, -1):
+        rest[i] = rest[i + 1] + lb[i]
+    found: list[_Choice] | None = None
+    stack: list[_Choice] = []
+    nodes = 0
+    eps = 1e-9 * max(1.0, abs(incumbent)) if math.isfinite(incumbent) else 0.0
+
+    def dfs(i: int, acc: float) -> None:
+        nonlocal found, incumbent, nodes
+        if i == len(pool):
+            if acc < incumbent - eps:
+                incumbent, found = acc, list(stack)
+            return
+        for ch in cand[i]:
+            nodes += 1
+            if nodes > opt.exact_max_nodes:
+                return
+            if acc + ch.grams + rest[i + 1] >= incumbent - eps:
+                return
+            if pl.fits(pool[i], ch):
+                pl.reserve(pool[i], ch)
+                stack.append(ch)
+                dfs(i + 1, acc + ch.grams)
+                stack.pop()
+                pl.reserve(pool[i], ch, -1)
+
+    dfs(0, 0.0)
+    if found is not None:
+        for t, ch in zip(pool, found, strict=True):
+            t.choice = ch
+    for t in pool:
+        pl.reserve(t, t.choice)  # type: ignore[arg-type]
 
 
 def window_mean_g_per_kwh(forecast: Forecast, start: datetime, duration_s: int) -> float:
