@@ -1,0 +1,141 @@
+"""The progress protocol and the projection of a running job's total."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from intensity.model import IntensityPoint, Kind
+from probes.model import Method, Sample
+from scheduler.model import Event
+from scheduler.progress import (
+    Progress,
+    last_projection,
+    parse_progress,
+    progress_path_for,
+    project,
+    projection_error_pct,
+    projection_message,
+    read_progress,
+    recent_power_w,
+    write_progress,
+)
+
+T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def _samples(n: int, watts: float = 100.0, step_s: int = 10) -> list[Sample]:
+    return [
+        Sample(T + timedelta(seconds=i * step_s), T + timedelta(seconds=(i + 1) * step_s), "cpu",
+               watts * step_s, Method.RAPL)
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "fraction", "desc"),
+    [
+        ('{"done": 3, "total": 10, "unit": "epoch"}', 0.3, "epoch 3/10"),
+        ('{"fraction": 0.25}', 0.25, "25%"),
+        ("epoch 4/8", 0.5, "epoch 4/8"),
+        ("7/7\n", 1.0, "7/7"),
+        ('{"done": 12, "total": 10}', 1.0, "12/10"),
+    ],
+)
+def test_parse_progress(text: str, fraction: float, desc: str) -> None:
+    p = parse_progress(text)
+    assert p is not None
+    assert p.fraction == pytest.approx(fraction)
+    assert p.describe() == desc
+
+
+@pytest.mark.parametrize("text", ["", "{", "[1, 2]", '{"done": 3}', '{"done": 1, "total": 0}',
+                                  "hello", '{"fraction": true}', '{"fraction": NaN}'])
+def test_garbled_progress_is_no_progress(text: str) -> None:
+    assert parse_progress(text) is None
+
+
+def test_write_then_read_progress_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "run-1.progress.json"
+    assert write_progress(2, 5, unit="epoch", env={"CARBONSHIFT_PROGRESS_FILE": str(target)})
+    assert json.loads(target.read_text())["done"] == 2
+    p = read_progress(target)
+    assert p is not None and p.fraction == pytest.approx(0.4) and p.unit == "epoch"
+    assert not list(tmp_path.glob(".progress-*"))  # no temporary file left behind
+    # without the variable the helper is a no-op, so scripts run without carbonshift
+    assert write_progress(1, 2, env={}) is False
+    assert read_progress(tmp_path / "missing.json") is None
+    (tmp_path / "huge.json").write_text("x" * 10000)
+    assert read_progress(tmp_path / "huge.json") is None
+
+
+def test_progress_path_follows_the_log_path() -> None:
+    assert progress_path_for("/d/logs/job-3/run-7.out") == "/d/logs/job-3/run-7.progress.json"
+
+
+def test_recent_power_sums_devices() -> None:
+    s = _samples(10) + [Sample(x.start, x.end, "gpu:0", 200.0 * 10, Method.NVML_ENERGY_COUNTER)
+                        for x in _samples(10)]
+    assert recent_power_w(s, T + timedelta(seconds=100), 30) == pytest.approx(300.0)
+    assert recent_power_w([], T) == 0.0
+
+
+def test_projection_from_duration() -> None:
+    # 100 s at 100 W so far of a 400 s job: 10 kJ so far, 30 kJ to go
+    p = project(_samples(10), started_at=T, now=T + timedelta(seconds=100), duration_s=400)
+    assert p.basis == "duration"
+    assert p.energy_j == pytest.approx(10_000)
+    assert p.remaining_s == pytest.approx(300)
+    assert p.total_energy_j == pytest.approx(40_000)
+    assert p.fraction_done == pytest.approx(0.25)
+    assert p.total_emissions_g is None  # no intensity known
+
+
+def test_projection_from_progress_beats_the_duration() -> None:
+    prog = Progress(0.5, 5, 10, "epoch")
+    p = project(_samples(10), started_at=T, now=T + timedelta(seconds=100), duration_s=400,
+                progress=prog)
+    assert p.basis == "progress"
+    assert p.total_energy_j == pytest.approx(20_000)
+    assert p.remaining_s == pytest.approx(100)
+    assert "epoch 5/10" in p.describe()
+
+
+def test_projection_past_the_estimate_is_a_lower_bound() -> None:
+    p = project(_samples(10), started_at=T, now=T + timedelta(seconds=100), duration_s=50)
+    assert p.basis == "overrun" and p.remaining_s is None
+    assert p.total_energy_j == pytest.approx(p.energy_j)
+    assert "at least" in p.describe()
+
+
+def test_projected_emissions_use_the_forecast_for_the_rest() -> None:
+    # 200 g/kWh until 12:05, then 100 g/kWh; 10 kJ so far, 30 kJ over the next 300 s
+    pts = [
+        IntensityPoint("GB", T, T + timedelta(minutes=5), 200.0, Kind.ACTUAL, "replay"),
+        IntensityPoint("GB", T + timedelta(minutes=5), T + timedelta(hours=1), 100.0, Kind.FORECAST, "replay"),
+    ]
+    p = project(_samples(10), started_at=T, now=T + timedelta(seconds=100), duration_s=400, points=pts)
+    assert p.emissions_g == pytest.approx(10_000 / 3.6e6 * 200)
+    # the remaining 300 s: 200 s at 200 g/kWh, 100 s at 100 g/kWh
+    rest = 30_000 / 3.6e6 * (200 * 200 + 100 * 100) / 300
+    assert p.total_emissions_g == pytest.approx(p.emissions_g + rest)
+    assert p.intensity_now_g_per_kwh == 200.0
+
+
+def test_projection_event_round_trip_and_error() -> None:
+    p = project(_samples(10), started_at=T, now=T + timedelta(seconds=100), duration_s=400,
+                progress=Progress(0.5, 5, 10, "epoch"))
+    msg = projection_message(p)
+    events = [Event(1, T, "started", "run 1"), Event(1, T + timedelta(seconds=100), "projection", msg),
+              Event(1, T + timedelta(seconds=200), "finished", "ok")]
+    stored = last_projection(events)
+    assert stored is not None
+    assert stored.energy_kwh == pytest.approx(20_000 / 3.6e6, rel=1e-5)
+    assert stored.fraction_done == pytest.approx(0.5)
+    assert stored.emissions_g is None
+    assert projection_error_pct(stored.energy_kwh, 20_000 / 3.6e6 * 1.25) == pytest.approx(-20.0, rel=1e-4)
+    assert projection_error_pct(1.0, 0.0) is None
+    assert last_projection([Event(1, T, "projection", "garbage")]) is None
