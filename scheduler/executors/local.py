@@ -56,7 +56,7 @@ class LocalExecutor(Executor):
         if job.shell:
             cmd.append("--shell")
         cmd += ["--", *job.argv]
-        env = dict(spec.env)
+        env = dict(spec.env, CARBONSHIFT_PROGRESS_FILE=exit_file[: -len(".exit.json")] + ".progress.json")  # progress protocol: scheduler/progress.py
         if spec.gpu_indices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_indices)
         # the supervisor must import scheduler: give it our import path, not the job's
