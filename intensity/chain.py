@@ -131,7 +131,7 @@ class IntensityService:
         if self.cache is not None:
             try:
                 stale = self.cache.get_points(zone, now, end, kind=Kind.FORECAST)
-            except Exception as exc:  # noqa: BLE001 - the cache must not block work
+            except Exception as exc:
                 stale = []
                 notes.append(f"cache unreadable: {exc}")
             stale = [q for q in stale if q.source in (Source.PROVIDER, Source.CACHE)]
@@ -147,7 +147,7 @@ class IntensityService:
             if history:
                 try:
                     pts = self.local(zone, history, now, horizon)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     notes.append(f"local forecaster failed: {exc}")
                     pts = []
                 if pts:
@@ -188,7 +188,7 @@ class IntensityService:
         if self.cache is not None:
             try:
                 out.extend(self.cache.get_points(zone, start, end))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("cache unreadable: %s", exc)
         if self.static.serves(zone):
             out.extend(self.static.history(zone, start - timedelta(hours=1), end))
@@ -207,7 +207,7 @@ class IntensityService:
             if last is None or (now - last).total_seconds() > self.cache_s or last > now:
                 return []
             pts = self.cache.get_points(zone, now, end, kind=Kind.FORECAST, provider=provider)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("cache unreadable: %s", exc)
             return []
         latest = max((q.issued_at for q in pts if q.issued_at is not None), default=None)
@@ -229,7 +229,7 @@ class IntensityService:
         if not pts and self.cache is not None:
             try:
                 pts = self.cache.get_points(zone, start, now, kind=Kind.ACTUAL)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pts = []
         return [q for q in pts if q.end <= now]
 
@@ -238,7 +238,7 @@ class IntensityService:
             return
         try:
             self.cache.add_points(pts)
-        except Exception as exc:  # noqa: BLE001 - caching is best effort
+        except Exception as exc:
             log.warning("could not cache %d intensity points: %s", len(pts), exc)
 
 

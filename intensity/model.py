@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import pairwise
 
 
 class Kind(StrEnum):
@@ -72,7 +73,7 @@ class Forecast:
 
     def __post_init__(self) -> None:
         pts = tuple(sorted(self.points, key=lambda p: p.start))
-        for a, b in zip(pts, pts[1:], strict=False):
+        for a, b in pairwise(pts):
             if b.start < a.end:
                 raise ValueError(f"overlapping intensity points at {b.start.isoformat()}")
         object.__setattr__(self, "points", pts)

@@ -55,7 +55,7 @@ class App:
         elif env.get("CARBONSHIFT_DB"):
             overrides["db"] = normalise_db(env["CARBONSHIFT_DB"])
         settings = load_settings(env=env, config_path=config, overrides=overrides)
-        return cls(settings, env=env)
+        return cls(settings, env=env, clock=clock_from_env(env.get("CARBONSHIFT_CLOCK")))
 
     @property
     def store(self) -> JobStore:
@@ -81,6 +81,25 @@ class App:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def clock_from_env(value: str | None) -> Clock | None:
+    """``CARBONSHIFT_CLOCK=2023-03-15T17:00Z`` (or ``...Z*3600``): start the clock at that
+    instant, running that many times faster than real time. For replays, demos and tests."""
+    if not value:
+        return None
+    from scheduler.clock import AcceleratedClock
+    from scheduler.errors import BadInput
+    from scheduler.timeutil import parse_time
+
+    text, _, factor_text = value.partition("*")
+    try:
+        factor = float(factor_text) if factor_text else 1.0
+    except ValueError:
+        raise BadInput(f"CARBONSHIFT_CLOCK factor {factor_text!r} is not a number") from None
+    if not factor > 0 or factor == float("inf"):
+        raise BadInput(f"CARBONSHIFT_CLOCK factor {factor_text!r} must be positive")
+    return AcceleratedClock(parse_time(text, what="CARBONSHIFT_CLOCK"), factor)
 
 
 def _current_user() -> str:

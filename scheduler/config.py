@@ -51,6 +51,11 @@ SCHEMA: dict[str, Any] = {
             "username": (str, None, "user name"),
             "password": (str, None, "password (file must be private)"),
             "zones": (list, None, "zones this provider should serve"),
+            "forecast": (bool, True, "whether the account has forecasts (Electricity Maps)"),
+            "emission_factor_type": (str, None, "lifecycle or direct (Electricity Maps)"),
+            "trace": (str, None, "trace file (replay provider)"),
+            "zone": (str, None, "zone of a plain trace file (replay provider)"),
+            "timeout_s": (float, None, "read timeout of this provider's requests"),
         }
     },
     "sites": {
@@ -116,7 +121,7 @@ def _suggest(key: str, known: list[str]) -> str:
 def _coerce(path: str, value: Any, typ: type) -> Any:
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+    if (typ is int and isinstance(value, bool)) or not isinstance(value, typ):
         raise ConfigError(
             f"config key {path} = {value!r} should be a {typ.__name__}: fix it in the config file"
         )

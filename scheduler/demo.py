@@ -87,7 +87,7 @@ def run_demo(
     store.put_policy(Policy(name="nightly", deadline_s=12 * 3600, threshold_g_per_kwh=150.0,
                             description="start below 150 g/kWh, finish within 12 h"))
     store.put_policy(Policy(name="eco", deadline_s=24 * 3600, description="finish within 24 h"))
-    jobs = [
+    jobs: list[tuple[str, str, str | None, dict[str, float], int]] = [
         ("bert-finetune", "3h", None, {"deadline_s": 12 * 3600}, 2),
         ("resnet-sweep", "2h", "nightly", {}, 1),
         ("llm-eval", "1h", "now", {}, 1),
@@ -110,7 +110,7 @@ def run_demo(
         req = SubmitRequest(
             argv=[sys.executable, "-c", BURN, f"{real_s:.2f}", str(procs)],
             duration_s=d_s, name=name, policy=policy,
-            overrides=Policy(name="(flags)", **flags), cwd=str(base), submitter_env=env,
+            overrides=Policy(name="(flags)", **flags), cwd=str(base), submitter_env=env,  # type: ignore[arg-type]
             cpus=procs, power_w=None,
         )
         try:

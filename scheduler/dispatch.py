@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from probes.detect import ProbeConfig, default_probes
 from probes.model import ProbeTarget, Sample
@@ -83,7 +83,7 @@ class Daemon:
         self._timers: dict[int, datetime] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._scheduler = None  # type: ignore[var-annotated]
+        self._scheduler: Any = None
         self._last_replan: datetime | None = None
         self._probe_config = ProbeConfig(
             cpu_w_per_core=app.settings.cpu_w_per_core,
@@ -161,7 +161,7 @@ class Daemon:
                 if act.sampler is not None:
                     try:
                         act.sampler.stop()
-                    except Exception as exc:  # noqa: BLE001 - never lose the run record
+                    except Exception as exc:
                         log.warning("sampler of run %s: %s", act.run.id, exc)
                 self._emit(act.job.id, "detached", "daemon stopped; the job keeps running and will be adopted by the next daemon")
             self.active.clear()
@@ -214,7 +214,7 @@ class Daemon:
                 self._timers.pop(job_id, None)
                 try:
                     sched.remove_job(f"job-{job_id}")
-                except Exception:  # noqa: BLE001 - already fired or gone
+                except Exception:
                     pass
         for job_id, start in planned.items():
             if self._timers.get(job_id) == start:
@@ -319,7 +319,7 @@ class Daemon:
             )
             sampler.start()
             return sampler
-        except Exception as exc:  # noqa: BLE001 - a probe failure never fails a job
+        except Exception as exc:
             self._emit(job.id, "probe", f"no energy measurement for this run: {exc}")
             return None
 
@@ -357,14 +357,14 @@ class Daemon:
         if act.sampler is not None:
             try:
                 act.sampler.stop(final_cpu_s=status.cpu_s)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("sampler of run %s: %s", run.id, exc)
         cleanup = getattr(act.executor, "cleanup_group", None)
         if cleanup is not None:
             try:
                 if cleanup(act.handle):
                     self._emit(job.id, "cleanup", "killed processes the job left behind in its group")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("cleanup of run %s: %s", run.id, exc)
         now = self.clock.now()
         current = self.store.get_job(job.id)
@@ -422,11 +422,16 @@ class Daemon:
         assert job.id is not None
         now = self.clock.now()
         can_finish = job.deadline_at is None or now + timedelta(seconds=job.duration_s) <= job.deadline_at
-        if can_finish and job.attempts < MAX_ATTEMPTS:
-            if self.store.transition(job.id, JobState.PENDING, expected={JobState.RUNNING, JobState.SUSPENDED},
-                                     note=f"requeued after a lost run: {reason}"):
-                self._emit(job.id, "requeued", f"run {run.id} lost ({reason}); the job will run again")
-                return
+        if (
+            can_finish
+            and job.attempts < MAX_ATTEMPTS
+            and self.store.transition(
+                job.id, JobState.PENDING, expected={JobState.RUNNING, JobState.SUSPENDED},
+                note=f"requeued after a lost run: {reason}",
+            )
+        ):
+            self._emit(job.id, "requeued", f"run {run.id} lost ({reason}); the job will run again")
+            return
         self.store.transition(job.id, JobState.LOST, expected={JobState.RUNNING, JobState.SUSPENDED}, note=reason)
         self._emit(job.id, "lost", f"run {run.id}: {reason}")
 
@@ -481,4 +486,4 @@ def log_path(app: App, job_id: int, run_id: int) -> Path:
     return app.settings.log_dir / f"job-{job_id}" / f"run-{run_id}.out"
 
 
-__all__ = ["Daemon", "TERMINAL_STATES"]
+__all__ = ["TERMINAL_STATES", "Daemon"]

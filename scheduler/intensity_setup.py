@@ -20,7 +20,7 @@ def _local_forecaster() -> LocalForecaster | None:
         from intensity.forecast import local_forecast
     except ImportError:
         return None
-    return local_forecast  # type: ignore[no-any-return]
+    return local_forecast
 
 
 def build_intensity_service(

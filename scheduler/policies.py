@@ -69,7 +69,7 @@ def merge(base: Policy, override: Policy) -> Policy:
         changes["run_now"] = True
     if override.interruptible:
         changes["interruptible"] = True
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return replace(base, **changes)
 
 
 def validate_policy(policy: Policy) -> Policy:

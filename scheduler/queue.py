@@ -346,7 +346,7 @@ class Queue:
             moved.append((j, entry))
         if keep.entries:
             self.app.store.apply_plan(keep, now)
-            for j, entry in moved:
+            for j, _entry in moved:
                 assert j.id is not None
                 self.app.store.update_job(j)
         return new_plan, moved

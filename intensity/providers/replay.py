@@ -20,6 +20,7 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -95,18 +96,14 @@ def read_trace(
         zone_col = EM_ZONE if EM_ZONE in header else None
         est_col = EM_ESTIMATED if EM_ESTIMATED in header else None
     else:
-        time_col = next((c for c in ("time", "time_utc", "datetime") if c in header), None)
-        if value_column is not None:
-            value_col = value_column
-        elif PLAIN_VALUE in header:
-            value_col = PLAIN_VALUE
-        else:
-            value_col = None  # type: ignore[assignment]
-        if time_col is None or value_col is None or value_col not in header:
+        found_time = next((c for c in ("time", "time_utc", "datetime") if c in header), None)
+        wanted = value_column if value_column is not None else PLAIN_VALUE
+        if found_time is None or wanted not in header:
             raise BadTrace(
                 f"trace file {str(p)!r} has columns {header!r}: it needs 'time' and "
                 f"'{PLAIN_VALUE}' (or an Electricity Maps portal CSV)"
             )
+        time_col, value_col = found_time, wanted
         utc = naive_is_utc or time_col == "time_utc"
         zone_col = "zone" if "zone" in header else None
         est_col = None
@@ -137,11 +134,11 @@ def read_trace(
         est = bool(est_col) and (row.get(est_col) or "").strip().lower() == "true"
         parsed.append((t, v, est))
     parsed.sort(key=lambda r: r[0])
-    for (a, _, _), (b, _, _) in zip(parsed, parsed[1:], strict=False):
+    for (a, _, _), (b, _, _) in pairwise(parsed):
         if a == b:
             raise BadTrace(f"trace file {str(p)!r} has two rows for {a.isoformat()}: remove one")
     if len(parsed) >= 2:
-        steps = [(b[0] - a[0]).total_seconds() for a, b in zip(parsed, parsed[1:], strict=False)]
+        steps = [(b[0] - a[0]).total_seconds() for a, b in pairwise(parsed)]
         resolution = int(median(steps))
     else:
         resolution = 3600

@@ -110,7 +110,7 @@ def run_cli(group: click.Group, argv: list[str], *, debug: bool = False) -> int:
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
+    except BaseException as exc:
         code = error_exit_code(exc)
         if debug or code is None:
             if code is None and not debug:

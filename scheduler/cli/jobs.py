@@ -442,7 +442,11 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
         w.writerow(HISTORY_FIELDS)
         for r in rows:
             d = r.as_dict()
-            w.writerow(["" if d[k] is None else (iso(d[k]) if isinstance(d[k], datetime) else d[k]) for k in HISTORY_FIELDS])
+            cells: list[object] = []
+            for k in HISTORY_FIELDS:
+                v = d[k]
+                cells.append("" if v is None else (iso(v) if isinstance(v, datetime) else v))
+            w.writerow(cells)
         click.echo(buf.getvalue(), nl=False)
         return
     if not rows:

@@ -157,9 +157,25 @@ def main(argv: list[str] | None = None) -> int:
     sel.register(child.stdout, selectors.EVENT_READ, out)
     sel.register(child.stderr, selectors.EVENT_READ, err)
     open_streams = 2
+    status: int | None = None
+    usage = None
+    drain_until: float | None = None
+    # Relay output until both pipes close. Once the job's own process has exited, keep
+    # draining for a moment only: a background child it left behind may hold the pipes
+    # open forever (the daemon cleans up the process group afterwards).
     while open_streams:
+        if status is None:
+            try:
+                pid, st, ru = os.wait4(child.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, st, ru = child.pid, 0, None
+            if pid == child.pid:
+                status, usage = st, ru
+                drain_until = time.monotonic() + 1.0
+        if drain_until is not None and time.monotonic() > drain_until:
+            break
         try:
-            events = sel.select(timeout=1.0)
+            events = sel.select(timeout=0.2)
         except InterruptedError:
             continue
         for key, _ in events:
@@ -174,15 +190,19 @@ def main(argv: list[str] | None = None) -> int:
                 open_streams -= 1
                 continue
             key.data.write(chunk)
-    while True:
+    for stream in (child.stdout, child.stderr):
+        try:
+            stream.close()
+        except OSError:
+            pass
+    while status is None:
         try:
             _, status, usage = os.wait4(child.pid, 0)
-            break
         except InterruptedError:
             continue
         except ChildProcessError:
             status, usage = 0, None
-            break
+    child.returncode = os.waitstatus_to_exitcode(status) if usage is not None else 0
     code = os.waitstatus_to_exitcode(status) if usage is not None else (child.returncode or 0)
     if code < 0:
         code = 128 - code  # killed by a signal: the shell convention, 128 + signal number
