@@ -25,10 +25,11 @@ fast. Every SQLAlchemy or driver error leaves this module as a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +58,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
     StatementError,
 )
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from intensity.model import IntensityPoint, Kind, Signal, Source
 from probes.model import Method, Sample
@@ -148,6 +149,11 @@ class SqlStore(JobStore):
         self._lock: AbstractContextManager[Any] = (
             threading.RLock() if isinstance(engine.pool, StaticPool) else nullcontext()
         )
+        # SQLite files: one connection per thread, kept (see _thread_connection)
+        self._per_thread = self.dialect == "sqlite" and not isinstance(engine.pool, StaticPool)
+        self._local = threading.local()
+        self._registry_lock = threading.Lock()
+        self._thread_conns: dict[int, tuple[threading.Thread, Connection]] = {}
 
     # -- plumbing -------------------------------------------------------------------------
     def _scrub(self, message: str) -> str:
@@ -175,9 +181,57 @@ class SqlStore(JobStore):
             )
         return StorageError(f"could not {what} in {self.description}: {detail}")
 
+    def _thread_connection(self, write: bool) -> Connection:
+        """This thread's own long-lived connection (SQLite files only).
+
+        Checking a connection out of a pool and wrapping it costs about as much as a
+        one-row insert; keeping one connection per thread halves the cost of a small
+        transaction. Connections of threads that have ended are closed when a new thread
+        connects, and all of them by :meth:`close`; a forked child never reuses its parent's.
+        """
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            conn = self.engine.connect()
+            local.conn, local.pid, local.write = conn, os.getpid(), False
+            me = threading.current_thread()
+            with self._registry_lock:
+                for key, (thread, other) in list(self._thread_conns.items()):
+                    if not thread.is_alive():
+                        del self._thread_conns[key]
+                        other.close()
+                self._thread_conns[id(conn)] = (me, conn)
+        if local.write != write:
+            conn.execution_options(**{_WRITE: write})
+            local.write = write
+        return conn
+
+    def _drop_thread_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._registry_lock:
+                self._thread_conns.pop(id(conn), None)
+            try:
+                conn.invalidate()
+                conn.close()
+            except SQLAlchemyError:  # pragma: no cover - already broken
+                pass
+
     @contextmanager
     def _tx(self, what: str, *, write: bool = True) -> Iterator[Connection]:
         """One transaction; ``write`` ones take the SQLite write lock at BEGIN."""
+        if self._per_thread:
+            try:
+                conn = self._thread_connection(write)
+                with conn.begin():
+                    yield conn
+            except CarbonshiftError:
+                raise
+            except (SQLAlchemyError, sqlite3.Error) as exc:
+                self._drop_thread_connection()
+                raise self._translate(exc, what) from exc
+            return
         with self._lock:
             try:
                 engine = self._write_engine if write else self.engine
@@ -189,7 +243,15 @@ class SqlStore(JobStore):
                 raise self._translate(exc, what) from exc
 
     def close(self) -> None:
-        """Release every pooled connection."""
+        """Release every connection (those of other threads too)."""
+        with self._registry_lock:
+            conns = [conn for _, conn in self._thread_conns.values()]
+            self._thread_conns = {}
+        for conn in conns:
+            try:
+                conn.close()
+            except SQLAlchemyError:  # pragma: no cover - closing a broken connection
+                pass
         try:
             self.engine.dispose()
         except SQLAlchemyError as exc:  # pragma: no cover - dispose rarely fails
@@ -692,10 +754,30 @@ class SqlStore(JobStore):
         return rev or "none"
 
 
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a public method so no SQLAlchemy error escapes it, even from row conversion
+    outside :meth:`SqlStore._tx` (a column the code expects and the database lacks)."""
+
+    @functools.wraps(method)
+    def wrapper(self: SqlStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise self._translate(exc, method.__name__.replace("_", " ")) from exc
+
+    return wrapper
+
+
+for _name in sorted(JobStore.__abstractmethods__ | {"revision", "count_jobs_by_state",
+                                                    "integrity_problems", "upgrade"}):
+    setattr(SqlStore, _name, _guarded(getattr(SqlStore, _name)))
+
+
 # -- row mapping ------------------------------------------------------------------------
 
 _WAITING = [JobState.PENDING.value, JobState.PLANNED.value]
-_JOB_FIELDS = [f.name for f in dataclasses.fields(Job)]
+#: Job fields stored in ``jobs`` (tests/storage/test_contract.py checks that is all of them)
+_JOB_FIELDS = [f.name for f in dataclasses.fields(Job) if f.name in t.jobs.c]
 _INSERT_JOB = insert(t.jobs)
 _SELECT_JOB = select(t.jobs).where(t.jobs.c.id == bindparam("id"))
 
@@ -994,8 +1076,11 @@ def _open_sqlite(url: URL, busy_timeout_s: float) -> tuple[Engine, str]:
             raise BadDatabase(
                 f"cannot use database {shown}: {exc.strerror or exc}; use another --db"
             ) from exc
+        # NullPool: each thread keeps its own connection (SqlStore._thread_connection);
+        # a bounded pool would make the 16th thread wait for a connection never returned.
         engine = create_engine(
             url.set(database=str(path)),
+            poolclass=NullPool,
             connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
         )
     event.listen(engine, "connect", _sqlite_on_connect(busy_timeout_s))

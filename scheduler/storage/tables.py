@@ -166,6 +166,8 @@ class JobRow(Base):
     run_now: Mapped[bool] = mapped_column(Boolean, default=False)
     interruptible: Mapped[bool] = mapped_column(Boolean, default=False)
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    transfer_delay_s: Mapped[int | None] = mapped_column(Integer)
+    transfer_energy_j: Mapped[float | None] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(16))
     planned_start: Mapped[datetime | None]
     planned_site: Mapped[str | None] = mapped_column(String(200))

@@ -104,6 +104,7 @@ def test_add_and_get_job_round_trips_every_field(store: SqlStore) -> None:
         gpus=2, cpus=8, site="lab", allowed_sites=["lab", "home"], owner="ada",
         policy_name="overnight", threshold_g_per_kwh=150.0, budget_g=800.0, run_now=True,
         interruptible=True, priority=3, note="first", plan_source="replay",
+        transfer_delay_s=900, transfer_energy_j=2.5e5,
     )
     added = store.add_job(job)
     assert added.id is not None and added.id > 0
@@ -113,6 +114,15 @@ def test_add_and_get_job_round_trips_every_field(store: SqlStore) -> None:
     assert got == added
     assert got.argv == job.argv and got.env == job.env and got.allowed_sites == ["lab", "home"]
     assert got.state is JobState.PENDING
+
+
+def test_every_job_field_has_a_column() -> None:
+    import dataclasses
+
+    from scheduler.storage.tables import jobs
+
+    missing = {f.name for f in dataclasses.fields(Job)} - set(jobs.c.keys())
+    assert not missing, f"Job fields with no column in jobs (add them and a migration): {missing}"
 
 
 def test_add_jobs_returns_ids_in_order(store: SqlStore) -> None:

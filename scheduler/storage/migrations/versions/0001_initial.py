@@ -80,6 +80,8 @@ def upgrade() -> None:
         sa.Column("run_now", sa.Boolean(), nullable=False),
         sa.Column("interruptible", sa.Boolean(), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("transfer_delay_s", sa.Integer(), nullable=True),
+        sa.Column("transfer_energy_j", sa.Float(), nullable=True),
         sa.Column("state", sa.String(16), nullable=False),
         _ts("planned_start", True),
         sa.Column("planned_site", sa.String(200), nullable=True),
