@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probes.energy import (
@@ -28,6 +28,7 @@ def test_counter_delta_decrease_without_range_is_a_reset_not_negative() -> None:
     assert counter_delta(9_000.0, 500.0) == 0.0
 
 
+@settings(deadline=None)
 @given(
     max_range=st.floats(1.0, 1e12),
     a=st.floats(0.0, 1.0),

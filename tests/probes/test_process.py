@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BURN_PRELUDE, FakeClock, burner_code, reap, spawn, wait_for
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probes.errors import ProbeUnavailable
@@ -178,12 +178,13 @@ members = st.dictionaries(
 )
 
 
+@settings(deadline=None)  # the machine is shared: time is no property here
 @given(previous=members, current=members)
 def test_account_never_negative_and_orphans_within_what_left(
     previous: dict[int, Member], current: dict[int, Member]
 ) -> None:
     left_s, orphans_s = account(previous, current, root=1)
-    assert 0.0 <= orphans_s <= left_s
+    assert 0.0 <= orphans_s <= left_s * (1 + 1e-12)
 
 
 def test_account_a_child_reaped_by_a_live_member_moves_into_its_parent() -> None:
