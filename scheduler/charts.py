@@ -230,6 +230,49 @@ def job_chart(
     )
 
 
+def job_chart_from_store(
+    store: object, job: object, *, sites: dict[str, object] | None = None,
+    now: datetime | None = None, tz: tzinfo = UTC,
+) -> TimeChart:
+    """The chart of ``carbonshift show ID --png/--svg``: the last run's power over the
+    stored intensity of its zone, the chosen window (the run, or the plan if it has not
+    run) and the run-now window (from its earliest start, as long as the run or the
+    estimate)."""
+    from scheduler.model import Job, Site
+    from scheduler.storage.base import JobStore
+
+    assert isinstance(store, JobStore) and isinstance(job, Job) and job.id is not None
+    runs = store.runs_for_job(job.id)
+    run = runs[-1] if runs else None
+    samples = store.samples_for_run(run.id) if run is not None and run.id is not None else []
+    if run is not None:
+        end = run.finished_at or now or max([s.end for s in samples], default=run.started_at)
+        chosen: tuple[datetime, datetime] | None = (run.started_at, max(end, run.started_at))
+        length = max(end, run.started_at) - run.started_at
+        site = (sites or {}).get(run.site)
+    else:
+        start = job.planned_start
+        length = timedelta(seconds=job.duration_s)
+        chosen = (start, start + length) if start is not None else None
+        site = (sites or {}).get(job.planned_site or job.site)
+    if length.total_seconds() <= 0:
+        length = timedelta(seconds=job.duration_s)
+    rn_start = job.earliest_start or job.submitted_at
+    run_now = (rn_start, rn_start + length)
+    zone = site.zone if isinstance(site, Site) else job.zone
+    lo = min(t for t in (rn_start, chosen[0] if chosen else rn_start) if t is not None)
+    hi = max(run_now[1], chosen[1] if chosen else run_now[1])
+    pad = max(timedelta(hours=1), (hi - lo) / 10)
+    points = store.get_points(zone, lo - pad, hi + pad)
+    if not points and zone != job.zone:  # a site whose zone has no stored data: the home zone
+        zone = job.zone
+        points = store.get_points(zone, lo - pad, hi + pad)
+    return job_chart(
+        title=f"Job {job.id} {job.name}: power and grid intensity ({zone})",
+        samples=samples, points=points, chosen=chosen, run_now=run_now, tz=tz,
+    )
+
+
 def forecast_chart(
     zone: str,
     points: Sequence[object],
@@ -602,6 +645,7 @@ __all__ = [
     "forecast_chart",
     "intensity_steps",
     "job_chart",
+    "job_chart_from_store",
     "power_steps",
     "render_png",
     "render_svg",

@@ -334,6 +334,7 @@ __all__ = [
     "Projection",
     "StoredProjection",
     "last_projection",
+    "live_projection",
     "parse_progress",
     "parse_projection",
     "progress_path_for",
@@ -342,5 +343,44 @@ __all__ = [
     "projection_message",
     "read_progress",
     "recent_power_w",
+    "stored_projections",
     "write_progress",
 ]
+
+
+def live_projection(app: object, job: object, run: object, now: datetime) -> Projection | None:
+    """Glue for ``wait``, ``show``, the API and the dashboard: project one running run
+    from its stored samples, its progress file (on this host) and the cached intensity
+    points of its site's zone. Never calls a provider."""
+    from scheduler.app import App
+    from scheduler.errors import CarbonshiftError
+    from scheduler.model import Job, Run
+
+    assert isinstance(app, App) and isinstance(job, Job) and isinstance(run, Run)
+    if run.id is None:
+        return None
+    try:
+        samples = app.store.samples_for_run(run.id)
+        site = app.queue.sites().get(run.site)
+        zone = site.zone if site is not None else job.zone
+        pue = site.pue if site is not None else 1.0
+        horizon = now + timedelta(seconds=job.duration_s + 3600)
+        points = app.store.get_points(zone, run.started_at - timedelta(hours=1), horizon)
+    except CarbonshiftError:
+        return None
+    progress = read_progress(progress_path_for(run.out_path)) if run.out_path else None
+    return project(samples, started_at=run.started_at, now=now, duration_s=job.duration_s,
+                   progress=progress, points=points, pue=pue)
+
+
+def stored_projections(events: Sequence[object]) -> list[StoredProjection]:
+    """Every ``projection`` event of a job, oldest first, parsed."""
+    from scheduler.model import Event
+
+    out = []
+    for e in events:
+        if isinstance(e, Event) and e.kind == PROJECTION_EVENT:
+            p = parse_projection(e.at, e.message)
+            if p is not None:
+                out.append(p)
+    return out

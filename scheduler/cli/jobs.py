@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,9 +24,13 @@ from scheduler.cli.common import (
     print_table,
     state,
 )
-from scheduler.errors import BadInput
-from scheduler.model import TERMINAL_STATES, Job, JobState, Policy
+from scheduler.errors import BadInput, CarbonshiftError
+from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run
 from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
+
+if TYPE_CHECKING:
+    from scheduler.app import App
+    from scheduler.progress import Projection
 
 
 def parse_grams(text: str) -> float:
@@ -259,16 +264,39 @@ def queue(show_all: bool, as_json: bool) -> None:
 
 @click.command()
 @click.argument("job_id", type=int)
+@click.option("--png", "png", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Chart: power over grid intensity, chosen and run-now windows (needs carbonshift[plot]).")
+@click.option("--svg", "svg", metavar="FILE", type=click.Path(dir_okay=False),
+              help="The same chart as SVG (built in).")
 @json_option
-def show(job_id: int, as_json: bool) -> None:
-    """Show one job: its plan, runs, energy, emissions and story."""
+def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
+    """Show one job: its plan, runs, energy, emissions and story.
+
+    A running job gets a live line: elapsed time, power, energy so far, the grid intensity
+    now and the projected total. A finished job compares the projection made while it
+    ran with the final figure.
+    """
     from scheduler.history import row_for
+    from scheduler.progress import live_projection, projection_error_pct, stored_projections
 
     app = get_app()
     job = app.store.get_job(job_id)
     runs = app.store.runs_for_job(job_id)
     events = app.store.events_for_job(job_id)
     row = row_for(job, runs[-1] if runs else None)
+    now = app.clock.now()
+    live = runs[-1] if runs and job.state in (JobState.RUNNING, JobState.SUSPENDED) and runs[-1].finished_at is None else None
+    projs = stored_projections(events)
+    if png or svg:
+        from scheduler.charts import job_chart_from_store, write_chart
+        from scheduler.cli.report import display_tz
+
+        chart = job_chart_from_store(app.store, job, sites=dict(app.queue.sites()), now=now,
+                                     tz=display_tz(state().utc))
+        for path in (png, svg):
+            if path:
+                write_chart(chart, path)
+                click.echo(f"chart written to {path}", err=True)
     if as_json:
         data = job_dict(job)
         data["runs"] = [
@@ -293,6 +321,24 @@ def show(job_id: int, as_json: bool) -> None:
             for r in runs
         ]
         data["events"] = [{"at": e.at, "kind": e.kind, "message": e.message} for e in events]
+        proj = live_projection(app, job, live, now) if live is not None else None
+        data["projection"] = (
+            {"as_of": proj.as_of, "elapsed_s": proj.elapsed_s, "energy_j": proj.energy_j,
+             "emissions_g": proj.emissions_g, "power_w": proj.power_w,
+             "remaining_s": proj.remaining_s, "total_energy_j": proj.total_energy_j,
+             "total_emissions_g": proj.total_emissions_g, "basis": proj.basis,
+             "fraction_done": proj.fraction_done,
+             "intensity_now_g_per_kwh": proj.intensity_now_g_per_kwh,
+             "progress": proj.progress.describe() if proj.progress else None}
+            if proj is not None else None
+        )
+        data["projections"] = [
+            {"at": p.at, "energy_kwh": p.energy_kwh, "emissions_g": p.emissions_g,
+             "fraction_done": p.fraction_done,
+             "energy_error_pct": projection_error_pct(p.energy_kwh, row.energy_kwh),
+             "emissions_error_pct": projection_error_pct(p.emissions_g, row.emissions_g)}
+            for p in projs
+        ]
         echo_json(data)
         return
     click.echo(f"job {job.id}  {job.name}  [{job.state}]  owner {job.owner}")
@@ -319,6 +365,17 @@ def show(job_id: int, as_json: bool) -> None:
             a = r.accounting
             click.echo(f"            energy {a.energy_kwh * 1000:.3f} Wh ({a.energy_method}, {a.measured_share * 100:.0f}% measured, PUE {a.pue:g})")
             click.echo(f"            emissions {fmt_g(a.emissions_g)} ({a.intensity_kind} intensity from {a.intensity_provider}); run now {fmt_g(a.counterfactual_g)}; saved {fmt_g(a.saved_g)} ({fmt_pct(row.saved_pct)})")
+    if live is not None:
+        line, _ = _live_line(app, job, live, now)
+        click.echo(f"  live      {line.split(': ', 1)[-1]}")
+    if projs and row.energy_kwh is not None:
+        p = projs[-1]
+        err = projection_error_pct(p.energy_kwh, row.energy_kwh)
+        done = f" at {p.fraction_done * 100:.0f}% done" if p.fraction_done is not None else ""
+        g = f", {fmt_g(p.emissions_g)}" if p.emissions_g is not None else ""
+        click.echo(f"  projected {p.energy_kwh * 1000:.3g} Wh{g}{done} ({fmt_time(p.at)}); final "
+                   f"{row.energy_kwh * 1000:.3g} Wh, {fmt_g(row.emissions_g)}"
+                   + (f": projection {err:+.1f}% off" if err is not None else ""))
     if events:
         click.echo("  events")
         for e in events:
@@ -476,18 +533,73 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
         )
 
 
+def _final_line(job: Job, run: Run | None, events: list[Event]) -> str:
+    """The last line of ``wait``: state, exit code, energy, emissions, and how good the
+    projection made while it ran turned out to be."""
+    from scheduler.progress import projection_error_pct, stored_projections
+
+    line = f"job {job.id} {job.state}"
+    if run is not None and run.exit_code is not None:
+        line += f" (exit {run.exit_code})"
+    a = run.accounting if run is not None else None
+    if a is not None:
+        line += (f": {a.energy_kwh * 1000:.3g} Wh, {fmt_g(a.emissions_g)} "
+                 f"({a.intensity_kind} intensity), saved {fmt_g(a.saved_g)} vs run-now")
+        projs = stored_projections(events)
+        if projs:
+            p = projs[-1]
+            err = projection_error_pct(p.energy_kwh, a.energy_kwh)
+            done = f" at {p.fraction_done * 100:.0f}% done" if p.fraction_done is not None else ""
+            line += f"; projected {p.energy_kwh * 1000:.3g} Wh{done}"
+            if err is not None:
+                line += f" ({err:+.0f}%)"
+    return line
+
+
+def _live_line(app: App, job: Job, run: Run, now: datetime) -> tuple[str, Projection | None]:
+    from scheduler.progress import live_projection
+
+    elapsed = (now - run.started_at).total_seconds()
+    head = f"job {job.id} {job.state} {format_duration(elapsed)}"
+    proj = live_projection(app, job, run, now)
+    if proj is None:
+        return head, None
+    parts = [f"{proj.power_w:.0f} W", f"{proj.energy_j / 3600:.3g} Wh so far"]
+    if proj.intensity_now_g_per_kwh is not None:
+        parts.append(f"{proj.intensity_now_g_per_kwh:.0f} g/kWh now")
+    return f"{head}: {', '.join(parts)}; {proj.describe()}", proj
+
+
 def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
+    """Follow a job with a live line on stderr until it ends; return its exit code.
+
+    Waiting: the planned start and a countdown. Running: elapsed time, power, energy so
+    far, the grid intensity now and the projected total (from the job's reported progress,
+    else its estimated duration). The projection is recorded as a ``projection`` event
+    when the progress moves (at most every 10 s) and every 5 minutes, so history can
+    compare it with the final figure.
+    """
+    from scheduler.progress import PROJECTION_EVENT, projection_message
+
     app = get_app()
     last = ""
     tty = sys.stderr.isatty()
+    recorded: tuple[object, float] | None = None
     while True:
         job = app.store.get_job(job_id)
         now = app.clock.now()
         runs = app.store.runs_for_job(job_id)
         run = runs[-1] if runs else None
         if job.state in TERMINAL_STATES:
+            # the daemon writes the accounting just after the final state: give it a moment
+            deadline = time.monotonic() + 3.0
+            while run is not None and run.accounting is None and run.finished_at is not None \
+                    and job.state is not JobState.CANCELLED and time.monotonic() < deadline:
+                time.sleep(0.2)
+                run = app.store.runs_for_job(job_id)[-1]
             if not quiet:
-                click.echo(("\r" if tty else "") + f"job {job_id} {job.state}" + (f" (exit {run.exit_code})" if run and run.exit_code is not None else ""), err=True)
+                text = _final_line(job, run, app.store.events_for_job(job_id))
+                click.echo(("\r" + text.ljust(len(last))) if tty else text, err=True)
             if job.state is JobState.SUCCEEDED:
                 return 0
             if run is not None and run.exit_code not in (None, 0):
@@ -495,18 +607,24 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
             return 1
         if job.state is JobState.PLANNED and job.planned_start:
             left = max(0.0, (job.planned_start - now).total_seconds())
-            line = f"job {job_id} planned for {fmt_time(job.planned_start)}: starts in {format_duration(left)}"
-        elif run is not None:
-            samples = app.store.samples_for_run(run.id) if run.id else []
-            energy_j = sum(s.energy_j for s in samples)
-            elapsed = (now - run.started_at).total_seconds()
-            recent = [s for s in samples if s.end >= now - timedelta(seconds=30)]
-            power = sum(s.energy_j for s in recent) / max(1.0, sum(s.duration_s for s in recent) / max(1, len({s.device for s in recent}))) if recent else 0.0
-            line = f"job {job_id} running {format_duration(elapsed)}: {power:.0f} W, {energy_j / 3600:.2f} Wh so far"
+            line = (f"job {job_id} planned for {fmt_time(job.planned_start)} on "
+                    f"{job.planned_site or job.site} ({job.zone}): starts in {format_duration(left)}")
+        elif run is not None and job.state in (JobState.RUNNING, JobState.SUSPENDED):
+            line, proj = _live_line(app, job, run, now)
+            if proj is not None and proj.energy_j > 0:
+                key = proj.progress.fraction if proj.progress else None
+                since = time.monotonic() - recorded[1] if recorded else math.inf
+                if since >= 300 or (recorded is not None and key != recorded[0] and since >= 10) \
+                        or recorded is None:
+                    try:
+                        app.store.add_event(Event(job_id, now, PROJECTION_EVENT, projection_message(proj)))
+                        recorded = (key, time.monotonic())
+                    except CarbonshiftError:
+                        pass
         else:
             line = f"job {job_id} {job.state}"
         if not quiet and line != last:
-            click.echo(("\r" + line.ljust(80)) if tty else line, err=True, nl=not tty)
+            click.echo(("\r" + line.ljust(len(last))) if tty else line, err=True, nl=not tty)
             last = line
         time.sleep(poll_s)
 
@@ -514,10 +632,21 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
 @click.command()
 @click.argument("job_id", type=int)
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between updates.")
-def wait(job_id: int, interval: float) -> None:
-    """Wait for a job with a live line; exit with the job's exit code."""
+@click.option("--quiet", "-q", is_flag=True, help="No live line; only the exit code.")
+def wait(job_id: int, interval: float, quiet: bool) -> None:
+    """Wait for a job with a live line; exit with the job's exit code.
+
+    \b
+    The line shows the planned start and a countdown, then elapsed time, power, energy so
+    far, the grid intensity now and the projected total energy and emissions. A job can
+    report progress (e.g. epochs) through the file named by $CARBONSHIFT_PROGRESS_FILE,
+    as JSON {"done": 3, "total": 10, "unit": "epoch"}; the projection then uses it.
+    Exit code: the job's own (0 when it succeeded), 1 if it was cancelled or lost.
+    """
+    if not (interval > 0 and math.isfinite(interval)):
+        raise BadInput(f"--interval {interval!r} must be a positive number of seconds")
     get_app().store.get_job(job_id)
-    sys.exit(_wait(job_id, poll_s=interval))
+    sys.exit(_wait(job_id, quiet=quiet, poll_s=interval))
 
 
 __all__ = ["cancel", "history", "logs", "queue", "show", "submit", "wait"]
