@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import os
 import sqlite3
 import threading
@@ -782,8 +783,12 @@ _INSERT_JOB = insert(t.jobs)
 _SELECT_JOB = select(t.jobs).where(t.jobs.c.id == bindparam("id"))
 
 
+_JOB_VALUE_FIELDS = [name for name in _JOB_FIELDS if name != "id"]
+_get_job_values = operator.attrgetter(*_JOB_VALUE_FIELDS)
+
+
 def _job_values(job: Job, now: datetime) -> dict[str, Any]:
-    values = {name: getattr(job, name) for name in _JOB_FIELDS if name != "id"}
+    values = dict(zip(_JOB_VALUE_FIELDS, _get_job_values(job), strict=True))
     values["state"] = JobState(job.state).value
     values["argv"] = list(job.argv)
     values["env"] = dict(job.env)

@@ -14,6 +14,7 @@ is ``issued_at`` or :data:`NO_ISSUE_SENTINEL` (the Unix epoch) when there is non
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
@@ -78,6 +79,18 @@ class UTCDateTime(TypeDecorator[datetime]):
             return utc.replace(tzinfo=None)
         return utc
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        # SQLite: one call from aware datetime to the stored text, instead of this class's
+        # conversion followed by the dialect's formatting (inserting a job binds seven).
+        if dialect.name == "sqlite":
+            return _sqlite_bind
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return _sqlite_result
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
@@ -87,6 +100,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def _sqlite_bind(value: Any) -> str | None:
+    """Aware datetime -> ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC (SQLAlchemy's SQLite format)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise NaiveDatetimeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+    offset = value.utcoffset()
+    if offset is None:
+        raise NaiveDatetimeError(
+            f"naive datetime {value.isoformat()!r}: carbonshift only stores aware UTC times"
+        )
+    if offset:
+        value = value - offset
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
+def _sqlite_result(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(parsed, datetime)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -285,6 +327,22 @@ class EventRow(Base):
     message: Mapped[str] = mapped_column(Text, default="")
 
 
+class LeaseRow(Base):
+    """A named lease (``planner``): who holds it and until when (see ``scheduler/leader.py``).
+
+    ``term`` grows by one each time the holder changes: a fencing number that tells a
+    holder whether it was replaced while it was not looking.
+    """
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    term: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime]
+    until: Mapped[datetime]
+
+
 metadata = Base.metadata
 policies = cast(Table, PolicyRow.__table__)
 sites = cast(Table, SiteRow.__table__)
@@ -294,3 +352,4 @@ samples = cast(Table, SampleRow.__table__)
 intensity_points = cast(Table, IntensityPointRow.__table__)
 intensity_fetches = cast(Table, IntensityFetchRow.__table__)
 events = cast(Table, EventRow.__table__)
+leases = cast(Table, LeaseRow.__table__)
