@@ -1,0 +1,56 @@
+"""Wall time of `carbonshift --help` and `carbonshift submit` (issue 2: <= 0.3 s and 0.5 s).
+
+Each round is a fresh process, as a user would run it. Run with ``--benchmark-enable``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = shutil.which("carbonshift")
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
+    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"),
+               XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    return env
+
+
+def _cmd(*args: str) -> list[str]:
+    if EXE:
+        return [EXE, *args]
+    return [sys.executable, "-c", "import sys; from scheduler.cli import main; sys.exit(main())", *args]
+
+
+def test_help_wall_time(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = _env(tmp_path)
+    result = benchmark.pedantic(
+        lambda: subprocess.run(_cmd("--help"), env=env, capture_output=True, check=True),
+        rounds=1 if benchmark.disabled else 10, iterations=1,
+    )
+    assert b"submit" in result.stdout
+
+
+def test_submit_wall_time(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = _env(tmp_path)
+    subprocess.run(_cmd("db", "upgrade"), env=env, capture_output=True, check=True)
+    result = benchmark.pedantic(
+        lambda: subprocess.run(
+            _cmd("submit", "--duration", "2h", "--deadline", "12h", "--", "python", "train.py"),
+            env=env, capture_output=True, check=True,
+        ),
+        rounds=1 if benchmark.disabled else 10, iterations=1,
+    )
+    assert b"planned" in result.stdout
+
+
+@pytest.mark.skipif(EXE is None, reason="the console script is not installed")
+def test_console_script_installed() -> None:
+    assert EXE is not None
