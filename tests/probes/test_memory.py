@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 import pytest
-from conftest import reap, spawn
+from probe_helpers import reap, spawn
 
 from probes.memory import BYTES_PER_GB, MemoryEstimateProbe
 from probes.model import Method, ProbeTarget
@@ -29,7 +29,9 @@ def test_memory_energy_of_a_process_holding_256_mib() -> None:
     proc = spawn(code)
     try:
         deadline = time.monotonic() + 10
-        while psutil.Process(proc.pid).memory_info().rss < 256 * 2**20 and time.monotonic() < deadline:
+        while (
+            psutil.Process(proc.pid).memory_info().rss < 256 * 2**20 and time.monotonic() < deadline
+        ):
             time.sleep(0.02)
         mono = Mono()
         probe = MemoryEstimateProbe(2.0, tree=ProcessTree(monotonic=mono))

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import BURN_PRELUDE, FakeClock, burner_code, reap, spawn, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from probe_helpers import BURN_PRELUDE, FakeClock, burner_code, reap, spawn, wait_for
 
 from probes.errors import ProbeUnavailable
 from probes.model import Method, ProbeTarget

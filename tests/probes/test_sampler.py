@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 
 import pytest
-from conftest import FakeClock, burner_code, reap, spawn
+from probe_helpers import FakeClock, burner_code, reap, spawn
 
 from probes.base import EnergyProbe
 from probes.detect import ProbeConfig, default_probes
