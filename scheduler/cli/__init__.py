@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "wait": ("scheduler.cli.jobs", "wait", "Wait for a job, showing live progress."),
     "config": ("scheduler.cli.configcmd", "config", "Show, locate or create the config file."),
     "dashboard": ("scheduler.cli.dashboard", "dashboard", "Serve a read-only web page."),
+    "completion": ("scheduler.cli.completion", "completion", "Print a shell completion script (bash, zsh, fish)."),
 }
 
 
