@@ -21,6 +21,9 @@ from probes.model import ProbeTarget, Sample
 
 log = logging.getLogger(__name__)
 
+#: Pauses between the flush attempts at :meth:`Sampler.stop` (a locked database clears).
+_STOP_RETRY_PAUSES_S = (0.1, 0.5)
+
 
 class Sampler:
     """Measures one run with ``probes`` (default: :func:`probes.detect.default_probes`).
@@ -117,7 +120,9 @@ class Sampler:
     def stop(self, *, final_cpu_s: float | None = None) -> None:
         """Take the last reading (at process exit) and flush everything to the sink.
 
-        ``final_cpu_s`` is the reaped job's total CPU time from ``os.wait4`` rusage.
+        ``final_cpu_s`` is the reaped job's total CPU time from ``os.wait4`` rusage. A sink
+        that fails is tried three times; what it still refuses stays in :attr:`unflushed`
+        (with a note) for the caller to store some other way.
         """
         if not self._started or self._stopped:
             return
@@ -134,7 +139,14 @@ class Sampler:
         self._read_all(at, final=True)
         for probe in self._live:
             self._close(probe)
-        self.flush()
+        for pause_s in _STOP_RETRY_PAUSES_S:
+            if self.flush():
+                return
+            time.sleep(pause_s)
+        if not self.flush():
+            self._note(
+                f"sink still failing at stop: {len(self.unflushed)} samples left in Sampler.unflushed"
+            )
 
     def flush(self) -> bool:
         """Offer the pending samples to the sink; ``True`` when none remain pending."""

@@ -189,6 +189,22 @@ def test_sink_still_failing_at_stop_leaves_samples_for_the_caller(clock: FakeClo
     s.stop()
     assert len(s.unflushed) == 1
     assert s.flush() is False
+    assert any("sink still failing at stop" in n for n in s.notes)
+
+
+def test_sink_failing_once_at_stop_is_retried(clock: FakeClock) -> None:
+    delivered: list[Sample] = []
+    failures = [OSError("database is locked")]
+
+    def sink(batch: list[Sample]) -> None:
+        if failures:
+            raise failures.pop()
+        delivered.extend(batch)
+
+    s = Sampler(TARGET, now=clock, sink=sink, interval_s=60, probes=[rapl()])
+    s.start()
+    s.stop()
+    assert len(delivered) == 1 and s.unflushed == []
 
 
 def test_batches_are_flushed_at_batch_size(clock: FakeClock) -> None:
