@@ -66,6 +66,7 @@ class Sampler:
         self._methods: list[str] = []
         self._notes: list[str] = []
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # one flush at a time: a batch is delivered once
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
@@ -150,23 +151,24 @@ class Sampler:
 
     def flush(self) -> bool:
         """Offer the pending samples to the sink; ``True`` when none remain pending."""
-        with self._lock:
-            batch = list(self._pending)
-        if not batch:
-            return True
-        try:
-            self._sink(batch)
-        except Exception as exc:
-            self._sink_failures += 1
-            if self._sink_failures == 1 or self._sink_failures % 100 == 0:
-                self._note(
-                    f"sink failed ({self._sink_failures}x), {len(batch)} samples kept for retry: {_why(exc)}"
-                )
-            return False
-        with self._lock:
-            del self._pending[: len(batch)]
-            self._last_flush_mono_s = time.monotonic()
-            return not self._pending
+        with self._flush_lock:
+            with self._lock:
+                batch = list(self._pending)
+            if not batch:
+                return True
+            try:
+                self._sink(batch)
+            except Exception as exc:
+                self._sink_failures += 1
+                if self._sink_failures == 1 or self._sink_failures % 100 == 0:
+                    self._note(
+                        f"sink failed ({self._sink_failures}x), {len(batch)} samples kept for retry: {_why(exc)}"
+                    )
+                return False
+            with self._lock:
+                del self._pending[: len(batch)]
+                self._last_flush_mono_s = time.monotonic()
+                return not self._pending
 
     # -- internals --------------------------------------------------------------------------
 
