@@ -13,9 +13,16 @@ the live members. When a member reaps a child, the child's time moves into the p
 member having reaped it (an orphan reaped by init, or the root reaped by the executor),
 its last known time is added back. The job's figure is the high-water mark of that
 account, so increments are never negative: processes that disappear never make energy
-negative, and a scan that races a reap is not counted twice. At exit the executor passes the reaped root's
-rusage (``ru_utime + ru_stime``, which includes every descendant it waited for), which
-makes a short job's figure exact even if it ended between two readings.
+negative, and a scan that races a reap is not counted twice.
+
+At exit the executor passes the reaped job's rusage (``ru_utime + ru_stime``, which
+includes every descendant it waited for); with it a short job's figure is exact even if
+it ended between two readings. The figure is then that rusage, plus what orphans outside
+its lineage used, less the baseline. Under the local executor the session's root is the
+supervisor and the rusage is its child's, the job's: the supervisor's own relaying time
+is left out of the final figure unless a reading already counted it (figures never go
+down). Members are found by group and session only where the job has its own; a job in
+the sampler's own group is followed by its descendants instead.
 """
 
 from __future__ import annotations
