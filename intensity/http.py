@@ -214,7 +214,13 @@ class HttpClient:
                     ) from None
                 self._wait(provider, where, reason, policy.backoff_s(attempt))
                 continue
-            except requests.ConnectionError:
+            except requests.ConnectionError as exc:
+                if _is_name_resolution_failure(exc):
+                    # no DNS answer (offline, a closed network): retrying within seconds
+                    # cannot help, and carbon data must never hold up work
+                    raise ProviderUnavailable(
+                        f"{provider}: {where}: cannot resolve the host (offline?)"
+                    ) from None
                 reason = "connection failed"
                 if last:
                     raise ProviderUnavailable(
@@ -313,3 +319,21 @@ def default_client() -> HttpClient:
         if _default_client is None:
             _default_client = HttpClient(session)
         return _default_client
+
+
+def _is_name_resolution_failure(exc: BaseException) -> bool:
+    """Whether a connection error is a failed DNS lookup (walks the cause chain)."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 8:
+        text = f"{type(cur).__name__} {cur}"
+        if "NameResolutionError" in text or "Name or service not known" in text or (
+            "Temporary failure in name resolution" in text
+        ) or "nodename nor servname" in text:
+            return True
+        nxt = cur.__cause__ or cur.__context__
+        if nxt is None and cur.args and isinstance(cur.args[0], BaseException):
+            nxt = cur.args[0]
+        cur = nxt
+        seen += 1
+    return False

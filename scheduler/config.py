@@ -18,6 +18,11 @@ from typing import Any
 
 from scheduler.errors import ConfigError
 
+#: Out of the box: the keyless live providers, each serving only its own zones (GB;
+#: continental Europe; Denmark), then the static annual averages. Offline, each fails in
+#: milliseconds (no DNS answer) and the chain falls back, recording that it did.
+DEFAULT_PROVIDERS = ("ukgrid", "energycharts", "energinet")
+
 # key -> (type, default, help). Nested tables are dicts; "*" stands for any table name.
 SCHEMA: dict[str, Any] = {
     "db": (str, None, "database URL (sqlite:///path or postgresql+psycopg://...)"),
@@ -35,7 +40,7 @@ SCHEMA: dict[str, Any] = {
     "admins": (list, [], "OS users allowed to cancel or change anyone's jobs"),
     "carbon_price": (str, None, "internal carbon price, like 80/t or 80EUR/t"),
     "intensity": {
-        "providers": (list, ["static"], "provider chain, best first, e.g. [\"ukgrid\", \"static\"]"),
+        "providers": (list, list(DEFAULT_PROVIDERS), "provider chain, best first; the static table always follows"),
         "trace": (str, None, "trace file for the replay provider"),
         "cache_minutes": (float, 30.0, "a forecast fetched this recently is not fetched again"),
         "horizon_h": (float, 48.0, "how far ahead to forecast"),

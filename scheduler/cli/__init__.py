@@ -98,8 +98,15 @@ def cli(ctx: click.Context, db: str | None, config: str | None, utc: bool, verbo
     Exit codes: 0 ok, 1 runtime failure, 2 bad input, 130 interrupted; `wait` and
     `submit --wait` exit with the job's own exit code.
     """
+    import logging
+
     from scheduler.cli.common import CliState
 
+    # warnings (a provider failing, a probe degrading) are recorded on the job; on the
+    # terminal they show with -v
+    level = logging.ERROR if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
     ctx.obj = CliState(db=db, config=config, utc=utc, verbose=verbose)
     ctx.call_on_close(ctx.obj.close)
 

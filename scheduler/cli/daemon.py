@@ -28,9 +28,9 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
     from scheduler.dispatch import Daemon
 
     verbose = state().verbose
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else (logging.INFO if verbose else logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    # the daemon shows warnings (providers failing, database retries) even without -v
+    logging.getLogger().setLevel(
+        logging.DEBUG if verbose > 1 else (logging.INFO if verbose else logging.WARNING)
     )
     app = get_app()
     interval = parse_duration_s(sample_interval, what="sample interval") if sample_interval else None
