@@ -141,6 +141,26 @@ class Profile:
         k = bisect_right(b, t) - 1
         return self.prefix[k] + self.v[k] * (t - b[k])
 
+    def F_sorted(self, ts: Sequence[int]) -> list[int]:
+        """``F`` at each of the ascending times ``ts`` in one merge pass."""
+        b, v, prefix, fill = self.b, self.v, self.prefix, self.fill
+        if not b:
+            return [fill * t for t in ts]
+        out: list[int] = []
+        n = len(b)
+        k = 0
+        b0, bn, total = b[0], b[-1], prefix[-1]
+        for t in ts:
+            if t <= b0:
+                out.append(fill * (t - b0))
+            elif t >= bn:
+                out.append(total + fill * (t - bn))
+            else:
+                while k + 1 < n and b[k + 1] <= t:
+                    k += 1
+                out.append(prefix[k] + v[k] * (t - b[k]))
+        return out
+
     def cost(self, start: int, duration_s: int) -> int:
         """Integral of intensity over ``[start, start + duration_s)`` in milli-g/kWh x s."""
         return self.F(start + duration_s) - self.F(start)
@@ -281,6 +301,25 @@ class _Ledger:
             return False
         return not (self.cpu > 0 and cpus > 0 and max(self.cpu_used[a:b]) + cpus > self.cpu)
 
+    def blocked_prefix(self, gpus: int, cpus: int, until_s: int) -> list[int]:
+        """``P[k]``: how many slots before ``k0 + k`` cannot take ``gpus``/``cpus`` more, so
+        ``[a, b)`` is free iff ``P[b] == P[a]`` (O(1) checks during a search)."""
+        _, n = self._span(until_s - 1, until_s)
+        gcap = self.gpu if self.gpu > 0 and gpus > 0 else 0
+        ccap = self.cpu if self.cpu > 0 and cpus > 0 else 0
+        gu, cu = self.gpu_used[:n], self.cpu_used[:n]
+        if gcap and ccap:
+            flags = [u + gpus > gcap or v + cpus > ccap for u, v in zip(gu, cu, strict=True)]
+        elif gcap:
+            lim = gcap - gpus
+            flags = [u > lim for u in gu]
+        elif ccap:
+            lim = ccap - cpus
+            flags = [u > lim for u in cu]
+        else:
+            flags = [False] * n
+        return list(itertools.accumulate(flags, initial=0))
+
     def take(self, a_s: int, b_s: int, gpus: int, cpus: int, sign: int = 1) -> None:
         a, b = self._span(a_s, b_s)
         if self.gpu > 0 and gpus > 0:
@@ -329,6 +368,19 @@ class _Task:
     threshold_milli: int | None
     choice: _Choice | None = None
     unconstrained: _Choice | None = None
+    per_option: list[_Choice] = field(default_factory=list)
+
+
+@dataclass
+class _Full:
+    """Capacity-search candidates of one (zone, duration): times, costs, their order by
+    (cost, time), and the ledger slots ``[first, after)`` each start would hold."""
+
+    times: list[int]
+    costs: list[int]
+    order: list[int]
+    first: list[int]
+    after: list[int]
 
 
 class _Planner:
@@ -345,7 +397,7 @@ class _Planner:
         self.slot_s = max(1, int(options.slot_s))
         self.profiles: dict[str, Profile | None] = {}
         self.cands: dict[str, dict[int, _Candidates]] = {}
-        self.full: dict[tuple[str, int], tuple[list[int], list[int], list[int]]] = {}
+        self.full: dict[tuple[str, int], _Full] = {}
         self.ledgers: dict[str, _Ledger] = {}
         self.k0 = now_s // self.slot_s
 
@@ -442,8 +494,10 @@ class _Planner:
     def unconstrained(self, t: _Task) -> _Choice:
         """The single-job optimum over every option (home first on ties)."""
         best: _Choice | None = None
+        t.per_option = []
         for opt in t.options:
             c = self.option_optimum(t, opt)
+            t.per_option.append(c)
             if best is None or _better(c, best):
                 best = c
         assert best is not None
@@ -466,7 +520,7 @@ class _Planner:
         for a, b in c.intervals:
             led.take(a, b, t.job.gpus, t.job.cpus, sign)
 
-    def full_candidates(self, opt: _Option, d: int) -> tuple[list[int], list[int], list[int]]:
+    def full_candidates(self, opt: _Option, d: int) -> _Full:
         """Forecast breakpoints, slot boundaries and slot boundaries minus ``d`` over the
         planning horizon, with their costs and their order by (cost, time)."""
         key = (opt.zone, d)
@@ -486,11 +540,14 @@ class _Planner:
         times = sorted(
             {t for t in fc.times if lo <= t <= hi} | set(grid) | {g - d for g in grid if g - d >= lo}
         )
-        cost = p.cost
-        costs = [cost(x, d) for x in times]
+        f_end = p.F_sorted([x + d for x in times])
+        costs = [fe - fs for fe, fs in zip(f_end, p.F_sorted(times), strict=True)]
         order = sorted(range(len(times)), key=lambda i: (costs[i], times[i]))
-        self.full[key] = (times, costs, order)
-        return self.full[key]
+        k0 = self.k0
+        first = [max(0, x // slot - k0) for x in times]
+        after = [max(a + 1, -(-(x + d) // slot) - k0) for a, x in zip(first, times, strict=True)]
+        hit = self.full[key] = _Full(times, costs, order, first, after)
+        return hit
 
     horizon_end: int = 0
 
@@ -522,13 +579,13 @@ class _Planner:
                 return _Choice(opt, [(s, s + d)], c, self.grams(opt, c, job), reason + ":capacity")
             if job.run_now:
                 return None
-        times, costs, order = self.full_candidates(opt, d)
+        full = self.full_candidates(opt, d)
+        times, costs, first, after = full.times, full.costs, full.first, full.after
         found: tuple[int, int] | None = None
-        for i in order:
+        prefix = led.blocked_prefix(g, cp, l_ + d + self.slot_s)
+        for i in full.order:
             s = times[i]
-            if s < e or s > l_:
-                continue
-            if led.free(s, s + d, g, cp):
+            if e <= s <= l_ and prefix[after[i]] == prefix[first[i]]:
                 found = (s, costs[i])
                 break
         for s in (e, l_):
@@ -550,11 +607,23 @@ class _Planner:
         d, g, cp = t.duration_s, t.job.gpus, t.job.cpus
         p = opt.profile
         slot = self.slot_s
+        if led is None or not led.manages(g, cp):
+            prefix = None
+            k0 = 0
+        else:
+            prefix = led.blocked_prefix(g, cp, l_ + d + slot)
+            k0 = led.k0
         s = e
         while s <= l_:
-            if (led is None or led.free(s, s + d, g, cp)) and (
-                limit is None or p is None or p.cost(s, d) < limit
-            ):
+            if prefix is not None:
+                a = max(0, s // slot - k0)
+                b = max(a + 1, -(-(s + d) // slot) - k0)
+                if prefix[b] != prefix[a]:
+                    # jump past the last blocked slot of the window
+                    blocked = bisect_left(prefix, prefix[b], a, b + 1) - 1
+                    s = max((blocked + k0 + 1) * slot, (s // slot + 1) * slot)
+                    continue
+            if limit is None or p is None or p.cost(s, d) < limit:
                 return s
             s = (s // slot + 1) * slot
         return None
@@ -591,9 +660,16 @@ class _Planner:
             best: _Choice | None = u
         else:
             best = None
-            order = sorted(t.options, key=lambda o: (o is not u.option, o.rank))
-            for opt in order:
-                c = self.best_feasible(t, opt)
+            # each option's own optimum bounds what it can offer: best bound first, and
+            # stop once no remaining option can beat the best placement found
+            bounds = sorted(
+                t.per_option,
+                key=lambda c: (c.grams if math.isfinite(c.grams) else math.inf, c.option.rank),
+            )
+            for lb in bounds:
+                if best is not None and math.isfinite(best.grams) and lb.grams > best.grams:
+                    break
+                c = lb if self.fits(t, lb) else self.best_feasible(t, lb.option)
                 if c is not None and (best is None or _better(c, best)):
                     best = c
         if cur is not None and self.fits(t, cur) and (
@@ -885,7 +961,8 @@ def _improve_exactly(pl: _Planner, placed: list[_Task], displaced: list[_Task]) 
     for t in pool:
         lst: list[_Choice] = []
         for o in t.options:
-            times, costs, _ = pl.full_candidates(o, t.duration_s)
+            full = pl.full_candidates(o, t.duration_s)
+            times, costs = full.times, full.costs
             i = bisect_left(times, o.earliest)
             j = bisect_right(times, o.latest)
             seen = set(times[i:j])
