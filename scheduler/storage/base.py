@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from intensity.model import IntensityPoint, Kind
@@ -25,6 +26,20 @@ from scheduler.model import (
     RunAccounting,
     Site,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A named lease (e.g. ``planner``) as stored: its holder, until when, and its term.
+
+    ``term`` grows by one each time the lease changes holder (a fencing number).
+    """
+
+    name: str
+    holder: str
+    term: int
+    acquired_at: datetime
+    until: datetime
 
 
 class JobStore(ABC):
@@ -101,8 +116,13 @@ class JobStore(ABC):
         Returns how many jobs were updated."""
 
     @abstractmethod
-    def update_job(self, job: Job) -> None:
-        """Write back a job's mutable fields (state, plan fields, note, attempts)."""
+    def update_job(self, job: Job, *, expected: Iterable[JobState] | None = None) -> bool:
+        """Write back a job's mutable fields (state, plan fields, note, attempts).
+
+        With ``expected``, only if the job's stored state is one of them (so a re-plan
+        never writes ``planned`` over a job an agent has just claimed); returns whether the
+        job was written. :class:`NotFound` if the job does not exist.
+        """
 
     @abstractmethod
     def transition(
@@ -145,8 +165,64 @@ class JobStore(ABC):
         """Runs with no ``finished_at`` (optionally only those of one host)."""
 
     @abstractmethod
-    def renew_leases(self, run_ids: Sequence[int], until: datetime) -> None:
-        """Extend the lease of each run to ``until`` (the agent's heartbeat)."""
+    def renew_leases(
+        self, run_ids: Sequence[int], until: datetime | None, *, host: str | None = None
+    ) -> list[int]:
+        """Extend the lease of each still-open run to ``until`` (the agent's heartbeat).
+
+        With ``host``, only runs that host holds. Returns the ids renewed: a run missing
+        from the answer was closed or taken over by another agent (its lease had expired),
+        and the caller must stop it. ``until=None`` parks a run: a cleanly stopped agent
+        leaves it to be adopted by the next agent of that host, never reclaimed by others.
+        """
+
+    @abstractmethod
+    def expired_runs(self, now: datetime, *, sites: Iterable[str] | None = None) -> list[Run]:
+        """Open runs whose lease ended before ``now`` (their agent stopped renewing), by id.
+
+        Runs without a lease (parked, see :meth:`renew_leases`) are not expired.
+        """
+
+    @abstractmethod
+    def reclaim_run(self, run_id: int, now: datetime, *, reason: str) -> bool:
+        """Close an open run whose lease ended before ``now`` as ``lost`` with ``reason``
+        (``finished_at = now``). Atomic: of several agents reclaiming one run, one gets
+        ``True``; a run renewed or closed meanwhile gives ``False`` and is left alone."""
+
+    @abstractmethod
+    def take_over_run(
+        self, run_id: int, now: datetime, *, host: str, lease_until: datetime
+    ) -> bool:
+        """Make ``host`` the holder of an open run whose lease ended before ``now`` (an
+        engine-side job, such as a Slurm job, outlives its agent and is followed on by
+        another). Atomic like :meth:`reclaim_run`."""
+
+    @abstractmethod
+    def close_run(self, run: Run) -> bool:
+        """Write a run's end (finished_at, exit code, state, reason, paths) if it is still
+        open. Returns ``False`` when another agent closed it first (nothing written)."""
+
+    # -- leases ---------------------------------------------------------------------------
+    @abstractmethod
+    def acquire_lease(
+        self, name: str, holder: str, now: datetime, until: datetime
+    ) -> Lease | None:
+        """Take or renew the lease ``name`` for ``holder`` until ``until``.
+
+        Succeeds when nobody holds it, when its holder's lease ended before ``now``, or when
+        ``holder`` holds it already (renewal); the term grows by one when the holder
+        changes. Returns the lease now held, or ``None`` when another holder's is live.
+        Atomic between processes and hosts.
+        """
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> bool:
+        """Give the lease up if ``holder`` holds it (a clean stop: the next one need not
+        wait for it to expire). Returns whether it was held."""
+
+    @abstractmethod
+    def get_lease(self, name: str) -> Lease | None:
+        """The lease as stored (possibly expired), or ``None`` if never taken."""
 
     @abstractmethod
     def set_accounting(self, run_id: int, accounting: RunAccounting) -> None:

@@ -75,13 +75,13 @@ from scheduler.model import (
     Site,
 )
 from scheduler.storage import tables as t
-from scheduler.storage.base import JobStore
+from scheduler.storage.base import JobStore, Lease
 
 #: The newest schema revision this code knows; must equal Alembic's script head.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 #: Every revision this code knows, oldest first. A database at any other is from a newer
 #: carbonshift (or not ours) and is refused rather than touched.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001",)
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002")
 
 BUSY_TIMEOUT_S = 5.0
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -394,7 +394,7 @@ class SqlStore(JobStore):
                 ).rowcount
         return updated
 
-    def update_job(self, job: Job) -> None:
+    def update_job(self, job: Job, *, expected: Iterable[JobState] | None = None) -> bool:
         if job.id is None:
             raise NotFound("cannot update a job that was never added (it has no id)")
         values = {
@@ -409,10 +409,19 @@ class SqlStore(JobStore):
             "priority": job.priority,
             "updated_at": _now(),
         }
+        stmt = update(t.jobs).where(t.jobs.c.id == job.id)
+        if expected is not None:
+            stmt = stmt.where(t.jobs.c.state.in_([JobState(s).value for s in expected]))
         with self._tx(f"update job {job.id}") as conn:
-            n = conn.execute(update(t.jobs).where(t.jobs.c.id == job.id).values(values)).rowcount
+            n = conn.execute(stmt.values(values)).rowcount
+            exists = n == 0 and expected is not None and conn.execute(
+                select(t.jobs.c.id).where(t.jobs.c.id == job.id)
+            ).first() is not None
+        if exists:
+            return False
         if n == 0:
             raise NotFound(f"no job {job.id}: see `carbonshift queue` or `carbonshift history`")
+        return True
 
     def transition(
         self, job_id: int, to: JobState, *, expected: Iterable[JobState], note: str | None = None
@@ -522,13 +531,121 @@ class SqlStore(JobStore):
             rows = conn.execute(query.order_by(c.id)).all()
         return [_run_from_row(r._mapping) for r in rows]
 
-    def renew_leases(self, run_ids: Sequence[int], until: datetime) -> None:
+    def renew_leases(
+        self, run_ids: Sequence[int], until: datetime | None, *, host: str | None = None
+    ) -> list[int]:
         if not run_ids:
-            return
+            return []
+        c = t.runs.c
+        stmt = update(t.runs).where(c.id.in_(list(run_ids)), c.finished_at.is_(None))
+        if host is not None:
+            stmt = stmt.where(c.host == host)
         with self._tx(f"renew the leases of {len(run_ids)} runs") as conn:
+            renewed = conn.execute(stmt.values(lease_until=until).returning(c.id)).scalars()
+            return sorted(int(i) for i in renewed)
+
+    def expired_runs(self, now: datetime, *, sites: Iterable[str] | None = None) -> list[Run]:
+        c = t.runs.c
+        query = select(t.runs).where(
+            c.finished_at.is_(None), c.lease_until.is_not(None), c.lease_until < now
+        )
+        if sites is not None:
+            query = query.where(c.site.in_(list(sites)))
+        with self._tx("list runs whose lease expired", write=False) as conn:
+            rows = conn.execute(query.order_by(c.id)).all()
+        return [_run_from_row(r._mapping) for r in rows]
+
+    def _expired(self, run_id: int, now: datetime) -> Any:
+        c = t.runs.c
+        return update(t.runs).where(
+            c.id == run_id, c.finished_at.is_(None), c.lease_until.is_not(None),
+            c.lease_until < now,
+        )
+
+    def reclaim_run(self, run_id: int, now: datetime, *, reason: str) -> bool:
+        stmt = self._expired(run_id, now).values(
+            finished_at=now, state=JobState.LOST.value, reason=reason
+        )
+        with self._tx(f"reclaim run {run_id}") as conn:
+            return bool(conn.execute(stmt).rowcount == 1)
+
+    def take_over_run(
+        self, run_id: int, now: datetime, *, host: str, lease_until: datetime
+    ) -> bool:
+        stmt = self._expired(run_id, now).values(host=host, lease_until=lease_until)
+        with self._tx(f"take over run {run_id}") as conn:
+            return bool(conn.execute(stmt).rowcount == 1)
+
+    def close_run(self, run: Run) -> bool:
+        if run.id is None:
+            raise NotFound("cannot close a run that was never added (it has no id)")
+        values = _run_values(run)
+        del values["job_id"]
+        c = t.runs.c
+        with self._tx(f"close run {run.id}") as conn:
+            n = conn.execute(
+                update(t.runs).where(c.id == run.id, c.finished_at.is_(None)).values(values)
+            ).rowcount
+            if n == 0 and conn.execute(select(c.id).where(c.id == run.id)).first() is None:
+                raise NotFound(f"no run {run.id}")
+        return bool(n == 1)
+
+    # -- leases ---------------------------------------------------------------------------
+    def acquire_lease(
+        self, name: str, holder: str, now: datetime, until: datetime
+    ) -> Lease | None:
+        c = t.leases.c
+        query = select(t.leases).where(c.name == name)
+        if self.dialect == "postgresql":
+            query = query.with_for_update()  # SQLite: BEGIN IMMEDIATE already serialises
+        with self._tx(f"take the {name} lease") as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                values = {"name": name, "holder": holder, "term": 1, "acquired_at": now,
+                          "until": until}
+                if self.dialect == "postgresql":
+                    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                    stmt: Any = pg_insert(t.leases).on_conflict_do_nothing()
+                else:
+                    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                    stmt = sqlite_insert(t.leases).on_conflict_do_nothing()
+                if conn.execute(stmt.returning(c.name), values).first() is None:
+                    return None  # another process created it first
+                return Lease(name, holder, 1, now, until)
+            m = row._mapping
+            if m["holder"] == holder:
+                conn.execute(update(t.leases).where(c.name == name).values(until=until))
+                return Lease(name, holder, int(m["term"]), m["acquired_at"], until)
+            if m["until"] >= now:
+                return None
+            term = int(m["term"]) + 1
             conn.execute(
-                update(t.runs).where(t.runs.c.id.in_(list(run_ids))).values(lease_until=until)
+                update(t.leases)
+                .where(c.name == name)
+                .values(holder=holder, term=term, acquired_at=now, until=until)
             )
+            return Lease(name, holder, term, now, until)
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        c = t.leases.c
+        with self._tx(f"release the {name} lease") as conn:
+            n = conn.execute(
+                update(t.leases)
+                .where(c.name == name, c.holder == holder)
+                .values(until=t.NO_ISSUE_SENTINEL)
+            ).rowcount
+        return bool(n == 1)
+
+    def get_lease(self, name: str) -> Lease | None:
+        c = t.leases.c
+        with self._tx(f"read the {name} lease", write=False) as conn:
+            row = conn.execute(select(t.leases).where(c.name == name)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Lease(m["name"], m["holder"], int(m["term"]), m["acquired_at"], m["until"])
 
     def set_accounting(self, run_id: int, accounting: RunAccounting) -> None:
         with self._tx(f"store the accounting of run {run_id}") as conn:
