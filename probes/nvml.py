@@ -3,8 +3,9 @@
 For each GPU the scheduler gave the job (``target.gpu_indices``), energy is the delta of
 ``nvmlDeviceGetTotalEnergyConsumption`` (millijoules, Volta and newer): method
 ``nvml_energy_counter``. Where the counter is not supported, ``nvmlDeviceGetPowerUsage``
-(milliwatts) is sampled at each reading and integrated by the trapezoidal rule over real
-seconds: method ``nvml_power_integration``, a coarser figure, flagged by its method.
+(milliwatts) is sampled every ``power_period_s`` (0.5 s) and at each reading, and
+integrated by the trapezoidal rule over real seconds: method ``nvml_power_integration``,
+a coarser figure (the driver's power reading is itself averaged), flagged by its method.
 
 Attribution, flagged ``estimated`` with the basis in the note:
 
@@ -23,6 +24,7 @@ others go on). A fake ``pynvml``-like module can be passed as ``nvml`` (the test
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,12 +107,17 @@ class _Gpu:
     prev_mono_s: float = 0.0
     last_util_ts: int = 0
     notes: list[str] = field(default_factory=list)
+    #: power samples ``(monotonic_s, power_w)`` taken between readings (power integration)
+    points: list[tuple[float, float]] = field(default_factory=list)
 
 
 class NvmlProbe(EnergyProbe):
     """Energy of the job's GPUs (devices ``gpu:N``); see the module docstring.
 
     ``use_counter=False`` forces power integration (to compare both methods on one GPU).
+    Where a GPU is power-integrated, a small daemon thread samples its power every
+    ``power_period_s`` real seconds between readings (``None``: only at readings), so the
+    trapezoids are short whatever the sampler's interval.
     """
 
     method = Method.NVML_ENERGY_COUNTER
@@ -123,9 +130,14 @@ class NvmlProbe(EnergyProbe):
         nvml: Any | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         use_counter: bool = True,
+        power_period_s: float | None = 0.5,
     ) -> None:
         self.tree = tree
         self.use_counter = use_counter
+        self.power_period_s = power_period_s
+        self._power_lock = threading.Lock()
+        self._power_stop = threading.Event()
+        self._power_thread: threading.Thread | None = None
         self._nv = nvml
         self._monotonic = monotonic
         self._gpus: list[_Gpu] = []
@@ -152,10 +164,20 @@ class NvmlProbe(EnergyProbe):
             self._gpus.append(self._open(index))
         if all(not g.counter for g in self._gpus):
             self.method = Method.NVML_POWER_INTEGRATION
+        if self.power_period_s and any(not g.counter for g in self._gpus):
+            self._power_thread = threading.Thread(
+                target=self._power_loop, name="carbonshift-nvml-power", daemon=True
+            )
+            self._power_thread.start()
         for g in self._gpus:
             if not g.counter and self.use_counter:
+                every = (
+                    f"every {self.power_period_s:g} s"
+                    if self.power_period_s
+                    else "at every reading"
+                )
                 self._notes.append(
-                    f"gpu:{g.index}: energy counter not supported; power integration of samples every reading"
+                    f"gpu:{g.index}: energy counter not supported; power integration of samples {every}"
                 )
 
     def read(self, now: datetime) -> list[Sample]:
@@ -193,7 +215,28 @@ class NvmlProbe(EnergyProbe):
         notes, self._notes = self._notes, []
         return notes
 
+    def poll_power(self) -> None:
+        """Take one power sample of each power-integrated GPU (the power thread's tick)."""
+        for gpu in list(self._gpus):
+            if gpu.counter:
+                continue
+            try:
+                power_w = float(_call(self._nv, "nvmlDeviceGetPowerUsage", gpu.handle)) / 1000.0
+            except ProbeError:
+                continue  # the next reading reports a lost GPU
+            with self._power_lock:
+                gpu.points.append((self._monotonic(), power_w))
+
+    def _power_loop(self) -> None:
+        assert self.power_period_s
+        while not self._power_stop.wait(self.power_period_s):
+            self.poll_power()
+
     def close(self) -> None:
+        self._power_stop.set()
+        if self._power_thread is not None:
+            self._power_thread.join(timeout=5)
+            self._power_thread = None
         if self._initialised and self._nv is not None:
             self._initialised = False
             try:
@@ -234,7 +277,11 @@ class NvmlProbe(EnergyProbe):
             gpu.prev_mj = mj
         else:
             power_w = float(_call(nv, "nvmlDeviceGetPowerUsage", gpu.handle)) / 1000.0
-            energy_j = trapezoid_energy_j([(gpu.prev_mono_s, gpu.prev_power_w), (mono_s, power_w)])
+            with self._power_lock:
+                between = [p for p in gpu.points if gpu.prev_mono_s < p[0] < mono_s]
+                gpu.points = [p for p in gpu.points if p[0] >= mono_s]  # for the next interval
+            points = [(gpu.prev_mono_s, gpu.prev_power_w), *sorted(between), (mono_s, power_w)]
+            energy_j = trapezoid_energy_j(points)
             gpu.prev_power_w = power_w
         gpu.prev_mono_s = mono_s
         return energy_j

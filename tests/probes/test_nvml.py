@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,7 +57,7 @@ class Mono:
 
 
 def begun(nv: FakeNvml, target: ProbeTarget = JOB, mono: Mono | None = None) -> NvmlProbe:
-    probe = NvmlProbe(tree=FakeTree(), nvml=nv, monotonic=mono or Mono())
+    probe = NvmlProbe(tree=FakeTree(), nvml=nv, monotonic=mono or Mono(), power_period_s=None)
     probe.begin(target, T0)
     return probe
 
@@ -89,6 +90,35 @@ def test_counter_unsupported_falls_back_to_power_integration_and_says_so() -> No
     (sample,) = probe.read(at(60))  # the scheduler clock may run faster: energy uses real time
     assert sample.energy_j == pytest.approx(300.0)
     assert sample.method is Method.NVML_POWER_INTEGRATION
+
+
+def test_power_samples_between_readings_make_shorter_trapezoids() -> None:
+    g = FakeGpu(counter=False, power_mw=100_000)
+    mono = Mono()
+    probe = begun(FakeNvml([g]), mono=mono)
+    for power_mw in (300_000, 300_000):  # a burst the readings alone would not see
+        mono.t += 1.0
+        g.power_mw = power_mw
+        probe.poll_power()
+    mono.t += 1.0
+    g.power_mw = 100_000
+    (sample,) = probe.read(at(3))
+    # 100 -> 300 -> 300 -> 100 W at 1 s steps: 200 + 300 + 200 J (end points alone: 300 J)
+    assert sample.energy_j == pytest.approx(700.0)
+
+
+def test_power_thread_samples_in_real_time_and_stops_at_close() -> None:
+    g = FakeGpu(counter=False, power_mw=50_000)
+    probe = NvmlProbe(tree=FakeTree(), nvml=FakeNvml([g]), power_period_s=0.01)
+    t0 = time.monotonic()
+    probe.begin(JOB, T0)
+    time.sleep(0.2)
+    (sample,) = probe.read(at(1))
+    elapsed_s = time.monotonic() - t0
+    assert sample.energy_j == pytest.approx(50.0 * elapsed_s, rel=0.1)  # constant 50 W
+    assert probe._power_thread is not None
+    probe.close()
+    assert probe._power_thread is None
 
 
 def test_no_driver_is_unavailable_with_the_reason() -> None:
