@@ -1,0 +1,346 @@
+"""The Python API: what the CLI does, for notebooks and pipelines.
+
+::
+
+    from scheduler import Client
+
+    with Client() as cs:                      # same config, database and env as the CLI
+        job = cs.submit("python train.py", duration="2h", deadline="12h")
+        print(job.id, job.planned_start, job.expected_g, job.run_now_g)
+        cs.queue()                            # waiting and running jobs
+        code = cs.wait(job.id)                # the job's exit code
+        cs.history(since="7d")                # HistoryRow list, same fields as the CLI's JSON
+        cs.report(since="30d", by="owner", carbon_price="80EUR/t").total.saved_pct
+
+A :class:`Client` is an edge like the CLI: unless given ``env``, it reads the process
+environment once (``CARBONSHIFT_DB``, ``CARBONSHIFT_CONFIG``, ``CARBONSHIFT_*`` settings)
+and passes the allow-listed part of it to submitted jobs. Errors are the package's own
+(:class:`scheduler.errors.CarbonshiftError` and subclasses), never a traceback from a
+dependency. Times are timezone-aware UTC datetimes; masses are grams, energies kWh.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import socket
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from scheduler.errors import BadInput, CarbonshiftError
+from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run
+
+if TYPE_CHECKING:
+    from intensity.chain import ForecastAnswer
+    from scheduler.app import App
+    from scheduler.clock import Clock
+    from scheduler.history import HistoryRow
+    from scheduler.progress import Projection, StoredProjection
+    from scheduler.reporting import Report
+
+When = str | datetime | timedelta | int | float
+
+
+class WaitTimeout(CarbonshiftError):
+    """The job did not end within the time given to :meth:`Client.wait`."""
+
+
+@dataclass(frozen=True)
+class JobDetails:
+    """Everything ``carbonshift show`` shows: the job, its runs, its story, its figures."""
+
+    job: Job
+    runs: list[Run]
+    events: list[Event]
+    history: HistoryRow
+    projection: Projection | None = None
+    projections: list[StoredProjection] = field(default_factory=list)
+
+
+def _duration_text(value: When, what: str) -> str:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value <= 0:
+            raise BadInput(f"{what} {value!r} must be a positive number of seconds")
+        return f"{value:g}s"
+    if isinstance(value, str):
+        return value
+    raise BadInput(f"{what} {value!r} is not a duration: give '3h', seconds or a timedelta")
+
+
+def _when_text(value: When | None, what: str) -> str | None:
+    """A deadline-like value as the CLI text: ISO for datetimes, a duration otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise BadInput(f"{what} {value.isoformat()!r} has no timezone: use an aware datetime")
+        return value.astimezone(UTC).isoformat()
+    return _duration_text(value, what)
+
+
+class Client:
+    """A carbonshift instance for Python code: submit, queue, show, cancel, history,
+    report, forecast, wait and run, with the CLI's semantics."""
+
+    def __init__(
+        self,
+        db: str | None = None,
+        *,
+        config: str | None = None,
+        env: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        user: str | None = None,
+    ) -> None:
+        """Open the database of ``db`` (URL or SQLite path), else ``$CARBONSHIFT_DB``,
+        the config file's ``db``, or the default file under the data directory."""
+        from scheduler.app import App
+
+        environ = dict(os.environ) if env is None else dict(env)
+        self.app: App = App.from_cli(db=db, config=config, env=environ)
+        if clock is not None:
+            self.app.clock = clock
+        if user is not None:
+            self.app.user = user
+
+    @classmethod
+    def from_app(cls, app: App) -> Client:
+        """Wrap an existing :class:`~scheduler.app.App` (tests, the demo)."""
+        self = cls.__new__(cls)
+        self.app = app
+        return self
+
+    # -- life cycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        self.app.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def now(self) -> datetime:
+        return self.app.clock.now()
+
+    # -- jobs -------------------------------------------------------------------------------
+    def submit(
+        self,
+        command: str | Sequence[str],
+        *,
+        duration: When,
+        name: str | None = None,
+        policy: str | None = None,
+        deadline: When | None = None,
+        latest_start: When | None = None,
+        max_delay: When | None = None,
+        threshold: float | None = None,
+        budget: float | str | None = None,
+        run_now: bool = False,
+        interruptible: bool = False,
+        zone: str | None = None,
+        site: str | Sequence[str] | None = None,
+        gpus: int = 0,
+        cpus: int = 1,
+        power_w: float | None = None,
+        priority: int = 0,
+        after: When | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        shell: bool = False,
+    ) -> Job:
+        """Submit a job like ``carbonshift submit`` and return it, planned.
+
+        ``command`` is an argv list, or a string split like a shell would (``shell=True``
+        runs it through ``/bin/sh`` instead). Durations are ``"3h"``, seconds or a
+        ``timedelta``; deadlines also an aware ``datetime``. ``budget`` is grams or text
+        like ``"1.5kg"``. The returned job carries ``planned_start``, ``planned_site``,
+        ``expected_g`` and ``run_now_g``.
+        """
+        from scheduler.cli.jobs import policy_from_flags
+        from scheduler.queue import SubmitRequest
+        from scheduler.timeutil import parse_duration_s, parse_when
+
+        if isinstance(command, str):
+            argv = [command] if shell else shlex.split(command)
+        else:
+            argv = [str(a) for a in command]
+        now = self.now()
+        duration_s = parse_duration_s(_duration_text(duration, "duration"))
+        overrides = policy_from_flags(
+            now,
+            deadline=_when_text(deadline, "deadline"),
+            latest_start=_when_text(latest_start, "latest start"),
+            max_delay=_when_text(max_delay, "max delay"),
+            threshold=None if threshold is None else str(threshold),
+            budget=None if budget is None else (budget if isinstance(budget, str) else f"{budget}g"),
+            run_now=run_now, interruptible=interruptible, relative=False,
+        )
+        sites = [site] if isinstance(site, str) else list(site or [])
+        after_text = _when_text(after, "after")
+        req = SubmitRequest(
+            argv=argv, duration_s=duration_s, name=name, zone=zone,
+            site=sites[0] if sites else None, allowed_sites=sites, policy=policy,
+            overrides=overrides, cwd=cwd, env=dict(env or {}), submitter_env=self.app.env,
+            shell=shell, gpus=gpus, cpus=cpus, power_w=power_w, priority=priority,
+            not_before=parse_when(after_text, now, what="after") if after_text else None,
+        )
+        return self.app.queue.submit(req, now=now).job
+
+    def queue(self, *, all: bool = False) -> list[Job]:
+        """Waiting and running jobs (``all=True``: every job), by id."""
+        states = None if all else [JobState.PENDING, JobState.PLANNED, JobState.RUNNING,
+                                   JobState.SUSPENDED]
+        return self.app.store.list_jobs(states)
+
+    def job(self, job_id: int) -> Job:
+        """One job as stored now."""
+        return self.app.store.get_job(job_id)
+
+    def show(self, job_id: int) -> JobDetails:
+        """A job with its runs, events, history figures, live projection (if running)
+        and the projections recorded while it ran."""
+        from scheduler.history import row_for
+        from scheduler.progress import live_projection, stored_projections
+
+        job = self.app.store.get_job(job_id)
+        runs = self.app.store.runs_for_job(job_id)
+        events = self.app.store.events_for_job(job_id)
+        last = runs[-1] if runs else None
+        projection = None
+        if last is not None and last.finished_at is None and job.state in (JobState.RUNNING, JobState.SUSPENDED):
+            projection = live_projection(self.app, job, last, self.now())
+        return JobDetails(job, runs, events, row_for(job, last), projection, stored_projections(events))
+
+    def cancel(self, job_id: int, *, grace_s: float = 10.0) -> Job:
+        """Cancel a job; a job running on this host under the local executor is stopped
+        (SIGTERM, then SIGKILL after ``grace_s``), elsewhere its agent stops it."""
+        from scheduler.executors.base import Handle
+        from scheduler.executors.local import LocalExecutor
+
+        job, was_running = self.app.queue.cancel(job_id)
+        if was_running:
+            host = socket.gethostname()
+            for run in self.app.store.open_runs():
+                if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
+                    LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
+        return job
+
+    def logs(self, job_id: int, *, stream: str = "out") -> str:
+        """The last run's stdout (``stream="err"``: stderr) as text, '' if none yet."""
+        runs = self.app.store.runs_for_job(job_id)
+        if not runs:
+            return ""
+        path = runs[-1].out_path if stream == "out" else runs[-1].err_path
+        if not path or not os.path.exists(path):
+            return ""
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+
+    def wait(self, job_id: int, *, timeout: float | None = None, poll_s: float = 0.5) -> int:
+        """Block until the job ends; return its exit code like ``carbonshift wait`` (0 for
+        success, the job's code on failure, 1 if cancelled or lost). ``timeout`` is in
+        real seconds; past it :class:`WaitTimeout`."""
+        limit = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.app.store.get_job(job_id)
+            if job.state in TERMINAL_STATES:
+                runs = self.app.store.runs_for_job(job_id)
+                run = runs[-1] if runs else None
+                if job.state is JobState.SUCCEEDED:
+                    return 0
+                if run is not None and run.exit_code not in (None, 0):
+                    return int(run.exit_code)
+                return 1
+            if limit is not None and time.monotonic() >= limit:
+                raise WaitTimeout(f"job {job_id} is still {job.state} after {timeout:g} s")
+            time.sleep(poll_s)
+
+    def run(self, *, until_idle: bool = True, sites: Iterable[str] | None = None,
+            sample_interval_s: float | None = None, tick_s: float = 1.0) -> list[str]:
+        """Run the daemon in this thread (``carbonshift run``); with ``until_idle`` it
+        returns once no job is waiting or running. Returns the event lines it logged."""
+        from scheduler.dispatch import Daemon
+
+        lines: list[str] = []
+        daemon = Daemon(self.app, sites=sites, sample_interval_s=sample_interval_s,
+                        tick_s=tick_s, exit_when_idle=until_idle, on_event=lines.append)
+        daemon.run_forever()
+        return lines
+
+    # -- figures ----------------------------------------------------------------------------
+    def _since(self, value: When | None, what: str) -> datetime | None:
+        from scheduler.cli.report import parse_since
+
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise BadInput(f"{what} {value.isoformat()!r} has no timezone: use an aware datetime")
+            return value.astimezone(UTC)
+        return parse_since(_duration_text(value, what), self.now(), what)
+
+    def history(
+        self,
+        *,
+        since: When | None = None,
+        until: When | None = None,
+        states: Iterable[JobState | str] | None = None,
+        limit: int | None = None,
+    ) -> list[HistoryRow]:
+        """History rows (the fields of ``carbonshift history --format json``).
+        ``since``/``until`` are aware datetimes or durations back from now (``"7d"``)."""
+        from scheduler.history import history_rows
+
+        return history_rows(
+            self.app.store,
+            states=[JobState(s) for s in states] if states else None,
+            since=self._since(since, "since"),
+            until=self._since(until, "until"),
+            limit=limit,
+        )
+
+    def report(
+        self,
+        *,
+        since: When | None = "30d",
+        until: When | None = None,
+        by: str = "day",
+        carbon_price: str | None = None,
+        tz: tzinfo = UTC,
+    ) -> Report:
+        """A report like ``carbonshift report`` (``since=None`` for all time); the carbon
+        price defaults to the config's ``carbon_price``."""
+        from scheduler.reporting import CarbonPrice, build_report
+
+        t_since = self._since(since, "since")
+        t_until = self._since(until, "until")
+        price_text = carbon_price or self.app.settings.carbon_price
+        price = CarbonPrice.parse(price_text) if price_text else None
+        rows = self.history(since=t_since, until=t_until)
+        return build_report(rows, by=by, tz=tz, price=price, since=t_since, until=t_until,
+                            now=self.now())
+
+    def forecast(self, zone: str | None = None, *, hours: float = 48.0) -> ForecastAnswer:
+        """The zone's forecast through the provider chain (default: the config's zone),
+        with where it came from (``answer.describe()``, ``answer.fallback``)."""
+        if not (hours > 0 and math.isfinite(hours)):
+            raise BadInput(f"hours {hours!r} must be a positive number")
+        from intensity.errors import UnknownZone
+
+        z = zone or self.app.settings.default_zone
+        try:
+            self.app.intensity.check_zone(z)
+        except UnknownZone as exc:
+            raise BadInput(str(exc)) from None
+        return self.app.intensity.forecast(z, self.now(), int(hours * 3600))
+
+
+__all__ = ["Client", "JobDetails", "WaitTimeout"]
