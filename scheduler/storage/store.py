@@ -230,7 +230,10 @@ class SqlStore(JobStore):
             except CarbonshiftError:
                 raise
             except (SQLAlchemyError, sqlite3.Error) as exc:
-                self._drop_thread_connection()
+                # a refused row or a bad parameter leaves the connection sound; anything
+                # else (locked, I/O, closed) gets this thread a fresh one next time
+                if not isinstance(exc, IntegrityError) and type(exc) is not StatementError:
+                    self._drop_thread_connection()
                 raise self._translate(exc, what) from exc
             return
         with self._lock:
@@ -248,6 +251,7 @@ class SqlStore(JobStore):
         with self._registry_lock:
             conns = [conn for _, conn in self._thread_conns.values()]
             self._thread_conns = {}
+            self._local = threading.local()  # a later call reconnects instead of failing
         for conn in conns:
             try:
                 conn.close()
