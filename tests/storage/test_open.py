@@ -343,3 +343,28 @@ def test_db_check_finds_broken_foreign_keys_and_old_schemas(
 
     assert main(["--db", str(tmp_path / "missing.db"), "db", "check"]) == 2
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_an_older_schema_is_upgraded_on_open_keeping_its_rows(sqlite_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = conn
+        command.upgrade(config, KNOWN_REVISIONS[0])
+        conn.exec_driver_sql(
+            "INSERT INTO policies (name, run_now, interruptible, description) "
+            "VALUES ('kept', 0, 0, 'from the first schema')"
+        )
+    engine.dispose()
+    store = open_store(sqlite_url, migrate=False)
+    assert store.revision() == KNOWN_REVISIONS[0]
+    store.close()
+    store = open_store(sqlite_url)
+    assert store.revision() == HEAD_REVISION
+    assert store.get_policy("kept").description == "from the first schema"
+    store.close()
