@@ -33,7 +33,11 @@ SCHEMA: dict[str, Any] = {
     "cpu_w_per_core": (float, None, "power of one fully busy core (default: from the CPU power table)"),
     "gpu_w": (float, 300.0, "planning estimate of one GPU's mean power"),
     "memory_w_per_gb": (float, 0.375, "memory power estimate per resident GB"),
+    "use_nvml": (bool, True, "measure GPUs through NVML when it works"),
+    "use_rapl": (bool, True, "measure CPU energy through RAPL when it is readable"),
+    "rapl_root": (str, "/sys/class/powercap", "where the RAPL powercap tree is"),
     "lease_s": (float, 60.0, "how long a running job's lease lasts without a heartbeat"),
+    "agent_name": (str, None, "name this agent records on its runs (default: the host name)"),
     "replan_interval_s": (float, 900.0, "how often the daemon refreshes forecasts and re-plans"),
     "replan_hysteresis_pct": (float, 2.0, "a planned job moves only if that saves more than this"),
     "log_max_bytes": (int, 100 * 1024 * 1024, "cap of one job log file before it is rotated"),
@@ -91,7 +95,12 @@ class Settings:
     cpu_w_per_core: float | None = None
     gpu_w: float = 300.0
     memory_w_per_gb: float = 0.375
+    use_nvml: bool = True
+    use_rapl: bool = True
+    rapl_root: str = "/sys/class/powercap"
     lease_s: float = 60.0
+    #: name of this agent on its runs: a restarted agent of the same name adopts them
+    agent_name: str | None = None
     replan_interval_s: float = 900.0
     replan_hysteresis_pct: float = 2.0
     log_max_bytes: int = 100 * 1024 * 1024
@@ -241,6 +250,13 @@ def _from_env(key: str, text: str, typ: type) -> Any:
             return int(text)
         if typ is list:
             return [part.strip() for part in text.split(",") if part.strip()]
+        if typ is bool:
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
     except ValueError:
         raise ConfigError(
             f"environment variable {ENV_PREFIX}{key.upper()}={text!r} should be a {typ.__name__}"

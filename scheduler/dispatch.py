@@ -51,6 +51,7 @@ class ActiveRun:
     sampler: Sampler | None
     cancel_sent: bool = False
     notes: list[str] = field(default_factory=list)
+    gpu_indices: tuple[int, ...] = ()
 
 
 class Daemon:
@@ -88,6 +89,9 @@ class Daemon:
         self._probe_config = ProbeConfig(
             cpu_w_per_core=app.settings.cpu_w_per_core,
             memory_w_per_gb=app.settings.memory_w_per_gb,
+            sysfs_root=app.settings.rapl_root,
+            use_nvml=app.settings.use_nvml,
+            use_rapl=app.settings.use_rapl,
         )
 
     # -- executors ----------------------------------------------------------------------
@@ -274,11 +278,12 @@ class Daemon:
         log_dir = self.app.settings.log_dir / f"job-{job.id}"
         run.out_path = str(log_dir / f"run-{run.id}.out")
         run.err_path = str(log_dir / f"run-{run.id}.err")
+        gpus = self._allocate_gpus(job, site_name, site.gpus if site is not None else 0)
         try:
             executor = self.executor_for(executor_name)
             handle = executor.launch(LaunchSpec(
                 job=job, run_id=run.id, out_path=run.out_path, err_path=run.err_path,
-                env=dict(job.env), begin_at=job.planned_start,
+                env=dict(job.env), begin_at=job.planned_start, gpu_indices=gpus,
             ))
         except (ExecutorError, OSError) as exc:
             run.finished_at = self.clock.now()
@@ -292,14 +297,27 @@ class Daemon:
         run.host = handle.host or self.host
         self.store.update_run(run)
         self.store.update_job(job)
-        sampler = self._start_sampler(job, run, handle)
-        self.active[run.id] = ActiveRun(job, run, handle, executor, sampler)
+        sampler = self._start_sampler(job, run, handle, gpus)
+        self.active[run.id] = ActiveRun(job, run, handle, executor, sampler, gpu_indices=gpus)
         late = (now - job.planned_start).total_seconds() if job.planned_start else 0.0
         late_real_s = late / self.clock.factor
         self._emit(job.id, "started", f"run {run.id} on {site_name} ({executor_name} {handle.handle.split(':')[0]})"
                    + (f", {format_duration(late)} after its planned start" if late_real_s > 30 else ""))
 
-    def _start_sampler(self, job: Job, run: Run, handle: Handle) -> Sampler | None:
+    def _allocate_gpus(self, job: Job, site_name: str, site_gpus: int) -> tuple[int, ...]:
+        """Distinct GPU indices for a local job: the lowest ones no active run holds."""
+        if job.gpus <= 0 or site_gpus <= 0:
+            return ()
+        held = {i for a in self.active.values() if a.run.site == site_name for i in a.gpu_indices}
+        free = [i for i in range(site_gpus) if i not in held]
+        if len(free) < job.gpus:
+            self._emit(job.id, "gpus", f"needs {job.gpus} GPUs but only {len(free)} are free on {site_name}; sharing")
+            free += sorted(held)
+        return tuple(free[: job.gpus])
+
+    def _start_sampler(
+        self, job: Job, run: Run, handle: Handle, gpus: tuple[int, ...] = ()
+    ) -> Sampler | None:
         if handle.pid is None:
             return None  # engine-side job (Slurm): measured by its own wrapper/accounting
         run_id = run.id
@@ -313,9 +331,11 @@ class Daemon:
 
         try:
             sampler = Sampler(
-                ProbeTarget(pid=handle.pid, pgid=handle.pid),
+                ProbeTarget(pid=handle.pid, pgid=handle.pid, gpu_indices=gpus),
                 now=self.clock.now, sink=sink, interval_s=self.sample_interval_s,
                 probes=default_probes(self._probe_config), on_note=note,
+                # flush every ~10 samples: a daemon killed with SIGKILL loses at most those
+                flush_interval_s=max(1.0, min(60.0, 10 * self.sample_interval_s)),
             )
             sampler.start()
             return sampler
@@ -357,6 +377,12 @@ class Daemon:
         if act.sampler is not None:
             try:
                 act.sampler.stop(final_cpu_s=status.cpu_s)
+                left = list(act.sampler.unflushed)
+                if left:  # the database refused them at stop: one more try, then say so
+                    try:
+                        self.store.add_samples(run.id, left)
+                    except CarbonshiftError as exc:
+                        self._emit(job.id, "probe", f"{len(left)} energy samples could not be stored: {exc}")
             except Exception as exc:
                 log.warning("sampler of run %s: %s", run.id, exc)
         cleanup = getattr(act.executor, "cleanup_group", None)
@@ -448,17 +474,26 @@ class Daemon:
                 if self.sites is not None and run.site not in self.sites:
                     continue
                 if not run.handle:
+                    run.handle = self._find_launched(run)
+                if not run.handle:
                     run.finished_at = self.clock.now()
                     run.state = JobState.LOST
                     run.reason = "the daemon stopped while launching this run"
                     self.store.update_run(run)
                     self._lost(job, run, run.reason)
                     continue
+                if not run.out_path and run.id is not None:
+                    run.out_path = str(log_path(self.app, run.job_id, run.id))
+                    run.err_path = run.out_path[: -len(".out")] + ".err"
+                    self.store.update_run(run)  # the handle, found by _find_launched
                 executor = self.executor_for(run.executor)
                 handle = Handle(run.handle, host=run.host, pid=_pid_of(run.handle))
                 if executor.alive(handle):
-                    sampler = self._start_sampler(job, run, handle)
-                    self.active[run.id] = ActiveRun(job, run, handle, executor, sampler)  # type: ignore[index]
+                    gpus = _gpus_of_pid(handle.pid)
+                    sampler = self._start_sampler(job, run, handle, gpus)
+                    self.active[run.id] = ActiveRun(  # type: ignore[index]
+                        job, run, handle, executor, sampler, gpu_indices=gpus
+                    )
                     self._emit(job.id, "adopted", f"run {run.id} is still running; measuring it again")
                     continue
                 status = executor.poll(handle)
@@ -472,9 +507,48 @@ class Daemon:
                 runs = self.store.runs_for_job(job.id)
                 if runs and runs[-1].finished_at is None:
                     continue  # another host's open run
+                if runs and runs[-1].state is not JobState.RUNNING:
+                    # the daemon died between closing the run and updating the job: the run
+                    # holds the outcome; planning the job again would run it twice
+                    last = runs[-1]
+                    if last.state is JobState.LOST:
+                        self._lost(job, last, last.reason or "lost")
+                    elif self.store.transition(job.id, last.state, expected={JobState.RUNNING},
+                                               note=last.reason or None):
+                        self._emit(job.id, "recovered", f"run {last.id} had ended ({last.state}); job closed")
+                    continue
                 if self.store.transition(job.id, JobState.PLANNED, expected={JobState.RUNNING},
                                          note="claimed but never started; planned again"):
                     self._emit(job.id, "recovered", "was claimed but never started; planned again")
+
+
+    def _find_launched(self, run: Run) -> str | None:
+        """The handle of a run recorded without one: the daemon may have died just after
+        starting its process. Executors that can look (``find``) are asked."""
+        if run.id is None:
+            return None
+        try:
+            find = getattr(self.executor_for(run.executor), "find", None)
+        except ExecutorError:
+            return None
+        handle = find(run.out_path or str(log_path(self.app, run.job_id, run.id))) if find else None
+        return handle.handle if handle is not None else None
+
+
+def _gpus_of_pid(pid: int | None) -> tuple[int, ...]:
+    """The GPUs an adopted run was given: its supervisor's ``CUDA_VISIBLE_DEVICES``."""
+    if pid is None:
+        return ()
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return ()
+    for item in env:
+        if item.startswith(b"CUDA_VISIBLE_DEVICES="):
+            text = item.split(b"=", 1)[1].decode(errors="replace")
+            return tuple(int(x) for x in text.split(",") if x.strip().isdigit())
+    return ()
 
 
 def _pid_of(handle: str) -> int | None:
