@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,27 +30,28 @@ _pg_unreachable: str | None = None
 
 
 def _pg_admin_connect() -> Any:
-    """An autocommit psycopg connection to the admin database, or skip the test."""
+    """An autocommit psycopg connection to the admin database.
+
+    Skips the test when no server answers at the admin URL's host and port; a server that
+    answers but refuses us (wrong user, no such database) is an error, not a skip.
+    """
     global _pg_unreachable
     if _pg_unreachable is not None:
         pytest.skip(_pg_unreachable)
-    try:
-        import psycopg
-        from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url
 
-        url = make_url(PG_ADMIN_URL)
-        return psycopg.connect(
-            host=url.host,
-            port=url.port or 5432,
-            user=url.username,
-            password=url.password,
-            dbname=url.database,
-            autocommit=True,
-            connect_timeout=3,
-        )
-    except Exception as exc:  # ImportError or any connection failure: no server here
-        _pg_unreachable = f"no PostgreSQL at {PG_ADMIN_URL.split('@')[-1]}: {exc}"
+    url = make_url(PG_ADMIN_URL)
+    host, port = url.host or "127.0.0.1", url.port or 5432
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        import psycopg
+    except (OSError, ImportError) as exc:
+        _pg_unreachable = f"no PostgreSQL answers at {host}:{port}: {exc}"
         pytest.skip(_pg_unreachable)
+    return psycopg.connect(
+        host=host, port=port, user=url.username, password=url.password,
+        dbname=url.database, autocommit=True, connect_timeout=3,
+    )
 
 
 @pytest.fixture
