@@ -1,0 +1,249 @@
+"""The dashboard's HTTP server: the standard library's, read-only, on the loopback only.
+
+Routes (GET and HEAD only; anything else is 405):
+
+- ``/``: the page (queue with planned windows over the forecast, recent history with
+  savings, report chart);
+- ``/api/queue``, ``/api/history?since=7d&limit=100``, ``/api/report?by=day&since=30d``,
+  ``/api/forecast?zone=GB&hours=48``, ``/api/job/ID``: JSON;
+- ``/charts/report.svg?by=day&since=30d``, ``/charts/job/ID.svg``: SVG charts;
+- ``/healthz``: ``ok``.
+
+Every response carries a strict Content-Security-Policy (no scripts at all) and
+``X-Content-Type-Options: nosniff``. The server binds 127.0.0.1 only: the data (job
+names, commands, owners) is not for the network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from datetime import tzinfo
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from scheduler.errors import BadInput, CarbonshiftError, NotFound
+
+if TYPE_CHECKING:
+    from scheduler.app import App
+
+log = logging.getLogger("carbonshift.web")
+
+LOOPBACK = "127.0.0.1"
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_JOB_SVG = re.compile(r"^/charts/job/(\d{1,12})\.svg$")
+_JOB_JSON = re.compile(r"^/api/job/(\d{1,12})$")
+
+
+class DashboardServer(ThreadingHTTPServer):
+    """A threading HTTP server holding the app and the display time zone."""
+
+    daemon_threads = True
+
+    def __init__(self, app: App, tz: tzinfo, port: int, since: str = "30d") -> None:
+        self.app = app
+        self.tz = tz
+        self.since = since
+        self.lock = threading.Lock()
+        super().__init__((LOOPBACK, port), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.server_address[1]}/"
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Serves the page, the JSON endpoints and the charts."""
+
+    server: DashboardServer
+    server_version = "carbonshift-dashboard"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # the base class's parameter name
+        log.info("%s %s", self.address_string(), format % args)
+
+    # -- plumbing -----------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, data: Any, status: int = 200) -> None:
+        from scheduler.cli.common import json_default
+
+        body = json.dumps(data, default=json_default, ensure_ascii=False).encode("utf-8")
+        self._send(status, body, "application/json; charset=utf-8")
+
+    def _error(self, status: int, message: str) -> None:
+        self._json({"error": message}, status)
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        route = self._route(parts.path)
+        if route is None:
+            self._error(404, f"no such page: {parts.path}")
+            return
+        try:
+            with self.server.lock:
+                route(query)
+        except (BadInput, NotFound) as exc:
+            self._error(404 if isinstance(exc, NotFound) else 400, str(exc))
+        except CarbonshiftError as exc:
+            self._error(500, str(exc))
+        except Exception as exc:  # one bad request must not stop the server
+            log.exception("dashboard request %s failed", self.path)
+            self._error(500, f"internal error: {type(exc).__name__}")
+
+    do_HEAD = do_GET
+
+    def _not_allowed(self) -> None:
+        self._error(405, "the dashboard is read-only")
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed
+
+    def _route(self, path: str) -> Callable[[dict[str, str]], None] | None:
+        fixed: dict[str, Callable[[dict[str, str]], None]] = {
+            "/": self.page, "/index.html": self.page, "/healthz": self.health,
+            "/favicon.ico": self.favicon, "/api/queue": self.api_queue,
+            "/api/history": self.api_history, "/api/report": self.api_report,
+            "/api/forecast": self.api_forecast, "/charts/report.svg": self.report_svg,
+        }
+        if path in fixed:
+            return fixed[path]
+        svg = _JOB_SVG.match(path)
+        if svg is not None:
+            svg_id = int(svg.group(1))
+            return lambda q: self.job_svg(svg_id)
+        js = _JOB_JSON.match(path)
+        if js is not None:
+            js_id = int(js.group(1))
+            return lambda q: self.api_job(js_id)
+        return None
+
+    # -- pages ----------------------------------------------------------------------------
+    def page(self, q: dict[str, str]) -> None:
+        from scheduler.web.page import gather, render_page
+
+        snap = gather(self.server.app, tz=self.server.tz, since=self.server.since)
+        self._send(200, render_page(snap).encode("utf-8"), "text/html; charset=utf-8")
+
+    def health(self, q: dict[str, str]) -> None:
+        self._send(200, b"ok\n", "text/plain; charset=utf-8")
+
+    def favicon(self, q: dict[str, str]) -> None:
+        self.send_response(HTTPStatus.NO_CONTENT)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _since(self, q: dict[str, str], default: str | None):  # type: ignore[no-untyped-def]
+        from scheduler.cli.report import parse_since
+
+        now = self.server.app.clock.now()
+        return (parse_since(q.get("since", default), now, "since") if q.get("since", default) else None,
+                parse_since(q.get("until"), now, "until"))
+
+    def api_queue(self, q: dict[str, str]) -> None:
+        from scheduler.cli.jobs import job_dict
+        from scheduler.web.page import WAITING
+
+        app = self.server.app
+        self._json([job_dict(j) for j in app.store.list_jobs(list(WAITING))])
+
+    def api_job(self, job_id: int) -> None:
+        from scheduler.api import Client
+
+        d = Client.from_app(self.server.app).show(job_id)
+        p = d.projection
+        self._json({
+            "job": d.history.as_dict(),
+            "events": [{"at": e.at, "kind": e.kind, "message": e.message} for e in d.events],
+            "projection": None if p is None else {
+                "energy_j": p.energy_j, "power_w": p.power_w, "total_energy_j": p.total_energy_j,
+                "total_emissions_g": p.total_emissions_g, "basis": p.basis,
+                "fraction_done": p.fraction_done},
+        })
+
+    def api_history(self, q: dict[str, str]) -> None:
+        from scheduler.history import history_rows
+
+        since, until = self._since(q, "7d")
+        limit = _int(q.get("limit"), "limit", 100)
+        rows = history_rows(self.server.app.store, since=since, until=until)
+        self._json([r.as_dict() for r in rows[-limit:]])
+
+    def _report(self, q: dict[str, str]):  # type: ignore[no-untyped-def]
+        from scheduler.history import history_rows
+        from scheduler.reporting import CarbonPrice, build_report
+
+        app = self.server.app
+        since, until = self._since(q, self.server.since)
+        price_text = q.get("carbon_price") or app.settings.carbon_price
+        price = CarbonPrice.parse(price_text) if price_text else None
+        rows = history_rows(app.store, since=since, until=until)
+        return build_report(rows, by=q.get("by", "day"), tz=self.server.tz, price=price,
+                            since=since, until=until, now=app.clock.now())
+
+    def api_report(self, q: dict[str, str]) -> None:
+        self._json(self._report(q).as_dict())
+
+    def report_svg(self, q: dict[str, str]) -> None:
+        from scheduler.charts import render_svg, report_chart
+
+        self._send(200, render_svg(report_chart(self._report(q))).encode("utf-8"), "image/svg+xml")
+
+    def job_svg(self, job_id: int) -> None:
+        from scheduler.charts import job_chart_from_store, render_svg
+
+        app = self.server.app
+        chart = job_chart_from_store(app.store, app.store.get_job(job_id), sites=dict(app.queue.sites()),
+                                     now=app.clock.now(), tz=self.server.tz)
+        self._send(200, render_svg(chart).encode("utf-8"), "image/svg+xml")
+
+    def api_forecast(self, q: dict[str, str]) -> None:
+        from scheduler.api import Client
+
+        hours = float(q.get("hours", "48") or 48)
+        answer = Client.from_app(self.server.app).forecast(q.get("zone"), hours=hours)
+        self._json({
+            "zone": answer.forecast.zone, "source": answer.describe(), "fallback": answer.fallback,
+            "points": [{"start": p.start, "end": p.end, "intensity_g_per_kwh": p.intensity_g_per_kwh,
+                        "kind": str(p.kind), "provider": p.provider} for p in answer.forecast.points],
+        })
+
+
+def _int(text: str | None, what: str, default: int) -> int:
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadInput(f"{what} {text!r} is not a whole number") from None
+    if value <= 0 or value > 100_000:
+        raise BadInput(f"{what} {value} is out of range 1..100000")
+    return value
+
+
+def make_server(app: App, *, port: int = 8765, tz: tzinfo, since: str = "30d") -> DashboardServer:
+    """A server bound to 127.0.0.1:``port`` (0: any free port); call ``serve_forever``.
+    ``since`` is the page's window (``30d``, an ISO time or ``all``)."""
+    from scheduler.cli.report import parse_since
+
+    parse_since(since, app.clock.now(), "--since")  # refuse a bad window before listening
+    try:
+        return DashboardServer(app, tz, port, since)
+    except OSError as exc:
+        raise BadInput(f"cannot listen on {LOOPBACK}:{port}: {exc.strerror} (try another --port)") from None
