@@ -1016,11 +1016,18 @@ def _check_revision(revision: str | None, where: str) -> None:
 def _migrate(engine: Engine, where: str, translate: Any) -> None:
     """Bring the schema to :data:`HEAD_REVISION` (imports Alembic only when needed).
 
-    The check and the upgrade share one write transaction (SQLite: ``BEGIN IMMEDIATE``;
-    PostgreSQL: a transaction-scoped advisory lock), so two processes opening a new database
-    at once migrate it once.
+    An up-to-date database costs one read (no lock: a CLI command never waits for the
+    daemon's writes here). Otherwise the check and the upgrade share one write transaction
+    (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock), so two
+    processes opening a new database at once migrate it once.
     """
     try:
+        with engine.connect() as conn:
+            current = _read_revision(conn)
+            conn.rollback()
+        _check_revision(current, where)
+        if current == HEAD_REVISION:
+            return
         with engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
