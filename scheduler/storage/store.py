@@ -8,7 +8,8 @@
   missing, opened with WAL, a 5 s busy timeout, foreign keys on and ``synchronous=NORMAL``.
 - ``postgresql+psycopg://user@host:port/db``: several hosts sharing one queue.
 
-Hot paths use SQLAlchemy Core. Write transactions on SQLite start with ``BEGIN IMMEDIATE``
+Hot paths use SQLAlchemy Core; on an SQLite file each thread keeps one connection (a pool
+checkout costs as much as a one-row insert). Write transactions on SQLite start with ``BEGIN IMMEDIATE``
 (the pysqlite recipe: the driver's own transaction handling is switched off and the
 ``begin`` event emits the BEGIN), so two processes never both read a job as claimable and
 a writer waits for the busy timeout instead of failing on a lock upgrade. Claims are a
