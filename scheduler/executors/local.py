@@ -28,6 +28,21 @@ def exit_file_for(out_path: str) -> str:
     return base + ".exit.json"
 
 
+def pid_file_for(out_path: str) -> str:
+    return exit_file_for(out_path)[: -len(".exit.json")] + ".pid"
+
+
+def _write_pid(path: str, pid: int) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(str(pid))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 class LocalExecutor(Executor):
     """Runs jobs as child process groups of this host."""
 
@@ -48,9 +63,11 @@ class LocalExecutor(Executor):
             os.unlink(exit_file)
         except FileNotFoundError:
             pass
+        pid_file = pid_file_for(spec.out_path)
         cmd = [
             self.python, "-m", "scheduler.executors.supervise",
-            "--exit-file", exit_file, "--out", spec.out_path, "--err", spec.err_path,
+            "--exit-file", exit_file, "--pid-file", pid_file,
+            "--out", spec.out_path, "--err", spec.err_path,
             "--max-bytes", str(self.log_max_bytes),
         ]
         if job.shell:
@@ -74,7 +91,17 @@ class LocalExecutor(Executor):
         except OSError as exc:
             raise ExecutorError(f"cannot start job {job.id}: {exc.strerror}") from exc
         self._children[proc.pid] = proc
+        _write_pid(pid_file, proc.pid)  # the supervisor writes it too, should we die first
         return Handle(handle=f"{proc.pid}:{exit_file}", host=self.host, pid=proc.pid)
+
+    def find(self, out_path: str) -> Handle | None:
+        """The handle of a run launched with ``out_path`` whose handle was never recorded
+        (the daemon died between starting it and saving it), from its pid file."""
+        try:
+            pid = int(Path(pid_file_for(out_path)).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return Handle(handle=f"{pid}:{exit_file_for(out_path)}", host=self.host, pid=pid)
 
     @staticmethod
     def _parse(handle: Handle) -> tuple[int, str]:
@@ -187,13 +214,29 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies do not count: where PID 1
+    reaps nothing, as in many containers, an orphaned supervisor stays a zombie)."""
     try:
         os.killpg(pgid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -83,6 +83,18 @@ class CappedLog:
         self._close()
 
 
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def _write_exit(path: str, payload: dict[str, object]) -> None:
     tmp = f"{path}.tmp.{os.getpid()}"
     try:
@@ -102,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-file", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--err", required=True)
+    parser.add_argument("--pid-file", help="write this process's pid here first")
     parser.add_argument("--max-bytes", type=int, default=100 * 1024 * 1024)
     parser.add_argument("--shell", action="store_true")
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -112,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if not cmd:
         print("carbonshift-supervise: no command", file=sys.stderr)
         return 2
+    if args.pid_file:
+        _write_atomic(args.pid_file, str(os.getpid()))
     out = CappedLog(args.out, args.max_bytes)
     err = CappedLog(args.err, args.max_bytes)
     started = time.time()
