@@ -247,10 +247,20 @@ class Client:
     def wait(self, job_id: int, *, timeout: float | None = None, poll_s: float = 0.5) -> int:
         """Block until the job ends; return its exit code like ``carbonshift wait`` (0 for
         success, the job's code on failure, 1 if cancelled or lost). ``timeout`` is in
-        real seconds; past it :class:`WaitTimeout`."""
+        real seconds; past it :class:`WaitTimeout`. Like the CLI, it records the running
+        job's projected total as ``projection`` events (see :mod:`scheduler.progress`)."""
+        from scheduler.progress import ProjectionRecorder, live_projection
+
+        recorder = ProjectionRecorder()
         limit = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.app.store.get_job(job_id)
+            if job.state in (JobState.RUNNING, JobState.SUSPENDED):
+                runs = self.app.store.runs_for_job(job_id)
+                if runs and runs[-1].finished_at is None:
+                    proj = live_projection(self.app, job, runs[-1], self.now())
+                    if proj is not None:
+                        recorder.offer(self.app, job_id, proj, self.now())
             if job.state in TERMINAL_STATES:
                 runs = self.app.store.runs_for_job(job_id)
                 run = runs[-1] if runs else None

@@ -332,6 +332,7 @@ __all__ = [
     "PROJECTION_EVENT",
     "Progress",
     "Projection",
+    "ProjectionRecorder",
     "StoredProjection",
     "last_projection",
     "live_projection",
@@ -384,3 +385,40 @@ def stored_projections(events: Sequence[object]) -> list[StoredProjection]:
             if p is not None:
                 out.append(p)
     return out
+
+
+class ProjectionRecorder:
+    """Records a running job's projection as ``projection`` events, sparingly: the first
+    one, then when the reported progress moves (at most every ``min_s`` seconds), and at
+    least every ``max_s`` seconds. Used by ``wait`` and :meth:`Client.wait`; its clock is
+    the real monotonic one (it paces writes, it does not date them)."""
+
+    def __init__(self, *, min_s: float = 10.0, max_s: float = 300.0) -> None:
+        import time
+
+        self._mono = time.monotonic
+        self.min_s = min_s
+        self.max_s = max_s
+        self._last: tuple[float | None, float] | None = None
+
+    def offer(self, app: object, job_id: int, proj: Projection, now: datetime) -> bool:
+        """Record ``proj`` if it is due; return whether it was recorded."""
+        from scheduler.app import App
+        from scheduler.errors import CarbonshiftError
+        from scheduler.model import Event
+
+        assert isinstance(app, App)
+        if proj.energy_j <= 0:
+            return False
+        key = proj.progress.fraction if proj.progress else None
+        t = self._mono()
+        if self._last is not None:
+            since = t - self._last[1]
+            if not (since >= self.max_s or (key != self._last[0] and since >= self.min_s)):
+                return False
+        try:
+            app.store.add_event(Event(job_id, now, PROJECTION_EVENT, projection_message(proj)))
+        except CarbonshiftError:
+            return False
+        self._last = (key, t)
+        return True

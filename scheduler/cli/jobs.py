@@ -24,7 +24,7 @@ from scheduler.cli.common import (
     print_table,
     state,
 )
-from scheduler.errors import BadInput, CarbonshiftError
+from scheduler.errors import BadInput
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run
 from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
 
@@ -579,12 +579,12 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
     when the progress moves (at most every 10 s) and every 5 minutes, so history can
     compare it with the final figure.
     """
-    from scheduler.progress import PROJECTION_EVENT, projection_message
+    from scheduler.progress import ProjectionRecorder
 
     app = get_app()
     last = ""
     tty = sys.stderr.isatty()
-    recorded: tuple[object, float] | None = None
+    recorder = ProjectionRecorder()
     while True:
         job = app.store.get_job(job_id)
         now = app.clock.now()
@@ -611,16 +611,8 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
                     f"{job.planned_site or job.site} ({job.zone}): starts in {format_duration(left)}")
         elif run is not None and job.state in (JobState.RUNNING, JobState.SUSPENDED):
             line, proj = _live_line(app, job, run, now)
-            if proj is not None and proj.energy_j > 0:
-                key = proj.progress.fraction if proj.progress else None
-                since = time.monotonic() - recorded[1] if recorded else math.inf
-                if since >= 300 or (recorded is not None and key != recorded[0] and since >= 10) \
-                        or recorded is None:
-                    try:
-                        app.store.add_event(Event(job_id, now, PROJECTION_EVENT, projection_message(proj)))
-                        recorded = (key, time.monotonic())
-                    except CarbonshiftError:
-                        pass
+            if proj is not None:
+                recorder.offer(app, job_id, proj, now)
         else:
             line = f"job {job_id} {job.state}"
         if not quiet and line != last:
