@@ -11,6 +11,25 @@ run whose process still lives is adopted and measured on; a dead one is closed f
 supervisor's exit record, or marked ``lost`` with the reason and requeued when its
 deadline still allows. Stopping the daemon (Ctrl-C) leaves running jobs running and
 recorded; the next daemon adopts them.
+
+Several agents, one queue (PostgreSQL, or SQLite for processes of one host). Each agent
+has a name (``agent_name``, default the host name) recorded on its runs; a restarted agent
+of the same name adopts them. Only the holder of the ``planner`` lease re-plans
+(:mod:`scheduler.leader`); agents started with ``planner=False`` never plan. A job starts
+only through an atomic claim, so two agents never start one job. Every tick an agent
+renews the lease of each run it follows (``lease_s``, real seconds) and looks for runs of
+its sites whose lease has run out: their agent is dead. A local run is then marked
+``lost`` with the reason and its job requeued while its deadline allows; an engine-side
+run (Slurm) still runs in the engine, so it is taken over and followed on, never started
+again. Delivery is therefore at least once for killed local runs: a job may run again from
+the start after its agent died. It never runs twice at once, because the lease is the
+proof of life: a local run's supervisor stops the job when its agent has been gone for a
+third of the lease (``supervise.AgentWatch``), an agent that cannot renew its leases for
+most of a lease stops its local runs itself, a run is reclaimed only after its lease ran
+out, and an agent waits one lease after starting or after a database outage before
+reclaiming anything (the others may not have been able to renew either). A cleanly
+stopped agent parks its runs' leases (no expiry): they wait for the next agent of that
+name.
 """
 
 from __future__ import annotations
@@ -31,7 +50,9 @@ from probes.sampler import Sampler
 from scheduler.accounting import account
 from scheduler.errors import CarbonshiftError, ExecutorError, StorageError
 from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from scheduler.leader import Leadership, holder_name, real_now
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run
+from scheduler.storage.base import Lease
 from scheduler.timeutil import format_duration, iso
 
 if TYPE_CHECKING:
@@ -68,12 +89,27 @@ class Daemon:
         exit_when_idle: bool = False,
         on_event: Callable[[str], None] | None = None,
         planner: bool = True,
+        agent: str | None = None,
+        lease_now: Callable[[], datetime] = real_now,
     ) -> None:
         self.app = app
         self.store = app.store
         self.clock = app.clock
         self.sites = set(sites) if sites else None
-        self.host = socket.gethostname()
+        #: this agent's name, recorded on its runs (``host`` for history's sake)
+        self.host = agent or app.settings.agent_name or socket.gethostname()
+        #: leases are real time, whatever the scheduler's clock
+        self.lease_now = lease_now
+        self.lease = timedelta(seconds=app.settings.lease_s)
+        self.leadership: Leadership | None = None
+        if planner:
+            self.leadership = Leadership(
+                app.store, holder_name(self.host), ttl_s=app.settings.lease_s, now=lease_now,
+                on_change=self._leadership_changed,
+            )
+        self._connected_since: datetime = lease_now()
+        self._renewed_at: datetime = lease_now()
+        self._next_sweep: datetime = lease_now()
         self.executors: dict[str, Executor] = executors or {}
         self.sample_interval_s = sample_interval_s or app.settings.sampling_interval_s
         self.tick_s = tick_s
@@ -100,7 +136,10 @@ class Daemon:
             if name == "local":
                 from scheduler.executors.local import LocalExecutor
 
-                self.executors[name] = LocalExecutor(log_max_bytes=self.app.settings.log_max_bytes)
+                self.executors[name] = LocalExecutor(
+                    log_max_bytes=self.app.settings.log_max_bytes,
+                    orphan_grace_s=self.app.settings.lease_s / 3,
+                )
             elif name == "slurm":
                 from scheduler.executors.slurm import SlurmExecutor
 
@@ -126,8 +165,9 @@ class Daemon:
         """Recover, plan, then tick until stopped (or idle, with ``exit_when_idle``)."""
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        self.recover()
-        if self.planner:
+        if not self._start():
+            return
+        if self.leading():
             self.replan()
         sched = BackgroundScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
         self._scheduler = sched
@@ -139,6 +179,7 @@ class Daemon:
                     self.tick()
                 except StorageError as exc:
                     self._emit(None, "error", f"database trouble, retrying: {exc}")
+                    self._connected_since = self.lease_now()  # others may not renew either
                     self._stop.wait(min(30.0, self.tick_s * 5))
                     continue
                 if self.exit_when_idle and self.idle():
@@ -148,6 +189,26 @@ class Daemon:
             sched.shutdown(wait=False)
             self._scheduler = None
             self.detach()
+            if self.leadership is not None:
+                self.leadership.release()
+
+    def _start(self) -> bool:
+        """Recover this agent's runs, retrying with backoff while the database is unreachable.
+
+        Returns ``False`` when stopped before the database answered. Each retry is logged;
+        the wait doubles from 1 s up to 60 s, so a service manager sees no crash loop.
+        """
+        delay = 1.0
+        while True:
+            try:
+                self.recover()
+                self._connected_since = self.lease_now()
+                return True
+            except StorageError as exc:
+                self._emit(None, "error", f"database unreachable, retrying in {delay:g} s: {exc}")
+            if self._stop.wait(delay):
+                return False
+            delay = min(60.0, delay * 2)
 
     def idle(self) -> bool:
         if self.active:
@@ -159,9 +220,21 @@ class Daemon:
         return not waiting
 
     def detach(self) -> None:
-        """Stop measuring (flushing samples) but leave jobs running, recorded as running."""
+        """Stop measuring (flushing samples) but leave jobs running, recorded as running.
+
+        Their leases are parked (no expiry), so other agents leave them to this agent's
+        successor instead of reclaiming them.
+        """
         with self._lock:
+            try:
+                self.store.renew_leases(list(self.active), None, host=self.host)
+            except CarbonshiftError as exc:
+                log.warning("could not park the leases of %d runs: %s", len(self.active), exc)
             for act in list(self.active.values()):
+                try:
+                    act.executor.detach(act.handle)
+                except Exception as exc:
+                    log.warning("detaching run %s: %s", act.run.id, exc)
                 if act.sampler is not None:
                     try:
                         act.sampler.stop()
@@ -171,17 +244,103 @@ class Daemon:
             self.active.clear()
 
     def tick(self) -> None:
-        """One round: follow running jobs, renew leases, re-plan when due, sync timers."""
+        """One round: follow running jobs, renew leases, reclaim dead agents' runs, launch
+        due jobs, re-plan when due (planner lease holder only), sync timers."""
         with self._lock:
             self.follow_runs()
+            self.reclaim_expired()
             self.launch_due()
         now = self.clock.now()
         interval = timedelta(seconds=self.app.settings.replan_interval_s)
-        if self.planner and (self._last_replan is None or now - self._last_replan >= interval):
+        if not self.leading():
+            pass
+        elif self._last_replan is None or now - self._last_replan >= interval:
             self.replan()
         else:
             self.plan_pending()
         self.sync_timers()
+
+    # -- leadership -----------------------------------------------------------------------
+    def leading(self) -> bool:
+        """Whether this agent plans now: it holds the planner lease (taken or renewed here)."""
+        return self.leadership is not None and self.leadership.hold()
+
+    def _leadership_changed(self, leading: bool, lease: Lease | None) -> None:
+        if leading and lease is not None:
+            self._last_replan = None  # plan at once: the previous planner may be long gone
+            self._emit(None, "leader", f"this agent ({self.host}) plans the queue now (term {lease.term})")
+        elif lease is not None and lease.until > self.lease_now():
+            self._emit(None, "leader", f"planning is left to {lease.holder} (term {lease.term})")
+        else:
+            self._emit(None, "leader", "this agent no longer holds the planner lease")
+
+    # -- dead agents ----------------------------------------------------------------------
+    def reclaim_expired(self) -> None:
+        """Runs of this agent's sites whose lease ran out: their agent is dead.
+
+        Engine-side runs (Slurm) are taken over and followed on. Local runs are closed as
+        ``lost`` with the reason and their job requeued if its deadline allows (at least
+        once). Jobs claimed by an agent that died before it recorded a run are planned
+        again. Nothing is reclaimed until this agent has been connected for one lease.
+        """
+        now = self.lease_now()
+        if now < self._next_sweep or now - self._connected_since < self.lease:
+            return
+        self._next_sweep = now + min(self.lease / 3, timedelta(seconds=max(self.tick_s, 1.0)))
+        for run in self.store.expired_runs(now, sites=self.sites):
+            if run.id is None or run.id in self.active:
+                continue
+            ago = (now - run.lease_until).total_seconds() if run.lease_until else 0.0
+            why = (f"agent {run.host or '?'} stopped renewing the lease of run {run.id} "
+                   f"({ago:.1f} s ago, lease {self.lease.total_seconds():g} s): presumed dead")
+            if run.executor != "local" and run.handle:
+                self._take_over(run, now, why)
+                continue
+            if not self.store.reclaim_run(run.id, now, reason=why):
+                continue  # renewed, or reclaimed by another agent, meanwhile
+            run.finished_at, run.state, run.reason = self.clock.now(), JobState.LOST, why
+            try:
+                job = self.store.get_job(run.job_id)
+            except CarbonshiftError:
+                continue
+            self._lost(job, run, why)
+        self._replan_unstarted_claims(now)
+
+    def _take_over(self, run: Run, now: datetime, why: str) -> None:
+        assert run.id is not None
+        if not self.store.take_over_run(run.id, now, host=self.host, lease_until=now + self.lease):
+            return
+        job = self.store.get_job(run.job_id)
+        executor = self.executor_for(run.executor)
+        handle = Handle(run.handle or "", host=run.host, pid=None)
+        executor.adopt(handle)
+        run.host = self.host
+        self.active[run.id] = ActiveRun(job, run, handle, executor, None)
+        self._emit(job.id, "taken over", f"{why}; {run.executor} job {run.handle} still runs in the "
+                   f"engine: this agent ({self.host}) follows it on")
+
+    def _replan_unstarted_claims(self, now: datetime) -> None:
+        """Jobs claimed (``running``) more than a lease ago that have no open run: the agent
+        that claimed them died before it recorded one."""
+        for job in self.store.list_jobs([JobState.RUNNING], sites=self.sites):
+            if job.id is None or job.updated_at is None or now - job.updated_at < self.lease:
+                continue
+            runs = self.store.runs_for_job(job.id)
+            if runs and runs[-1].finished_at is None:
+                continue  # an open run: its lease decides
+            last = runs[-1] if runs else None
+            if last is not None and job.attempts <= len(runs):
+                # the run of the latest claim ended but its agent died before closing the job
+                if last.state is JobState.LOST:
+                    self._lost(job, last, last.reason or "lost")
+                elif last.state in TERMINAL_STATES and self.store.transition(
+                    job.id, last.state, expected={JobState.RUNNING}, note=last.reason or None
+                ):
+                    self._emit(job.id, "recovered", f"run {last.id} had ended ({last.state}); job closed")
+                continue
+            if self.store.transition(job.id, JobState.PLANNED, expected={JobState.RUNNING},
+                                     note="claimed but never started (its agent died first); planned again"):
+                self._emit(job.id, "recovered", "claimed but never started (its agent died first); planned again")
 
     # -- planning -----------------------------------------------------------------------
     def replan(self) -> None:
@@ -199,8 +358,9 @@ class Daemon:
             self._emit(job.id, "planned", f"start {iso(entry.start)} on {entry.site} ({entry.reason}{saving})")
 
     def plan_pending(self) -> None:
-        """Plan jobs that are pending (requeued) without waiting for the next re-plan."""
-        if self.store.list_jobs([JobState.PENDING], limit=1):
+        """Plan jobs that are pending (requeued) without waiting for the next re-plan
+        (planner lease holder only)."""
+        if self.leading() and self.store.list_jobs([JobState.PENDING], limit=1):
             self.replan()
 
     # -- timers -------------------------------------------------------------------------
@@ -268,11 +428,11 @@ class Daemon:
         site_name = job.planned_site or job.site
         site = self.app.queue.sites().get(site_name)
         executor_name = site.executor if site is not None else "local"
-        job.attempts += 1
+        # the claim counted the attempt; the lease runs in real time from now
         run = self.store.add_run(
             Run(job_id=job.id, site=site_name, executor=executor_name, started_at=now,
                 host=self.host, state=JobState.RUNNING,
-                lease_until=now + timedelta(seconds=self.app.settings.lease_s))
+                lease_until=self.lease_now() + self.lease)
         )
         assert run.id is not None
         log_dir = self.app.settings.log_dir / f"job-{job.id}"
@@ -294,9 +454,7 @@ class Daemon:
             self._emit(job.id, "failed", run.reason)
             return
         run.handle = handle.handle
-        run.host = handle.host or self.host
         self.store.update_run(run)
-        self.store.update_job(job)
         sampler = self._start_sampler(job, run, handle, gpus)
         self.active[run.id] = ActiveRun(job, run, handle, executor, sampler, gpu_indices=gpus)
         late = (now - job.planned_start).total_seconds() if job.planned_start else 0.0
@@ -345,13 +503,7 @@ class Daemon:
 
     # -- following ----------------------------------------------------------------------
     def follow_runs(self) -> None:
-        now = self.clock.now()
-        lease_until = now + timedelta(seconds=self.app.settings.lease_s)
-        if self.active:
-            try:
-                self.store.renew_leases(list(self.active), lease_until)
-            except CarbonshiftError as exc:
-                log.warning("lease renewal failed: %s", exc)
+        self.renew()
         for run_id, act in list(self.active.items()):
             status = act.executor.poll(act.handle)
             if status is None:
@@ -359,6 +511,53 @@ class Daemon:
                 continue
             self.finish(act, status)
             self.active.pop(run_id, None)
+
+    def renew(self) -> None:
+        """Heartbeat: renew the lease of every run followed; let go of those lost.
+
+        A run missing from the renewal was reclaimed or taken over by another agent after
+        its lease ran out: a local one is stopped (it is requeued elsewhere), an engine-side
+        one is left to the agent that took it over. When renewals have failed for most of a
+        lease, local runs are stopped too: other agents may reclaim them at any moment.
+        """
+        now = self.lease_now()
+        if not self.active:
+            self._renewed_at = now
+            return
+        try:
+            renewed = set(self.store.renew_leases(list(self.active), now + self.lease, host=self.host))
+        except CarbonshiftError as exc:
+            log.warning("lease renewal failed: %s", exc)
+            if now - self._renewed_at >= self.lease * 0.9:
+                self._fence(now)
+            return
+        self._renewed_at = now
+        for run_id, act in list(self.active.items()):
+            if run_id in renewed:
+                continue
+            self.active.pop(run_id, None)
+            if act.sampler is not None:
+                try:
+                    act.sampler.stop()
+                except Exception as exc:
+                    log.warning("sampler of run %s: %s", run_id, exc)
+            if act.run.executor == "local":
+                self._emit(act.job.id, "lease lost", f"run {run_id} was reclaimed by another agent after its "
+                           "lease ran out; stopping this copy so the job never runs twice")
+                threading.Thread(target=act.executor.cancel, args=(act.handle,), daemon=True).start()
+            else:
+                self._emit(act.job.id, "lease lost", f"run {run_id} was taken over by another agent")
+
+    def _fence(self, now: datetime) -> None:
+        """Stop local runs whose leases this agent could not renew (no database)."""
+        for act in list(self.active.values()):
+            if act.run.executor != "local" or act.cancel_sent:
+                continue
+            act.cancel_sent = True
+            self.on_event(f"{'fenced':<10} job {act.job.id}: could not renew the lease of run "
+                          f"{act.run.id} for {(now - self._renewed_at).total_seconds():.0f} s; "
+                          "stopping it, since another agent may start the job again")
+            threading.Thread(target=act.executor.cancel, args=(act.handle,), daemon=True).start()
 
     def _check_cancel(self, act: ActiveRun) -> None:
         if act.cancel_sent:
@@ -401,7 +600,10 @@ class Daemon:
         run.exit_code = status.exit_code
         run.state = state
         run.reason = status.reason
-        self.store.update_run(run)
+        if not self.store.close_run(run):
+            self._emit(job.id, "finished", f"run {run.id} ended ({state}) but another agent had "
+                       "already closed it (its lease had run out)")
+            return
         if state is JobState.LOST:
             self._lost(current, run, status.reason)
         elif current.state is not JobState.CANCELLED:
@@ -489,6 +691,7 @@ class Daemon:
                 executor = self.executor_for(run.executor)
                 handle = Handle(run.handle, host=run.host, pid=_pid_of(run.handle))
                 if executor.alive(handle):
+                    executor.adopt(handle)
                     gpus = _gpus_of_pid(handle.pid)
                     sampler = self._start_sampler(job, run, handle, gpus)
                     self.active[run.id] = ActiveRun(  # type: ignore[index]
@@ -504,6 +707,8 @@ class Daemon:
             for job in self.store.list_jobs([JobState.RUNNING], sites=self.sites):
                 if job.id in open_job_ids or job.id is None:
                     continue
+                if job.updated_at is not None and self.lease_now() - job.updated_at < self.lease:
+                    continue  # maybe another agent's launch in flight: the sweep decides later
                 runs = self.store.runs_for_job(job.id)
                 if runs and runs[-1].finished_at is None:
                     continue  # another host's open run

@@ -348,7 +348,8 @@ class Queue:
             self.app.store.apply_plan(keep, now)
             for j, _entry in moved:
                 assert j.id is not None
-                self.app.store.update_job(j)
+                # only while still waiting: an agent may have claimed it since apply_plan
+                self.app.store.update_job(j, expected=WAITING_STATES)
         return new_plan, moved
 
     # -- cancel ---------------------------------------------------------------------------

@@ -18,7 +18,10 @@ from scheduler.timeutil import parse_duration_s
 @click.option("--sample-interval", metavar="DURATION", help="Energy sampling interval (default from config, 5s).")
 @click.option("--exit-when-idle", is_flag=True, help="Stop once no job is waiting or running.")
 @click.option("--no-planner", is_flag=True, help="Only launch and measure; another agent plans.")
-def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: bool, no_planner: bool) -> None:
+@click.option("--agent-name", metavar="NAME", help="Name recorded on this agent's runs (default: "
+              "config agent_name, else the host name); agents sharing a host and a site need distinct names.")
+def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: bool, no_planner: bool,
+        agent_name: str | None) -> None:
     """Run the daemon: plan waiting jobs, wait for their windows, launch, measure, account.
 
     One line is logged per event (planned, started, finished with energy and emissions).
@@ -49,7 +52,7 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
 
     daemon = Daemon(
         app, sites=sites or None, sample_interval_s=interval, exit_when_idle=exit_when_idle,
-        on_event=emit, planner=not no_planner,
+        on_event=emit, planner=not no_planner, agent=agent_name,
     )
 
     def handler(signum: int, _frame: FrameType | None) -> None:

@@ -77,6 +77,12 @@ class Executor(ABC):
         """Resume a paused run."""
         raise NotImplementedError(f"{self.name} cannot resume runs")
 
+    def detach(self, handle: Handle) -> None:  # noqa: B027 - optional hook, no-op by default
+        """The agent stops cleanly and leaves the run running for its successor."""
+
+    def adopt(self, handle: Handle) -> None:  # noqa: B027 - optional hook, no-op by default
+        """This agent follows the run from now on (after a restart or a take-over)."""
+
     def energy(self, handle: Handle) -> list[Sample] | None:
         """Energy the engine itself accounted (Slurm ``ConsumedEnergyRaw``), if any."""
         return None

@@ -43,14 +43,43 @@ def _write_pid(path: str, pid: int) -> None:
         pass
 
 
+def _write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def agent_file_for(exit_file: str) -> str:
+    """The file naming the agent that follows a run (see ``supervise.AgentWatch``)."""
+    return exit_file[: -len(".exit.json")] + ".agent"
+
+
 class LocalExecutor(Executor):
-    """Runs jobs as child process groups of this host."""
+    """Runs jobs as child process groups of this host.
+
+    With ``orphan_grace_s``, each run's supervisor watches the agent that launched (or
+    adopted) it and stops the job when that agent has been gone that long without anyone
+    adopting the run: an agent killed with SIGKILL takes its jobs with it before its leases
+    run out, so no other agent can start them again while they still run.
+    """
 
     name = "local"
 
-    def __init__(self, *, log_max_bytes: int = 100 * 1024 * 1024, python: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        log_max_bytes: int = 100 * 1024 * 1024,
+        python: str | None = None,
+        orphan_grace_s: float | None = None,
+    ) -> None:
         self.log_max_bytes = log_max_bytes
         self.python = python or sys.executable
+        self.orphan_grace_s = orphan_grace_s
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self.host = socket.gethostname()
 
@@ -72,6 +101,10 @@ class LocalExecutor(Executor):
         ]
         if job.shell:
             cmd.append("--shell")
+        if self.orphan_grace_s is not None:
+            agent_file = agent_file_for(exit_file)
+            _write_pid(agent_file, os.getpid())
+            cmd += ["--agent-file", agent_file, "--orphan-grace", f"{self.orphan_grace_s:g}"]
         cmd += ["--", *job.argv]
         env = dict(spec.env, CARBONSHIFT_PROGRESS_FILE=exit_file[: -len(".exit.json")] + ".progress.json")  # progress protocol: scheduler/progress.py
         if spec.gpu_indices:
@@ -103,6 +136,18 @@ class LocalExecutor(Executor):
             return None
         return Handle(handle=f"{pid}:{exit_file_for(out_path)}", host=self.host, pid=pid)
 
+    def detach(self, handle: Handle) -> None:
+        """This agent stops cleanly: the run keeps running, waiting for its next agent."""
+        _, exit_file = self._parse(handle)
+        if os.path.exists(agent_file_for(exit_file)):
+            _write_text(agent_file_for(exit_file), "detached")
+
+    def adopt(self, handle: Handle) -> None:
+        """This agent follows the run from now on (after a restart)."""
+        _, exit_file = self._parse(handle)
+        if os.path.exists(agent_file_for(exit_file)):
+            _write_pid(agent_file_for(exit_file), os.getpid())
+
     @staticmethod
     def _parse(handle: Handle) -> tuple[int, str]:
         pid_text, _, exit_file = handle.handle.partition(":")
@@ -115,6 +160,8 @@ class LocalExecutor(Executor):
             return None
         code = data.get("exit_code")
         state = JobState.SUCCEEDED if code == 0 else JobState.FAILED
+        if data.get("lost"):
+            state = JobState.LOST  # stopped by its supervisor: the agent was gone
         reason = data.get("error") or ("" if code == 0 else f"exit code {code}")
         cpu = data.get("cpu_s")
         return ExitStatus(exit_code=code, state=state.value, reason=reason,

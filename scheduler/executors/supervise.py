@@ -7,6 +7,14 @@ writes ``{"exit_code", "cpu_s", "finished_at"}`` atomically to the exit file, so
 that restarted can still learn how its job ended. Signals it receives (SIGTERM, SIGINT,
 SIGUSR1...) are passed to the job. It exits with the job's exit code.
 
+With ``--agent-file F --orphan-grace S`` it also watches the agent that launched it: ``F``
+holds that agent's pid (an agent that adopts the run after a restart writes its own; one
+that stops cleanly writes ``detached``). When the pid in ``F`` is gone for ``S`` seconds
+(the agent was killed and nobody adopted the run), the supervisor stops the job (SIGTERM,
+SIGKILL 5 s later) and records it as lost. ``S`` is shorter than the run's lease, so the
+job is dead before any other agent may reclaim the run and start the job again: a job
+never runs twice at once (see ``scheduler/dispatch.py``).
+
 Standard library only: it starts in a few tens of milliseconds.
 """
 
@@ -95,6 +103,60 @@ def _write_atomic(path: str, text: str) -> None:
         pass
 
 
+class AgentWatch:
+    """Notices when the agent that holds this run's lease is gone and nobody adopted it."""
+
+    def __init__(self, path: str, grace_s: float) -> None:
+        self.path = path
+        self.grace_s = grace_s
+        self.gone_since: float | None = None
+        self._next_check = 0.0
+        self.agent = ""
+
+    def _agent_alive(self) -> bool:
+        try:
+            with open(self.path, encoding="ascii", errors="replace") as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # cannot tell: do not stop a job on a doubt
+        if text == "detached":
+            return True  # a cleanly stopped agent left it for its successor
+        if not text.isdigit():
+            return True
+        self.agent = text
+        try:
+            os.kill(int(text), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        try:  # a zombie agent is a dead one
+            with open(f"/proc/{text}/stat", "rb") as f:
+                return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+        except (OSError, IndexError):
+            return True
+
+    def orphaned(self) -> bool:
+        """Whether the agent has been gone for longer than the grace (checked twice a second)."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + 0.5
+        if self._agent_alive():
+            self.gone_since = None
+            return False
+        if self.gone_since is None:
+            self.gone_since = now
+        return now - self.gone_since >= self.grace_s
+
+    def reason(self) -> str:
+        who = f"its agent (pid {self.agent})" if self.agent else "its agent"
+        return (f"{who} died and no agent adopted the run within {self.grace_s:g} s: stopped, "
+                "so that the job does not run twice when the run's lease is reclaimed")
+
+
 def _write_exit(path: str, payload: dict[str, object]) -> None:
     tmp = f"{path}.tmp.{os.getpid()}"
     try:
@@ -117,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid-file", help="write this process's pid here first")
     parser.add_argument("--max-bytes", type=int, default=100 * 1024 * 1024)
     parser.add_argument("--shell", action="store_true")
+    parser.add_argument("--agent-file", help="holds the pid of the agent following this run")
+    parser.add_argument("--orphan-grace", type=float, default=10.0,
+                        help="seconds the agent may be gone before the job is stopped")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     cmd = list(args.command)
@@ -175,6 +240,24 @@ def main(argv: list[str] | None = None) -> int:
     status: int | None = None
     usage = None
     drain_until: float | None = None
+    watch = AgentWatch(args.agent_file, args.orphan_grace) if args.agent_file else None
+    lost_reason: str | None = None
+    kill_at: float | None = None
+
+    def fence() -> None:
+        """Stop the job once its agent is gone for good (SIGTERM, then SIGKILL)."""
+        nonlocal lost_reason, kill_at
+        if status is not None or watch is None:
+            return
+        if lost_reason is None and watch.orphaned():
+            lost_reason = watch.reason()
+            err.write(f"carbonshift: {lost_reason}\n".encode())
+            forward(signal.SIGCONT, None)
+            forward(signal.SIGTERM, None)
+            kill_at = time.monotonic() + 5.0
+        elif kill_at is not None and time.monotonic() > kill_at:
+            forward(signal.SIGKILL, None)
+            kill_at = None
     # Relay output until both pipes close. Once the job's own process has exited, keep
     # draining for a moment only: a background child it left behind may hold the pipes
     # open forever (the daemon cleans up the process group afterwards).
@@ -189,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                 drain_until = time.monotonic() + 1.0
         if drain_until is not None and time.monotonic() > drain_until:
             break
+        fence()
         try:
             events = sel.select(timeout=0.2)
         except InterruptedError:
@@ -212,11 +296,18 @@ def main(argv: list[str] | None = None) -> int:
             pass
     while status is None:
         try:
-            _, status, usage = os.wait4(child.pid, 0)
+            # with an agent to watch, poll: the job may outlive its closed pipes
+            pid, st, ru = os.wait4(child.pid, os.WNOHANG if watch else 0)
         except InterruptedError:
             continue
         except ChildProcessError:
             status, usage = 0, None
+            break
+        if pid == child.pid:
+            status, usage = st, ru
+        else:
+            fence()
+            time.sleep(0.2)
     child.returncode = os.waitstatus_to_exitcode(status) if usage is not None else 0
     code = os.waitstatus_to_exitcode(status) if usage is not None else (child.returncode or 0)
     if code < 0:
@@ -224,13 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     cpu_s = (usage.ru_utime + usage.ru_stime) if usage is not None else None
     out.close()
     err.close()
-    _write_exit(args.exit_file, {
+    record: dict[str, object] = {
         "exit_code": code,
         "cpu_s": cpu_s,
         "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "log_dropped_bytes": out.dropped + err.dropped,
-    })
+    }
+    if lost_reason is not None:
+        record.update(lost=True, error=lost_reason)
+    _write_exit(args.exit_file, record)
     return code
 
 

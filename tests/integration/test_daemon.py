@@ -119,6 +119,11 @@ def test_dead_run_without_exit_record_is_lost_and_requeued(app: App) -> None:
 
 
 def test_claimed_but_never_started_is_planned_again(app: App) -> None:
+    # a claim younger than the lease may be another agent's launch in flight: it is planned
+    # again once a lease has passed (short here)
+    from dataclasses import replace
+
+    app.settings = replace(app.settings, lease_s=1.0)
     res = app.queue.submit(request(burn(0.1), run_now=True))
     assert app.store.transition(res.job.id, JobState.RUNNING, expected={JobState.PLANNED})  # type: ignore[arg-type]
     _, lines = run_daemon(app)
