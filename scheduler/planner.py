@@ -369,6 +369,7 @@ class _Task:
     choice: _Choice | None = None
     unconstrained: _Choice | None = None
     per_option: list[_Choice] = field(default_factory=list)
+    late: list[_Option] = field(default_factory=list)
 
 
 @dataclass
@@ -435,6 +436,7 @@ class _Planner:
         home_profile = self.profile(home_zone)
         names = [job.site] + [s for s in job.allowed_sites if s != job.site]
         options: list[_Option] = []
+        late: list[_Option] = []  # sites the transfer delay puts past the latest start
         for rank, name in enumerate(dict.fromkeys(names)):
             site = self.sites.get(name)
             if rank > 0 and (site is None or job.run_now):
@@ -451,15 +453,14 @@ class _Planner:
             delay = job.transfer_delay_s if job.transfer_delay_s is not None else site.transfer_delay_s
             energy_j = job.transfer_energy_j if job.transfer_energy_j is not None else site.transfer_energy_j
             e = earliest + max(0, int(delay))
-            if e > latest:
-                continue
             mean = home_profile.fill / MILLI if home_profile is not None else 0.0
             transfer_g = max(0.0, energy_j) / 3.6e6 * mean
-            options.append(_Option(name, zone, pue, profile, e, latest, transfer_g, False, rank))
+            opt = _Option(name, zone, pue, profile, e, max(e, latest), transfer_g, False, rank)
+            (options if e <= latest else late).append(opt)
         threshold = (
             round(job.threshold_g_per_kwh * MILLI) if job.threshold_g_per_kwh is not None else None
         )
-        return _Task(job, d, options, options[0], overdue, threshold)
+        return _Task(job, d, options, options[0], overdue, threshold, late=late)
 
     # -- costs ----------------------------------------------------------------------------
     def grams(self, opt: _Option, cost: int, job: Job) -> float:
@@ -696,7 +697,7 @@ class _Planner:
         """The earliest-finishing placement after the window (capacity or lateness)."""
         best: _Choice | None = None
         d = t.duration_s
-        for opt in t.options:
+        for opt in [*t.options, *t.late]:
             led = self.ledger(opt.site)
             if led is not None and not led.can_ever(t.job.gpus, t.job.cpus):
                 continue
@@ -750,9 +751,10 @@ def split_plan(
     if n <= 1 or n_steps < n:
         return None
     starts = [g0 + i * step_s for i in range(n_steps)]
-    costs = [
-        profile.cost(s, step_s) if free is None or free(s, s + step_s) else _INF for s in starts
-    ]
+    f = profile.F_sorted([*starts, g0 + n_steps * step_s])
+    costs = [b - a for a, b in itertools.pairwise(f)]
+    if free is not None:
+        costs = [c if free(s, s + step_s) else _INF for s, c in zip(starts, costs, strict=True)]
     runs_max = None if max_pauses is None else max_pauses + 1
     chosen: list[int] | None
     cheapest = sorted(range(n_steps), key=lambda i: (costs[i], i))[:n]
@@ -883,6 +885,9 @@ def plan(
         if c is None:
             if options.allow_overdue:
                 c = pl.overdue(t)
+                if c is None:
+                    result.unplanned[t.job.id] = "no allowed site can ever hold its GPUs/CPUs"  # type: ignore[index]
+                    continue
             else:
                 late = pl.overdue(t)
                 assert t.job.id is not None
@@ -893,11 +898,8 @@ def plan(
                         f"{_dt(late.intervals[-1][1]).isoformat()}"
                     )
                 else:
-                    result.unplanned[t.job.id] = "no site can ever hold its GPUs/CPUs"
+                    result.unplanned[t.job.id] = "no allowed site can ever hold its GPUs/CPUs"
                 continue
-            if c is None:
-                c = _Choice(t.home, [(t.home.earliest, t.home.earliest + t.duration_s)],
-                            0, math.nan, "overdue:no-capacity")
         t.choice = c
         pl.reserve(t, c)
     if displaced and not (options.hysteresis_pct > 0 and options.current):
