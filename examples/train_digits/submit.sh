@@ -1,0 +1,28 @@
+#!/bin/sh
+# Submit the digits training to carbonshift as an interruptible job with a deadline, wait
+# for it with a live line (planned start and countdown, then power, energy so far, grid
+# intensity and the total projected from its epochs), then show where its energy and
+# emissions went. Exits with the training's exit code.
+#
+# A daemon must be running (`carbonshift run`); RUN_DAEMON=1 starts one here that stops
+# once the queue is empty. POLICY="--now" skips the carbon shifting.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+CS=${CARBONSHIFT:-carbonshift}
+PY=${PYTHON:-python3}
+EPOCHS=${EPOCHS:-20}
+POLICY=${POLICY:---deadline 12h}
+
+# shellcheck disable=SC2086  # POLICY is a list of flags
+$CS submit --name digits-mlp --duration "${DURATION:-10m}" $POLICY --interruptible \
+    --cwd "$here" --json -- "$PY" train.py --epochs "$EPOCHS" --checkpoint digits.ckpt \
+    > "$here/job.json"
+ID=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$here/job.json")
+echo "submitted job $ID"
+if [ "${RUN_DAEMON:-0}" = 1 ]; then
+    $CS run --exit-when-idle > "$here/daemon.log" 2>&1 &
+fi
+code=0
+$CS wait "$ID" || code=$?
+$CS show "$ID"
+exit "$code"

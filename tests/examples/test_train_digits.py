@@ -1,0 +1,113 @@
+"""examples/train_digits: a real PyTorch job, resumable, run through carbonshift.
+
+Needs ``torch`` and ``scikit-learn`` (CI: ``pip install torch==2.13.0 scikit-learn``);
+skipped with that reason when either is missing. Importing torch costs a few seconds of
+CPU, so the tests that train are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = ROOT / "examples" / "train_digits" / "train.py"
+HAVE_TORCH = all(importlib.util.find_spec(m) is not None for m in ("torch", "sklearn"))
+needs_torch = pytest.mark.skipif(
+    not HAVE_TORCH, reason="torch and scikit-learn are not installed: pip install torch==2.13.0 scikit-learn"
+)
+
+
+def _train_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("train_digits_example", TRAIN)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_cli_arguments_are_checked_before_torch_is_imported() -> None:
+    out = subprocess.run([sys.executable, str(TRAIN), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--checkpoint" in out.stdout
+    bad = subprocess.run([sys.executable, str(TRAIN), "--epochs", "0"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--epochs" in bad.stderr
+
+
+def test_submit_script_is_valid_shell() -> None:
+    script = ROOT / "examples" / "train_digits" / "submit.sh"
+    assert subprocess.run(["sh", "-n", str(script)], timeout=10).returncode == 0
+    assert "--interruptible" in script.read_text() and "CARBONSHIFT" in script.read_text()
+
+
+@needs_torch
+@pytest.mark.slow
+def test_resumed_training_ends_exactly_like_an_uninterrupted_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train = _train_module()
+    progress = tmp_path / "progress.json"
+    straight, resumed = tmp_path / "a.json", tmp_path / "b.json"
+    assert train.main(["--epochs", "3", "--checkpoint", str(tmp_path / "a.ckpt"), "--metrics", str(straight)]) == 0
+    assert train.main(["--epochs", "2", "--checkpoint", str(tmp_path / "b.ckpt")]) == 0
+    import os
+
+    os.environ["CARBONSHIFT_PROGRESS_FILE"] = str(progress)
+    try:
+        assert train.main(["--epochs", "3", "--checkpoint", str(tmp_path / "b.ckpt"), "--metrics", str(resumed)]) == 0
+    finally:
+        del os.environ["CARBONSHIFT_PROGRESS_FILE"]
+    out = capsys.readouterr().out
+    assert '{"resumed_from_epoch": 2}' in out
+    a, b = json.loads(straight.read_text()), json.loads(resumed.read_text())
+    assert a == b  # same loss, accuracy and weights, bit for bit
+    assert a["test_accuracy"] > 0.85
+    assert json.loads(progress.read_text()) == {"done": 3, "total": 3, "unit": "epoch"}
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+@needs_torch
+@pytest.mark.slow
+def test_digits_job_with_a_deadline_is_measured_and_in_history(tmp_path: Path) -> None:
+    from scheduler import Client
+    from scheduler.clock import AcceleratedClock
+    from tests.cli.conftest import write_retimed_trace
+
+    origin = datetime(2026, 3, 15, 17, 0, tzinfo=UTC)
+    trace = write_retimed_trace(tmp_path / "trace.csv", origin - timedelta(days=2))
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'default_zone = "TRACE"\n[intensity]\nproviders = ["replay"]\ntrace = "{trace}"\n')
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "CARBONSHIFT_CONFIG": str(cfg),
+           "CARBONSHIFT_DATA_DIR": str(tmp_path / "data")}
+    # 1 real second = 30 simulated minutes: the job's few seconds are a few hours
+    with Client(str(tmp_path / "cs.db"), env=env, clock=AcceleratedClock(origin, 1800.0)) as cs:
+        job = cs.submit([sys.executable, str(TRAIN), "--epochs", "6", "--checkpoint", "digits.ckpt",
+                         "--epoch-sleep", "0.3"],
+                        duration="3h", deadline="8h", interruptible=True, name="digits",
+                        cwd=str(tmp_path))
+        assert job.id is not None and job.planned_start is not None
+        assert job.expected_g is not None and job.run_now_g is not None
+        t = threading.Thread(target=cs.run, kwargs={"sample_interval_s": 0.2, "tick_s": 0.1}, daemon=True)
+        t.start()
+        code = cs.wait(job.id, timeout=240, poll_s=0.2)
+        t.join(30)
+        assert code == 0, cs.logs(job.id, stream="err")
+        assert "final test accuracy" in cs.logs(job.id)
+        (row,) = cs.history()
+        assert row.state == "succeeded" and row.exit_code == 0
+        assert row.started_at is not None and row.started_at >= job.planned_start - timedelta(minutes=5)
+        assert row.energy_kwh is not None and row.energy_kwh > 0
+        assert row.energy_method and row.emissions_g is not None and row.emissions_g > 0
+        assert row.counterfactual_g is not None and row.intensity_kind in ("actual", "mixed", "forecast")
+        assert (tmp_path / "digits.ckpt").exists()
+        # the waiter recorded projections from the reported epochs; show compares them
+        details = cs.show(job.id)
+        assert details.projections, [e.kind for e in details.events]
+        assert any("epoch" in p.message for p in details.projections)
+        rep = cs.report(since=None, by="policy")
+        assert rep.total.jobs == 1 and rep.total.energy_kwh == pytest.approx(row.energy_kwh)
