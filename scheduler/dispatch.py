@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("carbonshift.daemon")
 
 MAX_ATTEMPTS = 3
+#: how many due jobs an agent claims at once (per tick)
+CLAIM_BATCH = 16
 
 
 @dataclass
@@ -368,10 +370,11 @@ class Daemon:
         sched = self._scheduler
         if sched is None:
             return
-        planned = {
+        now = self.clock.now()
+        planned = {  # jobs already due are launch_due's
             j.id: j.planned_start
             for j in self.store.list_jobs([JobState.PLANNED], sites=self.sites)
-            if j.id is not None and j.planned_start is not None
+            if j.id is not None and j.planned_start is not None and j.planned_start > now
         }
         for job_id in list(self._timers):
             if job_id not in planned:
@@ -405,11 +408,16 @@ class Daemon:
             self._claim_and_launch(job)
 
     def launch_due(self) -> None:
-        """Safety net for timers that could not fire (clock jumps, a busy machine)."""
+        """Claim and launch the jobs of this agent's sites whose planned start has come.
+
+        Timers launch jobs on time; this catches the rest (jobs due at once, clock jumps, a
+        busy machine), claiming up to :data:`CLAIM_BATCH` per call atomically
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): agents sharing a site split the due
+        jobs between them instead of all contending for the same ones.
+        """
         now = self.clock.now()
-        for job in self.store.list_jobs([JobState.PLANNED], sites=self.sites):
-            if job.planned_start is not None and job.planned_start <= now:
-                self._claim_and_launch(job)
+        for job in self.store.claim_due(now, sites=self.sites, limit=CLAIM_BATCH):
+            self.launch(job)
 
     def _claim_and_launch(self, job: Job) -> None:
         assert job.id is not None

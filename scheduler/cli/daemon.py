@@ -6,11 +6,15 @@ import logging
 import signal
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from scheduler.cli.common import get_app, state
 from scheduler.timeutil import parse_duration_s
+
+if TYPE_CHECKING:
+    from scheduler.app import App
 
 
 @click.command()
@@ -37,6 +41,8 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
     )
     app = get_app()
     interval = parse_duration_s(sample_interval, what="sample interval") if sample_interval else None
+    if not _wait_for_database(app):
+        return
     if sites:
         known = app.queue.sites()
         for s in sites:
@@ -65,3 +71,42 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
          + (f", sites {', '.join(sites)}" if sites else ""))
     daemon.run_forever()
     emit("daemon     stopped")
+
+
+def _wait_for_database(app: App) -> bool:
+    """Open the store, retrying with backoff (1 s doubling to 60 s) while the database is
+    unreachable: a daemon started before its database (boot order, a PostgreSQL restart)
+    waits for it, logging one line per try, instead of exiting into a crash loop.
+
+    A database carbonshift cannot use (not SQLite, a newer schema) is not retried.
+    Returns ``False`` when stopped (SIGINT/SIGTERM) before the database answered.
+    """
+    import threading
+
+    from scheduler.errors import BadDatabase, StorageError
+
+    stopped = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stopped.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    delay = 1.0
+    try:
+        while True:
+            try:
+                _ = app.store
+                return True
+            except BadDatabase:
+                raise
+            except StorageError as exc:
+                stamp = app.clock.now().strftime("%Y-%m-%d %H:%M:%S")
+                click.echo(f"{stamp}Z error      database unreachable, retrying in {delay:g} s: {exc}")
+                sys.stdout.flush()
+            if stopped.wait(delay):
+                click.echo("daemon     stopped before the database answered")
+                return False
+            delay = min(60.0, delay * 2)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -253,7 +253,10 @@ def main(argv: list[str] | None = None) -> int:
             lost_reason = watch.reason()
             err.write(f"carbonshift: {lost_reason}\n".encode())
             forward(signal.SIGCONT, None)
-            forward(signal.SIGTERM, None)
+            if os.getpgrp() == os.getpid():  # the job's own group: our handler forwards too
+                os.killpg(os.getpgrp(), signal.SIGTERM)
+            else:
+                forward(signal.SIGTERM, None)
             kill_at = time.monotonic() + 5.0
         elif kill_at is not None and time.monotonic() > kill_at:
             forward(signal.SIGKILL, None)
