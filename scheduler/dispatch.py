@@ -356,8 +356,8 @@ class Daemon:
         for job, entry in moved:
             saving = ""
             if math.isfinite(entry.run_now_g) and entry.run_now_g > 0 and math.isfinite(entry.expected_g):
-                saving = f", expected {entry.expected_g:.3g} g vs {entry.run_now_g:.3g} g run now"
-            self._emit(job.id, "planned", f"start {iso(entry.start)} on {entry.site} ({entry.reason}{saving})")
+                saving = f", expected {entry.expected_g:.3g} g vs {entry.run_now_g:.3g} g run now ({100 * (entry.run_now_g - entry.expected_g) / entry.run_now_g:.0f}% less)"
+            self._emit(job.id, "planned", f"start {iso(entry.start)} (in {format_duration(max(0.0, (entry.start - now).total_seconds()))}) on {entry.site} ({entry.reason}{saving})")
 
     def plan_pending(self) -> None:
         """Plan jobs that are pending (requeued) without waiting for the next re-plan
