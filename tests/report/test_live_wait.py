@@ -6,10 +6,19 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from pathlib import Path
+
+import pytest
 
 from scheduler.app import App
 from scheduler.dispatch import Daemon
-from tests.cli.conftest import cs  # noqa: F401 - the CLI fixture, shared with tests/cli
+from tests.cli.conftest import CS
+
+
+@pytest.fixture
+def cs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> CS:
+    """The CLI runner of tests/cli (private home, replayed trace, in-process CLI)."""
+    return CS(tmp_path, monkeypatch, capsys)
 
 # a "training" job: three epochs of busy CPU, reporting progress through the protocol
 JOB = (
@@ -32,7 +41,7 @@ def _daemon() -> tuple[threading.Thread, App]:
     return t, app
 
 
-def test_wait_shows_progress_projection_and_exits_with_the_job_code(cs) -> None:  # type: ignore[no-untyped-def]
+def test_wait_shows_progress_projection_and_exits_with_the_job_code(cs: CS) -> None:
     r = cs("submit", "--now", "--duration", "5m", "--name", "epochs", "--json", "--",
            sys.executable, "-c", JOB, "0")
     assert r.code == 0, r.err
@@ -57,7 +66,7 @@ def test_wait_shows_progress_projection_and_exits_with_the_job_code(cs) -> None:
     assert "projection" in r.out and "% off" in r.out
 
 
-def test_wait_exits_with_a_failing_job_code(cs) -> None:  # type: ignore[no-untyped-def]
+def test_wait_exits_with_a_failing_job_code(cs: CS) -> None:
     r = cs("submit", "--now", "--duration", "5m", "--json", "--", sys.executable, "-c", JOB, "7")
     job_id = __import__("json").loads(r.out)["id"]
     t, app = _daemon()
