@@ -1,0 +1,568 @@
+"""Pure forecasting helpers: resampling, window means, best windows, the local forecaster.
+
+Everything here is a pure function of its arguments (no clock, no I/O); the only state is
+a small cache of fitted coefficients keyed by the exact training data, so calling the
+local forecaster again with the same past is cheap and gives the same answer.
+
+Window arithmetic
+-----------------
+A series of :class:`~intensity.model.IntensityPoint` is a piecewise-constant function of
+time. :func:`window_mean_g_per_kwh` integrates it exactly over any ``[start, end)``,
+weighting each point by the seconds it overlaps the window. Time the series does not
+cover counts at the series' time-weighted mean, as :class:`~intensity.model.Forecast`
+does. :func:`best_window` finds the exact minimum-mean start for a job of a given length
+inside ``[earliest, latest_end)``: the window mean is piecewise linear in the start time,
+with kinks only where the window's start or end crosses a point boundary, so the optimum
+is at one of those O(n) candidate starts (or at either end of the allowed range); each
+candidate is evaluated in O(log n) from a prefix integral.
+
+The local forecaster
+--------------------
+:func:`local_forecast` predicts a zone's intensity from its own history, for zones and
+horizons no provider forecasts. The model is a *direct multi-horizon linear model*: for
+each lead time, the value ``L`` steps after the last observation is a linear combination
+of five things known at the origin:
+
+* an intercept,
+* the last value (what persists over the next hours),
+* the means of the last day and of the last week (the recent level, which persists over
+  multi-day weather regimes, and the level it reverts to), and
+* the same-phase profile: the mean of the seven most recent observed values at the same
+  time of day as the target (the daily shape, with every weekday in it once).
+
+The weights are fitted by ridge least squares, separately for a handful of anchor leads
+(interpolated in between), on the zone's own history only: the training targets all lie
+before the start of the current :data:`REFIT_DAYS`-day block (UTC midnights counted from
+the epoch), so nothing at or after the forecast origin is ever seen. The ridge penalty
+shrinks the weights toward half the last day's mean plus half the profile, so a short or
+noisy history degrades to a sane seasonal forecast rather than to nonsense; it is light
+at short leads (where the last value earns its weight) and heavier from a day ahead. Fitting costs O(history) and is done at most once per
+zone, resolution and block of :data:`REFIT_DAYS` days (the coefficient cache, keyed by the
+exact training values); a forecast then costs O(history) for
+resampling plus O(horizon) for the prediction.
+
+Why this model: on the 16 Electricity Maps 2023 hourly zones with a rolling origin it is
+the best of the history-only models tried (decaying-deviation seasonal profiles, profile
+plus recent-level blends, this regression with 5, 7 and 9 features: more features
+overfit the few weeks of history the chain passes); ``tests/benchmarks/
+bench_forecaster.py`` reruns the evaluation. At 1-6 h leads the last value dominates; at
+24-48 h the recent level and the weekly profile carry what is predictable without a
+weather forecast. With less than :data:`MIN_FIT_DAYS` of history the forecaster falls
+back to a seasonal profile with an exponentially decaying correction toward the last
+observed value (and with less than a day, to the last value decaying toward the mean).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from statistics import median
+
+from intensity.model import IntensityPoint, Kind, Source
+
+__all__ = [
+    "MIN_FIT_DAYS",
+    "Window",
+    "best_window",
+    "infer_resolution_s",
+    "local_forecast",
+    "regular_series",
+    "resample",
+    "window_mean_g_per_kwh",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAY_S = 86400
+
+# -- window arithmetic -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """A run window ``[start, end)`` and the mean intensity over it."""
+
+    start: datetime
+    end: datetime
+    mean_g_per_kwh: float
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+def _ts(value: datetime) -> float:
+    return (value - _EPOCH).total_seconds()
+
+
+def _at(ts: float) -> datetime:
+    return _EPOCH + timedelta(seconds=ts)
+
+
+class _Integral:
+    """Prefix integral of a piecewise-constant series, with gaps filled at ``fill``.
+
+    ``value(a, b)`` is the exact integral (g/kWh x s) over ``[a, b)`` for any ``a <= b``,
+    counting time outside the points and in gaps at ``fill``.
+    """
+
+    def __init__(self, points: Sequence[IntensityPoint], fill: float | None = None) -> None:
+        pts = sorted(points, key=lambda p: p.start)
+        segs: list[tuple[float, float, float]] = []
+        for p in pts:
+            a, b = _ts(p.start), _ts(p.end)
+            if b <= a:
+                continue
+            if segs and a < segs[-1][1]:
+                raise ValueError(f"overlapping intensity points at {p.start.isoformat()}")
+            segs.append((a, b, p.intensity_g_per_kwh))
+        if not segs:
+            raise ValueError("no intensity points to integrate")
+        total_s = sum(b - a for a, b, _ in segs)
+        mean = sum((b - a) * v for a, b, v in segs) / total_s
+        self.fill = mean if fill is None else fill
+        # contiguous breakpoints: [starts[i], starts[i+1]) has value vals[i]; gaps get fill
+        starts: list[float] = []
+        vals: list[float] = []
+        for a, b, v in segs:
+            if starts and a > starts[-1]:
+                vals.append(self.fill)
+            elif starts:
+                starts.pop()
+            starts.extend((a, b))
+            vals.append(v)
+        self.starts = starts
+        self.vals = vals
+        cum = [0.0]
+        for i, v in enumerate(vals):
+            cum.append(cum[-1] + v * (starts[i + 1] - starts[i]))
+        self.cum = cum
+
+    @property
+    def lo(self) -> float:
+        return self.starts[0]
+
+    @property
+    def hi(self) -> float:
+        return self.starts[-1]
+
+    def upto(self, x: float) -> float:
+        """Integral from ``lo`` to ``x`` (negative of the fill integral for ``x < lo``)."""
+        if x <= self.lo:
+            return (x - self.lo) * self.fill
+        if x >= self.hi:
+            return self.cum[-1] + (x - self.hi) * self.fill
+        i = bisect_right(self.starts, x) - 1
+        return self.cum[i] + (x - self.starts[i]) * self.vals[i]
+
+    def value(self, a: float, b: float) -> float:
+        return self.upto(b) - self.upto(a)
+
+
+def window_mean_g_per_kwh(
+    points: Sequence[IntensityPoint], start: datetime, end: datetime
+) -> float:
+    """Time-weighted mean intensity over ``[start, end)``.
+
+    Each point counts for exactly the seconds it overlaps the window; time not covered
+    by any point counts at the series' mean. ``ValueError`` for an empty window or no
+    points.
+    """
+    a, b = _ts(start), _ts(end)
+    if b <= a:
+        raise ValueError("empty window: end must be after start")
+    return _Integral(points).value(a, b) / (b - a)
+
+
+def best_window(
+    points: Sequence[IntensityPoint],
+    duration_s: float,
+    earliest: datetime,
+    latest_end: datetime,
+) -> Window:
+    """The lowest-mean window of ``duration_s`` starting at or after ``earliest`` and
+    ending at or before ``latest_end``; the earliest such window on ties.
+
+    Exact over continuous start times (see the module docstring). ``ValueError`` if the
+    job does not fit or there are no points.
+    """
+    if duration_s <= 0:
+        raise ValueError("duration must be positive")
+    lo, hi_end = _ts(earliest), _ts(latest_end)
+    last_start = hi_end - duration_s
+    if last_start < lo - 1e-9:
+        raise ValueError(
+            f"a job of {duration_s:.0f} s does not fit between {earliest.isoformat()} "
+            f"and {latest_end.isoformat()}"
+        )
+    last_start = max(last_start, lo)
+    integ = _Integral(points)
+    cands = {lo, last_start}
+    for x in integ.starts:
+        for s in (x, x - duration_s):
+            if lo < s < last_start:
+                cands.add(s)
+    best_s = lo
+    best_v = math.inf
+    for s in sorted(cands):
+        v = integ.value(s, s + duration_s) / duration_s
+        # strictly better by more than rounding noise, so ties keep the earliest start
+        if v < best_v - 1e-9 * max(1.0, abs(best_v) if math.isfinite(best_v) else 1.0):
+            best_s, best_v = s, v
+    return Window(_at(best_s), _at(best_s + duration_s), best_v)
+
+
+# -- resampling --------------------------------------------------------------------------
+
+
+def infer_resolution_s(points: Sequence[IntensityPoint]) -> int:
+    """The series' resolution: the median point duration, at least one second."""
+    if not points:
+        raise ValueError("no points")
+    return max(1, round(median(p.duration_s for p in points)))
+
+
+def _align_down(ts: float, step_s: int) -> float:
+    return math.floor(ts / step_s) * step_s
+
+
+def resample(
+    points: Sequence[IntensityPoint],
+    resolution_s: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    align: bool = True,
+) -> list[IntensityPoint]:
+    """Time-weighted means on a regular grid of ``resolution_s`` aligned to the epoch
+    (or, with ``align=False``, starting exactly at ``start``).
+
+    Each output interval's value is the exact overlap-weighted mean of the input points
+    over the part of the interval they cover; intervals no point touches are left out
+    (a gap stays a gap). The other fields are copied from the first overlapping point.
+    """
+    if resolution_s <= 0:
+        raise ValueError("resolution must be positive")
+    pts = sorted(points, key=lambda p: p.start)
+    if not pts:
+        return []
+    lo = _ts(start) if start else _ts(pts[0].start)
+    if align:
+        lo = _align_down(lo, resolution_s)
+    hi = _ts(end) if end else max(_ts(p.end) for p in pts)
+    out: list[IntensityPoint] = []
+    acc: dict[int, list[float]] = {}
+    first: dict[int, IntensityPoint] = {}
+    for p in pts:
+        a, b = max(_ts(p.start), lo), min(_ts(p.end), hi)
+        if b <= a:
+            continue
+        i = int((a - lo) // resolution_s)
+        while True:
+            cell_a = lo + i * resolution_s
+            cell_b = cell_a + resolution_s
+            ov = min(b, cell_b) - max(a, cell_a)
+            if ov > 0:
+                slot = acc.setdefault(i, [0.0, 0.0])
+                slot[0] += ov * p.intensity_g_per_kwh
+                slot[1] += ov
+                first.setdefault(i, p)
+            if cell_b >= b:
+                break
+            i += 1
+    for i in sorted(acc):
+        total, secs = acc[i]
+        p = first[i]
+        cell_a = lo + i * resolution_s
+        out.append(
+            IntensityPoint(
+                zone=p.zone, start=_at(cell_a), end=_at(cell_a + resolution_s),
+                intensity_g_per_kwh=total / secs, kind=p.kind, provider=p.provider,
+                signal=p.signal, issued_at=p.issued_at, source=p.source,
+                estimated=p.estimated,
+            )
+        )
+    return out
+
+
+def regular_series(
+    points: Sequence[IntensityPoint], resolution_s: int
+) -> tuple[float, list[float]]:
+    """``(first_start_ts, values)`` on a gap-free grid of ``resolution_s``.
+
+    The grid ends exactly where the last point ends (so the next step is the first
+    unobserved one). Slots no point covers are filled with the value one day earlier when there is one,
+    else the previous slot's value (so a gap never invents a level of its own).
+    """
+    if not points:
+        raise ValueError("no history")
+    hi = max(_ts(p.end) for p in points)
+    first = min(_ts(p.start) for p in points)
+    lo = hi - math.ceil((hi - first) / resolution_s - 1e-9) * resolution_s
+    cells = resample(points, resolution_s, _at(lo), align=False)
+    if not cells:
+        raise ValueError("no history")
+    t0 = _ts(cells[0].start)
+    n = round((_ts(cells[-1].start) - t0) / resolution_s) + 1
+    values: list[float | None] = [None] * n
+    for c in cells:
+        values[round((_ts(c.start) - t0) / resolution_s)] = c.intensity_g_per_kwh
+    period = max(1, DAY_S // resolution_s)
+    out: list[float] = []
+    for i, v in enumerate(values):
+        if v is None:
+            v = out[i - period] if i >= period else out[i - 1]
+        out.append(v)
+    return t0, out
+
+
+# -- the local forecaster -------------------------------------------------------------------
+
+#: Days of history the regression needs (a week of lags, two of leads, training days).
+MIN_FIT_DAYS = 14
+#: Weights are refitted when a new block of this many days starts.
+REFIT_DAYS = 7
+#: At most this many days of history are used for fitting (older data is ignored).
+MAX_FIT_DAYS = 56
+#: Anchor leads, in hours; weights for leads in between are interpolated.
+_ANCHOR_H = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 18.0, 23.0, 30.0, 38.0, 47.0)
+#: At most this many training origins per anchor (older ones are strided over).
+_MAX_SAMPLES = 480
+#: Ridge strength, relative to the features' mean spread: light at lead 0, rising to
+#: ``_RIDGE_REL_DAY`` at a day ahead, where the signal left in the features is weak.
+_RIDGE_REL_0 = 0.02
+_RIDGE_REL_DAY = 0.1
+#: Index of the same-phase profile among the features (the ridge prior's only weight).
+_N_FEATURES = 5
+#: The ridge prior: half the last day's mean, half the same-phase profile.
+_PRIOR = (0.0, 0.0, 0.5, 0.0, 0.5)
+#: Fallback model: per-hour decay of the last observation's deviation from the profile.
+_PHI_PER_H = 0.9
+_CACHE_SIZE = 64
+_coef_cache: OrderedDict[tuple[object, ...], list[list[float]]] = OrderedDict()
+
+
+def clear_cache() -> None:
+    """Forget fitted coefficients (tests use this to measure cold calls)."""
+    _coef_cache.clear()
+
+
+class _Features:
+    """Features of the direct model at an origin, from a gap-free series (O(1) each)."""
+
+    def __init__(self, y: Sequence[float], period: int) -> None:
+        self.y = y
+        self.p = period
+        cum = [0.0]
+        for v in y:
+            cum.append(cum[-1] + v)
+        self.cum = cum
+
+    def mean(self, a: int, b: int) -> float:
+        return (self.cum[b] - self.cum[a]) / (b - a)
+
+    def min_origin(self, lead: int) -> int:
+        """The first origin whose features all lie inside the series."""
+        return 7 * self.p  # (k + 6) p - lead and 7 p - lead are never larger
+
+    def at(self, n: int, lead: int) -> list[float]:
+        """Features for the value ``lead`` steps after origin ``n`` (``y[:n]`` known)."""
+        y, p = self.y, self.p
+        t = n + lead
+        k = lead // p + 1  # the latest whole day back whose same-phase value is known
+        prof = sum(y[t - (k + d) * p] for d in range(7)) / 7.0
+        return [1.0, y[n - 1], self.mean(n - p, n), self.mean(n - 7 * p, n), prof]
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float]:
+    """Solve ``a x = b`` by Gaussian elimination with partial pivoting (small systems)."""
+    n = len(b)
+    m = [[*row[:], b[i]] for i, row in enumerate(a)]
+    for col in range(n):
+        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
+        if abs(m[piv][col]) < 1e-12:
+            raise ValueError("singular system")
+        m[col], m[piv] = m[piv], m[col]
+        pv = m[col][col]
+        for r in range(col + 1, n):
+            f = m[r][col] / pv
+            if f:
+                row_r, row_c = m[r], m[col]
+                for c in range(col, n + 1):
+                    row_r[c] -= f * row_c[c]
+    x = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        x[r] = (m[r][n] - sum(m[r][c] * x[c] for c in range(r + 1, n))) / m[r][r]
+    return x
+
+
+def _fit_anchor(feats: _Features, n_end: int, lead: int) -> list[float]:
+    """Ridge weights for one lead from origins whose target lies before ``n_end``."""
+    first = feats.min_origin(lead)
+    last = n_end - lead  # exclusive: target index n + lead < n_end
+    prior = list(_PRIOR)
+    if last - first < 24:
+        return prior
+    stride = max(1, (last - first) // _MAX_SAMPLES)
+    xtx = [[0.0] * _N_FEATURES for _ in range(_N_FEATURES)]
+    xty = [0.0] * _N_FEATURES
+    y = feats.y
+    for n in range(last - 1, first - 1, -stride):
+        x = feats.at(n, lead)
+        target = y[n + lead]
+        for i in range(_N_FEATURES):
+            xi = x[i]
+            xty[i] += xi * target
+            row = xtx[i]
+            for j in range(i, _N_FEATURES):
+                row[j] += xi * x[j]
+    for i in range(_N_FEATURES):
+        for j in range(i):
+            xtx[i][j] = xtx[j][i]
+    # the penalty is relative to the features' spread about their means (they all sit
+    # near the zone's level, so raw sums of squares would swamp the contrasts that matter)
+    count = xtx[0][0]
+    spread = sum(xtx[i][i] - xtx[0][i] ** 2 / count for i in range(1, _N_FEATURES))
+    rel = _RIDGE_REL_0 + (_RIDGE_REL_DAY - _RIDGE_REL_0) * min(1.0, lead / feats.p)
+    lam = rel * spread / (_N_FEATURES - 1)
+    for i in range(1, _N_FEATURES):
+        xtx[i][i] += lam
+        xty[i] += lam * prior[i]
+    try:
+        return _solve(xtx, xty)
+    except ValueError:
+        return prior
+
+
+def _coefficients(
+    zone: str, y: Sequence[float], n_end: int, period: int, resolution_s: int, day_index: int
+) -> list[list[float]] | None:
+    """Anchor weights fitted on ``y[:n_end]`` (cached by the exact training values)."""
+    # whole weeks, so a history window sliding within the block keeps the same fit
+    train_days = min(MAX_FIT_DAYS, (n_end // period) // 7 * 7)
+    if train_days < MIN_FIT_DAYS:
+        return None
+    train = y[n_end - train_days * period : n_end]
+    key = (zone, resolution_s, day_index, train_days, hash(tuple(train)))
+    hit = _coef_cache.get(key)
+    if hit is not None:
+        _coef_cache.move_to_end(key)
+        return hit
+    feats = _Features(train, period)
+    anchors = [
+        _fit_anchor(feats, len(train), max(0, round(h * 3600 / resolution_s)))
+        for h in _ANCHOR_H
+    ]
+    _coef_cache[key] = anchors
+    if len(_coef_cache) > _CACHE_SIZE:
+        _coef_cache.popitem(last=False)
+    return anchors
+
+
+def _weights_for(anchors: list[list[float]], lead_h: float) -> list[float]:
+    if lead_h <= _ANCHOR_H[0]:
+        return anchors[0]
+    if lead_h >= _ANCHOR_H[-1]:
+        return anchors[-1]
+    j = bisect_left(_ANCHOR_H, lead_h)
+    h0, h1 = _ANCHOR_H[j - 1], _ANCHOR_H[j]
+    w = (lead_h - h0) / (h1 - h0)
+    return [a + w * (b - a) for a, b in zip(anchors[j - 1], anchors[j], strict=True)]
+
+
+def _profile_forecast(y: Sequence[float], period: int, resolution_s: int, leads: range) -> list[float]:
+    """Fallback: same-phase profile over the days at hand plus a decaying correction."""
+    n = len(y)
+    days = min(7, n // period)
+    last = y[-1]
+    if days < 1:
+        mean = sum(y) / n
+        phi = _PHI_PER_H ** (resolution_s / 3600)
+        return [mean + (last - mean) * phi ** (lead + 1) for lead in leads]
+    weights = [0.8**d for d in range(days)]
+    wsum = sum(weights)
+
+    def profile(t: int) -> float:
+        k = (t - n) // period + 1  # first whole period back that is observed
+        return sum(w * y[t - (k + d) * period] for d, w in enumerate(weights)) / wsum
+
+    dev = last - profile(n - 1)
+    phi = _PHI_PER_H ** (resolution_s / 3600)
+    return [profile(n + lead) + dev * phi ** (lead + 1) for lead in leads]
+
+
+def local_forecast(
+    zone: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int
+) -> list[IntensityPoint]:
+    """Forecast ``zone`` over ``[now, now + horizon_s)`` from its own ``history``.
+
+    Only history ending at or before ``now`` is used. Points are at the history's
+    resolution, aligned to it, ``kind=FORECAST``, ``source=LOCAL``, ``provider="local"``
+    and ``issued_at=now``; the first one covers ``now``. Returns ``[]`` when there is no
+    usable history.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if horizon_s <= 0:
+        return []
+    now_ts = _ts(now)
+    past = [p for p in _tail(history, now, MAX_FIT_DAYS + 9) if _ts(p.end) <= now_ts]
+    if not past:
+        return []
+    resolution_s = infer_resolution_s(past)
+    if resolution_s > DAY_S:
+        resolution_s = 3600
+    period = max(1, round(DAY_S / resolution_s))
+    t0, y = regular_series(past, resolution_s)
+    n = len(y)  # index of the first unobserved step
+    first_idx = math.floor((now_ts - t0) / resolution_s)
+    last_idx = math.ceil((now_ts + horizon_s - t0) / resolution_s)  # exclusive
+    leads = range(first_idx - n, last_idx - n)
+    signal = past[-1].signal
+    # training targets end where the current refit block starts
+    day_index = math.floor((t0 + n * resolution_s) / DAY_S) // REFIT_DAYS * REFIT_DAYS
+    n_end = min(n, round((day_index * DAY_S - t0) / resolution_s))
+    anchors = (
+        _coefficients(zone, y, n_end, period, resolution_s, day_index)
+        if n_end > 0 else None
+    )
+    if anchors is None:
+        values = _profile_forecast(y, period, resolution_s, leads)
+    else:
+        feats = _Features(y, period)
+        values = []
+        for lead in leads:
+            w = _weights_for(anchors, lead * resolution_s / 3600)
+            x = feats.at(n, lead)
+            values.append(sum(a * b for a, b in zip(w, x, strict=True)))
+    hi = 2.0 * max(y)
+    issued = now
+    out: list[IntensityPoint] = []
+    for lead, v in zip(leads, values, strict=True):
+        a = t0 + (n + lead) * resolution_s
+        out.append(
+            IntensityPoint(
+                zone=zone, start=_at(a), end=_at(a + resolution_s),
+                intensity_g_per_kwh=min(max(v, 0.0), hi), kind=Kind.FORECAST,
+                provider="local", signal=signal, issued_at=issued,
+                source=Source.LOCAL, estimated=True,
+            )
+        )
+    return out
+
+
+def _tail(history: Sequence[IntensityPoint], now: datetime, days: int) -> list[IntensityPoint]:
+    """The points of ``history`` from ``days`` before ``now`` on (sorted by start)."""
+    cutoff = now - timedelta(days=days)
+    pts = list(history)
+    if any(b.start < a.start for a, b in itertools.pairwise(pts)):
+        pts.sort(key=lambda p: p.start)
+    i = len(pts)
+    while i > 0 and pts[i - 1].end > cutoff:
+        i -= 1
+    return pts[i:]
+
