@@ -4,6 +4,11 @@
 Every point carries the link that produced it (:class:`~intensity.model.Source`), and each
 answer says which link it came from and why earlier links were skipped, so the scheduler
 can record on the job that it was planned on fallback data.
+
+Horizon extension: when a provider's (or the cache's) forecast ends before
+``now + horizon`` (the GB API stops at 48 h, Energy-Charts at the end of tomorrow), the
+rest is filled with the local forecaster's points (``source=local``) and the answer says
+so in its notes; the answer's ``link`` stays the link that produced the head.
 """
 
 from __future__ import annotations
@@ -112,7 +117,8 @@ class IntensityService:
         for p in serving:
             fresh = self._fresh_cached(zone, p.name, now, end)
             if fresh:
-                return ForecastAnswer(forecast_of(zone, fresh), Source.CACHE, p.name, ())
+                fresh = self._extend(zone, fresh, now, end, notes)
+                return ForecastAnswer(forecast_of(zone, fresh), Source.CACHE, p.name, tuple(notes))
         # 2. the providers, best first
         for p in serving:
             try:
@@ -126,6 +132,7 @@ class IntensityService:
                 notes.append(f"{p.name} returned nothing for the window")
                 continue
             self._store(pts)
+            pts = self._extend(zone, pts, now, end, notes)
             return ForecastAnswer(forecast_of(zone, pts), Source.PROVIDER, p.name, tuple(notes))
         # 3. a stale cached forecast still covering part of the window
         if self.cache is not None:
@@ -136,11 +143,11 @@ class IntensityService:
                 notes.append(f"cache unreadable: {exc}")
             stale = [q for q in stale if q.source in (Source.PROVIDER, Source.CACHE)]
             if stale:
-                pts = [replace(q, source=Source.CACHE) for q in stale]
+                pts = _latest_vintage([replace(q, source=Source.CACHE) for q in stale])
+                provider = pts[-1].provider
                 notes.append("stale cached forecast")
-                return ForecastAnswer(
-                    forecast_of(zone, pts), Source.CACHE, pts[-1].provider, tuple(notes)
-                )
+                pts = self._extend(zone, pts, now, end, notes)
+                return ForecastAnswer(forecast_of(zone, pts), Source.CACHE, provider, tuple(notes))
         # 4. the local forecaster, from the zone's own history
         if self.local is not None:
             history = self._history_for_local(zone, now)
@@ -197,6 +204,34 @@ class IntensityService:
         return out
 
     # -- helpers ------------------------------------------------------------------------
+    def _extend(
+        self, zone: str, pts: list[IntensityPoint], now: datetime, end: datetime,
+        notes: list[str],
+    ) -> list[IntensityPoint]:
+        """``pts`` followed by local-forecast points from where they stop to ``end``."""
+        if not pts or self.local is None:
+            return pts
+        last_end = max(q.end for q in pts)
+        if last_end >= end:
+            return pts
+        history = self._history_for_local(zone, now)
+        if not history:
+            notes.append(f"forecast ends at {_iso(last_end)}; no history to extend it")
+            return pts
+        try:
+            local = self.local(zone, history, now, int((end - now).total_seconds()))
+        except Exception as exc:
+            notes.append(f"forecast ends at {_iso(last_end)}; local forecaster failed: {exc}")
+            return pts
+        tail = []
+        for q in local:
+            if q.end <= last_end or q.start >= end:
+                continue
+            tail.append(replace(q, start=last_end) if q.start < last_end else q)
+        if tail:
+            notes.append(f"extended from {_iso(last_end)} with the local forecaster")
+        return pts + tail
+
     def _fresh_cached(
         self, zone: str, provider: str, now: datetime, end: datetime
     ) -> list[IntensityPoint]:
@@ -240,6 +275,20 @@ class IntensityService:
             self.cache.add_points(pts)
         except Exception as exc:
             log.warning("could not cache %d intensity points: %s", len(pts), exc)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="minutes").replace("+00:00", "Z")
+
+
+def _latest_vintage(pts: Sequence[IntensityPoint]) -> list[IntensityPoint]:
+    """One point per start (the most recently issued), sorted, none overlapping."""
+    out: list[IntensityPoint] = []
+    for q in forecast_of(pts[0].zone, pts).points if pts else ():
+        if out and q.start < out[-1].end:
+            continue
+        out.append(q)
+    return out
 
 
 def _serves(p: IntensityProvider, zone: str) -> bool:
