@@ -625,7 +625,8 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
 @click.argument("job_id", type=int)
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between updates.")
 @click.option("--quiet", "-q", is_flag=True, help="No live line; only the exit code.")
-def wait(job_id: int, interval: float, quiet: bool) -> None:
+@json_option
+def wait(job_id: int, interval: float, quiet: bool, as_json: bool) -> None:
     """Wait for a job with a live line; exit with the job's exit code.
 
     \b
@@ -633,12 +634,30 @@ def wait(job_id: int, interval: float, quiet: bool) -> None:
     far, the grid intensity now and the projected total energy and emissions. A job can
     report progress (e.g. epochs) through the file named by $CARBONSHIFT_PROGRESS_FILE,
     as JSON {"done": 3, "total": 10, "unit": "epoch"}; the projection then uses it.
+    With --json, no live line: the job's history row (and its last projection) at the end.
     Exit code: the job's own (0 when it succeeded), 1 if it was cancelled or lost.
     """
     if not (interval > 0 and math.isfinite(interval)):
         raise BadInput(f"--interval {interval!r} must be a positive number of seconds")
-    get_app().store.get_job(job_id)
-    sys.exit(_wait(job_id, quiet=quiet, poll_s=interval))
+    app = get_app()
+    app.store.get_job(job_id)
+    code = _wait(job_id, quiet=quiet or as_json, poll_s=interval)
+    if as_json:
+        from scheduler.history import row_for
+        from scheduler.progress import projection_error_pct, stored_projections
+
+        runs = app.store.runs_for_job(job_id)
+        row = row_for(app.store.get_job(job_id), runs[-1] if runs else None)
+        projs = stored_projections(app.store.events_for_job(job_id))
+        echo_json({
+            **row.as_dict(), "wait_exit_code": code,
+            "projection": None if not projs else {
+                "at": projs[-1].at, "energy_kwh": projs[-1].energy_kwh,
+                "emissions_g": projs[-1].emissions_g, "fraction_done": projs[-1].fraction_done,
+                "energy_error_pct": projection_error_pct(projs[-1].energy_kwh, row.energy_kwh),
+            },
+        })
+    sys.exit(code)
 
 
 __all__ = ["cancel", "history", "logs", "queue", "show", "submit", "wait"]

@@ -77,3 +77,8 @@ def test_wait_exits_with_a_failing_job_code(cs: CS) -> None:
         app.close()
     assert r.code == 7
     assert r.err == ""
+    # --json: the history row at the end, on stdout, and still the job's code
+    r = cs("wait", str(job_id), "--json")
+    data = __import__("json").loads(r.out)
+    assert r.code == 7 and data["wait_exit_code"] == 7 and data["exit_code"] == 7
+    assert data["state"] == "failed" and data["energy_kwh"] is not None
