@@ -1,0 +1,289 @@
+"""``carbonshift forecast`` and ``carbonshift zones``: look at the carbon signal.
+
+``forecast ZONE`` shows a zone's intensity forecast through the fallback chain (each point
+says which link produced it), the best window for a job of ``--duration`` that must
+finish by ``--deadline``, its mean intensity, the run-now mean and the saving;
+``--accuracy`` instead scores the forecast vintages stored in the database against the
+stored actuals, by lead time. ``zones`` lists the zones each provider serves.
+
+Every input is checked before anything touches the database, so bad input (an unknown
+zone or provider, a provider that does not serve the zone, a job longer than the time to
+its deadline, an unparseable ``--at``) exits 2 with one line and writes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from scheduler.cli.common import echo_json, fmt_time, get_app, json_option, print_table, state
+from scheduler.errors import BadInput
+from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
+
+if TYPE_CHECKING:
+    from intensity.base import IntensityProvider
+    from intensity.chain import IntensityService
+    from intensity.model import IntensityPoint
+    from scheduler.app import App
+    from scheduler.config import Settings
+
+#: How far back ``--accuracy`` looks for stored vintages.
+ACCURACY_WINDOW_S = 90 * 86400
+
+
+def _provider_options(settings: Settings, name: str) -> dict[str, Any]:
+    """The provider's config table, as the intensity setup passes it."""
+    options: dict[str, Any] = dict(settings.providers.get(name, {}))
+    if name == "replay" and not options.get("trace") and settings.intensity.get("trace"):
+        options["trace"] = settings.intensity["trace"]
+    options.pop("timeout_s", None)
+    return options
+
+
+def _make_provider(app: App, name: str) -> IntensityProvider:
+    from intensity.registry import check_name, make_provider
+
+    check_name(name)  # UnknownProvider (exit 2) before anything is built
+    return make_provider(name, _provider_options(app.settings, name), app.env)
+
+
+def _configured_providers(app: App) -> list[IntensityProvider]:
+    """The configured chain's providers, built without opening the database."""
+    from scheduler.intensity_setup import build_intensity_service
+
+    return build_intensity_service(app.settings, app.env, None).providers
+
+
+def _check_zone(app: App, zone: str, provider_name: str | None) -> IntensityProvider | None:
+    """Raise (exit 2) unless ``zone`` is known (to the named provider, if one is named)."""
+    from intensity.chain import IntensityService
+    from intensity.errors import UnknownZone
+
+    if provider_name is None:
+        IntensityService(_configured_providers(app)).check_zone(zone)
+        return None
+    provider = _make_provider(app, provider_name)
+    if not provider.serves(zone):
+        import difflib
+
+        zones = list(provider.zones())
+        close = difflib.get_close_matches(zone, zones, n=3)
+        hint = (f"did you mean {', '.join(close)}?" if close
+                else f"see `carbonshift zones --provider {provider_name}`")
+        raise UnknownZone(f"provider {provider_name!r} does not serve zone {zone!r}: {hint}")
+    return provider
+
+
+def _service(app: App, provider: IntensityProvider | None) -> IntensityService:
+    if provider is None:
+        return app.intensity
+    from intensity.chain import IntensityService
+    from intensity.forecast import local_forecast
+
+    conf = app.settings.intensity
+    return IntensityService(
+        [provider], cache=app.store, local=local_forecast,
+        cache_s=float(conf.get("cache_minutes", 30.0)) * 60.0,
+        horizon_s=int(float(conf.get("horizon_h", 48.0)) * 3600),
+    )
+
+
+@click.command()
+@click.argument("zone")
+@click.option("--provider", "provider_name", metavar="NAME",
+              help="Use only this provider (then the fallbacks); see `carbonshift zones`.")
+@click.option("--duration", default="3h", show_default=True, metavar="DURATION",
+              help="Length of the job to place (3h, 90m, 1h30m).")
+@click.option("--deadline", default="24h", show_default=True, metavar="WHEN",
+              help="The job must finish by then: a duration from now (24h) or an ISO time.")
+@click.option("--at", "at_text", metavar="TIME",
+              help="Pretend it is this ISO time (replay, what-if), e.g. 2023-03-10T12:00Z.")
+@json_option
+@click.option("--plot", is_flag=True, help="Draw the curve with the best window in the terminal.")
+@click.option("--accuracy", is_flag=True,
+              help="Score the stored forecast vintages against stored actuals, by lead time.")
+def forecast(
+    zone: str, provider_name: str | None, duration: str, deadline: str, at_text: str | None,
+    as_json: bool, plot: bool, accuracy: bool,
+) -> None:
+    """Show ZONE's carbon-intensity forecast and the best window for a job.
+
+    \b
+    The window is the lowest-mean interval of --duration inside [now, deadline); the
+    saving compares it with starting now. Each point names the link of the fallback chain
+    that produced it: provider, cache, local (forecast from the zone's own history),
+    static (annual average) or flat.
+    """
+    app = get_app()
+    now = parse_time(at_text, what="--at") if at_text is not None else app.clock.now()
+    now = now.astimezone(UTC)
+    duration_s = parse_duration_s(duration, what="--duration")
+    deadline_at = parse_when(deadline, now, what="--deadline")
+    provider = _check_zone(app, zone, provider_name)
+    if accuracy:
+        _accuracy(app, zone, now, provider_name, as_json)
+        return
+    room_s = (deadline_at - now).total_seconds()
+    if room_s <= 0:
+        raise BadInput(f"--deadline {deadline!r} is not after now ({iso(now)}): give a later one")
+    if duration_s > room_s:
+        raise BadInput(
+            f"--duration {duration} is longer than the {format_duration(room_s)} until the "
+            f"deadline: give a shorter duration or a later --deadline"
+        )
+    service = _service(app, provider)
+    horizon_s = max(service.horizon_s, math.ceil(room_s))
+    answer = service.forecast(zone, now, horizon_s)
+    points = [p for p in answer.forecast.points if p.end > now]
+    from intensity.forecast import best_window, window_mean_g_per_kwh
+
+    best = best_window(points, duration_s, now, deadline_at)
+    now_mean = window_mean_g_per_kwh(points, now, now + timedelta(seconds=duration_s))
+    saving = (now_mean - best.mean_g_per_kwh) / now_mean * 100 if now_mean > 0 else 0.0
+    if as_json:
+        echo_json({
+            "zone": zone,
+            "now": now,
+            "duration_s": duration_s,
+            "deadline": deadline_at,
+            "best_start": best.start,
+            "best_end": best.end,
+            "best_mean_g_per_kwh": round(best.mean_g_per_kwh, 3),
+            "now_mean_g_per_kwh": round(now_mean, 3),
+            "saving_pct": round(saving, 2),
+            "link": str(answer.link),
+            "provider": answer.provider,
+            "fallback": answer.fallback,
+            "notes": list(answer.notes),
+            "points": [_point_json(p) for p in points],
+        })
+        return
+    click.echo(f"{zone}: forecast from {answer.describe()}")
+    print_table(
+        ["", "start", "mean g/kWh"],
+        [
+            ["run now", fmt_time(now), f"{now_mean:.1f}"],
+            ["best window", fmt_time(best.start), f"{best.mean_g_per_kwh:.1f}"],
+        ],
+    )
+    click.echo(
+        f"A {format_duration(duration_s)} job finishing by {fmt_time(deadline_at)} saves "
+        f"{saving:.1f}% by starting at {fmt_time(best.start)}."
+    )
+    if plot:
+        from scheduler.charts import forecast_chart, render_text
+        from scheduler.cli.report import display_tz
+
+        chart = forecast_chart(
+            zone, points,
+            windows=[(best.start, best.end, "best window"),
+                     (now, now + timedelta(seconds=duration_s), "run now")],
+            tz=display_tz(state().utc),
+        )
+        click.echo(render_text(chart))
+    else:
+        _points_table(points)
+
+
+def _point_json(p: IntensityPoint) -> dict[str, Any]:
+    return {
+        "start": p.start, "end": p.end, "intensity_g_per_kwh": round(p.intensity_g_per_kwh, 3),
+        "kind": str(p.kind), "source": str(p.source), "provider": p.provider,
+        "signal": str(p.signal), "issued_at": p.issued_at, "estimated": p.estimated,
+    }
+
+
+def _points_table(points: Sequence[IntensityPoint]) -> None:
+    print_table(
+        ["start", "g/kWh", "source", "provider"],
+        [[fmt_time(p.start), f"{p.intensity_g_per_kwh:.1f}", str(p.source), p.provider]
+         for p in points],
+    )
+
+
+def _accuracy(app: App, zone: str, now: datetime, provider_name: str | None, as_json: bool) -> None:
+    """Forecast error by lead from the stored vintages and actuals of ``zone``."""
+    from intensity.accuracy import errors_by_lead
+    from intensity.model import Kind, Source
+
+    since = now - timedelta(seconds=ACCURACY_WINDOW_S)
+    stored = app.store.get_points(zone, since, now)
+    actuals = [p for p in stored if p.kind is Kind.ACTUAL]
+    by_provider: dict[str, list[IntensityPoint]] = {}
+    for p in stored:
+        if (p.kind is Kind.FORECAST and p.issued_at is not None
+                and p.source in (Source.PROVIDER, Source.CACHE, Source.LOCAL)
+                and (provider_name is None or p.provider == provider_name)):
+            by_provider.setdefault(p.provider, []).append(p)
+    result = {name: errors_by_lead(pts, actuals) for name, pts in sorted(by_provider.items())}
+    result = {name: errs for name, errs in result.items() if errs}
+    if as_json:
+        echo_json({
+            "zone": zone, "since": since, "until": now,
+            "providers": {
+                name: [{"lead_h": e.lead_h, "n": e.n, "mae_g_per_kwh": round(e.mae_g_per_kwh, 3),
+                        "mape_pct": round(e.mape_pct, 3) if math.isfinite(e.mape_pct) else None,
+                        "bias_g_per_kwh": round(e.bias_g_per_kwh, 3)} for e in errs]
+                for name, errs in result.items()
+            },
+        })
+        return
+    if not result:
+        click.echo(
+            f"{zone}: no stored forecast has a stored actual to compare with between "
+            f"{fmt_time(since)} and {fmt_time(now)} (forecasts are stored as they are "
+            "fetched; actuals when jobs are accounted)"
+        )
+        return
+    rows = [
+        [name, f"{e.lead_h:g}", e.n, f"{e.mae_g_per_kwh:.1f}",
+         f"{e.mape_pct:.1f}" if math.isfinite(e.mape_pct) else "-", f"{e.bias_g_per_kwh:+.1f}"]
+        for name, errs in result.items() for e in errs
+    ]
+    print_table(["provider", "lead h", "n", "MAE g/kWh", "MAPE %", "bias g/kWh"], rows,
+                title=f"{zone}: forecast error by lead, {fmt_time(since)} to {fmt_time(now)}")
+
+
+@click.command()
+@click.option("--provider", "provider_name", metavar="NAME",
+              help="List the zones of this provider (any known one, configured or not).")
+@json_option
+def zones(provider_name: str | None, as_json: bool) -> None:
+    """List known zones and which providers serve them.
+
+    Without --provider: the zones of the configured providers; every country code also
+    has a static annual average (`--provider static` lists them).
+    """
+    app = get_app()
+    providers = ([_make_provider(app, provider_name)] if provider_name is not None
+                 else _configured_providers(app))
+    served: dict[str, list[str]] = {}
+    for p in providers:
+        for z in p.zones():
+            served.setdefault(z, []).append(p.name)
+    if provider_name is None:
+        from intensity.providers.static import lookup
+
+        for z, names in served.items():
+            if lookup(z) is not None:
+                names.append("static")
+    rows = _zone_rows(served)
+    if as_json:
+        echo_json([{"zone": z, "providers": names} for z, names in rows])
+        return
+    if not rows:
+        click.echo("no provider serves any zone: configure [intensity] providers, or see "
+                   "`carbonshift zones --provider static`")
+        return
+    print_table(["zone", "providers"], [[z, ", ".join(names)] for z, names in rows])
+    if provider_name is None:
+        click.echo("Every country code also has a static annual average "
+                   "(`carbonshift zones --provider static`).")
+
+
+def _zone_rows(served: Mapping[str, list[str]]) -> list[tuple[str, list[str]]]:
+    return [(z, served[z]) for z in sorted(served)]
