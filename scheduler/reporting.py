@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
@@ -325,6 +325,73 @@ def build_report(
     return Report(by=by, since=since, until=until, rows=out, total=total, price=price, notes=notes)
 
 
+@dataclass(frozen=True)
+class Accuracy:
+    """How good the estimates were, over jobs that have a final figure.
+
+    ``planned_*``: the planner's expected grams at submission against what the same jobs
+    emitted. ``projection_*``: the last live projection of total energy recorded while
+    each job ran (``projection`` events) against its final energy, as the mean absolute
+    and the mean signed error in percent.
+    """
+
+    planned_jobs: int = 0
+    planned_expected_kg: float | None = None
+    planned_emitted_kg: float | None = None
+    planned_error_pct: float | None = None
+    projection_jobs: int = 0
+    projection_mean_abs_error_pct: float | None = None
+    projection_mean_error_pct: float | None = None
+    projection_mean_done_pct: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def describe(self, fmt_g: Callable[[float | None], str]) -> str:
+        """One line for the end of a report table ('' when nothing can be compared)."""
+        parts = []
+        if self.planned_jobs and self.planned_expected_kg is not None and self.planned_emitted_kg is not None:
+            err = f" ({self.planned_error_pct:+.0f}%)" if self.planned_error_pct is not None else ""
+            parts.append(f"the planner expected {fmt_g(self.planned_expected_kg * 1000)} for "
+                         f"{self.planned_jobs} measured job(s), they emitted "
+                         f"{fmt_g(self.planned_emitted_kg * 1000)}{err}")
+        if self.projection_jobs and self.projection_mean_abs_error_pct is not None:
+            done = (f" at {self.projection_mean_done_pct:.0f}% done on average"
+                    if self.projection_mean_done_pct is not None else "")
+            parts.append(f"live projections of {self.projection_jobs} job(s) were off by "
+                         f"{self.projection_mean_abs_error_pct:.0f}% of the final energy{done}")
+        return ("estimates: " + "; ".join(parts)) if parts else ""
+
+
+def accuracy(rows: Iterable[HistoryRow], projections: Mapping[int, object]) -> Accuracy:
+    """Compare estimates with final figures. ``projections`` maps a job id to its last
+    :class:`~scheduler.progress.StoredProjection`."""
+    from scheduler.progress import StoredProjection
+
+    done = [r for r in rows if r.emissions_g is not None and r.energy_kwh is not None]
+    planned = [r for r in done if r.expected_g is not None]
+    exp_g = sum(r.expected_g or 0.0 for r in planned)
+    emit_g = sum(r.emissions_g or 0.0 for r in planned)
+    errs: list[float] = []
+    fracs: list[float] = []
+    for r in done:
+        p = projections.get(r.id)
+        if isinstance(p, StoredProjection) and r.energy_kwh and r.energy_kwh > 0:
+            errs.append(100.0 * (p.energy_kwh - r.energy_kwh) / r.energy_kwh)
+            if p.fraction_done is not None:
+                fracs.append(100.0 * p.fraction_done)
+    return Accuracy(
+        planned_jobs=len(planned),
+        planned_expected_kg=exp_g / 1000.0 if planned else None,
+        planned_emitted_kg=emit_g / 1000.0 if planned else None,
+        planned_error_pct=(100.0 * (exp_g - emit_g) / emit_g) if planned and emit_g > 0 else None,
+        projection_jobs=len(errs),
+        projection_mean_abs_error_pct=(sum(abs(e) for e in errs) / len(errs)) if errs else None,
+        projection_mean_error_pct=(sum(errs) / len(errs)) if errs else None,
+        projection_mean_done_pct=(sum(fracs) / len(fracs)) if fracs else None,
+    )
+
+
 def fmt_kwh(kwh: float | None) -> str:
     """Energy for people: Wh or kWh or MWh, with sensible precision."""
     if kwh is None or not math.isfinite(kwh):
@@ -392,9 +459,11 @@ def table_rows(
 __all__ = [
     "GROUPINGS",
     "REPORT_FIELDS",
+    "Accuracy",
     "CarbonPrice",
     "Report",
     "ReportRow",
+    "accuracy",
     "aggregate",
     "build_report",
     "fmt_kwh",

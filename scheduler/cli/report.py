@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 
 import click
@@ -31,6 +32,22 @@ def display_tz(utc: bool) -> tzinfo:
         return UTC
     local = datetime.now(UTC).astimezone().tzinfo
     return local or UTC
+
+
+def last_projections(store: object, rows: Sequence[object]) -> dict[int, object]:
+    """The last recorded projection of each finished job among ``rows`` (one query each)."""
+    from scheduler.history import HistoryRow
+    from scheduler.progress import last_projection
+    from scheduler.storage.base import JobStore
+
+    assert isinstance(store, JobStore)
+    out: dict[int, object] = {}
+    for r in rows:
+        if isinstance(r, HistoryRow) and r.energy_kwh is not None:
+            p = last_projection(store.events_for_job(r.id))
+            if p is not None:
+                out[r.id] = p
+    return out
 
 
 @click.command()
@@ -70,7 +87,7 @@ def report(
     """
     from scheduler.charts import render_text, report_chart, write_chart
     from scheduler.history import history_rows
-    from scheduler.reporting import REPORT_FIELDS, CarbonPrice, build_report, table_rows
+    from scheduler.reporting import REPORT_FIELDS, CarbonPrice, accuracy, build_report, table_rows
 
     if as_json:
         fmt = "json"
@@ -85,12 +102,13 @@ def report(
     rows = history_rows(app.store, since=t_since, until=t_until)
     rep = build_report(rows, by=by, tz=display_tz(state().utc), price=price,
                        since=t_since, until=t_until, now=now)
+    acc = accuracy(rows, last_projections(app.store, rows))
     chart = report_chart(rep)
     for path in (png, svg):
         if path:
             write_chart(chart, path)
     if fmt == "json":
-        echo_json(rep.as_dict())
+        echo_json({**rep.as_dict(), "accuracy": acc.as_dict()})
     elif fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -114,6 +132,9 @@ def report(
             print_table(headers, cells, title=title)
             for note in rep.notes:
                 click.echo(f"note: {note}")
+            line = acc.describe(fmt_g)
+            if line:
+                click.echo(line)
     if plot and rows:
         click.echo(render_text(chart), err=fmt != "table")
     for path in (png, svg):

@@ -31,12 +31,13 @@ def test_table_by_day_with_total_and_price(cs, seeded) -> None:  # type: ignore[
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert "carbon price 80 EUR/t" in lines[0]
-    keys = [ln.split()[0] for ln in lines[2:]]
+    keys = [ln.split()[0] for ln in lines[2:-1]]
     assert keys == ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05", "total"]
-    total = lines[-1]
+    total = lines[-2]
     assert "13.50 kWh" in total and "4.4 kg" not in total  # 4400 g shows as grams under 10 kg
     assert "4400 g" in total and "1600 g (26.7%)" in total and "1/2" in total
     assert "0.35 EUR" in total and "0.13 EUR" in total  # 4.4 kg x 80/t; 1.6 kg x 80/t
+    assert lines[-1].startswith("estimates: the planner expected 3920 g for 3 measured job(s)")
 
 
 def test_json_is_exact_and_complete(cs, seeded) -> None:  # type: ignore[no-untyped-def]
@@ -182,3 +183,8 @@ def test_show_compares_the_projection_with_the_final_figure(cs, seeded) -> None:
     p = json.loads(r.out)["projections"][0]
     assert p["energy_error_pct"] == pytest.approx(10.0)
     assert p["emissions_error_pct"] == pytest.approx(10.0)
+    # and the report sums up how good the projections were
+    r = cs("--db", db, "report", "--since", "all")
+    assert "live projections of 1 job(s) were off by 10% of the final energy at 50% done" in r.out
+    acc = json.loads(cs("--db", db, "report", "--since", "all", "--json").out)["accuracy"]
+    assert acc["projection_jobs"] == 1 and acc["projection_mean_error_pct"] == pytest.approx(10.0)

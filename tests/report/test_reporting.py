@@ -163,3 +163,27 @@ def test_table_rows_show_units_and_total(rows) -> None:  # type: ignore[no-untyp
     assert cells[-1][headers.index("deadlines")] == "1/2"
     assert fmt_kwh(13.5) == "13.50 kWh"
     assert fmt_kwh(0.0025) == "2.5 Wh"
+
+
+def test_accuracy_of_planner_estimates_and_live_projections(rows) -> None:  # type: ignore[no-untyped-def]
+    from scheduler.progress import StoredProjection
+    from scheduler.reporting import accuracy
+
+    # job 1 was projected 10 % high at half way, job 2 20 % low at 80 %
+    projections = {
+        1: StoredProjection(T0, 3.3, 330.0, 0.5, "m"),
+        2: StoredProjection(T0, 8.0, None, 0.8, "m"),
+        4: StoredProjection(T0, 9.9, None, 0.1, "m"),  # no final figure yet: ignored
+    }
+    acc = accuracy(rows, projections)
+    assert acc.planned_jobs == 3
+    assert acc.planned_expected_kg == pytest.approx(3.92) and acc.planned_emitted_kg == pytest.approx(4.4)
+    assert acc.planned_error_pct == pytest.approx(100 * (3920 - 4400) / 4400)
+    assert acc.projection_jobs == 2
+    assert acc.projection_mean_abs_error_pct == pytest.approx(15.0)
+    assert acc.projection_mean_error_pct == pytest.approx(-5.0)
+    assert acc.projection_mean_done_pct == pytest.approx(65.0)
+    line = acc.describe(lambda g: f"{g:.0f} g")
+    assert "expected 3920 g for 3 measured job(s), they emitted 4400 g (-11%)" in line
+    assert "live projections of 2 job(s) were off by 15%" in line
+    assert accuracy([], {}).describe(str) == ""
