@@ -986,7 +986,12 @@ def _run_from_row(m: RowMapping) -> Run:
 def _read_revision(conn: Connection) -> str | None:
     """The revision in ``alembic_version``, or ``None`` when the table is absent or empty."""
     if conn.dialect.name == "postgresql":
-        present = conn.exec_driver_sql("SELECT to_regclass('alembic_version')").scalar()
+        # pg_tables, not to_regclass(): a name lookup may use a catalog cache that has not
+        # yet seen tables another process committed while this one waited for the lock
+        present = conn.exec_driver_sql(
+            "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename = 'alembic_version'"
+        ).scalar()
     else:
         present = conn.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE type='table' AND name='alembic_version'"
@@ -1174,16 +1179,26 @@ def _preflight_existing(path: Path, shown: str) -> None:
 
 
 def _create_owner_only(path: Path) -> None:
-    """Create missing parent directories (0700) and an empty database file (0600)."""
+    """Create missing parent directories (0700) and an empty database file (0600).
+
+    Another process creating the same ones at the same moment is fine: whoever loses the
+    race uses what the winner made (the schema itself is migrated under a lock).
+    """
     missing: list[Path] = []
     p = path.parent
     while not p.exists():
         missing.append(p)
         p = p.parent
     for d in reversed(missing):
-        d.mkdir(mode=0o700)
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
         os.chmod(d, 0o700)
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
     os.close(fd)
     os.chmod(path, 0o600)
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -368,3 +369,34 @@ def test_an_older_schema_is_upgraded_on_open_keeping_its_rows(sqlite_url: str) -
     assert store.revision() == HEAD_REVISION
     assert store.get_policy("kept").description == "from the first schema"
     store.close()
+
+
+def _open_and_report(url: str, barrier: Any, out: Any) -> None:
+    try:
+        barrier.wait(60)
+        store = open_store(url)
+        out.put(store.revision())
+        store.close()
+    except BaseException as exc:
+        out.put(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_processes_opening_a_new_database_at_once_all_succeed(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    import multiprocessing
+
+    url = (f"sqlite:///{tmp_path / 'new' / 'cs.db'}" if backend == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["scheduler.storage.store"])
+    n = 3
+    barrier, out = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_open_and_report, args=(url, barrier, out)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=90) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert results == [HEAD_REVISION] * n
