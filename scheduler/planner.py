@@ -88,6 +88,9 @@ class PlanOptions:
     exact_max_nodes: int = 100_000
     #: how far past its window an overdue job may be pushed looking for capacity, seconds
     overdue_search_s: int = 14 * 86400
+    #: capacity already held outside ``jobs`` (started runs whose intervals are known):
+    #: ``(site, start, end, gpus, cpus)``
+    reserved: Sequence[tuple[str, datetime, datetime, int, int]] = ()
 
 
 class Profile:
@@ -872,6 +875,10 @@ def plan(
         tasks.append(t)
         horizon = max(horizon, t.home.latest + t.duration_s)
     pl.horizon_end = horizon
+    for site_name, a, b, gpus, cpus in options.reserved:
+        led = pl.ledger(site_name)
+        if led is not None and b > now:
+            led.take(max(now_s, _epoch(a)), _epoch(b), gpus, cpus)
     committed = options.committed
     tasks.sort(key=lambda t: (
         t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id,

@@ -1,0 +1,514 @@
+"""Simulation: what would carbon-aware scheduling have saved on a real intensity history?
+
+A simulated clock walks through a workload (generated, or read from a cluster log). At
+every submission time the queue is re-planned with :func:`scheduler.planner.plan`, the
+same code path the daemon uses, on the forecast a scheduler would have had *at that
+moment*; jobs whose planned start has come are committed (they start, and hold their
+site's capacity for their run intervals). Afterwards every job is charged the *actual*
+intensity of the zone it ran in:
+
+    emissions_g = power_w x PUE x integral of actual intensity over its run intervals
+                  (+ transfer energy x the home zone's actual intensity at its start)
+
+Three policies run over the same workload:
+
+* ``run-now``: every job starts as soon as capacity allows on its home site;
+* ``carbon-aware``: the planner fed the chosen forecaster (``local``: the local
+  forecaster trained only on data before each decision; ``seven-day-mean``: the mean of
+  the same hour over the last seven days; ``perfect``: the trace itself);
+* ``oracle``: the planner fed the actual future (perfect knowledge).
+
+Nothing here reads the clock, the environment or a database: traces and the workload are
+passed in, so a simulation is reproducible from its seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from intensity.model import Forecast, IntensityPoint, Kind, Source
+from scheduler.errors import BadInput
+from scheduler.model import Job, Site
+from scheduler.planner import PlanOptions, Profile, expected_grams, plan
+
+#: ``(zone, history, now, horizon_s) -> forecast points`` (the local forecaster's signature)
+Forecaster = Callable[[str, Sequence[IntensityPoint], datetime, int], list[IntensityPoint]]
+
+MODES = ("run-now", "carbon-aware", "oracle")
+HISTORY_S = 65 * 86400  # what the local forecaster looks at (its fit window plus margin)
+
+
+@dataclass(frozen=True)
+class SimJob:
+    """One job of a workload: when it arrives, how long it runs, when it is due."""
+
+    id: int
+    submit: datetime
+    duration_s: int
+    deadline: datetime
+    site: str
+    gpus: int = 1
+    cpus: int = 0
+    power_w: float = 300.0
+    interruptible: bool = False
+    allowed_sites: tuple[str, ...] = ()
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one job under one policy."""
+
+    job_id: int
+    site: str
+    home_zone: str
+    intervals: tuple[tuple[datetime, datetime], ...]
+    emissions_g: float
+    delay_s: float
+    missed: bool
+
+
+@dataclass
+class ModeResult:
+    """One policy's outcomes over the workload."""
+
+    mode: str
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+
+    def total_g(self, zone: str | None = None) -> float:
+        return math.fsum(o.emissions_g for o in self._of(zone))
+
+    def misses(self, zone: str | None = None) -> int:
+        return sum(o.missed for o in self._of(zone))
+
+    def mean_delay_s(self, zone: str | None = None) -> float:
+        outs = self._of(zone)
+        return math.fsum(o.delay_s for o in outs) / len(outs) if outs else 0.0
+
+    def _of(self, zone: str | None) -> list[Outcome]:
+        return [o for o in self.outcomes.values() if zone is None or o.home_zone == zone]
+
+
+@dataclass
+class Comparison:
+    """Run-now, carbon-aware and oracle over the same workload."""
+
+    results: dict[str, ModeResult]
+    zones: list[str]
+    sites: list[str]
+    forecast: str
+    jobs: int
+
+    def summary(self, zone: str | None = None) -> dict[str, float | int | None]:
+        """``run_now_g, carbon_aware_g, oracle_g``, savings, ``deadline_misses``, delays."""
+        now_g = self.results["run-now"].total_g(zone)
+        ca = self.results["carbon-aware"]
+        or_ = self.results["oracle"]
+        ca_g, or_g = ca.total_g(zone), or_.total_g(zone)
+        save = _pct(now_g - ca_g, now_g)
+        save_or = _pct(now_g - or_g, now_g)
+        return {
+            "jobs": len(ca._of(zone)),
+            "run_now_g": now_g,
+            "carbon_aware_g": ca_g,
+            "oracle_g": or_g,
+            "savings_pct": save,
+            "oracle_savings_pct": save_or,
+            "share_of_oracle": (save / save_or) if save is not None and save_or else None,
+            "deadline_misses": ca.misses(zone),
+            "oracle_deadline_misses": or_.misses(zone),
+            "run_now_deadline_misses": self.results["run-now"].misses(zone),
+            "mean_delay_s": ca.mean_delay_s(zone),
+            "oracle_mean_delay_s": or_.mean_delay_s(zone),
+        }
+
+    def per_site(self) -> dict[str, dict[str, float | int]]:
+        """Where the carbon-aware jobs ran: job count and grams per site."""
+        out: dict[str, dict[str, float | int]] = {
+            s: {"jobs": 0, "carbon_aware_g": 0.0} for s in self.sites
+        }
+        for o in self.results["carbon-aware"].outcomes.values():
+            row = out.setdefault(o.site, {"jobs": 0, "carbon_aware_g": 0.0})
+            row["jobs"] += 1
+            row["carbon_aware_g"] += o.emissions_g
+        return out
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "forecast": self.forecast,
+            "jobs": self.jobs,
+            "overall": self.summary(),
+            "zones": {z: self.summary(z) for z in self.zones},
+            "sites": self.per_site(),
+        }
+
+
+def _pct(part: float, whole: float) -> float | None:
+    return 100.0 * part / whole if whole > 0 else None
+
+
+# -- forecasters ---------------------------------------------------------------------------
+class TraceIndex:
+    """A zone's actual series with a start-time index, for slicing history and future."""
+
+    def __init__(self, points: Sequence[IntensityPoint]) -> None:
+        self.points = tuple(sorted(points, key=lambda p: p.start))
+        self.starts = [p.start.timestamp() for p in self.points]
+        self.profile = Profile(Forecast(self.points[0].zone, self.points)) if self.points else None
+        self.by_start = {p.start.timestamp(): p.intensity_g_per_kwh for p in self.points}
+        if len(self.points) >= 2:
+            steps = sorted(
+                (b.start - a.start).total_seconds() for a, b in zip(self.points, self.points[1:], strict=False)
+            )
+            self.resolution_s = int(steps[len(steps) // 2])
+        else:
+            self.resolution_s = 3600
+
+    def history(self, now: datetime, span_s: int = HISTORY_S) -> list[IntensityPoint]:
+        """Points that ended by ``now``, at most ``span_s`` back."""
+        hi = bisect_right(self.starts, now.timestamp())
+        lo = bisect_left(self.starts, now.timestamp() - span_s)
+        return [p for p in self.points[lo:hi] if p.end <= now]
+
+    def future(self, now: datetime, horizon_s: int) -> list[IntensityPoint]:
+        """Actual points overlapping ``[now, now + horizon_s)``."""
+        lo = max(0, bisect_right(self.starts, now.timestamp()) - 1)
+        hi = bisect_left(self.starts, now.timestamp() + horizon_s)
+        return [p for p in self.points[lo:hi] if p.end > now]
+
+
+def perfect_forecaster(traces: Mapping[str, TraceIndex]) -> Forecaster:
+    """The trace itself as the forecast (the oracle's knowledge)."""
+
+    def forecast(zone: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int) -> list[IntensityPoint]:
+        return [
+            replace(p, kind=Kind.FORECAST, provider="perfect", issued_at=now)
+            for p in traces[zone].future(now, horizon_s)
+        ]
+
+    return forecast
+
+
+def seven_day_mean_forecast(
+    zone: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int
+) -> list[IntensityPoint]:
+    """Each future step is the mean of the same time of day over the last seven days."""
+    if not history:
+        return []
+    values = {p.start.timestamp(): p.intensity_g_per_kwh for p in history}
+    step = int((history[-1].end - history[-1].start).total_seconds()) or 3600
+    t = math.floor(now.timestamp() / step) * step
+    end = now.timestamp() + horizon_s
+    last = history[-1].end.timestamp()
+    out: list[IntensityPoint] = []
+    while t < end:
+        same = [values[x] for x in (t - k * 86400 for k in range(1, 15)) if x < last and x in values][:7]
+        if same:
+            start = datetime.fromtimestamp(t, tz=UTC)
+            out.append(IntensityPoint(
+                zone, start, start + timedelta(seconds=step), sum(same) / len(same),
+                Kind.FORECAST, "seven-day-mean", issued_at=now, source=Source.LOCAL,
+            ))
+        t += step
+    return out
+
+
+def local_forecaster() -> Forecaster:
+    """The package's local forecaster (:func:`intensity.forecast.local_forecast`)."""
+    try:
+        from intensity.forecast import local_forecast
+    except ImportError as exc:  # pragma: no cover - the forecaster ships with the package
+        raise BadInput(f"the local forecaster is not available: {exc}") from None
+    return local_forecast
+
+
+# -- workloads -----------------------------------------------------------------------------
+def generate_workload(
+    n: int,
+    sites: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    seed: int = 0,
+    duration_s: tuple[int, int] = (3600, 8 * 3600),
+    step_s: int = 900,
+    deadline_s: int = 24 * 3600,
+    gpus: int = 1,
+    power_w: float = 300.0,
+    interruptible_share: float = 0.0,
+    relocatable: bool = False,
+) -> list[SimJob]:
+    """``n`` jobs submitted uniformly in ``[start, end - deadline)``, durations uniform on a
+    ``step_s`` grid, each due ``deadline_s`` after submission (never before it could end)."""
+    rng = random.Random(seed)
+    lo, hi = duration_s
+    if lo <= 0 or hi < lo:
+        raise BadInput(f"durations {lo}-{hi} s are not a valid range")
+    span = (end - start).total_seconds() - max(deadline_s, hi)
+    if span <= 0:
+        raise BadInput("the trace is shorter than one deadline: give a longer trace or a shorter --deadline")
+    durations = list(range(lo, hi + 1, step_s)) or [lo]
+    jobs = []
+    for i in range(n):
+        submit = start + timedelta(seconds=int(rng.random() * span) // 60 * 60)
+        d = rng.choice(durations)
+        home = rng.choice(list(sites))
+        jobs.append(SimJob(
+            id=i + 1, submit=submit, duration_s=d,
+            deadline=submit + timedelta(seconds=max(deadline_s, d)), site=home, gpus=gpus,
+            power_w=power_w, interruptible=rng.random() < interruptible_share,
+            allowed_sites=tuple(sites) if relocatable else (),
+        ))
+    return sorted(jobs, key=lambda j: (j.submit, j.id))
+
+
+def read_workload(path: str | Path, default_site: str, *, relocatable: bool = False) -> list[SimJob]:
+    """Jobs from a CSV cluster log: ``submit`` (ISO time with zone), ``duration`` (seconds or
+    3h/90m), ``deadline`` (ISO time, or a duration after submit), optional ``gpus``,
+    ``interruptible`` (true/false), ``site``, ``power_w``, ``priority``."""
+    from scheduler.timeutil import parse_duration_s, parse_time
+
+    p = Path(path)
+    try:
+        with p.open(encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise BadInput(f"workload file {str(p)!r} cannot be read: {exc.strerror}") from None
+    jobs = []
+    for n, row in enumerate(rows, start=2):
+        try:
+            submit = parse_time(row["submit"], what="submit")
+            dur = row["duration"].strip()
+            d = int(dur) if dur.isdigit() else parse_duration_s(dur)
+            dl = (row.get("deadline") or "").strip()
+            if not dl:
+                deadline = submit + timedelta(seconds=max(24 * 3600, d))
+            elif dl[:1].isdigit() and ("-" in dl[1:] or ":" in dl):
+                deadline = parse_time(dl, what="deadline")
+            else:
+                deadline = submit + timedelta(seconds=parse_duration_s(dl))
+            jobs.append(SimJob(
+                id=n - 1, submit=submit, duration_s=d, deadline=deadline,
+                site=(row.get("site") or "").strip() or default_site,
+                gpus=int(row.get("gpus") or 1),
+                power_w=float(row.get("power_w") or 300.0),
+                interruptible=(row.get("interruptible") or "").strip().lower() in ("1", "true", "yes"),
+                priority=int(row.get("priority") or 0),
+            ))
+        except (KeyError, ValueError, BadInput) as exc:
+            raise BadInput(f"workload file {str(p)!r} line {n}: {exc}") from None
+    if not jobs:
+        raise BadInput(f"workload file {str(p)!r} has no jobs")
+    if relocatable:
+        return sorted(jobs, key=lambda j: (j.submit, j.id))
+    return sorted(jobs, key=lambda j: (j.submit, j.id))
+
+
+# -- the engine ----------------------------------------------------------------------------
+def _job(sj: SimJob, run_now: bool) -> Job:
+    return Job(
+        name=f"sim-{sj.id}", argv=["sim"], duration_s=sj.duration_s, zone="", submitted_at=sj.submit,
+        earliest_start=sj.submit, latest_start=sj.deadline - timedelta(seconds=sj.duration_s),
+        deadline_at=sj.deadline, id=sj.id, power_w=sj.power_w, gpus=sj.gpus, cpus=sj.cpus,
+        site=sj.site, allowed_sites=list(sj.allowed_sites), run_now=run_now,
+        interruptible=sj.interruptible and not run_now, priority=sj.priority,
+    )
+
+
+def run_mode(
+    mode: str,
+    workload: Sequence[SimJob],
+    sites: Mapping[str, Site],
+    traces: Mapping[str, TraceIndex],
+    forecaster: Forecaster,
+    *,
+    options: PlanOptions | None = None,
+    horizon_s: int = 48 * 3600,
+    refresh_s: int = 3600,
+    replan_s: int = 3600,
+) -> ModeResult:
+    """Replay ``workload`` under one policy with a simulated clock (see the module doc).
+
+    The queue is re-planned at every submission and, while jobs wait, every ``replan_s``
+    (the daemon's re-plan interval; 0: only at submissions), each time on the forecast
+    issued at the last ``refresh_s`` boundary.
+    """
+    options = options or PlanOptions()
+    run_now = mode == "run-now"
+    oracle = mode == "oracle"
+    by_time: dict[datetime, list[SimJob]] = {}
+    for sj in workload:
+        by_time.setdefault(sj.submit, []).append(sj)
+    waiting: dict[int, Job] = {}
+    placed: dict[int, tuple[str, tuple[tuple[datetime, datetime], ...]]] = {}
+    started: dict[int, tuple[str, tuple[tuple[datetime, datetime], ...]]] = {}
+    reserved: list[tuple[str, datetime, datetime, int, int]] = []
+    accepted: set[int] = set()
+    fc_memo: dict[tuple[str, float], Forecast] = {}
+
+    def forecast_for(zone: str, now: datetime, need_s: int) -> Forecast:
+        if oracle or run_now:
+            pts = traces[zone].future(now, max(need_s, 3600))
+            return Forecast(zone, tuple(pts))
+        issued = datetime.fromtimestamp(math.floor(now.timestamp() / refresh_s) * refresh_s, tz=UTC)
+        key = (zone, issued.timestamp())
+        fc = fc_memo.get(key)
+        if fc is None:
+            pts = forecaster(zone, traces[zone].history(issued), issued, horizon_s + refresh_s)
+            fc = fc_memo[key] = Forecast(zone, tuple(_non_overlapping(pts)))
+            if len(fc_memo) > 64:
+                fc_memo.pop(next(iter(fc_memo)))
+        return fc
+
+    epochs = sorted(by_time)
+    if replan_s > 0 and not run_now:
+        epochs = _with_replans(epochs, workload, replan_s)
+    for now in epochs:
+        # commit jobs whose planned start has come
+        for jid in [j for j, (_, iv) in placed.items() if iv[0][0] <= now]:
+            site, iv = placed.pop(jid)
+            job = waiting.pop(jid)
+            started[jid] = (site, iv)
+            reserved.extend((site, a, b, job.gpus, job.cpus) for a, b in iv)
+        reserved = [r for r in reserved if r[2] > now]
+        for sj in by_time.get(now, ()):
+            waiting[sj.id] = _job(sj, run_now)
+        if not waiting:
+            continue
+        jobs = list(waiting.values())
+        zones = {sites[s].zone for j in jobs for s in [j.site, *j.allowed_sites] if s in sites}
+        need = max(int((j.deadline_at - now).total_seconds()) for j in jobs if j.deadline_at)
+        forecasts = {z: forecast_for(z, now, need) for z in zones}
+        opts = replace(
+            options, reserved=tuple(reserved), committed=frozenset(accepted),
+            current={jid: (s, iv[0][0]) for jid, (s, iv) in placed.items()},
+        )
+        result = plan(jobs, forecasts, sites, now, opts)
+        for j in jobs:
+            assert j.id is not None
+            entry = result.entries.get(j.id)
+            if entry is None:  # no site can ever hold it: it would be refused at submit
+                waiting.pop(j.id)
+                continue
+            placed[j.id] = (entry.site, entry.intervals)
+            accepted.add(j.id)
+    for jid, (site, iv) in placed.items():
+        started[jid] = (site, iv)
+    return _account(mode, workload, started, sites, traces)
+
+
+def _with_replans(epochs: list[datetime], workload: Sequence[SimJob], replan_s: int) -> list[datetime]:
+    """Submission times plus every ``replan_s`` boundary while some job may still wait."""
+    out = set(epochs)
+    spans = sorted((j.submit.timestamp(), (j.deadline - timedelta(seconds=j.duration_s)).timestamp())
+                   for j in workload)
+    t_end = -math.inf
+    cur = -math.inf
+    for a, b in spans:
+        if b <= a:
+            continue
+        t = max(cur, math.floor(a / replan_s) * replan_s + replan_s)
+        t_end = max(t_end, b)
+        while t <= min(b, t_end):
+            out.add(datetime.fromtimestamp(t, tz=UTC))
+            t += replan_s
+        cur = max(cur, t)
+    return sorted(out)
+
+
+def _non_overlapping(points: Sequence[IntensityPoint]) -> list[IntensityPoint]:
+    out: list[IntensityPoint] = []
+    for p in sorted(points, key=lambda p: p.start):
+        if out and p.start < out[-1].end:
+            continue
+        out.append(p)
+    return out
+
+
+def _account(
+    mode: str,
+    workload: Sequence[SimJob],
+    started: Mapping[int, tuple[str, tuple[tuple[datetime, datetime], ...]]],
+    sites: Mapping[str, Site],
+    traces: Mapping[str, TraceIndex],
+) -> ModeResult:
+    res = ModeResult(mode)
+    for sj in workload:
+        if sj.id not in started:
+            continue
+        site_name, iv = started[sj.id]
+        site = sites[site_name]
+        home = sites[sj.site]
+        prof = traces[site.zone].profile
+        assert prof is not None
+        cost = sum(prof.cost(int(a.timestamp()), int((b - a).total_seconds())) for a, b in iv)
+        grams = expected_grams(cost, sj.power_w, site.pue)
+        if site_name != sj.site and site.transfer_energy_j > 0:
+            hp = traces[home.zone].profile
+            assert hp is not None
+            t = int(iv[0][0].timestamp())
+            grams += site.transfer_energy_j / 3.6e6 * hp.cost(t, 1) / 1000
+        end = iv[-1][1]
+        res.outcomes[sj.id] = Outcome(
+            job_id=sj.id, site=site_name, home_zone=home.zone, intervals=iv, emissions_g=grams,
+            delay_s=(iv[0][0] - sj.submit).total_seconds(),
+            missed=end > sj.deadline + timedelta(seconds=1),
+        )
+    return res
+
+
+def compare(
+    workload: Sequence[SimJob],
+    sites: Mapping[str, Site],
+    traces: Mapping[str, Sequence[IntensityPoint]] | Mapping[str, TraceIndex],
+    *,
+    forecast: str = "local",
+    forecaster: Forecaster | None = None,
+    options: PlanOptions | None = None,
+    horizon_s: int = 48 * 3600,
+    replan_s: int = 3600,
+) -> Comparison:
+    """Run-now, carbon-aware (with ``forecast``) and oracle over ``workload``."""
+    idx = {z: t if isinstance(t, TraceIndex) else TraceIndex(t) for z, t in traces.items()}
+    for s in sites.values():
+        if s.zone not in idx:
+            raise BadInput(f"site {s.name!r} is in zone {s.zone!r}, which no trace covers")
+    perfect = perfect_forecaster(idx)
+    if forecaster is None:
+        forecaster = {
+            "perfect": perfect,
+            "seven-day-mean": seven_day_mean_forecast,
+        }.get(forecast) or local_forecaster()
+    results = {
+        "run-now": run_mode("run-now", workload, sites, idx, perfect, options=options),
+        "carbon-aware": run_mode("carbon-aware", workload, sites, idx, forecaster, options=options,
+                                 horizon_s=horizon_s, replan_s=replan_s),
+        "oracle": run_mode("oracle", workload, sites, idx, perfect, options=options),
+    }
+    zones = sorted({sites[j.site].zone for j in workload})
+    return Comparison(results, zones, sorted(sites), forecast, len(workload))
+
+
+__all__ = [
+    "MODES",
+    "Comparison",
+    "Forecaster",
+    "ModeResult",
+    "Outcome",
+    "SimJob",
+    "TraceIndex",
+    "compare",
+    "generate_workload",
+    "local_forecaster",
+    "perfect_forecaster",
+    "read_workload",
+    "run_mode",
+    "seven_day_mean_forecast",
+]
