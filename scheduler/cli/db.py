@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -102,10 +103,13 @@ def _check_rows(
     problems: list[str],
     warnings: list[str],
 ) -> None:
-    """Jobs by state and open runs; an open run of a finished job is a problem."""
+    """Jobs by state and open runs; an open run of a finished job is a problem, an open
+    run whose lease has ended a warning."""
+    now = datetime.now(UTC)
     by_state.update(store.count_jobs_by_state())
     for run in store.open_runs():
         job = store.get_job(run.job_id)
+        expired = run.lease_until is not None and run.lease_until < now
         open_runs.append(
             {
                 "run": run.id,
@@ -114,8 +118,14 @@ def _check_rows(
                 "host": run.host,
                 "started_at": run.started_at,
                 "lease_until": run.lease_until,
+                "lease_expired": expired,
             }
         )
+        if expired:
+            warnings.append(
+                f"run {run.id} of job {run.job_id}: its lease ended at {run.lease_until} "
+                f"(host {run.host or '?'} stopped renewing it); an agent will reclaim it"
+            )
         if job.state in TERMINAL_STATES:
             problems.append(
                 f"run {run.id} is still open but job {run.job_id} is {job.state}"
@@ -141,7 +151,7 @@ def _print_report(report: dict[str, Any]) -> None:
         click.echo("jobs: 0")
     if report["open_runs"]:
         print_table(
-            ["run", "job", "job state", "host", "started", "lease until"],
+            ["run", "job", "job state", "host", "started", "lease until", "lease"],
             [
                 (
                     r["run"],
@@ -150,6 +160,7 @@ def _print_report(report: dict[str, Any]) -> None:
                     r["host"] or "-",
                     fmt_time(r["started_at"]),
                     fmt_time(r["lease_until"]),
+                    "expired" if r["lease_expired"] else "-",
                 )
                 for r in report["open_runs"]
             ],

@@ -311,6 +311,11 @@ def test_db_upgrade_and_check(
     assert code == 0, report
     assert report["jobs_by_state"] == {"pending": 1, "running": 1}
     assert [r["run"] for r in report["open_runs"]] == [run.id]  # type: ignore[index]
+    assert report["open_runs"][0]["lease_expired"] is False  # type: ignore[index]
+    store.renew_leases([run.id or 0], T0)  # a lease that ended long ago: a warning only
+    code, report = check_json(db, capsys)
+    assert code == 0 and report["open_runs"][0]["lease_expired"] is True  # type: ignore[index]
+    assert any("lease ended" in w for w in report["warnings"])  # type: ignore[attr-defined]
 
     store.transition(jid, JobState.SUCCEEDED, expected={JobState.RUNNING})  # run left open
     store.close()
