@@ -163,6 +163,11 @@ class LocalExecutor(Executor):
         if data.get("lost"):
             state = JobState.LOST  # stopped by its supervisor: the agent was gone
         reason = data.get("error") or ("" if code == 0 else f"exit code {code}")
+        dropped = data.get("log_dropped_bytes")
+        if isinstance(dropped, int) and dropped > 0:
+            note = (f"{dropped} bytes of the job's output could not be logged "
+                    "(disk full or log directory not writable)")
+            reason = f"{reason}; {note}" if reason else note
         cpu = data.get("cpu_s")
         return ExitStatus(exit_code=code, state=state.value, reason=reason,
                           cpu_s=float(cpu) if cpu is not None else None)

@@ -157,16 +157,54 @@ class AgentWatch:
                 "so that the job does not run twice when the run's lease is reclaimed")
 
 
+#: disk space claimed for the exit record when the job starts (see :func:`_reserve_exit`)
+EXIT_RESERVE_BYTES = 4096
+
+
+def _reserve_exit(path: str) -> None:
+    """Claim the exit record's disk space up front: a disk that fills up while the job runs
+    (its own logs, say) must not cost the record of how it ended, without which the run
+    would count as lost and be run again."""
+    try:
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        fd = os.open(path + ".reserve", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(b" " * EXIT_RESERVE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        pass
+
+
 def _write_exit(path: str, payload: dict[str, object]) -> None:
     tmp = f"{path}.tmp.{os.getpid()}"
+    reserve = path + ".reserve"
+    data = json.dumps(payload).encode()
     try:
         os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError:
+        # disk full: write into the space reserved at start instead (no new blocks needed)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        try:
+            with open(reserve, "r+b") as f:
+                f.write(data)
+                f.truncate(len(data))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(reserve, path)
+        except OSError:
+            pass
+    try:
+        os.unlink(reserve)
     except OSError:
         pass
 
@@ -192,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.pid_file:
         _write_atomic(args.pid_file, str(os.getpid()))
+    _reserve_exit(args.exit_file)
     out = CappedLog(args.out, args.max_bytes)
     err = CappedLog(args.err, args.max_bytes)
     started = time.time()
