@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,10 +35,17 @@ def check_name(name: str) -> str:
 
 
 def make_provider(
-    name: str, options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    name: str, options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+    *, http: Any = None,
 ) -> IntensityProvider:
-    """Build the named provider from its config table and the environment mapping."""
+    """Build the named provider from its config table and the environment mapping.
+
+    ``http`` (an :class:`~intensity.http.HttpClient`) is handed to providers that talk HTTP.
+    """
     module = importlib.import_module(PROVIDERS[check_name(name)])
-    provider = module.from_settings(dict(options or {}), dict(env or {}))
+    if http is not None and "http" in inspect.signature(module.from_settings).parameters:
+        provider = module.from_settings(dict(options or {}), dict(env or {}), http=http)
+    else:
+        provider = module.from_settings(dict(options or {}), dict(env or {}))
     assert isinstance(provider, IntensityProvider)
     return provider

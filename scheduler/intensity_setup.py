@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +35,16 @@ def build_intensity_service(
         options: dict[str, Any] = dict(settings.providers.get(name, {}))
         if name == "replay" and not options.get("trace") and settings.intensity.get("trace"):
             options["trace"] = settings.intensity["trace"]
+        # the read timeout: [providers.NAME] timeout_s, else [intensity] timeout_s
+        timeout = options.pop("timeout_s", None) or settings.intensity.get("timeout_s")
+        http = None
+        if name != "replay" and timeout is not None and math.isfinite(float(timeout)) and float(timeout) > 0:
+            from intensity.http import HttpClient, shared_session  # requests: only when needed
+
+            http = HttpClient(shared_session(), connect_timeout_s=min(5.0, float(timeout)),
+                              read_timeout_s=float(timeout))
         try:
-            providers.append(make_provider(name, options, env))
+            providers.append(make_provider(name, options, env, http=http))
         except IntensityError as exc:
             raise BadInput(f"provider {name!r} cannot be set up: {exc}") from None
     return IntensityService(
