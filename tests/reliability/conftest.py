@@ -28,7 +28,8 @@ from scheduler.config import load_settings
 from scheduler.model import JobState, Policy
 from scheduler.queue import SubmitRequest
 from scheduler.timeutil import iso
-from tests.cli.conftest import write_retimed_trace
+from tests.cli.conftest import cs, write_retimed_trace  # noqa: F401 (cs: a fixture)
+from tests.integration.conftest import app  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 
 
 def _samples(sim: Sim, job_id: int) -> int:
-    return sum(len(sim.app.store.samples_for_run(r.id)) for r in sim.app.store.runs_for_job(job_id))  # type: ignore[arg-type]
+    runs = sim.app.store.runs_for_job(job_id)
+    return sum(len(sim.app.store.samples_for_run(r.id)) for r in runs if r.id is not None)
 
 
 def test_kill_while_running_adopts_and_keeps_samples(sim: Sim) -> None:
