@@ -25,6 +25,7 @@ passed in, so a simulation is reproducible from its seed.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import random
 from bisect import bisect_left, bisect_right
@@ -227,6 +228,89 @@ def local_forecaster() -> Forecaster:
     except ImportError as exc:  # pragma: no cover - the forecaster ships with the package
         raise BadInput(f"the local forecaster is not available: {exc}") from None
     return local_forecast
+
+
+class Vintages:
+    """Recorded forecasts as issued: for each issue time, the points it predicted.
+
+    Reads a long CSV with an issue-time column (``capture_from_utc`` or ``request_time``),
+    a target-time column (``window_from_utc`` or ``forecast_time``) and one value column
+    (gCO2/kWh); zone-less times are UTC (both shipped files are).
+    """
+
+    ISSUE = ("capture_from_utc", "request_time", "issued_at")
+    TARGET = ("window_from_utc", "forecast_time", "time")
+
+    def __init__(self, path: str | Path, zone: str) -> None:
+        from intensity.timeparse import parse_trace_time
+
+        p = Path(path)
+        try:
+            with p.open(encoding="utf-8-sig", newline="") as fh:
+                reader = csv.DictReader(fh)
+                header = reader.fieldnames or []
+                rows = list(reader)
+        except OSError as exc:
+            raise BadInput(f"vintage file {str(p)!r} cannot be read: {exc.strerror}") from None
+        issue = next((c for c in self.ISSUE if c in header), None)
+        target = next((c for c in self.TARGET if c in header), None)
+        values = [c for c in header if c not in (issue, target, "lead_minutes")]
+        if issue is None or target is None or len(values) != 1:
+            raise BadInput(
+                f"vintage file {str(p)!r} has columns {header!r}: it needs an issue time "
+                f"({'/'.join(self.ISSUE)}), a target time ({'/'.join(self.TARGET)}) and one value"
+            )
+        by_issue: dict[float, list[tuple[float, float]]] = {}
+        try:
+            for row in rows:
+                t_issue = parse_trace_time(row[issue], naive_is_utc=True).timestamp()
+                t_target = parse_trace_time(row[target], naive_is_utc=True).timestamp()
+                by_issue.setdefault(t_issue, []).append((t_target, float(row[values[0]])))
+        except ValueError as exc:
+            raise BadInput(f"vintage file {str(p)!r}: {exc}") from None
+        self.zone = zone
+        self.issues = sorted(by_issue)
+        self.series = {k: sorted(v) for k, v in by_issue.items()}
+        steps = [b[0] - a[0] for v in self.series.values() for a, b in itertools.pairwise(v)]
+        self.resolution_s = int(sorted(steps)[len(steps) // 2]) if steps else 3600
+
+    def at(self, now: datetime) -> list[IntensityPoint]:
+        """The latest vintage issued at or before ``now`` (empty if none)."""
+        i = bisect_right(self.issues, now.timestamp()) - 1
+        if i < 0:
+            return []
+        issued = self.issues[i]
+        out = []
+        for t, v in self.series[issued]:
+            start = datetime.fromtimestamp(t, tz=UTC)
+            end = start + timedelta(seconds=self.resolution_s)
+            if end > now:
+                out.append(IntensityPoint(
+                    self.zone, start, end, max(0.0, v), Kind.FORECAST, "vintage",
+                    issued_at=datetime.fromtimestamp(issued, tz=UTC),
+                ))
+        return out
+
+
+def vintage_forecaster(path: str | Path, zone: str, fallback: Forecaster | None = None) -> Forecaster:
+    """Recorded forecasts for ``zone``; past their horizon, or before the first vintage,
+    the ``fallback`` (default: the local forecaster) fills in."""
+    vint = Vintages(path, zone)
+    fb = fallback
+
+    def forecast(z: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int) -> list[IntensityPoint]:
+        nonlocal fb
+        pts = vint.at(now) if z == zone else []
+        end = now + timedelta(seconds=horizon_s)
+        if pts and pts[-1].end >= end:
+            return pts
+        if fb is None:
+            fb = local_forecaster()
+        extra = fb(z, history, now, horizon_s)
+        cut = pts[-1].end if pts else now
+        return pts + [p for p in extra if p.start >= cut]
+
+    return forecast
 
 
 # -- workloads -----------------------------------------------------------------------------

@@ -1,0 +1,164 @@
+"""``carbonshift simulate``: what would carbon-aware scheduling save me?
+
+Replays real intensity history through the production planner with a simulated clock
+(:mod:`scheduler.simulate`) and compares run-now, carbon-aware and a perfect-knowledge
+oracle on the same workload.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+
+from scheduler.cli.common import echo_json, fmt_g, fmt_pct, json_option, print_table
+from scheduler.errors import BadInput
+from scheduler.timeutil import format_duration, parse_duration_s
+
+FORECASTS = ("local", "perfect", "seven-day-mean", "vintages")
+
+
+def parse_range_s(text: str) -> tuple[int, int]:
+    """``1h-8h`` (or one duration, ``3h``) -> seconds."""
+    lo_txt, sep, hi_txt = text.partition("-")
+    lo = parse_duration_s(lo_txt, what="--duration")
+    hi = parse_duration_s(hi_txt, what="--duration") if sep else lo
+    if hi < lo:
+        raise BadInput(f"--duration {text!r}: the upper bound is below the lower one")
+    return lo, hi
+
+
+@click.command()
+@click.option("--trace", "traces", required=True, metavar="FILE[,FILE...]",
+              help="Intensity history: Electricity Maps portal CSVs or time,intensity CSVs; one site per file.")
+@click.option("--jobs", "n_jobs", type=int, metavar="N", help="Generate N jobs (default 500).")
+@click.option("--workload", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A CSV of jobs: submit, duration, deadline[, gpus, interruptible, site, power_w, priority].")
+@click.option("--deadline", default="24h", show_default=True, help="Each generated job is due this long after submission.")
+@click.option("--duration", default="1h-8h", show_default=True, help="Range of generated durations.")
+@click.option("--gpus", type=int, default=0, show_default=True, help="GPU capacity of each site (0: unlimited).")
+@click.option("--job-gpus", type=int, default=1, show_default=True, help="GPUs each generated job needs.")
+@click.option("--power-w", type=float, default=300.0, show_default=True, help="Power of each generated job, W.")
+@click.option("--interruptible-share", type=float, default=0.0, show_default=True,
+              help="Share of generated jobs that may be paused and resumed (0-1).")
+@click.option("--relocate", is_flag=True, help="Jobs may run at any site (with the transfer costs).")
+@click.option("--transfer-delay", default="0s", show_default=True, help="Delay before a moved job can start.")
+@click.option("--transfer-energy-kwh", type=float, default=0.0, show_default=True, help="Energy to move a job, kWh.")
+@click.option("--pue", type=float, default=1.0, show_default=True, help="PUE of every site.")
+@click.option("--min-chunk", default="1h", show_default=True, help="Shortest run of a split job.")
+@click.option("--max-pauses", type=int, default=3, show_default=True, help="Most pauses of a split job (-1: no limit).")
+@click.option("--warmup", default="28d", show_default=True,
+              help="History before the first generated job (the local forecaster learns from it).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the generated workload.")
+@click.option("--forecast", type=click.Choice(FORECASTS), default="local", show_default=True,
+              help="What the carbon-aware planner sees: the local forecaster trained on data before each "
+                   "decision, the trace itself, a seven-day same-hour mean, or recorded vintages.")
+@click.option("--vintages", "vintage_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Recorded forecasts for --forecast vintages (GB derived long CSV or WattTime forecast CSV).")
+@click.option("--value-column", metavar="NAME", help="Intensity column of a plain CSV trace (e.g. DE).")
+@click.option("--naive-utc", is_flag=True, help="Read zone-less trace times as UTC.")
+@json_option
+def simulate(
+    traces: str, n_jobs: int | None, workload: str | None, deadline: str, duration: str, gpus: int,
+    job_gpus: int, power_w: float, interruptible_share: float, relocate: bool, transfer_delay: str,
+    transfer_energy_kwh: float, pue: float, min_chunk: str, max_pauses: int, warmup: str, seed: int,
+    forecast: str, vintage_file: str | None, value_column: str | None, naive_utc: bool, as_json: bool,
+) -> None:
+    """Replay real intensity history: run-now vs carbon-aware vs a perfect oracle.
+
+    \b
+    Examples:
+      carbonshift simulate --trace GB_2023_hourly.csv --jobs 500 --deadline 24h --duration 1h-8h
+      carbonshift simulate --trace DE.csv,FR.csv --relocate --transfer-delay 30m --json
+    """
+    from intensity.providers.replay import read_trace
+    from scheduler.model import Site
+    from scheduler.planner import PlanOptions
+    from scheduler.simulate import compare, generate_workload, read_workload
+
+    if n_jobs is not None and workload is not None:
+        raise BadInput("give either --jobs or --workload, not both")
+    if n_jobs is not None and n_jobs <= 0:
+        raise BadInput(f"--jobs {n_jobs} must be a positive number")
+    if not 0.0 <= interruptible_share <= 1.0:
+        raise BadInput(f"--interruptible-share {interruptible_share:g} must be between 0 and 1")
+    if gpus < 0 or job_gpus < 0:
+        raise BadInput("--gpus and --job-gpus must not be negative")
+    if gpus and job_gpus > gpus:
+        raise BadInput(f"--job-gpus {job_gpus} exceeds the site capacity --gpus {gpus}")
+    if pue < 1.0:
+        raise BadInput(f"--pue {pue:g} must be at least 1.0")
+    files = [f.strip() for f in traces.split(",") if f.strip()]
+    if not files:
+        raise BadInput(f"--trace {traces!r} names no file")
+    loaded = [read_trace(f, naive_is_utc=naive_utc, value_column=value_column) for f in files]
+    zones = [t.zone for t in loaded]
+    if len(set(zones)) != len(zones):
+        raise BadInput(f"two traces have the same zone ({', '.join(zones)}): give one file per zone")
+    delay_s = 0 if transfer_delay.strip() in ("0", "0s") else parse_duration_s(transfer_delay, what="--transfer-delay")
+    sites = {
+        t.zone: Site(name=t.zone, zone=t.zone, gpus=gpus, pue=pue, transfer_delay_s=delay_s,
+                     transfer_energy_j=transfer_energy_kwh * 3.6e6)
+        for t in loaded
+    }
+    start = max(t.start for t in loaded)
+    end = min(t.end for t in loaded)
+    if end <= start:
+        raise BadInput("the traces do not overlap in time")
+    if workload is not None:
+        jobs = read_workload(workload, zones[0], relocatable=relocate)
+        unknown = sorted({j.site for j in jobs} - set(sites))
+        if unknown:
+            raise BadInput(f"workload sites {', '.join(unknown)} are not among the traces' zones {', '.join(zones)}")
+        if relocate:
+            from dataclasses import replace
+
+            jobs = [replace(j, allowed_sites=tuple(sites)) for j in jobs]
+    else:
+        lo, hi = parse_range_s(duration)
+        deadline_s = parse_duration_s(deadline, what="--deadline")
+        if deadline_s < lo:
+            raise BadInput(f"--deadline {deadline} is shorter than the shortest job {format_duration(lo)}")
+        warm = timedelta(seconds=parse_duration_s(warmup, what="--warmup")) if warmup.strip() not in ("0", "0s") else timedelta(0)
+        if start + warm + timedelta(seconds=deadline_s + hi) >= end:
+            warm = timedelta(0)  # a short trace: no room to learn first
+        jobs = generate_workload(
+            n_jobs or 500, list(sites), start + warm, end, seed=seed, duration_s=(lo, hi),
+            deadline_s=deadline_s, gpus=job_gpus, power_w=power_w,
+            interruptible_share=interruptible_share, relocatable=relocate,
+        )
+    options = PlanOptions(
+        slot_s=min(900, min(t.resolution_s for t in loaded)),
+        min_chunk_s=parse_duration_s(min_chunk, what="--min-chunk"),
+        max_pauses=None if max_pauses < 0 else max_pauses,
+    )
+    forecaster = None
+    if forecast == "vintages":
+        if not vintage_file:
+            raise BadInput("--forecast vintages needs --vintages FILE (recorded forecasts)")
+        from scheduler.simulate import vintage_forecaster
+
+        forecaster = vintage_forecaster(vintage_file, zones[0])
+    result = compare(jobs, sites, {t.zone: t.points for t in loaded}, forecast=forecast,
+                     forecaster=forecaster, options=options)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    rows = []
+    for label, zone in [("all", None), *[(z, z) for z in result.zones]]:
+        s = result.summary(zone)
+        share = s["share_of_oracle"]
+        rows.append([
+            label, s["jobs"], fmt_g(s["run_now_g"]), fmt_g(s["carbon_aware_g"]), fmt_g(s["oracle_g"]),
+            fmt_pct(s["savings_pct"]), fmt_pct(s["oracle_savings_pct"]),
+            "-" if share is None else f"{100 * float(share):.0f}%", s["deadline_misses"],
+            format_duration(float(s["mean_delay_s"] or 0.0)),
+        ])
+    print_table(
+        ["zone", "jobs", "run-now", "carbon-aware", "oracle", "saved", "oracle saved",
+         "of oracle", "misses", "mean delay"],
+        rows, title=f"{len(jobs)} jobs, forecast: {forecast}",
+    )
+    if len(result.sites) > 1:
+        print_table(["site", "jobs run there", "carbon-aware"],
+                    [[n, r["jobs"], fmt_g(float(r["carbon_aware_g"]))] for n, r in result.per_site().items()])
