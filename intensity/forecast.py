@@ -96,11 +96,11 @@ class Window:
 
 
 def _ts(value: datetime) -> float:
-    return (value - _EPOCH).total_seconds()
+    return value.timestamp()
 
 
 def _at(ts: float) -> datetime:
-    return _EPOCH + timedelta(seconds=ts)
+    return datetime.fromtimestamp(ts, UTC)
 
 
 class _Integral:
@@ -300,23 +300,46 @@ def regular_series(
     """
     if not points:
         raise ValueError("no history")
-    hi = max(_ts(p.end) for p in points)
-    first = min(_ts(p.start) for p in points)
-    lo = hi - math.ceil((hi - first) / resolution_s - 1e-9) * resolution_s
-    cells = resample(points, resolution_s, _at(lo), align=False)
-    if not cells:
-        raise ValueError("no history")
-    t0 = _ts(cells[0].start)
-    n = round((_ts(cells[-1].start) - t0) / resolution_s) + 1
-    values: list[float | None] = [None] * n
-    for c in cells:
-        values[round((_ts(c.start) - t0) / resolution_s)] = c.intensity_g_per_kwh
+    spans = [(p.start.timestamp(), p.end.timestamp(), p.intensity_g_per_kwh) for p in points]
+    hi = max(b for _, b, _ in spans)
+    first = min(a for a, _, _ in spans)
+    steps = max(1, math.ceil((hi - first) / resolution_s - 1e-9))
+    lo = hi - steps * resolution_s
+    total = [0.0] * steps
+    covered = [0.0] * steps
+    for a, b, v in spans:
+        a = max(a, lo)
+        if b <= a:
+            continue
+        i = int((a - lo) // resolution_s)
+        if b - a == resolution_s and a == lo + i * resolution_s:  # the usual, aligned case
+            total[i] += resolution_s * v
+            covered[i] += resolution_s
+            continue
+        while i < steps:
+            cell_a = lo + i * resolution_s
+            cell_b = cell_a + resolution_s
+            ov = min(b, cell_b) - max(a, cell_a)
+            if ov > 0:
+                total[i] += ov * v
+                covered[i] += ov
+            if cell_b >= b:
+                break
+            i += 1
+    t0 = lo
+    values: list[float | None] = [
+        (t / c if c > 0 else None) for t, c in zip(total, covered, strict=True)
+    ]
     period = max(1, DAY_S // resolution_s)
     out: list[float] = []
-    for i, v in enumerate(values):
-        if v is None:
-            v = out[i - period] if i >= period else out[i - 1]
-        out.append(v)
+    known = next((v for v in values if v is not None), 0.0)
+    for i, cell in enumerate(values):
+        if cell is not None:
+            out.append(cell)
+        elif i >= period:
+            out.append(out[i - period])
+        else:
+            out.append(out[i - 1] if out else known)
     return t0, out
 
 
@@ -510,7 +533,7 @@ def local_forecast(
     if horizon_s <= 0:
         return []
     now_ts = _ts(now)
-    past = [p for p in _tail(history, now, MAX_FIT_DAYS + 9) if _ts(p.end) <= now_ts]
+    past = [p for p in _tail(history, now, MAX_FIT_DAYS + 9) if p.end <= now]
     if not past:
         return []
     resolution_s = infer_resolution_s(past)

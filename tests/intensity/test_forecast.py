@@ -1,0 +1,242 @@
+"""intensity.forecast: exact window arithmetic (against brute force) and the local forecaster."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from intensity import forecast as fc
+from intensity.forecast import (
+    best_window,
+    infer_resolution_s,
+    local_forecast,
+    regular_series,
+    resample,
+    window_mean_g_per_kwh,
+)
+from intensity.model import IntensityPoint, Kind, Source
+
+T0 = datetime(2023, 1, 2, tzinfo=UTC)  # a Monday
+
+
+def pt(start_min: int, end_min: int, value: float, zone: str = "Z") -> IntensityPoint:
+    return IntensityPoint(
+        zone=zone, start=T0 + timedelta(minutes=start_min), end=T0 + timedelta(minutes=end_min),
+        intensity_g_per_kwh=value, kind=Kind.ACTUAL, provider="test",
+    )
+
+
+def hourly(values: list[float], start: datetime = T0, step_s: int = 3600) -> list[IntensityPoint]:
+    return [
+        IntensityPoint(
+            zone="Z", start=start + timedelta(seconds=i * step_s),
+            end=start + timedelta(seconds=(i + 1) * step_s), intensity_g_per_kwh=v,
+            kind=Kind.ACTUAL, provider="test",
+        )
+        for i, v in enumerate(values)
+    ]
+
+
+# -- brute force on a minute grid ---------------------------------------------------------
+
+
+def minute_values(points: list[IntensityPoint], lo: int, hi: int) -> list[float]:
+    """The series minute by minute over [lo, hi) (uncovered minutes at the series mean)."""
+    total = sum(p.duration_s for p in points)
+    mean = sum(p.intensity_g_per_kwh * p.duration_s for p in points) / total
+    out = []
+    for m in range(lo, hi):
+        t = T0 + timedelta(minutes=m)
+        v = next((p.intensity_g_per_kwh for p in points if p.start <= t < p.end), mean)
+        out.append(v)
+    return out
+
+
+@st.composite
+def series(draw: st.DrawFn) -> list[IntensityPoint]:
+    """Non-overlapping points on a minute grid, with random lengths and gaps."""
+    n = draw(st.integers(1, 12))
+    t = draw(st.integers(0, 30))
+    pts = []
+    for _ in range(n):
+        t += draw(st.sampled_from([0, 0, 0, 5, 17]))  # mostly contiguous, sometimes a gap
+        length = draw(st.integers(1, 90))
+        value = draw(st.floats(0, 900, allow_nan=False, allow_infinity=False))
+        pts.append(pt(t, t + length, value))
+        t += length
+    return pts
+
+
+@settings(max_examples=150, deadline=None)
+@given(pts=series(), a=st.integers(-20, 700), length=st.integers(1, 400))
+def test_window_mean_matches_minute_brute_force(pts: list[IntensityPoint], a: int, length: int) -> None:
+    got = window_mean_g_per_kwh(pts, T0 + timedelta(minutes=a), T0 + timedelta(minutes=a + length))
+    vals = minute_values(pts, a, a + length)
+    assert got == pytest.approx(sum(vals) / len(vals), rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pts=series(), lo=st.integers(-10, 200), room=st.integers(1, 600), d=st.integers(1, 300))
+def test_best_window_is_the_brute_force_optimum(
+    pts: list[IntensityPoint], lo: int, room: int, d: int
+) -> None:
+    d = min(d, room)
+    earliest, latest_end = T0 + timedelta(minutes=lo), T0 + timedelta(minutes=lo + room)
+    w = best_window(pts, d * 60, earliest, latest_end)
+    # every boundary is on the minute grid, so the optimum is at a whole-minute start
+    vals = minute_values(pts, lo, lo + room)
+    means = [sum(vals[s : s + d]) / d for s in range(room - d + 1)]
+    best = min(means)
+    assert w.mean_g_per_kwh == pytest.approx(best, rel=1e-9, abs=1e-9)
+    assert earliest <= w.start and w.end <= latest_end
+    assert w.duration_s == d * 60
+    first_best = next(s for s, m in enumerate(means) if m <= best + 1e-9 * max(1.0, best))
+    assert w.start == earliest + timedelta(minutes=first_best)
+
+
+def test_best_window_weights_partial_overlaps_exactly() -> None:
+    # 0..60 min at 100, 60..120 at 0, 120..180 at 100: a 90-min job fits best at 15..105
+    # or anywhere with 60 min of zeros inside; the earliest optimum starts at 0h15? No:
+    # any start s in [30, 60] covers all 60 zero minutes; mean = 30*100/90 = 33.3
+    pts = [pt(0, 60, 100), pt(60, 120, 0), pt(120, 180, 100)]
+    w = best_window(pts, 90 * 60, T0, T0 + timedelta(minutes=180))
+    assert w.start == T0 + timedelta(minutes=30)
+    assert w.mean_g_per_kwh == pytest.approx(100 / 3)
+
+
+def test_best_window_refuses_a_job_that_does_not_fit() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        best_window([pt(0, 60, 1)], 7200, T0, T0 + timedelta(hours=1))
+
+
+def test_window_mean_counts_gaps_at_the_series_mean() -> None:
+    pts = [pt(0, 60, 100), pt(120, 180, 300)]  # mean 200, gap 60..120
+    assert window_mean_g_per_kwh(pts, T0 + timedelta(minutes=30), T0 + timedelta(minutes=90)) == 150
+
+
+def test_resample_to_a_coarser_grid_is_time_weighted() -> None:
+    pts = [pt(0, 30, 100), pt(30, 60, 200), pt(60, 90, 300)]
+    out = resample(pts, 3600)
+    assert [p.intensity_g_per_kwh for p in out] == [150, 300]  # second hour half covered
+    assert out[0].start == T0 and out[0].end == T0 + timedelta(hours=1)
+
+
+def test_resample_leaves_a_gap_as_a_gap() -> None:
+    out = resample([pt(0, 60, 1), pt(180, 240, 2)], 3600)
+    assert [p.start for p in out] == [T0, T0 + timedelta(hours=3)]
+
+
+def test_regular_series_fills_gaps_from_the_day_before() -> None:
+    values = [float(h) for h in range(24)] * 2
+    pts = hourly(values)
+    del pts[30]  # 06:00 on day two
+    t0, y = regular_series(pts, 3600)
+    assert t0 == T0.timestamp() and len(y) == 48 and y[30] == 6.0
+
+
+def test_infer_resolution() -> None:
+    assert infer_resolution_s(hourly([1, 2, 3], step_s=1800)) == 1800
+
+
+# -- the local forecaster ------------------------------------------------------------------
+
+
+def synthetic(days: int, step_s: int = 3600, noise: float = 0.0) -> list[float]:
+    """A daily curve, lower at weekends, with a slow multi-day level swing."""
+    out = []
+    per_day = 86400 // step_s
+    for i in range(days * per_day):
+        h = (i % per_day) * 24 / per_day
+        day = i // per_day
+        weekend = 0.8 if day % 7 in (5, 6) else 1.0
+        level = 300 + 60 * math.sin(2 * math.pi * day / 9)
+        wiggle = noise * math.sin(i * 12.9898) * 43758.5453 % 1 if noise else 0.0
+        out.append(weekend * level + 80 * math.sin(2 * math.pi * (h - 6) / 24) + wiggle)
+    return out
+
+
+def test_local_forecast_contract() -> None:
+    pts = hourly(synthetic(28))
+    now = pts[-1].end + timedelta(minutes=20)  # mid-hour
+    out = local_forecast("Z", pts, now, 48 * 3600)
+    assert out[0].start <= now < out[0].end
+    assert out[-1].end >= now + timedelta(hours=48)
+    assert all(b.start == a.end for a, b in zip(out, out[1:], strict=False))
+    assert all(p.duration_s == 3600 for p in out)
+    assert {(p.kind, p.source, p.provider, p.issued_at) for p in out} == {
+        (Kind.FORECAST, Source.LOCAL, "local", now)
+    }
+    assert all(p.intensity_g_per_kwh >= 0 for p in out)
+
+
+def test_local_forecast_keeps_the_history_resolution() -> None:
+    pts = hourly(synthetic(20, step_s=1800), step_s=1800)
+    out = local_forecast("Z", pts, pts[-1].end, 6 * 3600)
+    assert len(out) == 12 and all(p.duration_s == 1800 for p in out)
+
+
+def test_local_forecast_never_reads_the_future() -> None:
+    values = synthetic(35)
+    pts = hourly(values)
+    now = pts[28 * 24].start
+    past_only = local_forecast("Z", pts[: 28 * 24], now, 24 * 3600)
+    fc.clear_cache()
+    tampered = pts[: 28 * 24] + hourly([9999.0] * 24 * 7, start=now)
+    with_future = local_forecast("Z", tampered, now, 24 * 3600)
+    assert [p.intensity_g_per_kwh for p in past_only] == [p.intensity_g_per_kwh for p in with_future]
+
+
+def test_local_forecast_beats_persistence_on_a_seasonal_series() -> None:
+    values = synthetic(60, noise=20.0)
+    pts = hourly(values)
+    errs_model, errs_persist = [], []
+    for day in range(40, 58, 3):
+        n = day * 24 + 7
+        out = local_forecast("Z", pts[n - 28 * 24 : n], pts[n].start, 25 * 3600)
+        target = out[24]  # 24 h ahead
+        actual = values[n + 24]
+        errs_model.append(abs(target.intensity_g_per_kwh - actual))
+        errs_persist.append(abs(values[n - 1] - actual))
+    assert sum(errs_model) < 0.7 * sum(errs_persist)
+
+
+def test_local_forecast_short_history_falls_back_to_the_profile() -> None:
+    values = [100.0 + (50 if 8 <= h < 20 else 0) for h in range(24)] * 3
+    pts = hourly(values)
+    out = local_forecast("Z", pts, pts[-1].end, 24 * 3600)
+    # a clean repeating day: the forecast reproduces it closely after the first hours
+    assert out[12].intensity_g_per_kwh == pytest.approx(150, abs=1)
+    assert out[23].intensity_g_per_kwh == pytest.approx(100, abs=1)
+
+
+def test_local_forecast_with_less_than_a_day_reverts_toward_the_mean() -> None:
+    pts = hourly([100.0, 100.0, 100.0, 400.0])
+    out = local_forecast("Z", pts, pts[-1].end, 48 * 3600)
+    assert out[0].intensity_g_per_kwh > out[-1].intensity_g_per_kwh
+    assert out[-1].intensity_g_per_kwh == pytest.approx(175, abs=5)
+
+
+def test_local_forecast_without_history_is_empty() -> None:
+    assert local_forecast("Z", [], T0, 3600) == []
+    assert local_forecast("Z", hourly([1.0, 2.0]), T0, 3600) == []  # all of it after now
+
+
+def test_local_forecast_is_fast_when_warm_and_fit_once_per_block() -> None:
+    pts = hourly(synthetic(28))
+    fc.clear_cache()
+    now = pts[-1].end
+    t = time.perf_counter()
+    first = local_forecast("Z", pts, now, 48 * 3600)
+    cold_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(10):
+        again = local_forecast("Z", pts, now, 48 * 3600)
+    warm_s = (time.perf_counter() - t) / 10
+    assert again == first
+    assert len(fc._coef_cache) == 1
+    assert cold_s < 2.0 and warm_s < 0.1
