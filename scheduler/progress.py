@@ -389,8 +389,8 @@ def stored_projections(events: Sequence[object]) -> list[StoredProjection]:
 
 class ProjectionRecorder:
     """Records a running job's projection as ``projection`` events, sparingly: the first
-    one, then when the reported progress moves (at most every ``min_s`` seconds), and at
-    least every ``max_s`` seconds. Used by ``wait`` and :meth:`Client.wait`; its clock is
+    one, the first based on reported progress, then when the progress moves (at most every
+    ``min_s`` seconds), and at least every ``max_s`` seconds. Used by ``wait`` and :meth:`Client.wait`; its clock is
     the real monotonic one (it paces writes, it does not date them)."""
 
     def __init__(self, *, min_s: float = 10.0, max_s: float = 300.0) -> None:
@@ -414,7 +414,9 @@ class ProjectionRecorder:
         t = self._mono()
         if self._last is not None:
             since = t - self._last[1]
-            if not (since >= self.max_s or (key != self._last[0] and since >= self.min_s)):
+            first_progress = key is not None and self._last[0] is None
+            moved = key != self._last[0] and since >= self.min_s
+            if not (first_progress or moved or since >= self.max_s):
                 return False
         try:
             app.store.add_event(Event(job_id, now, PROJECTION_EVENT, projection_message(proj)))

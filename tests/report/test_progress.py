@@ -139,3 +139,38 @@ def test_projection_event_round_trip_and_error() -> None:
     assert projection_error_pct(stored.energy_kwh, 20_000 / 3.6e6 * 1.25) == pytest.approx(-20.0, rel=1e-4)
     assert projection_error_pct(1.0, 0.0) is None
     assert last_projection([Event(1, T, "projection", "garbage")]) is None
+
+
+def test_recorder_writes_sparingly(tmp_path: Path) -> None:
+    from scheduler.app import App
+    from scheduler.config import load_settings
+    from scheduler.progress import ProjectionRecorder
+
+    app = App(load_settings(env={"HOME": str(tmp_path)}, overrides={"db": "sqlite://"}))
+    from report_seed import seed_store
+
+    ids = seed_store(app.store)
+    job_id = ids["waiting"]
+    clock = [1000.0]
+    rec = ProjectionRecorder(min_s=10, max_s=300)
+    rec._mono = lambda: clock[0]  # type: ignore[method-assign]
+    now = T + timedelta(seconds=100)
+
+    def proj(progress: Progress | None):  # type: ignore[no-untyped-def]
+        return project(_samples(10), started_at=T, now=now, duration_s=400, progress=progress)
+
+    assert rec.offer(app, job_id, proj(None), now)  # the first
+    clock[0] += 1
+    assert not rec.offer(app, job_id, proj(None), now)  # nothing new
+    assert rec.offer(app, job_id, proj(Progress(0.1, 1, 10, "epoch")), now)  # first progress: at once
+    clock[0] += 2
+    assert not rec.offer(app, job_id, proj(Progress(0.2, 2, 10, "epoch")), now)  # moved, too soon
+    clock[0] += 10
+    assert rec.offer(app, job_id, proj(Progress(0.3, 3, 10, "epoch")), now)  # moved, 12 s later
+    clock[0] += 299
+    assert not rec.offer(app, job_id, proj(Progress(0.3, 3, 10, "epoch")), now)
+    clock[0] += 2
+    assert rec.offer(app, job_id, proj(Progress(0.3, 3, 10, "epoch")), now)  # every 5 minutes anyway
+    kinds = [e for e in app.store.events_for_job(job_id) if e.kind == "projection"]
+    assert len(kinds) == 4 and "epoch 3/10" in kinds[-1].message
+    app.close()
