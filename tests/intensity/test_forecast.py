@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from datetime import UTC, datetime, timedelta
@@ -166,7 +167,7 @@ def test_local_forecast_contract() -> None:
     out = local_forecast("Z", pts, now, 48 * 3600)
     assert out[0].start <= now < out[0].end
     assert out[-1].end >= now + timedelta(hours=48)
-    assert all(b.start == a.end for a, b in zip(out, out[1:], strict=False))
+    assert all(b.start == a.end for a, b in itertools.pairwise(out))
     assert all(p.duration_s == 3600 for p in out)
     assert {(p.kind, p.source, p.provider, p.issued_at) for p in out} == {
         (Kind.FORECAST, Source.LOCAL, "local", now)
