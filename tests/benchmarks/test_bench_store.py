@@ -23,7 +23,7 @@ T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 
 def test_add_job_one_call_at_a_time(benchmark: Any, tmp_path: Path) -> None:
-    n_jobs = 1_000 if benchmark.disabled else 10_000
+    n_jobs = 300 if benchmark.disabled else 10_000
     counter = itertools.count()
     stores: list[SqlStore] = []
     job = Job(
