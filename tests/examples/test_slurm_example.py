@@ -30,10 +30,13 @@ def test_script_adds_the_site_and_plans_the_job_on_it(tmp_path: Path) -> None:
     shim = bindir / "carbonshift"
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "import sys; from scheduler.cli import main; sys.exit(main())" "$@"\n')
     shim.chmod(0o755)
+    config = tmp_path / "config.toml"
+    config.write_text('[intensity]\nproviders = ["static"]\n')  # offline: no provider is asked
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
     env.update({
         "PATH": f"{bindir}{os.pathsep}{env.get('PATH', '')}", "HOME": str(tmp_path),
         "PYTHONPATH": str(ROOT), "CARBONSHIFT_DB": str(tmp_path / "cs.db"),
+        "CARBONSHIFT_CONFIG": str(config),
         "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data"),
     })
     assert shutil.which("carbonshift", path=env["PATH"]) == str(shim)
@@ -42,3 +45,4 @@ def test_script_adds_the_site_and_plans_the_job_on_it(tmp_path: Path) -> None:
     job = json.loads((tmp_path / "job.json").read_text())
     assert job["site"] == "gpu-cluster" and job["zone"] == "DE"
     assert job["planned_start"] and "llama-ft" in out.stdout
+    assert "static" in job["plan_source"]
