@@ -345,14 +345,14 @@ def regular_series(
 
 # -- the local forecaster -------------------------------------------------------------------
 
-#: Days of history the regression needs (a week of lags, two of leads, training days).
+#: Days of history the regression needs (a week of lags, three of leads, training days).
 MIN_FIT_DAYS = 14
 #: Weights are refitted when a new block of this many days starts.
 REFIT_DAYS = 7
 #: At most this many days of history are used for fitting (older data is ignored).
 MAX_FIT_DAYS = 56
 #: Anchor leads, in hours; weights for leads in between are interpolated.
-_ANCHOR_H = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 18.0, 23.0, 30.0, 38.0, 47.0)
+_ANCHOR_H = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 18.0, 23.0, 30.0, 38.0, 47.0, 59.0, 71.0)
 #: At most this many training origins per anchor (older ones are strided over).
 _MAX_SAMPLES = 480
 #: Ridge strength, relative to the features' mean spread: light at lead 0, rising to
@@ -489,8 +489,10 @@ def _coefficients(
 def _weights_for(anchors: list[list[float]], lead_h: float) -> list[float]:
     if lead_h <= _ANCHOR_H[0]:
         return anchors[0]
-    if lead_h >= _ANCHOR_H[-1]:
-        return anchors[-1]
+    if lead_h > _ANCHOR_H[-1]:
+        # beyond the fitted leads, the weights of the same phase on the third day: the
+        # last value keeps its phase relation to the target, the rest is level and profile
+        lead_h = 48.0 + (lead_h - 48.0) % 24.0
     j = bisect_left(_ANCHOR_H, lead_h)
     h0, h1 = _ANCHOR_H[j - 1], _ANCHOR_H[j]
     w = (lead_h - h0) / (h1 - h0)
