@@ -34,6 +34,7 @@ RUN_NOW_COLOUR = "#e76f51"
 POWER_COLOUR = "#264653"
 INTENSITY_COLOUR = "#e9c46a"
 CHOSEN_COLOUR = "#2a9d8f"
+_QUOTE = {'"': "&quot;"}  # escape() leaves quotes alone; attribute values need them escaped
 PALETTE = ("#2a9d8f", "#e76f51", "#457b9d", "#f4a261", "#8d6e97", "#6a994e", "#bc4749")
 
 
@@ -343,8 +344,10 @@ def _sample(steps: Sequence[Step], lo: datetime, hi: datetime, n: int) -> list[f
 
 def _fmt_tick(t: datetime, tz: tzinfo, span_s: float) -> str:
     local = t.astimezone(tz)
-    if span_s <= 2 * 86400:
+    if span_s <= 12 * 3600:
         return local.strftime("%H:%M")
+    if span_s <= 4 * 86400:
+        return local.strftime("%a %H:%M")
     return local.strftime("%d %b")
 
 
@@ -398,7 +401,7 @@ def _text_time(chart: TimeChart, width: int, height: int) -> str:
                     continue
                 fill = lv - r * 8
                 row.append("█" if fill >= 8 else (_LEVELS[max(0, int(fill))] if fill > 0 else " "))
-            label = _num(vmin + rng * (r + 1) / rows) if r in (rows - 1, 0) else ""
+            label = _num(vmax) if r == rows - 1 else (_num(vmin) if r == 0 else "")
             lines.append(f"{label:>8} |" + "".join(row))
     total = (hi - lo).total_seconds()
     for sp in chart.spans:
@@ -431,7 +434,7 @@ def render_svg(chart: Chart, *, width: int = 720, height: int = 300) -> str:
         body = _svg_time(chart, width, height)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{escape(chart.title)}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(chart.title, _QUOTE)}" '
         'font-family="sans-serif" font-size="11">'
         f"<title>{escape(chart.title)}</title>"
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>'
