@@ -1,0 +1,155 @@
+"""``carbonshift forecast`` and ``carbonshift zones`` end to end, in-process.
+
+The replay provider serves the shipped GB March 2023 trace (hourly, 2023-03-01 to
+2023-03-28 23:00 UTC) through a config file; the database is a SQLite file in tmp_path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from intensity.model import IntensityPoint, Kind, Source
+from intensity.providers.replay import SHIPPED_TRACE
+from scheduler.cli import main
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    for key in list(os.environ):
+        if key.startswith("CARBONSHIFT_"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    config = tmp_path / "carbonshift.toml"
+    config.write_text(f'[intensity]\nproviders = ["replay"]\ntrace = "{SHIPPED_TRACE}"\n')
+    db = tmp_path / "cs.db"
+
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        code = main(["--db", str(db), "--config", str(config), "--utc", *args])
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    run.db = db  # type: ignore[attr-defined]
+    return run
+
+
+AT = "2023-03-10T12:00Z"
+
+
+def test_forecast_json_gives_the_best_window_and_the_saving(cli) -> None:  # type: ignore[no-untyped-def]
+    r = cli("forecast", "GB", "--at", AT, "--duration", "3h", "--deadline", "24h", "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert data["zone"] == "GB" and data["now"] == "2023-03-10T12:00:00Z"
+    assert data["link"] == "provider" and data["provider"] == "replay"
+    best = datetime.fromisoformat(data["best_start"].replace("Z", "+00:00"))
+    now = datetime(2023, 3, 10, 12, tzinfo=UTC)
+    assert now <= best <= now + timedelta(hours=21)
+    # the window mean and the run-now mean recomputed from the points
+    pts = data["points"]
+    by_start = {p["start"]: p["intensity_g_per_kwh"] for p in pts}
+    window = [by_start[(best + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ")] for i in range(3)]
+    assert data["best_mean_g_per_kwh"] == pytest.approx(sum(window) / 3, abs=1e-2)
+    run_now = [pts[i]["intensity_g_per_kwh"] for i in range(3)]
+    assert data["now_mean_g_per_kwh"] == pytest.approx(sum(run_now) / 3, abs=1e-2)
+    # no 3 h window inside the deadline is lower
+    values = [p["intensity_g_per_kwh"] for p in pts[:24]]
+    assert data["best_mean_g_per_kwh"] <= min(sum(values[i : i + 3]) / 3 for i in range(22)) + 1e-2
+    saving = (data["now_mean_g_per_kwh"] - data["best_mean_g_per_kwh"]) / data["now_mean_g_per_kwh"]
+    assert data["saving_pct"] == pytest.approx(saving * 100, abs=0.01)
+    assert {p["source"] for p in pts} == {"provider"}
+    assert len(pts) == 48  # the configured 48 h horizon
+
+
+def test_forecast_past_the_end_of_the_trace_is_extended_locally(cli) -> None:  # type: ignore[no-untyped-def]
+    r = cli("forecast", "GB", "--at", "2023-03-28T00:00Z", "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    sources = [p["source"] for p in data["points"]]
+    assert sources[:24] == ["provider"] * 24 and set(sources[24:]) == {"local"}
+    assert any("extended from 2023-03-29T00:00Z" in n for n in data["notes"])
+
+
+def test_forecast_table_and_plot(cli) -> None:  # type: ignore[no-untyped-def]
+    r = cli("forecast", "GB", "--at", AT, "--duration", "2h")
+    assert r.code == 0, r.err
+    assert "best window" in r.out and "saves" in r.out and "provider" in r.out
+    r = cli("forecast", "GB", "--at", AT, "--plot")
+    assert r.code == 0, r.err
+    assert "best window" in r.out and any(c in r.out for c in "▁▂▃▄▅▆▇█")
+
+
+def test_forecast_stores_the_vintage_and_accuracy_scores_it(cli) -> None:  # type: ignore[no-untyped-def]
+    from scheduler.storage.store import open_store
+
+    assert cli("forecast", "GB", "--at", "2023-03-10T00:00Z", "--json").code == 0
+    # actuals stored beside the vintage: the forecast misses every hour by exactly 10
+    store = open_store("sqlite:///" + str(cli.db))
+    try:
+        vintage = store.get_points("GB", datetime(2023, 3, 10, tzinfo=UTC),
+                                   datetime(2023, 3, 12, tzinfo=UTC), kind=Kind.FORECAST)
+        assert vintage and all(p.issued_at == datetime(2023, 3, 10, tzinfo=UTC) for p in vintage)
+        store.add_points([
+            IntensityPoint("GB", p.start, p.end, p.intensity_g_per_kwh + 10, Kind.ACTUAL,
+                           "meter", source=Source.PROVIDER)
+            for p in vintage
+        ])
+    finally:
+        store.close()
+    r = cli("forecast", "GB", "--at", "2023-03-12T00:00Z", "--accuracy", "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    rows = data["providers"]["replay"]
+    assert [row["lead_h"] for row in rows][:3] == [0, 1, 2]
+    assert all(row["mae_g_per_kwh"] == pytest.approx(10) for row in rows)
+    assert all(row["bias_g_per_kwh"] == pytest.approx(-10) for row in rows)
+    r = cli("forecast", "GB", "--at", "2023-03-12T00:00Z", "--accuracy")
+    assert r.code == 0 and "MAE" in r.out and "replay" in r.out
+
+
+def test_accuracy_with_nothing_stored_says_so(cli) -> None:  # type: ignore[no-untyped-def]
+    r = cli("forecast", "GB", "--at", AT, "--accuracy")
+    assert r.code == 0 and "no stored forecast" in r.out
+
+
+def test_zones_lists_providers(cli) -> None:  # type: ignore[no-untyped-def]
+    r = cli("zones", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out) == [{"zone": "GB", "providers": ["replay", "static"]}]
+    r = cli("zones", "--provider", "static")
+    assert r.code == 0 and "DEU" in r.out and "FR" in r.out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["forecast", "GBB"], "unknown zone 'GBB': did you mean GB"),
+        (["forecast", "GB", "--provider", "elektricitymaps"], "did you mean 'electricitymaps'"),
+        (["forecast", "GB", "--provider", "energinet"], "does not serve zone 'GB'"),
+        (["forecast", "GB", "--duration", "30h", "--deadline", "24h"], "--duration 30h is longer"),
+        (["forecast", "GB", "--at", "tomorrow"], "--at 'tomorrow' is not a time"),
+        (["forecast", "GB", "--at", "2023-03-10T12:00"], "has no timezone"),
+        (["forecast", "GB", "--duration", "3 parsecs"], "is not a duration"),
+        (["zones", "--provider", "nope"], "unknown provider 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, args: list[str], needle: str) -> None:  # type: ignore[no-untyped-def]
+    r = cli(*args)
+    assert r.code == 2
+    assert needle in r.err and r.err.count("\n") == 1 and r.out == ""
+    assert not cli.db.exists()
