@@ -416,7 +416,7 @@ def run_mode(
     options: PlanOptions | None = None,
     horizon_s: int = 48 * 3600,
     refresh_s: int = 3600,
-    replan_s: int = 3600,
+    replan_s: int = 0,
 ) -> ModeResult:
     """Replay ``workload`` under one policy with a simulated clock (see the module doc).
 
@@ -557,7 +557,7 @@ def compare(
     forecaster: Forecaster | None = None,
     options: PlanOptions | None = None,
     horizon_s: int = 48 * 3600,
-    replan_s: int = 3600,
+    replan_s: int = 0,
 ) -> Comparison:
     """Run-now, carbon-aware (with ``forecast``) and oracle over ``workload``."""
     idx = {z: t if isinstance(t, TraceIndex) else TraceIndex(t) for z, t in traces.items()}

@@ -49,6 +49,8 @@ def parse_range_s(text: str) -> tuple[int, int]:
 @click.option("--max-pauses", type=int, default=3, show_default=True, help="Most pauses of a split job (-1: no limit).")
 @click.option("--warmup", default="28d", show_default=True,
               help="History before the first generated job (the local forecaster learns from it).")
+@click.option("--replan", default="0s", show_default=True,
+              help="Also re-plan waiting jobs this often (like the daemon); 0: at each arrival only.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the generated workload.")
 @click.option("--forecast", type=click.Choice(FORECASTS), default="local", show_default=True,
               help="What the carbon-aware planner sees: the local forecaster trained on data before each "
@@ -61,7 +63,7 @@ def parse_range_s(text: str) -> tuple[int, int]:
 def simulate(
     traces: str, n_jobs: int | None, workload: str | None, deadline: str, duration: str, gpus: int,
     job_gpus: int, power_w: float, interruptible_share: float, relocate: bool, transfer_delay: str,
-    transfer_energy_kwh: float, pue: float, min_chunk: str, max_pauses: int, warmup: str, seed: int,
+    transfer_energy_kwh: float, pue: float, min_chunk: str, max_pauses: int, warmup: str, replan: str, seed: int,
     forecast: str, vintage_file: str | None, value_column: str | None, naive_utc: bool, as_json: bool,
 ) -> None:
     """Replay real intensity history: run-now vs carbon-aware vs a perfect oracle.
@@ -139,8 +141,9 @@ def simulate(
         from scheduler.simulate import vintage_forecaster
 
         forecaster = vintage_forecaster(vintage_file, zones[0])
+    replan_s = 0 if replan.strip() in ("0", "0s") else parse_duration_s(replan, what="--replan")
     result = compare(jobs, sites, {t.zone: t.points for t in loaded}, forecast=forecast,
-                     forecaster=forecaster, options=options)
+                     forecaster=forecaster, options=options, replan_s=replan_s)
     if as_json:
         echo_json(result.to_json())
         return
