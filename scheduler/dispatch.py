@@ -38,6 +38,7 @@ import logging
 import math
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,8 +62,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("carbonshift.daemon")
 
 MAX_ATTEMPTS = 3
-#: how many due jobs an agent claims at once (per tick)
-CLAIM_BATCH = 16
+#: how many due jobs an agent claims at once; it claims again while time is left in the
+#: tick, so a claim never waits long for its launch
+CLAIM_BATCH = 2
 
 
 @dataclass
@@ -112,6 +114,9 @@ class Daemon:
         self._connected_since: datetime = lease_now()
         self._renewed_at: datetime = lease_now()
         self._next_sweep: datetime = lease_now()
+        self._heartbeat: threading.Thread | None = None
+        self._refused: set[int] = set()
+        self._fence_due = False
         self.executors: dict[str, Executor] = executors or {}
         self.sample_interval_s = sample_interval_s or app.settings.sampling_interval_s
         self.tick_s = tick_s
@@ -169,6 +174,8 @@ class Daemon:
 
         if not self._start():
             return
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self._heartbeat.start()
         if self.leading():
             self.replan()
         sched = BackgroundScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
@@ -191,6 +198,9 @@ class Daemon:
             sched.shutdown(wait=False)
             self._scheduler = None
             self.detach()
+            if self._heartbeat is not None:
+                self._heartbeat.join(10)
+                self._heartbeat = None
             if self.leadership is not None:
                 self.leadership.release()
 
@@ -416,8 +426,21 @@ class Daemon:
         jobs between them instead of all contending for the same ones.
         """
         now = self.clock.now()
-        for job in self.store.claim_due(now, sites=self.sites, limit=CLAIM_BATCH):
-            self.launch(job)
+        budget = time.monotonic() + min(self.lease.total_seconds() / 4, 2.0)
+        while not self._stop.is_set():
+            claimed = self.store.claim_due(now, sites=self.sites, limit=CLAIM_BATCH)
+            for job in claimed:
+                # A claim with no run yet is planned again by other agents once it is a
+                # lease old (its agent may have died); launching it later than half a lease
+                # after the claim could start it twice. Leave such a claim to them.
+                at = job.updated_at or self.lease_now()
+                if self.lease_now() - at > self.lease / 2:
+                    self._emit(job.id, "claim", "claimed too long ago to launch safely; other "
+                               "agents will plan it again")
+                    continue
+                self.launch(job)
+            if len(claimed) < CLAIM_BATCH or time.monotonic() > budget:
+                break  # nothing more due, or this tick's share of time is spent
 
     def _claim_and_launch(self, job: Job) -> None:
         assert job.id is not None
@@ -520,30 +543,59 @@ class Daemon:
             self.finish(act, status)
             self.active.pop(run_id, None)
 
+    def heartbeat(self) -> None:
+        """Renew the lease of every run followed, and the planner lease when held.
+
+        Runs in its own thread (every third of a lease), so that a slow tick (a busy
+        machine, a launch storm) never starves the proof of life. Runs whose renewal was
+        refused (reclaimed or taken over meanwhile) are noted for :meth:`renew` to let go.
+        """
+        now = self.lease_now()
+        ids = list(self.active)
+        if ids:
+            try:
+                renewed = set(self.store.renew_leases(ids, now + self.lease, host=self.host))
+            except CarbonshiftError as exc:
+                log.warning("lease renewal failed: %s", exc)
+                if now - self._renewed_at >= self.lease * 0.9:
+                    self._fence_due = True
+                ids = []
+            else:
+                self._renewed_at = now
+                self._fence_due = False
+                self._refused.update(set(ids) - renewed)
+        else:
+            self._renewed_at = now
+            self._fence_due = False
+        if self.leadership is not None:
+            self.leadership.hold()
+
+    def _heartbeat_loop(self) -> None:
+        period = max(0.05, min(self.lease.total_seconds() / 3, 5.0))
+        while not self._stop.wait(period):
+            try:
+                self.heartbeat()
+            except Exception as exc:  # never let the proof of life die silently
+                log.warning("heartbeat: %s", exc)
+
     def renew(self) -> None:
-        """Heartbeat: renew the lease of every run followed; let go of those lost.
+        """Act on the heartbeat: let go of runs whose lease another agent took; stop local
+        runs when leases could not be renewed for most of a lease.
 
         A run missing from the renewal was reclaimed or taken over by another agent after
         its lease ran out: a local one is stopped (it is requeued elsewhere), an engine-side
-        one is left to the agent that took it over. When renewals have failed for most of a
-        lease, local runs are stopped too: other agents may reclaim them at any moment.
+        one is left to the agent that took it over. Without a heartbeat thread (a daemon
+        driven tick by tick) the heartbeat runs here.
         """
-        now = self.lease_now()
-        if not self.active:
-            self._renewed_at = now
-            return
-        try:
-            renewed = set(self.store.renew_leases(list(self.active), now + self.lease, host=self.host))
-        except CarbonshiftError as exc:
-            log.warning("lease renewal failed: %s", exc)
-            if now - self._renewed_at >= self.lease * 0.9:
-                self._fence(now)
-            return
-        self._renewed_at = now
-        for run_id, act in list(self.active.items()):
-            if run_id in renewed:
-                continue
-            self.active.pop(run_id, None)
+        if self._heartbeat is None:
+            self.heartbeat()
+        if self._fence_due:
+            self._fence(self.lease_now())
+        refused, self._refused = self._refused, set()
+        for run_id in refused:
+            act = self.active.pop(run_id, None)
+            if act is None:
+                continue  # finished meanwhile
             if act.sampler is not None:
                 try:
                     act.sampler.stop()
