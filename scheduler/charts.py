@@ -101,6 +101,7 @@ class TimeChart:
     right: TimeSeries | None = None
     spans: Sequence[Span] = field(default_factory=tuple)
     tz: tzinfo = UTC
+    now: datetime | None = None
 
     def bounds(self) -> tuple[datetime, datetime] | None:
         times: list[datetime] = []
@@ -110,6 +111,8 @@ class TimeChart:
                     times += [st.start, st.end]
         for sp in self.spans:
             times += [sp.start, sp.end]
+        if self.now is not None and times:
+            times.append(self.now)
         if not times:
             return None
         lo, hi = min(times), max(times)
@@ -281,6 +284,7 @@ def forecast_chart(
     windows: Sequence[tuple[datetime, datetime, str]] = (),
     tz: tzinfo = UTC,
     title: str | None = None,
+    now: datetime | None = None,
 ) -> TimeChart:
     """A zone's intensity forecast, with windows (best window, planned jobs) marked."""
     spans = [
@@ -291,6 +295,7 @@ def forecast_chart(
         left=TimeSeries("intensity", intensity_steps(points), "gCO2/kWh", POWER_COLOUR),
         spans=spans,
         tz=tz,
+        now=now,
     )
 
 
@@ -543,6 +548,11 @@ def _svg_time(chart: TimeChart, width: int, height: int) -> str:
         out.append(f'<path class="series" d="{_svg_path(series.steps, x_of, y_of)}" fill="none" '
                    f'stroke="{series.colour}" stroke-width="2"/>')
         legend.insert(0, (f"{series.name} ({series.unit})", series.colour))
+    if chart.now is not None and lo <= chart.now <= hi:
+        xn = x_of(chart.now)
+        out.append(f'<line class="now" x1="{xn:.1f}" x2="{xn:.1f}" y1="{top}" y2="{top + ph}" '
+                   f'stroke="#555" stroke-dasharray="4 3"/><text x="{xn + 3:.1f}" y="{top + 10}" '
+                   'fill="#555">now</text>')
     out.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#333"/>')
     for k in range(5):
         t = lo + timedelta(seconds=total * k / 4)
@@ -618,6 +628,8 @@ def _png_time(chart: TimeChart, ax: Any) -> None:
         target.set_ylabel(f"{series.name} ({series.unit})", color=series.colour)
         target.set_ylim(bottom=0)
         lines.append(line)
+    if chart.now is not None:
+        axes.axvline(chart.now, color="#555", linestyle="--", linewidth=1, label="now")
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%d %b %H:%M", tz=chart.tz))
     handles, labels = axes.get_legend_handles_labels()
     extra = [ln for ln in lines if ln not in handles]

@@ -235,7 +235,7 @@ def render_page(s: Snapshot) -> str:
             continue
         horizon_end = max([s.now + timedelta(hours=24), *(w[1] for w in windows)])
         pts = [p for p in fc.points if p.end > s.now - timedelta(hours=1) and p.start < horizon_end]
-        chart = forecast_chart(fc.zone, pts, windows=windows, tz=tz,
+        chart = forecast_chart(fc.zone, pts, windows=windows, tz=tz, now=s.now,
                                title=f"{fc.zone}: forecast and planned windows")
         out.append(f'<div class="chart forecast" data-zone="{_e(fc.zone)}">{render_svg(chart)}</div>')
         out.append(f'<p class="note">forecast from {_e(fc.source)}</p>')
