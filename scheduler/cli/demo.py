@@ -58,9 +58,15 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
             if done:
                 e = sum(r.emissions_g or 0 for r in done)
                 c = sum(r.counterfactual_g or 0 for r in done)
+                with_deadline = [r for r in rows if r.deadline_at is not None and r.finished_at]
+                met = [r for r in with_deadline if r.finished_at <= r.deadline_at]  # type: ignore[operator]
+                deadlines = (
+                    "every deadline met" if len(met) == len(with_deadline)
+                    else f"{len(met)} of {len(with_deadline)} deadlines met (a job overran its estimate)"
+                )
                 click.echo(
                     f"\nall jobs: {fmt_g(e)} emitted vs {fmt_g(c)} had each started at submission: "
-                    f"{100 * (c - e) / c:.1f}% less CO2, every deadline met."
+                    f"{100 * (c - e) / c:.1f}% less CO2, {deadlines}."
                 )
             click.echo(
                 "energy is real (CPU time of each job's process tree x per-core power); time is "
