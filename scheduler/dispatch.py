@@ -148,9 +148,13 @@ class Daemon:
                     orphan_grace_s=self.app.settings.lease_s / 3,
                 )
             elif name == "slurm":
+                from scheduler.executors.measured import wrapper_argv
                 from scheduler.executors.slurm import SlurmExecutor
 
-                self.executors[name] = SlurmExecutor()
+                # measured on the node by our wrapper unless Slurm accounts energy itself
+                self.executors[name] = SlurmExecutor(
+                    wrapper=wrapper_argv(self.app.settings.db, interval_s=self.sample_interval_s)
+                )
             else:
                 raise ExecutorError(f"unknown executor {name!r}: use local or slurm")
         return self.executors[name]
@@ -660,6 +664,7 @@ class Daemon:
         run.exit_code = status.exit_code
         run.state = state
         run.reason = status.reason
+        self._engine_times(run, status)
         if not self.store.close_run(run):
             self._emit(job.id, "finished", f"run {run.id} ended ({state}) but another agent had "
                        "already closed it (its lease had run out)")
@@ -671,6 +676,24 @@ class Daemon:
         extra = self._account(current, run, act.executor)
         code = f"exit {status.exit_code}" if status.exit_code is not None else status.reason
         self._emit(job.id, "finished", f"{state} ({code}) after {format_duration((now - run.started_at).total_seconds())}{extra}")
+
+    def _engine_times(self, run: Run, status: ExitStatus) -> None:
+        """An engine-side run (Slurm) started when the engine started it, not when it was
+        submitted: take the engine's start and end (real UTC) when the clock is real."""
+        from scheduler.clock import SystemClock
+
+        if not isinstance(self.clock, SystemClock):
+            return  # a simulated clock: engine times are real, keep ours
+        for key, attr in (("slurm_start", "started_at"), ("slurm_end", "finished_at")):
+            text = status.extra.get(key)
+            if not text:
+                continue
+            try:
+                value = datetime.fromisoformat(text)
+            except ValueError:
+                continue
+            if value.tzinfo is not None and (attr == "finished_at" or value >= run.started_at):
+                setattr(run, attr, value)
 
     def _account(self, job: Job, run: Run, executor: Executor) -> str:
         assert run.id is not None
@@ -749,7 +772,8 @@ class Daemon:
                     run.err_path = run.out_path[: -len(".out")] + ".err"
                     self.store.update_run(run)  # the handle, found by _find_launched
                 executor = self.executor_for(run.executor)
-                handle = Handle(run.handle, host=run.host, pid=_pid_of(run.handle))
+                pid = _pid_of(run.handle) if run.executor == "local" else None  # not a Slurm id
+                handle = Handle(run.handle, host=run.host, pid=pid)
                 if executor.alive(handle):
                     executor.adopt(handle)
                     gpus = _gpus_of_pid(handle.pid)

@@ -80,7 +80,10 @@ Energy
     Where the cluster has energy accounting (``AcctGatherEnergyType`` other than
     ``acct_gather_energy/none``) and ``sacct`` works, :meth:`~SlurmExecutor.energy`
     returns ``ConsumedEnergyRaw`` (joules, whole allocation) as one sample. Otherwise it
-    returns ``None`` and the run relies on our probe wrapper on the node.
+    returns ``None`` and the run relies on our probe wrapper on the node: given a
+    ``wrapper`` (the agent passes :func:`scheduler.executors.measured.wrapper_argv`), the
+    batch script runs ``<wrapper> -- <command>``, and the wrapper writes the job's samples
+    to the shared database as it runs (see :mod:`scheduler.executors.measured`).
 
 Every command runs from an argv list, without a shell, with a timeout; every failure
 becomes :class:`~scheduler.errors.ExecutorError` carrying Slurm's own message. Commands
@@ -267,11 +270,18 @@ def slurm_path(path: str) -> str:
     return os.path.abspath(path).replace("%", "%%")
 
 
-def build_batch_script(job: Job, env: Mapping[str, str], *, run_id: int | None = None) -> str:
+def build_batch_script(
+    job: Job,
+    env: Mapping[str, str],
+    *,
+    run_id: int | None = None,
+    wrapper: Sequence[str] = (),
+) -> str:
     """The batch script for one run: export ``env``, change to the job's directory, exec.
 
     Every value and argument is quoted with :func:`shlex.quote`; with ``job.shell`` the
-    arguments, joined by spaces, are the text given to ``/bin/sh -c``.
+    arguments, joined by spaces, are the text given to ``/bin/sh -c``. A ``wrapper`` (an
+    argv prefix, ``{run_id}`` replaced) runs the command as ``<wrapper> -- <command>``.
     """
     if not job.argv:
         raise ExecutorError(f"job {job.id} has an empty command")
@@ -293,10 +303,14 @@ def build_batch_script(job: Job, env: Mapping[str, str], *, run_id: int | None =
         f"cd -- {shlex.quote(cwd)} || "
         f"{{ echo {shlex.quote(f'carbonshift: cannot change to directory {cwd}')} >&2; exit 127; }}"
     )
+    prefix = ""
+    if wrapper:
+        ident = "" if run_id is None else str(run_id)
+        prefix = shlex.join([part.replace("{run_id}", ident) for part in wrapper]) + " -- "
     if job.shell:
-        lines.append(f"exec /bin/sh -c {shlex.quote(' '.join(job.argv))}")
+        lines.append(f"exec {prefix}/bin/sh -c {shlex.quote(' '.join(job.argv))}")
     else:
-        lines.append("exec " + shlex.join(job.argv))
+        lines.append(f"exec {prefix}" + shlex.join(job.argv))
     return "\n".join(lines) + "\n"
 
 
@@ -396,6 +410,7 @@ class SlurmExecutor(Executor):
     ``timeout_s``: limit for each Slurm command.
     ``use_sacct``: ``None`` asks ``scontrol show config`` whether accounting is on.
     ``jobcomp_path``: the jobcomp/filetxt log; ``None`` asks ``scontrol show config``.
+    ``wrapper``: argv prefix measuring the job on the node when Slurm accounts no energy.
     """
 
     name = "slurm"
@@ -414,6 +429,7 @@ class SlurmExecutor(Executor):
         timeout_s: float = 30.0,
         use_sacct: bool | None = None,
         jobcomp_path: str | None = None,
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.bin_dir = bin_dir
         self.partition = partition
@@ -427,6 +443,7 @@ class SlurmExecutor(Executor):
         self._use_sacct = use_sacct
         self._jobcomp_path = jobcomp_path
         self._config: dict[str, str] | None = None
+        self.wrapper = list(wrapper)
 
     # ---------------------------------------------------------------- commands
 
@@ -531,7 +548,13 @@ class SlurmExecutor(Executor):
 
     def launch(self, spec: LaunchSpec) -> Handle:
         """Submit the run with ``sbatch``; a refusal raises ExecutorError with Slurm's words."""
-        script = build_batch_script(spec.job, spec.env, run_id=spec.run_id)
+        for path in (spec.out_path, spec.err_path):  # Slurm fails a job whose log dir is missing
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+            except OSError as exc:
+                raise ExecutorError(f"cannot create the log directory of {path}: {exc}") from exc
+        wrapper = self.wrapper if self.wrapper and not self.accounts_energy() else ()
+        script = build_batch_script(spec.job, spec.env, run_id=spec.run_id, wrapper=wrapper)
         result = self._run("sbatch", self.sbatch_args(spec), stdin=script)
         if result.returncode != 0:
             raise ExecutorError(f"sbatch refused job {spec.job.id}: {result.message}")
@@ -750,6 +773,11 @@ class SlurmExecutor(Executor):
             raise ExecutorError(f"cannot move Slurm job {job_id}'s start: {result.message}")
 
     # ---------------------------------------------------------------- energy
+
+    def accounts_energy(self) -> bool:
+        """Whether Slurm measures jobs' energy and ``sacct`` can say how much."""
+        energy_type = self.config().get("AcctGatherEnergyType", "")
+        return bool(energy_type) and not energy_type.endswith("/none") and self._sacct_enabled()
 
     def energy(self, handle: Handle) -> list[Sample] | None:
         """``ConsumedEnergyRaw`` from ``sacct`` as one sample, when Slurm accounts energy."""

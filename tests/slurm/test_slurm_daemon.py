@@ -1,0 +1,192 @@
+"""A Slurm site through the daemon, against the real single-node Slurm of ``.ci/run``.
+
+The agent of a site with ``executor = "slurm"`` submits each job at its planned start with
+``sbatch --begin``, records the Slurm job id on the run, follows it, and accounts it from
+the samples our wrapper wrote on the node (this Slurm accounts no energy). Refusals and
+vanished jobs end as Slurm says. Skipped without Slurm on a workstation; FAILS in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from probes.model import Method
+from scheduler.app import App
+from scheduler.config import load_settings
+from scheduler.dispatch import MAX_ATTEMPTS, Daemon
+from scheduler.executors.base import Handle
+from scheduler.executors.slurm import SlurmExecutor
+from scheduler.history import history_rows
+from scheduler.model import JobState, Policy, Run, Site
+from scheduler.queue import SubmitRequest
+from tests.slurm.test_slurm_executor import _slurm_problem
+
+pytestmark = pytest.mark.slurm
+
+SITE = "hpc"
+
+
+@pytest.fixture(scope="module")
+def slurm_up() -> None:
+    problem = _slurm_problem()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"Slurm is required in CI and is not usable: {problem}", pytrace=False)
+        pytest.skip(f"no usable Slurm here: {problem}")
+
+
+@pytest.fixture
+def app(slurm_up: None, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    """An app on the shared PostgreSQL (the node's wrapper writes samples there; SQLite
+    when no server answers) with a Slurm site, on the real clock."""
+    try:
+        url = request.getfixturevalue("pg_url")
+    except pytest.skip.Exception:
+        url = f"sqlite:///{tmp_path / 'cs.db'}"
+    config = tmp_path / "config.toml"
+    config.write_text('[intensity]\nproviders = ["static"]\n')
+    env = {"HOME": str(tmp_path), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    settings = load_settings(env=env, config_path=str(config),
+                             overrides={"db": url, "data_dir": str(tmp_path / "data")})
+    settings = replace(settings, default_zone="GB", lease_s=30.0)
+    application = App(settings, env=env)
+    application.store.put_site(Site(name=SITE, zone="GB", executor="slurm", cpus=0))
+    yield application
+    for run in application.store.open_runs():  # leave nothing queued in Slurm
+        if run.handle and run.handle.isdigit():
+            SlurmExecutor().cancel(Handle(run.handle))
+    application.close()
+
+
+def submit(app: App, argv: list[str], *, start_in_s: float = 0.0, gpus: int = 0,
+           workdir: Path) -> tuple[int, datetime]:
+    not_before = datetime.now(UTC) + timedelta(seconds=start_in_s) if start_in_s else None
+    res = app.queue.submit(SubmitRequest(
+        argv=argv, duration_s=60, name="slurm-job", site=SITE, cwd=str(workdir), gpus=gpus,
+        submitter_env={"PATH": "/usr/local/bin:/usr/bin:/bin"}, not_before=not_before,
+        overrides=Policy(name="(flags)", run_now=True, deadline_s=6 * 3600),
+    ))
+    assert res.job.id is not None
+    return res.job.id, res.entry.start
+
+
+def run_daemon(app: App, *, until: object, timeout_s: float) -> list[str]:
+    lines: list[str] = []
+    daemon = Daemon(app, sites=[SITE], sample_interval_s=0.5, tick_s=0.5,
+                    on_event=lines.append, agent="slurm-agent")
+    t = threading.Thread(target=daemon.run_forever, daemon=True)
+    t.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not until():  # type: ignore[operator]
+            time.sleep(0.5)
+    finally:
+        daemon.stop()
+        t.join(30)
+    return lines
+
+
+def test_planned_job_runs_at_its_time_in_slurm_is_measured_and_in_history(
+    app: App, tmp_path: Path
+) -> None:
+    marker = tmp_path / "started.txt"
+    burn = (f"import time; open({str(marker)!r}, 'w').write(repr(time.time())); end = time.time() + 3\n"
+            "while time.time() < end: pass\nprint('done')")
+    job_id, planned = submit(app, [sys.executable, "-c", burn], start_in_s=20, workdir=tmp_path)
+    assert planned > datetime.now(UTC) + timedelta(seconds=15)
+
+    def done() -> bool:
+        return app.store.get_job(job_id).state in (JobState.SUCCEEDED, JobState.FAILED, JobState.LOST)
+
+    lines = run_daemon(app, until=done, timeout_s=150)
+    job = app.store.get_job(job_id)
+    assert job.state is JobState.SUCCEEDED, "\n".join(lines)
+    (run,) = app.store.runs_for_job(job_id)
+    assert run.executor == "slurm" and run.handle is not None and run.handle.isdigit()
+    assert run.host == "slurm-agent"
+    # it ran at its planned time: not before, and within Slurm's scheduling pass after
+    started = datetime.fromtimestamp(float(marker.read_text()), UTC)
+    assert started >= planned, (started, planned)
+    assert (started - planned).total_seconds() < 60, (started, planned)
+    assert run.started_at >= planned - timedelta(seconds=1)  # Slurm's own start time
+    assert Path(run.out_path or "").read_text().strip() == "done"
+    # measured on the node by the wrapper, into the shared database
+    samples = app.store.samples_for_run(run.id or 0)
+    assert samples, "\n".join(lines)
+    cpu_j = sum(s.energy_j for s in samples if s.method is Method.CPU_TIME_ESTIMATE)
+    assert cpu_j > 0
+    acct = app.store.get_run(run.id or 0).accounting
+    assert acct is not None and acct.energy_j > 0 and acct.emissions_g > 0
+    # and it shows up in history
+    rows = {r.id: r for r in history_rows(app.store)}
+    row = rows[job_id]
+    assert row.state == "succeeded" and row.site == SITE
+    assert row.energy_kwh is not None and row.energy_kwh > 0
+    assert "cpu_time_estimate" in (row.energy_method or "")
+    print(f"\nslurm job {run.handle}: planned {planned:%H:%M:%S}, started {started:%H:%M:%S.%f} "
+          f"({(started - planned).total_seconds():.1f} s after), {acct.energy_j:.1f} J")
+
+
+def test_sbatch_refusal_fails_the_job_with_slurms_message(app: App, tmp_path: Path) -> None:
+    job_id, _ = submit(app, ["/bin/true"], gpus=64, workdir=tmp_path)
+
+    def done() -> bool:
+        return app.store.get_job(job_id).state is JobState.FAILED
+
+    lines = run_daemon(app, until=done, timeout_s=60)
+    job = app.store.get_job(job_id)
+    assert job.state is JobState.FAILED, "\n".join(lines)
+    (run,) = app.store.runs_for_job(job_id)
+    assert "sbatch refused" in run.reason and "gres" in run.reason.lower(), run.reason
+    assert "sbatch refused" in job.note
+
+
+def test_job_vanished_from_slurm_is_lost_with_the_reason(app: App, tmp_path: Path) -> None:
+    job_id, _ = submit(app, ["/bin/true"], workdir=tmp_path)
+    # an earlier agent of this name submitted it as a Slurm job that Slurm no longer knows;
+    # it has used up its attempts, so the job is not requeued but lost
+    app.store.update_job(replace(app.store.get_job(job_id), attempts=MAX_ATTEMPTS))
+    assert app.store.transition(job_id, JobState.RUNNING, expected={JobState.PLANNED})
+    app.store.add_run(Run(job_id=job_id, site=SITE, executor="slurm", host="slurm-agent",
+                          started_at=datetime.now(UTC), handle="999999",
+                          lease_until=datetime.now(UTC) + timedelta(seconds=30)))
+
+    def done() -> bool:
+        return app.store.get_job(job_id).state is JobState.LOST
+
+    lines = run_daemon(app, until=done, timeout_s=60)
+    assert app.store.get_job(job_id).state is JobState.LOST, "\n".join(lines)
+    (run,) = app.store.runs_for_job(job_id)
+    assert run.state is JobState.LOST
+    assert "Slurm job 999999 vanished" in run.reason and "squeue" in run.reason, run.reason
+    assert "vanished" in app.store.get_job(job_id).note
+
+
+def test_cancel_stops_the_slurm_job(app: App, tmp_path: Path) -> None:
+    job_id, _ = submit(app, ["/bin/sleep", "120"], workdir=tmp_path)
+    cancelled: dict[str, bool] = {}
+
+    def until() -> bool:
+        runs = app.store.runs_for_job(job_id)
+        if runs and runs[-1].handle and not cancelled:
+            state = SlurmExecutor().state(Handle(runs[-1].handle))
+            if state is JobState.RUNNING:
+                app.queue.cancel(job_id)
+                cancelled["at"] = True
+        return bool(runs) and runs[-1].finished_at is not None
+
+    lines = run_daemon(app, until=until, timeout_s=120)
+    (run,) = app.store.runs_for_job(job_id)
+    assert app.store.get_job(job_id).state is JobState.CANCELLED, "\n".join(lines)
+    assert run.state is JobState.CANCELLED and run.finished_at is not None
+    info = SlurmExecutor().info(Handle(run.handle or ""))
+    assert info is not None and info.state.startswith("CANCELLED"), info
