@@ -110,6 +110,13 @@ class JobStore(ABC):
         """Jobs filtered by state, submission time ``[since, until)`` and planned site, by id."""
 
     @abstractmethod
+    def planned_starts(
+        self, *, after: datetime, sites: Iterable[str] | None = None
+    ) -> dict[int, datetime]:
+        """``{job id: planned start}`` of planned jobs starting after ``after`` (on ``sites``):
+        what an agent keeps timers for, without loading whole jobs."""
+
+    @abstractmethod
     def apply_plan(self, plan: Plan, now: datetime) -> int:
         """Write each entry's site, start, expected_g, run_now_g onto jobs that are still
         pending or planned (never on a job that started meanwhile) and set them ``planned``.

@@ -379,6 +379,18 @@ class SqlStore(JobStore):
             rows = conn.execute(query).all()
         return [_job_from_row(r._mapping) for r in rows]
 
+    def planned_starts(
+        self, *, after: datetime, sites: Iterable[str] | None = None
+    ) -> dict[int, datetime]:
+        c = t.jobs.c
+        query = select(c.id, c.planned_start).where(
+            c.state == JobState.PLANNED.value, c.planned_start > after
+        )
+        if sites is not None:
+            query = query.where(func.coalesce(c.planned_site, c.site).in_(list(sites)))
+        with self._tx("list planned starts", write=False) as conn:
+            return {int(i): start for i, start in conn.execute(query).all()}
+
     def apply_plan(self, plan: Plan, now: datetime) -> int:
         if not plan.entries:
             return 0

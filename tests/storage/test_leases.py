@@ -80,8 +80,9 @@ def test_one_winner_among_concurrent_takers(
             def take(i: int, s: SqlStore, now: datetime = now,
                      barrier: threading.Barrier = barrier, won: list[str] = won) -> None:
                 barrier.wait()
-                if s.acquire_lease("planner", f"agent-{i}", now, now + 50 * S) is not None:
-                    won.append(f"agent-{i}")
+                name = f"agent-{now.minute}-{i}"  # new holders each round: a takeover
+                if s.acquire_lease("planner", name, now, now + 50 * S) is not None:
+                    won.append(name)
 
             threads = [threading.Thread(target=take, args=(i, s)) for i, s in enumerate(stores)]
             for t in threads:
@@ -169,3 +170,19 @@ def test_update_job_with_expected_states(store: SqlStore) -> None:
     assert store.get_job(job.id).state is JobState.RUNNING
     assert store.update_job(job, expected={JobState.RUNNING})
     assert store.get_job(job.id).state is JobState.PLANNED
+
+
+def test_planned_starts_lists_future_planned_jobs(store: SqlStore) -> None:
+    from scheduler.model import Plan, PlanEntry
+
+    ids = [store.add_job(make_job()).id or 0 for _ in range(4)]
+    plan = Plan(entries={
+        ids[0]: PlanEntry(ids[0], "home", T0 + 10 * S, 1.0, 1.0, 100.0, "x"),
+        ids[1]: PlanEntry(ids[1], "lab", T0 + 20 * S, 1.0, 1.0, 100.0, "x"),
+        ids[2]: PlanEntry(ids[2], "home", T0 - 5 * S, 1.0, 1.0, 100.0, "x"),  # due already
+    })
+    assert store.apply_plan(plan, T0) == 3
+    assert store.planned_starts(after=T0) == {ids[0]: T0 + 10 * S, ids[1]: T0 + 20 * S}
+    assert store.planned_starts(after=T0, sites=["lab"]) == {ids[1]: T0 + 20 * S}
+    assert store.transition(ids[0], JobState.RUNNING, expected={JobState.PLANNED})
+    assert store.planned_starts(after=T0) == {ids[1]: T0 + 20 * S}
