@@ -52,7 +52,7 @@ from scheduler.accounting import account
 from scheduler.errors import CarbonshiftError, ExecutorError, StorageError
 from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from scheduler.leader import Leadership, holder_name, real_now
-from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run
+from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, Site
 from scheduler.storage.base import Lease
 from scheduler.timeutil import format_duration, iso
 
@@ -115,6 +115,7 @@ class Daemon:
         self._renewed_at: datetime = lease_now()
         self._next_sweep: datetime = lease_now()
         self._heartbeat: threading.Thread | None = None
+        self._sites_cache: tuple[float, dict[str, Site]] | None = None
         self._refused: set[int] = set()
         self._fence_due = False
         self.executors: dict[str, Executor] = executors or {}
@@ -276,6 +277,14 @@ class Daemon:
             self.plan_pending()
         self.sync_timers()
 
+    def _sites(self) -> dict[str, Site]:
+        """The sites, read at most every few seconds (they change rarely; launching many
+        quick jobs would otherwise read them twice per job)."""
+        now = time.monotonic()
+        if self._sites_cache is None or now - self._sites_cache[0] > 5.0:
+            self._sites_cache = (now, self.app.queue.sites())
+        return self._sites_cache[1]
+
     # -- leadership -----------------------------------------------------------------------
     def leading(self) -> bool:
         """Whether this agent plans now: it holds the planner lease (taken or renewed here)."""
@@ -384,12 +393,8 @@ class Daemon:
         sched = self._scheduler
         if sched is None:
             return
-        now = self.clock.now()
-        planned = {  # jobs already due are launch_due's
-            j.id: j.planned_start
-            for j in self.store.list_jobs([JobState.PLANNED], sites=self.sites)
-            if j.id is not None and j.planned_start is not None and j.planned_start > now
-        }
+        # jobs already due are launch_due's
+        planned = self.store.planned_starts(after=self.clock.now(), sites=self.sites)
         for job_id in list(self._timers):
             if job_id not in planned:
                 self._timers.pop(job_id, None)
@@ -461,7 +466,7 @@ class Daemon:
         assert job.id is not None
         now = self.clock.now()
         site_name = job.planned_site or job.site
-        site = self.app.queue.sites().get(site_name)
+        site = self._sites().get(site_name)
         executor_name = site.executor if site is not None else "local"
         # the claim counted the attempt; the lease runs in real time from now
         run = self.store.add_run(
@@ -705,7 +710,7 @@ class Daemon:
                 samples = engine
             if not samples or run.finished_at is None:
                 return ""
-            site = self.app.queue.sites().get(run.site)
+            site = self._sites().get(run.site)
             zone = site.zone if site is not None else job.zone
             pue = site.pue if site is not None else 1.0
             span = run.finished_at - run.started_at
