@@ -90,8 +90,9 @@ def error_exit_code(exc: BaseException) -> int | None:
 def run_cli(group: click.Group, argv: list[str], *, debug: bool = False) -> int:
     """Run ``group`` and map errors to one line on stderr and an exit code."""
     try:
-        group.main(args=argv, prog_name="carbonshift", standalone_mode=False)
-        return 0
+        rv = group.main(args=argv, prog_name="carbonshift", standalone_mode=False)
+        # without standalone mode click returns ctx.exit()'s code instead of exiting
+        return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except click.exceptions.Abort:
         click.echo("carbonshift: interrupted", err=True)
         return 130

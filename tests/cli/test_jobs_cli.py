@@ -131,3 +131,26 @@ def test_help_lists_commands(cs) -> None:  # type: ignore[no-untyped-def]
     for name in ("submit", "queue", "history", "policy", "run", "demo", "db"):
         assert name in r.out
     assert cs("--version").code == 0
+
+
+def test_exit_codes_from_click_exit_are_kept() -> None:
+    import click
+
+    from scheduler.cli.common import run_cli
+
+    @click.group()
+    def g() -> None:
+        pass
+
+    @g.command()
+    @click.pass_context
+    def fails(ctx: click.Context) -> None:
+        ctx.exit(3)
+
+    @g.command()
+    def fine() -> None:
+        pass
+
+    assert run_cli(g, ["fails"]) == 3
+    assert run_cli(g, ["fine"]) == 0
+    assert run_cli(g, ["nope"]) == 2
