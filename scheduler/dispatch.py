@@ -77,6 +77,8 @@ class ActiveRun:
     cancel_sent: bool = False
     notes: list[str] = field(default_factory=list)
     gpu_indices: tuple[int, ...] = ()
+    #: the run's handle is not in the database yet (it refused the write): retried per tick
+    unsaved: bool = False
 
 
 class Daemon:
@@ -494,9 +496,16 @@ class Daemon:
             self._emit(job.id, "failed", run.reason)
             return
         run.handle = handle.handle
-        self.store.update_run(run)
-        sampler = self._start_sampler(job, run, handle, gpus)
-        self.active[run.id] = ActiveRun(job, run, handle, executor, sampler, gpu_indices=gpus)
+        # the process runs: follow it (and renew its lease) even if the database refuses
+        # to record its handle right now; the write is retried each tick
+        act = ActiveRun(job, run, handle, executor, None, gpu_indices=gpus)
+        self.active[run.id] = act
+        try:
+            self.store.update_run(run)
+        except StorageError as exc:
+            act.unsaved = True
+            log.warning("run %s started but its handle is not recorded yet: %s", run.id, exc)
+        act.sampler = self._start_sampler(job, run, handle, gpus)
         late = (now - job.planned_start).total_seconds() if job.planned_start else 0.0
         late_real_s = late / self.clock.factor
         self._emit(job.id, "started", f"run {run.id} on {site_name} ({executor_name} {handle.handle.split(':')[0]})"
@@ -544,6 +553,9 @@ class Daemon:
     # -- following ----------------------------------------------------------------------
     def follow_runs(self) -> None:
         self.renew()
+        for act in [a for a in self.active.values() if a.unsaved]:
+            self.store.update_run(act.run)
+            act.unsaved = False
         for run_id, act in list(self.active.items()):
             status = act.executor.poll(act.handle)
             if status is None:
@@ -602,9 +614,15 @@ class Daemon:
             self._fence(self.lease_now())
         refused, self._refused = self._refused, set()
         for run_id in refused:
-            act = self.active.pop(run_id, None)
+            act = self.active.get(run_id)
             if act is None:
                 continue  # finished meanwhile
+            stored = self.store.get_run(run_id)
+            if stored.host == self.host and not (
+                stored.state is JobState.LOST and stored.reason.startswith(f"agent {self.host} ")
+            ):
+                continue  # closed by this agent's own finish, cut short: finish completes it
+            self.active.pop(run_id, None)
             if act.sampler is not None:
                 try:
                     act.sampler.stop()
@@ -671,9 +689,12 @@ class Daemon:
         run.reason = status.reason
         self._engine_times(run, status)
         if not self.store.close_run(run):
-            self._emit(job.id, "finished", f"run {run.id} ended ({state}) but another agent had "
-                       "already closed it (its lease had run out)")
-            return
+            stored = self.store.get_run(run.id)
+            if not (stored.state is run.state and stored.reason == run.reason):
+                self._emit(job.id, "finished", f"run {run.id} ended ({state}) but another agent "
+                           "had already closed it (its lease had run out)")
+                return
+            # closed by our own earlier try, cut short by a database error: carry on
         if state is JobState.LOST:
             self._lost(current, run, status.reason)
         elif current.state is not JobState.CANCELLED:
