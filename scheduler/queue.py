@@ -27,7 +27,7 @@ from scheduler.model import (
     Policy,
     Site,
 )
-from scheduler.planner import horizon_needed_s, plan
+from scheduler.planner import PlanOptions, horizon_needed_s, plan
 from scheduler.policies import BUILTIN_POLICIES, merge, resolve, validate_policy
 from scheduler.timeutil import format_duration, iso
 
@@ -118,12 +118,17 @@ class Queue:
 
     # -- sites --------------------------------------------------------------------------
     def sites(self) -> dict[str, Site]:
-        """Stored sites plus the default ``local`` site (home zone from config)."""
+        """Stored sites plus the default ``local`` site (home zone from config).
+
+        The default site manages no capacity (0 GPUs, 0 CPUs: the planner does not limit
+        how many jobs overlap there) until ``carbonshift site add local --gpus N --cpus N``
+        stores real figures.
+        """
         sites = {s.name: s for s in self.app.store.list_sites()}
         if DEFAULT_SITE not in sites:
             sites[DEFAULT_SITE] = Site(
                 name=DEFAULT_SITE, zone=self.app.settings.default_zone, executor="local",
-                gpus=0, cpus=os.cpu_count() or 1, pue=1.0,
+                gpus=0, cpus=0, pue=1.0,
             )
         return sites
 
@@ -221,16 +226,62 @@ class Queue:
         )
 
     def plan_one(self, job: Job, now: datetime) -> tuple[PlanEntry, str, bool]:
-        """Plan a single (validated) job against the current forecast."""
+        """Plan a single (validated) job against the current forecasts of the zones it may
+        run in. Where a site manages capacity, the job is fitted around what is already
+        committed there (planned and running jobs) and refused, with the earliest finish
+        that would fit, when nothing fits by its deadline."""
         sites = self.sites()
         site = sites.get(job.site)
         zone = site.zone if site else job.zone
         horizon = horizon_needed_s([job], now)
         fc, source, fallback = self.forecast(zone, now, horizon)
+        forecasts = {zone: fc}
+        for name in job.allowed_sites:
+            other = sites.get(name)
+            if other is not None and other.zone not in forecasts:
+                forecasts[other.zone] = self.forecast(other.zone, now, horizon)[0]
         probe = replace(job, id=job.id if job.id is not None else -1)
-        result = plan([probe], {zone: fc}, sites, now)
-        entry = result.entries[probe.id]  # type: ignore[index]
+        held = self.committed_capacity(probe, sites, now)
+        options = PlanOptions(reserved=held, allow_overdue=False) if held is not None else None
+        result = plan([probe], forecasts, sites, now, options)
+        entry = result.entries.get(probe.id)  # type: ignore[arg-type]
+        if entry is None and probe.id in result.earliest_finish:
+            fits = result.earliest_finish[probe.id]
+            need = format_duration((fits - now).total_seconds())
+            raise InfeasibleJob(
+                f"job {job.name!r} cannot finish by its deadline "
+                f"{iso(job.deadline_at) if job.deadline_at else '(none)'}: the GPUs/CPUs of "
+                f"{', '.join(dict.fromkeys([job.site, *job.allowed_sites]))} are committed until "
+                f"then; the earliest finish that fits is {iso(fits)}: give --deadline {need} or later"
+            )
+        if entry is None:
+            raise InfeasibleJob(f"job {job.name!r} cannot be planned: "
+                                + result.unplanned.get(probe.id, "no start fits its policy"))  # type: ignore[arg-type]
         return entry, source, fallback
+
+    def committed_capacity(
+        self, job: Job, sites: Mapping[str, Site], now: datetime
+    ) -> tuple[tuple[str, datetime, datetime, int, int], ...] | None:
+        """Capacity already held on the sites ``job`` may use that manage the resources it
+        needs: ``(site, start, end, gpus, cpus)`` per planned or running job. ``None`` when
+        no such site manages capacity (the job is then planned on its own, as before)."""
+        names = [
+            n for n in dict.fromkeys([job.site, *job.allowed_sites])
+            if n in sites and ((sites[n].gpus > 0 and job.gpus > 0) or (sites[n].cpus > 0 and job.cpus > 0))
+        ]
+        if not names:
+            return None
+        held = []
+        states = [JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED]
+        for j in self.app.store.list_jobs(states, sites=names):
+            if j.id == job.id:
+                continue
+            start = j.planned_start or now
+            end = start + timedelta(seconds=j.duration_s)
+            if j.state is not JobState.PLANNED:
+                end = max(end, now + timedelta(seconds=1))  # an overrunning job still holds
+            held.append((j.planned_site or j.site, start, end, j.gpus, j.cpus))
+        return tuple(held)
 
     def submit(self, req: SubmitRequest, *, now: datetime | None = None) -> SubmitResult:
         """Validate, plan and store a job; nothing is written if anything is refused."""
@@ -271,7 +322,10 @@ class Queue:
             sources[z] = (source, fb)
         result = plan(jobs, forecasts, sites, now)
         for j in jobs:
-            entry = result.entries[j.id]  # type: ignore[index]
+            entry = result.entries.get(j.id)  # type: ignore[arg-type]
+            if entry is None:  # capacity taken up to its deadline, or no site fits it
+                raise InfeasibleJob(f"job {j.name!r} cannot be planned: "
+                                    + result.unplanned.get(j.id, "no start fits its policy"))  # type: ignore[arg-type]
             zone = sites[j.site].zone if j.site in sites else j.zone
             if j.budget_g is not None and math.isfinite(entry.expected_g) and entry.expected_g > j.budget_g:
                 raise InfeasibleJob(
@@ -320,7 +374,14 @@ class Queue:
             fc, source, fb = self.forecast(z, now, horizon)
             forecasts[z] = fc
             sources[z] = (source, fb)
-        new_plan = plan(jobs, forecasts, sites, now)
+        running = [
+            (j.planned_site or j.site, j.planned_start or now,
+             max((j.planned_start or now) + timedelta(seconds=j.duration_s), now + timedelta(seconds=1)),
+             j.gpus, j.cpus)
+            for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED])
+        ] if any(s.gpus > 0 or s.cpus > 0 for s in sites.values()) else []
+        # the whole queue together: capacity per site per slot, running jobs holding theirs
+        new_plan = plan(jobs, forecasts, sites, now, PlanOptions(reserved=tuple(running)))
         current = plan(
             [replace(j, earliest_start=j.planned_start, latest_start=j.planned_start, run_now=True)
              for j in jobs if j.planned_start is not None and j.planned_start >= now],
