@@ -74,3 +74,26 @@ def test_bad_input_is_one_line_and_exit_2(cs) -> None:  # type: ignore[no-untype
         assert needle in r.err, (args, r.err)
         assert len(r.err.strip().splitlines()) == 1, r.err
     assert [s["name"] for s in json.loads(cs("site", "list", "--json").out)] == ["local"]
+
+
+def test_a_submit_that_cannot_fit_by_its_deadline_is_refused_with_the_earliest_finish(cs) -> None:  # type: ignore[no-untyped-def]
+    assert cs("site", "add", "box", "--zone", "TRACE", "--gpus", "1").code == 0
+    first = cs("submit", "--json", "--site", "box", "--gpus", "1", "--duration", "2h", "--deadline", "3h",
+               "--", "true")
+    assert first.code == 0, first.err
+    r = cs("submit", "--site", "box", "--gpus", "1", "--duration", "2h", "--deadline", "3h", "--", "true")
+    assert r.code == 2, r.err
+    assert "earliest finish that fits" in r.err and "--deadline" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    # with room after the first job, it is accepted and does not overlap it
+    ok = cs("submit", "--json", "--site", "box", "--gpus", "1", "--duration", "2h", "--deadline", "6h",
+            "--", "true")
+    assert ok.code == 0, ok.err
+    a, b = json.loads(first.out), json.loads(ok.out)
+    from datetime import datetime, timedelta
+
+    sa = datetime.fromisoformat(a["planned_start"].replace("Z", "+00:00"))
+    sb = datetime.fromisoformat(b["planned_start"].replace("Z", "+00:00"))
+    assert sb >= sa + timedelta(hours=2) or sb + timedelta(hours=2) <= sa
+    # a job that needs no GPU is not limited by the GPU capacity
+    assert cs("submit", "--site", "box", "--duration", "2h", "--deadline", "3h", "--", "true").code == 0
