@@ -385,7 +385,7 @@ class Queue:
         current = plan(
             [replace(j, earliest_start=j.planned_start, latest_start=j.planned_start, run_now=True)
              for j in jobs if j.planned_start is not None and j.planned_start >= now],
-            forecasts, sites, now,
+            forecasts, sites, now, PlanOptions(enforce_capacity=False),  # just price them
         )
         moved: list[tuple[Job, PlanEntry]] = []
         keep = Plan()
