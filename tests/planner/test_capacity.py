@@ -238,3 +238,17 @@ def test_hysteresis_keeps_a_current_placement_that_saves_too_little() -> None:
     moved = plan([j], fcs, sites, T0, PlanOptions(hysteresis_pct=10, current=cur)).entries[1]
     assert moved.start == T0 + timedelta(hours=2)
     assert isclose(moved.expected_g, grams(100_000 * 3600, j.power_w))
+
+
+def test_a_kept_placement_keeps_its_capacity() -> None:
+    fcs = {"Z": forecast("Z", [300_000, 295_000, 100_000], [3600] * 3)}
+    sites = {"a": site("a", "Z", gpus=1)}
+    kept = job(1, 3600, 0, 2 * 3600, gpus=1)
+    other = job(2, 3600, 0, 2 * 3600, gpus=1, priority=9)
+    # job 1 sits at 01:00 and a move would save less than 90%: it stays there, holding the
+    # one GPU, so job 2 goes elsewhere
+    opts = PlanOptions(slot_s=3600, current={1: ("a", T0 + timedelta(hours=1))}, hysteresis_pct=90)
+    entries = plan([kept, other], fcs, sites, T0, opts).entries
+    assert entries[1].reason == "kept" and entries[1].start == T0 + timedelta(hours=1)
+    assert entries[2].start != entries[1].start
+    check_capacity([kept, other], entries, sites)
