@@ -292,8 +292,12 @@ def main(argv: list[str] | None = None) -> int:
             lost_reason = watch.reason()
             err.write(f"carbonshift: {lost_reason}\n".encode())
             forward(signal.SIGCONT, None)
-            if os.getpgrp() == os.getpid():  # the job's own group: our handler forwards too
-                os.killpg(os.getpgrp(), signal.SIGTERM)
+            if os.getpgrp() == os.getpid():  # the job's whole group, not ourselves
+                previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                try:
+                    os.killpg(os.getpgrp(), signal.SIGTERM)
+                finally:
+                    signal.signal(signal.SIGTERM, previous)
             else:
                 forward(signal.SIGTERM, None)
             kill_at = time.monotonic() + 5.0
@@ -350,8 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             fence()
             time.sleep(0.2)
-    child.returncode = os.waitstatus_to_exitcode(status) if usage is not None else 0
+    # usage is None when Popen reaped the child first (a signal forwarded after it ended):
+    # its returncode then holds the status
     code = os.waitstatus_to_exitcode(status) if usage is not None else (child.returncode or 0)
+    child.returncode = code
     if code < 0:
         code = 128 - code  # killed by a signal: the shell convention, 128 + signal number
     cpu_s = (usage.ru_utime + usage.ru_stime) if usage is not None else None
