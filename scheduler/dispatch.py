@@ -116,6 +116,7 @@ class Daemon:
         self._connected_since: datetime = lease_now()
         self._renewed_at: datetime = lease_now()
         self._next_sweep: datetime = lease_now()
+        self._next_claim_sweep: datetime = lease_now()
         self._heartbeat: threading.Thread | None = None
         self._sites_cache: tuple[float, dict[str, Site]] | None = None
         self._refused: set[int] = set()
@@ -331,7 +332,9 @@ class Daemon:
             except CarbonshiftError:
                 continue
             self._lost(job, run, why)
-        self._replan_unstarted_claims(now)
+        if now >= self._next_claim_sweep:  # a heavier query (running jobs): less often
+            self._next_claim_sweep = now + self.lease / 2
+            self._replan_unstarted_claims(now)
 
     def _take_over(self, run: Run, now: datetime, why: str) -> None:
         assert run.id is not None

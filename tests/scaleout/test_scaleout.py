@@ -65,7 +65,7 @@ def test_eight_agents_two_thousand_jobs_on_postgres(pg_cluster: Cluster) -> None
 
 
 def test_four_agents_on_sqlite(sqlite_cluster: Cluster) -> None:
-    figures = run_many(sqlite_cluster, agents=4, jobs=300, timeout_s=150)
+    figures = run_many(sqlite_cluster, agents=4, jobs=200, timeout_s=150)
     assert figures["agents_that_ran_jobs"] >= 3
 
 
