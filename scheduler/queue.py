@@ -381,7 +381,16 @@ class Queue:
             for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED])
         ] if any(s.gpus > 0 or s.cpus > 0 for s in sites.values()) else []
         # the whole queue together: capacity per site per slot, running jobs holding theirs
-        new_plan = plan(jobs, forecasts, sites, now, PlanOptions(reserved=tuple(running)))
+        # placements in force move only for a gain above the hysteresis, inside the planner,
+        # so a kept job's capacity is never handed to another
+        in_force = {
+            j.id: (j.planned_site or j.site, j.planned_start) for j in jobs
+            if j.id is not None and j.state is JobState.PLANNED and j.planned_start is not None
+            and j.planned_start >= now
+        }
+        new_plan = plan(jobs, forecasts, sites, now, PlanOptions(
+            reserved=tuple(running), current=in_force, hysteresis_pct=hysteresis,
+        ))
         current = plan(
             [replace(j, earliest_start=j.planned_start, latest_start=j.planned_start, run_now=True)
              for j in jobs if j.planned_start is not None and j.planned_start >= now],
