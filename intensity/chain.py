@@ -75,7 +75,7 @@ class IntensityService:
         local: LocalForecaster | None = None,
         cache_s: float = 1800.0,
         horizon_s: int = 48 * 3600,
-        history_s: int = 28 * 86400,
+        history_s: int = 56 * 86400,  # eight weeks: the local forecaster fits on it
     ) -> None:
         self.providers = list(providers)
         self.cache = cache

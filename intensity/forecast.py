@@ -32,8 +32,8 @@ of five things known at the origin:
 
 The weights are fitted by ridge least squares, separately for a handful of anchor leads
 (interpolated in between), on the zone's own history only: the training targets all lie
-before the start of the current :data:`REFIT_DAYS`-day block (UTC midnights counted from
-the epoch), so nothing at or after the forecast origin is ever seen. The ridge penalty
+before the start of the current :data:`REFIT_DAYS`-day block (UTC midnight, for daily
+refits), so nothing at or after the forecast origin is ever seen. The ridge penalty
 shrinks the weights toward half the last day's mean plus half the profile, so a short or
 noisy history degrades to a sane seasonal forecast rather than to nonsense; it is light
 at short leads (where the last value earns its weight) and heavier from a day ahead. Fitting costs O(history) and is done at most once per
@@ -347,8 +347,9 @@ def regular_series(
 
 #: Days of history the regression needs (a week of lags, three of leads, training days).
 MIN_FIT_DAYS = 14
-#: Weights are refitted when a new block of this many days starts.
-REFIT_DAYS = 7
+#: Weights are refitted when a new block of this many days starts (daily: with four to
+#: eight weeks of history, a week-old fit costs several percent of MAE at 24 h).
+REFIT_DAYS = 1
 #: At most this many days of history are used for fitting (older data is ignored).
 MAX_FIT_DAYS = 56
 #: Anchor leads, in hours; weights for leads in between are interpolated.
@@ -363,6 +364,8 @@ _RIDGE_REL_DAY = 0.1
 _N_FEATURES = 5
 #: The ridge prior: half the last day's mean, half the same-phase profile.
 _PRIOR = (0.0, 0.0, 0.5, 0.0, 0.5)
+#: Reweighting rounds toward a least-absolute-error fit (0: plain ridge).
+_IRLS_ROUNDS = 2
 #: Fallback model: per-hour decay of the last observation's deviation from the profile.
 _PHI_PER_H = 0.9
 _CACHE_SIZE = 64
@@ -424,21 +427,46 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
 
 
 def _fit_anchor(feats: _Features, n_end: int, lead: int) -> list[float]:
-    """Ridge weights for one lead from origins whose target lies before ``n_end``."""
+    """Weights for one lead from origins whose target lies before ``n_end``.
+
+    Ridge least squares, then :data:`_IRLS_ROUNDS` rounds of iteratively reweighted
+    least squares toward the least-absolute-error fit (the errors we report are MAE).
+    """
     first = feats.min_origin(lead)
     last = n_end - lead  # exclusive: target index n + lead < n_end
     prior = list(_PRIOR)
     if last - first < 24:
         return prior
     stride = max(1, (last - first) // _MAX_SAMPLES)
+    y = feats.y
+    xs = [feats.at(n, lead) for n in range(last - 1, first - 1, -stride)]
+    ts = [y[n + lead] for n in range(last - 1, first - 1, -stride)]
+    rel = _RIDGE_REL_0 + (_RIDGE_REL_DAY - _RIDGE_REL_0) * min(1.0, lead / feats.p)
+    weights = [1.0] * len(xs)
+    coef = prior
+    for _ in range(1 + _IRLS_ROUNDS):
+        try:
+            coef = _ridge(xs, ts, weights, rel, prior)
+        except ValueError:
+            return prior if coef is prior else coef
+        res = [abs(t - sum(a * b for a, b in zip(coef, x, strict=True))) for x, t in zip(xs, ts, strict=True)]
+        floor = max(1e-6, 0.1 * sum(res) / len(res))
+        raw = [1.0 / max(r, floor) for r in res]
+        norm = len(raw) / sum(raw)
+        weights = [w * norm for w in raw]
+    return coef
+
+
+def _ridge(
+    xs: Sequence[Sequence[float]], ts: Sequence[float], weights: Sequence[float], rel: float,
+    prior: Sequence[float],
+) -> list[float]:
+    """Weighted ridge least squares, shrinking every weight but the intercept to ``prior``."""
     xtx = [[0.0] * _N_FEATURES for _ in range(_N_FEATURES)]
     xty = [0.0] * _N_FEATURES
-    y = feats.y
-    for n in range(last - 1, first - 1, -stride):
-        x = feats.at(n, lead)
-        target = y[n + lead]
+    for x, target, w in zip(xs, ts, weights, strict=True):
         for i in range(_N_FEATURES):
-            xi = x[i]
+            xi = x[i] * w
             xty[i] += xi * target
             row = xtx[i]
             for j in range(i, _N_FEATURES):
@@ -450,23 +478,19 @@ def _fit_anchor(feats: _Features, n_end: int, lead: int) -> list[float]:
     # near the zone's level, so raw sums of squares would swamp the contrasts that matter)
     count = xtx[0][0]
     spread = sum(xtx[i][i] - xtx[0][i] ** 2 / count for i in range(1, _N_FEATURES))
-    rel = _RIDGE_REL_0 + (_RIDGE_REL_DAY - _RIDGE_REL_0) * min(1.0, lead / feats.p)
     lam = rel * spread / (_N_FEATURES - 1)
     for i in range(1, _N_FEATURES):
         xtx[i][i] += lam
         xty[i] += lam * prior[i]
-    try:
-        return _solve(xtx, xty)
-    except ValueError:
-        return prior
+    return _solve(xtx, xty)
 
 
 def _coefficients(
     zone: str, y: Sequence[float], n_end: int, period: int, resolution_s: int, day_index: int
 ) -> list[list[float]] | None:
     """Anchor weights fitted on ``y[:n_end]`` (cached by the exact training values)."""
-    # whole weeks, so a history window sliding within the block keeps the same fit
-    train_days = min(MAX_FIT_DAYS, (n_end // period) // 7 * 7)
+    # whole blocks, so a history window sliding within the block keeps the same fit
+    train_days = min(MAX_FIT_DAYS, (n_end // period) // REFIT_DAYS * REFIT_DAYS)
     if train_days < MIN_FIT_DAYS:
         return None
     train = y[n_end - train_days * period : n_end]
