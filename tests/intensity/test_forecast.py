@@ -73,7 +73,7 @@ def series(draw: st.DrawFn) -> list[IntensityPoint]:
     return pts
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(pts=series(), a=st.integers(-20, 700), length=st.integers(1, 400))
 def test_window_mean_matches_minute_brute_force(pts: list[IntensityPoint], a: int, length: int) -> None:
     got = window_mean_g_per_kwh(pts, T0 + timedelta(minutes=a), T0 + timedelta(minutes=a + length))
@@ -81,7 +81,7 @@ def test_window_mean_matches_minute_brute_force(pts: list[IntensityPoint], a: in
     assert got == pytest.approx(sum(vals) / len(vals), rel=1e-9, abs=1e-9)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(pts=series(), lo=st.integers(-10, 200), room=st.integers(1, 600), d=st.integers(1, 300))
 def test_best_window_is_the_brute_force_optimum(
     pts: list[IntensityPoint], lo: int, room: int, d: int
