@@ -192,7 +192,8 @@ def _dt(t: int) -> datetime:
 def _candidates(profile: Profile, duration_s: int) -> _Candidates:
     """Every boundary and every boundary minus the duration, sorted, with their costs."""
     times = sorted(set(profile.b) | {t - duration_s for t in profile.b})
-    return _Candidates(times, [profile.cost(t, duration_s) for t in times])
+    ends = profile.F_sorted([t + duration_s for t in times])
+    return _Candidates(times, [b - a for a, b in zip(profile.F_sorted(times), ends, strict=True)])
 
 
 def best_start(
@@ -272,7 +273,7 @@ def expected_grams(cost: int, power_w: float, pue: float = 1.0) -> float:
 class _Ledger:
     """GPU and CPU use of one site, per slot of ``slot_s`` seconds from slot ``k0``."""
 
-    __slots__ = ("cpu", "cpu_used", "gpu", "gpu_used", "k0", "slot_s")
+    __slots__ = ("_prefixes", "cpu", "cpu_used", "gpu", "gpu_used", "k0", "slot_s")
 
     def __init__(self, site: Site, slot_s: int, k0: int) -> None:
         self.gpu = max(0, site.gpus)
@@ -281,6 +282,8 @@ class _Ledger:
         self.k0 = k0
         self.gpu_used: list[int] = []
         self.cpu_used: list[int] = []
+        # blocked-slot prefixes by (gpus, cpus), valid until the next take()
+        self._prefixes: dict[tuple[int, int], list[int]] = {}
 
     def manages(self, gpus: int, cpus: int) -> bool:
         return (self.gpu > 0 and gpus > 0) or (self.cpu > 0 and cpus > 0)
@@ -308,6 +311,10 @@ class _Ledger:
         """``P[k]``: how many slots before ``k0 + k`` cannot take ``gpus``/``cpus`` more, so
         ``[a, b)`` is free iff ``P[b] == P[a]`` (O(1) checks during a search)."""
         _, n = self._span(until_s - 1, until_s)
+        hit = self._prefixes.get((gpus, cpus))
+        if hit is not None and len(hit) > n:
+            return hit
+        n = len(self.gpu_used)
         gcap = self.gpu if self.gpu > 0 and gpus > 0 else 0
         ccap = self.cpu if self.cpu > 0 and cpus > 0 else 0
         gu, cu = self.gpu_used[:n], self.cpu_used[:n]
@@ -321,9 +328,11 @@ class _Ledger:
             flags = [u > lim for u in cu]
         else:
             flags = [False] * n
-        return list(itertools.accumulate(flags, initial=0))
+        prefix = self._prefixes[(gpus, cpus)] = list(itertools.accumulate(flags, initial=0))
+        return prefix
 
     def take(self, a_s: int, b_s: int, gpus: int, cpus: int, sign: int = 1) -> None:
+        self._prefixes.clear()
         a, b = self._span(a_s, b_s)
         if self.gpu > 0 and gpus > 0:
             g = self.gpu_used
@@ -377,12 +386,11 @@ class _Task:
 
 @dataclass
 class _Full:
-    """Capacity-search candidates of one (zone, duration): times, costs, their order by
-    (cost, time), and the ledger slots ``[first, after)`` each start would hold."""
+    """Capacity-search candidates of one (zone, duration): ascending times, their costs,
+    and the ledger slots ``[first, after)`` each start would hold."""
 
     times: list[int]
     costs: list[int]
-    order: list[int]
     first: list[int]
     after: list[int]
 
@@ -526,7 +534,7 @@ class _Planner:
 
     def full_candidates(self, opt: _Option, d: int) -> _Full:
         """Forecast breakpoints, slot boundaries and slot boundaries minus ``d`` over the
-        planning horizon, with their costs and their order by (cost, time)."""
+        planning horizon, with their costs and the slots each would hold."""
         key = (opt.zone, d)
         hit = self.full.get(key)
         if hit is not None:
@@ -546,11 +554,13 @@ class _Planner:
         )
         f_end = p.F_sorted([x + d for x in times])
         costs = [fe - fs for fe, fs in zip(f_end, p.F_sorted(times), strict=True)]
-        order = sorted(range(len(times)), key=lambda i: (costs[i], times[i]))
         k0 = self.k0
-        first = [max(0, x // slot - k0) for x in times]
-        after = [max(a + 1, -(-(x + d) // slot) - k0) for a, x in zip(first, times, strict=True)]
-        hit = self.full[key] = _Full(times, costs, order, first, after)
+        first = [v if v > 0 else 0 for v in (x // slot - k0 for x in times)]
+        after = [
+            v if v > a else a + 1
+            for a, v in zip(first, (-(-(x + d) // slot) - k0 for x in times), strict=True)
+        ]
+        hit = self.full[key] = _Full(times, costs, first, after)
         return hit
 
     horizon_end: int = 0
@@ -587,11 +597,13 @@ class _Planner:
         times, costs, first, after = full.times, full.costs, full.first, full.after
         found: tuple[int, int] | None = None
         prefix = led.blocked_prefix(g, cp, l_ + d + self.slot_s)
-        for i in full.order:
-            s = times[i]
-            if e <= s <= l_ and prefix[after[i]] == prefix[first[i]]:
-                found = (s, costs[i])
-                break
+        best_c, best_i = _INF, -1
+        for i in range(bisect_left(times, e), bisect_right(times, l_)):
+            c = costs[i]  # ascending times: strict < keeps the earliest of equal costs
+            if c < best_c and prefix[after[i]] == prefix[first[i]]:
+                best_c, best_i = c, i
+        if best_i >= 0:
+            found = (times[best_i], best_c)
         for s in (e, l_):
             if led.free(s, s + d, g, cp):
                 c = p.cost(s, d)
