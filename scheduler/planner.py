@@ -1064,5 +1064,6 @@ __all__ = [
     "expected_grams",
     "horizon_needed_s",
     "plan",
+    "split_plan",
     "window_mean_g_per_kwh",
 ]
