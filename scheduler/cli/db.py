@@ -78,9 +78,14 @@ def _check(store: SqlStore, head: str) -> dict[str, Any]:
     problems.extend(store.integrity_problems())
     by_state: dict[str, int] = {}
     open_runs: list[dict[str, Any]] = []
+    planner: dict[str, Any] | None = None
     if revision == head:
         try:
             _check_rows(store, by_state, open_runs, problems, warnings)
+            lease = store.get_lease("planner")
+            if lease is not None:
+                planner = {"holder": lease.holder, "term": lease.term,
+                           "since": lease.acquired_at, "until": lease.until}
         except StorageError as exc:  # a table missing or unreadable
             problems.append(str(exc))
     return {
@@ -90,6 +95,7 @@ def _check(store: SqlStore, head: str) -> dict[str, Any]:
         "jobs_by_state": by_state,
         "jobs_total": sum(by_state.values()),
         "open_runs": open_runs,
+        "planner": planner,
         "problems": problems,
         "warnings": warnings,
         "consistent": not problems,
@@ -141,6 +147,10 @@ def _check_rows(
 def _print_report(report: dict[str, Any]) -> None:
     click.echo(f"database: {report['database']} ({report['backend']})")
     click.echo(f"schema revision: {report['revision'] or 'none'} (this carbonshift: {report['head']})")
+    planner = report.get("planner")
+    if planner:  # which agent plans (scheduler/leader.py); an ended lease waits for a taker
+        click.echo(f"planner: {planner['holder']} (term {planner['term']}, since "
+                   f"{fmt_time(planner['since'])}, lease until {fmt_time(planner['until'])})")
     if report["jobs_by_state"]:
         print_table(
             ["state", "jobs"],

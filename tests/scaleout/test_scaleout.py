@@ -10,13 +10,15 @@ Leases are 3 s here (``CARBONSHIFT_LEASE_S``). Figures are printed (``-s`` shows
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import time
 
 import pytest
 
 from scheduler.model import JobState, Run
-from tests.scaleout.conftest import Cluster
+from tests.scaleout.conftest import CLI, Cluster
 
 
 def run_many(cluster: Cluster, *, agents: int, jobs: int, timeout_s: float) -> dict[str, float]:
@@ -152,6 +154,11 @@ def test_planner_killed_another_agent_takes_over(cluster: Cluster) -> None:
     assert lease is not None and lease.term == 2
     winner = next(a for a in cluster.agents[1:] if a.name in lease.holder)
     _wait(lambda: "plans the queue now" in winner.text(), 10, "the new leader saying so", cluster)
+    # the admin sees who plans
+    check = subprocess.run([*CLI, "db", "check", "--json"], env=cluster.env, capture_output=True,
+                           text=True, timeout=60)
+    planner = json.loads(check.stdout)["planner"]
+    assert winner.name in planner["holder"] and planner["term"] == 2, check.stdout
     # the new leader plans: a job left pending (as a requeued one is) gets planned and runs
     [job_id] = cluster.submit([cluster.marking("after")])
     assert cluster.store.transition(job_id, JobState.PENDING, expected={JobState.PLANNED})
