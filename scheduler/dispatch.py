@@ -581,6 +581,7 @@ class Daemon:
                 renewed = set(self.store.renew_leases(ids, now + self.lease, host=self.host))
             except CarbonshiftError as exc:
                 log.warning("lease renewal failed: %s", exc)
+                self._connected_since = now  # the others may not be able to renew either
                 if now - self._renewed_at >= self.lease * 0.9:
                     self._fence_due = True
                 ids = []
