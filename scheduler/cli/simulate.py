@@ -142,8 +142,10 @@ def simulate(
 
         forecaster = vintage_forecaster(vintage_file, zones[0])
     replan_s = 0 if replan.strip() in ("0", "0s") else parse_duration_s(replan, what="--replan")
+    # forecasts reach every job's deadline (at least the usual 48 h)
+    horizon_s = max([48 * 3600, *(int((j.deadline - j.submit).total_seconds()) for j in jobs)])
     result = compare(jobs, sites, {t.zone: t.points for t in loaded}, forecast=forecast,
-                     forecaster=forecaster, options=options, replan_s=replan_s)
+                     forecaster=forecaster, options=options, replan_s=replan_s, horizon_s=horizon_s)
     if as_json:
         echo_json(result.to_json())
         return
