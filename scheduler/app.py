@@ -50,6 +50,10 @@ class App:
     @classmethod
     def from_cli(cls, *, db: str | None, config: str | None, env: Mapping[str, str]) -> App:
         overrides: dict[str, Any] = {}
+        if db is not None and not db.strip():
+            from scheduler.errors import BadInput
+
+            raise BadInput("--db is empty: give a file path or a database URL")
         if db:
             overrides["db"] = normalise_db(db)
         elif env.get("CARBONSHIFT_DB"):

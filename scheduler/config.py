@@ -141,6 +141,28 @@ def _coerce(path: str, value: Any, typ: type) -> Any:
         )
     if typ is float and value != value:  # NaN
         raise ConfigError(f"config key {path} is NaN: give a number")
+    return _check_range(f"config key {path}", path.rsplit(".", 1)[-1], value)
+
+
+#: numeric keys that must be above zero, and those that may be zero but not below
+POSITIVE_KEYS = frozenset({
+    "sampling_interval_s", "lease_s", "replan_interval_s", "log_max_bytes", "timeout_s",
+    "horizon_h", "cpu_w_per_core", "pue",
+})
+NON_NEGATIVE_KEYS = frozenset({
+    "gpu_w", "memory_w_per_gb", "cache_minutes", "replan_hysteresis_pct", "gpus", "cpus",
+})
+
+
+def _check_range(what: str, key: str, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{what} = {value!r} is not a finite number")
+    if key in POSITIVE_KEYS and value <= 0:
+        raise ConfigError(f"{what} = {value!r} must be greater than zero")
+    if key in NON_NEGATIVE_KEYS and value < 0:
+        raise ConfigError(f"{what} = {value!r} must not be negative")
     return value
 
 
@@ -245,9 +267,9 @@ def _from_env(key: str, text: str, typ: type) -> Any:
             value: Any = float(text)
             if value != value:
                 raise ValueError
-            return value
+            return _check_range(f"environment variable {ENV_PREFIX}{key.upper()}", key, value)
         if typ is int:
-            return int(text)
+            return _check_range(f"environment variable {ENV_PREFIX}{key.upper()}", key, int(text))
         if typ is list:
             return [part.strip() for part in text.split(",") if part.strip()]
         if typ is bool:

@@ -160,7 +160,8 @@ class Queue:
             raise BadInput(f"the command is {total} bytes long: keep it under {MAX_ARGV_BYTES}")
         if req.duration_s <= 0:
             raise BadInput(f"duration {req.duration_s!r} must be longer than zero")
-        name = req.name or os.path.basename(req.argv[0]) or "job"
+        # an empty --name or --zone is a mistake, not "use the default"
+        name = req.name if req.name is not None else (os.path.basename(req.argv[0]) or "job")
         check_text(name, "name")
         if not name.strip():
             raise BadInput("name is empty: give --name a few characters")
@@ -182,6 +183,8 @@ class Queue:
             if s not in sites:
                 raise NotFound(f"unknown site {s!r} in --site: known sites are {', '.join(sorted(sites))}")
         site = sites[site_name]
+        if req.zone is not None and not req.zone.strip():
+            raise BadInput("zone is empty: give a zone like GB or DE, or leave --zone out")
         zone = req.zone or site.zone
         try:
             self.app.intensity.check_zone(zone)

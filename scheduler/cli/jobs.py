@@ -475,7 +475,7 @@ def _since(text: str | None, now: datetime, what: str) -> datetime | None:
 @click.option("--since", metavar="WHEN", help="Submitted at or after: an ISO time or a duration ago (7d).")
 @click.option("--until", metavar="WHEN", help="Submitted before: an ISO time or a duration ago.")
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in JobState]), help="Only jobs in this state (repeatable).")
-@click.option("--limit", type=int, help="At most N jobs.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N jobs.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def history(since: str | None, until: str | None, states: tuple[str, ...], limit: int | None, fmt: str) -> None:
     """Jobs with their energy, emissions, run-now counterfactual and savings."""

@@ -347,6 +347,8 @@ class SqlStore(JobStore):
             return [int(i) for i in result.scalars().all()]
 
     def get_job(self, job_id: int) -> Job:
+        if not -(2**63) <= job_id < 2**63:  # no such row can exist; SQLite would overflow
+            raise NotFound(f"no job {job_id}: see `carbonshift queue` or `carbonshift history`")
         with self._tx(f"read job {job_id}", write=False) as conn:
             row = conn.execute(_SELECT_JOB, {"id": job_id}).first()
         if row is None:
