@@ -314,7 +314,6 @@ class _Ledger:
         hit = self._prefixes.get((gpus, cpus))
         if hit is not None and len(hit) > n:
             return hit
-        n = len(self.gpu_used)
         gcap = self.gpu if self.gpu > 0 and gpus > 0 else 0
         ccap = self.cpu if self.cpu > 0 and cpus > 0 else 0
         gu, cu = self.gpu_used[:n], self.cpu_used[:n]
@@ -596,7 +595,8 @@ class _Planner:
         full = self.full_candidates(opt, d)
         times, costs, first, after = full.times, full.costs, full.first, full.after
         found: tuple[int, int] | None = None
-        prefix = led.blocked_prefix(g, cp, l_ + d + self.slot_s)
+        # one length for every search (the plan's horizon), so the cached prefix serves all
+        prefix = led.blocked_prefix(g, cp, max(l_ + d, self.horizon_end) + self.slot_s)
         best_c, best_i = _INF, -1
         for i in range(bisect_left(times, e), bisect_right(times, l_)):
             c = costs[i]  # ascending times: strict < keeps the earliest of equal costs
