@@ -29,7 +29,8 @@ def test_demo_runs_real_jobs_and_reports_savings(tmp_path: Path) -> None:
     for r in rows:
         assert r["energy_kwh"] > 0 and "cpu_time_estimate" in r["energy_method"]
         assert r["intensity_kind"] == "actual" and r["intensity_provider"] == "replay"
-        assert r["finished_at"] <= r["deadline_at"]
+        if r["deadline_at"] is not None:  # run-now jobs have none
+            assert r["finished_at"] <= r["deadline_at"]
     # the shifted jobs moved into the windy night and saved a real share
     for name in ("bert-finetune", "gpt-pretrain-shard"):
         assert by_name[name]["saved_pct"] > 30, by_name[name]
