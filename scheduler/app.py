@@ -107,7 +107,14 @@ def clock_from_env(value: str | None) -> Clock | None:
 
 
 def _current_user() -> str:
+    """The OS user running this process. Not ``getpass.getuser()``: that believes
+    ``$USER``/``$LOGNAME``, and a job's owner must not be a variable anyone can set."""
     try:
-        return getpass.getuser()
-    except Exception:
-        return str(os.getuid())
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        try:
+            return getpass.getuser()
+        except Exception:
+            return str(os.getuid())
