@@ -28,6 +28,22 @@ def exit_file_for(out_path: str) -> str:
     return base + ".exit.json"
 
 
+def private_dirs(path: Path) -> None:
+    """``mkdir -p`` with every directory it creates readable by its owner only (0700);
+    ``Path.mkdir(mode=...)`` applies the mode to the last one alone."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        else:
+            os.chmod(d, 0o700)  # whatever the umask
+
+
 def pid_file_for(out_path: str) -> str:
     return exit_file_for(out_path)[: -len(".exit.json")] + ".pid"
 
@@ -86,7 +102,7 @@ class LocalExecutor(Executor):
     def launch(self, spec: LaunchSpec) -> Handle:
         job = spec.job
         for p in (spec.out_path, spec.err_path):
-            Path(p).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dirs(Path(p).parent)
         exit_file = exit_file_for(spec.out_path)
         try:
             os.unlink(exit_file)
