@@ -95,8 +95,19 @@ def resolve(policy: Policy, *, submitted_at: datetime, duration_s: int, not_befo
     """Absolute bounds for a job of ``duration_s`` submitted at ``submitted_at``.
 
     Raises :class:`InfeasibleJob` naming the earliest feasible finish when the deadline
-    cannot be met, and :class:`BadInput` for a deadline already in the past.
+    cannot be met, and :class:`BadInput` for a deadline already in the past or times beyond
+    the calendar.
     """
+    try:
+        return _resolve(policy, submitted_at=submitted_at, duration_s=duration_s, not_before=not_before)
+    except OverflowError:
+        raise BadInput(
+            f"policy {policy.name!r} or duration {duration_s} s reaches beyond the year 9999: "
+            "give shorter durations"
+        ) from None
+
+
+def _resolve(policy: Policy, *, submitted_at: datetime, duration_s: int, not_before: datetime | None) -> Bounds:
     earliest = max(submitted_at, not_before) if not_before else submitted_at
     duration = timedelta(seconds=duration_s)
     earliest_finish = earliest + duration
