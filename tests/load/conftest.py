@@ -11,7 +11,6 @@ import pytest
 from scheduler.app import App
 from scheduler.clock import AcceleratedClock
 from scheduler.config import Settings, load_settings
-from scheduler.model import Site
 from tests.cli.conftest import cs, write_retimed_trace  # noqa: F401 (cs: a fixture)
 from tests.integration.conftest import ORIGIN, request
 
@@ -48,8 +47,6 @@ def big_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("load")
     write_retimed_trace(tmp / "trace.csv", ORIGIN - __import__("datetime").timedelta(days=2))
     app = open_app(tmp)
-    # room for every job: this is about the queue under load, not about capacity planning
-    app.store.put_site(Site(name="local", zone="TRACE", executor="local", cpus=100_000))
     fill(app, QUEUED)
     app.close()
     yield tmp
