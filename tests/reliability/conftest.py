@@ -82,7 +82,10 @@ class Sim:
         self.config = tmp / "config.toml"
         self.config.write_text(
             f'default_zone = "TRACE"\ndb = "sqlite:///{self.db_path}"\ndata_dir = "{self.data}"\n'
-            "sampling_interval_s = 0.2\nreplan_interval_s = 3600.0\n" + extra_config
+            "sampling_interval_s = 0.2\nreplan_interval_s = 3600.0\n"
+            # leases are real seconds: a dead daemon's claims and planner lease are taken
+            # back after one lease, and an unadopted job is stopped after a third of one
+            "lease_s = 20.0\n" + extra_config
             + f'[intensity]\nproviders = ["replay"]\ntrace = "{self.trace}"\n'
         )
         self.config.chmod(0o600)

@@ -75,7 +75,7 @@ def test_repeated_random_kills_lose_nothing_and_run_nothing_twice(sim: Sim) -> N
         tag = f"j{i}"
         jobs[tag] = sim.submit(tag, rng.uniform(0.2, 2.0), after_s=rng.choice([0, 0, 60, 120, 240, 360]))
     kills = 0
-    deadline = time.monotonic() + 40
+    deadline = time.monotonic() + 25
     while time.monotonic() < deadline:
         proc = sim.start_daemon()
         time.sleep(rng.uniform(0.8, 2.0))
@@ -85,7 +85,7 @@ def test_repeated_random_kills_lose_nothing_and_run_nothing_twice(sim: Sim) -> N
         if all(sim.state(j) in (JobState.SUCCEEDED, JobState.FAILED) for j in jobs.values()):
             break
     final = sim.start_daemon("--exit-when-idle")
-    assert final.wait(60) == 0, sim.daemon_log()
+    assert final.wait(150) == 0, sim.daemon_log()  # a dead daemon's claims wait out a lease
     assert kills >= 3
     states = {t: sim.state(j) for t, j in jobs.items()}
     assert set(states.values()) == {JobState.SUCCEEDED}, states
