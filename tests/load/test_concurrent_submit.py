@@ -24,7 +24,7 @@ from tests.load.conftest import QUEUED
 pytestmark = pytest.mark.slow
 
 PROCS = 20
-EACH = int(os.environ.get("CARBONSHIFT_LOAD_EACH", "25"))  # submits per process
+EACH = int(os.environ.get("CARBONSHIFT_LOAD_EACH", "10"))  # submits per process (25: 500 in all)
 
 SUBMITTER = """
 import json, sys, time
