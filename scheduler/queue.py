@@ -274,10 +274,16 @@ class Queue:
         ]
         if not names:
             return None
+        return self._held_on(names, now, skip=job.id)
+
+    def _held_on(
+        self, names: Iterable[str], now: datetime, skip: int | None = None
+    ) -> tuple[tuple[str, datetime, datetime, int, int], ...]:
+        """``(site, start, end, gpus, cpus)`` of every planned or running job on ``names``."""
         held = []
         states = [JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED]
-        for j in self.app.store.list_jobs(states, sites=names):
-            if j.id == job.id:
+        for j in self.app.store.list_jobs(states, sites=list(names)):
+            if j.id == skip:
                 continue
             start = j.planned_start or now
             end = start + timedelta(seconds=j.duration_s)
@@ -323,7 +329,13 @@ class Queue:
             fc, source, fb = self.forecast(z, now, horizon)
             forecasts[z] = fc
             sources[z] = (source, fb)
-        result = plan(jobs, forecasts, sites, now)
+        # capacity: the batch shares each site's slots, around what is already committed
+        managed = [n for n, s in sites.items() if s.gpus > 0 or s.cpus > 0]
+        options = (
+            PlanOptions(reserved=self._held_on(managed, now), allow_overdue=False)
+            if managed else None
+        )
+        result = plan(jobs, forecasts, sites, now, options)
         for j in jobs:
             entry = result.entries.get(j.id)  # type: ignore[arg-type]
             if entry is None:  # capacity taken up to its deadline, or no site fits it
@@ -381,8 +393,9 @@ class Queue:
             (j.planned_site or j.site, j.planned_start or now,
              max((j.planned_start or now) + timedelta(seconds=j.duration_s), now + timedelta(seconds=1)),
              j.gpus, j.cpus)
-            for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED])
-        ] if any(s.gpus > 0 or s.cpus > 0 for s in sites.values()) else []
+            for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED])
+            if j.state is not JobState.PLANNED or (j.planned_start is not None and j.planned_start <= now)
+        ] if any(s.gpus > 0 or s.cpus > 0 for s in sites.values()) else []  # running or due: held
         # the whole queue together: capacity per site per slot, running jobs holding theirs
         # placements in force move only for a gain above the hysteresis, inside the planner,
         # so a kept job's capacity is never handed to another
@@ -401,6 +414,7 @@ class Queue:
         )
         moved: list[tuple[Job, PlanEntry]] = []
         keep = Plan()
+        capacity = any(s.gpus > 0 or s.cpus > 0 for s in sites.values())
         for j in jobs:
             assert j.id is not None
             entry = new_plan.entries.get(j.id)
@@ -408,11 +422,15 @@ class Queue:
                 continue
             cur = current.entries.get(j.id)
             zone = sites[j.site].zone if j.site in sites else j.zone
-            if j.state is JobState.PLANNED and cur is not None and entry.start != j.planned_start:
+            # with capacity the planner has applied the hysteresis itself, and a move it made
+            # may be forced by another job's move: write it
+            if (not capacity and j.state is JobState.PLANNED and cur is not None
+                    and entry.start != j.planned_start):
                 gain = cur.expected_g - entry.expected_g
                 if not (math.isfinite(gain) and gain > cur.expected_g * hysteresis / 100.0):
                     continue
-            if j.state is JobState.PLANNED and entry.start == j.planned_start:
+            if j.state is JobState.PLANNED and entry.start == j.planned_start and (
+                    entry.site == (j.planned_site or j.site)):
                 continue
             keep.entries[j.id] = entry
             self._apply_entry(j, entry, *sources[zone])
