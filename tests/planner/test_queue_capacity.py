@@ -39,7 +39,7 @@ def test_submits_and_batches_respect_committed_capacity(tmp_path: Path) -> None:
         # two jobs that must start now take both GPUs for two hours...
         urgent = [app.queue.submit(req(f"u{i}", 2), now=now).job for i in range(2)]
         # ...so a third that must also start now is refused, with when it could finish
-        with pytest.raises(InfeasibleJob, match="earliest finish that fits is .*--deadline 4h"):
+        with pytest.raises(InfeasibleJob, match=r"earliest finish that fits is .*--deadline 4h"):
             app.queue.submit(req("late", 2), now=now)
         singles = [app.queue.submit(req(f"s{i}", 12), now=now).job for i in range(2)]
         batch = app.queue.submit_many([req(f"b{i}", 12) for i in range(3)], now=now)
