@@ -306,3 +306,37 @@ def test_gigabyte_of_stdout_is_capped_and_the_queue_stays_responsive(tmp_path: P
               f"max={max(latencies)*1000:.1f} ms")
     finally:
         app.close()
+
+
+# -- a job ignoring SIGTERM, cancelled through the queue while the daemon runs it ------------
+def test_cancel_escalates_to_sigkill_through_the_daemon(app: App, tmp_path: Path) -> None:
+    """Issue 2's executor test calls ``cancel`` directly; here the owner cancels through the
+    queue and the daemon stops the group: SIGTERM, then SIGKILL after the grace."""
+    marker = tmp_path / "child.pid"
+    script = ("import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+              "if os.fork() == 0:\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+              f"    open({str(marker)!r}, 'w').write(str(os.getpid()))\n    time.sleep(120)\n"
+              "time.sleep(120)\n")
+    res = app.queue.submit(request([PY, "-c", script], run_now=True, duration="1h"))
+    lines: list[str] = []
+    daemon = Daemon(app, sample_interval_s=0.2, tick_s=0.1, exit_when_idle=True, on_event=lines.append)
+    t = threading.Thread(target=daemon.run_forever, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not marker.exists():
+        time.sleep(0.05)
+    assert marker.exists(), lines
+    t0 = time.monotonic()
+    app.queue.cancel(res.job.id)  # type: ignore[arg-type]
+    t.join(60)
+    assert not t.is_alive(), lines
+    assert time.monotonic() - t0 < 30  # the 10 s grace, then SIGKILL
+    from scheduler.executors.local import _pid_alive
+
+    assert not _pid_alive(int(marker.read_text())), "the forked child survived the cancel"
+    job = app.store.get_job(res.job.id)  # type: ignore[arg-type]
+    run = app.store.runs_for_job(job.id)[-1]  # type: ignore[arg-type]
+    assert job.state is JobState.CANCELLED and run.state is JobState.CANCELLED, (job, run)
+    assert run.exit_code == 137 or run.exit_code is None, run  # killed by SIGKILL
+    assert any("cancel" in ln for ln in lines), lines
+    _consistent(app)
