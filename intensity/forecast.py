@@ -516,7 +516,8 @@ def _weights_for(anchors: list[list[float]], lead_h: float) -> list[float]:
     if lead_h > _ANCHOR_H[-1]:
         # beyond the fitted leads, the weights of the same phase on the third day: the
         # last value keeps its phase relation to the target, the rest is level and profile
-        lead_h = 48.0 + (lead_h - 48.0) % 24.0
+        # (wrapped onto [47, 71): both ends are anchors, so 71-72 h cannot fall off the end)
+        lead_h = _ANCHOR_H[-1] - 24.0 + (lead_h - (_ANCHOR_H[-1] - 24.0)) % 24.0
     j = bisect_left(_ANCHOR_H, lead_h)
     h0, h1 = _ANCHOR_H[j - 1], _ANCHOR_H[j]
     w = (lead_h - h0) / (h1 - h0)

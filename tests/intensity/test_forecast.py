@@ -241,3 +241,14 @@ def test_local_forecast_is_fast_when_warm_and_fit_once_per_block() -> None:
     assert again == first
     assert len(fc._coef_cache) == 1
     assert cold_s < 2.0 and warm_s < 0.1
+
+
+def test_weights_defined_for_every_lead_past_the_last_anchor() -> None:
+    """Regression: leads between 71 and 72 h fell off the anchor table (IndexError)."""
+    from intensity.forecast import _ANCHOR_H, _weights_for
+
+    anchors = [[float(i)] * 5 for i in range(len(_ANCHOR_H))]
+    for tenth in range(0, 2000):
+        lead = tenth / 10.0
+        w = _weights_for(anchors, lead)
+        assert len(w) == 5
