@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -168,6 +169,26 @@ class Profile:
         """Integral of intensity over ``[start, start + duration_s)`` in milli-g/kWh x s."""
         return self.F(start + duration_s) - self.F(start)
 
+
+
+_PROFILES: dict[int, tuple[weakref.ref[Forecast], Profile]] = {}
+
+
+def profile_of(forecast: Forecast) -> Profile:
+    """The forecast's :class:`Profile`, built once per forecast object.
+
+    Planning is pure, and a forecast is immutable, so successive plans against the same
+    forecast (a burst of submissions) share its exact step function."""
+    key = id(forecast)
+    hit = _PROFILES.get(key)
+    if hit is not None and hit[0]() is forecast:
+        return hit[1]
+    prof = Profile(forecast)
+    if len(_PROFILES) > 64:
+        for k in [k for k, (ref, _) in _PROFILES.items() if ref() is None]:
+            del _PROFILES[k]
+    _PROFILES[key] = (weakref.ref(forecast), prof)
+    return prof
 
 @dataclass
 class _Candidates:
@@ -416,7 +437,7 @@ class _Planner:
     def profile(self, zone: str) -> Profile | None:
         if zone not in self.profiles:
             fc = self.forecasts.get(zone)
-            self.profiles[zone] = Profile(fc) if fc is not None and fc.points else None
+            self.profiles[zone] = profile_of(fc) if fc is not None and fc.points else None
         return self.profiles[zone]
 
     def ledger(self, site_name: str) -> _Ledger | None:

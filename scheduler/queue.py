@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from intensity.errors import UnknownZone
 from intensity.model import Forecast
@@ -44,6 +45,8 @@ ENV_ALLOW_LIST = (
 MAX_NAME_LEN = 200
 MAX_ARGV_BYTES = 128 * 1024
 DEFAULT_SITE = "local"
+CONFIG_CACHE_S = 1.0
+T = TypeVar("T")
 #: planning estimate of one busy core when the config gives none (a 125 W, 10-core CPU)
 PLANNING_CPU_W_PER_CORE = 12.5
 
@@ -95,19 +98,38 @@ class Queue:
     def __init__(self, app: App) -> None:
         self.app = app
         self._forecasts: dict[str, tuple[datetime, int, Forecast, str, bool]] = {}
+        # sites and policies, cached for a second (and dropped at once when this process
+        # writes one): a bulk of submits should not read them from the database each time
+        self._cache: dict[str, tuple[float, int, object]] = {}
+
+    def _cached(self, key: str, load: Callable[[], T]) -> T:
+        now = time.monotonic()
+        version = getattr(self.app.store, "config_version", 0)
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < CONFIG_CACHE_S and hit[1] == version:
+            return hit[2]  # type: ignore[return-value]
+        value = load()
+        self._cache[key] = (now, version, value)
+        return value
 
     # -- policies -----------------------------------------------------------------------
-    def get_policy(self, name: str) -> Policy:
+    def _stored_policy(self, name: str) -> Policy | None:
         try:
             return self.app.store.get_policy(name)
         except NotFound:
-            if name in BUILTIN_POLICIES:
-                return BUILTIN_POLICIES[name]
-            known = sorted({p.name for p in self.app.store.list_policies()} | set(BUILTIN_POLICIES))
-            raise NotFound(
-                f"unknown policy {name!r}: known policies are {', '.join(known)} "
-                "(create one with `carbonshift policy set NAME ...`)"
-            ) from None
+            return None
+
+    def get_policy(self, name: str) -> Policy:
+        stored = self._cached("policy:" + name, lambda: self._stored_policy(name))
+        if stored is not None:
+            return stored
+        if name in BUILTIN_POLICIES:
+            return BUILTIN_POLICIES[name]
+        known = sorted({p.name for p in self.app.store.list_policies()} | set(BUILTIN_POLICIES))
+        raise NotFound(
+            f"unknown policy {name!r}: known policies are {', '.join(known)} "
+            "(create one with `carbonshift policy set NAME ...`)"
+        )
 
     def list_policies(self) -> list[tuple[Policy, bool]]:
         """Stored policies, plus built-ins not overridden; ``(policy, builtin)``."""
@@ -124,7 +146,7 @@ class Queue:
         how many jobs overlap there) until ``carbonshift site add local --gpus N --cpus N``
         stores real figures.
         """
-        sites = {s.name: s for s in self.app.store.list_sites()}
+        sites = dict(self._cached("sites", lambda: {s.name: s for s in self.app.store.list_sites()}))
         if DEFAULT_SITE not in sites:
             sites[DEFAULT_SITE] = Site(
                 name=DEFAULT_SITE, zone=self.app.settings.default_zone, executor="local",
@@ -306,12 +328,10 @@ class Queue:
                 "raise --budget, extend the deadline or lower --power-w"
             )
         self._apply_entry(job, entry, source, fallback)
-        stored = self.app.store.add_job(job)
+        stored = self.app.store.add_job(job, event=(
+            now, "submitted", f"planned {iso(entry.start)} on {entry.site} ({entry.reason}; {source})"
+        ))
         assert stored.id is not None
-        self.app.store.add_event(
-            Event(stored.id, now, "submitted",
-                  f"planned {iso(entry.start)} on {entry.site} ({entry.reason}; {source})")
-        )
         return SubmitResult(stored, replace(entry, job_id=stored.id), source, fallback)
 
     def submit_many(self, reqs: Sequence[SubmitRequest], *, now: datetime | None = None) -> list[Job]:

@@ -45,6 +45,10 @@ class Lease:
 class JobStore(ABC):
     """Jobs, policies, sites, runs, samples, intensity points and events."""
 
+    #: Bumped by every write of a site or policy through this object, so a caller caching
+    #: them (the queue, for a second) sees its own writes at once.
+    config_version: int = 0
+
     # -- life cycle -------------------------------------------------------------------
     @abstractmethod
     def close(self) -> None:
@@ -86,8 +90,11 @@ class JobStore(ABC):
 
     # -- jobs -----------------------------------------------------------------------------
     @abstractmethod
-    def add_job(self, job: Job) -> Job:
-        """Insert a job; return it with its new ``id`` (and ``updated_at``)."""
+    def add_job(self, job: Job, *, event: tuple[datetime, str, str] | None = None) -> Job:
+        """Insert a job; return it with its new ``id`` (and ``updated_at``).
+
+        ``event`` ``(at, kind, message)`` is recorded for the new job in the same
+        transaction (the submission's first line of its story)."""
 
     @abstractmethod
     def add_jobs(self, jobs: Sequence[Job]) -> list[int]:

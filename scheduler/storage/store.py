@@ -269,6 +269,7 @@ class SqlStore(JobStore):
 
     # -- policies -------------------------------------------------------------------------
     def put_policy(self, policy: Policy) -> None:
+        self.config_version += 1  # lets callers drop cached sites and policies
         values = dataclasses.asdict(policy)
         with self._tx(f"save policy {policy.name!r}") as conn:
             conn.execute(delete(t.policies).where(t.policies.c.name == policy.name))
@@ -287,6 +288,7 @@ class SqlStore(JobStore):
         return [Policy(**r._mapping) for r in rows]
 
     def delete_policy(self, name: str) -> None:
+        self.config_version += 1  # lets callers drop cached sites and policies
         with self._tx(f"delete policy {name!r}") as conn:
             n = conn.execute(delete(t.policies).where(t.policies.c.name == name)).rowcount
         if n == 0:
@@ -294,6 +296,7 @@ class SqlStore(JobStore):
 
     # -- sites ----------------------------------------------------------------------------
     def put_site(self, site: Site) -> None:
+        self.config_version += 1  # lets callers drop cached sites and policies
         values = dataclasses.asdict(site)
         with self._tx(f"save site {site.name!r}") as conn:
             conn.execute(delete(t.sites).where(t.sites.c.name == site.name))
@@ -312,13 +315,14 @@ class SqlStore(JobStore):
         return [Site(**r._mapping) for r in rows]
 
     def delete_site(self, name: str) -> None:
+        self.config_version += 1  # lets callers drop cached sites and policies
         with self._tx(f"delete site {name!r}") as conn:
             n = conn.execute(delete(t.sites).where(t.sites.c.name == name)).rowcount
         if n == 0:
             raise NotFound(f"no site named {name!r}: see `carbonshift site list`")
 
     # -- jobs -----------------------------------------------------------------------------
-    def add_job(self, job: Job) -> Job:
+    def add_job(self, job: Job, *, event: tuple[datetime, str, str] | None = None) -> Job:
         now = _now()
         values = _job_values(job, now)
         fast = self._job_insert
@@ -328,11 +332,17 @@ class SqlStore(JobStore):
                 driver = conn.connection.driver_connection
                 assert driver is not None
                 new_id = int(driver.execute(fast.sql, params).lastrowid)
+                if event is not None:
+                    conn.execute(insert(t.events), {"job_id": new_id, "at": event[0],
+                                                    "kind": event[1], "message": event[2]})
         else:
             with self._tx(f"add job {job.name!r}") as conn:
                 key = conn.execute(_INSERT_JOB, values).inserted_primary_key
-            assert key is not None
-            new_id = int(key[0])
+                assert key is not None
+                new_id = int(key[0])
+                if event is not None:
+                    conn.execute(insert(t.events), {"job_id": new_id, "at": event[0],
+                                                    "kind": event[1], "message": event[2]})
         return dataclasses.replace(job, id=new_id, updated_at=now)
 
     def add_jobs(self, jobs: Sequence[Job]) -> list[int]:
