@@ -104,11 +104,14 @@ def _service(app: App, provider: IntensityProvider | None) -> IntensityService:
               help="Pretend it is this ISO time (replay, what-if), e.g. 2023-03-10T12:00Z.")
 @json_option
 @click.option("--plot", is_flag=True, help="Draw the curve with the best window in the terminal.")
+@click.option("--png", "png_path", metavar="FILE", help="Write the chart as PNG (pip install carbonshift[plot]).")
+@click.option("--svg", "svg_path", metavar="FILE", help="Write the chart as SVG.")
 @click.option("--accuracy", is_flag=True,
               help="Score the stored forecast vintages against stored actuals, by lead time.")
 def forecast(
     zone: str, provider_name: str | None, duration: str, deadline: str, at_text: str | None,
-    as_json: bool, plot: bool, accuracy: bool,
+    as_json: bool, plot: bool, accuracy: bool, png_path: str | None = None,
+    svg_path: str | None = None,
 ) -> None:
     """Show ZONE's carbon-intensity forecast and the best window for a job.
 
@@ -144,6 +147,19 @@ def forecast(
     best = best_window(points, duration_s, now, deadline_at)
     now_mean = window_mean_g_per_kwh(points, now, now + timedelta(seconds=duration_s))
     saving = (now_mean - best.mean_g_per_kwh) / now_mean * 100 if now_mean > 0 else 0.0
+    for path in (png_path, svg_path):
+        if path:
+            from scheduler.charts import forecast_chart, write_chart
+            from scheduler.cli.report import display_tz
+
+            chart = forecast_chart(
+                zone, points,
+                windows=[(best.start, best.end, "best window"),
+                         (now, now + timedelta(seconds=duration_s), "run now")],
+                tz=display_tz(state().utc),
+            )
+            written = write_chart(chart, path)
+            click.echo(f"chart written to {written}", err=as_json)
     if as_json:
         echo_json({
             "zone": zone,

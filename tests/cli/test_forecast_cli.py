@@ -153,3 +153,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, args: list[str], n
     assert r.code == 2
     assert needle in r.err and r.err.count("\n") == 1 and r.out == ""
     assert not cli.db.exists()
+
+
+
+def test_forecast_svg_chart_marks_the_window(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`forecast ZONE --svg FILE` writes a chart with the best and run-now windows."""
+    from tests.cli.conftest import write_retimed_trace
+
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    trace = write_retimed_trace(tmp_path / "t.csv", start)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[intensity]\nproviders = ["replay"]\ntrace = "{trace}"\n')
+    svg = tmp_path / "fc.svg"
+    code = main(["--db", str(tmp_path / "f.db"), "--config", str(cfg), "forecast", "TRACE",
+                 "--duration", "2h", "--deadline", "12h", "--svg", str(svg)])
+    assert code == 0, capsys.readouterr().err
+    text = svg.read_text()
+    assert "<svg" in text[:300]
+    assert "best window" in text and "run now" in text
