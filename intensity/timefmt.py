@@ -115,3 +115,12 @@ def chunks(start: datetime, end: datetime, max_span_s: float) -> list[tuple[date
         out.append((lo, nxt))
         lo = nxt
     return out
+
+
+def history_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """``(start, end)`` of a history request in UTC; both aware, ``start < end``."""
+    start = require_utc(start, "start")
+    end = require_utc(end, "end")
+    if end <= start:
+        raise ValueError("history needs start < end")
+    return start, end

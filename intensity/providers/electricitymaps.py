@@ -40,7 +40,7 @@ from intensity.providers._common import (
     usable,
     zones_option,
 )
-from intensity.timefmt import chunks, format_seconds_z, require_utc
+from intensity.timefmt import chunks, format_seconds_z, history_range, require_utc
 
 NAME = "electricitymaps"
 DEFAULT_BASE_URL = "https://api.electricitymap.org/v3"
@@ -129,10 +129,7 @@ class ElectricityMapsProvider(IntensityProvider):
 
     def history(self, zone: str, start: datetime, end: datetime) -> list[IntensityPoint]:
         """Hourly actuals over ``[start, end)`` from ``past-range``, 10 days per call."""
-        start = require_utc(start, "start")
-        end = require_utc(end, "end")
-        if end <= start:
-            raise ValueError("history needs start < end")
+        start, end = history_range(start, end)
         points: list[IntensityPoint] = []
         for lo, hi in chunks(start, end, MAX_RANGE_S):
             params = {"zone": zone, "start": format_seconds_z(lo), "end": format_seconds_z(hi)}

@@ -37,7 +37,7 @@ from intensity.providers._common import (
     usable,
     zones_option,
 )
-from intensity.timefmt import format_minutes_naive, require_utc
+from intensity.timefmt import format_minutes_naive, history_range, require_utc
 
 NAME = "energinet"
 DEFAULT_BASE_URL = "https://api.energidataservice.dk"
@@ -86,10 +86,7 @@ class EnerginetProvider(IntensityProvider):
 
     def history(self, zone: str, start: datetime, end: datetime) -> list[IntensityPoint]:
         """``CO2Emis`` over ``[start, end)``."""
-        start = require_utc(start, "start")
-        end = require_utc(end, "end")
-        if end <= start:
-            raise ValueError("history needs start < end")
+        start, end = history_range(start, end)
         rows = self._records(HISTORY_DATASET, zone, start, end)
         out = tidy(self._points(zone, rows, Kind.ACTUAL, issued_at=None), start=start, end=end)
         if not out:

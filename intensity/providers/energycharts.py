@@ -35,7 +35,7 @@ from intensity.providers._common import (
     usable,
     zones_option,
 )
-from intensity.timefmt import chunks, format_minutes_z, require_utc
+from intensity.timefmt import chunks, format_minutes_z, history_range, require_utc
 
 NAME = "energycharts"
 DEFAULT_BASE_URL = "https://api.energy-charts.info"
@@ -84,10 +84,7 @@ class EnergyChartsProvider(IntensityProvider):
 
     def history(self, zone: str, start: datetime, end: datetime) -> list[IntensityPoint]:
         """Measured ``co2eq`` over ``[start, end)``."""
-        start = require_utc(start, "start")
-        end = require_utc(end, "end")
-        if end <= start:
-            raise ValueError("history needs start < end")
+        start, end = history_range(start, end)
         points: list[IntensityPoint] = []
         for lo, hi in chunks(start, end, MAX_RANGE_S):
             body = self._get(zone, lo, hi)

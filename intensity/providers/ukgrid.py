@@ -44,7 +44,7 @@ from intensity.providers._common import (
     usable,
     zones_option,
 )
-from intensity.timefmt import chunks, floor_to, format_minutes_z, require_utc
+from intensity.timefmt import chunks, floor_to, format_minutes_z, history_range, require_utc
 
 NAME = "ukgrid"
 DEFAULT_BASE_URL = "https://api.carbonintensity.org.uk"
@@ -144,10 +144,7 @@ class UKGridProvider(IntensityProvider):
 
     def history(self, zone: str, start: datetime, end: datetime) -> list[IntensityPoint]:
         """Actual intensity over ``[start, end)`` (see the module notes for regions)."""
-        start = require_utc(start, "start")
-        end = require_utc(end, "end")
-        if end <= start:
-            raise ValueError("history needs start < end")
+        start, end = history_range(start, end)
         base, suffix = self._path_parts(zone)
         regional = bool(suffix)
         points: list[IntensityPoint] = []

@@ -52,7 +52,7 @@ from intensity.providers._common import (
     usable,
     zones_option,
 )
-from intensity.timefmt import chunks, format_seconds_z, require_utc
+from intensity.timefmt import chunks, format_seconds_z, history_range, require_utc
 
 NAME = "watttime"
 DEFAULT_BASE_URL = "https://api.watttime.org"
@@ -169,10 +169,7 @@ class WattTimeProvider(IntensityProvider):
 
     def history(self, zone: str, start: datetime, end: datetime) -> list[IntensityPoint]:
         """Historical MOER over ``[start, end)``, 30 days per call."""
-        start = require_utc(start, "start")
-        end = require_utc(end, "end")
-        if end <= start:
-            raise ValueError("history needs start < end")
+        start, end = history_range(start, end)
         points: list[IntensityPoint] = []
         for lo, hi in chunks(start, end, MAX_RANGE_S):
             body = self._get(
