@@ -1,10 +1,13 @@
-"""The database schema: typed SQLAlchemy 2.0 declarative tables.
+"""The database schema: SQLAlchemy 2.0 Core tables, every column typed.
+
+The store talks to these tables through SQLAlchemy Core only, so the schema is written as
+plain :class:`~sqlalchemy.Table` objects: importing the ORM's declarative machinery would
+cost every command (``carbonshift submit`` included) about 80 ms of start-up for nothing.
+Alembic's migrations are checked against this metadata (``tests/storage/test_open.py``).
 
 Every instant is stored through :class:`UTCDateTime`, which refuses naive datetimes on the
 way in and hands back aware UTC datetimes on the way out, on SQLite (which has no time zone
-type) as on PostgreSQL (``timestamptz``). The store talks to these tables through SQLAlchemy
-Core (``Row.__table__``); the classes exist so the schema is written once, typed, and so
-Alembic's ``0001_initial`` migration can be checked against it.
+type) as on PostgreSQL (``timestamptz``).
 
 Intensity points are unique on (zone, start, kind, provider, signal, issued_at). SQL treats
 two NULLs as distinct, so a unique constraint over a nullable ``issued_at`` would let the
@@ -16,11 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, cast
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
     Dialect,
     Float,
@@ -33,7 +37,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from scheduler.errors import BadInput
@@ -131,225 +134,188 @@ def _sqlite_result(value: Any) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-class Base(DeclarativeBase):
-    """Declarative base: shared metadata with a naming convention, UTC datetimes."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class PolicyRow(Base):
-    """A named carbon deadline policy (see :class:`scheduler.model.Policy`)."""
-
-    __tablename__ = "policies"
-
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    deadline_s: Mapped[int | None] = mapped_column(Integer)
-    deadline_at: Mapped[datetime | None]
-    latest_start_s: Mapped[int | None] = mapped_column(Integer)
-    latest_start_at: Mapped[datetime | None]
-    max_delay_s: Mapped[int | None] = mapped_column(Integer)
-    threshold_g_per_kwh: Mapped[float | None] = mapped_column(Float)
-    budget_g: Mapped[float | None] = mapped_column(Float)
-    run_now: Mapped[bool] = mapped_column(Boolean, default=False)
-    interruptible: Mapped[bool] = mapped_column(Boolean, default=False)
-    description: Mapped[str] = mapped_column(Text, default="")
+def _col(name: str, type_: Any, *args: Any, null: bool = False, **kw: Any) -> Column[Any]:
+    """A column, NOT NULL unless ``null`` (the declarative default for non-optional types)."""
+    return Column(name, type_, *args, nullable=null, **kw)
 
 
-class SiteRow(Base):
-    """A place jobs run (see :class:`scheduler.model.Site`)."""
-
-    __tablename__ = "sites"
-
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    zone: Mapped[str] = mapped_column(String(100))
-    executor: Mapped[str] = mapped_column(String(50), default="local")
-    gpus: Mapped[int] = mapped_column(Integer, default=0)
-    cpus: Mapped[int] = mapped_column(Integer, default=0)
-    pue: Mapped[float] = mapped_column(Float, default=1.0)
-    transfer_delay_s: Mapped[int] = mapped_column(Integer, default=0)
-    transfer_energy_j: Mapped[float] = mapped_column(Float, default=0.0)
+def _when(name: str, *, null: bool = False) -> Column[Any]:
+    return _col(name, UTCDateTime(), null=null)
 
 
-class JobRow(Base):
-    """A job (see :class:`scheduler.model.Job`) plus lease columns for multi-host claims.
+#: A named carbon deadline policy (see :class:`scheduler.model.Policy`).
+policies = Table(
+    "policies", metadata,
+    _col("name", String(200), primary_key=True),
+    _col("deadline_s", Integer, null=True),
+    _when("deadline_at", null=True),
+    _col("latest_start_s", Integer, null=True),
+    _when("latest_start_at", null=True),
+    _col("max_delay_s", Integer, null=True),
+    _col("threshold_g_per_kwh", Float, null=True),
+    _col("budget_g", Float, null=True),
+    _col("run_now", Boolean, default=False),
+    _col("interruptible", Boolean, default=False),
+    _col("description", Text, default=""),
+)
 
-    ``claimed_by`` is the host that holds the job and ``lease_until`` when its claim lapses
-    unless renewed; both are for hosts sharing one PostgreSQL queue.
-    """
+#: A place jobs run (see :class:`scheduler.model.Site`).
+sites = Table(
+    "sites", metadata,
+    _col("name", String(200), primary_key=True),
+    _col("zone", String(100)),
+    _col("executor", String(50), default="local"),
+    _col("gpus", Integer, default=0),
+    _col("cpus", Integer, default=0),
+    _col("pue", Float, default=1.0),
+    _col("transfer_delay_s", Integer, default=0),
+    _col("transfer_energy_j", Float, default=0.0),
+)
 
-    __tablename__ = "jobs"
-    __table_args__ = (
-        Index("ix_jobs_state_planned_start", "state", "planned_start"),
-        Index("ix_jobs_submitted_at", "submitted_at"),
-    )
+#: A job (see :class:`scheduler.model.Job`). ``claimed_by`` and ``lease_until`` are unused
+#: (run leases live on ``runs``); they stay for schema compatibility.
+jobs = Table(
+    "jobs", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("name", String(200)),
+    _col("argv", JSON),
+    _col("duration_s", Integer),
+    _col("zone", String(100)),
+    _when("submitted_at"),
+    _when("earliest_start"),
+    _when("latest_start"),
+    _when("deadline_at", null=True),
+    _col("cwd", Text, default="."),
+    _col("env", JSON),
+    _col("shell", Boolean, default=False),
+    _col("power_w", Float, default=100.0),
+    _col("gpus", Integer, default=0),
+    _col("cpus", Integer, default=1),
+    _col("site", String(200), default="local"),
+    _col("allowed_sites", JSON),
+    _col("owner", String(200), default=""),
+    _col("policy_name", String(200), null=True),
+    _col("threshold_g_per_kwh", Float, null=True),
+    _col("budget_g", Float, null=True),
+    _col("run_now", Boolean, default=False),
+    _col("interruptible", Boolean, default=False),
+    _col("priority", Integer, default=0),
+    _col("transfer_delay_s", Integer, null=True),
+    _col("transfer_energy_j", Float, null=True),
+    _col("state", String(16)),
+    _when("planned_start", null=True),
+    _col("planned_site", String(200), null=True),
+    _col("expected_g", Float, null=True),
+    _col("run_now_g", Float, null=True),
+    _col("plan_source", String(100), null=True),
+    _col("note", Text, default=""),
+    _col("attempts", Integer, default=0),
+    _when("updated_at", null=True),
+    _col("claimed_by", String(200), null=True),
+    _when("lease_until", null=True),
+    Index("ix_jobs_state_planned_start", "state", "planned_start"),
+    Index("ix_jobs_submitted_at", "submitted_at"),
+)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(200))
-    argv: Mapped[list[str]] = mapped_column(JSON)
-    duration_s: Mapped[int] = mapped_column(Integer)
-    zone: Mapped[str] = mapped_column(String(100))
-    submitted_at: Mapped[datetime]
-    earliest_start: Mapped[datetime]
-    latest_start: Mapped[datetime]
-    deadline_at: Mapped[datetime | None]
-    cwd: Mapped[str] = mapped_column(Text, default=".")
-    env: Mapped[dict[str, Any]] = mapped_column(JSON)
-    shell: Mapped[bool] = mapped_column(Boolean, default=False)
-    power_w: Mapped[float] = mapped_column(Float, default=100.0)
-    gpus: Mapped[int] = mapped_column(Integer, default=0)
-    cpus: Mapped[int] = mapped_column(Integer, default=1)
-    site: Mapped[str] = mapped_column(String(200), default="local")
-    allowed_sites: Mapped[list[str]] = mapped_column(JSON)
-    owner: Mapped[str] = mapped_column(String(200), default="")
-    policy_name: Mapped[str | None] = mapped_column(String(200))
-    threshold_g_per_kwh: Mapped[float | None] = mapped_column(Float)
-    budget_g: Mapped[float | None] = mapped_column(Float)
-    run_now: Mapped[bool] = mapped_column(Boolean, default=False)
-    interruptible: Mapped[bool] = mapped_column(Boolean, default=False)
-    priority: Mapped[int] = mapped_column(Integer, default=0)
-    transfer_delay_s: Mapped[int | None] = mapped_column(Integer)
-    transfer_energy_j: Mapped[float | None] = mapped_column(Float)
-    state: Mapped[str] = mapped_column(String(16))
-    planned_start: Mapped[datetime | None]
-    planned_site: Mapped[str | None] = mapped_column(String(200))
-    expected_g: Mapped[float | None] = mapped_column(Float)
-    run_now_g: Mapped[float | None] = mapped_column(Float)
-    plan_source: Mapped[str | None] = mapped_column(String(100))
-    note: Mapped[str] = mapped_column(Text, default="")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime | None]
-    claimed_by: Mapped[str | None] = mapped_column(String(200))
-    lease_until: Mapped[datetime | None]
-
-
-class RunRow(Base):
-    """One attempt at a job; the accounting columns stay NULL until the run is accounted."""
-
-    __tablename__ = "runs"
-    __table_args__ = (
-        Index("ix_runs_job_id", "job_id"),
-        Index("ix_runs_finished_at_host", "finished_at", "host"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    site: Mapped[str] = mapped_column(String(200))
-    executor: Mapped[str] = mapped_column(String(50))
-    started_at: Mapped[datetime]
-    handle: Mapped[str | None] = mapped_column(String(200))
-    host: Mapped[str] = mapped_column(String(200), default="")
-    finished_at: Mapped[datetime | None]
-    exit_code: Mapped[int | None] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))
-    out_path: Mapped[str | None] = mapped_column(Text)
-    err_path: Mapped[str | None] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(Text, default="")
-    lease_until: Mapped[datetime | None]
+#: One attempt at a job; the accounting columns stay NULL until the run is accounted.
+runs = Table(
+    "runs", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE")),
+    _col("site", String(200)),
+    _col("executor", String(50)),
+    _when("started_at"),
+    _col("handle", String(200), null=True),
+    _col("host", String(200), default=""),
+    _when("finished_at", null=True),
+    _col("exit_code", Integer, null=True),
+    _col("state", String(16)),
+    _col("out_path", Text, null=True),
+    _col("err_path", Text, null=True),
+    _col("reason", Text, default=""),
+    _when("lease_until", null=True),
     # RunAccounting, NULL until accounted
-    energy_j: Mapped[float | None] = mapped_column(Float)
-    facility_energy_j: Mapped[float | None] = mapped_column(Float)
-    emissions_g: Mapped[float | None] = mapped_column(Float)
-    counterfactual_g: Mapped[float | None] = mapped_column(Float)
-    energy_method: Mapped[str | None] = mapped_column(String(50))
-    intensity_kind: Mapped[str | None] = mapped_column(String(50))
-    intensity_provider: Mapped[str | None] = mapped_column(String(100))
-    pue: Mapped[float | None] = mapped_column(Float)
-    measured_share: Mapped[float | None] = mapped_column(Float)
-    actual_share: Mapped[float | None] = mapped_column(Float)
+    _col("energy_j", Float, null=True),
+    _col("facility_energy_j", Float, null=True),
+    _col("emissions_g", Float, null=True),
+    _col("counterfactual_g", Float, null=True),
+    _col("energy_method", String(50), null=True),
+    _col("intensity_kind", String(50), null=True),
+    _col("intensity_provider", String(100), null=True),
+    _col("pue", Float, null=True),
+    _col("measured_share", Float, null=True),
+    _col("actual_share", Float, null=True),
+    Index("ix_runs_job_id", "job_id"),
+    Index("ix_runs_finished_at_host", "finished_at", "host"),
+)
 
+#: Energy a run used on one device over ``[start, end)`` (see :class:`probes.model.Sample`).
+samples = Table(
+    "samples", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE")),
+    _when("start"),
+    _when("end"),
+    _col("device", String(100)),
+    _col("energy_j", Float),
+    _col("method", String(50)),
+    _col("estimated", Boolean, default=False),
+    _col("note", Text, default=""),
+    Index("ix_samples_run_id_start", "run_id", "start"),
+)
 
-class SampleRow(Base):
-    """Energy a run used on one device over ``[start, end)`` (see :class:`probes.model.Sample`)."""
+#: One intensity value, every vintage kept (see :class:`intensity.model.IntensityPoint`).
+#: The unique constraint's leading (zone, start) columns also serve the hot "zone
+#: overlapping a window" query, so no separate (zone, start) index is needed.
+intensity_points = Table(
+    "intensity_points", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("zone", String(100)),
+    _when("start"),
+    _when("end"),
+    _col("intensity_g_per_kwh", Float),
+    _col("kind", String(16)),
+    _col("provider", String(100)),
+    _col("signal", String(16)),
+    _when("issued_at", null=True),
+    _when("issued_key"),
+    _col("source", String(16)),
+    _col("estimated", Boolean, default=False),
+    _when("fetched_at"),
+    UniqueConstraint("zone", "start", "kind", "provider", "signal", "issued_key"),
+)
 
-    __tablename__ = "samples"
-    __table_args__ = (Index("ix_samples_run_id_start", "run_id", "start"),)
+#: When points of a (zone, provider, kind) were last stored, new or not (the cache's clock).
+intensity_fetches = Table(
+    "intensity_fetches", metadata,
+    _col("zone", String(100), primary_key=True),
+    _col("provider", String(100), primary_key=True),
+    _col("kind", String(16), primary_key=True),
+    _when("fetched_at"),
+)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    start: Mapped[datetime]
-    end: Mapped[datetime]
-    device: Mapped[str] = mapped_column(String(100))
-    energy_j: Mapped[float] = mapped_column(Float)
-    method: Mapped[str] = mapped_column(String(50))
-    estimated: Mapped[bool] = mapped_column(Boolean, default=False)
-    note: Mapped[str] = mapped_column(Text, default="")
+#: A line in a job's story (see :class:`scheduler.model.Event`).
+events = Table(
+    "events", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE")),
+    _when("at"),
+    _col("kind", String(50)),
+    _col("message", Text, default=""),
+    Index("ix_events_job_id", "job_id"),
+)
 
-
-class IntensityPointRow(Base):
-    """One intensity value, every vintage kept (see :class:`intensity.model.IntensityPoint`).
-
-    The unique constraint's leading (zone, start) columns also serve the hot
-    "zone overlapping a window" query, so no separate (zone, start) index is needed.
-    """
-
-    __tablename__ = "intensity_points"
-    __table_args__ = (
-        UniqueConstraint("zone", "start", "kind", "provider", "signal", "issued_key"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    zone: Mapped[str] = mapped_column(String(100))
-    start: Mapped[datetime]
-    end: Mapped[datetime]
-    intensity_g_per_kwh: Mapped[float] = mapped_column(Float)
-    kind: Mapped[str] = mapped_column(String(16))
-    provider: Mapped[str] = mapped_column(String(100))
-    signal: Mapped[str] = mapped_column(String(16))
-    issued_at: Mapped[datetime | None]
-    issued_key: Mapped[datetime]
-    source: Mapped[str] = mapped_column(String(16))
-    estimated: Mapped[bool] = mapped_column(Boolean, default=False)
-    fetched_at: Mapped[datetime]
-
-
-class IntensityFetchRow(Base):
-    """When points of a (zone, provider, kind) were last stored, new or not (the cache's clock)."""
-
-    __tablename__ = "intensity_fetches"
-
-    zone: Mapped[str] = mapped_column(String(100), primary_key=True)
-    provider: Mapped[str] = mapped_column(String(100), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    fetched_at: Mapped[datetime]
-
-
-class EventRow(Base):
-    """A line in a job's story (see :class:`scheduler.model.Event`)."""
-
-    __tablename__ = "events"
-    __table_args__ = (Index("ix_events_job_id", "job_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    at: Mapped[datetime]
-    kind: Mapped[str] = mapped_column(String(50))
-    message: Mapped[str] = mapped_column(Text, default="")
-
-
-class LeaseRow(Base):
-    """A named lease (``planner``): who holds it and until when (see ``scheduler/leader.py``).
-
-    ``term`` grows by one each time the holder changes: a fencing number that tells a
-    holder whether it was replaced while it was not looking.
-    """
-
-    __tablename__ = "leases"
-
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(200))
-    term: Mapped[int] = mapped_column(Integer)
-    acquired_at: Mapped[datetime]
-    until: Mapped[datetime]
-
-
-metadata = Base.metadata
-policies = cast(Table, PolicyRow.__table__)
-sites = cast(Table, SiteRow.__table__)
-jobs = cast(Table, JobRow.__table__)
-runs = cast(Table, RunRow.__table__)
-samples = cast(Table, SampleRow.__table__)
-intensity_points = cast(Table, IntensityPointRow.__table__)
-intensity_fetches = cast(Table, IntensityFetchRow.__table__)
-events = cast(Table, EventRow.__table__)
-leases = cast(Table, LeaseRow.__table__)
+#: A named lease (``planner``): who holds it and until when (see ``scheduler/leader.py``).
+#: ``term`` grows by one each time the holder changes: a fencing number that tells a holder
+#: whether it was replaced while it was not looking.
+leases = Table(
+    "leases", metadata,
+    _col("name", String(200), primary_key=True),
+    _col("holder", String(200)),
+    _col("term", Integer),
+    _when("acquired_at"),
+    _when("until"),
+)
