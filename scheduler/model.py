@@ -106,9 +106,14 @@ class Job:
     priority: int = 0
     #: moving the job away from its home site: delay before it can start there and the
     #: energy spent moving its data; ``None`` uses the destination site's figures
-    #: (planning inputs, not stored yet)
     transfer_delay_s: int | None = None
     transfer_energy_j: float | None = None
+    #: how an interruptible job is paused (resolved at submission; ``None`` otherwise):
+    #: ``stop`` (SIGSTOP/SIGCONT of its process group) or ``checkpoint`` (``pause_signal``,
+    #: up to ``pause_grace_s`` real seconds to exit, then re-launched to resume)
+    pause_mode: str | None = None
+    pause_signal: str | None = None
+    pause_grace_s: float | None = None
     state: JobState = JobState.PENDING
     planned_start: datetime | None = None
     planned_site: str | None = None
@@ -200,6 +205,26 @@ class Run:
     reason: str = ""
     lease_until: datetime | None = None
     accounting: RunAccounting | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunInterval:
+    """One stretch a run really ran: from its launch or resumption to its pause or exit.
+
+    ``end`` is ``None`` while it runs; ``handle`` is the process (or engine job) of that
+    stretch; ``how`` says how it ended (``paused: SIGSTOP``, ``checkpointed: exit 0``...).
+    """
+
+    run_id: int
+    start: datetime
+    end: datetime | None = None
+    handle: str | None = None
+    how: str = ""
+    id: int | None = None
+
+
+#: pause modes of interruptible jobs
+PAUSE_MODES = ("stop", "checkpoint")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,12 @@ from scheduler.model import (
     Policy,
     Run,
     RunAccounting,
+    RunInterval,
     Site,
 )
+
+#: ``(start, end)`` of one planned run interval
+Span = tuple[datetime, datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +94,23 @@ class JobStore(ABC):
 
     # -- jobs -----------------------------------------------------------------------------
     @abstractmethod
-    def add_job(self, job: Job, *, event: tuple[datetime, str, str] | None = None) -> Job:
+    def add_job(
+        self, job: Job, *, event: tuple[datetime, str, str] | None = None,
+        intervals: Sequence[Span] = (),
+    ) -> Job:
         """Insert a job; return it with its new ``id`` (and ``updated_at``).
 
         ``event`` ``(at, kind, message)`` is recorded for the new job in the same
-        transaction (the submission's first line of its story)."""
+        transaction (the submission's first line of its story), and so are its planned run
+        ``intervals`` (an interruptible job the planner split; see
+        :meth:`planned_intervals`)."""
 
     @abstractmethod
-    def add_jobs(self, jobs: Sequence[Job]) -> list[int]:
-        """Insert many jobs in one transaction; their ids in order."""
+    def add_jobs(
+        self, jobs: Sequence[Job], *, intervals: Sequence[Sequence[Span]] | None = None
+    ) -> list[int]:
+        """Insert many jobs in one transaction; their ids in order. ``intervals``, when
+        given, holds each job's planned run intervals (empty for most)."""
 
     @abstractmethod
     def get_job(self, job_id: int) -> Job:
@@ -127,7 +139,59 @@ class JobStore(ABC):
     def apply_plan(self, plan: Plan, now: datetime) -> int:
         """Write each entry's site, start, expected_g, run_now_g onto jobs that are still
         pending or planned (never on a job that started meanwhile) and set them ``planned``.
+        The planned intervals of each job written are replaced by the entry's when it has
+        several, and removed otherwise (one interval is the job's start and duration).
         Returns how many jobs were updated."""
+
+    # -- interruptible jobs ---------------------------------------------------------------
+    @abstractmethod
+    def planned_intervals(self, job_ids: Iterable[int]) -> dict[int, list[Span]]:
+        """The stored planned run intervals of these jobs, in order; jobs with none (they
+        run in one go from their planned start) are absent."""
+
+    @abstractmethod
+    def replan_suspended(
+        self, job_id: int, intervals: Sequence[Span], now: datetime, *, note: str | None = None
+    ) -> bool:
+        """Give a suspended job new planned intervals for its remaining work (its
+        ``planned_start`` becomes the first one's start), if it is still ``suspended``.
+        Returns whether it was written."""
+
+    @abstractmethod
+    def open_run_interval(self, run_id: int, at: datetime, handle: str | None = None) -> None:
+        """Record that a run starts running at ``at`` (its launch)."""
+
+    @abstractmethod
+    def set_interval_handle(self, run_id: int, handle: str) -> None:
+        """Name the process (or engine job) of a run's open interval."""
+
+    @abstractmethod
+    def close_run_interval(self, run_id: int, at: datetime, how: str) -> bool:
+        """End a run's open interval at ``at`` saying ``how``; ``False`` if none was open."""
+
+    @abstractmethod
+    def pause_run(
+        self, job_id: int, run_id: int, at: datetime, *, resume_at: datetime | None,
+        how: str | None,
+    ) -> bool:
+        """Atomically move a job from ``running`` to ``suspended`` and set its
+        ``planned_start`` to ``resume_at`` (the next interval's start). With ``how``, the
+        run's open interval is closed at ``at`` in the same transaction (a stopped process);
+        without, it stays open until the process exits (a checkpointing job). Returns
+        ``False`` (nothing written) when the job is no longer ``running``."""
+
+    @abstractmethod
+    def resume_run(
+        self, job_id: int, run_id: int, at: datetime, *, handle: str | None = None
+    ) -> bool:
+        """Atomically move a job from ``suspended`` back to ``running`` (not counted as an
+        attempt) and open a new interval of its run at ``at``, but only if its
+        ``planned_start`` (the resumption planned) has come. Returns whether it won."""
+
+    @abstractmethod
+    def run_intervals(self, run_id: int) -> list[RunInterval]:
+        """A run's intervals, oldest first (none for a run of a job that is not
+        interruptible: it ran from ``started_at`` to ``finished_at``)."""
 
     @abstractmethod
     def update_job(self, job: Job, *, expected: Iterable[JobState] | None = None) -> bool:
@@ -214,7 +278,8 @@ class JobStore(ABC):
     @abstractmethod
     def close_run(self, run: Run) -> bool:
         """Write a run's end (finished_at, exit code, state, reason, paths) if it is still
-        open. Returns ``False`` when another agent closed it first (nothing written)."""
+        open, closing its open interval too. Returns ``False`` when another agent closed it
+        first (nothing written)."""
 
     # -- leases ---------------------------------------------------------------------------
     @abstractmethod

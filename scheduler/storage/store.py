@@ -75,16 +75,17 @@ from scheduler.model import (
     Policy,
     Run,
     RunAccounting,
+    RunInterval,
     Site,
 )
 from scheduler.storage import tables as t
-from scheduler.storage.base import JobStore, Lease
+from scheduler.storage.base import JobStore, Lease, Span
 
 #: The newest schema revision this code knows; must equal Alembic's script head.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 #: Every revision this code knows, oldest first. A database at any other is from a newer
 #: carbonshift (or not ours) and is refused rather than touched.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
 
 BUSY_TIMEOUT_S = 5.0
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -322,7 +323,10 @@ class SqlStore(JobStore):
             raise NotFound(f"no site named {name!r}: see `carbonshift site list`")
 
     # -- jobs -----------------------------------------------------------------------------
-    def add_job(self, job: Job, *, event: tuple[datetime, str, str] | None = None) -> Job:
+    def add_job(
+        self, job: Job, *, event: tuple[datetime, str, str] | None = None,
+        intervals: Sequence[Span] = (),
+    ) -> Job:
         now = _now()
         values = _job_values(job, now)
         fast = self._job_insert
@@ -335,6 +339,7 @@ class SqlStore(JobStore):
                 if event is not None:
                     conn.execute(insert(t.events), {"job_id": new_id, "at": event[0],
                                                     "kind": event[1], "message": event[2]})
+                _insert_intervals(conn, {new_id: intervals})
         else:
             with self._tx(f"add job {job.name!r}") as conn:
                 key = conn.execute(_INSERT_JOB, values).inserted_primary_key
@@ -343,9 +348,12 @@ class SqlStore(JobStore):
                 if event is not None:
                     conn.execute(insert(t.events), {"job_id": new_id, "at": event[0],
                                                     "kind": event[1], "message": event[2]})
+                _insert_intervals(conn, {new_id: intervals})
         return dataclasses.replace(job, id=new_id, updated_at=now)
 
-    def add_jobs(self, jobs: Sequence[Job]) -> list[int]:
+    def add_jobs(
+        self, jobs: Sequence[Job], *, intervals: Sequence[Sequence[Span]] | None = None
+    ) -> list[int]:
         if not jobs:
             return []
         now = _now()
@@ -354,7 +362,10 @@ class SqlStore(JobStore):
             result = conn.execute(
                 insert(t.jobs).returning(t.jobs.c.id, sort_by_parameter_order=True), values
             )
-            return [int(i) for i in result.scalars().all()]
+            ids = [int(i) for i in result.scalars().all()]
+            if intervals is not None:
+                _insert_intervals(conn, dict(zip(ids, intervals, strict=True)))
+            return ids
 
     def get_job(self, job_id: int) -> Job:
         if not -(2**63) <= job_id < 2**63:  # no such row can exist; SQLite would overflow
@@ -419,10 +430,10 @@ class SqlStore(JobStore):
                 updated_at=bindparam("b_now"),
             )
         )
-        updated = 0
+        written: list[int] = []
         with self._tx(f"apply a plan of {len(plan.entries)} jobs") as conn:
             for job_id, entry in plan.entries.items():
-                updated += conn.execute(
+                if conn.execute(
                     stmt,
                     {
                         "b_id": job_id,
@@ -432,8 +443,115 @@ class SqlStore(JobStore):
                         "b_run_now_g": entry.run_now_g,
                         "b_now": now,
                     },
-                ).rowcount
-        return updated
+                ).rowcount:
+                    written.append(job_id)
+            # the jobs written get the entry's intervals (when it split them) in place of
+            # any they had: one statement per chunk, cheap when there are none
+            ji = t.job_intervals.c
+            for i in range(0, len(written), _CHUNK):
+                conn.execute(delete(t.job_intervals).where(ji.job_id.in_(written[i:i + _CHUNK])))
+            _insert_intervals(conn, {
+                j: plan.entries[j].intervals for j in written if len(plan.entries[j].intervals) > 1
+            })
+        return len(written)
+
+    # -- interruptible jobs ---------------------------------------------------------------
+    def planned_intervals(self, job_ids: Iterable[int]) -> dict[int, list[Span]]:
+        ids = sorted(set(job_ids))
+        out: dict[int, list[Span]] = {}
+        if not ids:
+            return out
+        ji = t.job_intervals.c
+        with self._tx("read planned intervals", write=False) as conn:
+            for i in range(0, len(ids), _CHUNK):
+                rows = conn.execute(
+                    select(ji.job_id, ji.start, ji.end)
+                    .where(ji.job_id.in_(ids[i:i + _CHUNK]))
+                    .order_by(ji.job_id, ji.seq)
+                ).all()
+                for job_id, start, end in rows:
+                    out.setdefault(int(job_id), []).append((start, end))
+        return out
+
+    def replan_suspended(
+        self, job_id: int, intervals: Sequence[Span], now: datetime, *, note: str | None = None
+    ) -> bool:
+        if not intervals:
+            raise ValueError("a suspended job needs at least one interval to resume in")
+        c = t.jobs.c
+        values: dict[str, Any] = {"planned_start": intervals[0][0], "updated_at": _now()}
+        if note is not None:
+            values["note"] = note
+        with self._tx(f"re-plan suspended job {job_id}") as conn:
+            n = conn.execute(
+                update(t.jobs)
+                .where(c.id == job_id, c.state == JobState.SUSPENDED.value)
+                .values(values)
+            ).rowcount
+            if n != 1:
+                return False
+            conn.execute(delete(t.job_intervals).where(t.job_intervals.c.job_id == job_id))
+            _insert_intervals(conn, {job_id: intervals})
+        return True
+
+    def open_run_interval(self, run_id: int, at: datetime, handle: str | None = None) -> None:
+        with self._tx(f"open an interval of run {run_id}") as conn:
+            _open_interval(conn, run_id, at, handle)
+
+    def set_interval_handle(self, run_id: int, handle: str) -> None:
+        ri = t.run_intervals.c
+        with self._tx(f"record the process of run {run_id}") as conn:
+            conn.execute(
+                update(t.run_intervals)
+                .where(ri.run_id == run_id, ri.end.is_(None))
+                .values(handle=handle)
+            )
+
+    def close_run_interval(self, run_id: int, at: datetime, how: str) -> bool:
+        with self._tx(f"close an interval of run {run_id}") as conn:
+            return _close_interval(conn, run_id, at, how)
+
+    def pause_run(
+        self, job_id: int, run_id: int, at: datetime, *, resume_at: datetime | None,
+        how: str | None,
+    ) -> bool:
+        c = t.jobs.c
+        with self._tx(f"pause job {job_id}") as conn:
+            n = conn.execute(
+                update(t.jobs)
+                .where(c.id == job_id, c.state == JobState.RUNNING.value)
+                .values(state=JobState.SUSPENDED.value, planned_start=resume_at,
+                        updated_at=_now())
+            ).rowcount
+            if n != 1:
+                return False
+            if how is not None:
+                _close_interval(conn, run_id, at, how)
+        return True
+
+    def resume_run(
+        self, job_id: int, run_id: int, at: datetime, *, handle: str | None = None
+    ) -> bool:
+        c = t.jobs.c
+        due = (c.planned_start.is_(None)) | (c.planned_start <= at)
+        with self._tx(f"resume job {job_id}") as conn:
+            n = conn.execute(
+                update(t.jobs)
+                .where(c.id == job_id, c.state == JobState.SUSPENDED.value, due)
+                .values(state=JobState.RUNNING.value, updated_at=_now())
+            ).rowcount
+            if n != 1:
+                return False
+            _open_interval(conn, run_id, at, handle)
+        return True
+
+    def run_intervals(self, run_id: int) -> list[RunInterval]:
+        ri = t.run_intervals.c
+        with self._tx(f"read the intervals of run {run_id}", write=False) as conn:
+            rows = conn.execute(
+                select(t.run_intervals).where(ri.run_id == run_id).order_by(ri.start, ri.id)
+            ).all()
+        return [RunInterval(**r._mapping) for r in rows]
 
     def update_job(self, job: Job, *, expected: Iterable[JobState] | None = None) -> bool:
         if job.id is None:
@@ -608,7 +726,10 @@ class SqlStore(JobStore):
             finished_at=now, state=JobState.LOST.value, reason=reason
         )
         with self._tx(f"reclaim run {run_id}") as conn:
-            return bool(conn.execute(stmt).rowcount == 1)
+            won = bool(conn.execute(stmt).rowcount == 1)
+            if won:
+                _close_interval(conn, run_id, now, "lost: " + reason)
+            return won
 
     def take_over_run(
         self, run_id: int, now: datetime, *, host: str, lease_until: datetime
@@ -629,6 +750,10 @@ class SqlStore(JobStore):
             ).rowcount
             if n == 0 and conn.execute(select(c.id).where(c.id == run.id)).first() is None:
                 raise NotFound(f"no run {run.id}")
+            if n == 1 and run.finished_at is not None:
+                how = (f"exit {run.exit_code}" if run.exit_code is not None
+                       else JobState(run.state).value)
+                _close_interval(conn, run.id, run.finished_at, how)
         return bool(n == 1)
 
     # -- leases ---------------------------------------------------------------------------
@@ -935,6 +1060,31 @@ for _name in sorted(JobStore.__abstractmethods__ | {"revision", "count_jobs_by_s
 # -- row mapping ------------------------------------------------------------------------
 
 _WAITING = [JobState.PENDING.value, JobState.PLANNED.value]
+#: ids per ``IN (...)`` list (well under every backend's limit on bound parameters)
+_CHUNK = 500
+
+
+def _insert_intervals(conn: Connection, intervals: dict[int, Sequence[Span]]) -> None:
+    """Store planned run intervals (``seq`` from 0), in one statement."""
+    rows = [
+        {"job_id": job_id, "seq": i, "start": a, "end": b}
+        for job_id, spans in intervals.items() for i, (a, b) in enumerate(spans)
+    ]
+    if rows:
+        conn.execute(insert(t.job_intervals), rows)
+
+
+def _open_interval(conn: Connection, run_id: int, at: datetime, handle: str | None) -> None:
+    conn.execute(insert(t.run_intervals), {"run_id": run_id, "start": at, "handle": handle, "how": ""})
+
+
+def _close_interval(conn: Connection, run_id: int, at: datetime, how: str) -> bool:
+    """End the open interval of a run (there is at most one)."""
+    ri = t.run_intervals.c
+    n = conn.execute(
+        update(t.run_intervals).where(ri.run_id == run_id, ri.end.is_(None)).values(end=at, how=how)
+    ).rowcount
+    return bool(n)
 #: Job fields stored in ``jobs`` (tests/storage/test_contract.py checks that is all of them)
 _JOB_FIELDS = [f.name for f in dataclasses.fields(Job) if f.name in t.jobs.c]
 _INSERT_JOB = insert(t.jobs)

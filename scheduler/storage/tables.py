@@ -216,6 +216,10 @@ jobs = Table(
     _when("updated_at", null=True),
     _col("claimed_by", String(200), null=True),
     _when("lease_until", null=True),
+    # interruptible jobs (migration 0003): how a pause is done, resolved at submission
+    _col("pause_mode", String(16), null=True),
+    _col("pause_signal", String(16), null=True),
+    _col("pause_grace_s", Float, null=True),
     Index("ix_jobs_state_planned_start", "state", "planned_start"),
     Index("ix_jobs_submitted_at", "submitted_at"),
 )
@@ -250,6 +254,30 @@ runs = Table(
     _col("actual_share", Float, null=True),
     Index("ix_runs_job_id", "job_id"),
     Index("ix_runs_finished_at_host", "finished_at", "host"),
+)
+
+#: The run intervals planned for an interruptible job, in order (migration 0003). A job
+#: without rows runs in one go: ``[planned_start, planned_start + duration_s]``.
+job_intervals = Table(
+    "job_intervals", metadata,
+    _col("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    _col("seq", Integer, primary_key=True),
+    _when("start"),
+    _when("end"),
+)
+
+#: What an interruptible run really did: one row per stretch it ran, from its launch or
+#: resumption to its pause or exit (``end`` NULL while it runs). ``handle`` is the process
+#: (or engine job) of that stretch; ``how`` says how it ended (paused, checkpointed, exit).
+run_intervals = Table(
+    "run_intervals", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE")),
+    _when("start"),
+    _when("end", null=True),
+    _col("handle", String(200), null=True),
+    _col("how", Text, default=""),
+    Index("ix_run_intervals_run_id", "run_id"),
 )
 
 #: Energy a run used on one device over ``[start, end)`` (see :class:`probes.model.Sample`).
