@@ -153,9 +153,8 @@ class JobStore(ABC):
     def replan_suspended(
         self, job_id: int, intervals: Sequence[Span], now: datetime, *, note: str | None = None
     ) -> bool:
-        """Give a suspended job new planned intervals for its remaining work (its
-        ``planned_start`` becomes the first one's start), if it is still ``suspended``.
-        Returns whether it was written."""
+        """Give a suspended job new planned intervals for its remaining work, if it is
+        still ``suspended``. Returns whether they were written."""
 
     @abstractmethod
     def open_run_interval(self, run_id: int, at: datetime, handle: str | None = None) -> None:
@@ -170,13 +169,9 @@ class JobStore(ABC):
         """End a run's open interval at ``at`` saying ``how``; ``False`` if none was open."""
 
     @abstractmethod
-    def pause_run(
-        self, job_id: int, run_id: int, at: datetime, *, resume_at: datetime | None,
-        how: str | None,
-    ) -> bool:
-        """Atomically move a job from ``running`` to ``suspended`` and set its
-        ``planned_start`` to ``resume_at`` (the next interval's start). With ``how``, the
-        run's open interval is closed at ``at`` in the same transaction (a stopped process);
+    def pause_run(self, job_id: int, run_id: int, at: datetime, *, how: str | None) -> bool:
+        """Atomically move a job from ``running`` to ``suspended``. With ``how``, the run's
+        open interval is closed at ``at`` in the same transaction (a stopped process);
         without, it stays open until the process exits (a checkpointing job). Returns
         ``False`` (nothing written) when the job is no longer ``running``."""
 
@@ -185,8 +180,9 @@ class JobStore(ABC):
         self, job_id: int, run_id: int, at: datetime, *, handle: str | None = None
     ) -> bool:
         """Atomically move a job from ``suspended`` back to ``running`` (not counted as an
-        attempt) and open a new interval of its run at ``at``, but only if its
-        ``planned_start`` (the resumption planned) has come. Returns whether it won."""
+        attempt) and open a new interval of its run at ``at``, but only when its resumption
+        is due: one of its planned intervals is under way at ``at``, or none is left
+        ahead. Returns whether it won."""
 
     @abstractmethod
     def run_intervals(self, run_id: int) -> list[RunInterval]:

@@ -47,6 +47,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    exists,
     func,
     insert,
     select,
@@ -479,7 +480,7 @@ class SqlStore(JobStore):
         if not intervals:
             raise ValueError("a suspended job needs at least one interval to resume in")
         c = t.jobs.c
-        values: dict[str, Any] = {"planned_start": intervals[0][0], "updated_at": _now()}
+        values: dict[str, Any] = {"updated_at": _now()}
         if note is not None:
             values["note"] = note
         with self._tx(f"re-plan suspended job {job_id}") as conn:
@@ -511,17 +512,13 @@ class SqlStore(JobStore):
         with self._tx(f"close an interval of run {run_id}") as conn:
             return _close_interval(conn, run_id, at, how)
 
-    def pause_run(
-        self, job_id: int, run_id: int, at: datetime, *, resume_at: datetime | None,
-        how: str | None,
-    ) -> bool:
+    def pause_run(self, job_id: int, run_id: int, at: datetime, *, how: str | None) -> bool:
         c = t.jobs.c
         with self._tx(f"pause job {job_id}") as conn:
             n = conn.execute(
                 update(t.jobs)
                 .where(c.id == job_id, c.state == JobState.RUNNING.value)
-                .values(state=JobState.SUSPENDED.value, planned_start=resume_at,
-                        updated_at=_now())
+                .values(state=JobState.SUSPENDED.value, updated_at=_now())
             ).rowcount
             if n != 1:
                 return False
@@ -532,8 +529,14 @@ class SqlStore(JobStore):
     def resume_run(
         self, job_id: int, run_id: int, at: datetime, *, handle: str | None = None
     ) -> bool:
-        c = t.jobs.c
-        due = (c.planned_start.is_(None)) | (c.planned_start <= at)
+        c, ji = t.jobs.c, t.job_intervals.c
+        # due: an interval is under way, or none is left ahead (the first interval not yet
+        # ended has begun); read in the same statement as the state, so a re-plan that
+        # moved the job's intervals is always respected
+        mine = ji.job_id == c.id
+        under_way = exists().where(mine, ji.start <= at, ji.end > at)
+        ahead = exists().where(mine, ji.end > at)
+        due = under_way | ~ahead
         with self._tx(f"resume job {job_id}") as conn:
             n = conn.execute(
                 update(t.jobs)

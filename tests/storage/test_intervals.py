@@ -66,13 +66,13 @@ def test_a_plan_replaces_the_intervals_of_the_jobs_it_writes(store: SqlStore) ->
 def test_pause_and_resume_are_conditional_and_keep_the_run_intervals(store: SqlStore) -> None:
     job_id, run_id = _running(store)
     attempts = store.get_job(job_id).attempts
-    assert store.pause_run(job_id, run_id, T0 + 2 * H, resume_at=T0 + 4 * H, how="paused: SIGSTOP")
-    assert not store.pause_run(job_id, run_id, T0 + 2 * H, resume_at=T0 + 4 * H, how="again")
+    assert store.pause_run(job_id, run_id, T0 + 2 * H, how="paused: SIGSTOP")
+    assert not store.pause_run(job_id, run_id, T0 + 2 * H, how="again")
     job = store.get_job(job_id)
-    assert job.state is JobState.SUSPENDED and job.planned_start == T0 + 4 * H
+    assert job.state is JobState.SUSPENDED and job.planned_start == T0 + H  # its plan's start
     (iv,) = store.run_intervals(run_id)
     assert (iv.start, iv.end, iv.how, iv.handle) == (T0 + H, T0 + 2 * H, "paused: SIGSTOP", "123:/x.exit.json")
-    # not before the resumption planned
+    # not before the next interval (4 H), but at once when none is left ahead
     assert not store.resume_run(job_id, run_id, T0 + 3 * H)
     assert store.resume_run(job_id, run_id, T0 + 4 * H, handle="456:/x.exit.json")
     assert not store.resume_run(job_id, run_id, T0 + 4 * H)
@@ -90,7 +90,7 @@ def test_pause_and_resume_are_conditional_and_keep_the_run_intervals(store: SqlS
 
 def test_a_checkpointing_pause_leaves_the_interval_open_until_the_exit(store: SqlStore) -> None:
     job_id, run_id = _running(store)
-    assert store.pause_run(job_id, run_id, T0 + 2 * H, resume_at=T0 + 4 * H, how=None)
+    assert store.pause_run(job_id, run_id, T0 + 2 * H, how=None)
     assert store.run_intervals(run_id)[0].end is None
     assert store.close_run_interval(run_id, T0 + 2 * H + timedelta(seconds=30), "checkpointed: exit 0")
     assert not store.close_run_interval(run_id, T0 + 3 * H, "twice")
@@ -100,10 +100,10 @@ def test_a_checkpointing_pause_leaves_the_interval_open_until_the_exit(store: Sq
 def test_a_cancel_wins_against_a_pause_or_a_resume(store: SqlStore) -> None:
     job_id, run_id = _running(store)
     assert store.transition(job_id, JobState.CANCELLED, expected={JobState.RUNNING})
-    assert not store.pause_run(job_id, run_id, T0 + 2 * H, resume_at=T0 + 4 * H, how="paused")
+    assert not store.pause_run(job_id, run_id, T0 + 2 * H, how="paused")
     assert store.run_intervals(run_id)[0].end is None  # untouched
     job_id, run_id = _running(store, name="second")
-    assert store.pause_run(job_id, run_id, T0 + 2 * H, resume_at=T0 + 4 * H, how="paused")
+    assert store.pause_run(job_id, run_id, T0 + 2 * H, how="paused")
     assert store.transition(job_id, JobState.CANCELLED, expected={JobState.SUSPENDED})
     assert not store.resume_run(job_id, run_id, T0 + 4 * H)
     assert len(store.run_intervals(run_id)) == 1
@@ -111,7 +111,7 @@ def test_a_cancel_wins_against_a_pause_or_a_resume(store: SqlStore) -> None:
 
 def test_one_resume_wins_among_threads(store: SqlStore) -> None:
     job_id, run_id = _running(store)
-    assert store.pause_run(job_id, run_id, T0 + 2 * H, resume_at=T0 + 4 * H, how="paused")
+    assert store.pause_run(job_id, run_id, T0 + 2 * H, how="paused")
     wins: list[bool] = []
     barrier = threading.Barrier(6)
 
@@ -132,12 +132,18 @@ def test_a_suspended_job_is_replanned_only_while_suspended(store: SqlStore) -> N
     job_id, run_id = _running(store)
     later = ((T0 + 6 * H, T0 + 7 * H),)
     assert not store.replan_suspended(job_id, later, T0 + 2 * H)  # still running
-    assert store.pause_run(job_id, run_id, T0 + 2 * H, resume_at=T0 + 4 * H, how="paused")
+    assert store.pause_run(job_id, run_id, T0 + 2 * H, how="paused")
     assert store.replan_suspended(job_id, later, T0 + 2 * H, note="moved")
-    job = store.get_job(job_id)
-    assert job.planned_start == T0 + 6 * H and job.note == "moved"
+    assert store.get_job(job_id).note == "moved"
     assert store.planned_intervals([job_id]) == {job_id: list(later)}
     assert not store.resume_run(job_id, run_id, T0 + 4 * H)  # the old resumption is gone
+    assert store.resume_run(job_id, run_id, T0 + 6 * H + timedelta(minutes=5))  # under way
+
+
+def test_a_paused_job_with_no_interval_ahead_may_resume_at_once(store: SqlStore) -> None:
+    job_id, run_id = _running(store)
+    assert store.pause_run(job_id, run_id, T0 + 2 * H, how="paused")
+    assert store.resume_run(job_id, run_id, T0 + 6 * H)  # both intervals are past
 
 
 def test_a_reclaimed_run_closes_its_interval(store: SqlStore) -> None:
