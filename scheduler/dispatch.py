@@ -182,7 +182,9 @@ class Daemon:
 
         if not self._start():
             return
-        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        ended = threading.Event()  # set when this run ends, idle or stopped
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, args=(ended,),
+                                           name="heartbeat", daemon=True)
         self._heartbeat.start()
         if self.leading():
             self.replan()
@@ -207,6 +209,7 @@ class Daemon:
             self._scheduler = None
             self.detach()
             if self._heartbeat is not None:
+                ended.set()  # an idle exit sets no stop: without this the join waits 10 s
                 self._heartbeat.join(10)
                 self._heartbeat = None
             if self.leadership is not None:
@@ -595,9 +598,9 @@ class Daemon:
         if self.leadership is not None:
             self.leadership.hold()
 
-    def _heartbeat_loop(self) -> None:
+    def _heartbeat_loop(self, done: threading.Event) -> None:
         period = max(0.05, min(self.lease.total_seconds() / 3, 5.0))
-        while not self._stop.wait(period):
+        while not done.wait(period) and not self._stop.is_set():
             try:
                 self.heartbeat()
             except Exception as exc:  # never let the proof of life die silently
