@@ -43,6 +43,11 @@ SCHEMA: dict[str, Any] = {
     "log_max_bytes": (int, 100 * 1024 * 1024, "cap of one job log file before it is rotated"),
     "admins": (list, [], "OS users allowed to cancel or change anyone's jobs"),
     "carbon_price": (str, None, "internal carbon price, like 80/t or 80EUR/t"),
+    "pause_mode": (str, "stop", "how interruptible jobs pause unless they say: stop (SIGSTOP/SIGCONT) or checkpoint"),
+    "pause_signal": (str, "SIGUSR1", "signal asking a checkpointing job to save its state and exit"),
+    "pause_grace_s": (float, 60.0, "real seconds a checkpointing job has to exit before it is killed"),
+    "min_chunk_s": (int, 3600, "shortest run interval the planner gives an interruptible job, seconds"),
+    "max_pauses": (int, 3, "most pauses the planner gives an interruptible job"),
     "intensity": {
         "providers": (list, list(DEFAULT_PROVIDERS), "provider chain, best first; the static table always follows"),
         "trace": (str, None, "trace file for the replay provider"),
@@ -106,6 +111,13 @@ class Settings:
     log_max_bytes: int = 100 * 1024 * 1024
     admins: tuple[str, ...] = ()
     carbon_price: str | None = None
+    #: interruptible jobs: default pause mode, checkpoint signal and grace (real seconds)
+    pause_mode: str = "stop"
+    pause_signal: str = "SIGUSR1"
+    pause_grace_s: float = 60.0
+    #: the planner's split of interruptible jobs: shortest run, most pauses
+    min_chunk_s: int = 3600
+    max_pauses: int = 3
     intensity: Mapping[str, Any] = field(default_factory=dict)
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sites: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -147,11 +159,40 @@ def _coerce(path: str, value: Any, typ: type) -> Any:
 #: numeric keys that must be above zero, and those that may be zero but not below
 POSITIVE_KEYS = frozenset({
     "sampling_interval_s", "lease_s", "replan_interval_s", "log_max_bytes", "timeout_s",
-    "horizon_h", "cpu_w_per_core", "pue",
+    "horizon_h", "cpu_w_per_core", "pue", "min_chunk_s",
 })
 NON_NEGATIVE_KEYS = frozenset({
     "gpu_w", "memory_w_per_gb", "cache_minutes", "replan_hysteresis_pct", "gpus", "cpus",
+    "pause_grace_s", "max_pauses",
 })
+
+
+def signal_name(text: str) -> str | None:
+    """``USR1``, ``sigusr1``, ``SIGUSR1`` or ``10`` -> ``"SIGUSR1"``; ``None`` if no such
+    signal (or one a job cannot be asked to checkpoint with: SIGKILL, SIGSTOP)."""
+    import signal
+
+    t = text.strip().upper()
+    try:
+        sig = signal.Signals(int(t)) if t.isdigit() else signal.Signals[t if t.startswith("SIG") else "SIG" + t]
+    except (KeyError, ValueError):
+        return None
+    if sig in (signal.SIGKILL, signal.SIGSTOP):
+        return None
+    return sig.name
+
+
+def _check_pause_keys(merged: Mapping[str, Any]) -> None:
+    from scheduler.model import PAUSE_MODES
+
+    mode = merged.get("pause_mode")
+    if mode not in PAUSE_MODES:
+        raise ConfigError(f"pause_mode {mode!r} (config file or {ENV_PREFIX}PAUSE_MODE) should be "
+                          f"one of {', '.join(PAUSE_MODES)}")
+    sig = merged.get("pause_signal")
+    if not isinstance(sig, str) or signal_name(sig) is None:
+        raise ConfigError(f"pause_signal {sig!r} (config file or {ENV_PREFIX}PAUSE_SIGNAL) is not a "
+                          "signal a job can handle: use a name like SIGUSR1 or SIGTERM")
 
 
 def _check_range(what: str, key: str, value: Any) -> Any:
@@ -246,6 +287,8 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is not None:
             merged[key] = value
+    _check_pause_keys(merged)
+    merged["pause_signal"] = signal_name(merged["pause_signal"])
     intensity = {k: v[1] for k, v in SCHEMA["intensity"].items()}
     intensity.update(merged.pop("intensity"))
     data_dir = Path(merged.pop("data_dir") or default_data_dir(env)).expanduser()

@@ -18,6 +18,7 @@ from intensity.errors import UnknownZone
 from intensity.model import Forecast
 from scheduler.errors import BadInput, InfeasibleJob, NotFound, NotOwner
 from scheduler.model import (
+    PAUSE_MODES,
     TERMINAL_STATES,
     WAITING_STATES,
     Event,
@@ -28,9 +29,9 @@ from scheduler.model import (
     Policy,
     Site,
 )
-from scheduler.planner import PlanOptions, horizon_needed_s, plan
+from scheduler.planner import PlanOptions, horizon_needed_s, plan, window_mean_g_per_kwh
 from scheduler.policies import BUILTIN_POLICIES, merge, resolve, validate_policy
-from scheduler.timeutil import format_duration, iso
+from scheduler.timeutil import format_duration, iso, spans_text
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -72,6 +73,19 @@ class SubmitRequest:
     power_w: float | None = None
     priority: int = 0
     not_before: datetime | None = None
+    #: moving the job away from its home site (``None``: the destination site's figures)
+    transfer_delay_s: int | None = None
+    transfer_energy_j: float | None = None
+    #: interruptible jobs: ``stop`` or ``checkpoint`` (implies interruptible), the
+    #: checkpoint signal and grace (``None``: the config's)
+    pause_mode: str | None = None
+    pause_signal: str | None = None
+    pause_grace_s: float | None = None
+
+
+#: the most a transfer may claim: a week of delay, 1 GWh of energy
+MAX_TRANSFER_DELAY_S = 7 * 86400
+MAX_TRANSFER_ENERGY_J = 3.6e12
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,31 @@ class SubmitResult:
     entry: PlanEntry
     plan_source: str
     fallback: bool
+
+
+def _check_transfer(req: SubmitRequest) -> None:
+    """A per-job transfer delay and energy must be sane figures (or absent)."""
+    d, e = req.transfer_delay_s, req.transfer_energy_j
+    if d is not None and not (isinstance(d, int) and 0 <= d <= MAX_TRANSFER_DELAY_S):
+        raise BadInput(f"transfer delay {d!r} s must be between 0 and a week")
+    if e is not None and not (math.isfinite(e) and 0 <= e <= MAX_TRANSFER_ENERGY_J):
+        raise BadInput(f"transfer energy {e:g} J ({e / 3.6e6:g} kWh) must be between 0 and 1 GWh")
+
+
+def consume(spans: Sequence[tuple[datetime, datetime]], work_s: float) -> list[tuple[datetime, datetime]]:
+    """How a paused job would run ``work_s`` seconds along ``spans``: interval after
+    interval, the last one stretched or cut to what is left (the daemon never pauses a
+    job in its last interval, and it ends when the job exits)."""
+    out: list[tuple[datetime, datetime]] = []
+    left = work_s
+    for i, (a, b) in enumerate(spans):
+        if left <= 0:
+            break
+        length = (b - a).total_seconds()
+        take = left if i == len(spans) - 1 else min(left, length)
+        out.append((a, a + timedelta(seconds=take)))
+        left -= take
+    return out
 
 
 def check_text(value: str, what: str, *, max_len: int = MAX_NAME_LEN, allow: str = "") -> str:
@@ -224,6 +263,9 @@ class Queue:
             raise BadInput(f"power {power!r} W must be a positive number of watts")
         env = {k: req.submitter_env[k] for k in ENV_ALLOW_LIST if k in req.submitter_env}
         env.update(req.env)
+        _check_transfer(req)
+        interruptible = bounds.interruptible or req.pause_mode is not None
+        pause = self._pause_settings(req) if interruptible else (None, None, None)
         return Job(
             name=name,
             argv=list(req.argv),
@@ -246,9 +288,40 @@ class Queue:
             threshold_g_per_kwh=bounds.threshold_g_per_kwh,
             budget_g=bounds.budget_g,
             run_now=bounds.run_now,
-            interruptible=bounds.interruptible,
+            interruptible=interruptible,
             priority=req.priority,
+            transfer_delay_s=req.transfer_delay_s,
+            transfer_energy_j=req.transfer_energy_j,
+            pause_mode=pause[0],
+            pause_signal=pause[1],
+            pause_grace_s=pause[2],
         )
+
+    def _pause_settings(self, req: SubmitRequest) -> tuple[str, str, float]:
+        """An interruptible job's pause mode, signal and grace: the request's, else the
+        config's, resolved now (so the job keeps them whatever the config becomes)."""
+        from scheduler.config import signal_name
+
+        settings = self.app.settings
+        mode = req.pause_mode if req.pause_mode is not None else settings.pause_mode
+        if mode not in PAUSE_MODES:
+            raise BadInput(f"pause mode {mode!r} is not one of {', '.join(PAUSE_MODES)}")
+        if mode == "stop" and (req.pause_signal is not None or req.pause_grace_s is not None):
+            raise BadInput("a pause signal and grace only apply to checkpointing jobs: add "
+                           "--pause-mode checkpoint, or leave them out")
+        sig = signal_name(req.pause_signal) if req.pause_signal is not None else settings.pause_signal
+        if sig is None:
+            raise BadInput(f"pause signal {req.pause_signal!r} is not a signal a job can handle: "
+                           "use a name like SIGUSR1 or SIGTERM")
+        grace = req.pause_grace_s if req.pause_grace_s is not None else settings.pause_grace_s
+        if not (math.isfinite(grace) and 0 <= grace <= 86400):
+            raise BadInput(f"pause grace {grace!r} s must be between 0 and one day")
+        return mode, sig, float(grace)
+
+    def plan_options(self, **kw: object) -> PlanOptions:
+        """The planner's options: the config's split of interruptible jobs, plus ``kw``."""
+        s = self.app.settings
+        return PlanOptions(min_chunk_s=int(s.min_chunk_s), max_pauses=s.max_pauses, **kw)  # type: ignore[arg-type]
 
     def plan_one(self, job: Job, now: datetime) -> tuple[PlanEntry, str, bool]:
         """Plan a single (validated) job against the current forecasts of the zones it may
@@ -267,7 +340,8 @@ class Queue:
                 forecasts[other.zone] = self.forecast(other.zone, now, horizon)[0]
         probe = replace(job, id=job.id if job.id is not None else -1)
         held = self.committed_capacity(probe, sites, now)
-        options = PlanOptions(reserved=held, allow_overdue=False) if held is not None else None
+        options = (self.plan_options(reserved=held, allow_overdue=False) if held is not None
+                   else self.plan_options())
         result = plan([probe], forecasts, sites, now, options)
         entry = result.entries.get(probe.id)  # type: ignore[arg-type]
         if entry is None and probe.id in result.earliest_finish:
@@ -304,15 +378,34 @@ class Queue:
         """``(site, start, end, gpus, cpus)`` of every planned or running job on ``names``."""
         held = []
         states = [JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED]
-        for j in self.app.store.list_jobs(states, sites=list(names)):
-            if j.id == skip:
-                continue
-            start = j.planned_start or now
-            end = start + timedelta(seconds=j.duration_s)
-            if j.state is not JobState.PLANNED:
-                end = max(end, now + timedelta(seconds=1))  # an overrunning job still holds
-            held.append((j.planned_site or j.site, start, end, j.gpus, j.cpus))
+        jobs = [j for j in self.app.store.list_jobs(states, sites=list(names)) if j.id != skip]
+        spans = self._stored_spans(jobs)
+        for j in jobs:
+            held += self._holds(j, spans.get(j.id), now)  # type: ignore[arg-type]
         return tuple(held)
+
+    def _stored_spans(self, jobs: Iterable[Job]) -> dict[int, list[tuple[datetime, datetime]]]:
+        """The planned intervals of the interruptible jobs among ``jobs`` (one query)."""
+        ids = [j.id for j in jobs if j.interruptible and j.id is not None]
+        return self.app.store.planned_intervals(ids) if ids else {}
+
+    @staticmethod
+    def _holds(
+        job: Job, spans: list[tuple[datetime, datetime]] | None, now: datetime
+    ) -> list[tuple[str, datetime, datetime, int, int]]:
+        """The capacity a planned, running or suspended job holds: its planned intervals
+        still ahead (an interruptible job the planner split), else its start and duration;
+        a started job holds at least until now (an overrunning job still holds)."""
+        site = job.planned_site or job.site
+        if not spans:
+            start = job.planned_start or now
+            spans = [(start, start + timedelta(seconds=job.duration_s))]
+        out = [(site, a, b, job.gpus, job.cpus) for a, b in spans if b > now]
+        if job.state is JobState.RUNNING and not any(a <= now for _, a, _, _, _ in out):
+            out.insert(0, (site, now, now + timedelta(seconds=1), job.gpus, job.cpus))
+        if job.state is not JobState.PLANNED and not out:
+            out = [(site, now, now + timedelta(seconds=1), job.gpus, job.cpus)]
+        return out
 
     def submit(self, req: SubmitRequest, *, now: datetime | None = None) -> SubmitResult:
         """Validate, plan and store a job; nothing is written if anything is refused."""
@@ -330,7 +423,9 @@ class Queue:
         self._apply_entry(job, entry, source, fallback)
         stored = self.app.store.add_job(job, event=(
             now, "submitted", f"planned {iso(entry.start)} on {entry.site} ({entry.reason}; {source})"
-        ))
+            + (f" in {len(entry.intervals)} intervals: {spans_text(entry.intervals)}"
+               if len(entry.intervals) > 1 else "")
+        ), intervals=entry.intervals if len(entry.intervals) > 1 else ())
         assert stored.id is not None
         return SubmitResult(stored, replace(entry, job_id=stored.id), source, fallback)
 
@@ -352,8 +447,8 @@ class Queue:
         # capacity: the batch shares each site's slots, around what is already committed
         managed = [n for n, s in sites.items() if s.gpus > 0 or s.cpus > 0]
         options = (
-            PlanOptions(reserved=self._held_on(managed, now), allow_overdue=False)
-            if managed else None
+            self.plan_options(reserved=self._held_on(managed, now), allow_overdue=False)
+            if managed else self.plan_options()
         )
         result = plan(jobs, forecasts, sites, now, options)
         for j in jobs:
@@ -368,8 +463,13 @@ class Queue:
                     f"expected {entry.expected_g:.1f} g"
                 )
             self._apply_entry(j, entry, *sources[zone])
+        spans = [result.entries[j.id].intervals for j in jobs]  # type: ignore[index]
+        for j in jobs:
             j.id = None
-        ids = self.app.store.add_jobs(jobs)
+        ids = self.app.store.add_jobs(
+            jobs, intervals=[s if len(s) > 1 else () for s in spans]
+            if any(len(s) > 1 for s in spans) else None,
+        )
         for j, i in zip(jobs, ids, strict=True):
             j.id = i
         return jobs
@@ -393,13 +493,16 @@ class Queue:
         Returns the plan and the list of (job, new entry) actually moved.
         """
         hysteresis = self.app.settings.replan_hysteresis_pct if hysteresis_pct is None else hysteresis_pct
+        # paused interruptible jobs first: their remaining work keeps its place ahead of jobs
+        # that have not started
+        resumed_moves = self.replan_suspended(now, hysteresis_pct=hysteresis)
         # a planned job whose start has come is due, not re-planned: the daemon launches it
         jobs = [
             j for j in self.app.store.list_jobs(WAITING_STATES)
             if not (j.state is JobState.PLANNED and j.planned_start is not None and j.planned_start <= now)
         ]
         if not jobs:
-            return Plan(), []
+            return Plan(), resumed_moves
         sites = self.sites()
         horizon = horizon_needed_s(jobs, now)
         forecasts: dict[str, Forecast] = {}
@@ -409,13 +512,8 @@ class Queue:
             fc, source, fb = self.forecast(z, now, horizon)
             forecasts[z] = fc
             sources[z] = (source, fb)
-        running = [
-            (j.planned_site or j.site, j.planned_start or now,
-             max((j.planned_start or now) + timedelta(seconds=j.duration_s), now + timedelta(seconds=1)),
-             j.gpus, j.cpus)
-            for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED])
-            if j.state is not JobState.PLANNED or (j.planned_start is not None and j.planned_start <= now)
-        ] if any(s.gpus > 0 or s.cpus > 0 for s in sites.values()) else []  # running or due: held
+        running = self._started_holds(now) if any(
+            s.gpus > 0 or s.cpus > 0 for s in sites.values()) else []  # running or due: held
         # the whole queue together: capacity per site per slot, running jobs holding theirs
         # placements in force move only for a gain above the hysteresis, inside the planner,
         # so a kept job's capacity is never handed to another
@@ -424,7 +522,7 @@ class Queue:
             if j.id is not None and j.state is JobState.PLANNED and j.planned_start is not None
             and j.planned_start >= now
         }
-        new_plan = plan(jobs, forecasts, sites, now, PlanOptions(
+        new_plan = plan(jobs, forecasts, sites, now, self.plan_options(
             reserved=tuple(running), current=in_force, hysteresis_pct=hysteresis,
         ))
         current = plan(
@@ -461,7 +559,89 @@ class Queue:
                 assert j.id is not None
                 # only while still waiting: an agent may have claimed it since apply_plan
                 self.app.store.update_job(j, expected=WAITING_STATES)
-        return new_plan, moved
+        return new_plan, resumed_moves + moved
+
+    def _started_holds(
+        self, now: datetime, *, skip: int | None = None
+    ) -> list[tuple[str, datetime, datetime, int, int]]:
+        """Capacity held by running and suspended jobs (their planned intervals ahead) and
+        by planned jobs already due."""
+        started = [
+            j for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED])
+            if j.id != skip and (j.state is not JobState.PLANNED
+                                 or (j.planned_start is not None and j.planned_start <= now))
+        ]
+        spans = self._stored_spans(started)
+        out: list[tuple[str, datetime, datetime, int, int]] = []
+        for j in started:
+            out += self._holds(j, spans.get(j.id), now)  # type: ignore[arg-type]
+        return out
+
+    def replan_suspended(
+        self, now: datetime, *, hysteresis_pct: float | None = None
+    ) -> list[tuple[Job, PlanEntry]]:
+        """Re-plan the remaining work of paused interruptible jobs before their deadlines.
+
+        A suspended job's remaining work is its duration less the time its run has run so
+        far. It is planned on the run's site (a paused run does not move), placed before
+        any waiting job, and moved only when the new intervals save more than
+        ``hysteresis_pct`` of what its intervals in force are expected to emit (or when none
+        is left ahead). A job still checkpointing (its last interval open) is left alone.
+        Returns the (job, new entry) pairs written.
+        """
+        hysteresis = self.app.settings.replan_hysteresis_pct if hysteresis_pct is None else hysteresis_pct
+        suspended = self.app.store.list_jobs([JobState.SUSPENDED])
+        if not suspended:
+            return []
+        sites = self.sites()
+        stored = self.app.store.planned_intervals(j.id for j in suspended if j.id is not None)
+        moved: list[tuple[Job, PlanEntry]] = []
+        for job in suspended:
+            assert job.id is not None
+            runs = self.app.store.runs_for_job(job.id)
+            run = runs[-1] if runs and runs[-1].finished_at is None else None
+            if run is None or run.id is None:
+                continue
+            done = self.app.store.run_intervals(run.id)
+            if not done or any(iv.end is None for iv in done):
+                continue
+            ran_s = sum((iv.end - iv.start).total_seconds() for iv in done if iv.end is not None)
+            remaining = max(60, math.ceil(job.duration_s - ran_s))
+            site = sites.get(run.site)
+            zone = site.zone if site is not None else job.zone
+            pue = site.pue if site is not None else 1.0
+            finish_by = job.deadline_at or (job.latest_start + timedelta(seconds=job.duration_s))
+            probe = replace(
+                job, state=JobState.PLANNED, duration_s=remaining, site=run.site,
+                allowed_sites=[], earliest_start=now,
+                latest_start=max(now, finish_by - timedelta(seconds=remaining)),
+                run_now=False, threshold_g_per_kwh=None,
+            )
+            fc, source, _ = self.forecast(zone, now, horizon_needed_s([probe], now))
+            held = tuple(self._started_holds(now, skip=job.id)) if site is not None and (
+                site.gpus > 0 or site.cpus > 0) else ()
+            entry = plan([probe], {zone: fc}, sites, now, self.plan_options(
+                reserved=held, committed=frozenset({job.id}),
+            )).entries.get(job.id)
+            if entry is None:
+                continue
+            ahead = consume([(max(a, now), b) for a, b in stored.get(job.id, []) if b > now], remaining)
+            if ahead and list(entry.intervals) == ahead:
+                continue
+            if ahead and math.isfinite(entry.expected_g):
+                cur_g = sum(
+                    window_mean_g_per_kwh(fc, a, max(1, int((b - a).total_seconds())))
+                    * (b - a).total_seconds() for a, b in ahead
+                ) * job.power_w * pue / 3.6e6
+                gain = cur_g - entry.expected_g
+                if not (math.isfinite(gain) and gain > cur_g * hysteresis / 100.0):
+                    continue
+            note = (f"re-planned while paused: {format_duration(remaining)} left in "
+                    f"{len(entry.intervals)} interval(s); {entry.reason}; {source}")
+            if self.app.store.replan_suspended(job.id, entry.intervals, now, note=note):
+                job.note = note
+                moved.append((job, entry))
+        return moved
 
     # -- cancel ---------------------------------------------------------------------------
     def check_owner(self, job: Job) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from scheduler.errors import BadInput
@@ -125,3 +126,13 @@ def iso(value: datetime | None) -> str | None:
 def utcnow() -> datetime:
     """The wall clock, for the edges only (the planner never calls this)."""
     return datetime.now(UTC)
+
+
+def spans_text(spans: Iterable[tuple[datetime, datetime]]) -> str:
+    """``2026-03-15T17:00:00Z -> 18:00:00Z, ...``: run intervals in UTC, one line."""
+    parts = []
+    for a, b in spans:
+        a, b = a.astimezone(UTC), b.astimezone(UTC)
+        end = b.strftime("%H:%M:%SZ") if b.date() == a.date() else iso(b)
+        parts.append(f"{iso(a)} -> {end}")
+    return ", ".join(parts)
