@@ -74,6 +74,18 @@ def _duration_text(value: When, what: str) -> str:
     raise BadInput(f"{what} {value!r} is not a duration: give '3h', seconds or a timedelta")
 
 
+def _zero_or_duration_s(value: When | None, what: str) -> int | None:
+    """A duration that may be zero (a transfer delay, a pause grace), in seconds."""
+    from scheduler.cli.jobs import parse_duration_or_zero_s
+
+    if value is None:
+        return None
+    if isinstance(value, timedelta | int | float) and not isinstance(value, bool) and (
+            (value.total_seconds() if isinstance(value, timedelta) else value) == 0):
+        return 0
+    return parse_duration_or_zero_s(_duration_text(value, what), what=what)
+
+
 def _when_text(value: When | None, what: str) -> str | None:
     """A deadline-like value as the CLI text: ISO for datetimes, a duration otherwise."""
     if value is None:
@@ -155,16 +167,25 @@ class Client:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         shell: bool = False,
+        transfer_delay: When | None = None,
+        transfer_energy: float | str | None = None,
+        pause_mode: str | None = None,
+        pause_signal: str | None = None,
+        pause_grace: When | None = None,
     ) -> Job:
         """Submit a job like ``carbonshift submit`` and return it, planned.
 
         ``command`` is an argv list, or a string split like a shell would (``shell=True``
         runs it through ``/bin/sh`` instead). Durations are ``"3h"``, seconds or a
         ``timedelta``; deadlines also an aware ``datetime``. ``budget`` is grams or text
-        like ``"1.5kg"``. The returned job carries ``planned_start``, ``planned_site``,
-        ``expected_g`` and ``run_now_g``.
+        like ``"1.5kg"``. ``transfer_delay`` and ``transfer_energy`` (joules, or text like
+        ``"0.5kWh"``) are what moving the job away from its home site costs.
+        ``pause_mode`` (``"stop"`` or ``"checkpoint"``, implying ``interruptible``),
+        ``pause_signal`` and ``pause_grace`` say how an interruptible job is paused. The
+        returned job carries ``planned_start``, ``planned_site``, ``expected_g`` and
+        ``run_now_g``.
         """
-        from scheduler.cli.jobs import policy_from_flags
+        from scheduler.cli.jobs import parse_energy_j, policy_from_flags
         from scheduler.queue import SubmitRequest
         from scheduler.timeutil import parse_duration_s, parse_when
 
@@ -191,6 +212,12 @@ class Client:
             overrides=overrides, cwd=cwd, env=dict(env or {}), submitter_env=self.app.env,
             shell=shell, gpus=gpus, cpus=cpus, power_w=power_w, priority=priority,
             not_before=parse_when(after_text, now, what="after") if after_text else None,
+            transfer_delay_s=_zero_or_duration_s(transfer_delay, "transfer delay"),
+            transfer_energy_j=(None if transfer_energy is None else parse_energy_j(
+                transfer_energy if isinstance(transfer_energy, str) else f"{transfer_energy!r}J",
+                what="transfer energy")),
+            pause_mode=pause_mode, pause_signal=pause_signal,
+            pause_grace_s=_zero_or_duration_s(pause_grace, "pause grace"),
         )
         return self.app.queue.submit(req, now=now).job
 

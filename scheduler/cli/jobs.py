@@ -25,7 +25,7 @@ from scheduler.cli.common import (
     state,
 )
 from scheduler.errors import BadInput
-from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run
+from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run, RunInterval
 from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
 
 if TYPE_CHECKING:
@@ -48,6 +48,32 @@ def parse_grams(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise BadInput(f"budget {text!r} must be a positive mass like 500g")
     return value
+
+
+_ENERGY_UNITS_J = {"j": 1.0, "kj": 1e3, "mj": 1e6, "gj": 1e9, "wh": 3600.0, "kwh": 3.6e6,
+                   "mwh": 3.6e9, "gwh": 3.6e12}
+
+
+def parse_energy_j(text: str, *, what: str = "energy") -> float:
+    """``0.5kWh``, ``200Wh``, ``1.8MJ``, ``5000J`` -> joules (a unit is required; 0 is fine)."""
+    t = text.strip().lower().replace(" ", "")
+    for unit in sorted(_ENERGY_UNITS_J, key=len, reverse=True):
+        if t.endswith(unit) and t[: -len(unit)]:
+            try:
+                value = float(t[: -len(unit)]) * _ENERGY_UNITS_J[unit]
+            except ValueError:
+                break
+            if not math.isfinite(value) or value < 0:
+                raise BadInput(f"{what} {text!r} must be zero or more, like 0.5kWh")
+            return value
+    raise BadInput(f"{what} {text!r} is not an energy: use a number with a unit, like 0.5kWh, 200Wh or 1.8MJ")
+
+
+def parse_duration_or_zero_s(text: str, *, what: str) -> int:
+    """A duration like ``30m``, or ``0`` (``0s``) for none."""
+    if text.strip().lower() in ("0", "0s", "0m", "0h"):
+        return 0
+    return parse_duration_s(text, what=what)
 
 
 def parse_threshold(text: str) -> float:
@@ -137,6 +163,11 @@ def policy_options(f):  # type: ignore[no-untyped-def]
 @click.option("--power-w", type=float, help="Estimated mean power in watts (default: from GPUs and CPUs).")
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first when capacity is short.")
 @click.option("--after", metavar="WHEN", help="Do not start before this time.")
+@click.option("--transfer-delay", metavar="DURATION", help="Time to move the job's data away from its home site, like 30m (default: the destination site's figure).")
+@click.option("--transfer-energy", metavar="ENERGY", help="Energy to move its data, like 0.5kWh or 1.8MJ (default: the destination site's figure).")
+@click.option("--pause-mode", type=click.Choice(["stop", "checkpoint"]), help="How to pause it (implies --interruptible): stop = SIGSTOP/SIGCONT; checkpoint = signal, exit, launch again (default: config pause_mode, stop).")
+@click.option("--pause-signal", metavar="SIGNAL", help="Checkpoint mode: the signal asking it to save its state and exit (default: config pause_signal, SIGUSR1).")
+@click.option("--pause-grace", metavar="DURATION", help="Checkpoint mode: how long it has to exit after the signal (default: config pause_grace_s, 60s).")
 @click.option("--cwd", type=click.Path(file_okay=False), help="Working directory (default: here).")
 @click.option("--env", "env_items", multiple=True, metavar="NAME=VALUE", help="Add to the job's environment (repeatable).")
 @click.option("--shell", is_flag=True, help="Run the command through /bin/sh (off by default).")
@@ -148,6 +179,8 @@ def submit(
     latest_start: str | None, max_delay: str | None, threshold: str | None, budget: str | None,
     run_now: bool, interruptible: bool, zone: str | None, site_opt: str | None, any_site: bool,
     gpus: int, cpus: int, power_w: float | None, priority: int, after: str | None,
+    transfer_delay: str | None, transfer_energy: str | None, pause_mode: str | None,
+    pause_signal: str | None, pause_grace: str | None,
     cwd: str | None, env_items: tuple[str, ...], shell: bool, wait_flag: bool, as_json: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -158,6 +191,8 @@ def submit(
       carbonshift submit --name bert-ft --duration 3h --deadline 12h --zone GB -- python train.py
       carbonshift submit --policy nightly --duration 2h -- python train.py
       carbonshift submit --duration 1h --threshold 150 --deadline 24h -- ./run.sh
+      carbonshift submit --duration 6h --deadline 24h --pause-mode checkpoint -- python train.py
+      carbonshift submit --duration 2h --site gb,de --transfer-delay 30m --transfer-energy 0.5kWh -- ./run.sh
     """
     from scheduler.queue import SubmitRequest
 
@@ -184,6 +219,13 @@ def submit(
         overrides=overrides, cwd=cwd, env=_parse_env(env_items), submitter_env=app.env,
         shell=shell, gpus=gpus, cpus=cpus, power_w=power_w, priority=priority,
         not_before=parse_when(after, now, what="--after") if after else None,
+        transfer_delay_s=(parse_duration_or_zero_s(transfer_delay, what="transfer delay")
+                          if transfer_delay is not None else None),
+        transfer_energy_j=(parse_energy_j(transfer_energy, what="transfer energy")
+                           if transfer_energy is not None else None),
+        pause_mode=pause_mode, pause_signal=pause_signal,
+        pause_grace_s=(float(parse_duration_or_zero_s(pause_grace, what="pause grace"))
+                       if pause_grace is not None else None),
     )
     res = app.queue.submit(req, now=now)
     job, entry = res.job, res.entry
@@ -200,11 +242,16 @@ def submit(
             "saving_pct": saving, "deadline": job.deadline_at, "reason": entry.reason,
             "mean_intensity_g_per_kwh": entry.mean_intensity_g_per_kwh,
             "plan_source": res.plan_source, "fallback": res.fallback,
+            "intervals": [{"start": a, "end": b} for a, b in entry.intervals],
         })
     else:
         wait_s = (entry.start - now).total_seconds()
         when = "now" if wait_s <= 1 else f"in {format_duration(wait_s)}"
         click.echo(f"job {job.id} {job.name!r} planned for {fmt_time(entry.start)} ({when}) on {entry.site} ({job.zone})")
+        if len(entry.intervals) > 1:
+            click.echo(f"  in {len(entry.intervals)} intervals: "
+                       + ", ".join(f"{fmt_time(a)} -> {fmt_time(b)}" for a, b in entry.intervals)
+                       + f"; paused between them ({job.pause_mode})")
         if math.isfinite(entry.expected_g):
             line = f"  expected {fmt_g(entry.expected_g)} vs {fmt_g(entry.run_now_g)} if run now"
             if saving is not None:
@@ -226,7 +273,17 @@ def _job_row(job: Job) -> list[object]:
     ]
 
 
-def job_dict(job: Job) -> dict[str, object]:
+def planned_spans(job: Job, stored: list[tuple[datetime, datetime]] | None) -> list[tuple[datetime, datetime]]:
+    """A job's planned run intervals: those stored (an interruptible job the planner
+    split), else one from its planned start for its duration (none before it is planned)."""
+    if stored:
+        return stored
+    if job.planned_start is None:
+        return []
+    return [(job.planned_start, job.planned_start + timedelta(seconds=job.duration_s))]
+
+
+def job_dict(job: Job, spans: list[tuple[datetime, datetime]] | None = None) -> dict[str, object]:
     return {
         "id": job.id, "name": job.name, "state": str(job.state), "owner": job.owner,
         "argv": job.argv, "cwd": job.cwd, "shell": job.shell, "duration_s": job.duration_s,
@@ -239,6 +296,10 @@ def job_dict(job: Job) -> dict[str, object]:
         "planned_start": job.planned_start, "planned_site": job.planned_site,
         "expected_g": job.expected_g, "run_now_g": job.run_now_g, "plan_source": job.plan_source,
         "note": job.note, "attempts": job.attempts,
+        "transfer_delay_s": job.transfer_delay_s, "transfer_energy_j": job.transfer_energy_j,
+        "pause_mode": job.pause_mode, "pause_signal": job.pause_signal,
+        "pause_grace_s": job.pause_grace_s,
+        "intervals": [{"start": a, "end": b} for a, b in planned_spans(job, spans)],
     }
 
 
@@ -251,7 +312,9 @@ def queue(show_all: bool, as_json: bool) -> None:
     states = None if show_all else [JobState.PENDING, JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED]
     jobs = app.store.list_jobs(states)
     if as_json:
-        echo_json([job_dict(j) for j in jobs])
+        ids = [j.id for j in jobs if j.interruptible and j.id is not None]
+        spans = app.store.planned_intervals(ids) if ids else {}
+        echo_json([job_dict(j, spans.get(j.id)) for j in jobs])  # type: ignore[arg-type]
         return
     if not jobs:
         click.echo("the queue is empty" + ("" if show_all else " (finished jobs: `carbonshift history`)"))
@@ -284,6 +347,8 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
     runs = app.store.runs_for_job(job_id)
     events = app.store.events_for_job(job_id)
     row = row_for(job, runs[-1] if runs else None)
+    spans = planned_spans(job, app.store.planned_intervals([job_id]).get(job_id) if job.interruptible else None)
+    ran = {r.id: _run_intervals(app, r) for r in runs if job.interruptible and r.id is not None}
     now = app.clock.now()
     live = runs[-1] if runs and job.state in (JobState.RUNNING, JobState.SUSPENDED) and runs[-1].finished_at is None else None
     projs = stored_projections(events)
@@ -298,7 +363,7 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
                 write_chart(chart, path)
                 click.echo(f"chart written to {path}", err=True)
     if as_json:
-        data = job_dict(job)
+        data = job_dict(job, spans)
         data["runs"] = [
             {
                 "id": r.id, "site": r.site, "executor": r.executor, "handle": r.handle,
@@ -317,6 +382,11 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
                     }
                     if r.accounting else None
                 ),
+                "intervals": [
+                    {"start": iv.start, "end": iv.end, "how": iv.how, "handle": iv.handle,
+                     "energy_j": energy_j, "samples": n}
+                    for iv, energy_j, n in ran.get(r.id or 0, [])
+                ],
             }
             for r in runs
         ]
@@ -359,8 +429,16 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
     click.echo(f"  estimate  {format_duration(job.duration_s)} at {job.power_w:.0f} W, {job.gpus} GPU, {job.cpus} CPU")
     click.echo(f"  plan      {fmt_time(job.planned_start)} on {job.planned_site or job.site} ({job.zone}): expected {fmt_g(job.expected_g)}, run now {fmt_g(job.run_now_g)}")
     click.echo(f"            forecast from {job.plan_source or '-'}; {job.note or ''}")
+    if job.interruptible:
+        click.echo(f"  intervals {', '.join(f'{fmt_time(a)} -> {fmt_time(b)}' for a, b in spans) or '-'}"
+                   f"  (paused between them: {job.pause_mode or 'stop'}"
+                   + (f", {job.pause_signal}, grace {format_duration(job.pause_grace_s or 0)}"
+                      if job.pause_mode == "checkpoint" else "") + ")")
     for r in runs:
         click.echo(f"  run {r.id}     {r.state} on {r.site} ({r.executor} {r.handle or ''}) {fmt_time(r.started_at)} -> {fmt_time(r.finished_at)} exit {r.exit_code if r.exit_code is not None else '-'} {r.reason}")
+        for k, (iv, energy_j, n) in enumerate(ran.get(r.id or 0, []), 1):
+            click.echo(f"            ran {k}: {fmt_time(iv.start)} -> {fmt_time(iv.end)} "
+                       f"{iv.how or 'running'}; {energy_j / 3600:.3g} Wh in {n} samples")
         if r.accounting:
             a = r.accounting
             click.echo(f"            energy {a.energy_kwh * 1000:.3f} Wh ({a.energy_method}, {a.measured_share * 100:.0f}% measured, PUE {a.pue:g})")
@@ -380,6 +458,20 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
         click.echo("  events")
         for e in events:
             click.echo(f"    {fmt_time(e.at)}  {e.kind:<10} {e.message}")
+
+
+def _run_intervals(app: App, run: Run) -> list[tuple[RunInterval, float, int]]:
+    """A run's intervals with the energy and the number of samples measured in each."""
+    assert run.id is not None
+    intervals = app.store.run_intervals(run.id)
+    if not intervals:
+        return []
+    samples = app.store.samples_for_run(run.id)
+    out = []
+    for iv in intervals:
+        inside = [s for s in samples if s.start >= iv.start and (iv.end is None or s.end <= iv.end)]
+        out.append((iv, sum(s.energy_j for s in inside), len(inside)))
+    return out
 
 
 @click.command()

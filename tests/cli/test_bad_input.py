@@ -24,6 +24,17 @@ SUBMIT_CASES = {
     "bad threshold": (["--duration", "1h", "--threshold", "-5"], "threshold"),
     "bad budget": (["--duration", "1h", "--budget", "lots"], "lots"),
     "control character in name": (["--duration", "1h", "--name", "a\x07b"], "control character"),
+    "unparseable transfer delay": (["--duration", "1h", "--transfer-delay", "soon"], "soon"),
+    "negative transfer delay": (["--duration", "1h", "--transfer-delay", "-30m"], "-30m"),
+    "transfer energy without unit": (["--duration", "1h", "--transfer-energy", "500"], "500"),
+    "negative transfer energy": (["--duration", "1h", "--transfer-energy", "-1kWh"], "-1kWh"),
+    "infinite transfer energy": (["--duration", "1h", "--transfer-energy", "infkWh"], "infkWh"),
+    "huge transfer energy": (["--duration", "1h", "--transfer-energy", "5GWh"], "1 GWh"),
+    "unknown pause mode": (["--duration", "1h", "--pause-mode", "nap"], "nap"),
+    "unknown pause signal": (["--duration", "1h", "--pause-mode", "checkpoint", "--pause-signal", "SIGFOO"], "SIGFOO"),
+    "uncatchable pause signal": (["--duration", "1h", "--pause-mode", "checkpoint", "--pause-signal", "KILL"], "KILL"),
+    "pause signal for a stopped job": (["--duration", "1h", "--interruptible", "--pause-signal", "USR1"], "--pause-mode checkpoint"),
+    "bad pause grace": (["--duration", "1h", "--pause-mode", "checkpoint", "--pause-grace", "a while"], "a while"),
 }
 
 
