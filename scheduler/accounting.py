@@ -7,11 +7,15 @@ facility energy (measured IT energy x the site's PUE, the PUE kept separately).
 
 The counterfactual replays the *same measured power profile* as if the job had started at
 its submission time on its home zone: each sample shifted by ``submitted_at - started_at``.
+An interruptible run that was paused has samples only inside the intervals it ran (paused
+time is never measured); its counterfactual lays those intervals end to end from the
+submission, without the pauses, as the job would have run had it started at once.
 Savings are counterfactual minus actual; they are never computed from an estimate.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,6 +102,39 @@ def _intensity_over(
     return mean, {k: v / span for k, v in shares.items()}, providers
 
 
+Span = tuple[datetime, datetime]
+
+
+class _RunNow:
+    """Maps an instant of a run onto the run-now timeline: submission + active time so far."""
+
+    def __init__(self, started_at: datetime, submitted_at: datetime,
+                 intervals: Sequence[Span] | None) -> None:
+        self.submitted_at = submitted_at
+        spans = sorted(intervals or [])
+        self.starts = [a for a, _ in spans] or [started_at]
+        offsets, total = [], 0.0
+        for a, b in spans:
+            offsets.append(total)
+            total += max(0.0, (b - a).total_seconds())
+        self.offsets = offsets or [0.0]
+
+    def __call__(self, t: datetime) -> datetime:
+        k = max(0, bisect_right(self.starts, t) - 1)
+        return self.submitted_at + timedelta(seconds=self.offsets[k]) + (t - self.starts[k])
+
+
+def counterfactual_window(
+    samples: Sequence[Sample], *, started_at: datetime, submitted_at: datetime,
+    intervals: Sequence[Span] | None = None,
+) -> tuple[datetime, datetime]:
+    """The span of the run-now counterfactual (for fetching its intensity points)."""
+    to = _RunNow(started_at, submitted_at, intervals)
+    first = min(s.start for s in samples)
+    last = max(s.end for s in samples)
+    return to(first), to(last)
+
+
 @dataclass(frozen=True)
 class SampleEmission:
     sample: Sample
@@ -115,15 +152,18 @@ def account(
     pue: float = 1.0,
     counterfactual_points: Sequence[IntensityPoint] | None = None,
     transfer_energy_j: float = 0.0,
+    intervals: Sequence[Span] | None = None,
 ) -> RunAccounting:
     """Energy, emissions and the run-now counterfactual of a run's samples.
 
     ``points`` cover the run's own interval; ``counterfactual_points`` (default: the same
-    list) cover ``[submitted_at, submitted_at + run length)`` in the home zone.
+    list) cover ``[submitted_at, submitted_at + run length)`` in the home zone. For a run
+    that was paused, ``intervals`` are the stretches it really ran: each sample then moves
+    to submission + the active time before it (see :func:`counterfactual_window`).
     """
     tiers = _tiers(points)
     cf_tiers = _tiers(counterfactual_points) if counterfactual_points is not None else tiers
-    shift = submitted_at - started_at
+    to_run_now = _RunNow(started_at, submitted_at, intervals)
     energy_j = 0.0
     measured_j = 0.0
     emissions_g = 0.0
@@ -146,7 +186,8 @@ def account(
             actual_g += g * shares.get("actual", 0.0)
             providers |= provs
             kinds |= {k for k, v in shares.items() if v > 0}
-        cf_mean, _, _ = _intensity_over(cf_tiers, s.start + shift, s.end + shift)
+        cf_start = to_run_now(s.start)
+        cf_mean, _, _ = _intensity_over(cf_tiers, cf_start, cf_start + (s.end - s.start))
         if cf_mean == cf_mean:
             cf_g += kwh * cf_mean
     if transfer_energy_j > 0 and samples:

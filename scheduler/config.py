@@ -167,9 +167,14 @@ NON_NEGATIVE_KEYS = frozenset({
 })
 
 
+#: signals a job may be asked to checkpoint with: those its supervisor passes on
+#: (``scheduler.executors.supervise.FORWARDED_SIGNALS``; a test keeps the two equal)
+PAUSE_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGALRM", "SIGXCPU")
+
+
 def signal_name(text: str) -> str | None:
     """``USR1``, ``sigusr1``, ``SIGUSR1`` or ``10`` -> ``"SIGUSR1"``; ``None`` if no such
-    signal (or one a job cannot be asked to checkpoint with: SIGKILL, SIGSTOP)."""
+    signal, or not one of :data:`PAUSE_SIGNALS` (SIGKILL and SIGSTOP cannot be passed on)."""
     import signal
 
     t = text.strip().upper()
@@ -177,9 +182,7 @@ def signal_name(text: str) -> str | None:
         sig = signal.Signals(int(t)) if t.isdigit() else signal.Signals[t if t.startswith("SIG") else "SIG" + t]
     except (KeyError, ValueError):
         return None
-    if sig in (signal.SIGKILL, signal.SIGSTOP):
-        return None
-    return sig.name
+    return sig.name if sig.name in PAUSE_SIGNALS else None
 
 
 def _check_pause_keys(merged: Mapping[str, Any]) -> None:
@@ -192,7 +195,7 @@ def _check_pause_keys(merged: Mapping[str, Any]) -> None:
     sig = merged.get("pause_signal")
     if not isinstance(sig, str) or signal_name(sig) is None:
         raise ConfigError(f"pause_signal {sig!r} (config file or {ENV_PREFIX}PAUSE_SIGNAL) is not a "
-                          "signal a job can handle: use a name like SIGUSR1 or SIGTERM")
+                          f"pause signal: use one of {', '.join(PAUSE_SIGNALS)}")
 
 
 def _check_range(what: str, key: str, value: Any) -> Any:

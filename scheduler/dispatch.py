@@ -30,12 +30,28 @@ out, and an agent waits one lease after starting or after a database outage befo
 reclaiming anything (the others may not have been able to renew either). A cleanly
 stopped agent parks its runs' leases (no expiry): they wait for the next agent of that
 name.
+
+Interruptible jobs follow their planned run intervals (:mod:`scheduler.intervals`): the
+agent that follows a run pauses it at the end of each interval that has a successor and
+resumes it at the next one's start, through APScheduler timers (each tick checks too).
+Each transition is won in the database first (``running -> suspended`` and back, with the
+run's interval closed or opened in the same transaction), so a cancel or another agent
+always finds one consistent state. Two pause modes: ``stop`` sends SIGSTOP to the job's
+process group and SIGCONT at resumption (one process throughout); ``checkpoint`` sends
+the job's pause signal (default SIGUSR1), gives it ``pause_grace_s`` real seconds to save
+its state and exit (then stops it), and resumes by launching the same command again in
+the same run. A Slurm run is paused with ``scontrol suspend/resume``. The energy sampler
+is stopped at each pause and started again at each resumption, so paused time is never
+measured. A restarted agent adopts paused runs as they are and carries on with their
+intervals; an agent that adopts a running one continues its group first (it may have
+died between stopping it and recording the pause).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import signal
 import socket
 import threading
 import time
@@ -48,13 +64,21 @@ from typing import TYPE_CHECKING, Any
 from probes.detect import ProbeConfig, default_probes
 from probes.model import ProbeTarget, Sample
 from probes.sampler import Sampler
-from scheduler.accounting import account
+from scheduler.accounting import account, counterfactual_window
 from scheduler.errors import CarbonshiftError, ExecutorError, StorageError
 from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from scheduler.intervals import (
+    PAUSE,
+    checkpoint_exit_ok,
+    next_boundary,
+    position,
+    signal_number,
+)
 from scheduler.leader import Leadership, holder_name, real_now
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, Site
+from scheduler.progress import progress_path_for, read_progress
 from scheduler.storage.base import Lease
-from scheduler.timeutil import format_duration, iso
+from scheduler.timeutil import format_duration, iso, spans_text
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -79,6 +103,21 @@ class ActiveRun:
     gpu_indices: tuple[int, ...] = ()
     #: the run's handle is not in the database yet (it refused the write): retried per tick
     unsaved: bool = False
+    #: interruptible runs: the job's planned intervals (read again every tick)
+    intervals: list[tuple[datetime, datetime]] = field(default_factory=list)
+    #: paused (the job is ``suspended``)
+    paused: bool = False
+    #: whether a process (or engine job) exists: not for a checkpointed job between its
+    #: exit and its re-launch
+    process: bool = True
+    #: checkpoint mode: real monotonic time by which the signalled job must have exited
+    pausing_until: float | None = None
+    #: checkpoint mode: it did not exit in time and was stopped
+    pause_forced: bool = False
+    #: stop mode: the resumption the supervisor was told to expect (its resume-by time)
+    resume_at: datetime | None = None
+    #: a pause or resumption the executor refused is tried again after this (monotonic)
+    retry_at: float = 0.0
 
 
 class Daemon:
@@ -129,6 +168,7 @@ class Daemon:
         self.planner = planner
         self.active: dict[int, ActiveRun] = {}
         self._timers: dict[int, datetime] = {}
+        self._boundary_timers: dict[int, datetime] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._scheduler: Any = None
@@ -263,7 +303,12 @@ class Daemon:
                         act.sampler.stop()
                     except Exception as exc:
                         log.warning("sampler of run %s: %s", act.run.id, exc)
-                self._emit(act.job.id, "detached", "daemon stopped; the job keeps running and will be adopted by the next daemon")
+                if act.paused:
+                    self._emit(act.job.id, "detached", "daemon stopped; the job stays paused and the next "
+                               "daemon resumes it" + (f" (its supervisor continues it by itself if no daemon has soon after {iso(act.resume_at)})"
+                                                      if act.resume_at is not None and act.process else ""))
+                else:
+                    self._emit(act.job.id, "detached", "daemon stopped; the job keeps running and will be adopted by the next daemon")
             self.active.clear()
 
     def tick(self) -> None:
@@ -271,6 +316,7 @@ class Daemon:
         due jobs, re-plan when due (planner lease holder only), sync timers."""
         with self._lock:
             self.follow_runs()
+            self.follow_intervals()
             self.reclaim_expired()
             self.launch_due()
         now = self.clock.now()
@@ -348,7 +394,8 @@ class Daemon:
         handle = Handle(run.handle or "", host=run.host, pid=None)
         executor.adopt(handle)
         run.host = self.host
-        self.active[run.id] = ActiveRun(job, run, handle, executor, None)
+        self.active[run.id] = ActiveRun(job, run, handle, executor, None,
+                                        paused=job.state is JobState.SUSPENDED)
         self._emit(job.id, "taken over", f"{why}; {run.executor} job {run.handle} still runs in the "
                    f"engine: this agent ({self.host}) follows it on")
 
@@ -419,6 +466,33 @@ class Daemon:
                 replace_existing=True,
             )
             self._timers[job_id] = start
+        self._sync_boundary_timers(sched)
+
+    def _sync_boundary_timers(self, sched: Any) -> None:
+        """A timer for each interruptible run's next pause or resumption."""
+        with self._lock:
+            now = self.clock.now()
+            wanted: dict[int, datetime] = {}
+            for run_id, act in self.active.items():
+                if not act.job.interruptible or act.pausing_until is not None:
+                    continue
+                step = next_boundary(act.intervals, paused=act.paused, now=now)
+                if step is not None and step[1] > now:
+                    wanted[run_id] = step[1]
+        for run_id in list(self._boundary_timers):
+            if run_id not in wanted:
+                self._boundary_timers.pop(run_id, None)
+                try:
+                    sched.remove_job(f"run-{run_id}")
+                except Exception:
+                    pass
+        for run_id, at in wanted.items():
+            if self._boundary_timers.get(run_id) == at:
+                continue
+            run_at = datetime.now(UTC) + timedelta(seconds=self.clock.real_delay_s(at))
+            sched.add_job(self._fire_boundary, "date", run_date=run_at, args=[run_id],
+                          id=f"run-{run_id}", replace_existing=True)
+            self._boundary_timers[run_id] = at
 
     def _fire(self, job_id: int) -> None:
         """A timer fired: claim the job, then launch it."""
@@ -483,6 +557,8 @@ class Daemon:
                 lease_until=self.lease_now() + self.lease)
         )
         assert run.id is not None
+        if job.interruptible:
+            self.store.open_run_interval(run.id, now)
         log_dir = self.app.settings.log_dir / f"job-{job.id}"
         run.out_path = str(log_dir / f"run-{run.id}.out")
         run.err_path = str(log_dir / f"run-{run.id}.err")
@@ -498,6 +574,8 @@ class Daemon:
             run.state = JobState.FAILED
             run.reason = f"launch failed: {exc}"
             self.store.update_run(run)
+            if job.interruptible:
+                self.store.close_run_interval(run.id, run.finished_at, run.reason)
             self.store.transition(job.id, JobState.FAILED, expected={JobState.RUNNING}, note=run.reason)
             self._emit(job.id, "failed", run.reason)
             return
@@ -505,6 +583,12 @@ class Daemon:
         # the process runs: follow it (and renew its lease) even if the database refuses
         # to record its handle right now; the write is retried each tick
         act = ActiveRun(job, run, handle, executor, None, gpu_indices=gpus)
+        if job.interruptible:
+            act.intervals = self.store.planned_intervals([job.id]).get(job.id, [])
+            try:
+                self.store.set_interval_handle(run.id, handle.handle)
+            except StorageError as exc:
+                log.warning("run %s: could not record the process of its interval: %s", run.id, exc)
         self.active[run.id] = act
         try:
             self.store.update_run(run)
@@ -514,8 +598,13 @@ class Daemon:
         act.sampler = self._start_sampler(job, run, handle, gpus)
         late = (now - job.planned_start).total_seconds() if job.planned_start else 0.0
         late_real_s = late / self.clock.factor
+        plan_text = ""
+        if len(act.intervals) > 1:
+            k, n = position(act.intervals, now)
+            plan_text = f"; interval {k} of {n} ({spans_text(act.intervals)}), paused between them ({job.pause_mode or 'stop'})"
         self._emit(job.id, "started", f"run {run.id} on {site_name} ({executor_name} {handle.handle.split(':')[0]})"
-                   + (f", {format_duration(late)} after its planned start" if late_real_s > 30 else ""))
+                   + (f", {format_duration(late)} after its planned start" if late_real_s > 30 else "")
+                   + plan_text)
 
     def _allocate_gpus(self, job: Job, site_name: str, site_gpus: int) -> tuple[int, ...]:
         """Distinct GPU indices for a local job: the lowest ones no active run holds."""
@@ -563,12 +652,262 @@ class Daemon:
             self.store.update_run(act.run)
             act.unsaved = False
         for run_id, act in list(self.active.items()):
+            if not act.process:  # a checkpointed job waiting for its next interval
+                if self._cancelled_while_paused(act):
+                    self.active.pop(run_id, None)
+                continue
             status = act.executor.poll(act.handle)
             if status is None:
                 self._check_cancel(act)
+                self._check_pause_grace(act)
                 continue
+            if act.pausing_until is not None and self._checkpointed(act, status):
+                continue  # paused: waits for its next interval without a process
             self.finish(act, status)
             self.active.pop(run_id, None)
+
+    # -- interruptible jobs ---------------------------------------------------------------
+    def _pause_mode(self, act: ActiveRun) -> str:
+        """``checkpoint`` or ``stop`` for a local run; ``engine`` (the executor's own
+        suspend: Slurm's ``scontrol suspend``) for any other."""
+        if act.run.executor != "local":
+            return "engine"
+        return "checkpoint" if act.job.pause_mode == "checkpoint" else "stop"
+
+    def follow_intervals(self) -> None:
+        """Pause or resume the interruptible runs whose boundary has come (timers do it on
+        time; this catches the rest), after reading their planned intervals again: a
+        re-plan may have moved a paused job's."""
+        acts = [a for a in self.active.values() if a.job.interruptible and a.job.id is not None]
+        if not acts:
+            return
+        spans = self.store.planned_intervals(a.job.id for a in acts)  # type: ignore[misc]
+        now = self.clock.now()
+        for act in acts:
+            act.intervals = spans.get(act.job.id, [])  # type: ignore[arg-type]
+            self._boundary(act, now)
+
+    def _fire_boundary(self, run_id: int) -> None:
+        """A pause or resumption timer fired."""
+        with self._lock:
+            self._boundary_timers.pop(run_id, None)
+            act = self.active.get(run_id)
+            if act is None or act.job.id is None:
+                return
+            try:
+                act.intervals = self.store.planned_intervals([act.job.id]).get(act.job.id, [])
+                self._boundary(act, self.clock.now())
+            except CarbonshiftError as exc:
+                log.warning("run %s: interval timer: %s (the next tick retries)", run_id, exc)
+
+    def _boundary(self, act: ActiveRun, now: datetime) -> None:
+        if (act.pausing_until is not None or act.cancel_sent or act.run.id not in self.active
+                or time.monotonic() < act.retry_at):
+            return
+        step = next_boundary(act.intervals, paused=act.paused, now=now)
+        if step is None:
+            return
+        kind, at = step
+        if self.clock.real_delay_s(at) > 0.05:
+            if act.paused:
+                self._tell_resume_by(act, at)  # a re-plan may have moved it
+            return
+        try:
+            if kind == PAUSE:
+                self._pause(act, now)
+            else:
+                self._resume(act, now)
+        except ExecutorError as exc:  # e.g. a Slurm job not started yet: try again later
+            act.retry_at = time.monotonic() + 30.0
+            self._emit(act.job.id, "error", f"could not {kind} run {act.run.id} (trying again in 30 s): {exc}")
+
+    def _tell_resume_by(self, act: ActiveRun, at: datetime) -> None:
+        """A stopped local job's supervisor continues it by itself if nobody has resumed it
+        a third of a lease after ``at`` (its agent stopped and no successor came)."""
+        if self._pause_mode(act) != "stop" or not act.process or act.resume_at == at:
+            return
+        tell = getattr(act.executor, "resume_by", None)
+        if tell is not None:
+            tell(act.handle, time.time() + self.clock.real_delay_s(at) + self.lease.total_seconds() / 3)
+            act.resume_at = at
+
+    def _where(self, act: ActiveRun, now: datetime, *, ending: bool) -> str:
+        if not act.intervals:
+            return "no planned interval left"
+        k, n = position(act.intervals, now)
+        a, b = sorted(act.intervals)[k - 1]
+        return f"{'end of ' if ending else ''}interval {k} of {n} ({spans_text([(a, b)])})"
+
+    def _pause(self, act: ActiveRun, now: datetime) -> None:
+        """End of an interval: win ``running -> suspended`` in the database, then pause."""
+        job, run = act.job, act.run
+        assert job.id is not None and run.id is not None
+        if self.store.get_job(job.id).state is not JobState.RUNNING:
+            return  # cancelled meanwhile: the follow loop stops it
+        step = next_boundary(act.intervals, paused=True, now=now)
+        resume_at = step[1] if step is not None else now
+        where = self._where(act, now, ending=True)
+        when = (f"resumes {iso(resume_at)} (in "
+                f"{format_duration(max(0.0, (resume_at - now).total_seconds()))})")
+        mode = self._pause_mode(act)
+        if mode == "checkpoint":
+            signum = signal_number(job.pause_signal, self.app.settings.pause_signal)
+            send = getattr(act.executor, "ask", None)
+            if send is None or not self.store.pause_run(job.id, run.id, now, how=None):
+                return
+            grace = job.pause_grace_s if job.pause_grace_s is not None else self.app.settings.pause_grace_s
+            act.paused = True
+            act.pausing_until = time.monotonic() + grace
+            send(act.handle, signum)
+            self._emit(job.id, "paused", f"{where}: sent {signal.Signals(signum).name} to checkpoint "
+                       f"and exit (grace {format_duration(grace)}); {when}")
+            return
+        # stop first, then the last reading, then the record: the samples end inside it
+        act.executor.suspend(act.handle)
+        self._stop_sampler(act)
+        at = self.clock.now()
+        how = "paused: SIGSTOP" if mode == "stop" else f"paused: {run.executor} suspend"
+        if not self.store.pause_run(job.id, run.id, at, how=how):
+            act.executor.resume(act.handle)  # lost to a cancel: let the follow loop stop it
+            act.sampler = self._start_sampler(job, run, act.handle, act.gpu_indices)
+            return
+        act.paused = True
+        act.resume_at = None
+        self._tell_resume_by(act, resume_at)
+        what = "process group stopped (SIGSTOP)" if mode == "stop" else f"{run.executor} job suspended"
+        self._emit(job.id, "paused", f"{where}: {what}; {when}")
+
+    def _resume(self, act: ActiveRun, now: datetime) -> None:
+        """Start of an interval: win ``suspended -> running`` (opening the run's next
+        interval) in the database, then continue the job, or launch it again."""
+        job, run = act.job, act.run
+        assert job.id is not None and run.id is not None
+        where = self._where(act, now, ending=False)
+        if not act.process:
+            self._relaunch(act, now, where)
+            return
+        if not self.store.resume_run(job.id, run.id, now, handle=run.handle):
+            return  # cancelled, or moved later by a re-plan: the next tick sees it
+        act.executor.resume(act.handle)
+        act.paused = False
+        act.resume_at = None
+        act.sampler = self._start_sampler(job, run, act.handle, act.gpu_indices)
+        what = "process group continued (SIGCONT)" if self._pause_mode(act) == "stop" \
+            else f"{run.executor} job resumed"
+        self._emit(job.id, "resumed", f"{where}: {what}")
+
+    def _relaunch(self, act: ActiveRun, now: datetime, where: str) -> None:
+        """Resume a checkpointed job: the same command again, in the same run."""
+        job, run = act.job, act.run
+        assert job.id is not None and run.id is not None
+        # forget the old process first: should this agent die between the claim below and
+        # the launch, its successor finds no handle and looks for the new one's pid file
+        run.handle = None
+        self.store.update_run(run)
+        if not self.store.resume_run(job.id, run.id, now):
+            return
+        try:
+            assert run.out_path is not None and run.err_path is not None
+            handle = act.executor.launch(LaunchSpec(
+                job=job, run_id=run.id, out_path=run.out_path, err_path=run.err_path,
+                env=dict(job.env), gpu_indices=act.gpu_indices,
+            ))
+        except (ExecutorError, OSError) as exc:
+            self.finish(act, ExitStatus(None, JobState.FAILED.value, f"re-launch to resume failed: {exc}"))
+            self.active.pop(run.id, None)
+            return
+        act.handle, run.handle = handle, handle.handle
+        self.store.update_run(run)
+        self.store.set_interval_handle(run.id, handle.handle)
+        act.process, act.paused, act.pause_forced = True, False, False
+        act.sampler = self._start_sampler(job, run, handle, act.gpu_indices)
+        self._emit(job.id, "resumed", f"{where}: launched the same command again "
+                   f"({run.executor} {handle.handle.split(':')[0]}) to resume from its checkpoint")
+
+    def _check_pause_grace(self, act: ActiveRun) -> None:
+        """A checkpointing job that has not exited within its grace is stopped."""
+        if act.pausing_until is None or act.pause_forced or time.monotonic() < act.pausing_until:
+            return
+        act.pause_forced = True
+        self._emit(act.job.id, "paused", "the job did not exit within its grace after the pause "
+                   "signal: stopping it (SIGTERM, then SIGKILL); it resumes from its last checkpoint")
+        threading.Thread(target=act.executor.cancel, args=(act.handle,), kwargs={"grace_s": 5.0},
+                         daemon=True).start()
+
+    def _checkpointed(self, act: ActiveRun, status: ExitStatus) -> bool:
+        """A job asked to checkpoint has exited. Returns ``True`` when that is a pause (it
+        exited cleanly or of its signal, or was stopped after the grace), so it waits for its
+        next interval without a process; ``False`` when it has finished (it says it is
+        done through the progress protocol) or failed: then :meth:`finish` closes the run."""
+        job, run = act.job, act.run
+        assert job.id is not None and run.id is not None
+        signum = signal_number(job.pause_signal, self.app.settings.pause_signal)
+        progress = read_progress(progress_path_for(run.out_path)) if run.out_path else None
+        if status.exit_code == 0 and progress is not None and progress.fraction >= 1.0:
+            return False  # it finished its work meanwhile
+        if not (act.pause_forced or checkpoint_exit_ok(status.exit_code, signum)):
+            return False  # it failed
+        self._stop_sampler(act, final_cpu_s=status.cpu_s)
+        self._cleanup_group(act)
+        code = f"exit {status.exit_code}" if status.exit_code is not None else "no exit record"
+        how = "checkpointed: " + (f"stopped after its grace ({code})" if act.pause_forced else code)
+        self.store.close_run_interval(run.id, self.clock.now(), how)
+        act.process, act.pausing_until = False, None
+        step = next_boundary(act.intervals, paused=True, now=self.clock.now())
+        self._emit(job.id, "checkpointed", f"the job exited ({code}) after its pause signal; it is "
+                   f"launched again at {iso(step[1]) if step else 'once'} to resume")
+        return True
+
+    def _cancelled_while_paused(self, act: ActiveRun) -> bool:
+        """A checkpointed (process-less) paused job that was cancelled: close its run."""
+        assert act.job.id is not None
+        if self.store.get_job(act.job.id).state is not JobState.CANCELLED:
+            return False
+        self.finish(act, ExitStatus(None, JobState.CANCELLED.value, "cancelled while paused"))
+        return True
+
+    def _adopt_paused(self, job: Job, run: Run) -> bool:
+        """Recovery of a run whose job is ``suspended``: adopted as paused. Returns
+        ``False`` when there is nothing to adopt (the generic recovery then closes it)."""
+        assert run.id is not None and job.id is not None
+        executor = self.executor_for(run.executor)
+        spans = self.store.planned_intervals([job.id]).get(job.id, [])
+        done = self.store.run_intervals(run.id)
+        checkpointing = run.executor == "local" and job.pause_mode == "checkpoint"
+        open_interval = bool(done) and done[-1].end is None
+        pid = _pid_of(run.handle) if run.handle and run.executor == "local" else None
+        handle = Handle(run.handle or "", host=run.host, pid=pid)
+        act = ActiveRun(job, run, handle, executor, None, paused=True, intervals=spans,
+                        gpu_indices=_gpus_of_pid(pid))
+        if checkpointing and not open_interval:
+            act.process = False  # between its checkpoint and its re-launch: nothing runs
+            self.active[run.id] = act
+            self._emit(job.id, "adopted", f"run {run.id} is paused (checkpointed); it is launched "
+                       "again at its next interval")
+            return True
+        if not run.handle:
+            return False
+        if not executor.alive(handle):
+            status = executor.poll(handle)
+            if status is None or not checkpointing:
+                return False
+            act.pausing_until = time.monotonic()  # it exited while the last agent waited
+            if self._checkpointed(act, status):
+                self.active[run.id] = act
+            else:
+                self.finish(act, status)
+            return True
+        executor.adopt(handle)
+        if checkpointing:
+            grace = job.pause_grace_s if job.pause_grace_s is not None else self.app.settings.pause_grace_s
+            act.pausing_until = time.monotonic() + grace
+            self._emit(job.id, "adopted", f"run {run.id} was asked to checkpoint; waiting for it to exit")
+        else:
+            if run.executor == "local":  # stopped already; again in case the last agent died first
+                executor.suspend(handle)
+            self._emit(job.id, "adopted", f"run {run.id} is paused; it resumes at its next interval")
+        self.active[run.id] = act
+        return True
 
     def heartbeat(self) -> None:
         """Renew the lease of every run followed, and the planner lease when held.
@@ -667,24 +1006,9 @@ class Daemon:
         """Close a run: last samples, exit code, job state, accounting, one event."""
         job, run = act.job, act.run
         assert job.id is not None and run.id is not None
-        if act.sampler is not None:
-            try:
-                act.sampler.stop(final_cpu_s=status.cpu_s)
-                left = list(act.sampler.unflushed)
-                if left:  # the database refused them at stop: one more try, then say so
-                    try:
-                        self.store.add_samples(run.id, left)
-                    except CarbonshiftError as exc:
-                        self._emit(job.id, "probe", f"{len(left)} energy samples could not be stored: {exc}")
-            except Exception as exc:
-                log.warning("sampler of run %s: %s", run.id, exc)
-        cleanup = getattr(act.executor, "cleanup_group", None)
-        if cleanup is not None:
-            try:
-                if cleanup(act.handle):
-                    self._emit(job.id, "cleanup", "killed processes the job left behind in its group")
-            except Exception as exc:
-                log.warning("cleanup of run %s: %s", run.id, exc)
+        self._stop_sampler(act, final_cpu_s=status.cpu_s)
+        if act.process:  # a checkpointed job's old group is long gone (its id may be reused)
+            self._cleanup_group(act)
         now = self.clock.now()
         current = self.store.get_job(job.id)
         state = JobState(status.state)
@@ -708,7 +1032,38 @@ class Daemon:
             self.store.transition(job.id, state, expected={JobState.RUNNING, JobState.SUSPENDED}, note=status.reason or None)
         extra = self._account(current, run, act.executor)
         code = f"exit {status.exit_code}" if status.exit_code is not None else status.reason
-        self._emit(job.id, "finished", f"{state} ({code}) after {format_duration((now - run.started_at).total_seconds())}{extra}")
+        took = format_duration((now - run.started_at).total_seconds())
+        if job.interruptible:
+            spans = [(iv.start, iv.end or now) for iv in self.store.run_intervals(run.id)]
+            if len(spans) > 1:
+                ran = sum((b - a).total_seconds() for a, b in spans)
+                took += f" (ran {format_duration(ran)} in {len(spans)} intervals)"
+        self._emit(job.id, "finished", f"{state} ({code}) after {took}{extra}")
+
+    def _stop_sampler(self, act: ActiveRun, *, final_cpu_s: float | None = None) -> None:
+        """Take a run's last reading (at exit, or at a pause) and store what is left."""
+        sampler, act.sampler = act.sampler, None
+        if sampler is None:
+            return
+        try:
+            sampler.stop(final_cpu_s=final_cpu_s)
+            left = list(sampler.unflushed)
+            if left and act.run.id is not None:  # refused at stop: one more try, then say so
+                try:
+                    self.store.add_samples(act.run.id, left)
+                except CarbonshiftError as exc:
+                    self._emit(act.job.id, "probe", f"{len(left)} energy samples could not be stored: {exc}")
+        except Exception as exc:
+            log.warning("sampler of run %s: %s", act.run.id, exc)
+
+    def _cleanup_group(self, act: ActiveRun) -> None:
+        cleanup = getattr(act.executor, "cleanup_group", None)
+        if cleanup is not None:
+            try:
+                if cleanup(act.handle):
+                    self._emit(act.job.id, "cleanup", "killed processes the job left behind in its group")
+            except Exception as exc:
+                log.warning("cleanup of run %s: %s", act.run.id, exc)
 
     def _engine_times(self, run: Run, status: ExitStatus) -> None:
         """An engine-side run (Slurm) started when the engine started it, not when it was
@@ -741,18 +1096,21 @@ class Daemon:
             site = self._sites().get(run.site)
             zone = site.zone if site is not None else job.zone
             pue = site.pue if site is not None else 1.0
-            span = run.finished_at - run.started_at
             first = min(s.start for s in samples)
             last = max(s.end for s in samples)
             pts = self.app.intensity.points_for_accounting(zone, first, last + timedelta(seconds=1))
-            shift = job.submitted_at - run.started_at
+            # a paused run: its intervals, laid end to end from submission for run-now
+            spans = [(iv.start, iv.end or run.finished_at) for iv in self.store.run_intervals(run.id)] \
+                if job.interruptible else []
+            intervals = spans if len(spans) > 1 else None
+            cf_first, cf_last = counterfactual_window(
+                samples, started_at=run.started_at, submitted_at=job.submitted_at, intervals=intervals)
             cf_pts = self.app.intensity.points_for_accounting(
-                job.zone, first + shift, last + shift + timedelta(seconds=1)
+                job.zone, cf_first, cf_last + timedelta(seconds=1)
             )
             acct = account(samples, pts, started_at=run.started_at, submitted_at=job.submitted_at,
-                           pue=pue, counterfactual_points=cf_pts)
+                           pue=pue, counterfactual_points=cf_pts, intervals=intervals)
             self.store.set_accounting(run.id, acct)
-            _ = span
             pct = f" ({100 * acct.saved_g / acct.counterfactual_g:.1f}%)" if acct.counterfactual_g > 0 else ""
             return (f": {acct.energy_kwh * 1000:.3f} Wh ({acct.energy_method}), "
                     f"{acct.emissions_g:.4g} g ({acct.intensity_kind}, {acct.intensity_provider}), "
@@ -791,6 +1149,8 @@ class Daemon:
                 job = self.store.get_job(run.job_id)
                 if self.sites is not None and run.site not in self.sites:
                     continue
+                if job.interruptible and job.state is JobState.SUSPENDED and self._adopt_paused(job, run):
+                    continue
                 if not run.handle:
                     run.handle = self._find_launched(run)
                 if not run.handle:
@@ -809,6 +1169,10 @@ class Daemon:
                 handle = Handle(run.handle, host=run.host, pid=pid)
                 if executor.alive(handle):
                     executor.adopt(handle)
+                    if job.interruptible and job.state is JobState.RUNNING and run.executor == "local":
+                        # the last agent may have died between stopping it and recording
+                        # the pause: it runs now, and is paused again if it should be
+                        executor.resume(handle)
                     gpus = _gpus_of_pid(handle.pid)
                     sampler = self._start_sampler(job, run, handle, gpus)
                     self.active[run.id] = ActiveRun(  # type: ignore[index]

@@ -300,7 +300,7 @@ class Queue:
     def _pause_settings(self, req: SubmitRequest) -> tuple[str, str, float]:
         """An interruptible job's pause mode, signal and grace: the request's, else the
         config's, resolved now (so the job keeps them whatever the config becomes)."""
-        from scheduler.config import signal_name
+        from scheduler.config import PAUSE_SIGNALS, signal_name
 
         settings = self.app.settings
         mode = req.pause_mode if req.pause_mode is not None else settings.pause_mode
@@ -311,8 +311,8 @@ class Queue:
                            "--pause-mode checkpoint, or leave them out")
         sig = signal_name(req.pause_signal) if req.pause_signal is not None else settings.pause_signal
         if sig is None:
-            raise BadInput(f"pause signal {req.pause_signal!r} is not a signal a job can handle: "
-                           "use a name like SIGUSR1 or SIGTERM")
+            raise BadInput(f"pause signal {req.pause_signal!r} is not one carbonshift can pass to a job: "
+                           f"use one of {', '.join(PAUSE_SIGNALS)}")
         grace = req.pause_grace_s if req.pause_grace_s is not None else settings.pause_grace_s
         if not (math.isfinite(grace) and 0 <= grace <= 86400):
             raise BadInput(f"pause grace {grace!r} s must be between 0 and one day")

@@ -5,6 +5,12 @@ job's environment only. Stdout and stderr go to capped log files. ``cancel`` sen
 to the whole process group and SIGKILL after a grace period; ``suspend``/``resume`` send
 SIGSTOP/SIGCONT to the group. A run is found again after a daemon restart by its pid and
 the supervisor's exit file.
+
+A suspended group keeps its supervisor running (it is stopped with the group, then
+continued alone), so that it still watches the agent, and it continues the job itself
+when a *resume-by* time written by the agent (:meth:`LocalExecutor.resume_by`) passes with
+nobody having resumed it: a stopped job is never left stopped forever, even when its agent
+stopped and no successor came.
 """
 
 from __future__ import annotations
@@ -70,6 +76,11 @@ def _write_text(path: str, text: str) -> None:
         pass
 
 
+def resume_file_for(exit_file: str) -> str:
+    """The file holding the real time by which a stopped job must be running again."""
+    return exit_file[: -len(".exit.json")] + ".resume-by"
+
+
 def agent_file_for(exit_file: str) -> str:
     """The file naming the agent that follows a run (see ``supervise.AgentWatch``)."""
     return exit_file[: -len(".exit.json")] + ".agent"
@@ -122,6 +133,7 @@ class LocalExecutor(Executor):
             agent_file = agent_file_for(exit_file)
             _write_pid(agent_file, os.getpid())
             cmd += ["--agent-file", agent_file, "--orphan-grace", f"{self.orphan_grace_s:g}"]
+        cmd += ["--resume-file", resume_file_for(exit_file)]
         cmd += ["--", *job.argv]
         env = dict(spec.env, CARBONSHIFT_PROGRESS_FILE=exit_file[: -len(".exit.json")] + ".progress.json")  # progress protocol: scheduler/progress.py
         if spec.gpu_indices:
@@ -239,12 +251,46 @@ class LocalExecutor(Executor):
                 pass
 
     def suspend(self, handle: Handle) -> None:
+        """Stop the job's processes (SIGSTOP to the group), all but the supervisor, which
+        is continued at once: it must go on watching the agent and the resume-by time."""
         pid, _ = self._parse(handle)
         _killpg(pid, signal.SIGSTOP)
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def resume(self, handle: Handle) -> None:
         pid, _ = self._parse(handle)
+        self.resume_by(handle, None)
         _killpg(pid, signal.SIGCONT)
+
+    def resume_by(self, handle: Handle, at_epoch_s: float | None) -> None:
+        """Tell the supervisor of a stopped run to continue the job by itself at this real
+        time (``time.time()`` seconds) unless resumed first; ``None`` takes it back."""
+        _, exit_file = self._parse(handle)
+        path = resume_file_for(exit_file)
+        if at_epoch_s is None:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            return
+        _write_text(path, f"{at_epoch_s:.3f}")
+
+    def stopped(self, handle: Handle) -> bool:
+        """Whether a process of the run's group other than its supervisor is stopped."""
+        pid, _ = self._parse(handle)
+        return any(state == b"T" for member, state in _group_states(pid) or [] if member != pid)
+
+    def ask(self, handle: Handle, signum: int) -> None:
+        """Send ``signum`` to the job once (its pause signal): to its supervisor, which
+        passes it on. Sent to the whole group it would reach the job twice."""
+        pid, _ = self._parse(handle)
+        try:
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def signal(self, handle: Handle, signum: int) -> None:
         pid, _ = self._parse(handle)
@@ -282,6 +328,27 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def _group_states(pgid: int) -> list[tuple[int, bytes]] | None:
+    """``(pid, state letter)`` of every process in the group, from ``/proc`` (``None``
+    when ``/proc`` cannot be read)."""
+    out: list[tuple[int, bytes]] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid:
+            out.append((int(name), fields[0]))
+    return out
+
+
 def _group_alive(pgid: int) -> bool:
     """Whether any process of the group still runs (zombies do not count: where PID 1
     reaps nothing, as in many containers, an orphaned supervisor stays a zombie)."""
@@ -291,21 +358,8 @@ def _group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return True
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+    states = _group_states(pgid)
+    return True if states is None else any(state != b"Z" for _, state in states)
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -15,6 +15,12 @@ SIGKILL 5 s later) and records it as lost. ``S`` is shorter than the run's lease
 job is dead before any other agent may reclaim the run and start the job again: a job
 never runs twice at once (see ``scheduler/dispatch.py``).
 
+With ``--resume-file F``: when the agent pauses an interruptible job with SIGSTOP (to the
+whole group; the supervisor is continued at once) it writes into ``F`` the real time
+(Unix seconds) by which the job must be running again. If that time passes and ``F`` is
+still there (nobody resumed the job: its agent stopped and no successor came), the
+supervisor continues the job itself: a stopped job is never left stopped forever.
+
 Standard library only: it starts in a few tens of milliseconds.
 """
 
@@ -157,6 +163,12 @@ class AgentWatch:
                 "so that the job does not run twice when the run's lease is reclaimed")
 
 
+#: signals the supervisor passes on to the job (a job's pause signal is one of them)
+FORWARDED_SIGNALS = (
+    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
+    signal.SIGQUIT, signal.SIGALRM, signal.SIGXCPU,
+)
+
 #: disk space claimed for the exit record when the job starts (see :func:`_reserve_exit`)
 EXIT_RESERVE_BYTES = 4096
 
@@ -220,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent-file", help="holds the pid of the agent following this run")
     parser.add_argument("--orphan-grace", type=float, default=10.0,
                         help="seconds the agent may be gone before the job is stopped")
+    parser.add_argument("--resume-file", help="holds the time by which a stopped job must run again")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     cmd = list(args.command)
@@ -268,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+    for sig in FORWARDED_SIGNALS:
         signal.signal(sig, forward)
 
     sel = selectors.DefaultSelector()
@@ -282,6 +295,38 @@ def main(argv: list[str] | None = None) -> int:
     watch = AgentWatch(args.agent_file, args.orphan_grace) if args.agent_file else None
     lost_reason: str | None = None
     kill_at: float | None = None
+    leader = os.getpgrp() == os.getpid()
+    next_resume_check = 0.0
+
+    def continue_group() -> None:
+        if leader:  # the job's whole group (ourselves included: harmless)
+            try:
+                os.killpg(os.getpgrp(), signal.SIGCONT)
+            except OSError:
+                pass
+        else:
+            forward(signal.SIGCONT, None)
+
+    def overdue_resume() -> None:
+        """Continue a stopped job whose resume-by time has passed (checked twice a second)."""
+        nonlocal next_resume_check
+        if args.resume_file is None or status is not None or time.monotonic() < next_resume_check:
+            return
+        next_resume_check = time.monotonic() + 0.5
+        try:
+            with open(args.resume_file, encoding="ascii") as f:
+                at = float(f.read().strip() or "inf")
+        except (OSError, ValueError):
+            return
+        if time.time() < at:
+            return
+        try:
+            os.unlink(args.resume_file)
+        except OSError:
+            pass
+        continue_group()
+        err.write(b"carbonshift: the job was paused past its planned resumption and no agent "
+                  b"resumed it: continued by its supervisor\n")
 
     def fence() -> None:
         """Stop the job once its agent is gone for good (SIGTERM, then SIGKILL)."""
@@ -291,8 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         if lost_reason is None and watch.orphaned():
             lost_reason = watch.reason()
             err.write(f"carbonshift: {lost_reason}\n".encode())
-            forward(signal.SIGCONT, None)
-            if os.getpgrp() == os.getpid():  # the job's whole group, not ourselves
+            continue_group()  # a stopped (paused) job must run to handle SIGTERM
+            if leader:  # the job's whole group, not ourselves
                 previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 try:
                     os.killpg(os.getpgrp(), signal.SIGTERM)
@@ -319,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if drain_until is not None and time.monotonic() > drain_until:
             break
         fence()
+        overdue_resume()
         try:
             events = sel.select(timeout=0.2)
         except InterruptedError:
@@ -342,8 +388,10 @@ def main(argv: list[str] | None = None) -> int:
             pass
     while status is None:
         try:
-            # with an agent to watch, poll: the job may outlive its closed pipes
-            pid, st, ru = os.wait4(child.pid, os.WNOHANG if watch else 0)
+            # with an agent or a resume-by time to watch, poll: the job may outlive its
+            # closed pipes
+            polling = watch is not None or args.resume_file is not None
+            pid, st, ru = os.wait4(child.pid, os.WNOHANG if polling else 0)
         except InterruptedError:
             continue
         except ChildProcessError:
@@ -353,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             status, usage = st, ru
         else:
             fence()
+            overdue_resume()
             time.sleep(0.2)
     # usage is None when Popen reaped the child first (a signal forwarded after it ended):
     # its returncode then holds the status

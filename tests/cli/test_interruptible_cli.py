@@ -12,10 +12,7 @@ from tests.cli.conftest import CS
 def dirty_hour_ahead(cs: CS) -> datetime:
     """Point the config at a trace: clean next hour, dirty the one after, clean the third,
     dirty afterwards. Returns the start of the next hour."""
-    now = datetime.now(UTC)
-    h0 = now.replace(minute=0, second=0, microsecond=0)
-    if now - h0 > timedelta(minutes=50):  # keep the next hour comfortably ahead
-        h0 += timedelta(hours=1)
+    h0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     values = {h0 + timedelta(hours=1): 100, h0 + timedelta(hours=2): 600, h0 + timedelta(hours=3): 100}
     trace = cs.tmp / "dirty.csv"
     with trace.open("w") as f:

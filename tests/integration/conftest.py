@@ -23,12 +23,16 @@ ORIGIN = datetime(2026, 3, 15, 17, 0, tzinfo=UTC)
 PY = sys.executable
 
 
-def make_app(tmp_path: Path, *, factor: float = 60.0, origin: datetime = ORIGIN) -> App:
-    trace = write_retimed_trace(tmp_path / "trace.csv", origin - timedelta(days=2))
+def make_app(tmp_path: Path, *, factor: float = 60.0, origin: datetime = ORIGIN,
+             trace: Path | None = None, **overrides: object) -> App:
+    """An app on ``trace`` (default: the shipped GB trace re-timed to two days before
+    ``origin``), a private SQLite file and a clock started at ``origin``; ``overrides``
+    are settings (``lease_s=3.0``...)."""
+    trace = trace or write_retimed_trace(tmp_path / "trace.csv", origin - timedelta(days=2))
     settings = load_settings(
         env={"HOME": str(tmp_path)},
         overrides={"db": f"sqlite:///{tmp_path / 'cs.db'}", "data_dir": str(tmp_path / "data"),
-                   "default_zone": "TRACE", "replan_interval_s": 3600.0},
+                   "default_zone": "TRACE", "replan_interval_s": 3600.0, **overrides},
     )
     settings = replace(settings, intensity={**settings.intensity, "providers": ["replay"], "trace": str(trace)})
     app = App(settings, env={"PATH": "/usr/bin:/bin"})

@@ -78,3 +78,24 @@ def test_no_samples_no_figures() -> None:
 def test_mean_power() -> None:
     assert mean_power_w([smp(0, 1, 3600.0), smp(0, 1, 3600.0, device="gpu:0")]) == pytest.approx(2.0)
     assert mean_power_w([]) is None
+
+
+def test_a_paused_run_counts_only_its_intervals_and_run_now_has_no_pauses() -> None:
+    # submitted at 0; ran hours 1-2 and 4-5 (paused 2-4); 1 kWh in each interval
+    from scheduler.accounting import counterfactual_window
+
+    pts = [pt(h, v) for h, v in enumerate([100, 200, 900, 900, 300, 50, 50])]
+    samples = [smp(1, 1.5, J_PER_KWH / 2), smp(1.5, 2, J_PER_KWH / 2), smp(4, 5, J_PER_KWH)]
+    intervals = [(T0 + timedelta(hours=1), T0 + timedelta(hours=2)),
+                 (T0 + timedelta(hours=4), T0 + timedelta(hours=5))]
+    a = account(samples, pts, started_at=T0 + timedelta(hours=1), submitted_at=T0,
+                intervals=intervals)
+    assert a.emissions_g == pytest.approx(200 + 300)
+    # run now: the same two kWh laid end to end from submission, hours 0 and 1
+    assert a.counterfactual_g == pytest.approx(100 + 200)
+    assert counterfactual_window(samples, started_at=T0 + timedelta(hours=1), submitted_at=T0,
+                                 intervals=intervals) == (T0, T0 + timedelta(hours=2))
+    # without the intervals the pause would be shifted along: hour 3 (900) for the second
+    b = account(samples, pts, started_at=T0 + timedelta(hours=1), submitted_at=T0)
+    assert b.counterfactual_g == pytest.approx(100 + 900)
+    assert b.emissions_g == a.emissions_g
