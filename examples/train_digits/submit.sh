@@ -1,5 +1,6 @@
 #!/bin/sh
-# Submit the digits training to carbonshift as an interruptible job with a deadline, wait
+# Submit the digits training to carbonshift as an interruptible job with a deadline (paused
+# by checkpointing: SIGUSR1, it saves the epoch and exits, and is launched again), wait
 # for it with a live line (planned start and countdown, then power, energy so far, grid
 # intensity and the total projected from its epochs), then show where its energy and
 # emissions went. Exits with the training's exit code.
@@ -14,7 +15,7 @@ EPOCHS=${EPOCHS:-20}
 POLICY=${POLICY:---deadline 12h}
 
 # shellcheck disable=SC2086  # POLICY is a list of flags
-$CS submit --name digits-mlp --duration "${DURATION:-10m}" $POLICY --interruptible \
+$CS submit --name digits-mlp --duration "${DURATION:-10m}" $POLICY --interruptible --pause-mode checkpoint \
     --cwd "$here" --json -- "$PY" train.py --epochs "$EPOCHS" --checkpoint digits.ckpt \
     > "$here/job.json"
 ID=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$here/job.json")

@@ -9,6 +9,9 @@ job needs no download. The script
   it can run as an *interruptible* carbonshift job: paused, killed, restarted, at most one
   epoch is lost, and a resumed run ends with exactly the weights of an uninterrupted one
   (the shuffling of each epoch is seeded by the epoch number);
+- on SIGUSR1 (carbonshift's ``--pause-mode checkpoint`` signal) it finishes the epoch under
+  way, checkpoints and exits 0, so a pause loses nothing; the daemon launches it again at
+  the next run interval and it resumes from that checkpoint;
 - reports its progress through carbonshift's progress protocol: when the environment
   variable ``CARBONSHIFT_PROGRESS_FILE`` is set (the local executor sets it), it writes
   ``{"done": EPOCH, "total": EPOCHS, "unit": "epoch"}`` there after every epoch, so
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -64,6 +68,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # carbonshift's checkpoint signal: stop at the end of the epoch under way (heeded from
+    # the start: it may come while torch is still being imported)
+    pause: list[int] = []
+    try:
+        signal.signal(signal.SIGUSR1, lambda signum, _frame: pause.append(signum))
+    except ValueError:  # called from a thread other than the main one: no pausing
+        pass
     import numpy as np
     import torch
     from sklearn.datasets import load_digits
@@ -97,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
 
     acc = history[-1]["test_accuracy"] if history else 0.0
     for epoch in range(start, args.epochs):
+        if pause:  # asked before this epoch began: the checkpoint on disk is current
+            print(json.dumps({"paused_after_epoch": epoch}), flush=True)
+            return 0
         t0 = time.perf_counter()
         model.train()
         g = torch.Generator().manual_seed(args.seed * 1000 + epoch)
@@ -121,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, ckpt)
         report_progress(epoch + 1, args.epochs)
         print(json.dumps(row), flush=True)
+        if pause and epoch + 1 < args.epochs:
+            print(json.dumps({"paused_after_epoch": epoch + 1}), flush=True)
+            return 0  # checkpointed above: launched again later, it resumes from there
         if args.epoch_sleep > 0:
             time.sleep(args.epoch_sleep)
     metrics = {"epochs": args.epochs, "test_accuracy": acc,

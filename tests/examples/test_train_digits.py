@@ -111,3 +111,45 @@ def test_digits_job_with_a_deadline_is_measured_and_in_history(tmp_path: Path) -
         assert any("epoch" in p.message for p in details.projections)
         rep = cs.report(since=None, by="policy")
         assert rep.total.jobs == 1 and rep.total.energy_kwh == pytest.approx(row.energy_kwh)
+
+
+@needs_torch
+@pytest.mark.slow
+def test_digits_job_is_paused_by_checkpoint_and_resumed_exactly(tmp_path: Path) -> None:
+    """On the dirty-middle trace the daemon sends SIGUSR1 at 18:00; the job ends its epoch,
+    checkpoints and exits; at 19:00 it is launched again and resumes from that epoch, so
+    no epoch is lost or done twice."""
+    from scheduler.model import JobState
+    from scheduler.queue import SubmitRequest
+    from tests.integration.conftest import make_app, run_daemon
+    from tests.integration.test_interruptible import FACTOR, ORIGIN, dirty_middle_trace
+
+    # 1 simulated hour = 10 real seconds: torch takes seconds to import on a busy machine
+    app = make_app(tmp_path, factor=FACTOR / 2, origin=ORIGIN, trace=dirty_middle_trace(tmp_path / "t.csv"))
+    try:
+        argv = [sys.executable, str(TRAIN), "--epochs", "20", "--checkpoint", "digits.ckpt",
+                "--epoch-sleep", "0.6", "--metrics", str(tmp_path / "paused.json")]
+        from scheduler.model import Policy
+
+        res = app.queue.submit(SubmitRequest(
+            argv=argv, duration_s=2 * 3600, name="digits", cwd=str(tmp_path),
+            overrides=Policy(name="(flags)", deadline_s=4 * 3600), pause_mode="checkpoint",
+            pause_grace_s=60.0, submitter_env={"PATH": "/usr/bin:/bin"},
+        ))
+        assert len(res.entry.intervals) == 2
+        _, lines = run_daemon(app, timeout_s=120)
+        job_id = res.job.id
+        assert job_id is not None and app.store.get_job(job_id).state is JobState.SUCCEEDED, lines
+        (run,) = app.store.runs_for_job(job_id)
+        out = Path(run.out_path).read_text()  # type: ignore[arg-type]
+        paused_at = json.loads(next(ln for ln in out.splitlines() if "paused_after_epoch" in ln))
+        resumed = json.loads(next(ln for ln in out.splitlines() if "resumed_from_epoch" in ln))
+        assert resumed["resumed_from_epoch"] == paused_at["paused_after_epoch"] > 0, out
+        assert [iv.how for iv in app.store.run_intervals(run.id)] == ["checkpointed: exit 0", "exit 0"]  # type: ignore[arg-type]
+        # every epoch ran exactly once across the two processes (the existing test above
+        # shows that such a resumed run ends with the weights of an uninterrupted one)
+        epochs = [json.loads(ln)["epoch"] for ln in out.splitlines() if ln.startswith('{"epoch"')]
+        assert epochs == list(range(1, 21)), epochs
+        assert json.loads((tmp_path / "paused.json").read_text())["epochs"] == 20
+    finally:
+        app.close()
