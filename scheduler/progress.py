@@ -45,6 +45,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from intensity.model import IntensityPoint, forecast_of
@@ -224,13 +225,21 @@ def project(
     points: Sequence[IntensityPoint] = (),
     pue: float = 1.0,
     window_s: float = 60.0,
+    intervals: Sequence[tuple[datetime, datetime | None]] = (),
 ) -> Projection:
-    """Project a running job's total energy and emissions (see the module docstring)."""
+    """Project a running job's total energy and emissions (see the module docstring).
+
+    ``intervals`` are those a paused (interruptible) run has run so far: the pauses between
+    them do not count as elapsed run time."""
     from scheduler.accounting import account
 
     as_of = max([s.end for s in samples], default=now)
     as_of = min(as_of, now) if as_of > now else as_of
-    elapsed = max(0.0, (as_of - started_at).total_seconds())
+    paused_s = sum(
+        (b[0] - a[1]).total_seconds()
+        for a, b in pairwise(intervals) if a[1] is not None and b[0] <= as_of
+    )
+    elapsed = max(0.0, (as_of - started_at).total_seconds() - paused_s)
     energy = sum(max(0.0, s.energy_j) for s in samples)
     power = recent_power_w(samples, as_of, window_s)
     emitted: float | None = None
@@ -370,7 +379,11 @@ def live_projection(app: object, job: object, run: object, now: datetime) -> Pro
     except CarbonshiftError:
         return None
     progress = read_progress(progress_path_for(run.out_path)) if run.out_path else None
-    return project(samples, started_at=run.started_at, now=now, duration_s=job.duration_s,
+    try:
+        spans = [(iv.start, iv.end) for iv in app.store.run_intervals(run.id)] if job.interruptible else []
+    except CarbonshiftError:
+        spans = []
+    return project(samples, started_at=run.started_at, now=now, duration_s=job.duration_s, intervals=spans,
                    progress=progress, points=points, pue=pue)
 
 

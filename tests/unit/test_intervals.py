@@ -44,3 +44,15 @@ def test_pause_signals_are_those_the_supervisor_passes_on() -> None:
     from scheduler.executors.supervise import FORWARDED_SIGNALS
 
     assert tuple(s.name for s in FORWARDED_SIGNALS) == PAUSE_SIGNALS
+
+
+def test_a_projection_does_not_count_the_pauses_as_run_time() -> None:
+    from probes.model import Method, Sample
+    from scheduler.progress import project
+
+    # ran 0-1 h and 3-3.5 h (paused 1-3 h) at 100 W; estimated 2 h in all
+    samples = [Sample(T0 + k * 0.5 * H, T0 + (k + 1) * 0.5 * H, "cpu", 180_000.0, Method.RAPL)
+               for k in (0, 1, 6)]
+    p = project(samples, started_at=T0, now=T0 + 3.5 * H, duration_s=7200,
+                intervals=[(T0, T0 + H), (T0 + 3 * H, None)])
+    assert p.elapsed_s == 1.5 * 3600 and p.remaining_s == 0.5 * 3600
