@@ -708,10 +708,16 @@ class Daemon:
         if step is None:
             return
         kind, at = step
-        if self.clock.real_delay_s(at) > 0.05:
+        delay = self.clock.real_delay_s(at)
+        if delay > 0.05:
             if act.paused:
                 self._tell_resume_by(act, at)  # a re-plan may have moved it
             return
+        if delay > 0:
+            # a timer may fire a few milliseconds early (minutes of an accelerated clock):
+            # acting before the boundary would pause inside the interval, or resume before it
+            time.sleep(delay)
+            now = max(self.clock.now(), at)
         try:
             if kind == PAUSE:
                 self._pause(act, now)

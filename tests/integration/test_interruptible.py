@@ -245,17 +245,19 @@ def test_a_stopped_job_left_by_its_agent_is_continued_by_its_supervisor(
     app: App, tmp_path: Path
 ) -> None:
     job = Job(app, tmp_path, mode="stop")
-    daemon, thread, _ = start_daemon(app)
+    daemon, thread, lines = start_daemon(app)
     wait_for("the pause", lambda: job.state() is JobState.SUSPENDED)
     daemon.stop()  # and no daemon comes back
     thread.join(15)
     handle = job.handle()
     assert LocalExecutor().stopped(handle)
+    steps = len(job.lines())
     # resume-by: the planned resumption (19:00) + a third of the lease (2 real s)
-    wait_for("the supervisor to continue the job", lambda: not LocalExecutor().stopped(handle), 20)
-    assert app.clock.now() >= T19
-    wait_for("the job's end", lambda: any(ln[0] == "end" for ln in job.lines()), 20)
+    wait_for("the supervisor to continue the job", lambda: len(job.lines()) > steps, 20)
     (run,) = app.store.runs_for_job(job.id)
+    err = Path(run.err_path).read_text()  # type: ignore[arg-type]
+    assert app.clock.now() >= T19, (lines, err)
+    wait_for("the job's end", lambda: any(ln[0] == "end" for ln in job.lines()), 20)
     assert "continued by its supervisor" in Path(run.err_path).read_text()  # type: ignore[arg-type]
     _, lines = run_daemon(app, timeout_s=30)  # a later daemon closes the run from its record
     assert job.state() is JobState.SUCCEEDED, lines
