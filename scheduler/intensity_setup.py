@@ -62,4 +62,7 @@ def build_intensity_service(
         local=_local_forecaster(),
         cache_s=float(settings.intensity.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(settings.intensity.get("horizon_h", 48.0)) * 3600),
+        # a failed provider is skipped for a while, by every process sharing the store
+        retry_failed_after_s=float(settings.intensity.get("retry_failed_after_minutes", 5.0)) * 60.0,
+        failures=store,
     )

@@ -273,6 +273,14 @@ class JobStore(ABC):
     def last_fetch(self, zone: str, provider: str, kind: Kind) -> datetime | None:
         """When points of that zone, provider and kind were last stored (for the cache)."""
 
+    @abstractmethod
+    def note_provider_failure(self, zone: str, provider: str, at: datetime) -> None:
+        """Record that ``provider`` failed for ``zone`` at ``at`` (the chain's back-off)."""
+
+    @abstractmethod
+    def provider_failed_at(self, zone: str, provider: str) -> datetime | None:
+        """When ``provider`` last failed for ``zone`` (``None`` if it never did)."""
+
     # -- events ---------------------------------------------------------------------------
     @abstractmethod
     def add_event(self, event: Event) -> None:

@@ -92,6 +92,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x63_73_68_69_66_74  # "cshift": serialises concurrent first opens
 
 _WRITE = "carbonshift_write"  # execution option: this transaction writes (BEGIN IMMEDIATE)
+#: ``intensity_fetches.kind`` of the row that says when a provider last failed for a zone
+FAILURE_KIND = "failure"
 
 
 def _now() -> datetime:
@@ -842,6 +844,22 @@ class SqlStore(JobStore):
             value: datetime | None = conn.execute(
                 select(c.fetched_at).where(
                     c.zone == zone, c.provider == provider, c.kind == str(kind)
+                )
+            ).scalar_one_or_none()
+        return value
+
+    def note_provider_failure(self, zone: str, provider: str, at: datetime) -> None:
+        # a row beside the fetch times, under a kind no point has: no schema change
+        with self._tx(f"record that {provider} failed for {zone}") as conn:
+            conn.execute(self._upsert_fetch(), [{"zone": zone, "provider": provider,
+                                                 "kind": FAILURE_KIND, "fetched_at": at}])
+
+    def provider_failed_at(self, zone: str, provider: str) -> datetime | None:
+        c = t.intensity_fetches.c
+        with self._tx(f"read the last failure of {provider}", write=False) as conn:
+            value: datetime | None = conn.execute(
+                select(c.fetched_at).where(
+                    c.zone == zone, c.provider == provider, c.kind == FAILURE_KIND
                 )
             ).scalar_one_or_none()
         return value

@@ -433,6 +433,19 @@ def test_last_fetch_moves_even_when_nothing_is_new(store: SqlStore) -> None:
     assert store.last_fetch("GB", "other", Kind.FORECAST) is None
 
 
+def test_provider_failures_are_remembered_per_zone_and_provider(store: SqlStore) -> None:
+    assert store.provider_failed_at("GB", "ukgrid") is None
+    store.note_provider_failure("GB", "ukgrid", T0)
+    store.note_provider_failure("GB", "ukgrid", T0 + H)  # the latest failure wins
+    got = store.provider_failed_at("GB", "ukgrid")
+    assert got == T0 + H and got is not None and got.tzinfo is UTC
+    assert store.provider_failed_at("DE", "ukgrid") is None
+    assert store.provider_failed_at("GB", "other") is None
+    # beside the fetch times, without disturbing them
+    assert store.last_fetch("GB", "ukgrid", Kind.FORECAST) is None
+    assert store.get_points("GB", T0 - H, T0 + 2 * H) == []
+
+
 # -- events ---------------------------------------------------------------------------------
 
 
