@@ -116,6 +116,21 @@ def test_add_and_get_job_round_trips_every_field(store: SqlStore) -> None:
     assert got.state is JobState.PENDING
 
 
+def test_a_job_and_its_first_event_are_written_together_or_not_at_all(store: SqlStore) -> None:
+    added = store.add_job(make_job(name="ok"), event=(T0, "submitted", "planned at noon"))
+    assert [(e.job_id, e.at, e.kind, e.message) for e in store.events_for_job(added.id or 0)] == [
+        (added.id, T0, "submitted", "planned at noon")]
+    # the event is refused (NOT NULL) after the job row went in: the job row goes too
+    with pytest.raises(CarbonshiftError):
+        store.add_job(make_job(name="half"), event=(T0, None, "no kind"))  # type: ignore[arg-type]
+    # a naive time is refused before anything is written
+    with pytest.raises(CarbonshiftError, match="naive"):
+        store.add_job(make_job(name="naive"), event=(T0.replace(tzinfo=None), "submitted", ""))
+    assert [j.name for j in store.list_jobs()] == ["ok"]
+    store.add_job(make_job(name="after"))  # the store is still usable
+    assert [j.name for j in store.list_jobs()] == ["ok", "after"]
+
+
 def test_every_job_field_has_a_column() -> None:
     import dataclasses
 
