@@ -117,6 +117,15 @@ class JobStore(ABC):
         """Jobs filtered by state, submission time ``[since, until)`` and planned site, by id."""
 
     @abstractmethod
+    def queue_view(
+        self, states: Sequence[JobState], *, limit: int | None = None
+    ) -> tuple[list[Job], dict[str, int]]:
+        """What ``carbonshift queue`` shows, read in one transaction: at most ``limit`` jobs in
+        ``states``, state by state in the order given, each state's by planned start (jobs
+        without one after them) then id; and how many jobs each of ``states`` holds in all.
+        Its cost follows ``limit``, not the length of the queue."""
+
+    @abstractmethod
     def planned_starts(
         self, *, after: datetime, sites: Iterable[str] | None = None
     ) -> dict[int, datetime]:

@@ -432,6 +432,30 @@ class SqlStore(JobStore):
             rows = conn.execute(query).all()
         return [_job_from_row(r._mapping) for r in rows]
 
+    def queue_view(
+        self, states: Sequence[JobState], *, limit: int | None = None
+    ) -> tuple[list[Job], dict[str, int]]:
+        c = t.jobs.c
+        names = [JobState(s).value for s in states]
+        jobs: list[Job] = []
+        with self._tx("list the queue", write=False) as conn:
+            counts = {str(state): int(n) for state, n in conn.execute(
+                select(c.state, func.count()).where(c.state.in_(names)).group_by(c.state))}
+            # per state, planned then unplanned: each an index range scan of
+            # (state, planned_start) in index order that stops at what is left of the limit
+            for name in names:
+                for planned in (True, False):
+                    left = None if limit is None else limit - len(jobs)
+                    if (left is not None and left <= 0) or not counts.get(name):
+                        break
+                    query = select(t.jobs).where(c.state == name)
+                    query = (query.where(c.planned_start.is_not(None)).order_by(c.planned_start, c.id)
+                             if planned else query.where(c.planned_start.is_(None)).order_by(c.id))
+                    if left is not None:
+                        query = query.limit(left)
+                    jobs.extend(_job_from_row(r._mapping) for r in conn.execute(query))
+        return jobs, counts
+
     def planned_starts(
         self, *, after: datetime, sites: Iterable[str] | None = None
     ) -> dict[int, datetime]:

@@ -187,6 +187,39 @@ def test_list_jobs_filters(store: SqlStore) -> None:
     assert names(limit=2) == ["a", "b"]
 
 
+#: name, state, planned start: added out of queue order
+QUEUE_SPEC = [
+    ("p-late", JobState.PLANNED, T0 + 5 * H), ("pend-1", JobState.PENDING, None),
+    ("run-b", JobState.RUNNING, T0 - H), ("p-early", JobState.PLANNED, T0 + H),
+    ("done", JobState.SUCCEEDED, T0 - 2 * H), ("susp", JobState.SUSPENDED, T0 - 3 * H),
+    ("p-mid", JobState.PLANNED, T0 + 3 * H), ("pend-2", JobState.PENDING, None),
+    ("run-a", JobState.RUNNING, T0 - 2 * H), ("p-early-2", JobState.PLANNED, T0 + H),
+    ("pend-once-planned", JobState.PENDING, T0 + 2 * H), ("gone", JobState.CANCELLED, None),
+]
+QUEUE_ORDER = ["run-a", "run-b", "susp", "p-early", "p-early-2", "p-mid", "p-late",
+               "pend-once-planned", "pend-1", "pend-2"]
+WAITING_AND_RUNNING = [JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED, JobState.PENDING]
+
+
+def add_queue(store: SqlStore) -> None:
+    store.add_jobs([make_job(name=n, state=s, planned_start=p) for n, s, p in QUEUE_SPEC])
+
+
+def test_queue_view_orders_by_state_then_planned_start_and_counts_in_sql(store: SqlStore) -> None:
+    add_queue(store)
+    jobs, counts = store.queue_view(WAITING_AND_RUNNING)
+    assert [j.name for j in jobs] == QUEUE_ORDER
+    assert counts == {"running": 2, "suspended": 1, "planned": 4, "pending": 3}
+    assert jobs[0] == store.get_job(jobs[0].id or 0)  # whole jobs
+    for limit in (1, 3, 4, 8, 10, 50):
+        part, part_counts = store.queue_view(WAITING_AND_RUNNING, limit=limit)
+        assert [j.name for j in part] == QUEUE_ORDER[:limit] and part_counts == counts
+    everything, all_counts = store.queue_view([*WAITING_AND_RUNNING, JobState.SUCCEEDED, JobState.CANCELLED])
+    assert [j.name for j in everything] == [*QUEUE_ORDER, "done", "gone"]
+    assert sum(all_counts.values()) == len(QUEUE_SPEC)
+    assert store.queue_view([JobState.LOST]) == ([], {})
+
+
 def test_apply_plan_never_touches_running_or_finished_jobs(store: SqlStore) -> None:
     pending, waiting, running, done = store.add_jobs([make_job(name=n) for n in "pwrd"])
     store.apply_plan(Plan({waiting: PlanEntry(waiting, "home", T0, 5, 6, 7, "x")}), T0)
