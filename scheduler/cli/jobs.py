@@ -280,7 +280,12 @@ def queue(show_all: bool, limit: int | None, as_json: bool) -> None:
     states = list(QUEUE_STATES) + ([s for s in JobState if s not in QUEUE_STATES] if show_all else [])
     if limit is None:
         limit = 0 if show_all else QUEUE_ROWS
-    jobs, counts = app.store.queue_view(states, limit=limit or None)
+    # an SQLite file is read without SQLAlchemy (most of this command's cost); anything
+    # the light reader cannot vouch for goes through the full store as before
+    from scheduler.storage.lite import queue_view
+
+    view = queue_view(app.settings.db, states, limit=limit or None)
+    jobs, counts = view if view is not None else app.store.queue_view(states, limit=limit or None)
     summary = _queue_summary(len(jobs), states, counts, show_all)
     if as_json:
         echo_json([job_dict(j) for j in jobs])

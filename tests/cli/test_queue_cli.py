@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from scheduler.model import Job, JobState
+from scheduler.storage import lite
 from scheduler.storage.store import open_store
 from tests.cli.conftest import CS
 
@@ -87,3 +90,11 @@ def test_a_short_queue_reads_as_before(cs: CS) -> None:
     r = cs("queue")
     assert _names(r.out) == ["only"] and len(r.out.splitlines()) == 2
     assert [row["name"] for row in json.loads(cs("queue", "--json").out)] == ["only"]
+
+
+def test_the_full_store_answers_the_same(cs: CS, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fill(cs)
+    light = [cs("queue").out, cs("queue", "--json", "--limit", "7").out, cs("queue", "--all").out]
+    monkeypatch.setattr(lite, "queue_view", lambda *a, **k: None)
+    full = [cs("queue").out, cs("queue", "--json", "--limit", "7").out, cs("queue", "--all").out]
+    assert light == full
