@@ -1,6 +1,9 @@
 """Wall time of `carbonshift --help` and `carbonshift submit` (issue 2: <= 0.3 s and 0.5 s).
 
 Each round is a fresh process, as a user would run it. Run with ``--benchmark-enable``.
+``test_submit_wall_time`` uses the default providers, which fail offline: the first round
+asks the live provider and falls back, the later ones skip it (it failed a moment ago);
+``test_submit_wall_time_warm_cache`` is served from a fresh cached forecast.
 """
 
 from __future__ import annotations
@@ -49,6 +52,31 @@ def test_submit_wall_time(benchmark, tmp_path: Path) -> None:  # type: ignore[no
         rounds=1 if benchmark.disabled else 10, iterations=1,
     )
     assert b"planned" in result.stdout
+
+
+def test_submit_wall_time_warm_cache(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from intensity.model import IntensityPoint, Kind, Source
+    from scheduler.storage.store import open_store
+
+    env = _env(tmp_path)
+    subprocess.run(_cmd("db", "upgrade"), env=env, capture_output=True, check=True)
+    store = open_store(f"sqlite:///{tmp_path / 'data' / 'carbonshift' / 'carbonshift.db'}")
+    now = datetime.now(UTC)
+    half = timedelta(minutes=30)
+    store.add_points([IntensityPoint("GB", now + i * half - half, now + i * half, 120.0 + i % 48,
+                                     Kind.FORECAST, "ukgrid", issued_at=now, source=Source.PROVIDER)
+                      for i in range(100)])
+    store.close()
+    result = benchmark.pedantic(
+        lambda: subprocess.run(
+            _cmd("submit", "--duration", "2h", "--deadline", "12h", "--zone", "GB", "--", "python", "train.py"),
+            env=env, capture_output=True, check=True,
+        ),
+        rounds=1 if benchmark.disabled else 10, iterations=1,
+    )
+    assert b"forecast from ukgrid:cache" in result.stdout
 
 
 @pytest.mark.skipif(EXE is None, reason="the console script is not installed")
