@@ -160,10 +160,19 @@ class SqlStore(JobStore):
         self._local = threading.local()
         self._registry_lock = threading.Lock()
         self._thread_conns: dict[int, tuple[threading.Thread, Connection]] = {}
-        self._job_insert = _DriverInsert(t.jobs, _JOB_VALUE_FIELDS, engine.dialect) if (
-            self.dialect == "sqlite") else None
-        self._event_insert = _DriverInsert(t.events, _EVENT_FIELDS, engine.dialect) if (
-            self.dialect == "sqlite") else None
+
+    # compiled on first use: only the submit path needs them (a few ms of every command)
+    @functools.cached_property
+    def _job_insert(self) -> _DriverInsert | None:
+        if self.dialect != "sqlite":
+            return None
+        return _DriverInsert(t.jobs, _JOB_VALUE_FIELDS, self.engine.dialect)
+
+    @functools.cached_property
+    def _event_insert(self) -> _DriverInsert | None:
+        if self.dialect != "sqlite":
+            return None
+        return _DriverInsert(t.events, _EVENT_FIELDS, self.engine.dialect)
 
     # -- plumbing -------------------------------------------------------------------------
     def _scrub(self, message: str) -> str:
