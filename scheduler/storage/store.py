@@ -293,7 +293,7 @@ class SqlStore(JobStore):
                 raise
         except CarbonshiftError:
             raise
-        except sqlite3.Error as exc:
+        except (SQLAlchemyError, sqlite3.Error) as exc:
             # as in _tx: a refused row leaves the connection sound, anything else (locked,
             # I/O, closed) gets this thread a fresh one next time
             if not isinstance(exc, sqlite3.IntegrityError):
