@@ -5,6 +5,13 @@ Every point carries the link that produced it (:class:`~intensity.model.Source`)
 answer says which link it came from and why earlier links were skipped, so the scheduler
 can record on the job that it was planned on fallback data.
 
+Provider back-off (a circuit breaker): after a provider fails for a zone, it is not asked
+again for that zone for ``retry_failed_after_s`` (of the clock passed in); the chain falls
+back at once and the answer's notes say that the provider was skipped and since when it
+has been failing. The failure is recorded in a :class:`FailureLog` (the scheduler's store,
+beside the cache's fetch times), so every process sharing the database skips it, and a
+daemon re-planning does not wait on a dead provider's timeouts and retries again.
+
 Horizon extension: when a provider's (or the cache's) forecast ends before
 ``now + horizon`` (the GB API stops at 48 h, Energy-Charts at the end of tomorrow), the
 rest is filled with the local forecaster's points (``source=local``) and the answer says
@@ -20,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from intensity.base import IntensityProvider
-from intensity.errors import IntensityError, UnknownZone
+from intensity.errors import AuthError, IntensityError, ProviderUnavailable, UnknownZone
 from intensity.model import Forecast, IntensityPoint, Kind, Source, forecast_of
 from intensity.providers.static import StaticProvider, flat_points
 
@@ -28,6 +35,14 @@ log = logging.getLogger("carbonshift.intensity")
 
 #: ``local(zone, history, now, horizon_s) -> forecast points`` (see intensity.forecast).
 LocalForecaster = Callable[[str, Sequence[IntensityPoint], datetime, int], list[IntensityPoint]]
+
+
+class FailureLog(Protocol):
+    """Where provider failures are remembered between processes (the store satisfies this)."""
+
+    def note_provider_failure(self, zone: str, provider: str, at: datetime) -> None: ...
+
+    def provider_failed_at(self, zone: str, provider: str) -> datetime | None: ...
 
 
 class PointCache(Protocol):
@@ -76,6 +91,8 @@ class IntensityService:
         cache_s: float = 1800.0,
         horizon_s: int = 48 * 3600,
         history_s: int = 56 * 86400,  # eight weeks: the local forecaster fits on it
+        retry_failed_after_s: float = 0.0,
+        failures: FailureLog | None = None,
     ) -> None:
         self.providers = list(providers)
         self.cache = cache
@@ -84,6 +101,11 @@ class IntensityService:
         self.cache_s = cache_s
         self.horizon_s = horizon_s
         self.history_s = history_s
+        #: how long a provider that failed for a zone is skipped (0: ask it every time)
+        self.retry_failed_after_s = retry_failed_after_s
+        self.failures = failures
+        # this process's own memory of failures: (zone, provider) -> (at, reason)
+        self._failed: dict[tuple[str, str], tuple[datetime, str]] = {}
 
     # -- zones ------------------------------------------------------------------------
     def known_zone(self, zone: str) -> bool:
@@ -121,11 +143,16 @@ class IntensityService:
                 return ForecastAnswer(forecast_of(zone, fresh), Source.CACHE, p.name, tuple(notes))
         # 2. the providers, best first
         for p in serving:
+            skipped = self._backing_off(zone, p.name, now)
+            if skipped is not None:
+                notes.append(skipped)
+                continue
             try:
                 pts = p.forecast(zone, now, horizon)
             except IntensityError as exc:
                 notes.append(f"{p.name} failed: {exc}")
                 log.warning("intensity provider %s failed for %s: %s", p.name, zone, exc)
+                self._note_failure(zone, p.name, now, str(exc))
                 continue
             pts = [q for q in pts if q.end > now and q.start < end]
             if not pts:
@@ -180,12 +207,13 @@ class IntensityService:
         sample, actual where known, else forecast."""
         out: list[IntensityPoint] = []
         for p in self.providers:
-            if not _serves(p, zone):
+            if not _serves(p, zone) or self._backing_off(zone, p.name, end) is not None:
                 continue
             try:
                 pts = p.history(zone, start, end)
             except (IntensityError, NotImplementedError) as exc:
                 log.info("no actuals from %s for %s: %s", p.name, zone, exc)
+                self._note_history_failure(zone, p.name, end, exc)
                 continue
             acts = [q for q in pts if q.kind is Kind.ACTUAL]
             if acts:
@@ -253,11 +281,12 @@ class IntensityService:
         start = now - timedelta(seconds=self.history_s)
         pts: list[IntensityPoint] = []
         for p in self.providers:
-            if not _serves(p, zone):
+            if not _serves(p, zone) or self._backing_off(zone, p.name, now) is not None:
                 continue
             try:
                 pts = [q for q in p.history(zone, start, now) if q.kind is Kind.ACTUAL]
-            except (IntensityError, NotImplementedError):
+            except (IntensityError, NotImplementedError) as exc:
+                self._note_history_failure(zone, p.name, now, exc)
                 continue
             if pts:
                 break
@@ -267,6 +296,56 @@ class IntensityService:
             except Exception:
                 pts = []
         return [q for q in pts if q.end <= now]
+
+    def _backing_off(self, zone: str, provider: str, now: datetime) -> str | None:
+        """Why ``provider`` is not to be asked about ``zone`` at ``now``, or ``None``.
+
+        It is skipped for :attr:`retry_failed_after_s` after its last failure, as seen by
+        this process or recorded in the failure log by any process. A failure stamped
+        after ``now`` (another process on another clock: a replay) does not count.
+        """
+        window = self.retry_failed_after_s
+        if window <= 0:
+            return None
+        at, reason = self._failed.get((zone, provider), (None, ""))
+        if self.failures is not None:
+            try:
+                shared = self.failures.provider_failed_at(zone, provider)
+            except Exception as exc:  # the log is an optimisation: never fail for it
+                log.debug("failure log unreadable: %s", exc)
+                shared = None
+            if shared is not None and (at is None or shared > at):
+                at, reason = shared, ""
+        if at is None or not at <= now < at + timedelta(seconds=window):
+            return None
+        until = at + timedelta(seconds=window)
+        log.info("intensity provider %s skipped for %s until %s: it failed at %s",
+                 provider, zone, _iso_s(until), _iso_s(at))
+        why = f": {reason}" if reason else ""
+        return (f"{provider} not asked: it failed for {zone} at {_iso_s(at)}{why}; "
+                f"next try after {_iso_s(until)}")
+
+    def _note_failure(self, zone: str, provider: str, now: datetime, reason: str) -> None:
+        """Remember that ``provider`` failed for ``zone`` at ``now`` (here and in the log)."""
+        if self.retry_failed_after_s <= 0:
+            return
+        self._failed[(zone, provider)] = (now, reason)
+        if self.failures is not None:
+            try:
+                self.failures.note_provider_failure(zone, provider, now)
+            except Exception as exc:
+                log.warning("could not record that %s failed for %s: %s", provider, zone, exc)
+
+    def _note_history_failure(
+        self, zone: str, provider: str, now: datetime, exc: BaseException
+    ) -> None:
+        # unreachable, failing or refusing us: its forecasts would fail too. An empty or odd
+        # answer, or a 4xx, for one range says nothing about the next call.
+        status = getattr(exc, "status", None)
+        if isinstance(exc, AuthError) or (
+            isinstance(exc, ProviderUnavailable) and (status is None or status >= 500 or status == 429)
+        ):
+            self._note_failure(zone, provider, now, str(exc))
 
     def _store(self, pts: Sequence[IntensityPoint]) -> None:
         if self.cache is None:
@@ -279,6 +358,10 @@ class IntensityService:
 
 def _iso(value: datetime) -> str:
     return value.isoformat(timespec="minutes").replace("+00:00", "Z")
+
+
+def _iso_s(value: datetime) -> str:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _latest_vintage(pts: Sequence[IntensityPoint]) -> list[IntensityPoint]:
@@ -298,4 +381,6 @@ def _serves(p: IntensityProvider, zone: str) -> bool:
         return False
 
 
-__all__ = ["ForecastAnswer", "IntensityService", "LocalForecaster", "PointCache", "UnknownZone"]
+__all__ = [
+    "FailureLog", "ForecastAnswer", "IntensityService", "LocalForecaster", "PointCache", "UnknownZone",
+]

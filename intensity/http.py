@@ -18,6 +18,10 @@ Secrets: messages and log lines name the provider, the HTTP status and the URL *
 only; query strings, headers and auth are never logged or put into messages.
 
 ``sleep`` and ``clock`` are injectable so tests run retries without waiting.
+
+``requests`` (about 0.1 s to import) is imported only when a request is really made or a
+session created: a command served from the cache, or one whose providers are all in
+back-off after a failure, never pays for it.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-
 from intensity.errors import AuthError, EmptyData, MalformedResponse, ProviderUnavailable
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ def shared_session() -> requests.Session:
     global _shared_session
     with _session_lock:
         if _shared_session is None:
+            import requests
+
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
             session.headers["Accept"] = "application/json"
@@ -145,12 +152,20 @@ class HttpClient:
     ) -> None:
         if connect_timeout_s <= 0 or read_timeout_s <= 0:
             raise ValueError("timeouts must be positive")
-        self.session = session if session is not None else shared_session()
+        self._session = session
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
+
+    @property
+    def session(self) -> requests.Session:
+        """The session given, else the package's shared one (made, and ``requests``
+        imported, on the first request)."""
+        if self._session is None:
+            self._session = shared_session()
+        return self._session
 
     def get_json(
         self,
@@ -191,6 +206,8 @@ class HttpClient:
         auth: tuple[str, str] | None = None,
     ) -> requests.Response:
         """GET with retries; return the first response with a status below 400."""
+        import requests
+
         where = redact_url(url)
         secrets = _secrets(params, headers, auth)
         policy = self.retry
@@ -314,10 +331,9 @@ _default_client: HttpClient | None = None
 def default_client() -> HttpClient:
     """An :class:`HttpClient` on the shared session with the default timeouts and retries."""
     global _default_client
-    session = shared_session()
     with _session_lock:
         if _default_client is None:
-            _default_client = HttpClient(session)
+            _default_client = HttpClient()
         return _default_client
 
 

@@ -6,7 +6,6 @@ with a store URL, a clock and settings of their choosing.
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Mapping
 from functools import cached_property
@@ -114,6 +113,8 @@ def _current_user() -> str:
 
         return pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError):
+        import getpass  # (imports termios: only on this rare path)
+
         try:
             return getpass.getuser()
         except Exception:

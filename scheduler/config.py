@@ -54,6 +54,7 @@ SCHEMA: dict[str, Any] = {
         "cache_minutes": (float, 30.0, "a forecast fetched this recently is not fetched again"),
         "horizon_h": (float, 48.0, "how far ahead to forecast"),
         "timeout_s": (float, 10.0, "HTTP read timeout"),
+        "retry_failed_after_minutes": (float, 5.0, "a provider that failed for a zone is not asked again for this long (0: every time)"),
     },
     "providers": {
         "*": {
@@ -163,7 +164,7 @@ POSITIVE_KEYS = frozenset({
 })
 NON_NEGATIVE_KEYS = frozenset({
     "gpu_w", "memory_w_per_gb", "cache_minutes", "replan_hysteresis_pct", "gpus", "cpus",
-    "pause_grace_s", "max_pauses",
+    "pause_grace_s", "max_pauses", "retry_failed_after_minutes",
 })
 
 

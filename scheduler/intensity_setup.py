@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from intensity.chain import IntensityService, LocalForecaster
 from intensity.errors import IntensityError
+from intensity.model import IntensityPoint
 from intensity.registry import make_provider
 from scheduler.config import Settings
 from scheduler.errors import BadInput
@@ -17,11 +19,18 @@ if TYPE_CHECKING:
 
 
 def _local_forecaster() -> LocalForecaster | None:
-    try:
-        from intensity.forecast import local_forecast
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("intensity.forecast") is None:
         return None
-    return local_forecast
+
+    def local(zone: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int) -> list[IntensityPoint]:
+        # imported on first use: a submit served by a fresh cached forecast never needs it
+        from intensity.forecast import local_forecast
+
+        return local_forecast(zone, history, now, horizon_s)
+
+    return local
 
 
 def build_intensity_service(
@@ -39,9 +48,9 @@ def build_intensity_service(
         timeout = options.pop("timeout_s", None) or settings.intensity.get("timeout_s")
         http = None
         if name != "replay" and timeout is not None and math.isfinite(float(timeout)) and float(timeout) > 0:
-            from intensity.http import HttpClient, shared_session  # requests: only when needed
+            from intensity.http import HttpClient  # its session (requests): on first request
 
-            http = HttpClient(shared_session(), connect_timeout_s=min(5.0, float(timeout)),
+            http = HttpClient(connect_timeout_s=min(5.0, float(timeout)),
                               read_timeout_s=float(timeout))
         try:
             providers.append(make_provider(name, options, env, http=http))
@@ -53,4 +62,7 @@ def build_intensity_service(
         local=_local_forecaster(),
         cache_s=float(settings.intensity.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(settings.intensity.get("horizon_h", 48.0)) * 3600),
+        # a failed provider is skipped for a while, by every process sharing the store
+        retry_failed_after_s=float(settings.intensity.get("retry_failed_after_minutes", 5.0)) * 60.0,
+        failures=store,
     )

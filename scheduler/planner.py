@@ -101,7 +101,7 @@ class Profile:
     ``t``; outside ``[b0, bN)`` and in gaps the intensity is the forecast mean.
     """
 
-    __slots__ = ("b", "fill", "prefix", "v")
+    __slots__ = ("b", "cands", "fill", "prefix", "v")
 
     def __init__(self, forecast: Forecast) -> None:
         pts = forecast.points
@@ -133,6 +133,9 @@ class Profile:
             acc += val * (b[i + 1] - b[i])
             prefix.append(acc)
         self.prefix = prefix
+        #: duration -> its candidate starts and costs (see _candidates), kept with the
+        #: profile so successive plans against one forecast (a burst of submits) share them
+        self.cands: dict[int, _Candidates] = {}
 
     def F(self, t: int) -> int:
         b = self.b
@@ -428,7 +431,6 @@ class _Planner:
         self.opt = options
         self.slot_s = max(1, int(options.slot_s))
         self.profiles: dict[str, Profile | None] = {}
-        self.cands: dict[str, dict[int, _Candidates]] = {}
         self.full: dict[tuple[str, int], _Full] = {}
         self.ledgers: dict[str, _Ledger] = {}
         self.k0 = now_s // self.slot_s
@@ -512,7 +514,7 @@ class _Planner:
         if job.run_now:
             start, cost, reason = opt.earliest, p.cost(opt.earliest, d), "run-now"
         else:
-            memo = self.cands.setdefault(opt.zone, {})
+            memo = p.cands
             start, cost, reason = best_start(
                 p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli, memo=memo,
             )
@@ -561,7 +563,7 @@ class _Planner:
             return hit
         p = opt.profile
         assert p is not None
-        memo = self.cands.setdefault(opt.zone, {})
+        memo = p.cands
         fc = memo.get(d)
         if fc is None:
             fc = memo[d] = _candidates(p, d)

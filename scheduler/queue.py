@@ -338,7 +338,7 @@ class Queue:
             other = sites.get(name)
             if other is not None and other.zone not in forecasts:
                 forecasts[other.zone] = self.forecast(other.zone, now, horizon)[0]
-        probe = replace(job, id=job.id if job.id is not None else -1)
+        probe = job if job.id is not None else replace(job, id=-1)
         held = self.committed_capacity(probe, sites, now)
         options = (self.plan_options(reserved=held, allow_overdue=False) if held is not None
                    else self.plan_options())
@@ -411,7 +411,11 @@ class Queue:
         """Validate, plan and store a job; nothing is written if anything is refused."""
         now = now or self.app.clock.now()
         job = self.build_job(req, now)
-        entry, source, fallback = self.plan_one(job, now)
+        job.id = -1  # a stand-in for the planner (this job is ours alone) instead of a copy
+        try:
+            entry, source, fallback = self.plan_one(job, now)
+        finally:
+            job.id = None
         if job.budget_g is not None and math.isfinite(entry.expected_g) and entry.expected_g > job.budget_g:
             raise InfeasibleJob(
                 f"carbon budget {job.budget_g:g} g is below the best window's expected "

@@ -81,12 +81,20 @@ def _version() -> str:
         return "0+unknown"
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    # looked up only when asked: importlib.metadata costs every command ~15 ms otherwise
+    if value and not ctx.resilient_parsing:
+        click.echo(f"carbonshift, version {_version()}")
+        ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", "db", metavar="URL", help="Database URL or SQLite path [env CARBONSHIFT_DB].")
 @click.option("--config", "config", metavar="FILE", help="Config file [env CARBONSHIFT_CONFIG].")
 @click.option("--utc", is_flag=True, help="Show times in UTC instead of local time.")
 @click.option("-v", "--verbose", count=True, help="More detail (repeat for debug).")
-@click.version_option(_version(), "--version", prog_name="carbonshift")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, config: str | None, utc: bool, verbose: int) -> None:
     """carbonshift: run ML training jobs when and where the grid is cleanest.

@@ -303,18 +303,57 @@ def job_dict(job: Job, spans: list[tuple[datetime, datetime]] | None = None) -> 
     }
 
 
+#: rows `carbonshift queue` lists unless told otherwise (--limit N, --all)
+QUEUE_ROWS = 50
+#: the order of `queue`: running first, then what starts next, then what is not planned yet
+QUEUE_STATES = (JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED, JobState.PENDING)
+
+
+def _queue_summary(
+    shown: int, states: list[JobState], counts: dict[str, int], show_all: bool
+) -> str | None:
+    """``showing 50 of 10,000 jobs (3 running, 9,997 planned): ...``, or ``None`` when
+    every job is shown."""
+    total = sum(counts.values())
+    if shown >= total:
+        return None
+    parts = ", ".join(f"{counts[str(s)]:,} {s}" for s in states if counts.get(str(s)))
+    more = "" if show_all else ", `--all` finished ones too"
+    return f"showing {shown:,} of {total:,} jobs ({parts}): `--limit N` shows N, `--limit 0` all{more}"
+
+
 @click.command()
-@click.option("--all", "show_all", is_flag=True, help="Include finished jobs.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Every job, finished ones too, with no row limit (unless --limit is given).")
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
+              help=f"Show at most N jobs (default {QUEUE_ROWS}; 0: all of them).")
 @json_option
-def queue(show_all: bool, as_json: bool) -> None:
-    """List waiting and running jobs with their planned start and expected emissions."""
+def queue(show_all: bool, limit: int | None, as_json: bool) -> None:
+    """List waiting and running jobs with their planned start and expected emissions.
+
+    \b
+    Running jobs come first, then the jobs that start next (by planned start), then
+    those not planned yet. The first 50 are shown, as a table or with --json alike;
+    a last line (on stderr with --json) says how many more there are by state.
+    --limit N shows N (0: all), --all every job including finished ones.
+    """
     app = get_app()
-    states = None if show_all else [JobState.PENDING, JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED]
-    jobs = app.store.list_jobs(states)
+    states = list(QUEUE_STATES) + ([s for s in JobState if s not in QUEUE_STATES] if show_all else [])
+    if limit is None:
+        limit = 0 if show_all else QUEUE_ROWS
+    # an SQLite file is read without SQLAlchemy (most of this command's cost); anything
+    # the light reader cannot vouch for goes through the full store as before
+    from scheduler.storage.lite import queue_view
+
+    view = queue_view(app.settings.db, states, limit=limit or None)
+    jobs, counts = view if view is not None else app.store.queue_view(states, limit=limit or None)
+    summary = _queue_summary(len(jobs), states, counts, show_all)
     if as_json:
         ids = [j.id for j in jobs if j.interruptible and j.id is not None]
         spans = app.store.planned_intervals(ids) if ids else {}
         echo_json([job_dict(j, spans.get(j.id)) for j in jobs])  # type: ignore[arg-type]
+        if summary:
+            click.echo(f"carbonshift: {summary}", err=True)
         return
     if not jobs:
         click.echo("the queue is empty" + ("" if show_all else " (finished jobs: `carbonshift history`)"))
@@ -323,6 +362,8 @@ def queue(show_all: bool, as_json: bool) -> None:
         ["id", "name", "state", "owner", "planned start", "deadline", "site/zone", "duration", "expected", "if run now"],
         [_job_row(j) for j in jobs],
     )
+    if summary:
+        click.echo(summary)
 
 
 @click.command()

@@ -129,6 +129,15 @@ class JobStore(ABC):
         """Jobs filtered by state, submission time ``[since, until)`` and planned site, by id."""
 
     @abstractmethod
+    def queue_view(
+        self, states: Sequence[JobState], *, limit: int | None = None
+    ) -> tuple[list[Job], dict[str, int]]:
+        """What ``carbonshift queue`` shows, read in one transaction: at most ``limit`` jobs in
+        ``states``, state by state in the order given, each state's by planned start (jobs
+        without one after them) then id; and how many jobs each of ``states`` holds in all.
+        Its cost follows ``limit``, not the length of the queue."""
+
+    @abstractmethod
     def planned_starts(
         self, *, after: datetime, sites: Iterable[str] | None = None
     ) -> dict[int, datetime]:
@@ -333,6 +342,14 @@ class JobStore(ABC):
     @abstractmethod
     def last_fetch(self, zone: str, provider: str, kind: Kind) -> datetime | None:
         """When points of that zone, provider and kind were last stored (for the cache)."""
+
+    @abstractmethod
+    def note_provider_failure(self, zone: str, provider: str, at: datetime) -> None:
+        """Record that ``provider`` failed for ``zone`` at ``at`` (the chain's back-off)."""
+
+    @abstractmethod
+    def provider_failed_at(self, zone: str, provider: str) -> datetime | None:
+        """When ``provider`` last failed for ``zone`` (``None`` if it never did)."""
 
     # -- events ---------------------------------------------------------------------------
     @abstractmethod

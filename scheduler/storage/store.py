@@ -94,6 +94,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x63_73_68_69_66_74  # "cshift": serialises concurrent first opens
 
 _WRITE = "carbonshift_write"  # execution option: this transaction writes (BEGIN IMMEDIATE)
+#: ``intensity_fetches.kind`` of the row that says when a provider last failed for a zone
+FAILURE_KIND = "failure"
 
 
 def _now() -> datetime:
@@ -160,8 +162,19 @@ class SqlStore(JobStore):
         self._local = threading.local()
         self._registry_lock = threading.Lock()
         self._thread_conns: dict[int, tuple[threading.Thread, Connection]] = {}
-        self._job_insert = _DriverInsert(t.jobs, _JOB_VALUE_FIELDS, engine.dialect) if (
-            self.dialect == "sqlite") else None
+
+    # compiled on first use: only the submit path needs them (a few ms of every command)
+    @functools.cached_property
+    def _job_insert(self) -> _DriverInsert | None:
+        if self.dialect != "sqlite":
+            return None
+        return _DriverInsert(t.jobs, _JOB_VALUE_FIELDS, self.engine.dialect)
+
+    @functools.cached_property
+    def _event_insert(self) -> _DriverInsert | None:
+        if self.dialect != "sqlite":
+            return None
+        return _DriverInsert(t.events, _EVENT_FIELDS, self.engine.dialect)
 
     # -- plumbing -------------------------------------------------------------------------
     def _scrub(self, message: str) -> str:
@@ -253,6 +266,42 @@ class SqlStore(JobStore):
             except (SQLAlchemyError, sqlite3.Error) as exc:
                 raise self._translate(exc, what) from exc
 
+    @contextmanager
+    def _driver_write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction run straight on the DB-API connection (SQLite only).
+
+        The same transaction as :meth:`_tx` (``BEGIN IMMEDIATE``, ``COMMIT``, a rollback on
+        any error, the same error translation) without SQLAlchemy's per-transaction
+        bookkeeping, which costs more than SQLite's own work for the submit path's two
+        one-row inserts. Only for statements run on the yielded driver connection.
+        """
+        if not self._per_thread:  # the in-memory database: one locked, shared connection
+            with self._tx(what) as conn:
+                driver = conn.connection.driver_connection
+                assert driver is not None
+                yield driver
+            return
+        try:
+            conn = self._thread_connection(getattr(self._local, "write", True))
+            driver = conn.connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            driver.execute("BEGIN IMMEDIATE")
+            try:
+                yield driver
+                driver.execute("COMMIT")
+            except BaseException:
+                if driver.in_transaction:
+                    driver.rollback()
+                raise
+        except CarbonshiftError:
+            raise
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            # as in _tx: a refused row leaves the connection sound, anything else (locked,
+            # I/O, closed) gets this thread a fresh one next time
+            if not isinstance(exc, sqlite3.IntegrityError):
+                self._drop_thread_connection()
+            raise self._translate(exc, what) from exc
+
     def close(self) -> None:
         """Release every connection (those of other threads too)."""
         with self._registry_lock:
@@ -330,17 +379,19 @@ class SqlStore(JobStore):
     ) -> Job:
         now = _now()
         values = _job_values(job, now)
-        fast = self._job_insert
-        if fast is not None and job.id is None:
-            params = fast.parameters(values)  # a naive datetime is refused here
-            with self._tx(f"add job {job.name!r}") as conn:
-                driver = conn.connection.driver_connection
-                assert driver is not None
-                new_id = int(driver.execute(fast.sql, params).lastrowid)
-                if event is not None:
-                    conn.execute(insert(t.events), {"job_id": new_id, "at": event[0],
-                                                    "kind": event[1], "message": event[2]})
-                _insert_intervals(conn, {new_id: intervals})
+        fast, fast_event = self._job_insert, self._event_insert
+        if fast is not None and fast_event is not None and job.id is None and not intervals:
+            # the submit path: both rows bound before the transaction (a naive datetime is
+            # refused here), then one BEGIN IMMEDIATE ... COMMIT on the driver; a split
+            # interruptible job takes the general path below (its intervals in the same
+            # transaction)
+            params = fast.parameters(values)
+            ev = None if event is None else fast_event.parameters(
+                {"job_id": 0, "at": event[0], "kind": event[1], "message": event[2]})
+            with self._driver_write(f"add job {job.name!r}") as driver:
+                new_id = int(driver.execute(fast.sql, params).lastrowid)  # type: ignore[arg-type]
+                if ev is not None:
+                    driver.execute(fast_event.sql, fast_event.with_value(ev, "job_id", new_id))
         else:
             with self._tx(f"add job {job.name!r}") as conn:
                 key = conn.execute(_INSERT_JOB, values).inserted_primary_key
@@ -402,6 +453,30 @@ class SqlStore(JobStore):
         with self._tx("list jobs", write=False) as conn:
             rows = conn.execute(query).all()
         return [_job_from_row(r._mapping) for r in rows]
+
+    def queue_view(
+        self, states: Sequence[JobState], *, limit: int | None = None
+    ) -> tuple[list[Job], dict[str, int]]:
+        c = t.jobs.c
+        names = [JobState(s).value for s in states]
+        jobs: list[Job] = []
+        with self._tx("list the queue", write=False) as conn:
+            counts = {str(state): int(n) for state, n in conn.execute(
+                select(c.state, func.count()).where(c.state.in_(names)).group_by(c.state))}
+            # per state, planned then unplanned: each an index range scan of
+            # (state, planned_start) in index order that stops at what is left of the limit
+            for name in names:
+                for planned in (True, False):
+                    left = None if limit is None else limit - len(jobs)
+                    if (left is not None and left <= 0) or not counts.get(name):
+                        break
+                    query = select(t.jobs).where(c.state == name)
+                    query = (query.where(c.planned_start.is_not(None)).order_by(c.planned_start, c.id)
+                             if planned else query.where(c.planned_start.is_(None)).order_by(c.id))
+                    if left is not None:
+                        query = query.limit(left)
+                    jobs.extend(_job_from_row(r._mapping) for r in conn.execute(query))
+        return jobs, counts
 
     def planned_starts(
         self, *, after: datetime, sites: Iterable[str] | None = None
@@ -974,6 +1049,22 @@ class SqlStore(JobStore):
             ).scalar_one_or_none()
         return value
 
+    def note_provider_failure(self, zone: str, provider: str, at: datetime) -> None:
+        # a row beside the fetch times, under a kind no point has: no schema change
+        with self._tx(f"record that {provider} failed for {zone}") as conn:
+            conn.execute(self._upsert_fetch(), [{"zone": zone, "provider": provider,
+                                                 "kind": FAILURE_KIND, "fetched_at": at}])
+
+    def provider_failed_at(self, zone: str, provider: str) -> datetime | None:
+        c = t.intensity_fetches.c
+        with self._tx(f"read the last failure of {provider}", write=False) as conn:
+            value: datetime | None = conn.execute(
+                select(c.fetched_at).where(
+                    c.zone == zone, c.provider == provider, c.kind == FAILURE_KIND
+                )
+            ).scalar_one_or_none()
+        return value
+
     # -- events ---------------------------------------------------------------------------
     def add_event(self, event: Event) -> None:
         values = {"job_id": event.job_id, "at": event.at, "kind": event.kind,
@@ -1088,6 +1179,8 @@ def _close_interval(conn: Connection, run_id: int, at: datetime, how: str) -> bo
         update(t.run_intervals).where(ri.run_id == run_id, ri.end.is_(None)).values(end=at, how=how)
     ).rowcount
     return bool(n)
+
+
 #: Job fields stored in ``jobs`` (tests/storage/test_contract.py checks that is all of them)
 _JOB_FIELDS = [f.name for f in dataclasses.fields(Job) if f.name in t.jobs.c]
 _INSERT_JOB = insert(t.jobs)
@@ -1095,6 +1188,7 @@ _SELECT_JOB = select(t.jobs).where(t.jobs.c.id == bindparam("id"))
 
 
 _JOB_VALUE_FIELDS = [name for name in _JOB_FIELDS if name != "id"]
+_EVENT_FIELDS = ["job_id", "at", "kind", "message"]
 _get_job_values = operator.attrgetter(*_JOB_VALUE_FIELDS)
 
 
@@ -1119,10 +1213,16 @@ class _DriverInsert:
             (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in order
         ]
+        self._position = {name: i for i, name in enumerate(order)}
 
     def parameters(self, values: dict[str, Any]) -> tuple[Any, ...]:
         """The statement's positional parameters, converted by the column types."""
         return tuple([proc(values[n]) if proc else values[n] for n, proc in self._steps])
+
+    def with_value(self, params: tuple[Any, ...], name: str, value: Any) -> tuple[Any, ...]:
+        """``params`` with the (already converted) value of column ``name`` replaced."""
+        i = self._position[name]
+        return (*params[:i], value, *params[i + 1:])
 
 
 def _job_values(job: Job, now: datetime) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Submitting jobs through the Python API into SQLite (issue 2: at least 2,000 jobs/s).
+"""Submitting jobs through the Python API into SQLite (issue 2: at least 2,000 jobs/s):
+``Queue.submit`` and ``Client.submit`` one at a time, and ``Queue.submit_many`` batched.
 
 Run with ``python -m pytest tests/benchmarks/test_bench_submit.py --benchmark-enable``;
 without ``--benchmark-enable`` each benchmark runs once on a smaller count, as a test.
@@ -52,6 +53,32 @@ def test_submit_one_at_a_time(benchmark, tmp_path: Path) -> None:  # type: ignor
         benchmark.extra_info["jobs_per_s"] = n / med
     for a in apps:
         a.close()
+
+
+def test_client_submit_one_at_a_time(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The public API as the issue states it: ``Client.submit`` one job at a time."""
+    from scheduler import Client
+
+    n = _count(benchmark)
+    clients: list[Client] = []
+
+    def setup() -> tuple[tuple[Client], dict[str, object]]:
+        d = tmp_path / f"c{len(clients)}"
+        d.mkdir()
+        clients.append(Client.from_app(make_app(d, factor=1.0)))
+        return (clients[-1],), {}
+
+    def run(cs: Client) -> None:
+        for i in range(n):
+            cs.submit(["python", "train.py", f"--seed={i}"], duration=3600 * (1 + i % 4),
+                      deadline="24h", name=f"job-{i}", cwd="/tmp")
+
+    benchmark.pedantic(run, setup=setup, rounds=3 if not benchmark.disabled else 1, iterations=1)
+    assert len(clients[-1].app.store.list_jobs()) == n
+    if not benchmark.disabled:
+        benchmark.extra_info["jobs_per_s"] = n / benchmark.stats.stats.median
+    for c in clients:
+        c.close()
 
 
 def test_submit_many_in_one_transaction(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -116,6 +116,21 @@ def test_add_and_get_job_round_trips_every_field(store: SqlStore) -> None:
     assert got.state is JobState.PENDING
 
 
+def test_a_job_and_its_first_event_are_written_together_or_not_at_all(store: SqlStore) -> None:
+    added = store.add_job(make_job(name="ok"), event=(T0, "submitted", "planned at noon"))
+    assert [(e.job_id, e.at, e.kind, e.message) for e in store.events_for_job(added.id or 0)] == [
+        (added.id, T0, "submitted", "planned at noon")]
+    # the event is refused (NOT NULL) after the job row went in: the job row goes too
+    with pytest.raises(CarbonshiftError):
+        store.add_job(make_job(name="half"), event=(T0, None, "no kind"))  # type: ignore[arg-type]
+    # a naive time is refused before anything is written
+    with pytest.raises(CarbonshiftError, match="naive"):
+        store.add_job(make_job(name="naive"), event=(T0.replace(tzinfo=None), "submitted", ""))
+    assert [j.name for j in store.list_jobs()] == ["ok"]
+    store.add_job(make_job(name="after"))  # the store is still usable
+    assert [j.name for j in store.list_jobs()] == ["ok", "after"]
+
+
 def test_every_job_field_has_a_column() -> None:
     import dataclasses
 
@@ -170,6 +185,39 @@ def test_list_jobs_filters(store: SqlStore) -> None:
     assert names(sites=["lab"]) == ["b", "c"]  # planned site, else the home site
     assert names(sites=["home"]) == ["a"]
     assert names(limit=2) == ["a", "b"]
+
+
+#: name, state, planned start: added out of queue order
+QUEUE_SPEC = [
+    ("p-late", JobState.PLANNED, T0 + 5 * H), ("pend-1", JobState.PENDING, None),
+    ("run-b", JobState.RUNNING, T0 - H), ("p-early", JobState.PLANNED, T0 + H),
+    ("done", JobState.SUCCEEDED, T0 - 2 * H), ("susp", JobState.SUSPENDED, T0 - 3 * H),
+    ("p-mid", JobState.PLANNED, T0 + 3 * H), ("pend-2", JobState.PENDING, None),
+    ("run-a", JobState.RUNNING, T0 - 2 * H), ("p-early-2", JobState.PLANNED, T0 + H),
+    ("pend-once-planned", JobState.PENDING, T0 + 2 * H), ("gone", JobState.CANCELLED, None),
+]
+QUEUE_ORDER = ["run-a", "run-b", "susp", "p-early", "p-early-2", "p-mid", "p-late",
+               "pend-once-planned", "pend-1", "pend-2"]
+WAITING_AND_RUNNING = [JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED, JobState.PENDING]
+
+
+def add_queue(store: SqlStore) -> None:
+    store.add_jobs([make_job(name=n, state=s, planned_start=p) for n, s, p in QUEUE_SPEC])
+
+
+def test_queue_view_orders_by_state_then_planned_start_and_counts_in_sql(store: SqlStore) -> None:
+    add_queue(store)
+    jobs, counts = store.queue_view(WAITING_AND_RUNNING)
+    assert [j.name for j in jobs] == QUEUE_ORDER
+    assert counts == {"running": 2, "suspended": 1, "planned": 4, "pending": 3}
+    assert jobs[0] == store.get_job(jobs[0].id or 0)  # whole jobs
+    for limit in (1, 3, 4, 8, 10, 50):
+        part, part_counts = store.queue_view(WAITING_AND_RUNNING, limit=limit)
+        assert [j.name for j in part] == QUEUE_ORDER[:limit] and part_counts == counts
+    everything, all_counts = store.queue_view([*WAITING_AND_RUNNING, JobState.SUCCEEDED, JobState.CANCELLED])
+    assert [j.name for j in everything] == [*QUEUE_ORDER, "done", "gone"]
+    assert sum(all_counts.values()) == len(QUEUE_SPEC)
+    assert store.queue_view([JobState.LOST]) == ([], {})
 
 
 def test_apply_plan_never_touches_running_or_finished_jobs(store: SqlStore) -> None:
@@ -431,6 +479,19 @@ def test_last_fetch_moves_even_when_nothing_is_new(store: SqlStore) -> None:
     assert second is not None and second >= first
     assert store.last_fetch("GB", "ukgrid", Kind.ACTUAL) is None
     assert store.last_fetch("GB", "other", Kind.FORECAST) is None
+
+
+def test_provider_failures_are_remembered_per_zone_and_provider(store: SqlStore) -> None:
+    assert store.provider_failed_at("GB", "ukgrid") is None
+    store.note_provider_failure("GB", "ukgrid", T0)
+    store.note_provider_failure("GB", "ukgrid", T0 + H)  # the latest failure wins
+    got = store.provider_failed_at("GB", "ukgrid")
+    assert got == T0 + H and got is not None and got.tzinfo is UTC
+    assert store.provider_failed_at("DE", "ukgrid") is None
+    assert store.provider_failed_at("GB", "other") is None
+    # beside the fetch times, without disturbing them
+    assert store.last_fetch("GB", "ukgrid", Kind.FORECAST) is None
+    assert store.get_points("GB", T0 - H, T0 + 2 * H) == []
 
 
 # -- events ---------------------------------------------------------------------------------
