@@ -210,7 +210,7 @@ class Daemon:
                 self.store.add_event(Event(job_id, now, kind, message))
             except CarbonshiftError as exc:
                 log.warning("could not record event for job %s: %s", job_id, exc)
-        self.on_event(f"{kind:<10} job {job_id}: {message}" if job_id is not None else f"{kind:<10} {message}")
+        self.on_event(f"{kind:<12} job {job_id}: {message}" if job_id is not None else f"{kind:<12} {message}")
 
     # -- life cycle ---------------------------------------------------------------------
     def stop(self) -> None:

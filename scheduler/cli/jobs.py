@@ -265,9 +265,25 @@ def submit(
         sys.exit(code)
 
 
-def _job_row(job: Job) -> list[object]:
+def _start_cell(job: Job, spans: list[tuple[datetime, datetime]] | None, now: datetime) -> str:
+    """The planned start; a split job says how many intervals follow, a paused one when it
+    resumes (its next planned interval)."""
+    if not spans or (len(spans) < 2 and job.state is not JobState.SUSPENDED):
+        return fmt_time(job.planned_start)
+    if job.state is JobState.SUSPENDED:
+        ahead = [a for a, b in spans if b > now]
+        return f"paused, resumes {fmt_time(ahead[0])}" if ahead else "paused"
+    ahead = [a for a, b in spans if a > now]
+    later = len(ahead) - (1 if job.state is JobState.PLANNED else 0)
+    first = fmt_time(job.planned_start if job.state is not JobState.PLANNED else spans[0][0])
+    return f"{first} (+{later} interval{'s' if later != 1 else ''})" if later > 0 else first
+
+
+def _job_row(job: Job, spans: list[tuple[datetime, datetime]] | None = None,
+             now: datetime | None = None) -> list[object]:
     return [
-        job.id, job.name, str(job.state), job.owner, fmt_time(job.planned_start),
+        job.id, job.name, str(job.state), job.owner,
+        _start_cell(job, spans, now) if now is not None else fmt_time(job.planned_start),
         fmt_time(job.deadline_at), f"{job.planned_site or job.site}/{job.zone}",
         format_duration(job.duration_s), fmt_g(job.expected_g), fmt_g(job.run_now_g),
     ]
@@ -343,14 +359,16 @@ def queue(show_all: bool, limit: int | None, as_json: bool) -> None:
         limit = 0 if show_all else QUEUE_ROWS
     # an SQLite file is read without SQLAlchemy (most of this command's cost); anything
     # the light reader cannot vouch for goes through the full store as before
-    from scheduler.storage.lite import queue_view
+    from scheduler.storage import lite
 
-    view = queue_view(app.settings.db, states, limit=limit or None)
+    view = lite.queue_view(app.settings.db, states, limit=limit or None)
     jobs, counts = view if view is not None else app.store.queue_view(states, limit=limit or None)
     summary = _queue_summary(len(jobs), states, counts, show_all)
+    ids = [j.id for j in jobs if j.interruptible and j.id is not None]
+    spans = (lite.planned_intervals(app.settings.db, ids) if view is not None else None) if ids else {}
+    if spans is None:
+        spans = app.store.planned_intervals(ids)
     if as_json:
-        ids = [j.id for j in jobs if j.interruptible and j.id is not None]
-        spans = app.store.planned_intervals(ids) if ids else {}
         echo_json([job_dict(j, spans.get(j.id)) for j in jobs])  # type: ignore[arg-type]
         if summary:
             click.echo(f"carbonshift: {summary}", err=True)
@@ -360,7 +378,7 @@ def queue(show_all: bool, limit: int | None, as_json: bool) -> None:
         return
     print_table(
         ["id", "name", "state", "owner", "planned start", "deadline", "site/zone", "duration", "expected", "if run now"],
-        [_job_row(j) for j in jobs],
+        [_job_row(j, spans.get(j.id) if j.id is not None else None, app.clock.now()) for j in jobs],
     )
     if summary:
         click.echo(summary)

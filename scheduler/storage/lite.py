@@ -22,10 +22,10 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from scheduler.model import Job, JobState
 
@@ -63,11 +63,12 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path)
 
 
-def queue_view(
-    url: str, states: Sequence[JobState], *, limit: int | None = None
-) -> tuple[list[Job], dict[str, int]] | None:
-    """:meth:`JobStore.queue_view` on an SQLite file, or ``None`` when the full store must
-    answer instead (see the module's docstring)."""
+T = TypeVar("T")
+
+
+def _answer(url: str, read: Callable[[sqlite3.Connection], T]) -> T | None:
+    """``read`` on a read-only connection to the SQLite file of ``url``, in one snapshot,
+    or ``None`` when the full store must answer instead (see the module's docstring)."""
     path = sqlite_file(url)
     head = head_revision()
     if path is None or head is None or not path.is_file():
@@ -78,15 +79,43 @@ def queue_view(
     except sqlite3.Error:
         return None
     try:
-        con.execute("BEGIN")  # one snapshot for the counts and the rows
+        con.execute("BEGIN")  # one snapshot for everything ``read`` asks
         row = con.execute("SELECT version_num FROM alembic_version").fetchone()
         if row is None or row[0] != head:
             return None
-        return _read(con, states, limit)
+        return read(con)
     except (sqlite3.Error, ValueError, KeyError, TypeError):
         return None
     finally:
         con.close()
+
+
+def queue_view(
+    url: str, states: Sequence[JobState], *, limit: int | None = None
+) -> tuple[list[Job], dict[str, int]] | None:
+    """:meth:`JobStore.queue_view` on an SQLite file, or ``None`` when the full store must
+    answer instead (see the module's docstring)."""
+    return _answer(url, lambda con: _read(con, states, limit))
+
+
+def planned_intervals(url: str, job_ids: Sequence[int]) -> dict[int, list[tuple[datetime, datetime]]] | None:
+    """:meth:`JobStore.planned_intervals` on an SQLite file, or ``None`` when the full store
+    must answer instead (the same conditions as :func:`queue_view`)."""
+    ids = sorted(set(job_ids))
+
+    def read(con: sqlite3.Connection) -> dict[int, list[tuple[datetime, datetime]]]:
+        out: dict[int, list[tuple[datetime, datetime]]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            for job_id, start, end in con.execute(
+                f'SELECT job_id, start, "end" FROM job_intervals WHERE job_id IN ({marks}) '
+                "ORDER BY job_id, seq", chunk,
+            ):
+                out.setdefault(int(job_id), []).append((_utc(start), _utc(end)))
+        return out
+
+    return _answer(url, read)
 
 
 def _read(
@@ -133,4 +162,4 @@ def _utc(text: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-__all__ = ["head_revision", "queue_view", "sqlite_file"]
+__all__ = ["head_revision", "planned_intervals", "queue_view", "sqlite_file"]

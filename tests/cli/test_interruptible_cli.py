@@ -95,3 +95,19 @@ def test_bad_pause_settings_in_the_config_are_refused(cs: CS) -> None:
     cs.config.write_text('default_zone = "TRACE"\npause_signal = "SIGKILL"\n')
     r = cs("queue")
     assert r.code == 2 and "SIGKILL" in r.err
+
+
+def test_the_queue_table_shows_a_split_job_and_when_a_paused_job_resumes(cs: CS) -> None:
+    first = dirty_hour_ahead(cs)
+    sub = json.loads(cs("submit", "--json", "--duration", "2h", "--deadline", "4h", "--interruptible",
+                        "--", "true").out)
+    row = next(line for line in cs("--utc", "queue").out.splitlines() if line.split()[:1] == [str(sub["id"])])
+    assert f"{first:%H:%M}" in row and "(+1 interval)" in row
+    # the same job paused (its first interval ended before its second starts): the cell
+    # names the next interval
+    import sqlite3
+
+    with sqlite3.connect(cs.db_path) as con:
+        con.execute("UPDATE jobs SET state = 'suspended' WHERE id = ?", (sub["id"],))
+    row = next(line for line in cs("--utc", "queue").out.splitlines() if line.split()[:1] == [str(sub["id"])])
+    assert f"paused, resumes {first:%Y-%m-%d %H:%M}" in row  # the first interval has not ended yet
