@@ -101,7 +101,7 @@ class Profile:
     ``t``; outside ``[b0, bN)`` and in gaps the intensity is the forecast mean.
     """
 
-    __slots__ = ("b", "fill", "prefix", "v")
+    __slots__ = ("_bx", "_px", "_vx", "b", "fill", "prefix", "v")
 
     def __init__(self, forecast: Forecast) -> None:
         pts = forecast.points
@@ -133,41 +133,32 @@ class Profile:
             acc += val * (b[i + 1] - b[i])
             prefix.append(acc)
         self.prefix = prefix
+        # the same step function indexed by ``j = bisect_right(b, t)``, with the fill before
+        # ``b[0]`` and after ``b[-1]``: ``F(t) = _px[j] + _vx[j] * (t - _bx[j])``, no branches
+        if b:
+            self._bx = [b[0], *b]
+            self._vx = [self.fill, *v, self.fill]
+            self._px = [0, *prefix]
+        else:  # F(t) = fill * t
+            self._bx, self._vx, self._px = [0], [self.fill], [0]
 
     def F(self, t: int) -> int:
-        b = self.b
-        if not b:
-            return self.fill * t
-        if t <= b[0]:
-            return self.fill * (t - b[0])
-        if t >= b[-1]:
-            return self.prefix[-1] + self.fill * (t - b[-1])
-        k = bisect_right(b, t) - 1
-        return self.prefix[k] + self.v[k] * (t - b[k])
+        j = bisect_right(self.b, t)
+        return self._px[j] + self._vx[j] * (t - self._bx[j])
 
     def F_sorted(self, ts: Sequence[int]) -> list[int]:
-        """``F`` at each of the ascending times ``ts`` in one merge pass."""
-        b, v, prefix, fill = self.b, self.v, self.prefix, self.fill
-        if not b:
-            return [fill * t for t in ts]
-        out: list[int] = []
-        n = len(b)
-        k = 0
-        b0, bn, total = b[0], b[-1], prefix[-1]
-        for t in ts:
-            if t <= b0:
-                out.append(fill * (t - b0))
-            elif t >= bn:
-                out.append(total + fill * (t - bn))
-            else:
-                while k + 1 < n and b[k + 1] <= t:
-                    k += 1
-                out.append(prefix[k] + v[k] * (t - b[k]))
-        return out
+        """``F`` at each of the times ``ts``."""
+        px, vx, bx = self._px, self._vx, self._bx
+        js = map(bisect_right, itertools.repeat(self.b), ts)
+        return [px[j] + vx[j] * (t - bx[j]) for j, t in zip(js, ts, strict=True)]
 
     def cost(self, start: int, duration_s: int) -> int:
         """Integral of intensity over ``[start, start + duration_s)`` in milli-g/kWh x s."""
-        return self.F(start + duration_s) - self.F(start)
+        b, px, vx, bx = self.b, self._px, self._vx, self._bx
+        end = start + duration_s
+        j = bisect_right(b, end)
+        i = bisect_right(b, start)
+        return px[j] + vx[j] * (end - bx[j]) - px[i] - vx[i] * (start - bx[i])
 
 
 
