@@ -45,9 +45,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import weakref
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -303,13 +304,17 @@ class _Ledger:
     def can_ever(self, gpus: int, cpus: int) -> bool:
         return not ((self.gpu > 0 and gpus > self.gpu) or (self.cpu > 0 and cpus > self.cpu))
 
-    def _span(self, a_s: int, b_s: int) -> tuple[int, int]:
-        a = max(0, a_s // self.slot_s - self.k0)
-        b = max(a + 1, -(-b_s // self.slot_s) - self.k0)
+    def _grow(self, b: int) -> None:
+        """Make the ledger cover slots ``[0, b)`` (unused slots are empty)."""
         if b > len(self.gpu_used):
             grow = b - len(self.gpu_used) + 64
             self.gpu_used.extend([0] * grow)
             self.cpu_used.extend([0] * grow)
+
+    def _span(self, a_s: int, b_s: int) -> tuple[int, int]:
+        a = max(0, a_s // self.slot_s - self.k0)
+        b = max(a + 1, -(-b_s // self.slot_s) - self.k0)
+        self._grow(b)
         return a, b
 
     def free(self, a_s: int, b_s: int, gpus: int, cpus: int) -> bool:
@@ -341,6 +346,27 @@ class _Ledger:
             flags = [False] * n
         prefix = self._prefixes[(gpus, cpus)] = list(itertools.accumulate(flags, initial=0))
         return prefix
+
+    def blocked(self, a: int, b: int, gpus: int, cpus: int) -> list[int]:
+        """The ledger slots in ``[a, b)`` (indices from ``k0``) that cannot take ``gpus``
+        GPUs and ``cpus`` CPUs more, ascending."""
+        self._grow(b)
+        gcap = self.gpu if self.gpu > 0 and gpus > 0 else 0
+        ccap = self.cpu if self.cpu > 0 and cpus > 0 else 0
+        # ``lim.__lt__(u)`` is ``u + need > cap``, evaluated without a Python-level loop
+        if gcap and ccap:
+            flags: Iterable[bool] = map(
+                operator.or_,
+                map((gcap - gpus).__lt__, self.gpu_used[a:b]),
+                map((ccap - cpus).__lt__, self.cpu_used[a:b]),
+            )
+        elif gcap:
+            flags = map((gcap - gpus).__lt__, self.gpu_used[a:b])
+        elif ccap:
+            flags = map((ccap - cpus).__lt__, self.cpu_used[a:b])
+        else:
+            return []
+        return list(itertools.compress(range(a, b), flags))
 
     def take(self, a_s: int, b_s: int, gpus: int, cpus: int, sign: int = 1) -> None:
         self._prefixes.clear()
@@ -607,13 +633,30 @@ class _Planner:
         full = self.full_candidates(opt, d)
         times, costs, first, after = full.times, full.costs, full.first, full.after
         found: tuple[int, int] | None = None
-        # one length for every search (the plan's horizon), so the cached prefix serves all
-        prefix = led.blocked_prefix(g, cp, max(l_ + d, self.horizon_end) + self.slot_s)
         best_c, best_i = _INF, -1
-        for i in range(bisect_left(times, e), bisect_right(times, l_)):
-            c = costs[i]  # ascending times: strict < keeps the earliest of equal costs
-            if c < best_c and prefix[after[i]] == prefix[first[i]]:
-                best_c, best_i = c, i
+        i0, i1 = bisect_left(times, e), bisect_right(times, l_)
+        if i1 > i0:
+            # A start fits iff the slots it holds, ``[first, after)``, lie in one run of free
+            # slots. ``first`` and ``after`` ascend with the start, so the starts that fit in
+            # one run are a contiguous range of candidates: take its minimum (the earliest
+            # of equal costs), run by run in time order, instead of testing every start.
+            lo_slot, hi_slot = first[i0], after[i1 - 1]
+            edges = [lo_slot - 1, *led.blocked(lo_slot, hi_slot, g, cp), hi_slot]
+            # a start at or after slot ``k0`` holds at least ceil(d / slot) slots: only runs
+            # that long can take one (found without a Python-level loop over blocked slots)
+            need = -(-d // self.slot_s) if times[i0] >= self.k0 * self.slot_s else 1
+            runs = itertools.compress(
+                range(len(edges) - 1), map(need.__lt__, map(operator.sub, edges[1:], edges)),
+            )
+            for r in runs:
+                ga, gb = edges[r], edges[r + 1]  # ``gb - ga - 1 >= need`` free slots
+                lo = bisect_left(first, ga + 1, i0, i1)
+                hi = bisect_right(after, gb, lo, i1)
+                if hi > lo:
+                    sub = costs[lo:hi]
+                    m = min(sub)
+                    if m < best_c:  # runs ascend in time: strict < keeps the earliest
+                        best_c, best_i = m, lo + sub.index(m)
         if best_i >= 0:
             found = (times[best_i], best_c)
         for s in (e, l_):
