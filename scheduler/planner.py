@@ -48,7 +48,7 @@ import math
 import operator
 import weakref
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -286,7 +286,7 @@ def expected_grams(cost: int, power_w: float, pue: float = 1.0) -> float:
 class _Ledger:
     """GPU and CPU use of one site, per slot of ``slot_s`` seconds from slot ``k0``."""
 
-    __slots__ = ("_prefixes", "cpu", "cpu_used", "gpu", "gpu_used", "k0", "slot_s")
+    __slots__ = ("cpu", "cpu_used", "gpu", "gpu_used", "k0", "slot_s")
 
     def __init__(self, site: Site, slot_s: int, k0: int) -> None:
         self.gpu = max(0, site.gpus)
@@ -295,8 +295,6 @@ class _Ledger:
         self.k0 = k0
         self.gpu_used: list[int] = []
         self.cpu_used: list[int] = []
-        # blocked-slot prefixes by (gpus, cpus), valid until the next take()
-        self._prefixes: dict[tuple[int, int], list[int]] = {}
 
     def manages(self, gpus: int, cpus: int) -> bool:
         return (self.gpu > 0 and gpus > 0) or (self.cpu > 0 and cpus > 0)
@@ -311,41 +309,24 @@ class _Ledger:
             self.gpu_used.extend([0] * grow)
             self.cpu_used.extend([0] * grow)
 
-    def _span(self, a_s: int, b_s: int) -> tuple[int, int]:
-        a = max(0, a_s // self.slot_s - self.k0)
-        b = max(a + 1, -(-b_s // self.slot_s) - self.k0)
-        self._grow(b)
+    def span(self, a_s: int, b_s: int) -> tuple[int, int]:
+        """The slots ``[a, b)`` (indices from ``k0``) a run over ``[a_s, b_s)`` holds."""
+        a = a_s // self.slot_s - self.k0
+        if a < 0:
+            a = 0
+        b = -(-b_s // self.slot_s) - self.k0
+        if b <= a:
+            b = a + 1
+        if b > len(self.gpu_used):
+            self._grow(b)
         return a, b
 
     def free(self, a_s: int, b_s: int, gpus: int, cpus: int) -> bool:
         """Whether ``[a_s, b_s)`` has ``gpus`` GPUs and ``cpus`` CPUs left in every slot."""
-        a, b = self._span(a_s, b_s)
+        a, b = self.span(a_s, b_s)
         if self.gpu > 0 and gpus > 0 and max(self.gpu_used[a:b]) + gpus > self.gpu:
             return False
         return not (self.cpu > 0 and cpus > 0 and max(self.cpu_used[a:b]) + cpus > self.cpu)
-
-    def blocked_prefix(self, gpus: int, cpus: int, until_s: int) -> list[int]:
-        """``P[k]``: how many slots before ``k0 + k`` cannot take ``gpus``/``cpus`` more, so
-        ``[a, b)`` is free iff ``P[b] == P[a]`` (O(1) checks during a search)."""
-        _, n = self._span(until_s - 1, until_s)
-        hit = self._prefixes.get((gpus, cpus))
-        if hit is not None and len(hit) > n:
-            return hit
-        gcap = self.gpu if self.gpu > 0 and gpus > 0 else 0
-        ccap = self.cpu if self.cpu > 0 and cpus > 0 else 0
-        gu, cu = self.gpu_used[:n], self.cpu_used[:n]
-        if gcap and ccap:
-            flags = [u + gpus > gcap or v + cpus > ccap for u, v in zip(gu, cu, strict=True)]
-        elif gcap:
-            lim = gcap - gpus
-            flags = [u > lim for u in gu]
-        elif ccap:
-            lim = ccap - cpus
-            flags = [u > lim for u in cu]
-        else:
-            flags = [False] * n
-        prefix = self._prefixes[(gpus, cpus)] = list(itertools.accumulate(flags, initial=0))
-        return prefix
 
     def blocked(self, a: int, b: int, gpus: int, cpus: int) -> list[int]:
         """The ledger slots in ``[a, b)`` (indices from ``k0``) that cannot take ``gpus``
@@ -353,32 +334,30 @@ class _Ledger:
         self._grow(b)
         gcap = self.gpu if self.gpu > 0 and gpus > 0 else 0
         ccap = self.cpu if self.cpu > 0 and cpus > 0 else 0
-        # ``lim.__lt__(u)`` is ``u + need > cap``, evaluated without a Python-level loop
         if gcap and ccap:
-            flags: Iterable[bool] = map(
-                operator.or_,
-                map((gcap - gpus).__lt__, self.gpu_used[a:b]),
-                map((ccap - cpus).__lt__, self.cpu_used[a:b]),
-            )
-        elif gcap:
-            flags = map((gcap - gpus).__lt__, self.gpu_used[a:b])
-        elif ccap:
-            flags = map((ccap - cpus).__lt__, self.cpu_used[a:b])
-        else:
-            return []
-        return list(itertools.compress(range(a, b), flags))
+            glim, clim = gcap - gpus, ccap - cpus
+            both = zip(self.gpu_used[a:b], self.cpu_used[a:b], strict=True)
+            return [k for k, (u, v) in enumerate(both, a) if u > glim or v > clim]
+        if gcap or ccap:
+            lim = gcap - gpus if gcap else ccap - cpus
+            return [k for k, u in enumerate((self.gpu_used if gcap else self.cpu_used)[a:b], a)
+                    if u > lim]
+        return []
 
     def take(self, a_s: int, b_s: int, gpus: int, cpus: int, sign: int = 1) -> None:
-        self._prefixes.clear()
-        a, b = self._span(a_s, b_s)
+        a, b = self.span(a_s, b_s)
         if self.gpu > 0 and gpus > 0:
             g = self.gpu_used
-            for k in range(a, b):
-                g[k] += sign * gpus
+            g[a:b] = map((sign * gpus).__add__, g[a:b])
         if self.cpu > 0 and cpus > 0:
             c = self.cpu_used
-            for k in range(a, b):
-                c[k] += sign * cpus
+            c[a:b] = map((sign * cpus).__add__, c[a:b])
+
+
+def _last_blocked(blocked: list[int], a: int, b: int) -> int:
+    """The last of the ascending slots ``blocked`` in ``[a, b)``, or -1 when none is."""
+    j = bisect_left(blocked, b) - 1
+    return blocked[j] if j >= 0 and blocked[j] >= a else -1
 
 
 @dataclass
@@ -678,21 +657,20 @@ class _Planner:
         d, g, cp = t.duration_s, t.job.gpus, t.job.cpus
         p = opt.profile
         slot = self.slot_s
-        if led is None or not led.manages(g, cp):
-            prefix = None
-            k0 = 0
-        else:
-            prefix = led.blocked_prefix(g, cp, l_ + d + slot)
-            k0 = led.k0
+        blocked: list[int] | None = None
+        if led is not None and led.manages(g, cp):
+            # the ledger does not change during the search: its blocked slots, once
+            lo, hi = led.span(e, l_ + d)
+            hi = max(hi, led.span(l_, l_ + d)[1])
+            blocked = led.blocked(lo, hi, g, cp)
         s = e
         while s <= l_:
-            if prefix is not None:
-                a = max(0, s // slot - k0)
-                b = max(a + 1, -(-(s + d) // slot) - k0)
-                if prefix[b] != prefix[a]:
-                    # jump past the last blocked slot of the window
-                    blocked = bisect_left(prefix, prefix[b], a, b + 1) - 1
-                    s = max((blocked + k0 + 1) * slot, (s // slot + 1) * slot)
+            if blocked:
+                assert led is not None
+                a, b = led.span(s, s + d)
+                last = _last_blocked(blocked, a, b)
+                if last >= 0:  # jump past the last blocked slot of the window
+                    s = max((last + led.k0 + 1) * slot, (s // slot + 1) * slot)
                     continue
             if limit is None or p is None or p.cost(s, d) < limit:
                 return s
@@ -707,14 +685,21 @@ class _Planner:
         job = t.job
         step = max(1, self.opt.min_chunk_s)
         free = None
+        finish_by = opt.latest + t.duration_s
         if led is not None and led.manages(job.gpus, job.cpus):
-            g, cp = job.gpus, job.cpus
+            # every step split_plan asks about lies in [earliest, finish_by): the ledger's
+            # blocked slots there, once, and a bisect per step
+            lo, hi = led.span(opt.earliest, finish_by)
+            blocked = led.blocked(lo, hi, job.gpus, job.cpus)
 
             def free(a: int, b: int) -> bool:
-                return led.free(a, b, g, cp)
+                x, y = led.span(a, b)
+                if x < lo or y > hi:
+                    return led.free(a, b, job.gpus, job.cpus)
+                return _last_blocked(blocked, x, y) < 0
 
         res = split_plan(
-            p, t.duration_s, opt.earliest, opt.latest + t.duration_s, step_s=step,
+            p, t.duration_s, opt.earliest, finish_by, step_s=step,
             max_pauses=self.opt.max_pauses, free=free,
         )
         if res is None:
