@@ -182,10 +182,63 @@ def profile_of(forecast: Forecast) -> Profile:
     _PROFILES[key] = (weakref.ref(forecast), prof)
     return prof
 
-@dataclass
+_BLOCK = 32  # codes per block of a _RangeMin
+
+
+class _RangeMin:
+    """The earliest least value of any ``costs[i:j]`` in at most three C-level ``min()``
+    calls over short lists: value ``c`` at index ``k`` is coded ``c * n + k`` (the least
+    code is the least value at its earliest index), and each block of ``_BLOCK`` codes
+    keeps its least code."""
+
+    __slots__ = ("blocks", "codes", "n")
+
+    def __init__(self, costs: list[int]) -> None:
+        n = self.n = len(costs) + 1
+        codes = self.codes = [c * n + k for k, c in enumerate(costs)]
+        self.blocks = [min(codes[k:k + _BLOCK]) for k in range(0, len(codes), _BLOCK)]
+
+    def least(self, i: int, j: int) -> tuple[int, int]:
+        """``(value, index)`` of the earliest least of ``costs[i:j]``, ``i < j``."""
+        bi, bj = -(-i // _BLOCK), j // _BLOCK
+        codes = self.codes
+        if bi >= bj:
+            m = min(codes[i:j])
+        else:
+            m = min(self.blocks[bi:bj])
+            if i < bi * _BLOCK:
+                h = min(codes[i:bi * _BLOCK])
+                m = h if h < m else m
+            if bj * _BLOCK < j:
+                t = min(codes[bj * _BLOCK:j])
+                m = t if t < m else m
+        return divmod(m, self.n)
+
+
 class _Candidates:
-    times: list[int]
-    costs: list[int]
+    """Candidate start times, ascending, and their integer costs."""
+
+    __slots__ = ("costs", "queries", "rmin", "times")
+
+    def __init__(self, times: list[int], costs: list[int]) -> None:
+        self.times = times
+        self.costs = costs
+        self.queries = 0
+        self.rmin: _RangeMin | None = None
+
+    def least(self, i: int, j: int) -> tuple[int, int]:
+        """``(cost, index)`` of the earliest least cost among candidates ``i..j-1``,
+        ``i < j``. A list queried often gets a :class:`_RangeMin`; short ranges and lists
+        queried a few times are scanned."""
+        rm = self.rmin
+        if rm is None:
+            if j - i < 2 * _BLOCK or self.queries < 3:
+                self.queries += 1
+                sub = self.costs[i:j]
+                m = min(sub)
+                return m, i + sub.index(m)
+            rm = self.rmin = _RangeMin(self.costs)
+        return rm.least(i, j)
 
 
 @dataclass
@@ -252,11 +305,10 @@ def best_start(
         reason_fallback = "min-emissions"
     best_t, best_c = earliest, e_cost
     if j > i:
-        sub = cands.costs[i:j]
-        m = min(sub)
+        m, k = cands.least(i, j)
         if m < best_c:
             best_c = m
-            best_t = cands.times[i + sub.index(m)]
+            best_t = cands.times[k]
     if latest > earliest:
         l_cost = profile.cost(latest, duration_s)
         if l_cost < best_c:
@@ -400,15 +452,16 @@ class _Task:
     late: list[_Option] = field(default_factory=list)
 
 
-@dataclass
-class _Full:
+class _Full(_Candidates):
     """Capacity-search candidates of one (zone, duration): ascending times, their costs,
     and the ledger slots ``[first, after)`` each start would hold."""
 
-    times: list[int]
-    costs: list[int]
-    first: list[int]
-    after: list[int]
+    __slots__ = ("after", "first")
+
+    def __init__(self, times: list[int], costs: list[int], first: list[int], after: list[int]):
+        super().__init__(times, costs)
+        self.first = first
+        self.after = after
 
 
 class _Planner:
@@ -610,7 +663,7 @@ class _Planner:
             if job.run_now:
                 return None
         full = self.full_candidates(opt, d)
-        times, costs, first, after = full.times, full.costs, full.first, full.after
+        times, first, after = full.times, full.first, full.after
         found: tuple[int, int] | None = None
         best_c, best_i = _INF, -1
         i0, i1 = bisect_left(times, e), bisect_right(times, l_)
@@ -632,10 +685,9 @@ class _Planner:
                 lo = bisect_left(first, ga + 1, i0, i1)
                 hi = bisect_right(after, gb, lo, i1)
                 if hi > lo:
-                    sub = costs[lo:hi]
-                    m = min(sub)
+                    m, k = full.least(lo, hi)
                     if m < best_c:  # runs ascend in time: strict < keeps the earliest
-                        best_c, best_i = m, lo + sub.index(m)
+                        best_c, best_i = m, k
         if best_i >= 0:
             found = (times[best_i], best_c)
         for s in (e, l_):
