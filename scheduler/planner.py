@@ -102,7 +102,7 @@ class Profile:
     ``t``; outside ``[b0, bN)`` and in gaps the intensity is the forecast mean.
     """
 
-    __slots__ = ("_bx", "_px", "_vx", "b", "fill", "prefix", "v")
+    __slots__ = ("_bx", "_px", "_steps", "_vx", "b", "fill", "prefix", "v")
 
     def __init__(self, forecast: Forecast) -> None:
         pts = forecast.points
@@ -142,6 +142,8 @@ class Profile:
             self._px = [0, *prefix]
         else:  # F(t) = fill * t
             self._bx, self._vx, self._px = [0], [self.fill], [0]
+        # step -> (first step index, costs of the steps from there): see step_costs
+        self._steps: dict[int, tuple[int, list[int]]] = {}
 
     def F(self, t: int) -> int:
         j = bisect_right(self.b, t)
@@ -152,6 +154,21 @@ class Profile:
         px, vx, bx = self._px, self._vx, self._bx
         js = map(bisect_right, itertools.repeat(self.b), ts)
         return [px[j] + vx[j] * (t - bx[j]) for j, t in zip(js, ts, strict=True)]
+
+    def step_costs(self, step_s: int, k: int, n: int) -> list[int]:
+        """Costs of the ``n`` grid steps ``[i * step_s, (i + 1) * step_s)`` from ``i = k``.
+
+        Kept per step size over the widest range asked so far: successive splits (every
+        interruptible job, on every site it may use) read the same grid."""
+        hit = self._steps.get(step_s)
+        if hit is None or hit[0] > k or hit[0] + len(hit[1]) < k + n:
+            lo, hi = k, k + n
+            if hit is not None:
+                lo, hi = min(lo, hit[0]), max(hi, hit[0] + len(hit[1]))
+            f = self.F_sorted([i * step_s for i in range(lo, hi + 1)])
+            hit = self._steps[step_s] = (lo, [b - a for a, b in itertools.pairwise(f)])
+        lo, costs = hit
+        return costs[k - lo:k - lo + n]
 
     def cost(self, start: int, duration_s: int) -> int:
         """Integral of intensity over ``[start, start + duration_s)`` in milli-g/kWh x s."""
@@ -858,13 +875,12 @@ def split_plan(
     if n <= 1 or n_steps < n:
         return None
     starts = [g0 + i * step_s for i in range(n_steps)]
-    f = profile.F_sorted([*starts, g0 + n_steps * step_s])
-    costs = [b - a for a, b in itertools.pairwise(f)]
+    costs = profile.step_costs(step_s, g0 // step_s, n_steps)
     if free is not None:
         costs = [c if free(s, s + step_s) else _INF for s, c in zip(starts, costs, strict=True)]
     runs_max = None if max_pauses is None else max_pauses + 1
     chosen: list[int] | None
-    cheapest = sorted(range(n_steps), key=lambda i: (costs[i], i))[:n]
+    cheapest = sorted(range(n_steps), key=costs.__getitem__)[:n]  # stable: earliest of ties
     if costs[cheapest[-1]] >= _INF:
         return None
     cheapest.sort()
