@@ -272,11 +272,26 @@ def _dt(t: int) -> datetime:
     return datetime.fromtimestamp(t, tz=UTC)
 
 
-def _candidates(profile: Profile, duration_s: int) -> _Candidates:
-    """Every boundary and every boundary minus the duration, sorted, with their costs."""
-    times = sorted(set(profile.b) | {t - duration_s for t in profile.b})
-    ends = profile.F_sorted([t + duration_s for t in times])
-    return _Candidates(times, [b - a for a, b in zip(profile.F_sorted(times), ends, strict=True)])
+def _candidates(
+    profile: Profile, duration_s: int, lo: int | None = None, hi: int | None = None,
+) -> _Candidates:
+    """Every boundary and every boundary minus the duration (those in ``[lo, hi]`` when
+    given), sorted, with their costs.
+
+    ``F`` at a boundary is its prefix, so each candidate needs one integral evaluated: the
+    end of a window starting on a boundary, the start of one ending on a boundary."""
+    b, prefix, d = profile.b, profile.prefix, duration_s
+    i, j = (0, len(b)) if lo is None else (bisect_left(b, lo), len(b))
+    i2, j2 = (0, len(b)) if lo is None else (bisect_left(b, lo + d), len(b))
+    if hi is not None:
+        j, j2 = bisect_right(b, hi), bisect_right(b, hi + d)
+    starts, ends = b[i:j], [t - d for t in b[i2:j2]]
+    at_start = profile.F_sorted([t + d for t in starts])
+    at_end = profile.F_sorted(ends)
+    cost = dict(zip(ends, [f - a for f, a in zip(prefix[i2:j2], at_end, strict=True)], strict=True))
+    cost.update(zip(starts, [f - a for f, a in zip(at_start, prefix[i:j], strict=True)], strict=True))
+    times = sorted(cost)
+    return _Candidates(times, [cost[t] for t in times])
 
 
 def best_start(
@@ -579,6 +594,8 @@ class _Planner:
             start, cost, reason = opt.earliest, p.cost(opt.earliest, d), "run-now"
         else:
             memo = self.cands.setdefault(opt.zone, {})
+            if d not in memo:  # only the plan's horizon: every window lies in it
+                memo[d] = _candidates(p, d, self.now_s, self.horizon_end)
             start, cost, reason = best_start(
                 p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli, memo=memo,
             )
@@ -627,17 +644,15 @@ class _Planner:
             return hit
         p = opt.profile
         assert p is not None
-        memo = self.cands.setdefault(opt.zone, {})
-        fc = memo.get(d)
-        if fc is None:
-            fc = memo[d] = _candidates(p, d)
         slot = self.slot_s
         lo = self.now_s - d - slot
         hi = self.horizon_end
         grid = range(-(-lo // slot) * slot, hi + slot, slot)
-        times = sorted(
-            {t for t in fc.times if lo <= t <= hi} | set(grid) | {g - d for g in grid if g - d >= lo}
-        )
+        b = p.b  # boundaries, and boundaries minus d, in [lo, hi]
+        times = sorted(set(b[bisect_left(b, lo):bisect_right(b, hi)]).union(
+            [t - d for t in b[bisect_left(b, lo + d):bisect_right(b, hi + d)]],
+            grid, [g - d for g in grid if g - d >= lo],
+        ))
         f_end = p.F_sorted([x + d for x in times])
         costs = [fe - fs for fe, fs in zip(f_end, p.F_sorted(times), strict=True)]
         k0 = self.k0
