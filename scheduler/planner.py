@@ -444,7 +444,7 @@ def _last_blocked(blocked: list[int], a: int, b: int) -> int:
     return blocked[j] if j >= 0 and blocked[j] >= a else -1
 
 
-@dataclass
+@dataclass(slots=True)
 class _Option:
     """One site a job may run on, with its bounds and fixed costs there."""
 
@@ -459,7 +459,7 @@ class _Option:
     rank: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Choice:
     """A placement: site option, intervals, integer cost and grams."""
 
@@ -470,7 +470,7 @@ class _Choice:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _Task:
     job: Job
     duration_s: int
@@ -480,7 +480,9 @@ class _Task:
     threshold_milli: int | None
     choice: _Choice | None = None
     unconstrained: _Choice | None = None
-    per_option: list[_Choice] = field(default_factory=list)
+    #: per option: the grams of its single-job optimum (or, while that is not computed, a
+    #: lower bound on them), the option, and the optimum when computed
+    per_option: list[tuple[float, _Option, _Choice | None]] = field(default_factory=list)
     late: list[_Option] = field(default_factory=list)
 
 
@@ -511,6 +513,8 @@ class _Planner:
         self.profiles: dict[str, Profile | None] = {}
         self.cands: dict[str, dict[int, _Candidates]] = {}
         self.full: dict[tuple[str, int], _Full] = {}
+        self.floors: dict[tuple[str, int, bool], int] = {}
+        self.datetimes: dict[int, datetime] = {}
         self.ledgers: dict[str, _Ledger] = {}
         self.k0 = now_s // self.slot_s
 
@@ -607,16 +611,62 @@ class _Planner:
         return c
 
     def unconstrained(self, t: _Task) -> _Choice:
-        """The single-job optimum over every option (home first on ties)."""
+        """The single-job optimum over every option (home first on ties).
+
+        Options are tried in the order of a lower bound on their grams (see ``bound``); an
+        option whose bound exceeds the best placement found cannot be the optimum and is
+        left uncomputed (``place`` computes it if capacity ever makes it a contender).
+        The answer is the same: ``_better`` orders placements on different options
+        totally, by grams, then start, then rank."""
         best: _Choice | None = None
         t.per_option = []
-        for opt in t.options:
+        job = t.job
+        if len(t.options) == 1 or not (
+            0 <= job.power_w < math.inf
+            and all(o.profile is not None and 0 <= o.pue < math.inf for o in t.options)
+        ):
+            for opt in t.options:  # one option, or grams not finite and monotone in the cost
+                c = self.option_optimum(t, opt)
+                t.per_option.append((c.grams, opt, c))
+                if best is None or _better(c, best):
+                    best = c
+            assert best is not None
+            return best
+        bounds = [(self.bound(t, o), o.rank, o) for o in t.options]
+        bounds.sort()  # ranks differ: options themselves are never compared
+        for lb, _, opt in bounds:
+            if best is not None and lb > best.grams:
+                t.per_option.append((lb, opt, None))
+                continue
             c = self.option_optimum(t, opt)
-            t.per_option.append(c)
+            t.per_option.append((c.grams, opt, c))
             if best is None or _better(c, best):
                 best = c
         assert best is not None
         return best
+
+    def bound(self, t: _Task, opt: _Option) -> float:
+        """A lower bound on the grams of any placement of ``t`` on ``opt`` (which has a
+        forecast) within the plan's horizon: the least integral of the job's duration over
+        ``[now, horizon_end]`` (every candidate start and both ends); for a job that may be
+        split, its duration at the profile's least intensity."""
+        d, job = t.duration_s, t.job
+        key = (opt.zone, d, job.interruptible and not job.run_now and t.threshold_milli is None)
+        floor = self.floors.get(key)
+        if floor is None:
+            p = opt.profile
+            assert p is not None
+            if key[2]:
+                floor = d * min(p.fill, min(p.v, default=p.fill))
+            else:
+                memo = self.cands.setdefault(opt.zone, {})
+                if d not in memo:
+                    memo[d] = _candidates(p, d, self.now_s, self.horizon_end)
+                floor = min(p.cost(self.now_s, d), p.cost(self.horizon_end, d),
+                            min(memo[d].costs, default=_INF))
+            self.floors[key] = floor
+        # self.grams(opt, floor, job), inline: the same float operations in the same order
+        return floor * job.power_w * opt.pue * _G_PER_UNIT_W + opt.transfer_g
 
     # -- capacity -------------------------------------------------------------------------
     def fits(self, t: _Task, c: _Choice) -> bool:
@@ -803,13 +853,14 @@ class _Planner:
             # each option's own optimum bounds what it can offer: best bound first, and
             # stop once no remaining option can beat the best placement found
             bounds = sorted(
-                t.per_option,
-                key=lambda c: (c.grams if math.isfinite(c.grams) else math.inf, c.option.rank),
+                t.per_option, key=lambda x: (x[0] if math.isfinite(x[0]) else math.inf, x[1].rank),
             )
-            for lb in bounds:
-                if best is not None and math.isfinite(best.grams) and lb.grams > best.grams:
+            for grams, opt, lb in bounds:
+                if best is not None and math.isfinite(best.grams) and grams > best.grams:
                     break
-                c = lb if self.fits(t, lb) else self.best_feasible(t, lb.option)
+                if lb is None:
+                    lb = self.option_optimum(t, opt)
+                c = lb if self.fits(t, lb) else self.best_feasible(t, opt)
                 if c is not None and (best is None or _better(c, best)):
                     best = c
         if cur is not None and self.fits(t, cur) and (
@@ -1068,7 +1119,6 @@ def _entry(pl: _Planner, t: _Task, c: _Choice) -> PlanEntry:
     assert job.id is not None
     home = t.home
     prefix = "overdue:" if t.overdue and not c.reason.startswith("overdue") else ""
-    start = c.intervals[0][0]
     if home.profile is None:
         now_g = math.nan
     else:
@@ -1080,10 +1130,20 @@ def _entry(pl: _Planner, t: _Task, c: _Choice) -> PlanEntry:
     reason = prefix + c.reason
     if not c.option.home:
         reason += f"; relocated from {home.site}"
+    dts = pl.datetimes  # many runs share their ends: each instant converted once
+    intervals = []
+    for a, b in c.intervals:
+        da = dts.get(a)
+        if da is None:
+            da = dts[a] = _dt(a)
+        db = dts.get(b)
+        if db is None:
+            db = dts[b] = _dt(b)
+        intervals.append((da, db))
     return PlanEntry(
-        job_id=job.id, site=c.option.site, start=_dt(start), expected_g=expected,
+        job_id=job.id, site=c.option.site, start=intervals[0][0], expected_g=expected,
         run_now_g=now_g, mean_intensity_g_per_kwh=mean, reason=reason,
-        intervals=tuple((_dt(a), _dt(b)) for a, b in c.intervals),
+        intervals=tuple(intervals),
     )
 
 
