@@ -621,18 +621,12 @@ class _Planner:
         best: _Choice | None = None
         t.per_option = []
         job = t.job
-        if len(t.options) == 1 or not (
-            0 <= job.power_w < math.inf
-            and all(o.profile is not None and 0 <= o.pue < math.inf for o in t.options)
-        ):
-            for opt in t.options:  # one option, or grams not finite and monotone in the cost
-                c = self.option_optimum(t, opt)
-                t.per_option.append((c.grams, opt, c))
-                if best is None or _better(c, best):
-                    best = c
-            assert best is not None
-            return best
-        bounds = [(self.bound(t, o), o.rank, o) for o in t.options]
+        # bounds only help with several options, and hold while grams are finite and grow
+        # with the integral; otherwise every option is computed, in rank order
+        prune = len(t.options) > 1 and 0 <= job.power_w < math.inf and all(
+            o.profile is not None and 0 <= o.pue < math.inf for o in t.options
+        )
+        bounds = [(self.bound(t, o) if prune else -math.inf, o.rank, o) for o in t.options]
         bounds.sort()  # ranks differ: options themselves are never compared
         for lb, _, opt in bounds:
             if best is not None and lb > best.grams:
