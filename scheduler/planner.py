@@ -670,6 +670,8 @@ class _Planner:
         g, cp = t.job.gpus, t.job.cpus
         if not led.manages(g, cp):
             return True
+        if len(c.intervals) == 1:  # the common case, without a generator
+            return led.free(*c.intervals[0], g, cp)
         return all(led.free(a, b, g, cp) for a, b in c.intervals)
 
     def reserve(self, t: _Task, c: _Choice, sign: int = 1) -> None:
@@ -700,11 +702,18 @@ class _Planner:
         f_end = p.F_sorted([x + d for x in times])
         costs = [fe - fs for fe, fs in zip(f_end, p.F_sorted(times), strict=True)]
         k0 = self.k0
-        first = [v if v > 0 else 0 for v in (x // slot - k0 for x in times)]
-        after = [
-            v if v > a else a + 1
-            for a, v in zip(first, (-(-(x + d) // slot) - k0 for x in times), strict=True)
-        ]
+        first = [x // slot - k0 for x in times]
+        after = [-(-(x + d) // slot) - k0 for x in times]
+        if d > 0:
+            # a start before slot k0 holds from slot 0, and holds at least one slot: both
+            # corrections touch a prefix of the ascending starts (later ones hold a slot
+            # past their first since d > 0)
+            n0, n1 = bisect_left(times, k0 * slot), bisect_right(times, k0 * slot - d)
+            first[:n0] = [0] * n0
+            after[:n1] = [1] * n1
+        else:
+            first = [v if v > 0 else 0 for v in first]
+            after = [v if v > a else a + 1 for a, v in zip(first, after, strict=True)]
         hit = self.full[key] = _Full(times, costs, first, after)
         return hit
 
@@ -743,13 +752,19 @@ class _Planner:
         found: tuple[int, int] | None = None
         best_c, best_i = _INF, -1
         i0, i1 = bisect_left(times, e), bisect_right(times, l_)
+        # the blocked slots of every window considered: those of ``e`` and ``l_``, and
+        # those of the candidates between (their slots ascend with the start)
+        e_slots, l_slots = led.span(e, e + d), led.span(l_, l_ + d)
+        lo_slot, hi_slot = e_slots[0], l_slots[1]
+        if i1 > i0:
+            lo_slot, hi_slot = min(lo_slot, first[i0]), max(hi_slot, after[i1 - 1])
+        blocked = led.blocked(lo_slot, hi_slot, g, cp)
         if i1 > i0:
             # A start fits iff the slots it holds, ``[first, after)``, lie in one run of free
             # slots. ``first`` and ``after`` ascend with the start, so the starts that fit in
             # one run are a contiguous range of candidates: take its minimum (the earliest
             # of equal costs), run by run in time order, instead of testing every start.
-            lo_slot, hi_slot = first[i0], after[i1 - 1]
-            edges = [lo_slot - 1, *led.blocked(lo_slot, hi_slot, g, cp), hi_slot]
+            edges = [lo_slot - 1, *blocked, hi_slot]
             # a start at or after slot ``k0`` holds at least ceil(d / slot) slots: only runs
             # that long can take one (found without a Python-level loop over blocked slots)
             need = -(-d // self.slot_s) if times[i0] >= self.k0 * self.slot_s else 1
@@ -766,8 +781,8 @@ class _Planner:
                         best_c, best_i = m, k
         if best_i >= 0:
             found = (times[best_i], best_c)
-        for s in (e, l_):
-            if led.free(s, s + d, g, cp):
+        for s, (a, b) in ((e, e_slots), (l_, l_slots)):
+            if _last_blocked(blocked, a, b) < 0:
                 c = p.cost(s, d)
                 if found is None or c < found[1] or (c == found[1] and s < found[0]):
                     found = (s, c)
@@ -854,7 +869,7 @@ class _Planner:
                     break
                 if lb is None:
                     lb = self.option_optimum(t, opt)
-                c = lb if self.fits(t, lb) else self.best_feasible(t, opt)
+                c = lb if lb is not u and self.fits(t, lb) else self.best_feasible(t, opt)
                 if c is not None and (best is None or _better(c, best)):
                     best = c
         if cur is not None and self.fits(t, cur) and (
