@@ -464,7 +464,7 @@ class _Choice:
     """A placement: site option, intervals, integer cost and grams."""
 
     option: _Option
-    intervals: list[tuple[int, int]]
+    intervals: Sequence[tuple[int, int]]  # tuples of ints: the GC stops tracking them
     cost: int
     grams: float
     reason: str
@@ -483,7 +483,7 @@ class _Task:
     #: per option: the grams of its single-job optimum (or, while that is not computed, a
     #: lower bound on them), the option, and the optimum when computed
     per_option: list[tuple[float, _Option, _Choice | None]] = field(default_factory=list)
-    late: list[_Option] = field(default_factory=list)
+    late: Sequence[_Option] = ()
 
 
 class _Full(_Candidates):
@@ -576,7 +576,7 @@ class _Planner:
         threshold = (
             round(job.threshold_g_per_kwh * MILLI) if job.threshold_g_per_kwh is not None else None
         )
-        return _Task(job, d, options, options[0], overdue, threshold, late=late)
+        return _Task(job, d, options, options[0], overdue, threshold, late=late or ())
 
     # -- costs ----------------------------------------------------------------------------
     def grams(self, opt: _Option, cost: int, job: Job) -> float:
@@ -593,7 +593,7 @@ class _Planner:
         job, d = t.job, t.duration_s
         p = opt.profile
         if p is None:
-            return _Choice(opt, [(opt.earliest, opt.earliest + d)], 0, math.nan, "no-forecast")
+            return _Choice(opt, ((opt.earliest, opt.earliest + d),), 0, math.nan, "no-forecast")
         if job.run_now:
             start, cost, reason = opt.earliest, p.cost(opt.earliest, d), "run-now"
         else:
@@ -603,7 +603,7 @@ class _Planner:
             start, cost, reason = best_start(
                 p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli, memo=memo,
             )
-        c = _Choice(opt, [(start, start + d)], cost, self.grams(opt, cost, job), reason)
+        c = _Choice(opt, ((start, start + d),), cost, self.grams(opt, cost, job), reason)
         if job.interruptible and not job.run_now and t.threshold_milli is None:
             sp = self.split(t, opt, None)
             if sp is not None and sp.grams < c.grams:
@@ -732,7 +732,7 @@ class _Planner:
             return self.option_optimum(t, opt)
         if p is None:
             s = self.first_fit(t, opt, e, l_)
-            return None if s is None else _Choice(opt, [(s, s + d)], 0, math.nan, "no-forecast")
+            return None if s is None else _Choice(opt, ((s, s + d),), 0, math.nan, "no-forecast")
         best: _Choice | None = None
         if job.interruptible and not job.run_now and t.threshold_milli is None:
             best = self.split(t, opt, led)
@@ -744,7 +744,7 @@ class _Planner:
                 reason = "threshold-not-met"
             if s is not None:
                 c = p.cost(s, d)
-                return _Choice(opt, [(s, s + d)], c, self.grams(opt, c, job), reason + ":capacity")
+                return _Choice(opt, ((s, s + d),), c, self.grams(opt, c, job), reason + ":capacity")
             if job.run_now:
                 return None
         full = self.full_candidates(opt, d)
@@ -788,7 +788,7 @@ class _Planner:
                     found = (s, c)
         if found is not None:
             s, c = found
-            contiguous = _Choice(opt, [(s, s + d)], c, self.grams(opt, c, job), "min-emissions:capacity")
+            contiguous = _Choice(opt, ((s, s + d),), c, self.grams(opt, c, job), "min-emissions:capacity")
             if best is None or _better(contiguous, best):
                 best = contiguous
         return best
@@ -848,7 +848,7 @@ class _Planner:
         if res is None:
             return None
         cost, intervals = res
-        return _Choice(opt, intervals, cost, self.grams(opt, cost, job), f"split:{len(intervals)}")
+        return _Choice(opt, tuple(intervals), cost, self.grams(opt, cost, job), f"split:{len(intervals)}")
 
     def place(self, t: _Task) -> _Choice | None:
         """Best placement of ``t`` given the ledger, or ``None`` if nothing fits in time."""
@@ -889,7 +889,7 @@ class _Planner:
         for opt in t.options:
             if opt.site == site and opt.earliest <= s <= opt.latest and opt.profile is not None:
                 c = opt.profile.cost(s, t.duration_s)
-                return _Choice(opt, [(s, s + t.duration_s)], c, self.grams(opt, c, t.job), "kept")
+                return _Choice(opt, ((s, s + t.duration_s),), c, self.grams(opt, c, t.job), "kept")
         return None
 
     def overdue(self, t: _Task) -> _Choice | None:
@@ -905,7 +905,7 @@ class _Planner:
                 continue
             c = opt.profile.cost(s, d) if opt.profile is not None else 0
             g = self.grams(opt, c, t.job) if opt.profile is not None else math.nan
-            ch = _Choice(opt, [(s, s + d)], c, g, "overdue:capacity")
+            ch = _Choice(opt, ((s, s + d),), c, g, "overdue:capacity")
             if best is None or s + d < best.intervals[-1][1]:
                 best = ch
         return best
@@ -1082,8 +1082,10 @@ def plan(
     for t in tasks:
         t.unconstrained = pl.unconstrained(t)
         c = pl.place(t)
+        t.per_option.clear()  # placed: what the other sites offered is garbage now
         if c is not t.unconstrained:
             displaced.append(t)
+        t.unconstrained = None
         if c is None:
             if options.allow_overdue:
                 c = pl.overdue(t)
@@ -1184,7 +1186,7 @@ def _improve_exactly(pl: _Planner, placed: list[_Task], displaced: list[_Task]) 
                 if s not in seen:
                     pts.append((s, o.profile.cost(s, t.duration_s)))  # type: ignore[union-attr]
             for s, cost in pts:
-                lst.append(_Choice(o, [(s, s + t.duration_s)], cost, pl.grams(o, cost, t.job),
+                lst.append(_Choice(o, ((s, s + t.duration_s),), cost, pl.grams(o, cost, t.job),
                                    "min-emissions:joint"))
         lst.sort(key=lambda ch: (ch.grams, ch.intervals[0][0], ch.option.rank))
         cand.append(lst)
