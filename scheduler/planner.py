@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
+import re
 import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
@@ -367,10 +367,40 @@ def expected_grams(cost: int, power_w: float, pue: float = 1.0) -> float:
     return cost * power_w * pue * _G_PER_UNIT_W
 
 
-class _Ledger:
-    """GPU and CPU use of one site, per slot of ``slot_s`` seconds from slot ``k0``."""
+_BELOW: dict[int, bytes] = {}  # n -> translation of a byte v to 1 if v < n else 0
+_RUNS: dict[int, re.Pattern[bytes]] = {}  # n -> runs of at least n zero bytes
 
-    __slots__ = ("cpu", "cpu_used", "gpu", "gpu_used", "k0", "slot_s")
+
+def _below(n: int) -> bytes:
+    table = _BELOW.get(n)
+    if table is None:
+        table = _BELOW[n] = bytes(1 if v < n else 0 for v in range(256))
+    return table
+
+
+def _runs(n: int) -> re.Pattern[bytes]:
+    pattern = _RUNS.get(n)
+    if pattern is None:
+        pattern = _RUNS[n] = re.compile(rb"\x00{%d,}" % n)
+    return pattern
+
+
+def _free_bytes(cap: int, used: list[int]) -> bytes:
+    """``cap - u`` for each ``u``, as bytes clamped to ``[0, 255]``."""
+    try:
+        return bytes([cap - u for u in used])
+    except ValueError:  # over 255 left, or over-committed
+        return bytes([0 if v < 0 else 255 if v > 255 else v for v in [cap - u for u in used]])
+
+
+class _Ledger:
+    """GPU and CPU use of one site, per slot of ``slot_s`` seconds from slot ``k0``.
+
+    Beside the counts, what is left of each resource per slot is kept as bytes (capped at
+    255), so a search reads which slots of a window cannot take a job with C-level
+    ``translate``, ``find`` and regular expressions instead of a Python loop per slot."""
+
+    __slots__ = ("cpu", "cpu_left", "cpu_used", "gpu", "gpu_left", "gpu_used", "k0", "slot_s")
 
     def __init__(self, site: Site, slot_s: int, k0: int) -> None:
         self.gpu = max(0, site.gpus)
@@ -379,6 +409,8 @@ class _Ledger:
         self.k0 = k0
         self.gpu_used: list[int] = []
         self.cpu_used: list[int] = []
+        self.gpu_left = bytearray()
+        self.cpu_left = bytearray()
 
     def manages(self, gpus: int, cpus: int) -> bool:
         return (self.gpu > 0 and gpus > 0) or (self.cpu > 0 and cpus > 0)
@@ -392,6 +424,8 @@ class _Ledger:
             grow = b - len(self.gpu_used) + 64
             self.gpu_used.extend([0] * grow)
             self.cpu_used.extend([0] * grow)
+            self.gpu_left.extend(bytes([min(self.gpu, 255)]) * grow)
+            self.cpu_left.extend(bytes([min(self.cpu, 255)]) * grow)
 
     def span(self, a_s: int, b_s: int) -> tuple[int, int]:
         """The slots ``[a, b)`` (indices from ``k0``) a run over ``[a_s, b_s)`` holds."""
@@ -412,36 +446,36 @@ class _Ledger:
             return False
         return not (self.cpu > 0 and cpus > 0 and max(self.cpu_used[a:b]) + cpus > self.cpu)
 
-    def blocked(self, a: int, b: int, gpus: int, cpus: int) -> list[int]:
-        """The ledger slots in ``[a, b)`` (indices from ``k0``) that cannot take ``gpus``
-        GPUs and ``cpus`` CPUs more, ascending."""
+    def blocked(self, a: int, b: int, gpus: int, cpus: int) -> bytes | bytearray:
+        """One byte per ledger slot of ``[a, b)`` (indices from ``k0``): 1 where the slot
+        cannot take ``gpus`` GPUs and ``cpus`` CPUs more, else 0."""
         self._grow(b)
-        gcap = self.gpu if self.gpu > 0 and gpus > 0 else 0
-        ccap = self.cpu if self.cpu > 0 and cpus > 0 else 0
-        if gcap and ccap:
-            glim, clim = gcap - gpus, ccap - cpus
+        g = gpus if self.gpu > 0 and gpus > 0 else 0
+        c = cpus if self.cpu > 0 and cpus > 0 else 0
+        if g > 255 or c > 255:  # past what the bytes hold: from the counts
+            glim, clim = self.gpu - g, self.cpu - c
             both = zip(self.gpu_used[a:b], self.cpu_used[a:b], strict=True)
-            return [k for k, (u, v) in enumerate(both, a) if u > glim or v > clim]
-        if gcap or ccap:
-            lim = gcap - gpus if gcap else ccap - cpus
-            return [k for k, u in enumerate((self.gpu_used if gcap else self.cpu_used)[a:b], a)
-                    if u > lim]
-        return []
+            return bytes([(g > 0 and u > glim) or (c > 0 and v > clim) for u, v in both])
+        if g and c:
+            fg = int.from_bytes(self.gpu_left[a:b].translate(_below(g)))
+            fc = int.from_bytes(self.cpu_left[a:b].translate(_below(c)))
+            return (fg | fc).to_bytes(b - a)
+        if g:
+            return self.gpu_left[a:b].translate(_below(g))
+        if c:
+            return self.cpu_left[a:b].translate(_below(c))
+        return bytes(b - a)
 
     def take(self, a_s: int, b_s: int, gpus: int, cpus: int, sign: int = 1) -> None:
         a, b = self.span(a_s, b_s)
         if self.gpu > 0 and gpus > 0:
             g = self.gpu_used
             g[a:b] = map((sign * gpus).__add__, g[a:b])
+            self.gpu_left[a:b] = _free_bytes(self.gpu, g[a:b])
         if self.cpu > 0 and cpus > 0:
             c = self.cpu_used
             c[a:b] = map((sign * cpus).__add__, c[a:b])
-
-
-def _last_blocked(blocked: list[int], a: int, b: int) -> int:
-    """The last of the ascending slots ``blocked`` in ``[a, b)``, or -1 when none is."""
-    j = bisect_left(blocked, b) - 1
-    return blocked[j] if j >= 0 and blocked[j] >= a else -1
+            self.cpu_left[a:b] = _free_bytes(self.cpu, c[a:b])
 
 
 @dataclass(slots=True)
@@ -764,16 +798,12 @@ class _Planner:
             # slots. ``first`` and ``after`` ascend with the start, so the starts that fit in
             # one run are a contiguous range of candidates: take its minimum (the earliest
             # of equal costs), run by run in time order, instead of testing every start.
-            edges = [lo_slot - 1, *blocked, hi_slot]
-            # a start at or after slot ``k0`` holds at least ceil(d / slot) slots: only runs
-            # that long can take one (found without a Python-level loop over blocked slots)
+            # A start at or after slot ``k0`` holds at least ceil(d / slot) slots: only runs
+            # that long can take one.
             need = -(-d // self.slot_s) if times[i0] >= self.k0 * self.slot_s else 1
-            runs = itertools.compress(
-                range(len(edges) - 1), map(need.__lt__, map(operator.sub, edges[1:], edges)),
-            )
-            for r in runs:
-                ga, gb = edges[r], edges[r + 1]  # ``gb - ga - 1 >= need`` free slots
-                lo = bisect_left(first, ga + 1, i0, i1)
+            for run in _runs(max(1, need)).finditer(blocked):
+                ga, gb = lo_slot + run.start(), lo_slot + run.end()  # free slots [ga, gb)
+                lo = bisect_left(first, ga, i0, i1)
                 hi = bisect_right(after, gb, lo, i1)
                 if hi > lo:
                     m, k = full.least(lo, hi)
@@ -782,7 +812,7 @@ class _Planner:
         if best_i >= 0:
             found = (times[best_i], best_c)
         for s, (a, b) in ((e, e_slots), (l_, l_slots)):
-            if _last_blocked(blocked, a, b) < 0:
+            if blocked.find(1, a - lo_slot, b - lo_slot) < 0:
                 c = p.cost(s, d)
                 if found is None or c < found[1] or (c == found[1] and s < found[0]):
                     found = (s, c)
@@ -800,7 +830,8 @@ class _Planner:
         d, g, cp = t.duration_s, t.job.gpus, t.job.cpus
         p = opt.profile
         slot = self.slot_s
-        blocked: list[int] | None = None
+        blocked: bytes | bytearray | None = None
+        lo = 0
         if led is not None and led.manages(g, cp):
             # the ledger does not change during the search: its blocked slots, once
             lo, hi = led.span(e, l_ + d)
@@ -808,12 +839,12 @@ class _Planner:
             blocked = led.blocked(lo, hi, g, cp)
         s = e
         while s <= l_:
-            if blocked:
+            if blocked is not None:
                 assert led is not None
                 a, b = led.span(s, s + d)
-                last = _last_blocked(blocked, a, b)
+                last = blocked.rfind(1, a - lo, b - lo)
                 if last >= 0:  # jump past the last blocked slot of the window
-                    s = max((last + led.k0 + 1) * slot, (s // slot + 1) * slot)
+                    s = max((lo + last + led.k0 + 1) * slot, (s // slot + 1) * slot)
                     continue
             if limit is None or p is None or p.cost(s, d) < limit:
                 return s
@@ -839,7 +870,7 @@ class _Planner:
                 x, y = led.span(a, b)
                 if x < lo or y > hi:
                     return led.free(a, b, job.gpus, job.cpus)
-                return _last_blocked(blocked, x, y) < 0
+                return blocked.find(1, x - lo, y - lo) < 0
 
         res = split_plan(
             p, t.duration_s, opt.earliest, finish_by, step_s=step,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.planner import Profile, _Candidates, _candidates
+from scheduler.model import Site
+from scheduler.planner import Profile, _Candidates, _candidates, _Ledger
 from tests.planner.helpers import T0_S, PerSecond, forecast
 
 
@@ -44,3 +45,34 @@ def test_candidates_are_boundaries_and_boundaries_minus_the_duration(
     assert ps is not None or not want
     if ps is not None:
         assert got.costs == [ps.cost(t, d) for t in want]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([0, 3, 200, 300]), st.sampled_from([0, 4, 256, 1000]),
+    st.lists(st.tuples(st.integers(0, 40), st.integers(1, 12), st.integers(0, 310),
+                       st.integers(0, 300), st.sampled_from([1, 1, -1])), max_size=12),
+    st.lists(st.tuples(st.integers(0, 50), st.integers(0, 30),
+                       st.sampled_from([0, 1, 2, 3, 255, 256]) | st.integers(0, 400),
+                       st.integers(0, 4) | st.integers(0, 1100)), min_size=1, max_size=6),
+)
+def test_ledger_blocked_slots_match_the_counts(
+    gpus: int, cpus: int, takes: list[tuple[int, int, int, int, int]],
+    asks: list[tuple[int, int, int, int]],
+) -> None:
+    """The bytes a search reads (capped at 255, over-commitment included) say exactly which
+    slots cannot take a job, as the per-slot counts do."""
+    slot = 300
+    led = _Ledger(Site("s", "Z", gpus=gpus, cpus=cpus), slot, 0)
+    for k, n, g, c, sign in takes:
+        led.take(k * slot, (k + n) * slot, g, c, sign)
+    for a, n, g, c in asks:
+        got = led.blocked(a, a + n, g, c)
+        want = [
+            (gpus > 0 and g > 0 and led.gpu_used[k] + g > gpus)
+            or (cpus > 0 and c > 0 and led.cpu_used[k] + c > cpus)
+            for k in range(a, a + n)
+        ]
+        assert list(got) == [int(w) for w in want]
+        if n:
+            assert led.free(a * slot, (a + n) * slot, g, c) == (not any(want))
