@@ -388,8 +388,11 @@ def _runs(n: int) -> re.Pattern[bytes]:
 def _free_bytes(cap: int, used: list[int]) -> bytes:
     """``cap - u`` for each ``u``, as bytes clamped to ``[0, 255]``."""
     try:
-        return bytes([cap - u for u in used])
-    except ValueError:  # over 255 left, or over-committed
+        if cap <= 255:
+            return bytes([cap - u for u in used])
+        top = cap - 255  # below it, more than 255 left
+        return bytes([255 if u < top else cap - u for u in used])
+    except ValueError:  # over-committed
         return bytes([0 if v < 0 else 255 if v > 255 else v for v in [cap - u for u in used]])
 
 
