@@ -155,6 +155,15 @@ class Profile:
         js = map(bisect_right, itertools.repeat(self.b), ts)
         return [px[j] + vx[j] * (t - bx[j]) for j, t in zip(js, ts, strict=True)]
 
+    def costs(self, ts: Sequence[int], duration_s: int) -> list[int]:
+        """``cost(t, duration_s)`` for each of the times ``ts``, in one pass."""
+        b, px, vx, bx = self.b, self._px, self._vx, self._bx
+        d = duration_s
+        starts = map(bisect_right, itertools.repeat(b), ts)
+        ends = map(bisect_right, itertools.repeat(b), map(d.__add__, ts))
+        return [px[j] + vx[j] * (t + d - bx[j]) - px[i] - vx[i] * (t - bx[i])
+                for t, i, j in zip(ts, starts, ends, strict=True)]
+
     def step_costs(self, step_s: int, k: int, n: int) -> list[int]:
         """Costs of the ``n`` grid steps ``[i * step_s, (i + 1) * step_s)`` from ``i = k``.
 
@@ -587,10 +596,9 @@ class _Planner:
         home_site = self.sites.get(job.site)
         home_zone = home_site.zone if home_site is not None else job.zone
         home_profile = self.profile(home_zone)
-        names = [job.site] + [s for s in job.allowed_sites if s != job.site]
         options: list[_Option] = []
         late: list[_Option] = []  # sites the transfer delay puts past the latest start
-        for rank, name in enumerate(dict.fromkeys(names)):
+        for rank, name in enumerate(dict.fromkeys((job.site, *job.allowed_sites))):
             site = self.sites.get(name)
             if rank > 0 and (site is None or job.run_now):
                 continue
@@ -736,8 +744,7 @@ class _Planner:
             [t - d for t in b[bisect_left(b, lo + d):bisect_right(b, hi + d)]],
             grid, [g - d for g in grid if g - d >= lo],
         ))
-        f_end = p.F_sorted([x + d for x in times])
-        costs = [fe - fs for fe, fs in zip(f_end, p.F_sorted(times), strict=True)]
+        costs = p.costs(times, d)
         k0 = self.k0
         first = [x // slot - k0 for x in times]
         after = [-(-(x + d) // slot) - k0 for x in times]

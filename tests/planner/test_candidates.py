@@ -45,6 +45,8 @@ def test_candidates_are_boundaries_and_boundaries_minus_the_duration(
     assert ps is not None or not want
     if ps is not None:
         assert got.costs == [ps.cost(t, d) for t in want]
+        spread = [T0_S + k * 97 - 3000 for k in range(160)]  # off every boundary too
+        assert prof.costs(spread, d) == [ps.cost(t, d) for t in spread]
 
 
 @settings(max_examples=150, deadline=None)
