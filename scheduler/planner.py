@@ -39,6 +39,15 @@ Interruptible jobs may be split into runs on a grid of ``min_chunk_s`` (so every
 least that long) with at most ``max_pauses`` pauses, chosen by dynamic programming (or by
 taking the cheapest slots when pauses are unlimited); the split is used only when it beats
 the best single run.
+
+Speed (none of it changes an answer). Integrals stay in epoch-second integers until the
+plan entries are written. Candidate lists cover only the plan's horizon, and the earliest
+least cost of a window comes from per-block minima. A job's sites are tried in the order of
+a lower bound on their grams, and a site whose bound exceeds the best placement found is
+not searched. The ledger keeps what is left per slot as bytes beside the counts, so a
+capacity search finds a window's runs of free slots with C-level ``translate`` and regular
+expressions, then takes each run's cheapest candidate (the starts fitting one run are a
+contiguous range of candidates).
 """
 
 from __future__ import annotations
