@@ -1128,13 +1128,21 @@ def plan(
     tasks.sort(key=lambda t: (
         t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id,
     ))
-    displaced: list[_Task] = []
-    for t in tasks:
+    # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
+    # managed capacity), placed jobs are held; once it cannot, each entry is written as soon
+    # as its job is placed and the job's planning state is let go, in the same order (fewer
+    # long-lived objects, so fewer full collections of the cyclic GC)
+    joint = not (options.hysteresis_pct > 0 and options.current)
+    held: list[_Task] = []
+    pooled = 0
+    displaced = False
+    tasks.reverse()
+    while tasks:
+        t = tasks.pop()
         t.unconstrained = pl.unconstrained(t)
         c = pl.place(t)
         t.per_option.clear()  # placed: what the other sites offered is garbage now
-        if c is not t.unconstrained:
-            displaced.append(t)
+        displaced = displaced or c is not t.unconstrained
         t.unconstrained = None
         if c is None:
             if options.allow_overdue:
@@ -1156,11 +1164,21 @@ def plan(
                 continue
         t.choice = c
         pl.reserve(t, c)
-    if displaced and not (options.hysteresis_pct > 0 and options.current):
-        _improve_exactly(pl, [t for t in tasks if t.choice is not None], displaced)
-    for t in tasks:
-        if t.choice is not None:
-            result.entries[t.job.id] = _entry(pl, t, t.choice)  # type: ignore[index]
+        if joint:
+            held.append(t)
+            pooled += pl.ledger(c.option.site) is not None
+            if pooled <= options.exact_max_jobs:
+                continue
+            joint = False  # too many jobs share capacity for the joint search
+            for h in held:
+                result.entries[h.job.id] = _entry(pl, h, h.choice)  # type: ignore[arg-type,index]
+            held = []
+        else:
+            result.entries[t.job.id] = _entry(pl, t, c)  # type: ignore[index]
+    if joint and displaced:
+        _improve_exactly(pl, held)
+    for h in held:
+        result.entries[h.job.id] = _entry(pl, h, h.choice)  # type: ignore[arg-type,index]
     return result
 
 
@@ -1208,7 +1226,7 @@ def _entry(pl: _Planner, t: _Task, c: _Choice) -> PlanEntry:
     )
 
 
-def _improve_exactly(pl: _Planner, placed: list[_Task], displaced: list[_Task]) -> None:
+def _improve_exactly(pl: _Planner, placed: list[_Task]) -> None:
     """Joint branch-and-bound over the jobs that share capacity, when they are few.
 
     Only non-interruptible, non-threshold, non-run-now jobs on forecast sites take part;
