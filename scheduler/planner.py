@@ -881,7 +881,7 @@ class _Planner:
         finish_by = opt.latest + t.duration_s
         if led is not None and led.manages(job.gpus, job.cpus):
             # every step split_plan asks about lies in [earliest, finish_by): the ledger's
-            # blocked slots there, once, and a bisect per step
+            # blocked slots there, once, and a find per step
             lo, hi = led.span(opt.earliest, finish_by)
             blocked = led.blocked(lo, hi, job.gpus, job.cpus)
 
