@@ -41,8 +41,8 @@ taking the cheapest slots when pauses are unlimited); the split is used only whe
 the best single run.
 
 Speed (none of it changes an answer). Integrals stay in epoch-second integers until the
-plan entries are written. Candidate lists cover only the plan's horizon, and the earliest
-least cost of a window comes from per-block minima. A job's sites are tried in the order of
+plan entries are written. A forecast's profile keeps its candidate lists for successive
+plans, and the earliest least cost of a window comes from per-block minima. A job's sites are tried in the order of
 a lower bound on their grams, and a site whose bound exceeds the best placement found is
 not searched. The ledger keeps what is left per slot as bytes beside the counts, so a
 capacity search finds a window's runs of free slots with C-level ``translate`` and regular
@@ -111,7 +111,7 @@ class Profile:
     ``t``; outside ``[b0, bN)`` and in gaps the intensity is the forecast mean.
     """
 
-    __slots__ = ("_bx", "_px", "_steps", "_vx", "b", "fill", "prefix", "v")
+    __slots__ = ("_bx", "_px", "_steps", "_vx", "b", "cands", "fill", "prefix", "v")
 
     def __init__(self, forecast: Forecast) -> None:
         pts = forecast.points
@@ -153,6 +153,10 @@ class Profile:
             self._bx, self._vx, self._px = [0], [self.fill], [0]
         # step -> (first step index, costs of the steps from there): see step_costs
         self._steps: dict[int, tuple[int, list[int]]] = {}
+        #: duration -> its candidate starts and costs over the whole forecast (see
+        #: _candidates), kept with the profile so successive plans against one forecast (a
+        #: burst of submits, a re-plan, simulate's decisions within an issue) share them
+        self.cands: dict[int, _Candidates] = {}
 
     def F(self, t: int) -> int:
         j = bisect_right(self.b, t)
@@ -290,24 +294,19 @@ def _dt(t: int) -> datetime:
     return datetime.fromtimestamp(t, tz=UTC)
 
 
-def _candidates(
-    profile: Profile, duration_s: int, lo: int | None = None, hi: int | None = None,
-) -> _Candidates:
-    """Every boundary and every boundary minus the duration (those in ``[lo, hi]`` when
-    given), sorted, with their costs.
+def _candidates(profile: Profile, duration_s: int) -> _Candidates:
+    """Every boundary and every boundary minus the duration, sorted, with their costs.
 
     ``F`` at a boundary is its prefix, so each candidate needs one integral evaluated: the
     end of a window starting on a boundary, the start of one ending on a boundary."""
     b, prefix, d = profile.b, profile.prefix, duration_s
-    i, j = (0, len(b)) if lo is None else (bisect_left(b, lo), len(b))
-    i2, j2 = (0, len(b)) if lo is None else (bisect_left(b, lo + d), len(b))
-    if hi is not None:
-        j, j2 = bisect_right(b, hi), bisect_right(b, hi + d)
-    starts, ends = b[i:j], [t - d for t in b[i2:j2]]
-    at_start = profile.F_sorted([t + d for t in starts])
+    if not b:
+        return _Candidates([], [])
+    ends = [t - d for t in b]
+    at_start = profile.F_sorted([t + d for t in b])
     at_end = profile.F_sorted(ends)
-    cost = dict(zip(ends, [f - a for f, a in zip(prefix[i2:j2], at_end, strict=True)], strict=True))
-    cost.update(zip(starts, [f - a for f, a in zip(at_start, prefix[i:j], strict=True)], strict=True))
+    cost = dict(zip(ends, [f - a for f, a in zip(prefix, at_end, strict=True)], strict=True))
+    cost.update(zip(b, [f - a for f, a in zip(at_start, prefix, strict=True)], strict=True))
     times = sorted(cost)
     return _Candidates(times, [cost[t] for t in times])
 
@@ -566,7 +565,6 @@ class _Planner:
         self.opt = options
         self.slot_s = max(1, int(options.slot_s))
         self.profiles: dict[str, Profile | None] = {}
-        self.cands: dict[str, dict[int, _Candidates]] = {}
         self.full: dict[tuple[str, int], _Full] = {}
         self.floors: dict[tuple[str, int, bool], int] = {}
         self.datetimes: dict[int, datetime] = {}
@@ -651,11 +649,8 @@ class _Planner:
         if job.run_now:
             start, cost, reason = opt.earliest, p.cost(opt.earliest, d), "run-now"
         else:
-            memo = self.cands.setdefault(opt.zone, {})
-            if d not in memo:  # only the plan's horizon: every window lies in it
-                memo[d] = _candidates(p, d, self.now_s, self.horizon_end)
             start, cost, reason = best_start(
-                p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli, memo=memo,
+                p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli, memo=p.cands,
             )
         c = _Choice(opt, ((start, start + d),), cost, self.grams(opt, cost, job), reason)
         if job.interruptible and not job.run_now and t.threshold_milli is None:
@@ -695,9 +690,10 @@ class _Planner:
 
     def bound(self, t: _Task, opt: _Option) -> float:
         """A lower bound on the grams of any placement of ``t`` on ``opt`` (which has a
-        forecast) within the plan's horizon: the least integral of the job's duration over
-        ``[now, horizon_end]`` (every candidate start and both ends); for a job that may be
-        split, its duration at the profile's least intensity."""
+        forecast) within the plan's horizon: the least integral of the job's duration from
+        a candidate start or either end of ``[now, horizon_end]`` (the cost is linear
+        between candidates); for a job that may be split, its duration at the profile's
+        least intensity."""
         d, job = t.duration_s, t.job
         key = (opt.zone, d, job.interruptible and not job.run_now and t.threshold_milli is None)
         floor = self.floors.get(key)
@@ -707,11 +703,11 @@ class _Planner:
             if key[2]:
                 floor = d * min(p.fill, min(p.v, default=p.fill))
             else:
-                memo = self.cands.setdefault(opt.zone, {})
-                if d not in memo:
-                    memo[d] = _candidates(p, d, self.now_s, self.horizon_end)
+                cands = p.cands.get(d)
+                if cands is None:
+                    cands = p.cands[d] = _candidates(p, d)
                 floor = min(p.cost(self.now_s, d), p.cost(self.horizon_end, d),
-                            min(memo[d].costs, default=_INF))
+                            min(cands.costs, default=_INF))
             self.floors[key] = floor
         # self.grams(opt, floor, job), inline: the same float operations in the same order
         return floor * job.power_w * opt.pue * _G_PER_UNIT_W + opt.transfer_g

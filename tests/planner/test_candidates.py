@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from intensity.model import Forecast
 from scheduler.model import Site
-from scheduler.planner import Profile, _Candidates, _candidates, _Ledger
-from tests.planner.helpers import T0_S, PerSecond, forecast
+from scheduler.planner import PlanOptions, Profile, _Candidates, _candidates, _Ledger, plan
+from tests.planner.helpers import T0, T0_S, PerSecond, forecast, job
 
 
 @settings(max_examples=200, deadline=None)
@@ -29,21 +32,17 @@ def test_least_is_the_earliest_minimum(costs: list[int], ranges: list[tuple[int,
     st.lists(st.integers(1, 900), min_size=8, max_size=8),
     st.integers(-600, 600),
     st.integers(1, 2000),
-    st.one_of(st.none(), st.tuples(st.integers(-3000, 6000), st.integers(0, 6000))),
 )
 def test_candidates_are_boundaries_and_boundaries_minus_the_duration(
-    values: list[int], lengths: list[int], offset: int, d: int, window: tuple[int, int] | None,
+    values: list[int], lengths: list[int], offset: int, d: int,
 ) -> None:
     fc = forecast("Z", values, lengths[: len(values)], offset)
     prof = Profile(fc)
-    ps = PerSecond(fc, T0_S - 12_000, T0_S + 20_000) if values else None
-    lo, hi = (None, None) if window is None else (T0_S + window[0], T0_S + window[0] + window[1])
-    got = _candidates(prof, d, lo, hi)
-    want = sorted(t for t in set(prof.b) | {t - d for t in prof.b}
-                  if lo is None or hi is None or lo <= t <= hi)
+    got = _candidates(prof, d)
+    want = sorted(set(prof.b) | {t - d for t in prof.b})
     assert got.times == want
-    assert ps is not None or not want
-    if ps is not None:
+    if values:
+        ps = PerSecond(fc, T0_S - 12_000, T0_S + 20_000)
         assert got.costs == [ps.cost(t, d) for t in want]
         spread = [T0_S + k * 97 - 3000 for k in range(160)]  # off every boundary too
         assert prof.costs(spread, d) == [ps.cost(t, d) for t in spread]
@@ -78,3 +77,29 @@ def test_ledger_blocked_slots_match_the_counts(
         assert list(got) == [int(w) for w in want]
         if n:
             assert led.free(a * slot, (a + n) * slot, g, c) == (not any(want))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(10_000, 500_000), min_size=2, max_size=10),
+    st.lists(st.tuples(st.sampled_from([600, 1500, 3600]), st.integers(-3600, 7200),
+                       st.integers(0, 14_400), st.booleans()), min_size=1, max_size=8),
+    st.lists(st.integers(-7200, 10_800), min_size=2, max_size=4),
+    st.sampled_from([0, 1, 2]),
+)
+def test_plans_sharing_a_forecast_plan_like_fresh_ones(
+    values: list[int], jobs: list[tuple[int, int, int, bool]], nows: list[int], gpus: int,
+) -> None:
+    """A profile keeps candidate lists between plans (whole forecast, any ``now``): a plan
+    against a forecast already planned with (other jobs, another ``now``) answers like one
+    against a fresh copy of it."""
+    fc = forecast("Z", values, [1800] * len(values), offset_s=-1800)
+    sites = {"a": Site("a", "Z", gpus=gpus)}
+    for k, now_off in enumerate(nows):
+        now = T0 + timedelta(seconds=now_off)
+        js = [job(i + 1, d, e, e + w, gpus=1, interruptible=split)
+              for i, (d, e, w, split) in enumerate(jobs[k % len(jobs):] + jobs[:k % len(jobs)])]
+        shared = plan(js, {"Z": fc}, sites, now, PlanOptions(slot_s=900, min_chunk_s=900))
+        fresh_fc = Forecast("Z", tuple(fc.points))
+        fresh = plan(js, {"Z": fresh_fc}, sites, now, PlanOptions(slot_s=900, min_chunk_s=900))
+        assert shared == fresh
