@@ -1,4 +1,5 @@
-"""The planner's candidate starts and its range-minimum index, against plain definitions."""
+"""Planner internals against plain definitions: candidate starts and costs, the range-minimum
+index, the ledger's bytes, and candidate lists that plans against one forecast share."""
 
 from __future__ import annotations
 
