@@ -670,10 +670,15 @@ class _Planner:
         best: _Choice | None = None
         t.per_option = []
         job = t.job
-        # bounds only help with several options, and hold while grams are finite and grow
-        # with the integral; otherwise every option is computed, in rank order
-        prune = len(t.options) > 1 and 0 <= job.power_w < math.inf and all(
-            o.profile is not None and 0 <= o.pue < math.inf for o in t.options
+        # Bounds only help with several options, and hold while grams are finite and grow
+        # with the integral. A threshold job is never pruned: its choice on a site is the
+        # first window below the threshold, not the least, so under capacity a site can
+        # offer less than its unconstrained choice, and place() must see every site's exact
+        # figure to try them in the same order. Otherwise every option is computed, in rank
+        # order.
+        prune = (
+            len(t.options) > 1 and t.threshold_milli is None and 0 <= job.power_w < math.inf
+            and all(o.profile is not None and 0 <= o.pue < math.inf for o in t.options)
         )
         bounds = [(self.bound(t, o) if prune else -math.inf, o.rank, o) for o in t.options]
         bounds.sort()  # ranks differ: options themselves are never compared
