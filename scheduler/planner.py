@@ -39,12 +39,22 @@ Interruptible jobs may be split into runs on a grid of ``min_chunk_s`` (so every
 least that long) with at most ``max_pauses`` pauses, chosen by dynamic programming (or by
 taking the cheapest slots when pauses are unlimited); the split is used only when it beats
 the best single run.
+
+Speed (none of it changes an answer). Integrals stay in epoch-second integers until the
+plan entries are written. A forecast's profile keeps its candidate lists for successive
+plans, and the earliest least cost of a window comes from per-block minima. A job's sites are tried in the order of
+a lower bound on their grams, and a site whose bound exceeds the best placement found is
+not searched. The ledger keeps what is left per slot as bytes beside the counts, so a
+capacity search finds a window's runs of free slots with C-level ``translate`` and regular
+expressions, then takes each run's cheapest candidate (the starts fitting one run are a
+contiguous range of candidates).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
@@ -101,7 +111,7 @@ class Profile:
     ``t``; outside ``[b0, bN)`` and in gaps the intensity is the forecast mean.
     """
 
-    __slots__ = ("b", "cands", "fill", "prefix", "v")
+    __slots__ = ("_bx", "_px", "_steps", "_vx", "b", "cands", "fill", "prefix", "v")
 
     def __init__(self, forecast: Forecast) -> None:
         pts = forecast.points
@@ -133,44 +143,62 @@ class Profile:
             acc += val * (b[i + 1] - b[i])
             prefix.append(acc)
         self.prefix = prefix
-        #: duration -> its candidate starts and costs (see _candidates), kept with the
-        #: profile so successive plans against one forecast (a burst of submits) share them
+        # the same step function indexed by ``j = bisect_right(b, t)``, with the fill before
+        # ``b[0]`` and after ``b[-1]``: ``F(t) = _px[j] + _vx[j] * (t - _bx[j])``, no branches
+        if b:
+            self._bx = [b[0], *b]
+            self._vx = [self.fill, *v, self.fill]
+            self._px = [0, *prefix]
+        else:  # F(t) = fill * t
+            self._bx, self._vx, self._px = [0], [self.fill], [0]
+        # step -> (first step index, costs of the steps from there): see step_costs
+        self._steps: dict[int, tuple[int, list[int]]] = {}
+        #: duration -> its candidate starts and costs over the whole forecast (see
+        #: _candidates), kept with the profile so successive plans against one forecast (a
+        #: burst of submits, a re-plan, simulate's decisions within an issue) share them
         self.cands: dict[int, _Candidates] = {}
 
     def F(self, t: int) -> int:
-        b = self.b
-        if not b:
-            return self.fill * t
-        if t <= b[0]:
-            return self.fill * (t - b[0])
-        if t >= b[-1]:
-            return self.prefix[-1] + self.fill * (t - b[-1])
-        k = bisect_right(b, t) - 1
-        return self.prefix[k] + self.v[k] * (t - b[k])
+        j = bisect_right(self.b, t)
+        return self._px[j] + self._vx[j] * (t - self._bx[j])
 
     def F_sorted(self, ts: Sequence[int]) -> list[int]:
-        """``F`` at each of the ascending times ``ts`` in one merge pass."""
-        b, v, prefix, fill = self.b, self.v, self.prefix, self.fill
-        if not b:
-            return [fill * t for t in ts]
-        out: list[int] = []
-        n = len(b)
-        k = 0
-        b0, bn, total = b[0], b[-1], prefix[-1]
-        for t in ts:
-            if t <= b0:
-                out.append(fill * (t - b0))
-            elif t >= bn:
-                out.append(total + fill * (t - bn))
-            else:
-                while k + 1 < n and b[k + 1] <= t:
-                    k += 1
-                out.append(prefix[k] + v[k] * (t - b[k]))
-        return out
+        """``F`` at each of the times ``ts``."""
+        px, vx, bx = self._px, self._vx, self._bx
+        js = map(bisect_right, itertools.repeat(self.b), ts)
+        return [px[j] + vx[j] * (t - bx[j]) for j, t in zip(js, ts, strict=True)]
+
+    def costs(self, ts: Sequence[int], duration_s: int) -> list[int]:
+        """``cost(t, duration_s)`` for each of the times ``ts``, in one pass."""
+        b, px, vx, bx = self.b, self._px, self._vx, self._bx
+        d = duration_s
+        starts = map(bisect_right, itertools.repeat(b), ts)
+        ends = map(bisect_right, itertools.repeat(b), map(d.__add__, ts))
+        return [px[j] + vx[j] * (t + d - bx[j]) - px[i] - vx[i] * (t - bx[i])
+                for t, i, j in zip(ts, starts, ends, strict=True)]
+
+    def step_costs(self, step_s: int, k: int, n: int) -> list[int]:
+        """Costs of the ``n`` grid steps ``[i * step_s, (i + 1) * step_s)`` from ``i = k``.
+
+        Kept per step size over the widest range asked so far: successive splits (every
+        interruptible job, on every site it may use) read the same grid."""
+        hit = self._steps.get(step_s)
+        if hit is None or hit[0] > k or hit[0] + len(hit[1]) < k + n:
+            lo, hi = k, k + n
+            if hit is not None:
+                lo, hi = min(lo, hit[0]), max(hi, hit[0] + len(hit[1]))
+            f = self.F_sorted([i * step_s for i in range(lo, hi + 1)])
+            hit = self._steps[step_s] = (lo, [b - a for a, b in itertools.pairwise(f)])
+        lo, costs = hit
+        return costs[k - lo:k - lo + n]
 
     def cost(self, start: int, duration_s: int) -> int:
         """Integral of intensity over ``[start, start + duration_s)`` in milli-g/kWh x s."""
-        return self.F(start + duration_s) - self.F(start)
+        b, px, vx, bx = self.b, self._px, self._vx, self._bx
+        end = start + duration_s
+        j = bisect_right(b, end)
+        i = bisect_right(b, start)
+        return px[j] + vx[j] * (end - bx[j]) - px[i] - vx[i] * (start - bx[i])
 
 
 
@@ -193,10 +221,63 @@ def profile_of(forecast: Forecast) -> Profile:
     _PROFILES[key] = (weakref.ref(forecast), prof)
     return prof
 
-@dataclass
+_BLOCK = 32  # codes per block of a _RangeMin
+
+
+class _RangeMin:
+    """The earliest least value of any ``costs[i:j]`` in at most three C-level ``min()``
+    calls over short lists: value ``c`` at index ``k`` is coded ``c * n + k`` (the least
+    code is the least value at its earliest index), and each block of ``_BLOCK`` codes
+    keeps its least code."""
+
+    __slots__ = ("blocks", "codes", "n")
+
+    def __init__(self, costs: list[int]) -> None:
+        n = self.n = len(costs) + 1
+        codes = self.codes = [c * n + k for k, c in enumerate(costs)]
+        self.blocks = [min(codes[k:k + _BLOCK]) for k in range(0, len(codes), _BLOCK)]
+
+    def least(self, i: int, j: int) -> tuple[int, int]:
+        """``(value, index)`` of the earliest least of ``costs[i:j]``, ``i < j``."""
+        bi, bj = -(-i // _BLOCK), j // _BLOCK
+        codes = self.codes
+        if bi >= bj:
+            m = min(codes[i:j])
+        else:
+            m = min(self.blocks[bi:bj])
+            if i < bi * _BLOCK:
+                h = min(codes[i:bi * _BLOCK])
+                m = h if h < m else m
+            if bj * _BLOCK < j:
+                t = min(codes[bj * _BLOCK:j])
+                m = t if t < m else m
+        return divmod(m, self.n)
+
+
 class _Candidates:
-    times: list[int]
-    costs: list[int]
+    """Candidate start times, ascending, and their integer costs."""
+
+    __slots__ = ("costs", "queries", "rmin", "times")
+
+    def __init__(self, times: list[int], costs: list[int]) -> None:
+        self.times = times
+        self.costs = costs
+        self.queries = 0
+        self.rmin: _RangeMin | None = None
+
+    def least(self, i: int, j: int) -> tuple[int, int]:
+        """``(cost, index)`` of the earliest least cost among candidates ``i..j-1``,
+        ``i < j``. A list queried often gets a :class:`_RangeMin`; short ranges and lists
+        queried a few times are scanned."""
+        rm = self.rmin
+        if rm is None:
+            if j - i < 2 * _BLOCK or self.queries < 3:
+                self.queries += 1
+                sub = self.costs[i:j]
+                m = min(sub)
+                return m, i + sub.index(m)
+            rm = self.rmin = _RangeMin(self.costs)
+        return rm.least(i, j)
 
 
 @dataclass
@@ -214,10 +295,20 @@ def _dt(t: int) -> datetime:
 
 
 def _candidates(profile: Profile, duration_s: int) -> _Candidates:
-    """Every boundary and every boundary minus the duration, sorted, with their costs."""
-    times = sorted(set(profile.b) | {t - duration_s for t in profile.b})
-    ends = profile.F_sorted([t + duration_s for t in times])
-    return _Candidates(times, [b - a for a, b in zip(profile.F_sorted(times), ends, strict=True)])
+    """Every boundary and every boundary minus the duration, sorted, with their costs.
+
+    ``F`` at a boundary is its prefix, so each candidate needs one integral evaluated: the
+    end of a window starting on a boundary, the start of one ending on a boundary."""
+    b, prefix, d = profile.b, profile.prefix, duration_s
+    if not b:
+        return _Candidates([], [])
+    ends = [t - d for t in b]
+    at_start = profile.F_sorted([t + d for t in b])
+    at_end = profile.F_sorted(ends)
+    cost = dict(zip(ends, [f - a for f, a in zip(prefix, at_end, strict=True)], strict=True))
+    cost.update(zip(b, [f - a for f, a in zip(at_start, prefix, strict=True)], strict=True))
+    times = sorted(cost)
+    return _Candidates(times, [cost[t] for t in times])
 
 
 def best_start(
@@ -263,11 +354,10 @@ def best_start(
         reason_fallback = "min-emissions"
     best_t, best_c = earliest, e_cost
     if j > i:
-        sub = cands.costs[i:j]
-        m = min(sub)
+        m, k = cands.least(i, j)
         if m < best_c:
             best_c = m
-            best_t = cands.times[i + sub.index(m)]
+            best_t = cands.times[k]
     if latest > earliest:
         l_cost = profile.cost(latest, duration_s)
         if l_cost < best_c:
@@ -294,10 +384,43 @@ def expected_grams(cost: int, power_w: float, pue: float = 1.0) -> float:
     return cost * power_w * pue * _G_PER_UNIT_W
 
 
-class _Ledger:
-    """GPU and CPU use of one site, per slot of ``slot_s`` seconds from slot ``k0``."""
+_BELOW: dict[int, bytes] = {}  # n -> translation of a byte v to 1 if v < n else 0
+_RUNS: dict[int, re.Pattern[bytes]] = {}  # n -> runs of at least n zero bytes
 
-    __slots__ = ("_prefixes", "cpu", "cpu_used", "gpu", "gpu_used", "k0", "slot_s")
+
+def _below(n: int) -> bytes:
+    table = _BELOW.get(n)
+    if table is None:
+        table = _BELOW[n] = bytes(1 if v < n else 0 for v in range(256))
+    return table
+
+
+def _runs(n: int) -> re.Pattern[bytes]:
+    pattern = _RUNS.get(n)
+    if pattern is None:
+        pattern = _RUNS[n] = re.compile(rb"\x00{%d,}" % n)
+    return pattern
+
+
+def _free_bytes(cap: int, used: list[int]) -> bytes:
+    """``cap - u`` for each ``u``, as bytes clamped to ``[0, 255]``."""
+    try:
+        if cap <= 255:
+            return bytes([cap - u for u in used])
+        top = cap - 255  # below it, more than 255 left
+        return bytes([255 if u < top else cap - u for u in used])
+    except ValueError:  # over-committed
+        return bytes([0 if v < 0 else 255 if v > 255 else v for v in [cap - u for u in used]])
+
+
+class _Ledger:
+    """GPU and CPU use of one site, per slot of ``slot_s`` seconds from slot ``k0``.
+
+    Beside the counts, what is left of each resource per slot is kept as bytes (capped at
+    255), so a search reads which slots of a window cannot take a job with C-level
+    ``translate``, ``find`` and regular expressions instead of a Python loop per slot."""
+
+    __slots__ = ("cpu", "cpu_left", "cpu_used", "gpu", "gpu_left", "gpu_used", "k0", "slot_s")
 
     def __init__(self, site: Site, slot_s: int, k0: int) -> None:
         self.gpu = max(0, site.gpus)
@@ -306,8 +429,8 @@ class _Ledger:
         self.k0 = k0
         self.gpu_used: list[int] = []
         self.cpu_used: list[int] = []
-        # blocked-slot prefixes by (gpus, cpus), valid until the next take()
-        self._prefixes: dict[tuple[int, int], list[int]] = {}
+        self.gpu_left = bytearray()
+        self.cpu_left = bytearray()
 
     def manages(self, gpus: int, cpus: int) -> bool:
         return (self.gpu > 0 and gpus > 0) or (self.cpu > 0 and cpus > 0)
@@ -315,59 +438,67 @@ class _Ledger:
     def can_ever(self, gpus: int, cpus: int) -> bool:
         return not ((self.gpu > 0 and gpus > self.gpu) or (self.cpu > 0 and cpus > self.cpu))
 
-    def _span(self, a_s: int, b_s: int) -> tuple[int, int]:
-        a = max(0, a_s // self.slot_s - self.k0)
-        b = max(a + 1, -(-b_s // self.slot_s) - self.k0)
+    def _grow(self, b: int) -> None:
+        """Make the ledger cover slots ``[0, b)`` (unused slots are empty)."""
         if b > len(self.gpu_used):
             grow = b - len(self.gpu_used) + 64
             self.gpu_used.extend([0] * grow)
             self.cpu_used.extend([0] * grow)
+            self.gpu_left.extend(bytes([min(self.gpu, 255)]) * grow)
+            self.cpu_left.extend(bytes([min(self.cpu, 255)]) * grow)
+
+    def span(self, a_s: int, b_s: int) -> tuple[int, int]:
+        """The slots ``[a, b)`` (indices from ``k0``) a run over ``[a_s, b_s)`` holds."""
+        a = a_s // self.slot_s - self.k0
+        if a < 0:
+            a = 0
+        b = -(-b_s // self.slot_s) - self.k0
+        if b <= a:
+            b = a + 1
+        if b > len(self.gpu_used):
+            self._grow(b)
         return a, b
 
     def free(self, a_s: int, b_s: int, gpus: int, cpus: int) -> bool:
         """Whether ``[a_s, b_s)`` has ``gpus`` GPUs and ``cpus`` CPUs left in every slot."""
-        a, b = self._span(a_s, b_s)
+        a, b = self.span(a_s, b_s)
         if self.gpu > 0 and gpus > 0 and max(self.gpu_used[a:b]) + gpus > self.gpu:
             return False
         return not (self.cpu > 0 and cpus > 0 and max(self.cpu_used[a:b]) + cpus > self.cpu)
 
-    def blocked_prefix(self, gpus: int, cpus: int, until_s: int) -> list[int]:
-        """``P[k]``: how many slots before ``k0 + k`` cannot take ``gpus``/``cpus`` more, so
-        ``[a, b)`` is free iff ``P[b] == P[a]`` (O(1) checks during a search)."""
-        _, n = self._span(until_s - 1, until_s)
-        hit = self._prefixes.get((gpus, cpus))
-        if hit is not None and len(hit) > n:
-            return hit
-        gcap = self.gpu if self.gpu > 0 and gpus > 0 else 0
-        ccap = self.cpu if self.cpu > 0 and cpus > 0 else 0
-        gu, cu = self.gpu_used[:n], self.cpu_used[:n]
-        if gcap and ccap:
-            flags = [u + gpus > gcap or v + cpus > ccap for u, v in zip(gu, cu, strict=True)]
-        elif gcap:
-            lim = gcap - gpus
-            flags = [u > lim for u in gu]
-        elif ccap:
-            lim = ccap - cpus
-            flags = [u > lim for u in cu]
-        else:
-            flags = [False] * n
-        prefix = self._prefixes[(gpus, cpus)] = list(itertools.accumulate(flags, initial=0))
-        return prefix
+    def blocked(self, a: int, b: int, gpus: int, cpus: int) -> bytes | bytearray:
+        """One byte per ledger slot of ``[a, b)`` (indices from ``k0``): 1 where the slot
+        cannot take ``gpus`` GPUs and ``cpus`` CPUs more, else 0."""
+        self._grow(b)
+        g = gpus if self.gpu > 0 and gpus > 0 else 0
+        c = cpus if self.cpu > 0 and cpus > 0 else 0
+        if g > 255 or c > 255:  # past what the bytes hold: from the counts
+            glim, clim = self.gpu - g, self.cpu - c
+            both = zip(self.gpu_used[a:b], self.cpu_used[a:b], strict=True)
+            return bytes([(g > 0 and u > glim) or (c > 0 and v > clim) for u, v in both])
+        if g and c:
+            fg = int.from_bytes(self.gpu_left[a:b].translate(_below(g)))
+            fc = int.from_bytes(self.cpu_left[a:b].translate(_below(c)))
+            return (fg | fc).to_bytes(b - a)
+        if g:
+            return self.gpu_left[a:b].translate(_below(g))
+        if c:
+            return self.cpu_left[a:b].translate(_below(c))
+        return bytes(b - a)
 
     def take(self, a_s: int, b_s: int, gpus: int, cpus: int, sign: int = 1) -> None:
-        self._prefixes.clear()
-        a, b = self._span(a_s, b_s)
+        a, b = self.span(a_s, b_s)
         if self.gpu > 0 and gpus > 0:
             g = self.gpu_used
-            for k in range(a, b):
-                g[k] += sign * gpus
+            g[a:b] = map((sign * gpus).__add__, g[a:b])
+            self.gpu_left[a:b] = _free_bytes(self.gpu, g[a:b])
         if self.cpu > 0 and cpus > 0:
             c = self.cpu_used
-            for k in range(a, b):
-                c[k] += sign * cpus
+            c[a:b] = map((sign * cpus).__add__, c[a:b])
+            self.cpu_left[a:b] = _free_bytes(self.cpu, c[a:b])
 
 
-@dataclass
+@dataclass(slots=True)
 class _Option:
     """One site a job may run on, with its bounds and fixed costs there."""
 
@@ -382,18 +513,18 @@ class _Option:
     rank: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Choice:
     """A placement: site option, intervals, integer cost and grams."""
 
     option: _Option
-    intervals: list[tuple[int, int]]
+    intervals: Sequence[tuple[int, int]]  # tuples of ints: the GC stops tracking them
     cost: int
     grams: float
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _Task:
     job: Job
     duration_s: int
@@ -403,19 +534,22 @@ class _Task:
     threshold_milli: int | None
     choice: _Choice | None = None
     unconstrained: _Choice | None = None
-    per_option: list[_Choice] = field(default_factory=list)
-    late: list[_Option] = field(default_factory=list)
+    #: per option: the grams of its single-job optimum (or, while that is not computed, a
+    #: lower bound on them), the option, and the optimum when computed
+    per_option: list[tuple[float, _Option, _Choice | None]] = field(default_factory=list)
+    late: Sequence[_Option] = ()
 
 
-@dataclass
-class _Full:
+class _Full(_Candidates):
     """Capacity-search candidates of one (zone, duration): ascending times, their costs,
     and the ledger slots ``[first, after)`` each start would hold."""
 
-    times: list[int]
-    costs: list[int]
-    first: list[int]
-    after: list[int]
+    __slots__ = ("after", "first")
+
+    def __init__(self, times: list[int], costs: list[int], first: list[int], after: list[int]):
+        super().__init__(times, costs)
+        self.first = first
+        self.after = after
 
 
 class _Planner:
@@ -432,6 +566,8 @@ class _Planner:
         self.slot_s = max(1, int(options.slot_s))
         self.profiles: dict[str, Profile | None] = {}
         self.full: dict[tuple[str, int], _Full] = {}
+        self.floors: dict[tuple[str, int, bool], int] = {}
+        self.datetimes: dict[int, datetime] = {}
         self.ledgers: dict[str, _Ledger] = {}
         self.k0 = now_s // self.slot_s
 
@@ -467,10 +603,9 @@ class _Planner:
         home_site = self.sites.get(job.site)
         home_zone = home_site.zone if home_site is not None else job.zone
         home_profile = self.profile(home_zone)
-        names = [job.site] + [s for s in job.allowed_sites if s != job.site]
         options: list[_Option] = []
         late: list[_Option] = []  # sites the transfer delay puts past the latest start
-        for rank, name in enumerate(dict.fromkeys(names)):
+        for rank, name in enumerate(dict.fromkeys((job.site, *job.allowed_sites))):
             site = self.sites.get(name)
             if rank > 0 and (site is None or job.run_now):
                 continue
@@ -493,7 +628,7 @@ class _Planner:
         threshold = (
             round(job.threshold_g_per_kwh * MILLI) if job.threshold_g_per_kwh is not None else None
         )
-        return _Task(job, d, options, options[0], overdue, threshold, late=late)
+        return _Task(job, d, options, options[0], overdue, threshold, late=late or ())
 
     # -- costs ----------------------------------------------------------------------------
     def grams(self, opt: _Option, cost: int, job: Job) -> float:
@@ -510,15 +645,14 @@ class _Planner:
         job, d = t.job, t.duration_s
         p = opt.profile
         if p is None:
-            return _Choice(opt, [(opt.earliest, opt.earliest + d)], 0, math.nan, "no-forecast")
+            return _Choice(opt, ((opt.earliest, opt.earliest + d),), 0, math.nan, "no-forecast")
         if job.run_now:
             start, cost, reason = opt.earliest, p.cost(opt.earliest, d), "run-now"
         else:
-            memo = p.cands
             start, cost, reason = best_start(
-                p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli, memo=memo,
+                p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli, memo=p.cands,
             )
-        c = _Choice(opt, [(start, start + d)], cost, self.grams(opt, cost, job), reason)
+        c = _Choice(opt, ((start, start + d),), cost, self.grams(opt, cost, job), reason)
         if job.interruptible and not job.run_now and t.threshold_milli is None:
             sp = self.split(t, opt, None)
             if sp is not None and sp.grams < c.grams:
@@ -526,16 +660,62 @@ class _Planner:
         return c
 
     def unconstrained(self, t: _Task) -> _Choice:
-        """The single-job optimum over every option (home first on ties)."""
+        """The single-job optimum over every option (home first on ties).
+
+        Options are tried in the order of a lower bound on their grams (see ``bound``); an
+        option whose bound exceeds the best placement found cannot be the optimum and is
+        left uncomputed (``place`` computes it if capacity ever makes it a contender).
+        The answer is the same: ``_better`` orders placements on different options
+        totally, by grams, then start, then rank."""
         best: _Choice | None = None
         t.per_option = []
-        for opt in t.options:
+        job = t.job
+        # Bounds only help with several options, and hold while grams are finite and grow
+        # with the integral. A threshold job is never pruned: its choice on a site is the
+        # first window below the threshold, not the least, so under capacity a site can
+        # offer less than its unconstrained choice, and place() must see every site's exact
+        # figure to try them in the same order. Otherwise every option is computed, in rank
+        # order.
+        prune = (
+            len(t.options) > 1 and t.threshold_milli is None and 0 <= job.power_w < math.inf
+            and all(o.profile is not None and 0 <= o.pue < math.inf for o in t.options)
+        )
+        bounds = [(self.bound(t, o) if prune else -math.inf, o.rank, o) for o in t.options]
+        bounds.sort()  # ranks differ: options themselves are never compared
+        for lb, _, opt in bounds:
+            if best is not None and lb > best.grams:
+                t.per_option.append((lb, opt, None))
+                continue
             c = self.option_optimum(t, opt)
-            t.per_option.append(c)
+            t.per_option.append((c.grams, opt, c))
             if best is None or _better(c, best):
                 best = c
         assert best is not None
         return best
+
+    def bound(self, t: _Task, opt: _Option) -> float:
+        """A lower bound on the grams of any placement of ``t`` on ``opt`` (which has a
+        forecast) within the plan's horizon: the least integral of the job's duration from
+        a candidate start or either end of ``[now, horizon_end]`` (the cost is linear
+        between candidates); for a job that may be split, its duration at the profile's
+        least intensity."""
+        d, job = t.duration_s, t.job
+        key = (opt.zone, d, job.interruptible and not job.run_now and t.threshold_milli is None)
+        floor = self.floors.get(key)
+        if floor is None:
+            p = opt.profile
+            assert p is not None
+            if key[2]:
+                floor = d * min(p.fill, min(p.v, default=p.fill))
+            else:
+                cands = p.cands.get(d)
+                if cands is None:
+                    cands = p.cands[d] = _candidates(p, d)
+                floor = min(p.cost(self.now_s, d), p.cost(self.horizon_end, d),
+                            min(cands.costs, default=_INF))
+            self.floors[key] = floor
+        # self.grams(opt, floor, job), inline: the same float operations in the same order
+        return floor * job.power_w * opt.pue * _G_PER_UNIT_W + opt.transfer_g
 
     # -- capacity -------------------------------------------------------------------------
     def fits(self, t: _Task, c: _Choice) -> bool:
@@ -545,6 +725,8 @@ class _Planner:
         g, cp = t.job.gpus, t.job.cpus
         if not led.manages(g, cp):
             return True
+        if len(c.intervals) == 1:  # the common case, without a generator
+            return led.free(*c.intervals[0], g, cp)
         return all(led.free(a, b, g, cp) for a, b in c.intervals)
 
     def reserve(self, t: _Task, c: _Choice, sign: int = 1) -> None:
@@ -563,25 +745,29 @@ class _Planner:
             return hit
         p = opt.profile
         assert p is not None
-        memo = p.cands
-        fc = memo.get(d)
-        if fc is None:
-            fc = memo[d] = _candidates(p, d)
         slot = self.slot_s
         lo = self.now_s - d - slot
         hi = self.horizon_end
         grid = range(-(-lo // slot) * slot, hi + slot, slot)
-        times = sorted(
-            {t for t in fc.times if lo <= t <= hi} | set(grid) | {g - d for g in grid if g - d >= lo}
-        )
-        f_end = p.F_sorted([x + d for x in times])
-        costs = [fe - fs for fe, fs in zip(f_end, p.F_sorted(times), strict=True)]
+        b = p.b  # boundaries, and boundaries minus d, in [lo, hi]
+        times = sorted(set(b[bisect_left(b, lo):bisect_right(b, hi)]).union(
+            [t - d for t in b[bisect_left(b, lo + d):bisect_right(b, hi + d)]],
+            grid, [g - d for g in grid if g - d >= lo],
+        ))
+        costs = p.costs(times, d)
         k0 = self.k0
-        first = [v if v > 0 else 0 for v in (x // slot - k0 for x in times)]
-        after = [
-            v if v > a else a + 1
-            for a, v in zip(first, (-(-(x + d) // slot) - k0 for x in times), strict=True)
-        ]
+        first = [x // slot - k0 for x in times]
+        after = [-(-(x + d) // slot) - k0 for x in times]
+        if d > 0:
+            # a start before slot k0 holds from slot 0, and holds at least one slot: both
+            # corrections touch a prefix of the ascending starts (later ones hold a slot
+            # past their first since d > 0)
+            n0, n1 = bisect_left(times, k0 * slot), bisect_right(times, k0 * slot - d)
+            first[:n0] = [0] * n0
+            after[:n1] = [1] * n1
+        else:
+            first = [v if v > 0 else 0 for v in first]
+            after = [v if v > a else a + 1 for a, v in zip(first, after, strict=True)]
         hit = self.full[key] = _Full(times, costs, first, after)
         return hit
 
@@ -600,7 +786,7 @@ class _Planner:
             return self.option_optimum(t, opt)
         if p is None:
             s = self.first_fit(t, opt, e, l_)
-            return None if s is None else _Choice(opt, [(s, s + d)], 0, math.nan, "no-forecast")
+            return None if s is None else _Choice(opt, ((s, s + d),), 0, math.nan, "no-forecast")
         best: _Choice | None = None
         if job.interruptible and not job.run_now and t.threshold_milli is None:
             best = self.split(t, opt, led)
@@ -612,29 +798,47 @@ class _Planner:
                 reason = "threshold-not-met"
             if s is not None:
                 c = p.cost(s, d)
-                return _Choice(opt, [(s, s + d)], c, self.grams(opt, c, job), reason + ":capacity")
+                return _Choice(opt, ((s, s + d),), c, self.grams(opt, c, job), reason + ":capacity")
             if job.run_now:
                 return None
         full = self.full_candidates(opt, d)
-        times, costs, first, after = full.times, full.costs, full.first, full.after
+        times, first, after = full.times, full.first, full.after
         found: tuple[int, int] | None = None
-        # one length for every search (the plan's horizon), so the cached prefix serves all
-        prefix = led.blocked_prefix(g, cp, max(l_ + d, self.horizon_end) + self.slot_s)
         best_c, best_i = _INF, -1
-        for i in range(bisect_left(times, e), bisect_right(times, l_)):
-            c = costs[i]  # ascending times: strict < keeps the earliest of equal costs
-            if c < best_c and prefix[after[i]] == prefix[first[i]]:
-                best_c, best_i = c, i
+        i0, i1 = bisect_left(times, e), bisect_right(times, l_)
+        # the blocked slots of every window considered: those of ``e`` and ``l_``, and
+        # those of the candidates between (their slots ascend with the start)
+        e_slots, l_slots = led.span(e, e + d), led.span(l_, l_ + d)
+        lo_slot, hi_slot = e_slots[0], l_slots[1]
+        if i1 > i0:
+            lo_slot, hi_slot = min(lo_slot, first[i0]), max(hi_slot, after[i1 - 1])
+        blocked = led.blocked(lo_slot, hi_slot, g, cp)
+        if i1 > i0:
+            # A start fits iff the slots it holds, ``[first, after)``, lie in one run of free
+            # slots. ``first`` and ``after`` ascend with the start, so the starts that fit in
+            # one run are a contiguous range of candidates: take its minimum (the earliest
+            # of equal costs), run by run in time order, instead of testing every start.
+            # A start at or after slot ``k0`` holds at least ceil(d / slot) slots: only runs
+            # that long can take one.
+            need = -(-d // self.slot_s) if times[i0] >= self.k0 * self.slot_s else 1
+            for run in _runs(max(1, need)).finditer(blocked):
+                ga, gb = lo_slot + run.start(), lo_slot + run.end()  # free slots [ga, gb)
+                lo = bisect_left(first, ga, i0, i1)
+                hi = bisect_right(after, gb, lo, i1)
+                if hi > lo:
+                    m, k = full.least(lo, hi)
+                    if m < best_c:  # runs ascend in time: strict < keeps the earliest
+                        best_c, best_i = m, k
         if best_i >= 0:
             found = (times[best_i], best_c)
-        for s in (e, l_):
-            if led.free(s, s + d, g, cp):
+        for s, (a, b) in ((e, e_slots), (l_, l_slots)):
+            if blocked.find(1, a - lo_slot, b - lo_slot) < 0:
                 c = p.cost(s, d)
                 if found is None or c < found[1] or (c == found[1] and s < found[0]):
                     found = (s, c)
         if found is not None:
             s, c = found
-            contiguous = _Choice(opt, [(s, s + d)], c, self.grams(opt, c, job), "min-emissions:capacity")
+            contiguous = _Choice(opt, ((s, s + d),), c, self.grams(opt, c, job), "min-emissions:capacity")
             if best is None or _better(contiguous, best):
                 best = contiguous
         return best
@@ -646,21 +850,21 @@ class _Planner:
         d, g, cp = t.duration_s, t.job.gpus, t.job.cpus
         p = opt.profile
         slot = self.slot_s
-        if led is None or not led.manages(g, cp):
-            prefix = None
-            k0 = 0
-        else:
-            prefix = led.blocked_prefix(g, cp, l_ + d + slot)
-            k0 = led.k0
+        blocked: bytes | bytearray | None = None
+        lo = 0
+        if led is not None and led.manages(g, cp):
+            # the ledger does not change during the search: its blocked slots, once
+            lo, hi = led.span(e, l_ + d)
+            hi = max(hi, led.span(l_, l_ + d)[1])
+            blocked = led.blocked(lo, hi, g, cp)
         s = e
         while s <= l_:
-            if prefix is not None:
-                a = max(0, s // slot - k0)
-                b = max(a + 1, -(-(s + d) // slot) - k0)
-                if prefix[b] != prefix[a]:
-                    # jump past the last blocked slot of the window
-                    blocked = bisect_left(prefix, prefix[b], a, b + 1) - 1
-                    s = max((blocked + k0 + 1) * slot, (s // slot + 1) * slot)
+            if blocked is not None:
+                assert led is not None
+                a, b = led.span(s, s + d)
+                last = blocked.rfind(1, a - lo, b - lo)
+                if last >= 0:  # jump past the last blocked slot of the window
+                    s = max((lo + last + led.k0 + 1) * slot, (s // slot + 1) * slot)
                     continue
             if limit is None or p is None or p.cost(s, d) < limit:
                 return s
@@ -675,20 +879,27 @@ class _Planner:
         job = t.job
         step = max(1, self.opt.min_chunk_s)
         free = None
+        finish_by = opt.latest + t.duration_s
         if led is not None and led.manages(job.gpus, job.cpus):
-            g, cp = job.gpus, job.cpus
+            # every step split_plan asks about lies in [earliest, finish_by): the ledger's
+            # blocked slots there, once, and a find per step
+            lo, hi = led.span(opt.earliest, finish_by)
+            blocked = led.blocked(lo, hi, job.gpus, job.cpus)
 
             def free(a: int, b: int) -> bool:
-                return led.free(a, b, g, cp)
+                x, y = led.span(a, b)
+                if x < lo or y > hi:
+                    return led.free(a, b, job.gpus, job.cpus)
+                return blocked.find(1, x - lo, y - lo) < 0
 
         res = split_plan(
-            p, t.duration_s, opt.earliest, opt.latest + t.duration_s, step_s=step,
+            p, t.duration_s, opt.earliest, finish_by, step_s=step,
             max_pauses=self.opt.max_pauses, free=free,
         )
         if res is None:
             return None
         cost, intervals = res
-        return _Choice(opt, intervals, cost, self.grams(opt, cost, job), f"split:{len(intervals)}")
+        return _Choice(opt, tuple(intervals), cost, self.grams(opt, cost, job), f"split:{len(intervals)}")
 
     def place(self, t: _Task) -> _Choice | None:
         """Best placement of ``t`` given the ledger, or ``None`` if nothing fits in time."""
@@ -702,13 +913,14 @@ class _Planner:
             # each option's own optimum bounds what it can offer: best bound first, and
             # stop once no remaining option can beat the best placement found
             bounds = sorted(
-                t.per_option,
-                key=lambda c: (c.grams if math.isfinite(c.grams) else math.inf, c.option.rank),
+                t.per_option, key=lambda x: (x[0] if math.isfinite(x[0]) else math.inf, x[1].rank),
             )
-            for lb in bounds:
-                if best is not None and math.isfinite(best.grams) and lb.grams > best.grams:
+            for grams, opt, lb in bounds:
+                if best is not None and math.isfinite(best.grams) and grams > best.grams:
                     break
-                c = lb if self.fits(t, lb) else self.best_feasible(t, lb.option)
+                if lb is None:
+                    lb = self.option_optimum(t, opt)
+                c = lb if lb is not u and self.fits(t, lb) else self.best_feasible(t, opt)
                 if c is not None and (best is None or _better(c, best)):
                     best = c
         if cur is not None and self.fits(t, cur) and (
@@ -728,7 +940,7 @@ class _Planner:
         for opt in t.options:
             if opt.site == site and opt.earliest <= s <= opt.latest and opt.profile is not None:
                 c = opt.profile.cost(s, t.duration_s)
-                return _Choice(opt, [(s, s + t.duration_s)], c, self.grams(opt, c, t.job), "kept")
+                return _Choice(opt, ((s, s + t.duration_s),), c, self.grams(opt, c, t.job), "kept")
         return None
 
     def overdue(self, t: _Task) -> _Choice | None:
@@ -744,7 +956,7 @@ class _Planner:
                 continue
             c = opt.profile.cost(s, d) if opt.profile is not None else 0
             g = self.grams(opt, c, t.job) if opt.profile is not None else math.nan
-            ch = _Choice(opt, [(s, s + d)], c, g, "overdue:capacity")
+            ch = _Choice(opt, ((s, s + d),), c, g, "overdue:capacity")
             if best is None or s + d < best.intervals[-1][1]:
                 best = ch
         return best
@@ -789,13 +1001,12 @@ def split_plan(
     if n <= 1 or n_steps < n:
         return None
     starts = [g0 + i * step_s for i in range(n_steps)]
-    f = profile.F_sorted([*starts, g0 + n_steps * step_s])
-    costs = [b - a for a, b in itertools.pairwise(f)]
+    costs = profile.step_costs(step_s, g0 // step_s, n_steps)
     if free is not None:
         costs = [c if free(s, s + step_s) else _INF for s, c in zip(starts, costs, strict=True)]
     runs_max = None if max_pauses is None else max_pauses + 1
     chosen: list[int] | None
-    cheapest = sorted(range(n_steps), key=lambda i: (costs[i], i))[:n]
+    cheapest = sorted(range(n_steps), key=costs.__getitem__)[:n]  # stable: earliest of ties
     if costs[cheapest[-1]] >= _INF:
         return None
     cheapest.sort()
@@ -918,12 +1129,22 @@ def plan(
     tasks.sort(key=lambda t: (
         t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id,
     ))
-    displaced: list[_Task] = []
-    for t in tasks:
+    # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
+    # managed capacity), placed jobs are held; once it cannot, each entry is written as soon
+    # as its job is placed and the job's planning state is let go, in the same order (fewer
+    # long-lived objects, so fewer full collections of the cyclic GC)
+    joint = not (options.hysteresis_pct > 0 and options.current)
+    held: list[_Task] = []
+    pooled = 0
+    displaced = False
+    tasks.reverse()
+    while tasks:
+        t = tasks.pop()
         t.unconstrained = pl.unconstrained(t)
         c = pl.place(t)
-        if c is not t.unconstrained:
-            displaced.append(t)
+        t.per_option.clear()  # placed: what the other sites offered is garbage now
+        displaced = displaced or c is not t.unconstrained
+        t.unconstrained = None
         if c is None:
             if options.allow_overdue:
                 c = pl.overdue(t)
@@ -944,11 +1165,21 @@ def plan(
                 continue
         t.choice = c
         pl.reserve(t, c)
-    if displaced and not (options.hysteresis_pct > 0 and options.current):
-        _improve_exactly(pl, [t for t in tasks if t.choice is not None], displaced)
-    for t in tasks:
-        if t.choice is not None:
-            result.entries[t.job.id] = _entry(pl, t, t.choice)  # type: ignore[index]
+        if joint:
+            held.append(t)
+            pooled += pl.ledger(c.option.site) is not None
+            if pooled <= options.exact_max_jobs:
+                continue
+            joint = False  # too many jobs share capacity for the joint search
+            for h in held:
+                result.entries[h.job.id] = _entry(pl, h, h.choice)  # type: ignore[arg-type,index]
+            held = []
+        else:
+            result.entries[t.job.id] = _entry(pl, t, c)  # type: ignore[index]
+    if joint and displaced:
+        _improve_exactly(pl, held)
+    for h in held:
+        result.entries[h.job.id] = _entry(pl, h, h.choice)  # type: ignore[arg-type,index]
     return result
 
 
@@ -968,7 +1199,6 @@ def _entry(pl: _Planner, t: _Task, c: _Choice) -> PlanEntry:
     assert job.id is not None
     home = t.home
     prefix = "overdue:" if t.overdue and not c.reason.startswith("overdue") else ""
-    start = c.intervals[0][0]
     if home.profile is None:
         now_g = math.nan
     else:
@@ -980,14 +1210,24 @@ def _entry(pl: _Planner, t: _Task, c: _Choice) -> PlanEntry:
     reason = prefix + c.reason
     if not c.option.home:
         reason += f"; relocated from {home.site}"
+    dts = pl.datetimes  # many runs share their ends: each instant converted once
+    intervals = []
+    for a, b in c.intervals:
+        da = dts.get(a)
+        if da is None:
+            da = dts[a] = _dt(a)
+        db = dts.get(b)
+        if db is None:
+            db = dts[b] = _dt(b)
+        intervals.append((da, db))
     return PlanEntry(
-        job_id=job.id, site=c.option.site, start=_dt(start), expected_g=expected,
+        job_id=job.id, site=c.option.site, start=intervals[0][0], expected_g=expected,
         run_now_g=now_g, mean_intensity_g_per_kwh=mean, reason=reason,
-        intervals=tuple((_dt(a), _dt(b)) for a, b in c.intervals),
+        intervals=tuple(intervals),
     )
 
 
-def _improve_exactly(pl: _Planner, placed: list[_Task], displaced: list[_Task]) -> None:
+def _improve_exactly(pl: _Planner, placed: list[_Task]) -> None:
     """Joint branch-and-bound over the jobs that share capacity, when they are few.
 
     Only non-interruptible, non-threshold, non-run-now jobs on forecast sites take part;
@@ -1015,7 +1255,7 @@ def _improve_exactly(pl: _Planner, placed: list[_Task], displaced: list[_Task]) 
                 if s not in seen:
                     pts.append((s, o.profile.cost(s, t.duration_s)))  # type: ignore[union-attr]
             for s, cost in pts:
-                lst.append(_Choice(o, [(s, s + t.duration_s)], cost, pl.grams(o, cost, t.job),
+                lst.append(_Choice(o, ((s, s + t.duration_s),), cost, pl.grams(o, cost, t.job),
                                    "min-emissions:joint"))
         lst.sort(key=lambda ch: (ch.grams, ch.intervals[0][0], ch.option.rank))
         cand.append(lst)

@@ -52,6 +52,25 @@ def test_split_plan_matches_brute_force(values: list[int], n: int, max_pauses: i
 
 @settings(max_examples=60, deadline=None)
 @given(
+    st.lists(st.integers(0, 500_000), min_size=3, max_size=9),
+    st.lists(st.tuples(st.integers(-3 * STEP, 12 * STEP), st.integers(STEP, 8 * STEP),
+                       st.integers(601, 4 * STEP)), min_size=2, max_size=8),
+    st.sampled_from([600, STEP]),
+)
+def test_a_shared_profile_splits_like_a_fresh_one(
+    values: list[int], asks: list[tuple[int, int, int]], step: int,
+) -> None:
+    """The step costs a profile keeps (and widens) between splits change no answer."""
+    fc = forecast("Z", values, [STEP] * len(values), offset_s=-STEP)
+    shared = Profile(fc)
+    for e, width, d in asks:
+        a, b = T0_S + e, T0_S + e + width
+        got = split_plan(shared, d, a, b, step_s=step, max_pauses=2)
+        assert got == split_plan(Profile(fc), d, a, b, step_s=step, max_pauses=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
     st.lists(st.integers(0, 500_000), min_size=4, max_size=10),
     st.integers(1, 3),
     st.integers(0, 2),

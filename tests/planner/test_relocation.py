@@ -69,3 +69,24 @@ def test_capacity_at_the_clean_site_staggers_then_sends_the_overflow_home() -> N
              for i in (4, 5)]
     entries = plan(jobs, FCS, s, T0, PlanOptions(slot_s=3600)).entries
     assert sum(e.site == "home" for e in entries.values()) == 1
+
+
+def test_a_threshold_job_under_capacity_tries_sites_in_the_order_of_their_first_windows() -> None:
+    """A threshold job takes, on each site, the first window below its threshold; when that
+    collides with capacity, the sites are searched in the order of those first windows and
+    the search stops at a site whose first window already emits more than the best found.
+    Here home's first window (250 g, blocked) leads to its next one below 300 (280 g); the
+    other site's first window (295 g) is past that, so it is not searched, although under
+    capacity it would have offered 260 g (a regression: bounds must not reorder this)."""
+    fcs = {
+        "Z0": forecast("Z0", [250_000, 400_000, 280_000, 280_000, 280_000, 280_000], [3600] * 6),
+        "Z1": forecast("Z1", [295_000, 260_000, 300_000, 300_000, 300_000, 300_000], [3600] * 6),
+    }
+    two = {"s0": site("s0", "Z0", gpus=1), "s1": site("s1", "Z1", gpus=1)}
+    j = job(1, 3600, 0, 4 * 3600, site="s0", allowed=["s0", "s1"], gpus=1, power_w=1000.0)
+    j.threshold_g_per_kwh = 300.0
+    busy = tuple((s, T0, T0 + timedelta(hours=1), 1, 0) for s in ("s0", "s1"))
+    entry = plan([j], fcs, two, T0, PlanOptions(slot_s=900, reserved=busy)).entries[1]
+    assert (entry.site, entry.start) == ("s0", T0 + timedelta(hours=2))
+    assert entry.reason == "threshold:capacity"
+    assert isclose(entry.expected_g, grams(280_000 * 3600, 1000.0))

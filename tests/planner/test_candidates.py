@@ -1,0 +1,106 @@
+"""Planner internals against plain definitions: candidate starts and costs, the range-minimum
+index, the ledger's bytes, and candidate lists that plans against one forecast share."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from intensity.model import Forecast
+from scheduler.model import Site
+from scheduler.planner import PlanOptions, Profile, _Candidates, _candidates, _Ledger, plan
+from tests.planner.helpers import T0, T0_S, PerSecond, forecast, job
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-5, 5) | st.integers(-10**12, 10**12), min_size=1, max_size=300),
+       st.lists(st.tuples(st.integers(0, 299), st.integers(1, 300)), min_size=1, max_size=12))
+def test_least_is_the_earliest_minimum(costs: list[int], ranges: list[tuple[int, int]]) -> None:
+    cands = _Candidates(list(range(len(costs))), costs)
+    for a, b in ranges * 2:  # queried often enough to switch to the block index
+        i, j = min(a, len(costs) - 1), min(max(b, a + 1), len(costs))
+        if i >= j:
+            continue
+        sub = costs[i:j]
+        assert cands.least(i, j) == (min(sub), i + sub.index(min(sub)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 600_000), min_size=0, max_size=8),
+    st.lists(st.integers(1, 900), min_size=8, max_size=8),
+    st.integers(-600, 600),
+    st.integers(1, 2000),
+)
+def test_candidates_are_boundaries_and_boundaries_minus_the_duration(
+    values: list[int], lengths: list[int], offset: int, d: int,
+) -> None:
+    fc = forecast("Z", values, lengths[: len(values)], offset)
+    prof = Profile(fc)
+    got = _candidates(prof, d)
+    want = sorted(set(prof.b) | {t - d for t in prof.b})
+    assert got.times == want
+    if values:
+        ps = PerSecond(fc, T0_S - 12_000, T0_S + 20_000)
+        assert got.costs == [ps.cost(t, d) for t in want]
+        spread = [T0_S + k * 97 - 3000 for k in range(160)]  # off every boundary too
+        assert prof.costs(spread, d) == [ps.cost(t, d) for t in spread]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([0, 3, 200, 300]), st.sampled_from([0, 4, 256, 1000]),
+    st.lists(st.tuples(st.integers(0, 40), st.integers(1, 12), st.integers(0, 310),
+                       st.integers(0, 300), st.sampled_from([1, 1, -1])), max_size=12),
+    st.lists(st.tuples(st.integers(0, 50), st.integers(0, 30),
+                       st.sampled_from([0, 1, 2, 3, 255, 256]) | st.integers(0, 400),
+                       st.integers(0, 4) | st.integers(0, 1100)), min_size=1, max_size=6),
+)
+def test_ledger_blocked_slots_match_the_counts(
+    gpus: int, cpus: int, takes: list[tuple[int, int, int, int, int]],
+    asks: list[tuple[int, int, int, int]],
+) -> None:
+    """The bytes a search reads (capped at 255, over-commitment included) say exactly which
+    slots cannot take a job, as the per-slot counts do."""
+    slot = 300
+    led = _Ledger(Site("s", "Z", gpus=gpus, cpus=cpus), slot, 0)
+    for k, n, g, c, sign in takes:
+        led.take(k * slot, (k + n) * slot, g, c, sign)
+    for a, n, g, c in asks:
+        got = led.blocked(a, a + n, g, c)
+        want = [
+            (gpus > 0 and g > 0 and led.gpu_used[k] + g > gpus)
+            or (cpus > 0 and c > 0 and led.cpu_used[k] + c > cpus)
+            for k in range(a, a + n)
+        ]
+        assert list(got) == [int(w) for w in want]
+        if n:
+            assert led.free(a * slot, (a + n) * slot, g, c) == (not any(want))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(10_000, 500_000), min_size=2, max_size=10),
+    st.lists(st.tuples(st.sampled_from([600, 1500, 3600]), st.integers(-3600, 7200),
+                       st.integers(0, 14_400), st.booleans()), min_size=1, max_size=8),
+    st.lists(st.integers(-7200, 10_800), min_size=2, max_size=4),
+    st.sampled_from([0, 1, 2]),
+)
+def test_plans_sharing_a_forecast_plan_like_fresh_ones(
+    values: list[int], jobs: list[tuple[int, int, int, bool]], nows: list[int], gpus: int,
+) -> None:
+    """A profile keeps candidate lists between plans (whole forecast, any ``now``): a plan
+    against a forecast already planned with (other jobs, another ``now``) answers like one
+    against a fresh copy of it."""
+    fc = forecast("Z", values, [1800] * len(values), offset_s=-1800)
+    sites = {"a": Site("a", "Z", gpus=gpus)}
+    for k, now_off in enumerate(nows):
+        now = T0 + timedelta(seconds=now_off)
+        js = [job(i + 1, d, e, e + w, gpus=1, interruptible=split)
+              for i, (d, e, w, split) in enumerate(jobs[k % len(jobs):] + jobs[:k % len(jobs)])]
+        shared = plan(js, {"Z": fc}, sites, now, PlanOptions(slot_s=900, min_chunk_s=900))
+        fresh_fc = Forecast("Z", tuple(fc.points))
+        fresh = plan(js, {"Z": fresh_fc}, sites, now, PlanOptions(slot_s=900, min_chunk_s=900))
+        assert shared == fresh
