@@ -57,6 +57,13 @@ def checkpoint_exit_ok(exit_code: int | None, signum: int) -> bool:
     return exit_code in (0, 128 + signum, -signum)
 
 
+def holds_gpus_when_paused(interruptible: bool, gpus: int, pause_mode: str | None) -> bool:
+    """Whether a job keeps its GPUs through its pauses: a ``stop``-mode job is frozen with
+    its GPU memory allocated, so no other job can use those GPUs until it ends; a
+    ``checkpoint``-mode job exits at each pause and gives them back."""
+    return interruptible and gpus > 0 and (pause_mode or "stop") == "stop"
+
+
 def signal_number(name: str | None, default: str = "SIGUSR1") -> int:
     """``"SIGUSR1"`` -> 10 (names are checked at submission; a bad one falls back)."""
     try:
@@ -65,4 +72,7 @@ def signal_number(name: str | None, default: str = "SIGUSR1") -> int:
         return int(signal.Signals[default])
 
 
-__all__ = ["PAUSE", "RESUME", "checkpoint_exit_ok", "next_boundary", "position", "signal_number"]
+__all__ = [
+    "PAUSE", "RESUME", "checkpoint_exit_ok", "holds_gpus_when_paused", "next_boundary", "position",
+    "signal_number",
+]

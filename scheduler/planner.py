@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from intensity.model import Forecast
+from scheduler.intervals import holds_gpus_when_paused
 from scheduler.model import Job, JobState, Plan, PlanEntry, Site
 
 MILLI = 1000  # intensity resolution: 1/1000 gCO2/kWh
@@ -727,14 +728,14 @@ class _Planner:
             return True
         if len(c.intervals) == 1:  # the common case, without a generator
             return led.free(*c.intervals[0], g, cp)
-        return all(led.free(a, b, g, cp) for a, b in c.intervals)
+        return all(led.free(a, b, g_, c_) for a, b, g_, c_ in _takes(t.job, c.intervals))
 
     def reserve(self, t: _Task, c: _Choice, sign: int = 1) -> None:
         led = self.ledger(c.option.site)
         if led is None:
             return
-        for a, b in c.intervals:
-            led.take(a, b, t.job.gpus, t.job.cpus, sign)
+        for a, b, g, cp in _takes(t.job, c.intervals):
+            led.take(a, b, g, cp, sign)
 
     def full_candidates(self, opt: _Option, d: int) -> _Full:
         """Forecast breakpoints, slot boundaries and slot boundaries minus ``d`` over the
@@ -899,7 +900,10 @@ class _Planner:
         if res is None:
             return None
         cost, intervals = res
-        return _Choice(opt, tuple(intervals), cost, self.grams(opt, cost, job), f"split:{len(intervals)}")
+        c = _Choice(opt, tuple(intervals), cost, self.grams(opt, cost, job), f"split:{len(intervals)}")
+        if free is not None and len(intervals) > 1 and not self.fits(t, c):
+            return None  # a stop-mode job keeps its GPUs through its pauses: they are taken
+        return c
 
     def place(self, t: _Task) -> _Choice | None:
         """Best placement of ``t`` given the ledger, or ``None`` if nothing fits in time."""
@@ -1181,6 +1185,17 @@ def plan(
     for h in held:
         result.entries[h.job.id] = _entry(pl, h, h.choice)  # type: ignore[arg-type,index]
     return result
+
+
+def _takes(job: Job, intervals: Sequence[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
+    """What a job placed in ``intervals`` takes from its site's ledger: ``(start, end,
+    gpus, cpus)``. A split job paused by SIGSTOP (``stop`` mode) keeps its GPU memory, so it
+    holds its GPUs from its first interval's start to its last one's end; its CPUs, and a
+    ``checkpoint``-mode job's GPUs, only while it runs."""
+    g, cp = job.gpus, job.cpus
+    if len(intervals) > 1 and holds_gpus_when_paused(job.interruptible, g, job.pause_mode):
+        return [(intervals[0][0], intervals[-1][1], g, 0), *((a, b, 0, cp) for a, b in intervals)]
+    return [(a, b, g, cp) for a, b in intervals]
 
 
 def _hold_running(pl: _Planner, job: Job, now_s: int) -> None:

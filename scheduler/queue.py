@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from intensity.errors import UnknownZone
 from intensity.model import Forecast
 from scheduler.errors import BadInput, InfeasibleJob, NotFound, NotOwner
+from scheduler.intervals import holds_gpus_when_paused
 from scheduler.model import (
     PAUSE_MODES,
     TERMINAL_STATES,
@@ -400,7 +401,15 @@ class Queue:
         if not spans:
             start = job.planned_start or now
             spans = [(start, start + timedelta(seconds=job.duration_s))]
-        out = [(site, a, b, job.gpus, job.cpus) for a, b in spans if b > now]
+        ahead = [(a, b) for a, b in spans if b > now]
+        frozen = len(ahead) > 1 or (job.state is JobState.SUSPENDED and bool(ahead))
+        if frozen and holds_gpus_when_paused(job.interruptible, job.gpus, job.pause_mode):
+            # frozen with its GPU memory allocated between its intervals: its GPUs stay taken
+            first = now if job.state is not JobState.PLANNED else ahead[0][0]
+            out = [(site, first, ahead[-1][1], job.gpus, 0)]
+            out += [(site, a, b, 0, job.cpus) for a, b in ahead]
+        else:
+            out = [(site, a, b, job.gpus, job.cpus) for a, b in ahead]
         if job.state is JobState.RUNNING and not any(a <= now for _, a, _, _, _ in out):
             out.insert(0, (site, now, now + timedelta(seconds=1), job.gpus, job.cpus))
         if job.state is not JobState.PLANNED and not out:

@@ -98,9 +98,34 @@ def test_planned_splits_keep_every_rule(values: list[int], n: int, pauses: int, 
         assert all(a2 >= b1 for (_, b1), (a2, _) in itertools.pairwise(iv))
         assert (e.start >= T0 and e.intervals[-1][1] <= j.deadline_at) or e.reason.startswith("overdue")
         assert abs(e.expected_g - grams(sum(ps.cost(a, b - a) for a, b in iv), j.power_w)) < 1e-9
-        for k in holds(iv, STEP):
+        # stop mode (the default) keeps the GPUs through the pauses: the whole hull holds them
+        for k in holds([(iv[0][0], iv[-1][1])], STEP):
             use[k] = use.get(k, 0) + j.gpus
     assert all(u <= 3 for u in use.values())
+
+
+def _gap_case(mode: str | None) -> dict[int, list[tuple[int, int]]]:
+    """One GPU; an interruptible GPU job whose best split leaves a clean-enough gap, and a
+    one-hour GPU job that would like that gap."""
+    import dataclasses
+
+    fc = forecast("Z", [100_000, 500_000, 100_000, 900_000, 900_000, 900_000], [3600] * 6)
+    a = dataclasses.replace(job(1, 2 * 3600, 0, 3600, gpus=1, interruptible=True, priority=1),
+                            pause_mode=mode)
+    b = job(2, 3600, 0, 3 * 3600, gpus=1)
+    res = plan([a, b], {"Z": fc}, {"a": site("a", "Z", gpus=1)}, T0,
+               PlanOptions(slot_s=STEP, min_chunk_s=3600, max_pauses=1))
+    return {i: [(x - T0_S, y - T0_S) for x, y in secs(e.intervals)] for i, e in res.entries.items()}
+
+
+def test_a_stop_mode_job_keeps_its_gpus_through_its_pauses() -> None:
+    # checkpoint mode gives the GPU back between intervals: the other job runs in the gap
+    got = _gap_case("checkpoint")
+    assert got[1] == [(0, 3600), (7200, 10800)] and got[2] == [(3600, 7200)]
+    # stop mode freezes the job with its GPU memory: nothing else may use the GPU in the
+    # gap, so the other job waits for the end of the split job's last interval
+    got = _gap_case("stop")
+    assert got[1] == [(0, 3600), (7200, 10800)] and got[2] == [(10800, 14400)]
 
 
 def test_split_skips_the_dirty_hours_and_beats_one_run() -> None:
