@@ -1,7 +1,10 @@
 """`carbonshift queue` wall time with 10,000 jobs waiting, quiet and under 20 submitters.
 
-Run ``python tests/benchmarks/bench_queue_load.py [--calls 15] [--jobs 10000]`` from the
-repository root. It fills a temporary SQLite queue, then runs the real command (a new
+Run ``python tests/benchmarks/bench_queue_load.py [--calls 15] [--jobs 10000] [--cli
+PATH]`` from the repository root (``--cli``: the ``carbonshift`` script to time, e.g. one
+that ``pip install .`` put in a fresh virtual environment, as users have it; an editable
+install's import hook and this sandbox's site-wide ``.pth`` files cost every start-up tens of
+milliseconds of CPU). It fills a temporary SQLite queue, then runs the real command (a new
 process each time, start-up included: the installed console script if there is one) as
 ``queue`` and ``queue --json``, first on a quiet queue, then while 20 processes submit one
 job after another without pause (each through the Python API, as in
@@ -50,8 +53,11 @@ print(json.dumps([ok, failed]))
 """
 
 
+CLI: str | None = None
+
+
 def _cli() -> list[str]:
-    exe = shutil.which("carbonshift")
+    exe = CLI or shutil.which("carbonshift")
     return [exe] if exe else [sys.executable, "-c", "import sys; from scheduler.cli import main; sys.exit(main())"]
 
 
@@ -79,7 +85,10 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=15, help="runs of each command in each phase")
     ap.add_argument("--jobs", type=int, default=10_000, help="jobs waiting in the queue")
     ap.add_argument("--submitters", type=int, default=20)
+    ap.add_argument("--cli", help="the carbonshift script to time (default: the one on PATH)")
     opts = ap.parse_args()
+    global CLI
+    CLI = opts.cli
     sys.path.insert(0, str(REPO))
     from tests.cli.conftest import write_retimed_trace
     from tests.integration.conftest import ORIGIN
