@@ -146,8 +146,11 @@ def assert_two_intervals_with_samples_inside(app: App, job: Job, first_how: str)
     assert len(ivs) == 2, ivs
     first, second = ivs
     assert first.how.startswith(first_how) and second.how == "exit 0", ivs
-    slack = timedelta(minutes=5)  # half a real second at 720x
-    assert abs(first.start - T17) < slack and T18 - slack < first.end < T18 + 2 * slack, first
+    slack = timedelta(minutes=5)  # 0.4 real seconds at 720x
+    # the launch waits for the daemon's own start-up, which a loaded 2-core machine can
+    # stretch past a real second: allow a fifth of the interval (1.7 real s) there
+    assert T17 - slack < first.start < T17 + timedelta(minutes=20), first
+    assert T18 - slack < first.end < T18 + 2 * slack, first
     assert T19 - timedelta(seconds=1) <= second.start < T19 + slack, second
     assert second.end == run.finished_at
     samples = app.store.samples_for_run(run.id)  # type: ignore[arg-type]
