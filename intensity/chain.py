@@ -90,7 +90,7 @@ class IntensityService:
         local: LocalForecaster | None = None,
         cache_s: float = 1800.0,
         horizon_s: int = 48 * 3600,
-        history_s: int = 56 * 86400,  # eight weeks: the local forecaster fits on it
+        history_s: int = 190 * 86400,  # the local forecaster fits on up to 180 days
         retry_failed_after_s: float = 0.0,
         failures: FailureLog | None = None,
     ) -> None:

@@ -43,7 +43,7 @@ from scheduler.planner import PlanOptions, Profile, expected_grams, plan
 Forecaster = Callable[[str, Sequence[IntensityPoint], datetime, int], list[IntensityPoint]]
 
 MODES = ("run-now", "carbon-aware", "oracle")
-HISTORY_S = 65 * 86400  # what the local forecaster looks at (its fit window plus margin)
+HISTORY_S = 190 * 86400  # what the local forecaster looks at (its fit window plus margin)
 
 
 @dataclass(frozen=True)

@@ -247,8 +247,25 @@ def test_weights_defined_for_every_lead_past_the_last_anchor() -> None:
     """Regression: leads between 71 and 72 h fell off the anchor table (IndexError)."""
     from intensity.forecast import _ANCHOR_H, _weights_for
 
-    anchors = [[float(i)] * 5 for i in range(len(_ANCHOR_H))]
+    anchors = [[float(i)] * fc._N_FEATURES for i in range(len(_ANCHOR_H))]
     for tenth in range(0, 2000):
         lead = tenth / 10.0
         w = _weights_for(anchors, lead)
-        assert len(w) == 5
+        assert len(w) == fc._N_FEATURES
+
+
+def test_local_forecast_learns_the_weekend_from_months_of_history() -> None:
+    """The weekday terms: from Friday midnight, Saturday is forecast at its own (lower)
+    level, not at Friday's and not at the seven-day profile's."""
+    values = synthetic(120, noise=10.0)
+    pts = hourly(values)
+    n = 110 * 24  # day 110 is a Saturday (T0 is a Monday)
+    assert (T0 + timedelta(hours=n)).weekday() == 5
+    out = local_forecast("Z", pts[:n], pts[n].start, 24 * 3600)
+    actual = values[n : n + 24]
+    model = sum(abs(p.intensity_g_per_kwh - a) for p, a in zip(out, actual, strict=True)) / 24
+    friday = sum(abs(values[n - 24 + h] - a) for h, a in enumerate(actual)) / 24
+    profile = sum(
+        abs(sum(values[n + h - 24 * d] for d in range(1, 8)) / 7 - a) for h, a in enumerate(actual)
+    ) / 24
+    assert model < 0.35 * friday and model < 0.5 * profile, (model, friday, profile)
