@@ -26,9 +26,9 @@ def _local_forecaster() -> LocalForecaster | None:
 
     def local(zone: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int) -> list[IntensityPoint]:
         # imported on first use: a submit served by a fresh cached forecast never needs it
-        from intensity.forecast import local_forecast
+        from intensity.forecast import planning_forecast
 
-        return local_forecast(zone, history, now, horizon_s)
+        return planning_forecast(zone, history, now, horizon_s)
 
     return local
 

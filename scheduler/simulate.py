@@ -222,12 +222,13 @@ def seven_day_mean_forecast(
 
 
 def local_forecaster() -> Forecaster:
-    """The package's local forecaster (:func:`intensity.forecast.local_forecast`)."""
+    """The package's local forecaster, as the scheduler plans on it
+    (:func:`intensity.forecast.planning_forecast`)."""
     try:
-        from intensity.forecast import local_forecast
+        from intensity.forecast import planning_forecast
     except ImportError as exc:  # pragma: no cover - the forecaster ships with the package
         raise BadInput(f"the local forecaster is not available: {exc}") from None
-    return local_forecast
+    return planning_forecast
 
 
 class Vintages:

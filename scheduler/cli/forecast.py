@@ -82,11 +82,11 @@ def _service(app: App, provider: IntensityProvider | None) -> IntensityService:
     if provider is None:
         return app.intensity
     from intensity.chain import IntensityService
-    from intensity.forecast import local_forecast
+    from intensity.forecast import planning_forecast
 
     conf = app.settings.intensity
     return IntensityService(
-        [provider], cache=app.store, local=local_forecast,
+        [provider], cache=app.store, local=planning_forecast,
         cache_s=float(conf.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(conf.get("horizon_h", 48.0)) * 3600),
     )

@@ -269,3 +269,35 @@ def test_local_forecast_learns_the_weekend_from_months_of_history() -> None:
         abs(sum(values[n + h - 24 * d] for d in range(1, 8)) / 7 - a) for h, a in enumerate(actual)
     ) / 24
     assert model < 0.35 * friday and model < 0.5 * profile, (model, friday, profile)
+
+
+def test_planning_curve_is_the_profile_shape_at_the_smoothed_level() -> None:
+    from intensity.forecast import _level_on_profile
+
+    profile = [100.0 + 50 * math.sin(i / 3) for i in range(30)]
+    # a constant deviation passes through exactly: the profile's shape, moved
+    assert _level_on_profile([p + 30 for p in profile], profile, 6) == pytest.approx(
+        [p + 30 for p in profile])
+    # one hour's deviation is spread over the hours within the window, never amplified
+    spike = [p + (60.0 if i == 10 else 0.0) for i, p in enumerate(profile)]
+    out = _level_on_profile(spike, profile, 6)
+    moved = [o - p for o, p in zip(out, profile, strict=True)]
+    assert [i for i, m in enumerate(moved) if abs(m) > 1e-9] == list(range(5, 17))
+    assert moved[10] == pytest.approx(60 / 12) and max(moved) <= 60 / 11 + 1e-9
+
+
+def test_planning_forecast_ranks_hours_by_the_profile_and_follows_a_level_shift() -> None:
+    from intensity.forecast import planning_forecast
+
+    values = synthetic(120, noise=10.0)
+    n = 100 * 24
+    shifted = values[:n - 36] + [v + 120 for v in values[n - 36 : n]]  # a dirty regime now
+    pts = hourly(shifted)
+    now = pts[-1].end
+    plan = planning_forecast("Z", pts, now, 24 * 3600)
+    point = local_forecast("Z", pts, now, 24 * 3600)
+    profile = [sum(shifted[n + h - 24 * d] for d in range(1, 8)) / 7 for h in range(24)]
+    level = [p.intensity_g_per_kwh - q for p, q in zip(plan, profile, strict=True)]
+    assert min(level) > 20  # the regime raises the whole day, not only the next hours
+    assert max(level) - min(level) < 0.5 * (max(profile) - min(profile))  # shape kept
+    assert [p.start for p in plan] == [p.start for p in point]
