@@ -58,7 +58,7 @@ import re
 import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from intensity.model import Forecast
@@ -95,6 +95,10 @@ class PlanOptions:
     current: Mapping[int, tuple[str, datetime]] = field(default_factory=dict)
     #: jobs already accepted: placed before any other (a new submit cannot push them out)
     committed: frozenset[int] = frozenset()
+    #: keep every accepted job (committed, or with a placement in ``current``) at its
+    #: placement in force, and plan the rest around them; :func:`plan` does this by itself
+    #: when re-planning greedily would push an accepted job past its deadline
+    pin_accepted: bool = False
     #: joint branch-and-bound when at most this many jobs are displaced by capacity
     exact_max_jobs: int = 6
     exact_max_nodes: int = 100_000
@@ -937,7 +941,13 @@ class _Planner:
 
     def current(self, t: _Task) -> _Choice | None:
         """The job's placement in the plan in force, if still allowed (for hysteresis)."""
-        if self.opt.hysteresis_pct <= 0 or t.job.id not in self.opt.current:
+        if self.opt.hysteresis_pct <= 0:
+            return None
+        return self.in_force(t)
+
+    def in_force(self, t: _Task) -> _Choice | None:
+        """The job's contiguous placement in the plan in force, if still inside its window."""
+        if t.job.id not in self.opt.current:
             return None
         site, start = self.opt.current[t.job.id]  # type: ignore[index]
         s = _epoch(start)
@@ -1130,9 +1140,12 @@ def plan(
         if led is not None and b > now:
             led.take(max(now_s, _epoch(a)), _epoch(b), gpus, cpus)
     committed = options.committed
+    if options.pin_accepted:
+        tasks = _pin_accepted(pl, tasks, result)
     tasks.sort(key=lambda t: (
         t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id,
     ))
+    broke_accepted = False
     # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
     # managed capacity), placed jobs are held; once it cannot, each entry is written as soon
     # as its job is placed and the job's planning state is let go, in the same order (fewer
@@ -1150,6 +1163,12 @@ def plan(
         displaced = displaced or c is not t.unconstrained
         t.unconstrained = None
         if c is None:
+            broke_accepted = broke_accepted or (
+                not t.overdue and (t.job.id in committed or t.job.id in options.current))
+            if broke_accepted and not options.pin_accepted:
+                # the greedy order cannot fit every accepted job (the plan in force did):
+                # keep them where they are and plan the rest around them
+                return plan(jobs, forecasts, sites, now, replace(options, pin_accepted=True))
             if options.allow_overdue:
                 c = pl.overdue(t)
                 if c is None:
@@ -1185,6 +1204,23 @@ def plan(
     for h in held:
         result.entries[h.job.id] = _entry(pl, h, h.choice)  # type: ignore[arg-type,index]
     return result
+
+
+def _pin_accepted(pl: _Planner, tasks: list[_Task], result: Plan) -> list[_Task]:
+    """Reserve every accepted, unsplit job at its placement in force (where it still fits
+    its window and the ledger); return the tasks left to plan."""
+    opt = pl.opt
+    rest: list[_Task] = []
+    for t in tasks:
+        accepted = t.job.id in opt.committed or t.job.id in opt.current
+        c = pl.in_force(t) if accepted and not t.job.interruptible else None
+        if c is None or not pl.fits(t, c):
+            rest.append(t)
+            continue
+        c.reason = "kept: a re-plan would push an accepted job past its deadline"
+        pl.reserve(t, c)
+        result.entries[t.job.id] = _entry(pl, t, c)  # type: ignore[index]
+    return rest
 
 
 def _takes(job: Job, intervals: Sequence[tuple[int, int]]) -> list[tuple[int, int, int, int]]:

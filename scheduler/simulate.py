@@ -74,6 +74,9 @@ class Outcome:
     emissions_g: float
     delay_s: float
     missed: bool
+    #: refused at submission (no capacity before its deadline) and submitted again with
+    #: the earliest finish that fits as its deadline, as the refusal tells the user to
+    refused: bool = False
 
 
 @dataclass
@@ -88,6 +91,9 @@ class ModeResult:
 
     def misses(self, zone: str | None = None) -> int:
         return sum(o.missed for o in self._of(zone))
+
+    def refusals(self, zone: str | None = None) -> int:
+        return sum(o.refused for o in self._of(zone))
 
     def mean_delay_s(self, zone: str | None = None) -> float:
         outs = self._of(zone)
@@ -126,6 +132,9 @@ class Comparison:
             "deadline_misses": ca.misses(zone),
             "oracle_deadline_misses": or_.misses(zone),
             "run_now_deadline_misses": self.results["run-now"].misses(zone),
+            "refused": ca.refusals(zone),
+            "oracle_refused": or_.refusals(zone),
+            "run_now_refused": self.results["run-now"].refusals(zone),
             "mean_delay_s": ca.mean_delay_s(zone),
             "oracle_mean_delay_s": or_.mean_delay_s(zone),
         }
@@ -436,6 +445,7 @@ def run_mode(
     started: dict[int, tuple[str, tuple[tuple[datetime, datetime], ...]]] = {}
     reserved: list[tuple[str, datetime, datetime, int, int]] = []
     accepted: set[int] = set()
+    deadlines: dict[int, datetime] = {}  # the deadline each job was accepted with
     fc_memo: dict[tuple[str, float], Forecast] = {}
 
     def forecast_for(zone: str, now: datetime, need_s: int) -> Forecast:
@@ -482,11 +492,19 @@ def run_mode(
             if entry is None:  # no site can ever hold it: it would be refused at submit
                 waiting.pop(j.id)
                 continue
+            if j.id not in accepted and j.deadline_at is not None and (
+                    entry.intervals[-1][1] > j.deadline_at + timedelta(seconds=1)):
+                # the queue refuses this submit with the earliest finish that fits; the
+                # user submits again with that as the deadline
+                fits = entry.intervals[-1][1]
+                deadlines[j.id] = fits
+                waiting[j.id] = replace(j, deadline_at=fits,
+                                        latest_start=fits - timedelta(seconds=j.duration_s))
             placed[j.id] = (entry.site, entry.intervals)
             accepted.add(j.id)
     for jid, (site, iv) in placed.items():
         started[jid] = (site, iv)
-    return _account(mode, workload, started, sites, traces)
+    return _account(mode, workload, started, sites, traces, deadlines)
 
 
 def _with_replans(epochs: list[datetime], workload: Sequence[SimJob], replan_s: int) -> list[datetime]:
@@ -523,8 +541,10 @@ def _account(
     started: Mapping[int, tuple[str, tuple[tuple[datetime, datetime], ...]]],
     sites: Mapping[str, Site],
     traces: Mapping[str, TraceIndex],
+    refused: Mapping[int, datetime] | None = None,
 ) -> ModeResult:
     res = ModeResult(mode)
+    refused = refused or {}
     for sj in workload:
         if sj.id not in started:
             continue
@@ -544,7 +564,8 @@ def _account(
         res.outcomes[sj.id] = Outcome(
             job_id=sj.id, site=site_name, home_zone=home.zone, intervals=iv, emissions_g=grams,
             delay_s=(iv[0][0] - sj.submit).total_seconds(),
-            missed=end > sj.deadline + timedelta(seconds=1),
+            missed=end > refused.get(sj.id, sj.deadline) + timedelta(seconds=1),
+            refused=sj.id in refused,
         )
     return res
 

@@ -164,6 +164,14 @@ def simulate(
          "of oracle", "misses", "mean delay"],
         rows, title=f"{len(jobs)} jobs, forecast: {forecast}",
     )
+    total = result.summary()
+    if total["refused"] or total["oracle_refused"] or total["run_now_refused"]:
+        click.echo(
+            f"refused at submission for lack of capacity before the deadline, then submitted "
+            f"again with the earliest finish that fits: carbon-aware {total['refused']}, "
+            f"oracle {total['oracle_refused']}, run-now {total['run_now_refused']} "
+            f"(misses count against the deadline each job was accepted with)"
+        )
     if len(result.sites) > 1:
         print_table(["site", "jobs run there", "carbon-aware"],
                     [[n, r["jobs"], fmt_g(float(r["carbon_aware_g"]))] for n, r in result.per_site().items()])

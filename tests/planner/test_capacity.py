@@ -252,3 +252,32 @@ def test_a_kept_placement_keeps_its_capacity() -> None:
     assert entries[1].reason == "kept" and entries[1].start == T0 + timedelta(hours=1)
     assert entries[2].start != entries[1].start
     check_capacity([kept, other], entries, sites)
+
+
+def test_a_replan_never_pushes_an_accepted_job_past_its_deadline() -> None:
+    """(Queues too big for the joint search.) Greedy order (latest start, then longest
+    first) would give the 2 h job the cheap
+    hours 01-03 and leave the 1 h job, due at 03:00, nowhere to go. The plan in force
+    (1 h job at 01:00, 2 h job at 02:00) fits both: the re-plan keeps it."""
+    fcs = {"Z": forecast("Z", [400_000, 100_000, 100_000, 300_000], [3600] * 4)}
+    sites = {"a": site("a", "Z", gpus=1)}
+    short = job(1, 3600, 3600, 2 * 3600, gpus=1)  # 01:00-03:00
+    long = job(2, 2 * 3600, 0, 2 * 3600, gpus=1)  # 00:00-04:00
+    greedy = plan([short, long], fcs, sites, T0, PlanOptions(slot_s=900, exact_max_jobs=0))
+    assert greedy.entries[2].start == T0 + timedelta(hours=1)  # the greedy choice...
+    assert greedy.entries[1].intervals[-1][1] > short.deadline_at  # ...misses, unaccepted
+    in_force = {1: ("a", T0 + timedelta(hours=1)), 2: ("a", T0 + timedelta(hours=2))}
+    for opts in (PlanOptions(slot_s=900, exact_max_jobs=0, current=in_force),
+                 PlanOptions(slot_s=900, exact_max_jobs=0, committed=frozenset({1, 2}), current=in_force)):
+        res = plan([short, long], fcs, sites, T0, opts)
+        assert res.entries[1].start == T0 + timedelta(hours=1)
+        assert res.entries[2].start == T0 + timedelta(hours=2)
+        assert all(e.intervals[-1][1] <= j.deadline_at for j, e in
+                   ((short, res.entries[1]), (long, res.entries[2])))
+        assert res.entries[1].reason.startswith("kept")
+    # a new job is planned around the kept ones, not at their expense
+    new = job(3, 3600, 0, 3 * 3600, gpus=1)
+    res = plan([short, long, new], fcs, sites, T0, PlanOptions(slot_s=900, exact_max_jobs=0, current=in_force))
+    assert res.entries[1].start == T0 + timedelta(hours=1)
+    assert res.entries[2].start == T0 + timedelta(hours=2)
+    assert res.entries[3].start == T0

@@ -101,13 +101,33 @@ def test_interruptible_jobs_run_their_whole_duration_in_pieces() -> None:
     assert o.emissions_g == pytest.approx(4 * 50.0)
 
 
-def test_a_job_that_cannot_fit_by_its_deadline_is_counted_as_a_miss() -> None:
+def test_a_job_that_cannot_fit_by_its_deadline_is_refused_and_resubmitted() -> None:
+    """As the queue does: a submit with no capacity before its deadline is refused with the
+    earliest finish that fits; the simulated user submits again with that deadline. It is
+    counted as refused, and its lateness is not a miss of the scheduler's."""
     tr = {"Z": daily("Z", 3)}
     sites = {"a": Site("a", "Z", gpus=1)}
     jobs = [sj(1, 1, 3, 4, gpus=1), sj(2, 1, 3, 4, gpus=1)]
     res = compare(jobs, sites, tr, forecast="perfect", options=PlanOptions(slot_s=3600))
-    assert res.summary()["deadline_misses"] == 1
-    assert res.summary()["run_now_deadline_misses"] == 1
+    s = res.summary()
+    assert s["deadline_misses"] == s["run_now_deadline_misses"] == s["oracle_deadline_misses"] == 0
+    assert s["refused"] == s["run_now_refused"] == s["oracle_refused"] == 1
+    for mode in res.results.values():
+        (late,) = [o for o in mode.outcomes.values() if o.refused]
+        assert late.intervals[-1][1] == T0 + timedelta(hours=7)  # after the other one
+
+
+def test_a_replan_keeps_every_accepted_job_inside_its_deadline() -> None:
+    """Jobs arriving one by one onto one GPU, with deadlines that leave little slack:
+    whatever the re-plans move, no accepted job is planned past its deadline."""
+    tr = {"Z": daily("Z", 6, clean_hours=range(1, 4))}
+    sites = {"a": Site("a", "Z", gpus=1)}
+    jobs = [sj(i, 0.25 * i, 1 + i % 2, 0.25 * i + 5 + (i % 3), gpus=1) for i in range(1, 30)]
+    for replan_s in (0, 3600):
+        res = compare(jobs, sites, tr, forecast="perfect",
+                      options=PlanOptions(slot_s=900, exact_max_jobs=0), replan_s=replan_s)
+        for mode in res.results.values():
+            assert mode.misses() == 0, mode.mode
 
 
 def test_relocation_moves_jobs_to_the_cleaner_zone_after_the_delay() -> None:
