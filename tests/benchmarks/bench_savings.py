@@ -193,8 +193,8 @@ def capacity_table(data: Path, n_jobs: int, out: dict) -> None:
     days = (tr.end - tr.start - timedelta(days=29)).days
     print(f"\n## Capacity-bound: DE 2023, {n_jobs} one-GPU jobs ({gpu_h / days:.0f} GPU-h/day demanded)\n")
     print("| capacity | run-now kg | carbon-aware kg | oracle kg | saved | oracle saved | share of oracle | "
-          "misses | mean delay h |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "misses | refused at submit | mean delay h |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     res = []
     for gpus in (0, 8, 4):
         sites = {"site": Site("site", tr.zone, gpus=gpus)}
@@ -205,7 +205,8 @@ def capacity_table(data: Path, n_jobs: int, out: dict) -> None:
               f"{float(s['carbon_aware_g'] or 0) / 1000:.1f} | {float(s['oracle_g'] or 0) / 1000:.1f} | "
               f"{pct(s['savings_pct'])} | {pct(s['oracle_savings_pct'])} | "
               f"{100 * float(s['share_of_oracle'] or 0):.0f}% | {s['deadline_misses']} "
-              f"(run-now {s['run_now_deadline_misses']}) | {float(s['mean_delay_s'] or 0) / 3600:.1f} |",
+              f"(run-now {s['run_now_deadline_misses']}) | {s['refused']} (oracle {s['oracle_refused']}, "
+              f"run-now {s['run_now_refused']}) | {float(s['mean_delay_s'] or 0) / 3600:.1f} |",
               flush=True)
     out["capacity"] = {"gpu_hours_per_day": gpu_h / days, "rows": res}
 
