@@ -386,8 +386,12 @@ _PROFILE = 4
 #: Reweighting rounds toward a least-absolute-error fit (0: plain ridge).
 _IRLS_ROUNDS = 1
 #: The planning curve averages the model's deviation from the profile over this many
-#: hours of lead either side (see :func:`planning_forecast`).
-_PLAN_SMOOTH_H = 12.0
+#: hours of lead either side (see :func:`planning_forecast`). Replaying the 2023 zones'
+#: planning decisions (2,000 jobs of 1-8 h per zone, 24 h deadlines, hourly re-plans),
+#: the share of the oracle's savings averaged over zones was 85.7% at 12 h, 86.4% at
+#: 8 h, 86.8% at 6 h and 4 h, 86.5% at 3 h, and lower without smoothing: narrower keeps
+#: more of the current regime's ramp, wider drops more of the lead-to-lead noise.
+_PLAN_SMOOTH_H = 6.0
 #: Fallback model: per-hour decay of the last observation's deviation from the profile.
 _PHI_PER_H = 0.9
 _CACHE_SIZE = 64
