@@ -1145,7 +1145,6 @@ def plan(
     tasks.sort(key=lambda t: (
         t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id,
     ))
-    broke_accepted = False
     # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
     # managed capacity), placed jobs are held; once it cannot, each entry is written as soon
     # as its job is placed and the job's planning state is let go, in the same order (fewer
@@ -1163,9 +1162,8 @@ def plan(
         displaced = displaced or c is not t.unconstrained
         t.unconstrained = None
         if c is None:
-            broke_accepted = broke_accepted or (
-                not t.overdue and (t.job.id in committed or t.job.id in options.current))
-            if broke_accepted and not options.pin_accepted:
+            if not options.pin_accepted and not t.overdue and (
+                    t.job.id in committed or t.job.id in options.current):
                 # the greedy order cannot fit every accepted job (the plan in force did):
                 # keep them where they are and plan the rest around them
                 return plan(jobs, forecasts, sites, now, replace(options, pin_accepted=True))
