@@ -363,7 +363,7 @@ def generate_workload(
     return sorted(jobs, key=lambda j: (j.submit, j.id))
 
 
-def read_workload(path: str | Path, default_site: str, *, relocatable: bool = False) -> list[SimJob]:
+def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
     """Jobs from a CSV cluster log: ``submit`` (ISO time with zone), ``duration`` (seconds or
     3h/90m), ``deadline`` (ISO time, or a duration after submit), optional ``gpus``,
     ``interruptible`` (true/false), ``site``, ``power_w``, ``priority``."""
@@ -400,8 +400,6 @@ def read_workload(path: str | Path, default_site: str, *, relocatable: bool = Fa
             raise BadInput(f"workload file {str(p)!r} line {n}: {exc}") from None
     if not jobs:
         raise BadInput(f"workload file {str(p)!r} has no jobs")
-    if relocatable:
-        return sorted(jobs, key=lambda j: (j.submit, j.id))
     return sorted(jobs, key=lambda j: (j.submit, j.id))
 
 

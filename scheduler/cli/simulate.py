@@ -108,7 +108,7 @@ def simulate(
     if end <= start:
         raise BadInput("the traces do not overlap in time")
     if workload is not None:
-        jobs = read_workload(workload, zones[0], relocatable=relocate)
+        jobs = read_workload(workload, zones[0])
         unknown = sorted({j.site for j in jobs} - set(sites))
         if unknown:
             raise BadInput(f"workload sites {', '.join(unknown)} are not among the traces' zones {', '.join(zones)}")
