@@ -63,6 +63,20 @@ def em_files(data: Path, year: str = "2023") -> list[Path]:
     return sorted((data / "electricitymaps-portal").glob(f"*_{year}_hourly.csv"))
 
 
+def zone_files(zones: str | None) -> list[Path] | None:
+    """The 2023 portal files, only those of ``zones`` (comma-separated prefixes) if given;
+    ``None``, after saying so, when the shared data are absent."""
+    data = shared_data()
+    if data is None:
+        print("shared data not found: set CARBONSHIFT_SHARED_DATA", file=sys.stderr)
+        return None
+    files = em_files(data)
+    if zones:
+        keep = tuple(z.strip() + "_" for z in zones.split(","))
+        files = [f for f in files if f.name.startswith(keep)]
+    return files
+
+
 def evaluate_zone(
     path: Path, *, every_h: int, history_days: int, days: int | None = None
 ) -> dict[str, list[LeadError]]:
@@ -192,14 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=None, help="only the first N days of each file")
     ap.add_argument("--no-gb", action="store_true", help="skip the NESO comparison")
     args = ap.parse_args(argv)
-    data = shared_data()
-    if data is None:
-        print("shared data not found: set CARBONSHIFT_SHARED_DATA", file=sys.stderr)
+    files = zone_files(args.zones)
+    if files is None:
         return 0
-    files = em_files(data)
-    if args.zones:
-        keep = tuple(z.strip() + "_" for z in args.zones.split(","))
-        files = [f for f in files if f.name.startswith(keep)]
     results: dict[str, dict[str, list[LeadError]]] = {}
     t0 = time.perf_counter()
     for f in files:
@@ -208,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                                       days=args.days)
         print(f"  {zone}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     if not args.no_gb:
+        data = shared_data()
+        assert data is not None  # zone_files found it
         results["GB-NESO"] = evaluate_gb_neso(data, history_days=args.history_days)
     summary = summarise(results)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
