@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:
 
 from intensity.forecast import regular_series  # noqa: E402
 from intensity.providers.replay import read_trace  # noqa: E402
-from tests.benchmarks.bench_forecaster import zone_files  # noqa: E402
+from tests.benchmarks.bench_forecaster import shared_data, zone_files  # noqa: E402
 
 LEADS_H = (1, 6, 24, 48)
 WARMUP_H = 28 * 24
@@ -46,19 +46,22 @@ def ceiling_gain_pct(y: Any, lead_h: int) -> tuple[float, float, float]:
     """(in-sample linear MAE, better baseline MAE, gain %) at ``lead_h`` on hourly ``y``."""
     import numpy as np
 
-    day = np.convolve(y, np.ones(24) / 24, mode="full")[: len(y)]  # mean of y[i-23..i]
     origins = np.arange(WARMUP_H, len(y) - lead_h)  # 28-day means need the warm-up
     targets = origins + lead_h
     back = (lead_h // 24 + 1) * 24  # the latest observed same hour of day
     hour = np.eye(24)[targets % 24]
     cum = np.concatenate([[0.0], np.cumsum(y)])
+
+    def mean_back(hours: int) -> Any:  # mean of the ``hours`` before each origin
+        return (cum[origins] - cum[origins - hours]) / hours
+
     x = np.column_stack([
         np.ones(len(origins)),
         np.stack([y[origins - k] for k in range(1, LAGS_H + 1)], axis=1),
-        (cum[origins] - cum[origins - 14 * 24]) / (14 * 24),
-        (cum[origins] - cum[origins - 28 * 24]) / (28 * 24),
+        mean_back(14 * 24),
+        mean_back(28 * 24),
         hour,
-        hour * day[origins - 1][:, None],
+        hour * mean_back(24)[:, None],
     ])
     actual = y[targets]
     persistence = np.abs(y[origins - 1] - actual).mean()
@@ -68,7 +71,6 @@ def ceiling_gain_pct(y: Any, lead_h: int) -> tuple[float, float, float]:
     scale[scale == 0] = 1.0
     xs = x / scale
     weights = np.ones(len(actual))
-    err = np.abs(actual - actual.mean())
     for _ in range(5):  # iteratively reweighted least squares toward least absolute error
         xw = xs * weights[:, None]
         gram = xw.T @ xs + 1e-3 * weights.sum() * np.eye(xs.shape[1])
@@ -89,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("numpy is needed: pip install numpy (or the examples' extras)", file=sys.stderr)
         return 2
-    files = zone_files(args.zones)
-    if files is None:
+    data = shared_data()
+    if data is None:
+        print("shared data not found: set CARBONSHIFT_SHARED_DATA", file=sys.stderr)
         return 0
+    files = zone_files(data, args.zones)
     out: dict[str, Any] = {"zones": {}, "mean_gain_pct": {}}
     for path in files:
         zone = path.name.split("_")[0]

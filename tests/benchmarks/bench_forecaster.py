@@ -63,13 +63,8 @@ def em_files(data: Path, year: str = "2023") -> list[Path]:
     return sorted((data / "electricitymaps-portal").glob(f"*_{year}_hourly.csv"))
 
 
-def zone_files(zones: str | None) -> list[Path] | None:
-    """The 2023 portal files, only those of ``zones`` (comma-separated prefixes) if given;
-    ``None``, after saying so, when the shared data are absent."""
-    data = shared_data()
-    if data is None:
-        print("shared data not found: set CARBONSHIFT_SHARED_DATA", file=sys.stderr)
-        return None
+def zone_files(data: Path, zones: str | None) -> list[Path]:
+    """The 2023 portal files, only those of ``zones`` (comma-separated prefixes) if given."""
     files = em_files(data)
     if zones:
         keep = tuple(z.strip() + "_" for z in zones.split(","))
@@ -206,9 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=None, help="only the first N days of each file")
     ap.add_argument("--no-gb", action="store_true", help="skip the NESO comparison")
     args = ap.parse_args(argv)
-    files = zone_files(args.zones)
-    if files is None:
+    data = shared_data()
+    if data is None:
+        print("shared data not found: set CARBONSHIFT_SHARED_DATA", file=sys.stderr)
         return 0
+    files = zone_files(data, args.zones)
     results: dict[str, dict[str, list[LeadError]]] = {}
     t0 = time.perf_counter()
     for f in files:
@@ -217,8 +214,6 @@ def main(argv: list[str] | None = None) -> int:
                                       days=args.days)
         print(f"  {zone}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     if not args.no_gb:
-        data = shared_data()
-        assert data is not None  # zone_files found it
         results["GB-NESO"] = evaluate_gb_neso(data, history_days=args.history_days)
     summary = summarise(results)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
