@@ -73,16 +73,12 @@ def _available(module: str) -> bool:
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    from carbonshift import __version__
 
-        return version("carbonshift")
-    except Exception:
-        return "0+unknown"
+    return __version__
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    # looked up only when asked: importlib.metadata costs every command ~15 ms otherwise
     if value and not ctx.resilient_parsing:
         click.echo(f"carbonshift, version {_version()}")
         ctx.exit()

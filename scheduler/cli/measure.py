@@ -14,12 +14,10 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import click
@@ -29,25 +27,7 @@ from probes.model import ProbeTarget, Sample
 from probes.sampler import Sampler
 from scheduler.cli.common import echo_json, fmt_g, get_app, json_option, print_table
 from scheduler.errors import BadInput
-
-UNSCHEDULED = "unscheduled (carbonshift measure)"
-
-
-def _gpu_indices(value: str | None, environ: dict[str, str]) -> tuple[int, ...]:
-    """``--gpus 0,1``, else numeric ``CUDA_VISIBLE_DEVICES``, else none."""
-    text = value if value is not None else environ.get("CUDA_VISIBLE_DEVICES", "")
-    text = text.strip()
-    if not text:
-        return ()
-    try:
-        indices = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        if value is None:
-            return ()  # UUIDs or MIG names in the environment: not indices we can map
-        raise BadInput(f"--gpus {value!r} is not a list of GPU indices like 0,1") from None
-    if any(i < 0 for i in indices):
-        raise BadInput(f"--gpus {text!r}: GPU indices are not negative")
-    return indices
+from scheduler.measuring import UNSCHEDULED, by_device, parse_gpu_indices
 
 
 @contextmanager
@@ -82,14 +62,6 @@ def _wait4(pid: int) -> tuple[int, float]:
     return (128 - code if code < 0 else code), ru.ru_utime + ru.ru_stime
 
 
-def _by_device(samples: Sequence[Sample]) -> list[dict[str, Any]]:
-    totals: dict[tuple[str, str, bool], float] = defaultdict(float)
-    for s in samples:
-        totals[(s.device, str(s.method), s.estimated)] += s.energy_j
-    return [
-        {"device": d, "method": m, "estimated": e, "energy_j": j}
-        for (d, m, e), j in sorted(totals.items())
-    ]
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -124,10 +96,8 @@ def measure(
 
     Put the command after `--`: carbonshift measure -- python train.py --epochs 1
     """
-    from scheduler.accounting import account
+    from scheduler import measuring
     from scheduler.config import current_environ
-    from scheduler.model import Event, JobState, Run
-    from scheduler.queue import SubmitRequest
 
     app = get_app()
     environ = current_environ()
@@ -135,21 +105,10 @@ def measure(
     interval = settings.sampling_interval_s if interval_s is None else interval_s
     if not (math.isfinite(interval) and interval > 0):
         raise BadInput(f"--interval {interval_s!r} must be a positive number of seconds")
-    gpu_indices = _gpu_indices(gpus_opt, environ)
+    gpu_indices = parse_gpu_indices(gpus_opt, environ)
     # validate everything (command, zone) before running anything
-    submitted_at = app.clock.now()
-    req = SubmitRequest(
-        argv=list(command),
-        duration_s=1,
-        zone=zone,
-        policy="now",
-        cwd=os.getcwd(),
-        submitter_env=environ,
-        gpus=len(gpu_indices),
-    )
-    job = app.queue.build_job(req, submitted_at)
-    site = app.queue.sites().get(job.site)
-    pue = site.pue if site is not None else 1.0
+    job = measuring.begin(app, argv=command, zone=zone, cwd=os.getcwd(), environ=environ,
+                          gpus=len(gpu_indices), at=app.clock.now())
 
     config = ProbeConfig(
         cpu_w_per_core=settings.cpu_w_per_core, memory_w_per_gb=settings.memory_w_per_gb
@@ -173,51 +132,12 @@ def measure(
     proc.returncode = exit_code
     sampler.stop(final_cpu_s=cpu_s)
     finished_at = app.clock.now()
-
-    first = min((s.start for s in samples), default=started_at)
-    last = max((s.end for s in samples), default=finished_at)
-    points = app.intensity.points_for_accounting(job.zone, first, last + timedelta(seconds=1))
-    acct = account(samples, points, started_at=started_at, submitted_at=started_at, pue=pue)
     duration_s = (finished_at - started_at).total_seconds()
-
-    job_id: int | None = None
-    if not no_record:
-        state = JobState.SUCCEEDED if exit_code == 0 else JobState.FAILED
-        job.duration_s = max(1, math.ceil(duration_s))
-        job.submitted_at = job.earliest_start = job.latest_start = started_at
-        job.planned_start, job.planned_site = started_at, job.site
-        job.state, job.attempts, job.plan_source = state, 1, UNSCHEDULED
-        if duration_s > 0 and acct.energy_j > 0:
-            job.power_w = acct.energy_j / duration_s  # measured mean power, not a planning guess
-        job.note = "; ".join(["unscheduled run measured by `carbonshift measure`", *sampler.notes])
-        stored = app.store.add_job(job)
-        job_id = stored.id
-        assert job_id is not None
-        run = app.store.add_run(
-            Run(
-                job_id=job_id,
-                site=job.site,
-                executor="local",
-                started_at=started_at,
-                handle=str(proc.pid),
-                host=socket.gethostname(),
-                finished_at=finished_at,
-                exit_code=exit_code,
-                state=state,
-                reason="" if exit_code == 0 else f"exit {exit_code}",
-                accounting=acct,
-            )
-        )
-        assert run.id is not None
-        app.store.add_samples(run.id, samples)
-        app.store.add_event(
-            Event(
-                job_id,
-                finished_at,
-                "measured",
-                f"{UNSCHEDULED}: exit {exit_code}, {acct.energy_j:.1f} J, {acct.emissions_g:.4g} g",
-            )
-        )
+    recorded = measuring.finish(
+        app, job, samples=samples, sampler=sampler, started_at=started_at,
+        finished_at=finished_at, exit_code=exit_code, handle=str(proc.pid), record=not no_record,
+    )
+    acct, job_id = recorded.accounting, recorded.job_id
 
     _print(
         as_json,
@@ -250,7 +170,7 @@ def _print(
     zone: str,
     started_at: datetime,
 ) -> None:
-    devices = _by_device(samples)
+    devices = by_device(samples)
     intensity = (acct.emissions_g / acct.energy_kwh) if acct.energy_kwh > 0 else None
     if as_json:
         echo_json(
