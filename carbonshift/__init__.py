@@ -20,11 +20,12 @@ __version__ = "0.2.0"
 
 __all__ = [
     "BadInput", "CarbonshiftError", "Client", "JobDetails", "Measurement", "WaitTimeout",
-    "__version__", "main", "measure",
+    "__version__", "best_window", "main", "measure", "wait_for_window",
 ]
 
 if TYPE_CHECKING:
     from carbonshift._measure import Measurement, measure
+    from carbonshift._window import best_window, wait_for_window
     from scheduler.api import Client, JobDetails, WaitTimeout
     from scheduler.cli import main
     from scheduler.errors import BadInput, CarbonshiftError
@@ -39,6 +40,8 @@ _LAZY = {
     "main": "scheduler.cli",
     "measure": "carbonshift._measure",
     "Measurement": "carbonshift._measure",
+    "best_window": "carbonshift._window",
+    "wait_for_window": "carbonshift._window",
 }
 
 

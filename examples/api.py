@@ -3,7 +3,7 @@
 
 Against your own queue, the API needs nothing but::
 
-    from scheduler import Client
+    from carbonshift import Client
     with Client() as cs:              # the CLI's database, config and environment
         job = cs.submit("python train.py", duration="2h", deadline="12h")
 
@@ -25,7 +25,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scheduler import Client
+from carbonshift import Client
 from scheduler.clock import AcceleratedClock
 
 START = datetime(2023, 3, 15, 17, 0, tzinfo=UTC)  # a Wednesday evening peak in the trace

@@ -2,7 +2,7 @@
 
 ::
 
-    from scheduler import Client
+    from carbonshift import Client
 
     with Client() as cs:                      # same config, database and env as the CLI
         job = cs.submit("python train.py", duration="2h", deadline="12h")
@@ -26,7 +26,7 @@ import os
 import shlex
 import socket
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import TracebackType
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from scheduler.history import HistoryRow
     from scheduler.progress import Projection, StoredProjection
     from scheduler.reporting import Report
+    from scheduler.windows import WindowChoice
 
 When = str | datetime | timedelta | int | float
 
@@ -378,6 +379,39 @@ class Client:
         except UnknownZone as exc:
             raise BadInput(str(exc)) from None
         return self.app.intensity.forecast(z, self.now(), int(hours * 3600))
+
+    def best_window(self, *, duration: When, deadline: When = "24h",
+                    zone: str | None = None) -> WindowChoice:
+        """The cleanest window of ``duration`` ending by ``deadline`` in ``zone`` (default:
+        the config's), exactly as ``carbonshift forecast ZONE`` picks it: ``.start``,
+        ``.end``, ``.mean_g_per_kwh``, ``.saving_pct`` against starting now, and
+        ``.answer`` saying which provider or fallback the forecast came from."""
+        from intensity.errors import UnknownZone
+        from scheduler.timeutil import parse_duration_s, parse_when
+        from scheduler.windows import choose_window
+
+        now = self.now()
+        duration_text = _duration_text(duration, "duration")
+        deadline_text = _when_text(deadline, "deadline") or "24h"
+        duration_s = parse_duration_s(duration_text, what="duration")
+        deadline_at = parse_when(deadline_text, now, what="deadline")
+        z = zone or self.app.settings.default_zone
+        try:
+            self.app.intensity.check_zone(z)
+        except UnknownZone as exc:
+            raise BadInput(str(exc)) from None
+        return choose_window(self.app.intensity, z, now, duration_s, deadline_at,
+                             deadline_text=deadline_text, duration_text=duration_text)
+
+    def wait_for_window(self, *, duration: When, deadline: When = "24h", zone: str | None = None,
+                        sleep: Callable[[float], object] = time.sleep) -> WindowChoice:
+        """Block until the start of :meth:`best_window` (never past it: the window ends by
+        the deadline) and return the window. The clock may be accelerated (replay)."""
+        from scheduler.clock import sleep_until
+
+        choice = self.best_window(duration=duration, deadline=deadline, zone=zone)
+        sleep_until(self.app.clock, choice.start, sleep=sleep)
+        return choice
 
 
 __all__ = ["Client", "JobDetails", "WaitTimeout"]

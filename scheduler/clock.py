@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -89,3 +90,11 @@ class ManualClock:
 
     def real_delay_s(self, until: datetime) -> float:
         return 0.0 if until <= self.now() else 0.01
+
+
+def sleep_until(clock: Clock, when: datetime, *, sleep: Callable[[float], object] = time.sleep,
+                step_s: float = 60.0) -> None:
+    """Sleep in real time until ``clock`` reads ``when`` (at once if it already does),
+    waking at least every ``step_s`` real seconds so a changed clock is noticed."""
+    while (delay_s := clock.real_delay_s(when)) > 0:
+        sleep(min(delay_s, step_s))

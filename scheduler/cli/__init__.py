@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "db": ("scheduler.cli.db", "db", "Database maintenance: upgrade, check."),
     "forecast": ("scheduler.cli.forecast", "forecast", "Show a zone's forecast and best window."),
     "zones": ("scheduler.cli.forecast", "zones", "List known zones and their providers."),
+    "wait-window": ("scheduler.cli.forecast", "wait_window", "Wait for the cleanest window, then exit (for scripts)."),
     "measure": ("scheduler.cli.measure", "measure", "Run a command now and measure its energy."),
     "probes": ("scheduler.cli.measure", "probes", "What this machine can measure, and why not."),
     "site": ("scheduler.cli.site", "site", "Manage sites (zone, executor, capacity, PUE)."),

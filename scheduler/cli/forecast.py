@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from scheduler.cli.common import echo_json, fmt_time, get_app, json_option, print_table, state
-from scheduler.errors import BadInput
-from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
+from scheduler.timeutil import format_duration, parse_duration_s, parse_time, parse_when
 
 if TYPE_CHECKING:
     from intensity.base import IntensityProvider
@@ -130,23 +129,15 @@ def forecast(
     if accuracy:
         _accuracy(app, zone, now, provider_name, as_json)
         return
-    room_s = (deadline_at - now).total_seconds()
-    if room_s <= 0:
-        raise BadInput(f"--deadline {deadline!r} is not after now ({iso(now)}): give a later one")
-    if duration_s > room_s:
-        raise BadInput(
-            f"--duration {duration} is longer than the {format_duration(room_s)} until the "
-            f"deadline: give a shorter duration or a later --deadline"
-        )
-    service = _service(app, provider)
-    horizon_s = max(service.horizon_s, math.ceil(room_s))
-    answer = service.forecast(zone, now, horizon_s)
-    points = [p for p in answer.forecast.points if p.end > now]
-    from intensity.forecast import best_window, window_mean_g_per_kwh
+    from scheduler.windows import check_fits, choose_window
 
-    best = best_window(points, duration_s, now, deadline_at)
-    now_mean = window_mean_g_per_kwh(points, now, now + timedelta(seconds=duration_s))
-    saving = (now_mean - best.mean_g_per_kwh) / now_mean * 100 if now_mean > 0 else 0.0
+    check_fits(now, duration_s, deadline_at, deadline_text=deadline, duration_text=duration,
+               deadline_what="--deadline", duration_what="--duration")  # before any I/O
+    choice = choose_window(_service(app, provider), zone, now, duration_s, deadline_at,
+                           deadline_text=deadline, duration_text=duration,
+                           deadline_what="--deadline", duration_what="--duration")
+    points, answer, best = list(choice.points), choice.answer, choice
+    now_mean, saving = choice.now_mean_g_per_kwh, choice.saving_pct
     for path in (png_path, svg_path):
         if path:
             from scheduler.charts import forecast_chart, write_chart
@@ -162,19 +153,7 @@ def forecast(
             click.echo(f"chart written to {written}", err=as_json)
     if as_json:
         echo_json({
-            "zone": zone,
-            "now": now,
-            "duration_s": duration_s,
-            "deadline": deadline_at,
-            "best_start": best.start,
-            "best_end": best.end,
-            "best_mean_g_per_kwh": round(best.mean_g_per_kwh, 3),
-            "now_mean_g_per_kwh": round(now_mean, 3),
-            "saving_pct": round(saving, 2),
-            "link": str(answer.link),
-            "provider": answer.provider,
-            "fallback": answer.fallback,
-            "notes": list(answer.notes),
+            **choice.to_dict(),
             "points": [_point_json(p) for p in points],
         })
         return
@@ -303,3 +282,40 @@ def zones(provider_name: str | None, as_json: bool) -> None:
 
 def _zone_rows(served: Mapping[str, list[str]]) -> list[tuple[str, list[str]]]:
     return [(z, served[z]) for z in sorted(served)]
+
+
+@click.command("wait-window")
+@click.option("--duration", required=True, metavar="DURATION",
+              help="Length of the work that follows (2h, 90m, 1h30m).")
+@click.option("--deadline", default="24h", show_default=True, metavar="WHEN",
+              help="The work must finish by then: a duration from now (12h) or an ISO time.")
+@click.option("--zone", metavar="ZONE", help="Grid zone (default: the config's default_zone).")
+@json_option
+def wait_window(duration: str, deadline: str, zone: str | None, as_json: bool) -> None:
+    """Wait until the cleanest window for DURATION of work that ends by --deadline.
+
+    For shell scripts and schedulers that cannot hand their command to carbonshift:
+    `carbonshift wait-window --duration 2h --deadline 12h && python train.py`. It says on
+    stderr when it will return, sleeps until then (never past the window's start) and exits
+    0; with --json it prints the window on stdout when it returns. The window is the one
+    `carbonshift forecast ZONE` names for the same duration and deadline.
+    """
+    from carbonshift._window import best_window
+    from scheduler.api import Client
+    from scheduler.clock import sleep_until
+
+    app = get_app()
+    client = Client.from_app(app)
+    choice = best_window(duration=duration, deadline=deadline, zone=zone, client=client)
+    wait_s = (choice.start - choice.now).total_seconds()
+    click.echo(
+        f"carbonshift: {choice.zone}: the cleanest {format_duration(choice.duration_s)} by "
+        f"{fmt_time(choice.deadline_at)} starts at {fmt_time(choice.start)} "
+        f"(in {format_duration(wait_s)}): {choice.mean_g_per_kwh:.0f} gCO2/kWh vs "
+        f"{choice.now_mean_g_per_kwh:.0f} now, {choice.saving_pct:.1f}% less; forecast from "
+        f"{choice.answer.describe()}",
+        err=True,
+    )
+    sleep_until(app.clock, choice.start)
+    if as_json:
+        echo_json(choice.to_dict())
