@@ -1,0 +1,71 @@
+"""carbonshift for Hugging Face ``transformers.Trainer``.
+
+::
+
+    from carbonshift.integrations.hf import CarbonshiftCallback
+
+    trainer = Trainer(model=model, args=args, train_dataset=ds,
+                      callbacks=[CarbonshiftCallback(name="bert-ft")])
+    trainer.train(resume_from_checkpoint=CarbonshiftCallback.last_checkpoint(args.output_dir))
+
+As a carbonshift job it reports steps done of ``max_steps`` through
+``CARBONSHIFT_PROGRESS_FILE`` and, on a checkpointing job's pause signal, saves a checkpoint
+in ``output_dir`` and stops the training cleanly (exit 0: carbonshift resumes the job later
+with the same command, which resumes from the checkpoint). Outside carbonshift it measures
+the training like :func:`carbonshift.measure` (``callback.measurement`` after training).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from transformers import TrainerCallback
+
+from carbonshift.integrations._session import TrainingSession
+
+
+class CarbonshiftCallback(TrainerCallback):
+    """Progress, pause-to-checkpoint and measurement for a ``Trainer``."""
+
+    def __init__(self, name: str | None = None, *, zone: str | None = None, measure: bool = True,
+                 pause_signal: int | None = None) -> None:
+        self.session = TrainingSession(name=name, zone=zone, measure=measure,
+                                       pause_signal=pause_signal)
+
+    @property
+    def measurement(self) -> Any:
+        """The :class:`carbonshift.Measurement` of the training (outside carbonshift)."""
+        return self.session.measurement
+
+    @property
+    def paused(self) -> bool:
+        """Whether training stopped for carbonshift's pause signal."""
+        return self.session.pause_requested
+
+    @staticmethod
+    def last_checkpoint(output_dir: str) -> str | None:
+        """The newest ``checkpoint-N`` folder in ``output_dir``, to resume from (or None)."""
+        try:
+            names = os.listdir(output_dir)
+        except OSError:
+            return None
+        steps = [(int(m.group(1)), n) for n in names if (m := re.fullmatch(r"checkpoint-(\d+)", n))]
+        return os.path.join(output_dir, max(steps)[1]) if steps else None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self.session.begin(default_name=os.path.basename(str(args.output_dir)) or "hf-train")
+        return control
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self.session.progress(state.global_step, state.max_steps, "step")
+        if self.session.pause_requested:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self.session.progress(state.global_step, state.max_steps, "step", force=True)
+        self.session.end()
+        return control
