@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 @click.option("--no-planner", is_flag=True, help="Only launch and measure; another agent plans.")
 @click.option("--agent-name", metavar="NAME", help="Name recorded on this agent's runs (default: "
               "config agent_name, else the host name); agents sharing a host and a site need distinct names.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port).")
 def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: bool, no_planner: bool,
-        agent_name: str | None) -> None:
+        agent_name: str | None, metrics_port: int | None = None) -> None:
     """Run the daemon: plan waiting jobs, wait for their windows, launch, measure, account.
 
     One line is logged per event (planned, started, finished with energy and emissions).
@@ -69,7 +71,18 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
     signal.signal(signal.SIGTERM, handler)
     emit(f"daemon     started on {daemon.host} with {app.settings.db.split('://')[0]} database"
          + (f", sites {', '.join(sites)}" if sites else ""))
-    daemon.run_forever()
+    server = None
+    if metrics_port is not None:
+        from scheduler.web.server import serve_metrics
+
+        server = serve_metrics(app, metrics_port)
+        emit(f"metrics    on http://127.0.0.1:{server.server_address[1]}/metrics")
+    try:
+        daemon.run_forever()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     emit("daemon     stopped")
 
 

@@ -46,6 +46,28 @@ class Lease:
     until: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SiteTotals:
+    """What a site's accounted runs used and emitted, and the run-now figure they replace."""
+
+    runs: int = 0
+    energy_j: float = 0.0
+    facility_energy_j: float = 0.0
+    emissions_g: float = 0.0
+    counterfactual_g: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The whole queue in a few numbers (``/metrics``): jobs by state, each site's
+    accounted runs, and the last plan written (when, and what its forecast came from)."""
+
+    jobs_by_state: dict[str, int]
+    sites: dict[str, SiteTotals]
+    last_planned_at: datetime | None
+    last_plan_source: str | None
+
+
 class JobStore(ABC):
     """Jobs, policies, sites, runs, samples, intensity points and events."""
 
@@ -363,3 +385,11 @@ class JobStore(ABC):
     @abstractmethod
     def events_since(self, after_id: int, limit: int = 1000) -> list[Event]:
         """Events with id greater than ``after_id`` (for tailing)."""
+
+    @abstractmethod
+    def totals(self) -> Totals:
+        """Jobs by state and per-site run totals in a bounded number of queries."""
+
+    @abstractmethod
+    def device_energy(self, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+        """Energy in joules per device (``gpu0``, ``cpu``, ``memory``...) of each run."""

@@ -80,7 +80,7 @@ from scheduler.model import (
     Site,
 )
 from scheduler.storage import tables as t
-from scheduler.storage.base import JobStore, Lease, Span
+from scheduler.storage.base import JobStore, Lease, SiteTotals, Span, Totals
 
 #: The newest schema revision this code knows; must equal Alembic's script head.
 HEAD_REVISION = "0003"
@@ -1090,6 +1090,43 @@ class SqlStore(JobStore):
                 select(t.events).where(c.id > after_id).order_by(c.id).limit(limit)
             ).all()
         return [Event(**r._mapping) for r in rows]
+
+    def totals(self) -> Totals:
+        j, r = t.jobs.c, t.runs.c
+        with self._tx("read the queue's totals", write=False) as conn:
+            counts = conn.execute(select(j.state, func.count()).group_by(j.state)).all()
+            per_site = conn.execute(
+                select(r.site, func.count(), func.sum(r.energy_j), func.sum(r.facility_energy_j),
+                       func.sum(r.emissions_g), func.sum(r.counterfactual_g))
+                .where(r.energy_j.is_not(None)).group_by(r.site)
+            ).all()
+            last = conn.execute(
+                select(j.updated_at, j.plan_source).where(j.planned_start.is_not(None),
+                                                          j.plan_source.is_not(None))
+                .order_by(j.updated_at.desc(), j.id.desc()).limit(1)
+            ).first()
+        return Totals(
+            jobs_by_state={str(state): int(n) for state, n in counts},
+            sites={str(site): SiteTotals(int(n), float(e or 0.0), float(f or 0.0), float(g or 0.0),
+                                         float(c or 0.0))
+                   for site, n, e, f, g, c in per_site},
+            last_planned_at=last[0] if last is not None else None,
+            last_plan_source=last[1] if last is not None else None,
+        )
+
+    def device_energy(self, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+        ids = sorted(set(run_ids))
+        c = t.samples.c
+        out: dict[int, dict[str, float]] = {i: {} for i in ids}
+        with self._tx("read energy by device", write=False) as conn:
+            for k in range(0, len(ids), 500):  # bounded IN lists
+                rows = conn.execute(
+                    select(c.run_id, c.device, func.sum(c.energy_j))
+                    .where(c.run_id.in_(ids[k:k + 500])).group_by(c.run_id, c.device)
+                ).all()
+                for run_id, device, energy_j in rows:
+                    out[int(run_id)][str(device)] = float(energy_j or 0.0)
+        return out
 
     # -- maintenance (used by `carbonshift db`) -------------------------------------------
     def revision(self) -> str | None:

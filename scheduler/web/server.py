@@ -7,7 +7,8 @@ Routes (GET and HEAD only; anything else is 405):
 - ``/api/queue``, ``/api/history?since=7d&limit=100``, ``/api/report?by=day&since=30d``,
   ``/api/forecast?zone=GB&hours=48``, ``/api/job/ID``: JSON;
 - ``/charts/report.svg?by=day&since=30d``, ``/charts/job/ID.svg``: SVG charts;
-- ``/healthz``: ``ok``.
+- ``/healthz``: ``ok``;
+- ``/metrics``: Prometheus text format (:mod:`scheduler.metrics`).
 
 Every response carries a strict Content-Security-Policy (no scripts at all) and
 ``X-Content-Type-Options: nosniff``. The server binds 127.0.0.1 only: the data (job
@@ -121,6 +122,7 @@ class Handler(BaseHTTPRequestHandler):
             "/favicon.ico": self.favicon, "/api/queue": self.api_queue,
             "/api/history": self.api_history, "/api/report": self.api_report,
             "/api/forecast": self.api_forecast, "/charts/report.svg": self.report_svg,
+            "/metrics": self.metrics,
         }
         if path in fixed:
             return fixed[path]
@@ -135,6 +137,11 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     # -- pages ----------------------------------------------------------------------------
+    def metrics(self, q: dict[str, str]) -> None:
+        from scheduler.metrics import CONTENT_TYPE, render_app
+
+        self._send(200, render_app(self.server.app), CONTENT_TYPE)
+
     def page(self, q: dict[str, str]) -> None:
         from scheduler.web.page import gather, render_page
 
@@ -247,3 +254,56 @@ def make_server(app: App, *, port: int = 8765, tz: tzinfo, since: str = "30d") -
         return DashboardServer(app, tz, port, since)
     except OSError as exc:
         raise BadInput(f"cannot listen on {LOOPBACK}:{port}: {exc.strerror} (try another --port)") from None
+
+
+class _MetricsHandler(BaseHTTPRequestHandler):
+    """``/metrics`` alone, for ``carbonshift run --metrics-port``."""
+
+    server: MetricsServer
+    server_version = "carbonshift-metrics"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        from scheduler.metrics import CONTENT_TYPE, render_app
+
+        if urlsplit(self.path).path != "/metrics":
+            body, status, ctype = b"only /metrics here\n", 404, "text/plain; charset=utf-8"
+        else:
+            try:
+                with self.server.lock:
+                    body = render_app(self.server.app)
+                status, ctype = 200, CONTENT_TYPE
+            except Exception as exc:  # a failed scrape must not stop the daemon
+                log.warning("metrics scrape failed: %s", exc)
+                body, status, ctype = f"scrape failed: {exc}\n".encode(), 500, "text/plain; charset=utf-8"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+
+class MetricsServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, app: App, port: int) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        super().__init__((LOOPBACK, port), _MetricsHandler)
+
+
+def serve_metrics(app: App, port: int) -> MetricsServer:
+    """Start serving ``/metrics`` on the loopback in a background thread."""
+    try:
+        server = MetricsServer(app, port)
+    except OSError as exc:
+        raise BadInput(f"--metrics-port {port}: cannot listen on {LOOPBACK}:{port} "
+                       f"({exc.strerror or exc}): choose another port, or 0 for any free one") from None
+    threading.Thread(target=server.serve_forever, name="carbonshift-metrics", daemon=True).start()
+    return server
