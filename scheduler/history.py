@@ -18,7 +18,7 @@ HISTORY_FIELDS = (
     "finished_at", "site", "zone", "energy_kwh", "emissions_g", "counterfactual_g", "saved_g",
     "saved_pct", "exit_code", "energy_method", "measured_share", "intensity_kind",
     "intensity_provider", "actual_share", "pue", "expected_g", "run_now_g", "plan_source",
-    "duration_s", "gpus", "deadline_at", "note",
+    "duration_s", "gpus", "deadline_at", "note", "run_id",
 )
 
 
@@ -54,6 +54,8 @@ class HistoryRow:
     gpus: int
     deadline_at: datetime | None
     note: str
+    #: the run the figures are from (``None`` before a first run)
+    run_id: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -99,6 +101,7 @@ def row_for(job: Job, run: Run | None) -> HistoryRow:
         gpus=job.gpus,
         deadline_at=job.deadline_at,
         note=job.note,
+        run_id=run.id if run else None,
     )
 
 

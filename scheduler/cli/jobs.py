@@ -627,7 +627,8 @@ def _since(text: str | None, now: datetime, what: str) -> datetime | None:
 @click.option("--until", metavar="WHEN", help="Submitted before: an ISO time or a duration ago.")
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in JobState]), help="Only jobs in this state (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N jobs.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "codecarbon"]), default="table",
+              show_default=True, help="codecarbon: CodeCarbon's emissions.csv columns (kg, kWh).")
 def history(since: str | None, until: str | None, states: tuple[str, ...], limit: int | None, fmt: str) -> None:
     """Jobs with their energy, emissions, run-now counterfactual and savings."""
     from scheduler.history import HISTORY_FIELDS, history_rows
@@ -643,6 +644,11 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
     )
     if fmt == "json":
         echo_json([r.as_dict() for r in rows])
+        return
+    if fmt == "codecarbon":
+        from scheduler.codecarbon import to_csv
+
+        click.echo(to_csv(rows, app.store), nl=False)
         return
     if fmt == "csv":
         buf = io.StringIO()
