@@ -84,9 +84,9 @@ def test_describe_without_rapl_gives_a_fix(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("cpuinfo_name", "model"),
     [
-        ("Intel(R) Xeon(R) Platinum 8480+", "Intel Xeon Platinum 8480+"),
         ("Intel(R) Xeon(R) CPU E5-2683 v4 @ 2.10GHz", "Intel Xeon E5-2683 v4"),
         ("AMD EPYC 7763 64-Core Processor", "AMD EPYC 7763"),
+        ("AMD EPYC 9654P 96-Core Processor", "AMD EPYC 9654P"),
         ("AMD Ryzen 9 7950X 16-Core Processor", "AMD Ryzen 9 7950X"),
     ],
 )
@@ -100,20 +100,38 @@ def test_cpu_table_does_not_match_a_longer_model_number() -> None:
     assert lookup("AMD EPYC") is None
 
 
-def test_watts_per_core_from_cpuinfo_and_default(tmp_path: Path) -> None:
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7763 64-Core Processor\n")
+def _cpuinfo(tmp_path: Path, model: str, *, siblings: int, packages: int = 1, vm: bool = False) -> Path:
+    flags = "fpu sse2 avx2" + (" hypervisor" if vm else "")
+    text = "".join(
+        f"processor\t: {p * siblings + i}\nmodel name\t: {model}\nphysical id\t: {p}\n"
+        f"siblings\t: {siblings}\nflags\t\t: {flags}\n\n"
+        for p in range(packages) for i in range(siblings))
+    path = tmp_path / "cpuinfo"
+    path.write_text(text)
+    return path
+
+
+def test_watts_per_core_from_the_table_and_this_hosts_threads(tmp_path: Path) -> None:
+    cpuinfo = _cpuinfo(tmp_path, "AMD EPYC 7763 64-Core Processor", siblings=128, packages=2)
     assert cpu_model_name(str(cpuinfo)) == "AMD EPYC 7763 64-Core Processor"
     w, source = cpu_w_per_core(cpuinfo_path=str(cpuinfo))
-    assert w == pytest.approx(280 / 128) and "280 W TDP / 128 threads" in source
-    w, source = cpu_w_per_core("Some Future CPU")
-    assert w == DEFAULT_CPU_W_PER_CORE and "not in the table" in source
+    assert w == pytest.approx(280 / 128)
+    assert "'AMD EPYC 7763' (280 W TDP) / 128 threads per package" in source
+    w, source = cpu_w_per_core("Some Future CPU", cpuinfo_path=str(cpuinfo))
+    assert w == DEFAULT_CPU_W_PER_CORE and "not in CodeCarbon's table" in source
     assert cpu_w_per_core(cpuinfo_path=str(tmp_path / "missing"))[0] == DEFAULT_CPU_W_PER_CORE
 
 
-def test_table_rows_are_sane_and_sourced() -> None:
+def test_a_virtual_machine_does_not_divide_a_package_tdp_by_its_few_vcpus(tmp_path: Path) -> None:
+    cpuinfo = _cpuinfo(tmp_path, "AMD EPYC 7763 64-Core Processor", siblings=2, vm=True)
+    w, source = cpu_w_per_core(cpuinfo_path=str(cpuinfo))
+    assert w == DEFAULT_CPU_W_PER_CORE  # not 280 W / 2 vCPUs
+    assert "virtual machine" in source and "'AMD EPYC 7763'" in source
+
+
+def test_table_is_codecarbons_whole_table() -> None:
     rows = cpu_table()
-    assert len(rows) >= 10
-    for r in rows:
-        assert 1.0 <= r.w_per_thread <= 10.0
-        assert r.threads >= r.cores > 0 and r.source.startswith("https://")
+    assert len(rows) > 4800
+    assert all(0 < r.tdp_w < 1000 for r in rows)
+
+
