@@ -14,6 +14,8 @@ The block is measured in this process by the same sampler and probes as a schedu
 accounted at the zone's intensity (actual where the provider has it, else its forecast,
 named), and recorded in ``carbonshift history`` as an unscheduled run under ``name``.
 
+- Inside an active MLflow run (``mlflow`` imported, ``mlflow.start_run()``) the block's
+  energy, emissions and saved grams are logged as metrics ``carbonshift.<name>.*``.
 - An exception inside the block is recorded (the run fails with the exception's type) and
   re-raised; ``sys.exit()`` inside it records the exit code.
 - A process that ends inside the block (an uncaught exit in another thread, the end of the
@@ -213,6 +215,27 @@ class _Block:
             r.intensity_kind, r.intensity_provider = acct.intensity_kind, acct.intensity_provider
             r.devices, r.methods = by_device(self.samples), list(self.sampler.methods)
             r.notes = list(self.sampler.notes)
+            _log_to_mlflow(r)
         finally:
             if self._own_client:
                 self._client.close()
+
+
+def _log_to_mlflow(r: Measurement) -> None:
+    """Inside an active MLflow run (of a process that imported mlflow), log the block's
+    figures as metrics ``carbonshift.<name>.energy_j`` / ``.emissions_g`` / ``.saved_g``."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return
+    try:
+        if mlflow.active_run() is None:
+            return
+        key = "".join(c if c.isalnum() or c in "_-./ " else "_" for c in r.name)[:200] or "block"
+        mlflow.log_metrics({
+            f"carbonshift.{key}.energy_j": r.energy_j,
+            f"carbonshift.{key}.emissions_g": r.emissions_g,
+            # an unscheduled block runs at once: its run-now counterfactual is itself
+            f"carbonshift.{key}.saved_g": 0.0,
+        })
+    except Exception as exc:  # a tracking server's failure never fails the user's code
+        r.notes.append(f"MLflow: could not log metrics: {exc}")
