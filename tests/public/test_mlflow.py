@@ -3,6 +3,7 @@ mlflow-skinny against a local file store, in a real process)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,14 +40,13 @@ with carbonshift.measure(name="outside-any-run"):
     assert r.returncode == 0, r.stderr[-3000:]
     run_id, energy_j, emissions_g = r.stdout.split()[-3:]
     check = f"""
-import mlflow
-data = mlflow.tracking.MlflowClient().get_run({run_id!r}).data.metrics
-print(sorted(data.items()))
+import json, mlflow
+print(json.dumps(mlflow.tracking.MlflowClient().get_run({run_id!r}).data.metrics))
 """
     got = subprocess.run([sys.executable, "-c", check], env=env, cwd=str(tmp_path), capture_output=True,
                          text=True, timeout=300)
     assert got.returncode == 0, got.stderr[-3000:]
-    metrics = dict(eval(got.stdout.strip()))  # noqa: S307 - our own repr of a list of pairs
+    metrics = json.loads(got.stdout.strip().splitlines()[-1])
     assert metrics["carbonshift.eval.energy_j"] == pytest.approx(float(energy_j))
     assert metrics["carbonshift.eval.emissions_g"] == pytest.approx(float(emissions_g))
     assert metrics["carbonshift.eval.saved_g"] == 0.0
