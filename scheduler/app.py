@@ -65,8 +65,22 @@ class App:
         if self._store is None:
             from scheduler.storage.store import open_store
 
-            self._store = open_store(self.settings.db)
+            self._store = open_store(self.settings.db, create_parents=self.settings.db_is_default)
         return self._store
+
+    def database_exists(self) -> bool:
+        """Whether the database is there already (always, for a server): a command that only
+        reads answers "nothing yet" instead of creating the file and its folders. A given
+        path whose folder is missing raises :class:`~scheduler.errors.BadDatabase`, as
+        opening it would."""
+        from scheduler.storage.lite import sqlite_file
+        from scheduler.storage.location import check_folder
+
+        path = sqlite_file(self.settings.db)
+        if self._store is not None or path is None or path.exists():
+            return True
+        check_folder(path, create_parents=self.settings.db_is_default)
+        return False
 
     @cached_property
     def intensity(self) -> IntensityService:

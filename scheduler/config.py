@@ -95,6 +95,9 @@ class Settings:
     db: str
     data_dir: Path
     config_path: Path | None
+    #: ``db`` is the default file under ``data_dir`` (no flag, variable or key named one):
+    #: the only database whose missing folders may be created
+    db_is_default: bool = False
     default_zone: str = "GB"
     default_policy: str = "default"
     sampling_interval_s: float = 5.0
@@ -296,12 +299,14 @@ def load_settings(
     intensity = {k: v[1] for k, v in SCHEMA["intensity"].items()}
     intensity.update(merged.pop("intensity"))
     data_dir = Path(merged.pop("data_dir") or default_data_dir(env)).expanduser()
-    db = merged.pop("db") or f"sqlite:///{data_dir / 'carbonshift.db'}"
+    db_given = merged.pop("db")
+    db = db_given or f"sqlite:///{data_dir / 'carbonshift.db'}"
     admins = tuple(merged.pop("admins") or ())
     return Settings(
         db=db,
         data_dir=data_dir,
         config_path=path,
+        db_is_default=not db_given,
         intensity=intensity,
         admins=admins,
         **merged,

@@ -362,6 +362,8 @@ def queue(show_all: bool, limit: int | None, as_json: bool) -> None:
     from scheduler.storage import lite
 
     view = lite.queue_view(app.settings.db, states, limit=limit or None)
+    if view is None and not app.database_exists():
+        view = ([], {})  # reading creates nothing
     jobs, counts = view if view is not None else app.store.queue_view(states, limit=limit or None)
     summary = _queue_summary(len(jobs), states, counts, show_all)
     ids = [j.id for j in jobs if j.interruptible and j.id is not None]
