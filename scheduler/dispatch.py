@@ -636,8 +636,8 @@ class Daemon:
                 ProbeTarget(pid=handle.pid, pgid=handle.pid, gpu_indices=gpus),
                 now=self.clock.now, sink=sink, interval_s=self.sample_interval_s,
                 probes=default_probes(self._probe_config), on_note=note,
-                # flush every ~10 samples: a daemon killed with SIGKILL loses at most those
-                flush_interval_s=max(1.0, min(60.0, 10 * self.sample_interval_s)),
+                # flushed every reading (the sampler's default): the live line must not
+                # read zero for the first ~50 s of a run
             )
             sampler.start()
             return sampler
