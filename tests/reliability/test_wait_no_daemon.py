@@ -6,24 +6,11 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.reliability.conftest import PY, REPO, Sim
 
 CLI = [PY, "-c", "import sys; from scheduler.cli import main; sys.exit(main())"]
 NOTICE = "no daemon is serving site local: start one with `carbonshift run`; still waiting"
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Sim]:
-    s = Sim(tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _submit(sim: Sim, *extra: str) -> int:
