@@ -231,5 +231,17 @@ def from_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Intensi
     traces = []
     if options.get("trace") or not per_zone:
         traces.append(read_trace(options.get("trace") or SHIPPED_TRACE, zone=options.get("zone")))
-    traces += [read_trace(path, zone=zone) for zone, path in per_zone]  # a zone's last file wins
+    traces += [_zone_trace(zone, path) for zone, path in per_zone]  # a zone's last file wins
     return ReplayProvider(traces)
+
+
+def _zone_trace(zone: str, path: str) -> Trace:
+    """``path`` served as ``zone``; a file that names another zone (an Electricity Maps
+    file's ``Zone Id``) is refused: its data would be passed off as another grid's."""
+    trace = read_trace(path)
+    if trace.zone == zone:
+        return trace
+    if trace.zone != "TRACE":
+        raise BadTrace(f"replay trace {zone}={path}: the file holds zone {trace.zone}'s data: "
+                       f"give it as {trace.zone}={path}")
+    return read_trace(path, zone=zone)

@@ -78,3 +78,12 @@ def test_bad_replay_and_clock_values_are_exit_2_one_line(tmp_path: Path, args: t
     assert r.returncode == 2, (args, r.stdout, r.stderr)
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "xdg-data").exists()  # nothing written
+
+
+@pytest.mark.skipif(not FILES["GB"].is_file(), reason="../shared/data is not here")
+def test_a_file_of_another_zone_is_refused(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-c", "import sys; from scheduler.cli import main; sys.exit(main())",
+                        "--db", str(tmp_path / "x.db"), "--replay", f"FR={FILES['GB']}", "forecast", "FR"],
+                       cwd=str(tmp_path), env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and "zone GB's data" in r.stderr, r.stderr
