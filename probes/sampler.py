@@ -29,7 +29,11 @@ class Sampler:
     """Measures one run with ``probes`` (default: :func:`probes.detect.default_probes`).
 
     ``sink`` receives the pending samples as one batch once ``batch_size`` are pending,
-    after ``flush_interval_s`` real seconds without a flush, and at :meth:`stop`. ``on_note`` is told each degradation as it happens; :attr:`notes` keeps
+    at the first reading ``flush_interval_s`` real seconds (default: one ``interval_s``)
+    or more after the last flush, and at :meth:`stop`. What the sink holds is thus at
+    most ``flush_interval_s`` plus one interval behind: readers of the stored samples
+    (``wait``, ``show``, the dashboard) see energy within two intervals of the start with
+    the default. ``on_note`` is told each degradation as it happens; :attr:`notes` keeps
     them all.
     """
 
@@ -43,7 +47,7 @@ class Sampler:
         probes: Sequence[EnergyProbe] | None = None,
         on_note: Callable[[str], None] | None = None,
         batch_size: int = 50,
-        flush_interval_s: float = 60.0,
+        flush_interval_s: float | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
@@ -54,7 +58,7 @@ class Sampler:
         self._sink = sink
         self.interval_s = interval_s
         self.batch_size = batch_size
-        self.flush_interval_s = flush_interval_s
+        self.flush_interval_s = interval_s if flush_interval_s is None else flush_interval_s
         self._on_note = on_note
         if probes is None:
             from probes.detect import ProbeConfig, default_probes
@@ -177,7 +181,10 @@ class Sampler:
             t0 = time.thread_time()
             try:
                 self._read_all(self._now(), final=False)
-                due = time.monotonic() - self._last_flush_mono_s >= self.flush_interval_s
+                # readings come every interval: the one nearest the bound flushes (a wait
+                # that wakes a hair early must not put the flush off by a whole interval)
+                since_s = time.monotonic() - self._last_flush_mono_s
+                due = since_s >= self.flush_interval_s - self.interval_s / 2
                 if len(self._pending) >= self.batch_size or due:
                     self.flush()
             except Exception as exc:  # never let the thread die: the job must not notice

@@ -7,7 +7,7 @@ with a store URL, a clock and settings of their choosing.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,8 +47,11 @@ class App:
         self._store = store
 
     @classmethod
-    def from_cli(cls, *, db: str | None, config: str | None, env: Mapping[str, str]) -> App:
-        overrides: dict[str, Any] = {}
+    def from_cli(cls, *, db: str | None, config: str | None, env: Mapping[str, str],
+                 replay: Sequence[str] = (), clock: Clock | None = None) -> App:
+        """The app of one command: ``--db``, ``--config``, ``--replay ZONE=FILE`` entries and
+        the ``--clock`` (else ``CARBONSHIFT_CLOCK``) over the environment and config file."""
+        overrides: dict[str, Any] = {"replay": list(replay)}
         if db is not None and not db.strip():
             from scheduler.errors import BadInput
 
@@ -58,15 +61,29 @@ class App:
         elif env.get("CARBONSHIFT_DB"):
             overrides["db"] = normalise_db(env["CARBONSHIFT_DB"])
         settings = load_settings(env=env, config_path=config, overrides=overrides)
-        return cls(settings, env=env, clock=clock_from_env(env.get("CARBONSHIFT_CLOCK")))
+        return cls(settings, env=env, clock=clock or clock_from_env(env.get("CARBONSHIFT_CLOCK")))
 
     @property
     def store(self) -> JobStore:
         if self._store is None:
             from scheduler.storage.store import open_store
 
-            self._store = open_store(self.settings.db)
+            self._store = open_store(self.settings.db, create_parents=self.settings.db_is_default)
         return self._store
+
+    def database_exists(self) -> bool:
+        """Whether the database is there already (always, for a server): a command that only
+        reads answers "nothing yet" instead of creating the file and its folders. A given
+        path whose folder is missing raises :class:`~scheduler.errors.BadDatabase`, as
+        opening it would."""
+        from scheduler.storage.lite import sqlite_file
+        from scheduler.storage.location import check_folder
+
+        path = sqlite_file(self.settings.db)
+        if self._store is not None or path is None or path.exists():
+            return True
+        check_folder(path, create_parents=self.settings.db_is_default)
+        return False
 
     @cached_property
     def intensity(self) -> IntensityService:
@@ -86,9 +103,10 @@ class App:
             self._store = None
 
 
-def clock_from_env(value: str | None) -> Clock | None:
-    """``CARBONSHIFT_CLOCK=2023-03-15T17:00Z`` (or ``...Z*3600``): start the clock at that
-    instant, running that many times faster than real time. For replays, demos and tests."""
+def clock_from_env(value: str | None, *, what: str = "CARBONSHIFT_CLOCK") -> Clock | None:
+    """``CARBONSHIFT_CLOCK=2023-03-15T17:00Z`` or ``--clock`` (or ``...Z*3600``): start the
+    clock at that instant, running that many times faster than real time. For replays,
+    demos and tests."""
     if not value:
         return None
     from scheduler.clock import AcceleratedClock
@@ -99,10 +117,11 @@ def clock_from_env(value: str | None) -> Clock | None:
     try:
         factor = float(factor_text) if factor_text else 1.0
     except ValueError:
-        raise BadInput(f"CARBONSHIFT_CLOCK factor {factor_text!r} is not a number") from None
+        raise BadInput(f"{what} factor {factor_text!r} is not a number: give ISO[*FACTOR], like "
+                       "2023-06-14T16:00Z*3600") from None
     if not factor > 0 or factor == float("inf"):
-        raise BadInput(f"CARBONSHIFT_CLOCK factor {factor_text!r} must be positive")
-    return AcceleratedClock(parse_time(text, what="CARBONSHIFT_CLOCK"), factor)
+        raise BadInput(f"{what} factor {factor_text!r} must be a positive number")
+    return AcceleratedClock(parse_time(text, what=what), factor)
 
 
 def _current_user() -> str:

@@ -70,6 +70,7 @@ SCHEMA: dict[str, Any] = {
             "emission_factor_type": (str, None, "lifecycle or direct (Electricity Maps)"),
             "trace": (str, None, "trace file (replay provider)"),
             "zone": (str, None, "zone of a plain trace file (replay provider)"),
+            "traces": (list, None, "ZONE=FILE entries, a trace file per zone (replay provider; what --replay gives)"),
             "timeout_s": (float, None, "read timeout of this provider's requests"),
         }
     },
@@ -95,6 +96,9 @@ class Settings:
     db: str
     data_dir: Path
     config_path: Path | None
+    #: ``db`` is the default file under ``data_dir`` (no flag, variable or key named one):
+    #: the only database whose missing folders may be created
+    db_is_default: bool = False
     default_zone: str = "GB"
     default_policy: str = "default"
     sampling_interval_s: float = 5.0
@@ -269,7 +273,10 @@ def load_settings(
     config_path: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Resolve settings from flags (``overrides``), environment, config file and defaults."""
+    """Resolve settings from flags (``overrides``), environment, config file and defaults.
+
+    ``overrides["replay"]`` (``--replay``: ``ZONE=FILE`` entries) sets the replay
+    provider's ``traces`` and puts it first in the provider chain."""
     explicit = config_path or env.get(ENV_PREFIX + "CONFIG")
     path = Path(explicit).expanduser() if explicit else default_config_path(env)
     file_data: dict[str, Any] = {}
@@ -288,20 +295,28 @@ def load_settings(
         if env_value is not None and env_value != "":
             value = _from_env(key, env_value, typ)
         merged[key] = value
-    for key, value in (overrides or {}).items():
+    overrides = dict(overrides or {})
+    replay = list(overrides.pop("replay", None) or [])
+    for key, value in overrides.items():
         if value is not None:
             merged[key] = value
     _check_pause_keys(merged)
     merged["pause_signal"] = signal_name(merged["pause_signal"])
     intensity = {k: v[1] for k, v in SCHEMA["intensity"].items()}
     intensity.update(merged.pop("intensity"))
+    if replay:
+        merged["providers"] = {**merged["providers"],
+                               "replay": {**merged["providers"].get("replay", {}), "traces": replay}}
+        intensity["providers"] = ["replay", *(p for p in intensity["providers"] if p != "replay")]
     data_dir = Path(merged.pop("data_dir") or default_data_dir(env)).expanduser()
-    db = merged.pop("db") or f"sqlite:///{data_dir / 'carbonshift.db'}"
+    db_given = merged.pop("db")
+    db = db_given or f"sqlite:///{data_dir / 'carbonshift.db'}"
     admins = tuple(merged.pop("admins") or ())
     return Settings(
         db=db,
         data_dir=data_dir,
         config_path=path,
+        db_is_default=not db_given,
         intensity=intensity,
         admins=admins,
         **merged,

@@ -76,6 +76,7 @@ from scheduler.intervals import (
 )
 from scheduler.leader import Leadership, holder_name, real_now
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, Site
+from scheduler.presence import Presence
 from scheduler.progress import progress_path_for, read_progress
 from scheduler.storage.base import Lease
 from scheduler.timeutil import format_duration, iso, spans_text
@@ -152,6 +153,9 @@ class Daemon:
                 app.store, holder_name(self.host), ttl_s=app.settings.lease_s, now=lease_now,
                 on_change=self._leadership_changed,
             )
+        #: the ``serves:`` leases saying which sites have an agent (``wait`` reads them)
+        self.presence = Presence(app.store, holder_name(self.host), self.sites,
+                                 ttl_s=app.settings.lease_s, now=lease_now)
         self._connected_since: datetime = lease_now()
         self._renewed_at: datetime = lease_now()
         self._next_sweep: datetime = lease_now()
@@ -222,6 +226,7 @@ class Daemon:
 
         if not self._start():
             return
+        self.presence.hold()
         ended = threading.Event()  # set when this run ends, idle or stopped
         self._heartbeat = threading.Thread(target=self._heartbeat_loop, args=(ended,),
                                            name="heartbeat", daemon=True)
@@ -254,6 +259,7 @@ class Daemon:
                 self._heartbeat = None
             if self.leadership is not None:
                 self.leadership.release()
+            self.presence.release()
 
     def _start(self) -> bool:
         """Recover this agent's runs, retrying with backoff while the database is unreachable.
@@ -636,8 +642,8 @@ class Daemon:
                 ProbeTarget(pid=handle.pid, pgid=handle.pid, gpu_indices=gpus),
                 now=self.clock.now, sink=sink, interval_s=self.sample_interval_s,
                 probes=default_probes(self._probe_config), on_note=note,
-                # flush every ~10 samples: a daemon killed with SIGKILL loses at most those
-                flush_interval_s=max(1.0, min(60.0, 10 * self.sample_interval_s)),
+                # flushed every reading (the sampler's default): the live line must not
+                # read zero for the first ~50 s of a run
             )
             sampler.start()
             return sampler
@@ -942,6 +948,7 @@ class Daemon:
             self._fence_due = False
         if self.leadership is not None:
             self.leadership.hold()
+        self.presence.hold()
 
     def _heartbeat_loop(self, done: threading.Event) -> None:
         period = max(0.05, min(self.lease.total_seconds() / 3, 5.0))

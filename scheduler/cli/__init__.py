@@ -88,12 +88,18 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", "db", metavar="URL", help="Database URL or SQLite path [env CARBONSHIFT_DB].")
 @click.option("--config", "config", metavar="FILE", help="Config file [env CARBONSHIFT_CONFIG].")
+@click.option("--replay", "replay", multiple=True, metavar="ZONE=FILE",
+              help="Serve ZONE's carbon intensity from FILE (Electricity Maps portal CSV or "
+                   "time,intensity_g_per_kwh), first in the provider chain (repeatable).")
+@click.option("--clock", "clock", metavar="ISO[*FACTOR]",
+              help="Start the clock at ISO, FACTOR times faster than real time [env CARBONSHIFT_CLOCK].")
 @click.option("--utc", is_flag=True, help="Show times in UTC instead of local time.")
 @click.option("-v", "--verbose", count=True, help="More detail (repeat for debug).")
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show the version and exit.")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, config: str | None, utc: bool, verbose: int) -> None:
+def cli(ctx: click.Context, db: str | None, config: str | None, replay: tuple[str, ...],
+        clock: str | None, utc: bool, verbose: int) -> None:
     """carbonshift: run ML training jobs when and where the grid is cleanest.
 
     Submit jobs with a deadline; the daemon (`carbonshift run`) delays or relocates each one
@@ -105,14 +111,23 @@ def cli(ctx: click.Context, db: str | None, config: str | None, utc: bool, verbo
     """
     import logging
 
-    from scheduler.cli.common import CliState
+    from scheduler.cli.common import CliState, replay_entries
 
     # warnings (a provider failing, a probe degrading) are recorded on the job; on the
     # terminal they show with -v
     level = logging.ERROR if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
-    ctx.obj = CliState(db=db, config=config, utc=utc, verbose=verbose)
+    sim_clock = None
+    if clock is not None:
+        from scheduler.app import clock_from_env
+        from scheduler.errors import BadInput
+
+        if not clock.strip():
+            raise BadInput("--clock is empty: give ISO[*FACTOR], like 2023-06-14T16:00Z*3600")
+        sim_clock = clock_from_env(clock, what="--clock")
+    ctx.obj = CliState(db=db, config=config, utc=utc, verbose=verbose,
+                       replay=replay_entries(replay), clock=sim_clock)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -15,16 +15,21 @@ from scheduler.errors import CarbonshiftError
 
 if TYPE_CHECKING:
     from scheduler.app import App
+    from scheduler.clock import Clock
 
 
 class CliState:
     """Global options, and the :class:`~scheduler.app.App` built from them on first use."""
 
-    def __init__(self, db: str | None, config: str | None, utc: bool, verbose: int) -> None:
+    def __init__(self, db: str | None, config: str | None, utc: bool, verbose: int,
+                 replay: Sequence[str] = (), clock: Clock | None = None) -> None:
         self.db = db
         self.config = config
         self.utc = utc
         self.verbose = verbose
+        #: ``--replay ZONE=FILE`` entries (files made absolute) and the ``--clock``
+        self.replay = tuple(replay)
+        self.clock = clock
         self._app: App | None = None
 
     def app(self) -> App:
@@ -32,13 +37,35 @@ class CliState:
             from scheduler.app import App
             from scheduler.config import current_environ
 
-            self._app = App.from_cli(db=self.db, config=self.config, env=current_environ())
+            self._app = App.from_cli(db=self.db, config=self.config, env=current_environ(),
+                                     replay=self.replay, clock=self.clock)
         return self._app
 
     def close(self) -> None:
         if self._app is not None:
             self._app.close()
             self._app = None
+
+
+def replay_entries(values: Sequence[str]) -> list[str]:
+    """``--replay ZONE=FILE`` values checked (the form, a readable file) with each file made
+    absolute, so every process started from here reads the same one."""
+    if not values:
+        return []
+    import os
+
+    from intensity.errors import BadTrace
+    from intensity.providers.replay import parse_zone_file
+
+    out = []
+    for value in values:
+        zone, path = parse_zone_file(value)
+        full = os.path.abspath(os.path.expanduser(path))
+        if not os.path.isfile(full) or not os.access(full, os.R_OK):
+            raise BadTrace(f"--replay {value!r}: {path!r} is not a readable file: give the path "
+                           "of an Electricity Maps portal CSV or a time,intensity_g_per_kwh CSV")
+        out.append(f"{zone}={full}")
+    return out
 
 
 def state(ctx: click.Context | None = None) -> CliState:

@@ -172,6 +172,7 @@ def policy_options(f):  # type: ignore[no-untyped-def]
 @click.option("--env", "env_items", multiple=True, metavar="NAME=VALUE", help="Add to the job's environment (repeatable).")
 @click.option("--shell", is_flag=True, help="Run the command through /bin/sh (off by default).")
 @click.option("--wait", "wait_flag", is_flag=True, help="Wait for the job and exit with its exit code.")
+@click.option("--timeout", "timeout", metavar="DURATION", help="With --wait: give up after this long (real time), exit 1.")
 @json_option
 @click.argument("command", nargs=-1, required=True)
 def submit(
@@ -181,8 +182,8 @@ def submit(
     gpus: int, cpus: int, power_w: float | None, priority: int, after: str | None,
     transfer_delay: str | None, transfer_energy: str | None, pause_mode: str | None,
     pause_signal: str | None, pause_grace: str | None,
-    cwd: str | None, env_items: tuple[str, ...], shell: bool, wait_flag: bool, as_json: bool,
-    command: tuple[str, ...],
+    cwd: str | None, env_items: tuple[str, ...], shell: bool, wait_flag: bool, timeout: str | None,
+    as_json: bool, command: tuple[str, ...],
 ) -> None:
     """Submit COMMAND (after `--`) with a carbon deadline policy.
 
@@ -197,6 +198,9 @@ def submit(
     from scheduler.queue import SubmitRequest
 
     duration_s = parse_duration_s(duration)
+    if timeout is not None and not wait_flag:
+        raise BadInput(f"--timeout {timeout!r} is for --wait: add --wait, or drop --timeout")
+    timeout_s = parse_duration_s(timeout, what="--timeout") if timeout is not None else None
     app = get_app()
     now = app.clock.now()
     overrides = policy_from_flags(
@@ -261,7 +265,7 @@ def submit(
             click.echo("  note: planned on fallback carbon data (see the forecast source above)")
     if wait_flag:
         assert job.id is not None
-        code = _wait(job.id, quiet=as_json)
+        code = _wait(job.id, quiet=as_json, timeout_s=timeout_s)
         sys.exit(code)
 
 
@@ -362,6 +366,8 @@ def queue(show_all: bool, limit: int | None, as_json: bool) -> None:
     from scheduler.storage import lite
 
     view = lite.queue_view(app.settings.db, states, limit=limit or None)
+    if view is None and not app.database_exists():
+        view = ([], {})  # reading creates nothing
     jobs, counts = view if view is not None else app.store.queue_view(states, limit=limit or None)
     summary = _queue_summary(len(jobs), states, counts, show_all)
     ids = [j.id for j in jobs if j.interruptible and j.id is not None]
@@ -727,21 +733,25 @@ def _live_line(app: App, job: Job, run: Run, now: datetime) -> tuple[str, Projec
     return f"{head}: {', '.join(parts)}; {proj.describe()}", proj
 
 
-def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
+def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0, timeout_s: float | None = None) -> int:
     """Follow a job with a live line on stderr until it ends; return its exit code.
 
     Waiting: the planned start and a countdown. Running: elapsed time, power, energy so
     far, the grid intensity now and the projected total (from the job's reported progress,
     else its estimated duration). The projection is recorded as a ``projection`` event
     when the progress moves (at most every 10 s) and every 5 minutes, so history can
-    compare it with the final figure.
+    compare it with the final figure. A line says so when no daemon serves the job's site
+    (still waiting); after ``timeout_s`` real seconds it gives up and returns 1.
     """
+    from scheduler.presence import DaemonWatch
     from scheduler.progress import ProjectionRecorder
 
     app = get_app()
     last = ""
     tty = sys.stderr.isatty()
     recorder = ProjectionRecorder()
+    watch = DaemonWatch(app.store)
+    give_up = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         job = app.store.get_job(job_id)
         now = app.clock.now()
@@ -772,6 +782,17 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
                 recorder.offer(app, job_id, proj, now)
         else:
             line = f"job {job_id} {job.state}"
+        notice = watch.check(job, run)
+        if notice is not None:  # a warning, shown even with --quiet
+            click.echo(("\r" + notice.ljust(len(last))) if tty else notice, err=True)
+            last = "" if tty else last  # the live line again below the notice
+        if give_up is not None and time.monotonic() >= give_up:
+            assert timeout_s is not None
+            if tty and last:
+                click.echo("", err=True)  # end the live line
+            click.echo(f"carbonshift: gave up waiting for job {job_id} after {format_duration(timeout_s)} "
+                       f"(--timeout); it is still {job.state}", err=True)
+            return 1
         if not quiet and line != last:
             click.echo(("\r" + line.ljust(len(last))) if tty else line, err=True, nl=not tty)
             last = line
@@ -782,8 +803,9 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
 @click.argument("job_id", type=int)
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between updates.")
 @click.option("--quiet", "-q", is_flag=True, help="No live line; only the exit code.")
+@click.option("--timeout", "timeout", metavar="DURATION", help="Give up after this long (real time), exit 1.")
 @json_option
-def wait(job_id: int, interval: float, quiet: bool, as_json: bool) -> None:
+def wait(job_id: int, interval: float, quiet: bool, timeout: str | None, as_json: bool) -> None:
     """Wait for a job with a live line; exit with the job's exit code.
 
     \b
@@ -792,13 +814,16 @@ def wait(job_id: int, interval: float, quiet: bool, as_json: bool) -> None:
     report progress (e.g. epochs) through the file named by $CARBONSHIFT_PROGRESS_FILE,
     as JSON {"done": 3, "total": 10, "unit": "epoch"}; the projection then uses it.
     With --json, no live line: the job's history row (and its last projection) at the end.
-    Exit code: the job's own (0 when it succeeded), 1 if it was cancelled or lost.
+    A line on stderr says so when no daemon (`carbonshift run`) serves the job's site.
+    Exit code: the job's own (0 when it succeeded), 1 if it was cancelled or lost, or
+    when --timeout ran out first.
     """
     if not (interval > 0 and math.isfinite(interval)):
         raise BadInput(f"--interval {interval!r} must be a positive number of seconds")
+    timeout_s = parse_duration_s(timeout, what="--timeout") if timeout is not None else None
     app = get_app()
     app.store.get_job(job_id)
-    code = _wait(job_id, quiet=quiet or as_json, poll_s=interval)
+    code = _wait(job_id, quiet=quiet or as_json, poll_s=interval, timeout_s=timeout_s)
     if as_json:
         from scheduler.history import row_for
         from scheduler.progress import projection_error_pct, stored_projections

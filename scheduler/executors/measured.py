@@ -128,8 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sampler = Sampler(
                 ProbeTarget(pid=child.pid, pgid=child.pid),
                 now=lambda: datetime.now(UTC), sink=sink, interval_s=args.interval,
-                probes=default_probes(ProbeConfig()), on_note=_say,
-                flush_interval_s=max(1.0, min(60.0, 10 * args.interval)),
+                probes=default_probes(ProbeConfig()), on_note=_say,  # flushed every reading
             )
             sampler.start()
         except Exception as exc:

@@ -81,6 +81,7 @@ from scheduler.model import (
 )
 from scheduler.storage import tables as t
 from scheduler.storage.base import JobStore, Lease, SiteTotals, Span, Totals
+from scheduler.storage.location import check_folder
 
 #: The newest schema revision this code knows; must equal Alembic's script head.
 HEAD_REVISION = "0003"
@@ -1556,7 +1557,7 @@ def _create_owner_only(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def _open_sqlite(url: URL, busy_timeout_s: float) -> tuple[Engine, str]:
+def _open_sqlite(url: URL, busy_timeout_s: float, create_parents: bool) -> tuple[Engine, str]:
     if _is_sqlite_memory(url):
         engine = create_engine(
             "sqlite://",
@@ -1573,6 +1574,7 @@ def _open_sqlite(url: URL, busy_timeout_s: float) -> tuple[Engine, str]:
             if exists:
                 _preflight_existing(path, shown)
             elif not path.exists():
+                check_folder(path, create_parents=create_parents)
                 _create_owner_only(path)
         except OSError as exc:
             raise BadDatabase(
@@ -1611,14 +1613,17 @@ def _open_postgres(url: URL) -> tuple[Engine, str]:
 
 
 def open_store(
-    url: str, *, migrate: bool = True, busy_timeout_s: float = BUSY_TIMEOUT_S
+    url: str, *, migrate: bool = True, busy_timeout_s: float = BUSY_TIMEOUT_S,
+    create_parents: bool = False,
 ) -> SqlStore:
     """Open (and, with ``migrate``, create or upgrade) the database at ``url``.
 
     With ``migrate=False`` the schema is left as it is (for inspection: ``carbonshift db
     check``); :meth:`SqlStore.revision` says where it stands. ``busy_timeout_s`` is how long
     an SQLite writer waits for another's lock before the call fails with
-    :class:`StorageError`.
+    :class:`StorageError`. A new SQLite file is created (owner-only) in an existing folder;
+    ``create_parents`` also creates missing folders above it: only for the default location,
+    since a typo in a path the user gave must not silently make an empty queue elsewhere.
 
     Raises :class:`BadDatabase` for a database carbonshift cannot use (a directory, not
     SQLite, not writable, a newer schema), without writing anything, and
@@ -1633,7 +1638,7 @@ def open_store(
         ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine, shown = _open_sqlite(parsed, busy_timeout_s)
+        engine, shown = _open_sqlite(parsed, busy_timeout_s, create_parents)
     elif backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")

@@ -24,7 +24,7 @@ def _job(name: str, state: JobState, start: datetime | None) -> Job:
 
 def _fill(cs: CS, planned: int = 55) -> None:
     """``planned`` planned jobs (the later ids start earlier), 2 running, 3 pending, 4 done."""
-    assert cs("queue").code == 0  # creates the database
+    assert cs("site", "list").code == 0  # creates the database (queue only reads)
     store = open_store(f"sqlite:///{cs.db_path}")
     store.add_jobs(
         [_job(f"p{i}", JobState.PLANNED, T0 + timedelta(minutes=planned - i)) for i in range(planned)]

@@ -216,11 +216,26 @@ def test_batches_are_flushed_at_batch_size(clock: FakeClock) -> None:
         interval_s=0.005,
         probes=[rapl()],
         batch_size=5,
+        flush_interval_s=60.0,
     )
     s.start()
     time.sleep(0.2)
     s.stop()
     assert sizes[:-1] and all(n >= 5 for n in sizes[:-1])
+
+
+def test_by_default_every_reading_reaches_the_sink_at_once(clock: FakeClock) -> None:
+    """Bounded by time: with no flush interval given, a reading waits for no batch."""
+    delivered: list[int] = []
+    s = Sampler(TARGET, now=clock, sink=lambda b: delivered.append(len(b)), interval_s=0.05,
+                probes=[rapl()])
+    s.start()
+    deadline = time.monotonic() + 30
+    while not delivered and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first = s.unflushed
+    s.stop()
+    assert delivered and first == []
 
 
 def test_invalid_arguments_are_refused(clock: FakeClock) -> None:

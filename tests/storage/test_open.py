@@ -175,7 +175,7 @@ def test_unreachable_postgres_names_host_and_hides_password() -> None:
 
 def test_new_database_is_private(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "cs.db"
-    store = open_store(f"sqlite:///{path}")
+    store = open_store(f"sqlite:///{path}", create_parents=True)
     store.add_job(a_job())  # creates the WAL beside it
     for d in (tmp_path / "a", tmp_path / "a" / "b"):
         assert stat.S_IMODE(d.stat().st_mode) == 0o700
@@ -379,7 +379,7 @@ def test_an_older_schema_is_upgraded_on_open_keeping_its_rows(sqlite_url: str) -
 def _open_and_report(url: str, barrier: Any, out: Any) -> None:
     try:
         barrier.wait(60)
-        store = open_store(url)
+        store = open_store(url, create_parents=True)  # the default location's folders too
         out.put(store.revision())
         store.close()
     except BaseException as exc:
