@@ -184,12 +184,15 @@ def print_table(
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, header_style="bold")
+        # cells and titles are Text, never markup: a name like `train[lr=0.1]` or `a[/]b`
+        # prints as typed
+        table = Table(title=Text(title) if title else None, header_style="bold")
         for h in headers:
-            table.add_column(h)
+            table.add_column(Text(h))
         for r in rows:
-            table.add_row(*r)
+            table.add_row(*(Text(c) for c in r))
         Console().print(table)
         return
     widths = [len(h) for h in headers]
