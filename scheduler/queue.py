@@ -347,7 +347,7 @@ class Queue:
         entry = result.entries.get(probe.id)  # type: ignore[arg-type]
         if entry is None and probe.id in result.earliest_finish:
             fits = result.earliest_finish[probe.id]
-            need = format_duration((fits - now).total_seconds())
+            need = format_duration((fits - now).total_seconds(), ceil=True)
             raise InfeasibleJob(
                 f"job {job.name!r} cannot finish by its deadline "
                 f"{iso(job.deadline_at) if job.deadline_at else '(none)'}: the GPUs/CPUs of "
