@@ -75,6 +75,7 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
     finally:
         app.close()
     if keep or data_dir:
-        click.echo(f"kept: {result.data_dir} (carbonshift --db {result.data_dir / 'demo.db'} history)")
+        click.echo(f"kept: {result.data_dir} (carbonshift --db {result.data_dir / 'demo.db'} history)",
+                   err=as_json)  # with --json, stdout holds the JSON alone
     else:
         cleanup(result)

@@ -69,6 +69,18 @@ def parse_energy_j(text: str, *, what: str = "energy") -> float:
     raise BadInput(f"{what} {text!r} is not an energy: use a number with a unit, like 0.5kWh, 200Wh or 1.8MJ")
 
 
+def transfer_energy_j(text: str | None, kwh: float = 0.0) -> float:
+    """``--transfer-energy ENERGY`` (as in ``submit``), else the old ``--transfer-energy-kwh``
+    figure of ``site add`` and ``simulate``, in joules."""
+    if text is not None:
+        if kwh:
+            raise BadInput("give --transfer-energy or --transfer-energy-kwh, not both")
+        return parse_energy_j(text, what="--transfer-energy")
+    if not math.isfinite(kwh) or kwh < 0:
+        raise BadInput(f"--transfer-energy-kwh {kwh:g} must be a number >= 0")
+    return kwh * _ENERGY_UNITS_J["kwh"]
+
+
 def parse_duration_or_zero_s(text: str, *, what: str) -> int:
     """A duration like ``30m``, or ``0`` (``0s``) for none."""
     if text.strip().lower() in ("0", "0s", "0m", "0h"):
@@ -534,11 +546,15 @@ def _run_intervals(app: App, run: Run) -> list[tuple[RunInterval, float, int]]:
 
 
 @click.command()
-@click.argument("job_id", type=int)
-@click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL.")
+@click.argument("job_ids", metavar="ID...", nargs=-1, required=True, type=int)
+@click.option("--grace", default="10s", show_default=True, metavar="DURATION", help="Time between SIGTERM and SIGKILL.")
 @json_option
-def cancel(job_id: int, grace: str, as_json: bool) -> None:
-    """Cancel a job; a running job's process group gets SIGTERM, then SIGKILL."""
+def cancel(job_ids: tuple[int, ...], grace: str, as_json: bool) -> None:
+    """Cancel jobs; a running job's process group gets SIGTERM, then SIGKILL.
+
+    Every ID is checked first: if one is unknown or already finished, nothing is
+    cancelled. --json: one object per job (a list when several IDs are given).
+    """
     import socket
 
     from scheduler.executors.base import Handle
@@ -546,21 +562,31 @@ def cancel(job_id: int, grace: str, as_json: bool) -> None:
 
     grace_s = parse_duration_s(grace, what="grace")
     app = get_app()
-    job, was_running = app.queue.cancel(job_id)
-    stopped = False
-    if was_running:
-        host = socket.gethostname()
-        for run in app.store.open_runs():
-            if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
-                LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
-                stopped = True
-    if as_json:
-        echo_json({"id": job_id, "state": str(job.state), "was_running": was_running, "stopped": stopped})
-    else:
-        msg = f"job {job_id} cancelled"
+    ids = list(dict.fromkeys(job_ids))
+    for job_id in ids:
+        job = app.store.get_job(job_id)
+        app.queue.check_owner(job)
+        if job.state in TERMINAL_STATES:
+            raise BadInput(f"job {job_id} is already {job.state}: nothing to cancel"
+                           + (" (no job was cancelled)" if len(ids) > 1 else ""))
+    done = []
+    for job_id in ids:
+        job, was_running = app.queue.cancel(job_id)
+        stopped = False
         if was_running:
-            msg += " and its processes stopped" if stopped else " (its agent will stop it)"
-        click.echo(msg)
+            host = socket.gethostname()
+            for run in app.store.open_runs():
+                if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
+                    LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
+                    stopped = True
+        done.append({"id": job_id, "state": str(job.state), "was_running": was_running, "stopped": stopped})
+        if not as_json:
+            msg = f"job {job_id} cancelled"
+            if was_running:
+                msg += " and its processes stopped" if stopped else " (its agent will stop it)"
+            click.echo(msg)
+    if as_json:
+        echo_json(done[0] if len(job_ids) == 1 else done)
 
 
 @click.command()
@@ -613,32 +639,32 @@ def logs(job_id: int, run_id: int | None, stream: str, tail: int | None, follow:
             time.sleep(0.5)
 
 
-def _since(text: str | None, now: datetime, what: str) -> datetime | None:
-    if text is None:
-        return None
-    t = text.strip()
-    if t[:1].isdigit() and ("-" in t[1:] or ":" in t):
-        return parse_time(t, what=what)
-    return now - timedelta(seconds=parse_duration_s(t, what=what))
-
-
 @click.command()
-@click.option("--since", metavar="WHEN", help="Submitted at or after: an ISO time or a duration ago (7d).")
+@click.option("--since", metavar="WHEN", help="Submitted at or after: an ISO time, a duration ago (7d), or 'all' (the default).")
 @click.option("--until", metavar="WHEN", help="Submitted before: an ISO time or a duration ago.")
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in JobState]), help="Only jobs in this state (repeatable).")
-@click.option("--limit", type=click.IntRange(min=1), help="At most N jobs.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="The newest N jobs (still listed oldest first).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-def history(since: str | None, until: str | None, states: tuple[str, ...], limit: int | None, fmt: str) -> None:
-    """Jobs with their energy, emissions, run-now counterfactual and savings."""
+@json_option
+def history(since: str | None, until: str | None, states: tuple[str, ...], limit: int | None, fmt: str,
+            as_json: bool) -> None:
+    """Jobs with their energy, emissions, run-now counterfactual and savings.
+
+    --json is --format json.
+    """
+    from scheduler.cli.report import parse_since
     from scheduler.history import HISTORY_FIELDS, history_rows
 
+    if as_json and fmt not in ("table", "json"):
+        raise BadInput(f"--json and --format {fmt} disagree: give one of them")
+    fmt = "json" if as_json else fmt
     app = get_app()
     now = app.clock.now()
     rows = history_rows(
         app.store,
         states=[JobState(s) for s in states] or None,
-        since=_since(since, now, "--since"),
-        until=_since(until, now, "--until"),
+        since=parse_since(since, now, "--since"),
+        until=parse_since(until, now, "--until"),
         limit=limit,
     )
     if fmt == "json":
@@ -721,6 +747,18 @@ def _live_line(app: App, job: Job, run: Run, now: datetime) -> tuple[str, Projec
     return f"{head}: {', '.join(parts)}; {proj.describe()}", proj
 
 
+def wait_exit_code(job: Job, run: Run | None) -> int:
+    """What `wait` exits with for a finished job: 0 if it succeeded, 1 if it was
+    cancelled or lost (whatever signal ended its process), else its own exit code (a
+    death by signal N as 128 + N, as a shell says it), 1 when it has none."""
+    if job.state is JobState.SUCCEEDED:
+        return 0
+    if job.state in (JobState.CANCELLED, JobState.LOST) or run is None or not run.exit_code:
+        return 1
+    code = int(run.exit_code)
+    return 128 - code if code < 0 else (code if code < 256 else 1)
+
+
 def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
     """Follow a job with a live line on stderr until it ends; return its exit code.
 
@@ -751,11 +789,7 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
             if not quiet:
                 text = _final_line(job, run, app.store.events_for_job(job_id))
                 click.echo(("\r" + text.ljust(len(last))) if tty else text, err=True)
-            if job.state is JobState.SUCCEEDED:
-                return 0
-            if run is not None and run.exit_code not in (None, 0):
-                return int(run.exit_code)
-            return 1
+            return wait_exit_code(job, run)
         if job.state is JobState.PLANNED and job.planned_start:
             left = max(0.0, (job.planned_start - now).total_seconds())
             line = (f"job {job_id} planned for {fmt_time(job.planned_start)} on "
@@ -774,7 +808,7 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0) -> int:
 
 @click.command()
 @click.argument("job_id", type=int)
-@click.option("--interval", default=1.0, show_default=True, help="Seconds between updates.")
+@click.option("--interval", default=1.0, show_default=True, metavar="SECONDS", help="Seconds between updates.")
 @click.option("--quiet", "-q", is_flag=True, help="No live line; only the exit code.")
 @json_option
 def wait(job_id: int, interval: float, quiet: bool, as_json: bool) -> None:
@@ -786,7 +820,8 @@ def wait(job_id: int, interval: float, quiet: bool, as_json: bool) -> None:
     report progress (e.g. epochs) through the file named by $CARBONSHIFT_PROGRESS_FILE,
     as JSON {"done": 3, "total": 10, "unit": "epoch"}; the projection then uses it.
     With --json, no live line: the job's history row (and its last projection) at the end.
-    Exit code: the job's own (0 when it succeeded), 1 if it was cancelled or lost.
+    Exit code: the job's own (0 when it succeeded; killed by signal N: 128 + N), 1 if it
+    was cancelled or lost.
     """
     if not (interval > 0 and math.isfinite(interval)):
         raise BadInput(f"--interval {interval!r} must be a positive number of seconds")

@@ -7,8 +7,19 @@ signal or a terminal matters) against a private home and database.
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
 
 from tests.cli.conftest import CS
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_durations_keep_every_unit_between_the_first_and_the_last(cs: CS) -> None:
@@ -19,3 +30,134 @@ def test_durations_keep_every_unit_between_the_first_and_the_last(cs: CS) -> Non
     assert cs("submit", "--name", "long", "--duration", "1h0m5s", "--deadline", "12h", "--", "true").code == 0
     assert "1h00m05s" in cs("queue").out
     assert json.loads(cs("policy", "show", "odd", "--json").out)["deadline_s"] == 16 * 3600 + 3
+
+
+def _walk_commands() -> list[tuple[str, click.Command]]:
+    from scheduler.cli import cli
+
+    out: list[tuple[str, click.Command]] = []
+
+    def walk(cmd: click.Command, path: str) -> None:
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, f"{path} {name}".strip())
+        else:
+            out.append((path, cmd))
+
+    walk(cli, "")
+    return out
+
+
+#: options whose value is a duration or a time, by the words in their names
+TIME_WORDS = ("delay", "grace", "duration", "deadline", "interval", "chunk", "warmup", "replan",
+              "after", "since", "until", "start", "at")
+
+
+def test_every_option_says_its_unit_in_its_metavar() -> None:
+    bad = []
+    for path, cmd in _walk_commands():
+        ctx = click.Context(cmd)
+        for p in cmd.params:
+            if not isinstance(p, click.Option) or p.is_flag or p.hidden or isinstance(p.type, click.Choice):
+                continue
+            words = p.opts[-1].lstrip("-").split("-")
+            metavar = p.make_metavar(ctx)
+            if any(w in TIME_WORDS for w in words) and not any(
+                    m in metavar for m in ("DURATION", "WHEN", "TIME", "SECONDS")):
+                bad.append(f"{path} {p.opts[-1]} {metavar}")
+            if "energy" in words and metavar != "ENERGY":
+                bad.append(f"{path} {p.opts[-1]} {metavar}")
+            if metavar in ("TEXT", "FLOAT") and not any(w in ("name", "description", "w", "pue", "share", "factor")
+                                                          for w in words):
+                bad.append(f"{path} {p.opts[-1]} {metavar}")
+    assert not bad, bad
+
+
+def test_transfer_energy_means_the_same_in_site_add_as_in_submit(cs: CS) -> None:
+    r = cs("site", "add", "paris", "--zone", "TRACE", "--gpus", "0", "--cpus", "0", "--transfer-energy", "1.8MJ", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["transfer_energy_kwh"] == pytest.approx(0.5)
+    assert json.loads(cs("site", "add", "old", "--zone", "TRACE", "--gpus", "0", "--cpus", "0", "--transfer-energy-kwh", "0.5",
+                         "--json").out)["transfer_energy_kwh"] == pytest.approx(0.5)
+    bad = cs("site", "add", "x", "--zone", "TRACE", "--gpus", "0", "--cpus", "0", "--transfer-energy", "0.5")
+    assert bad.code == 2 and "'0.5'" in bad.err and "kWh" in bad.err
+
+
+def test_every_data_command_prints_valid_json(cs: CS, tmp_path: Path) -> None:
+    assert cs("submit", "--name", "a", "--duration", "1h", "--deadline", "12h", "--json", "--", "true").code == 0
+    assert cs("submit", "--name", "b", "--duration", "1h", "--deadline", "12h", "--", "true").code == 0
+    commands = [
+        ["queue"], ["queue", "--all"], ["show", "1"], ["history"], ["history", "--since", "all"],
+        ["policy", "set", "nightly", "--deadline", "12h"], ["policy", "list"], ["policy", "show", "nightly"],
+        ["policy", "rm", "nightly"], ["site", "add", "gb", "--zone", "TRACE", "--gpus", "0", "--cpus", "0"], ["site", "list"],
+        ["site", "show", "gb"], ["site", "rm", "gb"], ["zones"], ["forecast", "TRACE"], ["probes"],
+        ["report", "--since", "all"], ["db", "check"], ["db", "upgrade"], ["config", "show"], ["config", "path"],
+        ["measure", "--no-record", "--", sys.executable, "-c", "pass"],
+        ["simulate", "--trace", str(cs.trace), "--jobs", "3", "--warmup", "0s"],
+        ["cancel", "1", "2"],
+    ]
+    for argv in commands:
+        r = cs(*argv, "--json") if argv[0] != "measure" else cs("measure", "--json", *argv[1:])
+        assert r.code == 0, (argv, r.err)
+        json.loads(r.out)  # stdout is one JSON document, nothing else
+    # a cancelled job: `wait` exits as its --help says (1), still with JSON
+    r = cs("wait", "1", "--json")
+    assert r.code == 1 and json.loads(r.out)["state"] == "cancelled"
+    assert "1 if it was cancelled or lost" in " ".join(cs("wait", "--help").out.split())
+
+
+def test_history_json_flag_limit_newest_and_since_all(cs: CS) -> None:
+    for name in ("first", "second", "third"):
+        assert cs("submit", "--name", name, "--duration", "1h", "--", "true").code == 0
+    rows = json.loads(cs("history", "--json").out)
+    assert [r["name"] for r in rows] == ["first", "second", "third"]
+    assert json.loads(cs("history", "--format", "json").out) == rows
+    assert [r["name"] for r in json.loads(cs("history", "--json", "--limit", "2").out)] == ["second", "third"]
+    assert len(json.loads(cs("history", "--json", "--since", "all").out)) == 3
+    clash = cs("history", "--json", "--format", "csv")
+    assert clash.code == 2 and "--format csv" in clash.err
+
+
+def test_cancel_takes_several_ids_and_cancels_none_if_one_is_bad(cs: CS) -> None:
+    for _ in range(3):
+        assert cs("submit", "--duration", "1h", "--", "true").code == 0
+    r = cs("cancel", "1", "2", "9")
+    assert r.code == 2 and "9" in r.err and len(r.err.strip().splitlines()) == 1
+    assert {j["state"] for j in json.loads(cs("queue", "--json").out)} == {"planned"}
+    r = cs("cancel", "1", "3")
+    assert r.code == 0 and r.out.splitlines() == ["job 1 cancelled", "job 3 cancelled"]
+    assert [j["id"] for j in json.loads(cs("queue", "--json").out)] == [2]
+    again = cs("cancel", "2", "3")
+    assert again.code == 2 and "job 3 is already cancelled" in again.err
+    assert [j["id"] for j in json.loads(cs("queue", "--json").out)] == [2]
+
+
+def _start_daemon(cs: CS) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
+    env.update(HOME=str(cs.home), XDG_DATA_HOME=str(cs.data), XDG_CONFIG_HOME=str(cs.tmp / "config"),
+               CARBONSHIFT_CONFIG=str(cs.config), PYTHONPATH=str(REPO))
+    return subprocess.Popen(
+        [sys.executable, "-c", "import sys; from scheduler.cli import main; sys.exit(main())", "run"],
+        env=env, cwd=str(cs.tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_run_exits_130_on_ctrl_c_and_0_on_sigterm_with_iso_stamps(cs: CS, sig: int, code: int) -> None:
+    proc = _start_daemon(cs)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # "... daemon     started ...": it has its handlers now
+        assert "daemon     started" in first, first
+        proc.send_signal(sig)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, first + rest
+    for line in (first + rest).splitlines():
+        stamp = line.split(" ", 1)[0]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp), line
