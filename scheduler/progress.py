@@ -186,13 +186,15 @@ class Projection:
 
     def describe(self) -> str:
         """``projected 12.3 Wh, 4.56 g (epoch 3/10)``."""
-        g = f", {self.total_emissions_g:.3g} g" if self.total_emissions_g is not None else ""
+        from scheduler.units import fmt_energy_j, fmt_mass_g
+
+        g = f", {fmt_mass_g(self.total_emissions_g)}" if self.total_emissions_g is not None else ""
         why = {
             "progress": self.progress.describe() if self.progress else "progress",
             "duration": "from the estimated duration",
             "overrun": "past its estimate: at least",
         }.get(self.basis, self.basis)
-        return f"projected {self.total_energy_j / 3600:.3g} Wh{g} ({why})"
+        return f"projected {fmt_energy_j(self.total_energy_j)}{g} ({why})"
 
 
 def recent_power_w(samples: Sequence[Sample], as_of: datetime, window_s: float = 60.0) -> float:

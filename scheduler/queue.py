@@ -33,6 +33,7 @@ from scheduler.model import (
 from scheduler.planner import PlanOptions, horizon_needed_s, plan, window_mean_g_per_kwh
 from scheduler.policies import BUILTIN_POLICIES, merge, resolve, validate_policy
 from scheduler.timeutil import format_duration, iso, spans_text
+from scheduler.units import fmt_mass_g
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -427,7 +428,7 @@ class Queue:
             job.id = None
         if job.budget_g is not None and math.isfinite(entry.expected_g) and entry.expected_g > job.budget_g:
             raise InfeasibleJob(
-                f"carbon budget {job.budget_g:g} g is below the best window's expected "
+                f"carbon budget {fmt_mass_g(job.budget_g)} is below the best window's expected "
                 f"{entry.expected_g:.1f} g (start {iso(entry.start)}, mean "
                 f"{entry.mean_intensity_g_per_kwh:.0f} gCO2/kWh at {job.power_w:.0f} W for "
                 f"{format_duration(job.duration_s)}; running now: {entry.run_now_g:.1f} g): "
@@ -472,7 +473,7 @@ class Queue:
             zone = sites[j.site].zone if j.site in sites else j.zone
             if j.budget_g is not None and math.isfinite(entry.expected_g) and entry.expected_g > j.budget_g:
                 raise InfeasibleJob(
-                    f"job {j.name!r}: carbon budget {j.budget_g:g} g is below the best window's "
+                    f"job {j.name!r}: carbon budget {fmt_mass_g(j.budget_g)} is below the best window's "
                     f"expected {entry.expected_g:.1f} g"
                 )
             self._apply_entry(j, entry, *sources[zone])

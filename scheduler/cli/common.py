@@ -153,27 +153,16 @@ def fmt_time(value: datetime | None, *, utc: bool | None = None) -> str:
 
 
 def fmt_g(value: float | None) -> str:
-    """Grams with sensible precision (demo jobs emit milligrams, training runs kilograms)."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    a = abs(value)
-    if a >= 10000:
-        return f"{value / 1000:.1f} kg"
-    if a >= 100:
-        return f"{value:.0f} g"
-    if a >= 1:
-        return f"{value:.2f} g"
-    if a >= 0.001:
-        return f"{value * 1000:.2f} mg"
-    if a == 0:
-        return "0 g"
-    return f"{value * 1e6:.1f} µg"
+    """Grams with an SI prefix chosen per value (:func:`scheduler.units.fmt_mass_g`)."""
+    from scheduler.units import fmt_mass_g
+
+    return fmt_mass_g(value)
 
 
 def fmt_pct(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:.1f}%"
+    from scheduler.units import fmt_pct as pct
+
+    return pct(value)
 
 
 def print_table(

@@ -36,7 +36,8 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
         if as_json:
             echo_json([r.as_dict() for r in rows])
         else:
-            from scheduler.cli.common import fmt_g, fmt_pct, print_table
+            from scheduler.cli.common import fmt_g, print_table
+            from scheduler.units import fmt_energy_kwh, fmt_saved
 
             click.echo("")
             print_table(
@@ -45,10 +46,10 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
                     [
                         r.id, r.name, r.state,
                         f"{(r.started_at - r.submitted_at).total_seconds() / 3600:.1f} h" if r.started_at else "-",
-                        f"{r.energy_kwh * 3.6e6:.0f} J ({r.energy_method})" if r.energy_kwh is not None else "-",
+                        f"{fmt_energy_kwh(r.energy_kwh)} ({r.energy_method})" if r.energy_kwh is not None else "-",
                         f"{fmt_g(r.emissions_g)} ({r.intensity_kind})",
                         fmt_g(r.counterfactual_g),
-                        f"{fmt_g(r.saved_g)} ({fmt_pct(r.saved_pct)})" if r.saved_g is not None else "-",
+                        fmt_saved(r.saved_g, r.saved_pct),
                     ]
                     for r in rows
                 ],

@@ -17,7 +17,6 @@ import click
 from scheduler.cli.common import (
     echo_json,
     fmt_g,
-    fmt_pct,
     fmt_time,
     get_app,
     json_option,
@@ -27,6 +26,7 @@ from scheduler.cli.common import (
 from scheduler.errors import BadInput
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run, RunInterval
 from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
+from scheduler.units import fmt_energy_j, fmt_energy_kwh, fmt_saved, fmt_vs
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -509,22 +509,22 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
         click.echo(f"  run {r.id}     {r.state} on {r.site} ({r.executor} {r.handle or ''}) {fmt_time(r.started_at)} -> {fmt_time(r.finished_at)} exit {r.exit_code if r.exit_code is not None else '-'} {r.reason}")
         for k, (iv, energy_j, n) in enumerate(ran.get(r.id or 0, []), 1):
             click.echo(f"            ran {k}: {fmt_time(iv.start)} -> {fmt_time(iv.end)} "
-                       f"{iv.how or 'running'}; {energy_j / 3600:.3g} Wh in {n} samples")
+                       f"{iv.how or 'running'}; {fmt_energy_j(energy_j)} in {n} samples")
         if r.accounting:
             a = r.accounting
-            click.echo(f"            energy {a.energy_kwh * 1000:.3f} Wh ({a.energy_method}, {a.measured_share * 100:.0f}% measured, PUE {a.pue:g})")
-            click.echo(f"            emissions {fmt_g(a.emissions_g)} ({a.intensity_kind} intensity from {a.intensity_provider}); run now {fmt_g(a.counterfactual_g)}; saved {fmt_g(a.saved_g)} ({fmt_pct(row.saved_pct)})")
+            click.echo(f"            energy {fmt_energy_kwh(a.energy_kwh)} ({a.energy_method}, {a.measured_share * 100:.0f}% measured, PUE {a.pue:g})")
+            click.echo(f"            emissions {fmt_g(a.emissions_g)} ({a.intensity_kind} intensity from {a.intensity_provider}); run now {fmt_g(a.counterfactual_g)}; {fmt_saved(a.saved_g, row.saved_pct, verb='saved ')}")
     if live is not None:
         line, _ = _live_line(app, job, live, now)
         click.echo(f"  live      {line.split(': ', 1)[-1]}")
     if projs and row.energy_kwh is not None:
         p = projs[-1]
-        err = projection_error_pct(p.energy_kwh, row.energy_kwh)
+        vs = fmt_vs(p.energy_kwh, row.energy_kwh)
         done = f" at {p.fraction_done * 100:.0f}% done" if p.fraction_done is not None else ""
         g = f", {fmt_g(p.emissions_g)}" if p.emissions_g is not None else ""
-        click.echo(f"  projected {p.energy_kwh * 1000:.3g} Wh{g}{done} ({fmt_time(p.at)}); final "
-                   f"{row.energy_kwh * 1000:.3g} Wh, {fmt_g(row.emissions_g)}"
-                   + (f": projection {err:+.1f}% off" if err is not None else ""))
+        click.echo(f"  projected {fmt_energy_kwh(p.energy_kwh)}{g}{done} ({fmt_time(p.at)}); final "
+                   f"{fmt_energy_kwh(row.energy_kwh)}, {fmt_g(row.emissions_g)}"
+                   + (f": the projection was {vs}" if vs != "-" else ""))
     if events:
         click.echo("  events")
         for e in events:
@@ -691,11 +691,11 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
         [
             [
                 r.id, r.name, r.state, fmt_time(r.started_at),
-                f"{r.energy_kwh * 1000:.3f} Wh" if r.energy_kwh is not None else "-",
+                fmt_energy_kwh(r.energy_kwh),
                 r.energy_method or "-", fmt_g(r.emissions_g),
                 f"{r.intensity_kind}/{r.intensity_provider}" if r.intensity_kind else "-",
                 fmt_g(r.counterfactual_g),
-                f"{fmt_g(r.saved_g)} ({fmt_pct(r.saved_pct)})" if r.saved_g is not None else "-",
+                fmt_saved(r.saved_g, r.saved_pct),
             ]
             for r in rows
         ],
@@ -706,30 +706,30 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
         tot_c = sum(r.counterfactual_g or 0.0 for r in done)
         click.echo(
             f"total: {fmt_g(tot_e)} emitted vs {fmt_g(tot_c)} had every job run at submission: "
-            f"saved {fmt_g(tot_c - tot_e)} ({100 * (tot_c - tot_e) / tot_c:.1f}%)"
+            f"{fmt_saved(tot_c - tot_e, 100 * (tot_c - tot_e) / tot_c, verb='saved ')}"
         )
 
 
 def _final_line(job: Job, run: Run | None, events: list[Event]) -> str:
     """The last line of ``wait``: state, exit code, energy, emissions, and how good the
     projection made while it ran turned out to be."""
-    from scheduler.progress import projection_error_pct, stored_projections
+    from scheduler.progress import stored_projections
 
     line = f"job {job.id} {job.state}"
     if run is not None and run.exit_code is not None:
         line += f" (exit {run.exit_code})"
     a = run.accounting if run is not None else None
     if a is not None:
-        line += (f": {a.energy_kwh * 1000:.3g} Wh, {fmt_g(a.emissions_g)} "
-                 f"({a.intensity_kind} intensity), saved {fmt_g(a.saved_g)} vs run-now")
+        line += (f": {fmt_energy_kwh(a.energy_kwh)}, {fmt_g(a.emissions_g)} "
+                 f"({a.intensity_kind} intensity), {fmt_saved(a.saved_g, None, verb='saved ')} vs run-now")
         projs = stored_projections(events)
         if projs:
             p = projs[-1]
-            err = projection_error_pct(p.energy_kwh, a.energy_kwh)
+            vs = fmt_vs(p.energy_kwh, a.energy_kwh)
             done = f" at {p.fraction_done * 100:.0f}% done" if p.fraction_done is not None else ""
-            line += f"; projected {p.energy_kwh * 1000:.3g} Wh{done}"
-            if err is not None:
-                line += f" ({err:+.0f}%)"
+            line += f"; projected {fmt_energy_kwh(p.energy_kwh)}{done}"
+            if vs != "-":
+                line += f" ({vs})"
     return line
 
 
@@ -741,7 +741,7 @@ def _live_line(app: App, job: Job, run: Run, now: datetime) -> tuple[str, Projec
     proj = live_projection(app, job, run, now)
     if proj is None:
         return head, None
-    parts = [f"{proj.power_w:.0f} W", f"{proj.energy_j / 3600:.3g} Wh so far"]
+    parts = [f"{proj.power_w:.0f} W", f"{fmt_energy_j(proj.energy_j)} so far"]
     if proj.intensity_now_g_per_kwh is not None:
         parts.append(f"{proj.intensity_now_g_per_kwh:.0f} g/kWh now")
     return f"{head}: {', '.join(parts)}; {proj.describe()}", proj

@@ -29,6 +29,7 @@ from probes.model import ProbeTarget, Sample
 from probes.sampler import Sampler
 from scheduler.cli.common import echo_json, fmt_g, get_app, json_option, print_table
 from scheduler.errors import BadInput
+from scheduler.units import fmt_energy_kwh
 
 UNSCHEDULED = "unscheduled (carbonshift measure)"
 
@@ -288,7 +289,7 @@ def _print(
     where = f"{acct.intensity_kind} intensity from {acct.intensity_provider}"
     mean = f", mean {intensity:.0f} gCO2/kWh" if intensity is not None else ""
     click.echo(
-        f"total {acct.energy_j:.2f} J ({kwh * 1000:.4f} Wh at PUE {acct.pue:g}); "
+        f"total {acct.energy_j:.2f} J ({fmt_energy_kwh(kwh)} at PUE {acct.pue:g}); "
         f"emissions {fmt_g(acct.emissions_g)} in {zone} ({where}{mean})"
     )
     for note in sampler.notes:

@@ -16,6 +16,7 @@ from scheduler.cli.jobs import transfer_energy_j
 from scheduler.errors import BadInput
 from scheduler.model import TERMINAL_STATES, JobState, Site
 from scheduler.timeutil import format_duration, parse_duration_s
+from scheduler.units import fmt_energy_j
 
 EXECUTORS = ("local", "slurm")
 J_PER_KWH = 3.6e6
@@ -124,7 +125,7 @@ def site_list(as_json: bool) -> None:
 def _transfer(s: Site) -> str:
     if not s.transfer_delay_s and not s.transfer_energy_j:
         return "-"
-    return f"{format_duration(s.transfer_delay_s)}, {s.transfer_energy_j / J_PER_KWH:g} kWh"
+    return f"{format_duration(s.transfer_delay_s)}, {fmt_energy_j(s.transfer_energy_j)}"
 
 
 @site.command("show")

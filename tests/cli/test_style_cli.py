@@ -161,3 +161,52 @@ def test_run_exits_130_on_ctrl_c_and_0_on_sigterm_with_iso_stamps(cs: CS, sig: i
     for line in (first + rest).splitlines():
         stamp = line.split(" ", 1)[0]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp), line
+
+
+E_NOTATION = re.compile(r"\d[eE][+-]?\d")
+
+
+def test_figures_never_use_e_notation_and_comparisons_read_the_right_way(cs: CS, tmp_path: Path) -> None:
+    """A seconds-long job (micrograms, milliwatt-hours) whose run-now figure is below what
+    it emitted, a planner estimate 690,000 times and a live projection 25 times the final
+    figures: every figure is
+    plain decimals with a prefix picked for it, the negative saving says "more", and the
+    estimates say how many times too high, not "+68795961%"."""
+    from datetime import UTC, datetime, timedelta
+
+    from scheduler.model import Event, JobState, Run
+    from scheduler.storage.store import open_store
+    from tests.report.report_seed import _acct, _job
+
+    db = tmp_path / "tiny.db"
+    store = open_store(f"sqlite:///{db}")
+    try:
+        t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
+        job = store.add_job(_job("tiny", "alice", "default", "local", 0, t0, JobState.SUCCEEDED, None,
+                                 duration_h=0.01, expected_g=25.2, run_now_g=20.0, planned=t0))
+        assert job.id is not None
+        run = store.add_run(Run(job_id=job.id, site="local", executor="local", started_at=t0, host="h",
+                                state=JobState.SUCCEEDED))
+        assert run.id is not None
+        run.finished_at, run.exit_code = t0 + timedelta(seconds=30), 0
+        store.update_run(run)
+        store.set_accounting(run.id, _acct(2.5e-6, 3.663e-05, 1.0e-05, 1.0, 1.0))
+        store.add_event(Event(job.id, t0 + timedelta(seconds=20), "projection",
+                              "projected total 0.0625 Wh, 0.5 gCO2e at 50.0% done (basis progress: epoch 1/2; 9 W now)"))
+    finally:
+        store.close()
+    outputs = {}
+    for argv in (["history"], ["show", "1"], ["report", "--since", "all"], ["report", "--since", "all", "--by", "job"]):
+        r = cs("--db", str(db), *argv)
+        assert r.code == 0, r.err
+        outputs[" ".join(argv)] = r.out
+        assert not E_NOTATION.search(r.out), (argv, r.out)
+    assert "2.50 mWh" in outputs["history"] and "36.6 µg" in outputs["history"], outputs["history"]
+    assert "26.6 µg more" in outputs["history"] and "-26.6" not in outputs["history"]
+    show = outputs["show 1"]
+    assert "projected 62.5 mWh" in show and "final 2.50 mWh" in show, show
+    assert "the projection was 25x too high" in show, show
+    assert "+" not in show.split("projected", 1)[1], show
+    assert "26.6 µg more" in show
+    assert "the planner expected 25.2 g" in outputs["report --since all"]
+    assert "(690,000x too high)" in outputs["report --since all"], outputs["report --since all"]
