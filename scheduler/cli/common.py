@@ -6,7 +6,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -148,7 +148,7 @@ def fmt_time(value: datetime | None, *, utc: bool | None = None) -> str:
         return "-"
     use_utc = state().utc if utc is None else utc
     if use_utc:
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return value.astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 

@@ -210,3 +210,24 @@ def test_figures_never_use_e_notation_and_comparisons_read_the_right_way(cs: CS,
     assert "26.6 µg more" in show
     assert "the planner expected 25.2 g" in outputs["report --since all"]
     assert "(690,000x too high)" in outputs["report --since all"], outputs["report --since all"]
+
+
+def test_one_time_rule_local_with_zone_utc_with_flag_iso_z_in_json(cs: CS) -> None:
+    """README: tables show local time with its zone, or UTC with --utc; JSON ISO 8601 with Z."""
+    assert cs("submit", "--name", "t", "--duration", "1h", "--deadline", "12h", "--", "true").code == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
+    env.update(HOME=str(cs.home), XDG_DATA_HOME=str(cs.data), XDG_CONFIG_HOME=str(cs.tmp / "config"),
+               CARBONSHIFT_CONFIG=str(cs.config), PYTHONPATH=str(REPO), TZ="America/New_York")
+
+    def cli(*args: str) -> str:
+        r = subprocess.run([sys.executable, "-c", "import sys; from scheduler.cli import main; sys.exit(main())",
+                            *args], env=env, capture_output=True, text=True, timeout=120, cwd=str(cs.tmp))
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    local, utc = cli("queue"), cli("--utc", "queue")
+    assert re.search(r"\d\d:\d\d E[SD]T", local) and " UTC" not in local, local
+    assert re.search(r"\d\d:\d\d UTC", utc) and "EST" not in utc and "EDT" not in utc, utc
+    (job,) = json.loads(cli("queue", "--json"))
+    for key in ("planned_start", "deadline", "submitted_at"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", job[key]), job[key]
