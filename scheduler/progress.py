@@ -287,11 +287,17 @@ def project(
 
 
 def projection_message(p: Projection) -> str:
-    """The text of a ``projection`` event (parsed back by :func:`parse_projection`)."""
-    g = f"{p.total_emissions_g:.6g}" if p.total_emissions_g is not None else "-"
+    """The text of a ``projection`` event (parsed back by :func:`parse_projection`;
+    `show` lists it, so its figures are plain decimals, six significant digits)."""
+    from scheduler.units import fmt_number
+
+    def plain(x: float) -> str:
+        return fmt_number(x, 6).replace(",", "")
+
+    g = plain(p.total_emissions_g) if p.total_emissions_g is not None else "-"
     pct = f"{p.fraction_done * 100:.1f}" if p.fraction_done is not None else "-"
     why = p.progress.describe() if p.basis == "progress" and p.progress else p.basis
-    return (f"projected total {p.total_energy_j / 3600:.6g} Wh, {g} gCO2e at {pct}% done "
+    return (f"projected total {plain(p.total_energy_j / 3600)} Wh, {g} gCO2e at {pct}% done "
             f"(basis {p.basis}: {why}; {p.power_w:.0f} W now)")
 
 

@@ -37,6 +37,7 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
             echo_json([r.as_dict() for r in rows])
         else:
             from scheduler.cli.common import fmt_g, print_table
+            from scheduler.timeutil import format_duration
             from scheduler.units import fmt_energy_kwh, fmt_saved
 
             click.echo("")
@@ -45,7 +46,9 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
                 [
                     [
                         r.id, r.name, r.state,
-                        f"{(r.started_at - r.submitted_at).total_seconds() / 3600:.1f} h" if r.started_at else "-",
+                        # to the minute: the simulated clock's seconds are noise here
+                        format_duration(60 * round((r.started_at - r.submitted_at).total_seconds() / 60))
+                        if r.started_at else "-",
                         f"{fmt_energy_kwh(r.energy_kwh)} ({r.energy_method})" if r.energy_kwh is not None else "-",
                         f"{fmt_g(r.emissions_g)} ({r.intensity_kind})",
                         fmt_g(r.counterfactual_g),
