@@ -231,3 +231,30 @@ def test_one_time_rule_local_with_zone_utc_with_flag_iso_z_in_json(cs: CS) -> No
     (job,) = json.loads(cli("queue", "--json"))
     for key in ("planned_start", "deadline", "submitted_at"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", job[key]), job[key]
+
+
+def test_wait_on_a_job_cancelled_while_running_exits_1_as_its_help_says(cs: CS) -> None:
+    """The run of a cancelled job ends by SIGTERM (its run records exit code 143); `wait`
+    exits 1, as its --help says, not 143."""
+    import time
+
+    r = cs("submit", "--name", "sleeper", "--duration", "10m", "--now", "--json", "--",
+           sys.executable, "-c", "import time; time.sleep(120)")
+    assert r.code == 0, r.err
+    proc = _start_daemon(cs)
+    try:
+        deadline = time.monotonic() + 90
+        while json.loads(cs("show", "1", "--json").out)["state"] != "running":
+            assert time.monotonic() < deadline and proc.poll() is None, "the job never started"
+            time.sleep(0.3)
+        assert cs("cancel", "1", "--grace", "5s").code == 0
+        runs: list[dict[str, object]] = []
+        while not runs or runs[-1]["finished_at"] is None:  # the daemon closes the run
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.3)
+            runs = json.loads(cs("show", "1", "--json").out)["runs"]
+        waited = cs("wait", "1", "--quiet")
+        assert waited.code == 1, (waited, runs)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
