@@ -258,3 +258,14 @@ def test_wait_on_a_job_cancelled_while_running_exits_1_as_its_help_says(cs: CS) 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
+
+
+#: commands that print no data of their own: a job's output, an event stream, a server,
+#: a script, a file written
+NOT_DATA = {"logs", "run", "dashboard", "completion", "config init"}
+
+
+def test_every_command_that_prints_data_has_json() -> None:
+    missing = [path for path, cmd in _walk_commands()
+               if path not in NOT_DATA and not any("--json" in getattr(p, "opts", []) for p in cmd.params)]
+    assert not missing, missing
