@@ -79,7 +79,7 @@ from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, Site
 from scheduler.progress import progress_path_for, read_progress
 from scheduler.storage.base import Lease
 from scheduler.timeutil import format_duration, iso, spans_text
-from scheduler.units import fmt_energy_kwh, fmt_mass_g
+from scheduler.units import fmt_energy_kwh, fmt_less, fmt_mass_g
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -435,7 +435,7 @@ class Daemon:
         for job, entry in moved:
             saving = ""
             if math.isfinite(entry.run_now_g) and entry.run_now_g > 0 and math.isfinite(entry.expected_g):
-                saving = f", expected {fmt_mass_g(entry.expected_g)} vs {fmt_mass_g(entry.run_now_g)} run now ({100 * (entry.run_now_g - entry.expected_g) / entry.run_now_g:.0f}% less)"
+                saving = f", expected {fmt_mass_g(entry.expected_g)} vs {fmt_mass_g(entry.run_now_g)} run now ({fmt_less(100 * (entry.run_now_g - entry.expected_g) / entry.run_now_g, 0)})"
             self._emit(job.id, "planned", f"start {iso(entry.start)} (in {format_duration(max(0.0, (entry.start - now).total_seconds()))}) on {entry.site} ({entry.reason}{saving})")
 
     def plan_pending(self) -> None:

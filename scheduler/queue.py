@@ -33,7 +33,7 @@ from scheduler.model import (
 from scheduler.planner import PlanOptions, horizon_needed_s, plan, window_mean_g_per_kwh
 from scheduler.policies import BUILTIN_POLICIES, merge, resolve, validate_policy
 from scheduler.timeutil import format_duration, iso, spans_text
-from scheduler.units import fmt_mass_g
+from scheduler.units import fmt_energy_j, fmt_mass_g
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -104,7 +104,7 @@ def _check_transfer(req: SubmitRequest) -> None:
     if d is not None and not (isinstance(d, int) and 0 <= d <= MAX_TRANSFER_DELAY_S):
         raise BadInput(f"transfer delay {d!r} s must be between 0 and a week")
     if e is not None and not (math.isfinite(e) and 0 <= e <= MAX_TRANSFER_ENERGY_J):
-        raise BadInput(f"transfer energy {e:g} J ({e / 3.6e6:g} kWh) must be between 0 and 1 GWh")
+        raise BadInput(f"transfer energy {fmt_energy_j(e) if math.isfinite(e) else e} must be between 0 and 1 GWh")
 
 
 def consume(spans: Sequence[tuple[datetime, datetime]], work_s: float) -> list[tuple[datetime, datetime]]:

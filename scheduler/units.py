@@ -85,6 +85,12 @@ def fmt_vs(estimate: float | None, final: float | None) -> str:
     return f"{abs(pct):.0f}% {'over' if pct > 0 else 'under'}"
 
 
+def fmt_less(saving_pct: float, decimals: int = 1) -> str:
+    """A saving in percent as words: ``66.9% less``; a negative one ``12.0% more``
+    (never "-12.0% less")."""
+    return f"{fmt_pct(abs(saving_pct), decimals)} {'more' if saving_pct < 0 else 'less'}"
+
+
 def fmt_saved(saved_g: float | None, saved_pct: float | None,
               fmt_g: Callable[[float | None], str] | None = None, *, verb: str = "") -> str:
     """A saving against run-now: ``452 µg (67.2%)``; one that is negative says what it
@@ -100,4 +106,5 @@ def fmt_saved(saved_g: float | None, saved_pct: float | None,
     return f"{verb}{mass(saved_g)}{pct}"
 
 
-__all__ = ["fmt_energy_j", "fmt_energy_kwh", "fmt_mass_g", "fmt_number", "fmt_pct", "fmt_saved", "fmt_vs"]
+__all__ = ["fmt_energy_j", "fmt_energy_kwh", "fmt_less", "fmt_mass_g", "fmt_number", "fmt_pct", "fmt_saved",
+           "fmt_vs"]

@@ -38,7 +38,7 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
         else:
             from scheduler.cli.common import fmt_g, print_table
             from scheduler.timeutil import format_duration
-            from scheduler.units import fmt_energy_kwh, fmt_saved
+            from scheduler.units import fmt_energy_kwh, fmt_less, fmt_saved
 
             click.echo("")
             print_table(
@@ -70,7 +70,7 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
                 )
                 click.echo(
                     f"\nall jobs: {fmt_g(e)} emitted vs {fmt_g(c)} had each started at submission: "
-                    f"{100 * (c - e) / c:.1f}% less CO2, {deadlines}."
+                    f"{fmt_less(100 * (c - e) / c)} CO2, {deadlines}."
                 )
             click.echo(
                 "energy is real (CPU time of each job's process tree x per-core power); time is "

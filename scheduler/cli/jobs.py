@@ -26,7 +26,7 @@ from scheduler.cli.common import (
 from scheduler.errors import BadInput
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run, RunInterval
 from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
-from scheduler.units import fmt_energy_j, fmt_energy_kwh, fmt_saved, fmt_vs
+from scheduler.units import fmt_energy_j, fmt_energy_kwh, fmt_less, fmt_saved, fmt_vs
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -267,7 +267,7 @@ def submit(
         if math.isfinite(entry.expected_g):
             line = f"  expected {fmt_g(entry.expected_g)} vs {fmt_g(entry.run_now_g)} if run now"
             if saving is not None:
-                line += f" ({saving:.1f}% less)"
+                line += f" ({fmt_less(saving)})"
             click.echo(line + f"; forecast from {res.plan_source}")
         if res.fallback:
             click.echo("  note: planned on fallback carbon data (see the forecast source above)")

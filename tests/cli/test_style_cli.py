@@ -269,3 +269,4 @@ def test_every_command_that_prints_data_has_json() -> None:
     missing = [path for path, cmd in _walk_commands()
                if path not in NOT_DATA and not any("--json" in getattr(p, "opts", []) for p in cmd.params)]
     assert not missing, missing
+
