@@ -80,6 +80,7 @@ from scheduler.presence import Presence
 from scheduler.progress import progress_path_for, read_progress
 from scheduler.storage.base import Lease
 from scheduler.timeutil import format_duration, iso, spans_text
+from scheduler.units import fmt_energy_kwh, fmt_less, fmt_mass_g
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -440,7 +441,7 @@ class Daemon:
         for job, entry in moved:
             saving = ""
             if math.isfinite(entry.run_now_g) and entry.run_now_g > 0 and math.isfinite(entry.expected_g):
-                saving = f", expected {entry.expected_g:.3g} g vs {entry.run_now_g:.3g} g run now ({100 * (entry.run_now_g - entry.expected_g) / entry.run_now_g:.0f}% less)"
+                saving = f", expected {fmt_mass_g(entry.expected_g)} vs {fmt_mass_g(entry.run_now_g)} run now ({fmt_less(100 * (entry.run_now_g - entry.expected_g) / entry.run_now_g, 0)})"
             self._emit(job.id, "planned", f"start {iso(entry.start)} (in {format_duration(max(0.0, (entry.start - now).total_seconds()))}) on {entry.site} ({entry.reason}{saving})")
 
     def plan_pending(self) -> None:
@@ -1125,9 +1126,9 @@ class Daemon:
                            pue=pue, counterfactual_points=cf_pts, intervals=intervals)
             self.store.set_accounting(run.id, acct)
             pct = f" ({100 * acct.saved_g / acct.counterfactual_g:.1f}%)" if acct.counterfactual_g > 0 else ""
-            return (f": {acct.energy_kwh * 1000:.3f} Wh ({acct.energy_method}), "
-                    f"{acct.emissions_g:.4g} g ({acct.intensity_kind}, {acct.intensity_provider}), "
-                    f"saved {acct.saved_g:.3g} g vs run-now{pct}")
+            return (f": {fmt_energy_kwh(acct.energy_kwh)} ({acct.energy_method}), "
+                    f"{fmt_mass_g(acct.emissions_g)} ({acct.intensity_kind}, {acct.intensity_provider}), "
+                    f"saved {fmt_mass_g(acct.saved_g)} vs run-now{pct}")
         except CarbonshiftError as exc:
             self._emit(job.id, "error", f"accounting failed: {exc}")
             return ""

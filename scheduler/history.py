@@ -113,9 +113,10 @@ def history_rows(
     until: datetime | None = None,
     limit: int | None = None,
 ) -> list[HistoryRow]:
-    """Jobs submitted in ``[since, until)``, with their last run's figures."""
+    """Jobs submitted in ``[since, until)``, with their last run's figures, oldest first;
+    ``limit``: the newest ``limit`` of them."""
     rows = []
-    for job in store.list_jobs(states, since=since, until=until, limit=limit):
+    for job in store.list_jobs(states, since=since, until=until, limit=limit, newest=True):
         assert job.id is not None
         runs = store.runs_for_job(job.id)
         rows.append(row_for(job, runs[-1] if runs else None))

@@ -136,7 +136,7 @@ def _resolve(policy: Policy, *, submitted_at: datetime, duration_s: int, not_bef
         bounds.append(deadline - duration)
     latest = min(bounds)
     if deadline is not None and deadline < earliest_finish:
-        need = format_duration((earliest_finish - submitted_at).total_seconds())
+        need = format_duration((earliest_finish - submitted_at).total_seconds(), ceil=True)
         raise InfeasibleJob(
             f"deadline {iso(deadline)} is earlier than the earliest possible finish "
             f"{iso(earliest_finish)} (now + {format_duration(duration_s)}): give --deadline {need} or later"

@@ -186,13 +186,15 @@ class Projection:
 
     def describe(self) -> str:
         """``projected 12.3 Wh, 4.56 g (epoch 3/10)``."""
-        g = f", {self.total_emissions_g:.3g} g" if self.total_emissions_g is not None else ""
+        from scheduler.units import fmt_energy_j, fmt_mass_g
+
+        g = f", {fmt_mass_g(self.total_emissions_g)}" if self.total_emissions_g is not None else ""
         why = {
             "progress": self.progress.describe() if self.progress else "progress",
             "duration": "from the estimated duration",
             "overrun": "past its estimate: at least",
         }.get(self.basis, self.basis)
-        return f"projected {self.total_energy_j / 3600:.3g} Wh{g} ({why})"
+        return f"projected {fmt_energy_j(self.total_energy_j)}{g} ({why})"
 
 
 def recent_power_w(samples: Sequence[Sample], as_of: datetime, window_s: float = 60.0) -> float:
@@ -285,11 +287,17 @@ def project(
 
 
 def projection_message(p: Projection) -> str:
-    """The text of a ``projection`` event (parsed back by :func:`parse_projection`)."""
-    g = f"{p.total_emissions_g:.6g}" if p.total_emissions_g is not None else "-"
+    """The text of a ``projection`` event (parsed back by :func:`parse_projection`;
+    `show` lists it, so its figures are plain decimals, six significant digits)."""
+    from scheduler.units import fmt_number
+
+    def plain(x: float) -> str:
+        return fmt_number(x, 6).replace(",", "")
+
+    g = plain(p.total_emissions_g) if p.total_emissions_g is not None else "-"
     pct = f"{p.fraction_done * 100:.1f}" if p.fraction_done is not None else "-"
     why = p.progress.describe() if p.basis == "progress" and p.progress else p.basis
-    return (f"projected total {p.total_energy_j / 3600:.6g} Wh, {g} gCO2e at {pct}% done "
+    return (f"projected total {plain(p.total_energy_j / 3600)} Wh, {g} gCO2e at {pct}% done "
             f"(basis {p.basis}: {why}; {p.power_w:.0f} W now)")
 
 

@@ -33,6 +33,7 @@ from scheduler.model import (
 from scheduler.planner import PlanOptions, horizon_needed_s, plan, window_mean_g_per_kwh
 from scheduler.policies import BUILTIN_POLICIES, merge, resolve, validate_policy
 from scheduler.timeutil import format_duration, iso, spans_text
+from scheduler.units import fmt_energy_j, fmt_mass_g
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -103,7 +104,7 @@ def _check_transfer(req: SubmitRequest) -> None:
     if d is not None and not (isinstance(d, int) and 0 <= d <= MAX_TRANSFER_DELAY_S):
         raise BadInput(f"transfer delay {d!r} s must be between 0 and a week")
     if e is not None and not (math.isfinite(e) and 0 <= e <= MAX_TRANSFER_ENERGY_J):
-        raise BadInput(f"transfer energy {e:g} J ({e / 3.6e6:g} kWh) must be between 0 and 1 GWh")
+        raise BadInput(f"transfer energy {fmt_energy_j(e) if math.isfinite(e) else e} must be between 0 and 1 GWh")
 
 
 def consume(spans: Sequence[tuple[datetime, datetime]], work_s: float) -> list[tuple[datetime, datetime]]:
@@ -347,7 +348,7 @@ class Queue:
         entry = result.entries.get(probe.id)  # type: ignore[arg-type]
         if entry is None and probe.id in result.earliest_finish:
             fits = result.earliest_finish[probe.id]
-            need = format_duration((fits - now).total_seconds())
+            need = format_duration((fits - now).total_seconds(), ceil=True)
             raise InfeasibleJob(
                 f"job {job.name!r} cannot finish by its deadline "
                 f"{iso(job.deadline_at) if job.deadline_at else '(none)'}: the GPUs/CPUs of "
@@ -427,7 +428,7 @@ class Queue:
             job.id = None
         if job.budget_g is not None and math.isfinite(entry.expected_g) and entry.expected_g > job.budget_g:
             raise InfeasibleJob(
-                f"carbon budget {job.budget_g:g} g is below the best window's expected "
+                f"carbon budget {fmt_mass_g(job.budget_g)} is below the best window's expected "
                 f"{entry.expected_g:.1f} g (start {iso(entry.start)}, mean "
                 f"{entry.mean_intensity_g_per_kwh:.0f} gCO2/kWh at {job.power_w:.0f} W for "
                 f"{format_duration(job.duration_s)}; running now: {entry.run_now_g:.1f} g): "
@@ -472,7 +473,7 @@ class Queue:
             zone = sites[j.site].zone if j.site in sites else j.zone
             if j.budget_g is not None and math.isfinite(entry.expected_g) and entry.expected_g > j.budget_g:
                 raise InfeasibleJob(
-                    f"job {j.name!r}: carbon budget {j.budget_g:g} g is below the best window's "
+                    f"job {j.name!r}: carbon budget {fmt_mass_g(j.budget_g)} is below the best window's "
                     f"expected {entry.expected_g:.1f} g"
                 )
             self._apply_entry(j, entry, *sources[zone])

@@ -37,6 +37,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from scheduler.errors import BadInput
 from scheduler.history import HistoryRow
+from scheduler.units import fmt_energy_kwh, fmt_pct, fmt_saved, fmt_vs
 
 GROUPINGS = ("day", "week", "month", "site", "policy", "owner", "zone", "job")
 TIME_GROUPINGS = ("day", "week", "month")
@@ -351,7 +352,8 @@ class Accuracy:
         """One line for the end of a report table ('' when nothing can be compared)."""
         parts = []
         if self.planned_jobs and self.planned_expected_kg is not None and self.planned_emitted_kg is not None:
-            err = f" ({self.planned_error_pct:+.0f}%)" if self.planned_error_pct is not None else ""
+            vs = fmt_vs(self.planned_expected_kg, self.planned_emitted_kg)
+            err = f" ({vs})" if vs != "-" else ""
             parts.append(f"the planner expected {fmt_g(self.planned_expected_kg * 1000)} for "
                          f"{self.planned_jobs} measured job(s), they emitted "
                          f"{fmt_g(self.planned_emitted_kg * 1000)}{err}")
@@ -359,7 +361,7 @@ class Accuracy:
             done = (f" at {self.projection_mean_done_pct:.0f}% done on average"
                     if self.projection_mean_done_pct is not None else "")
             parts.append(f"live projections of {self.projection_jobs} job(s) were off by "
-                         f"{self.projection_mean_abs_error_pct:.0f}% of the final energy{done}")
+                         f"{fmt_pct(self.projection_mean_abs_error_pct, 0)} of the final energy{done}")
         return ("estimates: " + "; ".join(parts)) if parts else ""
 
 
@@ -393,19 +395,8 @@ def accuracy(rows: Iterable[HistoryRow], projections: Mapping[int, object]) -> A
 
 
 def fmt_kwh(kwh: float | None) -> str:
-    """Energy for people: Wh or kWh or MWh, with sensible precision."""
-    if kwh is None or not math.isfinite(kwh):
-        return "-"
-    a = abs(kwh)
-    if a == 0:
-        return "0 Wh"
-    if a < 0.001:
-        return f"{kwh * 1000:.3g} Wh"
-    if a < 1:
-        return f"{kwh * 1000:.1f} Wh"
-    if a < 1000:
-        return f"{kwh:.2f} kWh"
-    return f"{kwh / 1000:.2f} MWh"
+    """Energy for people, an SI prefix chosen per value (:func:`scheduler.units.fmt_energy_kwh`)."""
+    return fmt_energy_kwh(kwh)
 
 
 def fmt_money(value: float | None, currency: str) -> str:
@@ -436,9 +427,7 @@ def table_rows(
 
     cells = []
     for r in [*report.rows, report.total]:
-        saved = fmt_g(r.saved_kg * 1000) if r.accounted else "-"
-        if r.saved_pct is not None:
-            saved += f" ({r.saved_pct:.1f}%)"
+        saved = fmt_saved(r.saved_kg * 1000, r.saved_pct, fmt_g) if r.accounted else "-"
         line = [
             r.key, str(r.jobs), f"{r.gpu_hours:.1f}" if r.gpu_hours else "0",
             fmt_kwh(r.energy_kwh) if r.accounted else "-",

@@ -94,26 +94,30 @@ def parse_when(text: str, now: datetime, *, what: str = "deadline") -> datetime:
     return now + timedelta(seconds=parse_duration_s(stripped, what=what))
 
 
-def format_duration(seconds: float) -> str:
-    """``5400`` -> ``1h30m``; ``45`` -> ``45s``."""
-    seconds = round(seconds)
+def format_duration(seconds: float, *, ceil: bool = False) -> str:
+    """A duration for people, at most three units, the later ones zero-padded:
+    ``45`` -> ``45s``, ``125`` -> ``2m05s``, ``57780`` -> ``16h03m``, ``57783`` ->
+    ``16h03m03s``, ``90061`` -> ``1d01h01m``; trailing zero units are dropped (``1h``,
+    ``2d``), never a middle one (``16h00m03s``, not ``16h3s``).
+
+    From a day up, seconds are rounded to the nearest minute (``ceil``: up, for a figure
+    someone will type back, like "give --deadline 1d02h03m or later")."""
     if seconds < 0:
-        return "-" + format_duration(-seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    days, rem = divmod(seconds, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes, secs = divmod(rem, 60)
-    parts = []
-    if days:
-        parts.append(f"{days}d")
-    if hours:
-        parts.append(f"{hours}h")
-    if minutes:
-        parts.append(f"{minutes}m")
-    if secs and not days:
-        parts.append(f"{secs}s")
-    return "".join(parts)
+        return "-" + format_duration(-seconds, ceil=ceil)
+    whole = math.ceil(seconds) if ceil else math.floor(seconds + 0.5)
+    if whole >= 86400:
+        minutes = -(-whole // 60) if ceil else (whole + 30) // 60
+        days, rem = divmod(minutes, 1440)
+        units = [(days, "d"), *zip(divmod(rem, 60), "hm", strict=True)]
+    else:
+        hours, rem = divmod(whole, 3600)
+        units = [(hours, "h"), *zip(divmod(rem, 60), "ms", strict=True)]
+    while len(units) > 1 and units[0][0] == 0:
+        units.pop(0)
+    while len(units) > 1 and units[-1][0] == 0:
+        units.pop()
+    (first, unit), rest = units[0], units[1:]
+    return f"{first}{unit}" + "".join(f"{n:02d}{u}" for n, u in rest)
 
 
 def iso(value: datetime | None) -> str | None:

@@ -14,14 +14,17 @@ PY=${PYTHON:-python3}
 EPOCHS=${EPOCHS:-20}
 POLICY=${POLICY:---deadline 12h}
 
+# Nothing is written here: the job's checkpoints go to its run's own folder (train.py
+# --checkpoint-dir, by default beside the run's logs), the daemon's log to $TMPDIR.
 # shellcheck disable=SC2086  # POLICY is a list of flags
-$CS submit --name digits-mlp --duration "${DURATION:-10m}" $POLICY --interruptible --pause-mode checkpoint \
-    --cwd "$here" --json -- "$PY" train.py --epochs "$EPOCHS" --checkpoint digits.ckpt \
-    > "$here/job.json"
-ID=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$here/job.json")
+job=$($CS submit --name digits-mlp --duration "${DURATION:-10m}" $POLICY --interruptible --pause-mode checkpoint \
+    --cwd "$here" --json -- "$PY" train.py --epochs "$EPOCHS")
+ID=$(printf '%s' "$job" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["id"])')
 echo "submitted job $ID"
 if [ "${RUN_DAEMON:-0}" = 1 ]; then
-    $CS run --exit-when-idle > "$here/daemon.log" 2>&1 &
+    log="${TMPDIR:-/tmp}/carbonshift-digits-daemon.$$.log"
+    echo "daemon log: $log"
+    $CS run --exit-when-idle > "$log" 2>&1 &
 fi
 code=0
 $CS wait "$ID" || code=$?

@@ -5,10 +5,17 @@ The data set (1,797 8x8 images of handwritten digits) ships inside scikit-learn,
 job needs no download. The script
 
 - checkpoints the model, the optimiser and the epoch after every epoch (atomically: a
-  temporary file, then ``os.replace``) and resumes from the checkpoint when it exists, so
-  it can run as an *interruptible* carbonshift job: paused, killed, restarted, at most one
-  epoch is lost, and a resumed run ends with exactly the weights of an uninterrupted one
-  (the shuffling of each epoch is seeded by the epoch number);
+  temporary file, then ``os.replace``) into its run's own checkpoint folder, and resumes
+  from the checkpoint there when it exists, so it can run as an *interruptible*
+  carbonshift job: paused, killed, restarted, at most one epoch is lost, and a resumed
+  run ends with exactly the weights of an uninterrupted one (the shuffling of each epoch
+  is seeded by the epoch number);
+- keeps each run's checkpoints apart and out of the source tree: ``--checkpoint-dir``
+  defaults, under carbonshift, to a folder beside the run's progress file (carbonshift
+  gives each run its own ``CARBONSHIFT_PROGRESS_FILE``, the same for every launch of that
+  run, so a run launched again after a checkpoint pause resumes, and a new run starts
+  from epoch 0); run alone, to a new temporary folder. Give ``--checkpoint-dir`` to resume
+  a run of your own;
 - on SIGUSR1 (carbonshift's ``--pause-mode checkpoint`` signal) it finishes the epoch under
   way, checkpoints and exits 0, so a pause loses nothing; the daemon launches it again at
   the next run interval and it resumes from that checkpoint;
@@ -56,7 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--checkpoint", default="digits.ckpt", help="checkpoint file (default ./digits.ckpt)")
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="this run's checkpoint folder, resumed from when it holds one (default: "
+                        "the carbonshift run's own folder, else a new temporary folder)")
     p.add_argument("--metrics", help="write the final metrics as JSON to this file")
     p.add_argument("--epoch-sleep", type=float, default=0.0,
                    help="idle seconds after each epoch (to stretch a demo run)")
@@ -66,8 +75,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def checkpoint_dir(given: str | None) -> Path:
+    """The run's checkpoint folder: ``given``, else the carbonshift run's own folder
+    (beside its progress file: one per run, the same across its launches), else a new
+    temporary folder. Never the working directory, which is often the source tree."""
+    if given:
+        folder = Path(given)
+    elif os.environ.get("CARBONSHIFT_PROGRESS_FILE"):
+        progress = os.environ["CARBONSHIFT_PROGRESS_FILE"]
+        folder = Path(progress.removesuffix(".progress.json") + ".checkpoints")
+    else:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="train_digits-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    ckpt = checkpoint_dir(args.checkpoint_dir) / "digits.ckpt"
     # carbonshift's checkpoint signal: stop at the end of the epoch under way (heeded from
     # the start: it may come while torch is still being imported)
     pause: list[int] = []
@@ -93,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     model = nn.Sequential(nn.Linear(64, args.hidden), nn.ReLU(), nn.Linear(args.hidden, 10))
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    ckpt = Path(args.checkpoint)
     start = 0
     history: list[dict[str, float]] = []
     if ckpt.exists():
@@ -103,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         start = int(state["epoch"])
         history = list(state.get("history", []))
         print(json.dumps({"resumed_from_epoch": start}), flush=True)
-    if start >= args.epochs:
+    else:
+        print(json.dumps({"checkpoints": str(ckpt.parent)}), flush=True)
+    if start > args.epochs:  # another run's checkpoint: training nothing is no success
+        print(f"train.py: the checkpoint in {ckpt.parent} is at epoch {start}, past --epochs "
+              f"{args.epochs}: give a new --checkpoint-dir", file=sys.stderr)
+        return 2
+    if start == args.epochs:  # launched again after its last epoch (a late pause signal)
         print(json.dumps({"note": f"checkpoint already at epoch {start} of {args.epochs}"}), flush=True)
 
     acc = history[-1]["test_accuracy"] if history else 0.0

@@ -6,7 +6,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -175,32 +175,21 @@ def fmt_time(value: datetime | None, *, utc: bool | None = None) -> str:
         return "-"
     use_utc = state().utc if utc is None else utc
     if use_utc:
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return value.astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def fmt_g(value: float | None) -> str:
-    """Grams with sensible precision (demo jobs emit milligrams, training runs kilograms)."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    a = abs(value)
-    if a >= 10000:
-        return f"{value / 1000:.1f} kg"
-    if a >= 100:
-        return f"{value:.0f} g"
-    if a >= 1:
-        return f"{value:.2f} g"
-    if a >= 0.001:
-        return f"{value * 1000:.2f} mg"
-    if a == 0:
-        return "0 g"
-    return f"{value * 1e6:.1f} µg"
+    """Grams with an SI prefix chosen per value (:func:`scheduler.units.fmt_mass_g`)."""
+    from scheduler.units import fmt_mass_g
+
+    return fmt_mass_g(value)
 
 
 def fmt_pct(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:.1f}%"
+    from scheduler.units import fmt_pct as pct
+
+    return pct(value)
 
 
 def print_table(
@@ -211,12 +200,15 @@ def print_table(
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, header_style="bold")
+        # cells and titles are Text, never markup: a name like `train[lr=0.1]` or `a[/]b`
+        # prints as typed
+        table = Table(title=Text(title) if title else None, header_style="bold")
         for h in headers:
-            table.add_column(h)
+            table.add_column(Text(h))
         for r in rows:
-            table.add_row(*r)
+            table.add_row(*(Text(c) for c in r))
         Console().print(table)
         return
     widths = [len(h) for h in headers]

@@ -125,11 +125,15 @@ def config() -> None:
 
 
 @config.command("path")
-def config_path() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: path, why, exists.")
+def config_path(as_json: bool) -> None:
     """Print the config file in use (or where it would be) and whether it exists."""
     from scheduler.config import current_environ
 
     path, why = _config_path(current_environ())
+    if as_json:
+        echo_json({"path": str(path), "why": why, "exists": path.is_file()})
+        return
     click.echo(str(path))
     click.echo(f"({why}; {'exists' if path.is_file() else 'does not exist: `carbonshift config init` creates it'})",
                err=True)

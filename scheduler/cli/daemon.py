@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from scheduler.cli.common import get_app, state
-from scheduler.timeutil import parse_duration_s
+from scheduler.timeutil import iso, parse_duration_s
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -30,9 +30,10 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
         agent_name: str | None, metrics_port: int | None = None) -> None:
     """Run the daemon: plan waiting jobs, wait for their windows, launch, measure, account.
 
-    One line is logged per event (planned, started, finished with energy and emissions).
-    Ctrl-C stops the daemon cleanly; running jobs keep running, stay recorded, and the
-    next daemon adopts them.
+    One line is logged per event (planned, started, finished with energy and emissions),
+    stamped with the (simulated) UTC time in ISO 8601 with a Z. Ctrl-C (exit 130) or
+    SIGTERM (exit 0) stops the daemon cleanly; running jobs keep running, stay recorded,
+    and the next daemon adopts them.
     """
     from scheduler.dispatch import Daemon
 
@@ -43,8 +44,9 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
     )
     app = get_app()
     interval = parse_duration_s(sample_interval, what="sample interval") if sample_interval else None
-    if not _wait_for_database(app):
-        return
+    interrupted: list[int] = []  # SIGINT seen: exit 130 (SIGTERM, a service stop: 0)
+    if not _wait_for_database(app, interrupted):
+        sys.exit(130 if interrupted else 0)
     if sites:
         known = app.queue.sites()
         for s in sites:
@@ -54,8 +56,7 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
                 raise NotFound(f"unknown site {s!r}: known sites are {', '.join(sorted(known))}")
 
     def emit(line: str) -> None:
-        stamp = app.clock.now().strftime("%Y-%m-%d %H:%M:%S")
-        click.echo(f"{stamp}Z {line}")
+        click.echo(f"{iso(app.clock.now())} {line}")
         sys.stdout.flush()
 
     daemon = Daemon(
@@ -65,6 +66,8 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         emit(f"stopping   on {signal.Signals(signum).name}; running jobs keep running")
+        if signum == signal.SIGINT:
+            interrupted.append(signum)
         daemon.stop()
 
     signal.signal(signal.SIGINT, handler)
@@ -84,15 +87,18 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
             server.shutdown()
             server.server_close()
     emit("daemon     stopped")
+    if interrupted:  # Ctrl-C: the README's "130 interrupted"
+        sys.exit(130)
 
 
-def _wait_for_database(app: App) -> bool:
+def _wait_for_database(app: App, interrupted: list[int]) -> bool:
     """Open the store, retrying with backoff (1 s doubling to 60 s) while the database is
     unreachable: a daemon started before its database (boot order, a PostgreSQL restart)
     waits for it, logging one line per try, instead of exiting into a crash loop.
 
     A database carbonshift cannot use (not SQLite, a newer schema) is not retried.
-    Returns ``False`` when stopped (SIGINT/SIGTERM) before the database answered.
+    Returns ``False`` when stopped (SIGINT/SIGTERM) before the database answered; a
+    SIGINT is added to ``interrupted``.
     """
     import threading
 
@@ -101,6 +107,8 @@ def _wait_for_database(app: App) -> bool:
     stopped = threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGINT:
+            interrupted.append(signum)
         stopped.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -113,8 +121,7 @@ def _wait_for_database(app: App) -> bool:
             except BadDatabase:
                 raise
             except StorageError as exc:
-                stamp = app.clock.now().strftime("%Y-%m-%d %H:%M:%S")
-                click.echo(f"{stamp}Z error      database unreachable, retrying in {delay:g} s: {exc}")
+                click.echo(f"{iso(app.clock.now())} error      database unreachable, retrying in {delay:g} s: {exc}")
                 sys.stdout.flush()
             if stopped.wait(delay):
                 click.echo("daemon     stopped before the database answered")

@@ -21,7 +21,8 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def upgrade() -> None:
+@json_option
+def upgrade(as_json: bool) -> None:
     """Apply pending schema migrations and print the revision the database is now at.
 
     Opening the database applies them anyway; this makes it explicit (for a deploy step).
@@ -31,7 +32,11 @@ def upgrade() -> None:
     store = get_app().store
     if not isinstance(store, SqlStore):
         raise StorageError("this store has no schema to upgrade")
-    click.echo(f"database at schema revision {store.upgrade()}")
+    revision = store.upgrade()
+    if as_json:
+        echo_json({"revision": revision})
+    else:
+        click.echo(f"database at schema revision {revision}")
 
 
 @db.command("check")

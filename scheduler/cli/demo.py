@@ -36,7 +36,9 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
         if as_json:
             echo_json([r.as_dict() for r in rows])
         else:
-            from scheduler.cli.common import fmt_g, fmt_pct, print_table
+            from scheduler.cli.common import fmt_g, print_table
+            from scheduler.timeutil import format_duration
+            from scheduler.units import fmt_energy_kwh, fmt_less, fmt_saved
 
             click.echo("")
             print_table(
@@ -44,11 +46,13 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
                 [
                     [
                         r.id, r.name, r.state,
-                        f"{(r.started_at - r.submitted_at).total_seconds() / 3600:.1f} h" if r.started_at else "-",
-                        f"{r.energy_kwh * 3.6e6:.0f} J ({r.energy_method})" if r.energy_kwh is not None else "-",
+                        # to the minute: the simulated clock's seconds are noise here
+                        format_duration(60 * round((r.started_at - r.submitted_at).total_seconds() / 60))
+                        if r.started_at else "-",
+                        f"{fmt_energy_kwh(r.energy_kwh)} ({r.energy_method})" if r.energy_kwh is not None else "-",
                         f"{fmt_g(r.emissions_g)} ({r.intensity_kind})",
                         fmt_g(r.counterfactual_g),
-                        f"{fmt_g(r.saved_g)} ({fmt_pct(r.saved_pct)})" if r.saved_g is not None else "-",
+                        fmt_saved(r.saved_g, r.saved_pct),
                     ]
                     for r in rows
                 ],
@@ -66,7 +70,7 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
                 )
                 click.echo(
                     f"\nall jobs: {fmt_g(e)} emitted vs {fmt_g(c)} had each started at submission: "
-                    f"{100 * (c - e) / c:.1f}% less CO2, {deadlines}."
+                    f"{fmt_less(100 * (c - e) / c)} CO2, {deadlines}."
                 )
             click.echo(
                 "energy is real (CPU time of each job's process tree x per-core power); time is "
@@ -75,6 +79,7 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
     finally:
         app.close()
     if keep or data_dir:
-        click.echo(f"kept: {result.data_dir} (carbonshift --db {result.data_dir / 'demo.db'} history)")
+        click.echo(f"kept: {result.data_dir} (carbonshift --db {result.data_dir / 'demo.db'} history)",
+                   err=as_json)  # with --json, stdout holds the JSON alone
     else:
         cleanup(result)

@@ -17,7 +17,6 @@ import click
 from scheduler.cli.common import (
     echo_json,
     fmt_g,
-    fmt_pct,
     fmt_time,
     get_app,
     json_option,
@@ -27,6 +26,7 @@ from scheduler.cli.common import (
 from scheduler.errors import BadInput
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run, RunInterval
 from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
+from scheduler.units import fmt_energy_j, fmt_energy_kwh, fmt_less, fmt_saved, fmt_vs
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -67,6 +67,18 @@ def parse_energy_j(text: str, *, what: str = "energy") -> float:
                 raise BadInput(f"{what} {text!r} must be zero or more, like 0.5kWh")
             return value
     raise BadInput(f"{what} {text!r} is not an energy: use a number with a unit, like 0.5kWh, 200Wh or 1.8MJ")
+
+
+def transfer_energy_j(text: str | None, kwh: float = 0.0) -> float:
+    """``--transfer-energy ENERGY`` (as in ``submit``), else the old ``--transfer-energy-kwh``
+    figure of ``site add`` and ``simulate``, in joules."""
+    if text is not None:
+        if kwh:
+            raise BadInput("give --transfer-energy or --transfer-energy-kwh, not both")
+        return parse_energy_j(text, what="--transfer-energy")
+    if not math.isfinite(kwh) or kwh < 0:
+        raise BadInput(f"--transfer-energy-kwh {kwh:g} must be a number >= 0")
+    return kwh * _ENERGY_UNITS_J["kwh"]
 
 
 def parse_duration_or_zero_s(text: str, *, what: str) -> int:
@@ -259,7 +271,7 @@ def submit(
         if math.isfinite(entry.expected_g):
             line = f"  expected {fmt_g(entry.expected_g)} vs {fmt_g(entry.run_now_g)} if run now"
             if saving is not None:
-                line += f" ({saving:.1f}% less)"
+                line += f" ({fmt_less(saving)})"
             click.echo(line + f"; forecast from {res.plan_source}")
         if res.fallback:
             click.echo("  note: planned on fallback carbon data (see the forecast source above)")
@@ -503,22 +515,22 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
         click.echo(f"  run {r.id}     {r.state} on {r.site} ({r.executor} {r.handle or ''}) {fmt_time(r.started_at)} -> {fmt_time(r.finished_at)} exit {r.exit_code if r.exit_code is not None else '-'} {r.reason}")
         for k, (iv, energy_j, n) in enumerate(ran.get(r.id or 0, []), 1):
             click.echo(f"            ran {k}: {fmt_time(iv.start)} -> {fmt_time(iv.end)} "
-                       f"{iv.how or 'running'}; {energy_j / 3600:.3g} Wh in {n} samples")
+                       f"{iv.how or 'running'}; {fmt_energy_j(energy_j)} in {n} samples")
         if r.accounting:
             a = r.accounting
-            click.echo(f"            energy {a.energy_kwh * 1000:.3f} Wh ({a.energy_method}, {a.measured_share * 100:.0f}% measured, PUE {a.pue:g})")
-            click.echo(f"            emissions {fmt_g(a.emissions_g)} ({a.intensity_kind} intensity from {a.intensity_provider}); run now {fmt_g(a.counterfactual_g)}; saved {fmt_g(a.saved_g)} ({fmt_pct(row.saved_pct)})")
+            click.echo(f"            energy {fmt_energy_kwh(a.energy_kwh)} ({a.energy_method}, {a.measured_share * 100:.0f}% measured, PUE {a.pue:g})")
+            click.echo(f"            emissions {fmt_g(a.emissions_g)} ({a.intensity_kind} intensity from {a.intensity_provider}); run now {fmt_g(a.counterfactual_g)}; {fmt_saved(a.saved_g, row.saved_pct, verb='saved ')}")
     if live is not None:
         line, _ = _live_line(app, job, live, now)
         click.echo(f"  live      {line.split(': ', 1)[-1]}")
     if projs and row.energy_kwh is not None:
         p = projs[-1]
-        err = projection_error_pct(p.energy_kwh, row.energy_kwh)
+        vs = fmt_vs(p.energy_kwh, row.energy_kwh)
         done = f" at {p.fraction_done * 100:.0f}% done" if p.fraction_done is not None else ""
         g = f", {fmt_g(p.emissions_g)}" if p.emissions_g is not None else ""
-        click.echo(f"  projected {p.energy_kwh * 1000:.3g} Wh{g}{done} ({fmt_time(p.at)}); final "
-                   f"{row.energy_kwh * 1000:.3g} Wh, {fmt_g(row.emissions_g)}"
-                   + (f": projection {err:+.1f}% off" if err is not None else ""))
+        click.echo(f"  projected {fmt_energy_kwh(p.energy_kwh)}{g}{done} ({fmt_time(p.at)}); final "
+                   f"{fmt_energy_kwh(row.energy_kwh)}, {fmt_g(row.emissions_g)}"
+                   + (f": the projection was {vs}" if vs != "-" else ""))
     if events:
         click.echo("  events")
         for e in events:
@@ -540,11 +552,15 @@ def _run_intervals(app: App, run: Run) -> list[tuple[RunInterval, float, int]]:
 
 
 @click.command()
-@click.argument("job_id", type=int)
-@click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL.")
+@click.argument("job_ids", metavar="ID...", nargs=-1, required=True, type=int)
+@click.option("--grace", default="10s", show_default=True, metavar="DURATION", help="Time between SIGTERM and SIGKILL.")
 @json_option
-def cancel(job_id: int, grace: str, as_json: bool) -> None:
-    """Cancel a job; a running job's process group gets SIGTERM, then SIGKILL."""
+def cancel(job_ids: tuple[int, ...], grace: str, as_json: bool) -> None:
+    """Cancel jobs; a running job's process group gets SIGTERM, then SIGKILL.
+
+    Every ID is checked first: if one is unknown or already finished, nothing is
+    cancelled. --json: one object per job (a list when several IDs are given).
+    """
     import socket
 
     from scheduler.executors.base import Handle
@@ -552,21 +568,31 @@ def cancel(job_id: int, grace: str, as_json: bool) -> None:
 
     grace_s = parse_duration_s(grace, what="grace")
     app = get_app()
-    job, was_running = app.queue.cancel(job_id)
-    stopped = False
-    if was_running:
-        host = socket.gethostname()
-        for run in app.store.open_runs():
-            if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
-                LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
-                stopped = True
-    if as_json:
-        echo_json({"id": job_id, "state": str(job.state), "was_running": was_running, "stopped": stopped})
-    else:
-        msg = f"job {job_id} cancelled"
+    ids = list(dict.fromkeys(job_ids))
+    for job_id in ids:
+        job = app.store.get_job(job_id)
+        app.queue.check_owner(job)
+        if job.state in TERMINAL_STATES:
+            raise BadInput(f"job {job_id} is already {job.state}: nothing to cancel"
+                           + (" (no job was cancelled)" if len(ids) > 1 else ""))
+    done = []
+    for job_id in ids:
+        job, was_running = app.queue.cancel(job_id)
+        stopped = False
         if was_running:
-            msg += " and its processes stopped" if stopped else " (its agent will stop it)"
-        click.echo(msg)
+            host = socket.gethostname()
+            for run in app.store.open_runs():
+                if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
+                    LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
+                    stopped = True
+        done.append({"id": job_id, "state": str(job.state), "was_running": was_running, "stopped": stopped})
+        if not as_json:
+            msg = f"job {job_id} cancelled"
+            if was_running:
+                msg += " and its processes stopped" if stopped else " (its agent will stop it)"
+            click.echo(msg)
+    if as_json:
+        echo_json(done[0] if len(job_ids) == 1 else done)
 
 
 @click.command()
@@ -619,33 +645,33 @@ def logs(job_id: int, run_id: int | None, stream: str, tail: int | None, follow:
             time.sleep(0.5)
 
 
-def _since(text: str | None, now: datetime, what: str) -> datetime | None:
-    if text is None:
-        return None
-    t = text.strip()
-    if t[:1].isdigit() and ("-" in t[1:] or ":" in t):
-        return parse_time(t, what=what)
-    return now - timedelta(seconds=parse_duration_s(t, what=what))
-
-
 @click.command()
-@click.option("--since", metavar="WHEN", help="Submitted at or after: an ISO time or a duration ago (7d).")
+@click.option("--since", metavar="WHEN", help="Submitted at or after: an ISO time, a duration ago (7d), or 'all' (the default).")
 @click.option("--until", metavar="WHEN", help="Submitted before: an ISO time or a duration ago.")
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in JobState]), help="Only jobs in this state (repeatable).")
-@click.option("--limit", type=click.IntRange(min=1), help="At most N jobs.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="The newest N jobs (still listed oldest first).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "codecarbon"]), default="table",
               show_default=True, help="codecarbon: CodeCarbon's emissions.csv columns (kg, kWh).")
-def history(since: str | None, until: str | None, states: tuple[str, ...], limit: int | None, fmt: str) -> None:
-    """Jobs with their energy, emissions, run-now counterfactual and savings."""
+@json_option
+def history(since: str | None, until: str | None, states: tuple[str, ...], limit: int | None, fmt: str,
+            as_json: bool) -> None:
+    """Jobs with their energy, emissions, run-now counterfactual and savings.
+
+    --json is --format json.
+    """
+    from scheduler.cli.report import parse_since
     from scheduler.history import HISTORY_FIELDS, history_rows
 
+    if as_json and fmt not in ("table", "json"):
+        raise BadInput(f"--json and --format {fmt} disagree: give one of them")
+    fmt = "json" if as_json else fmt
     app = get_app()
     now = app.clock.now()
     rows = history_rows(
         app.store,
         states=[JobState(s) for s in states] or None,
-        since=_since(since, now, "--since"),
-        until=_since(until, now, "--until"),
+        since=parse_since(since, now, "--since"),
+        until=parse_since(until, now, "--until"),
         limit=limit,
     )
     if fmt == "json":
@@ -677,11 +703,11 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
         [
             [
                 r.id, r.name, r.state, fmt_time(r.started_at),
-                f"{r.energy_kwh * 1000:.3f} Wh" if r.energy_kwh is not None else "-",
+                fmt_energy_kwh(r.energy_kwh),
                 r.energy_method or "-", fmt_g(r.emissions_g),
                 f"{r.intensity_kind}/{r.intensity_provider}" if r.intensity_kind else "-",
                 fmt_g(r.counterfactual_g),
-                f"{fmt_g(r.saved_g)} ({fmt_pct(r.saved_pct)})" if r.saved_g is not None else "-",
+                fmt_saved(r.saved_g, r.saved_pct),
             ]
             for r in rows
         ],
@@ -692,30 +718,30 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
         tot_c = sum(r.counterfactual_g or 0.0 for r in done)
         click.echo(
             f"total: {fmt_g(tot_e)} emitted vs {fmt_g(tot_c)} had every job run at submission: "
-            f"saved {fmt_g(tot_c - tot_e)} ({100 * (tot_c - tot_e) / tot_c:.1f}%)"
+            f"{fmt_saved(tot_c - tot_e, 100 * (tot_c - tot_e) / tot_c, verb='saved ')}"
         )
 
 
 def _final_line(job: Job, run: Run | None, events: list[Event]) -> str:
     """The last line of ``wait``: state, exit code, energy, emissions, and how good the
     projection made while it ran turned out to be."""
-    from scheduler.progress import projection_error_pct, stored_projections
+    from scheduler.progress import stored_projections
 
     line = f"job {job.id} {job.state}"
     if run is not None and run.exit_code is not None:
         line += f" (exit {run.exit_code})"
     a = run.accounting if run is not None else None
     if a is not None:
-        line += (f": {a.energy_kwh * 1000:.3g} Wh, {fmt_g(a.emissions_g)} "
-                 f"({a.intensity_kind} intensity), saved {fmt_g(a.saved_g)} vs run-now")
+        line += (f": {fmt_energy_kwh(a.energy_kwh)}, {fmt_g(a.emissions_g)} "
+                 f"({a.intensity_kind} intensity), {fmt_saved(a.saved_g, None, verb='saved ')} vs run-now")
         projs = stored_projections(events)
         if projs:
             p = projs[-1]
-            err = projection_error_pct(p.energy_kwh, a.energy_kwh)
+            vs = fmt_vs(p.energy_kwh, a.energy_kwh)
             done = f" at {p.fraction_done * 100:.0f}% done" if p.fraction_done is not None else ""
-            line += f"; projected {p.energy_kwh * 1000:.3g} Wh{done}"
-            if err is not None:
-                line += f" ({err:+.0f}%)"
+            line += f"; projected {fmt_energy_kwh(p.energy_kwh)}{done}"
+            if vs != "-":
+                line += f" ({vs})"
     return line
 
 
@@ -727,10 +753,22 @@ def _live_line(app: App, job: Job, run: Run, now: datetime) -> tuple[str, Projec
     proj = live_projection(app, job, run, now)
     if proj is None:
         return head, None
-    parts = [f"{proj.power_w:.0f} W", f"{proj.energy_j / 3600:.3g} Wh so far"]
+    parts = [f"{proj.power_w:.0f} W", f"{fmt_energy_j(proj.energy_j)} so far"]
     if proj.intensity_now_g_per_kwh is not None:
         parts.append(f"{proj.intensity_now_g_per_kwh:.0f} g/kWh now")
     return f"{head}: {', '.join(parts)}; {proj.describe()}", proj
+
+
+def wait_exit_code(job: Job, run: Run | None) -> int:
+    """What `wait` exits with for a finished job: 0 if it succeeded, 1 if it was
+    cancelled or lost (whatever signal ended its process), else its own exit code (a
+    death by signal N as 128 + N, as a shell says it), 1 when it has none."""
+    if job.state is JobState.SUCCEEDED:
+        return 0
+    if job.state in (JobState.CANCELLED, JobState.LOST) or run is None or not run.exit_code:
+        return 1
+    code = int(run.exit_code)
+    return 128 - code if code < 0 else (code if code < 256 else 1)
 
 
 def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0, timeout_s: float | None = None) -> int:
@@ -767,11 +805,7 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0, timeout_s: f
             if not quiet:
                 text = _final_line(job, run, app.store.events_for_job(job_id))
                 click.echo(("\r" + text.ljust(len(last))) if tty else text, err=True)
-            if job.state is JobState.SUCCEEDED:
-                return 0
-            if run is not None and run.exit_code not in (None, 0):
-                return int(run.exit_code)
-            return 1
+            return wait_exit_code(job, run)
         if job.state is JobState.PLANNED and job.planned_start:
             left = max(0.0, (job.planned_start - now).total_seconds())
             line = (f"job {job_id} planned for {fmt_time(job.planned_start)} on "
@@ -801,7 +835,7 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0, timeout_s: f
 
 @click.command()
 @click.argument("job_id", type=int)
-@click.option("--interval", default=1.0, show_default=True, help="Seconds between updates.")
+@click.option("--interval", default=1.0, show_default=True, metavar="SECONDS", help="Seconds between updates.")
 @click.option("--quiet", "-q", is_flag=True, help="No live line; only the exit code.")
 @click.option("--timeout", "timeout", metavar="DURATION", help="Give up after this long (real time), exit 1.")
 @json_option
@@ -814,9 +848,9 @@ def wait(job_id: int, interval: float, quiet: bool, timeout: str | None, as_json
     report progress (e.g. epochs) through the file named by $CARBONSHIFT_PROGRESS_FILE,
     as JSON {"done": 3, "total": 10, "unit": "epoch"}; the projection then uses it.
     With --json, no live line: the job's history row (and its last projection) at the end.
-    A line on stderr says so when no daemon (`carbonshift run`) serves the job's site.
-    Exit code: the job's own (0 when it succeeded), 1 if it was cancelled or lost, or
-    when --timeout ran out first.
+    Exit code: the job's own (0 when it succeeded; killed by signal N: 128 + N), 1 if it
+    was cancelled or lost, or when --timeout ran out first. A line on stderr says so when
+    no daemon (`carbonshift run`) serves the job's site.
     """
     if not (interval > 0 and math.isfinite(interval)):
         raise BadInput(f"--interval {interval!r} must be a positive number of seconds")

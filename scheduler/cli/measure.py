@@ -28,6 +28,7 @@ from probes.sampler import Sampler
 from scheduler.cli.common import echo_json, fmt_g, get_app, json_option, print_table
 from scheduler.errors import BadInput
 from scheduler.measuring import UNSCHEDULED, by_device, parse_gpu_indices
+from scheduler.units import fmt_energy_j
 
 
 @contextmanager
@@ -199,16 +200,15 @@ def _print(
     print_table(
         ["device", "method", "energy", "estimated"],
         [
-            [d["device"], d["method"], f"{d['energy_j']:.2f} J", "yes" if d["estimated"] else "no"]
+            [d["device"], d["method"], fmt_energy_j(d["energy_j"]), "yes" if d["estimated"] else "no"]
             for d in devices
         ],
         title=f"energy of `{' '.join(command)}` ({duration_s:.1f} s, {cpu_s:.2f} CPU s, exit {exit_code})",
     )
-    kwh = acct.energy_kwh
     where = f"{acct.intensity_kind} intensity from {acct.intensity_provider}"
     mean = f", mean {intensity:.0f} gCO2/kWh" if intensity is not None else ""
     click.echo(
-        f"total {acct.energy_j:.2f} J ({kwh * 1000:.4f} Wh at PUE {acct.pue:g}); "
+        f"total {fmt_energy_j(acct.energy_j)} ({acct.energy_j:.2f} J, PUE {acct.pue:g}); "
         f"emissions {fmt_g(acct.emissions_g)} in {zone} ({where}{mean})"
     )
     for note in sampler.notes:

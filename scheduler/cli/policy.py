@@ -124,10 +124,14 @@ def policy_show(name: str, as_json: bool) -> None:
 
 @policy.command("rm")
 @click.argument("name")
-def policy_rm(name: str) -> None:
+@json_option
+def policy_rm(name: str, as_json: bool) -> None:
     """Remove a stored policy (jobs already submitted keep their resolved bounds)."""
     app = get_app()
     if name in BUILTIN_POLICIES and name not in {q.name for q in app.store.list_policies()}:
         raise BadInput(f"policy {name!r} is built in and cannot be removed")
     app.store.delete_policy(name)
-    click.echo(f"policy {name!r} removed")
+    if as_json:
+        echo_json({"name": name, "removed": True})
+    else:
+        click.echo(f"policy {name!r} removed")

@@ -12,6 +12,7 @@ from datetime import timedelta
 import click
 
 from scheduler.cli.common import echo_json, fmt_g, fmt_pct, json_option, print_table
+from scheduler.cli.jobs import transfer_energy_j
 from scheduler.errors import BadInput
 from scheduler.timeutil import format_duration, parse_duration_s
 
@@ -34,22 +35,23 @@ def parse_range_s(text: str) -> tuple[int, int]:
 @click.option("--jobs", "n_jobs", type=int, metavar="N", help="Generate N jobs (default 500).")
 @click.option("--workload", type=click.Path(dir_okay=False), metavar="FILE",
               help="A CSV of jobs: submit, duration, deadline[, gpus, interruptible, site, power_w, priority].")
-@click.option("--deadline", default="24h", show_default=True, help="Each generated job is due this long after submission.")
-@click.option("--duration", default="1h-8h", show_default=True, help="Range of generated durations.")
+@click.option("--deadline", default="24h", show_default=True, metavar="DURATION", help="Each generated job is due this long after submission.")
+@click.option("--duration", default="1h-8h", show_default=True, metavar="DURATION[-DURATION]", help="Range of generated durations.")
 @click.option("--gpus", type=int, default=0, show_default=True, help="GPU capacity of each site (0: unlimited).")
 @click.option("--job-gpus", type=int, default=1, show_default=True, help="GPUs each generated job needs.")
 @click.option("--power-w", type=float, default=300.0, show_default=True, help="Power of each generated job, W.")
 @click.option("--interruptible-share", type=float, default=0.0, show_default=True,
               help="Share of generated jobs that may be paused and resumed (0-1).")
 @click.option("--relocate", is_flag=True, help="Jobs may run at any site (with the transfer costs).")
-@click.option("--transfer-delay", default="0s", show_default=True, help="Delay before a moved job can start.")
-@click.option("--transfer-energy-kwh", type=float, default=0.0, show_default=True, help="Energy to move a job, kWh.")
+@click.option("--transfer-delay", default="0s", show_default=True, metavar="DURATION", help="Delay before a moved job can start.")
+@click.option("--transfer-energy", metavar="ENERGY", help="Energy to move a job, like 0.5kWh or 1.8MJ (default 0).")
+@click.option("--transfer-energy-kwh", type=float, default=0.0, hidden=True, help="Old spelling of --transfer-energy, in kWh.")
 @click.option("--pue", type=float, default=1.0, show_default=True, help="PUE of every site.")
-@click.option("--min-chunk", default="1h", show_default=True, help="Shortest run of a split job.")
+@click.option("--min-chunk", default="1h", show_default=True, metavar="DURATION", help="Shortest run of a split job.")
 @click.option("--max-pauses", type=int, default=3, show_default=True, help="Most pauses of a split job (-1: no limit).")
-@click.option("--warmup", default="28d", show_default=True,
+@click.option("--warmup", default="28d", show_default=True, metavar="DURATION",
               help="History before the first generated job (the local forecaster learns from it).")
-@click.option("--replan", default="0s", show_default=True,
+@click.option("--replan", default="0s", show_default=True, metavar="DURATION",
               help="Also re-plan waiting jobs this often (like the daemon); 0: at each arrival only.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the generated workload.")
 @click.option("--forecast", type=click.Choice(FORECASTS), default="local", show_default=True,
@@ -63,7 +65,7 @@ def parse_range_s(text: str) -> tuple[int, int]:
 def simulate(
     traces: str, n_jobs: int | None, workload: str | None, deadline: str, duration: str, gpus: int,
     job_gpus: int, power_w: float, interruptible_share: float, relocate: bool, transfer_delay: str,
-    transfer_energy_kwh: float, pue: float, min_chunk: str, max_pauses: int, warmup: str, replan: str, seed: int,
+    transfer_energy: str | None, transfer_energy_kwh: float, pue: float, min_chunk: str, max_pauses: int, warmup: str, replan: str, seed: int,
     forecast: str, vintage_file: str | None, value_column: str | None, naive_utc: bool, as_json: bool,
 ) -> None:
     """Replay real intensity history: run-now vs carbon-aware vs a perfect oracle.
@@ -100,7 +102,7 @@ def simulate(
     delay_s = 0 if transfer_delay.strip() in ("0", "0s") else parse_duration_s(transfer_delay, what="--transfer-delay")
     sites = {
         t.zone: Site(name=t.zone, zone=t.zone, gpus=gpus, pue=pue, transfer_delay_s=delay_s,
-                     transfer_energy_j=transfer_energy_kwh * 3.6e6)
+                     transfer_energy_j=transfer_energy_j(transfer_energy, transfer_energy_kwh))
         for t in loaded
     }
     start = max(t.start for t in loaded)

@@ -12,9 +12,11 @@ import math
 import click
 
 from scheduler.cli.common import echo_json, get_app, json_option, print_table
+from scheduler.cli.jobs import transfer_energy_j
 from scheduler.errors import BadInput
 from scheduler.model import TERMINAL_STATES, JobState, Site
 from scheduler.timeutil import format_duration, parse_duration_s
+from scheduler.units import fmt_energy_j
 
 EXECUTORS = ("local", "slurm")
 J_PER_KWH = 3.6e6
@@ -61,12 +63,14 @@ def site() -> None:
               help="Power usage effectiveness: facility energy / IT energy (>= 1).")
 @click.option("--transfer-delay", default="0s", show_default=True, metavar="DURATION",
               help="Time to move a job's data here before it can start (30m, 2h).")
-@click.option("--transfer-energy-kwh", type=float, default=0.0, show_default=True,
-              help="Energy spent moving a job's data here, kWh.")
+@click.option("--transfer-energy", metavar="ENERGY",
+              help="Energy spent moving a job's data here, like 0.5kWh or 1.8MJ (default 0).")
+@click.option("--transfer-energy-kwh", type=float, default=0.0, hidden=True,
+              help="Old spelling of --transfer-energy, in kWh.")
 @json_option
 def site_add(
     name: str, zone: str, gpus: int, cpus: int, executor: str, pue: float, transfer_delay: str,
-    transfer_energy_kwh: float, as_json: bool,
+    transfer_energy: str | None, transfer_energy_kwh: float, as_json: bool,
 ) -> None:
     """Create or replace site NAME.
 
@@ -81,8 +85,7 @@ def site_add(
         raise BadInput(f"--cpus {cpus} must not be negative (0: not managed)")
     if not math.isfinite(pue) or pue < 1.0 or pue > 5.0:
         raise BadInput(f"--pue {pue:g} must be between 1.0 and 5.0")
-    if not math.isfinite(transfer_energy_kwh) or transfer_energy_kwh < 0:
-        raise BadInput(f"--transfer-energy-kwh {transfer_energy_kwh:g} must be a number >= 0")
+    energy_j = transfer_energy_j(transfer_energy, transfer_energy_kwh)
     delay_s = 0 if transfer_delay.strip() in ("0", "0s") else parse_duration_s(
         transfer_delay, what="transfer delay"
     )
@@ -93,7 +96,7 @@ def site_add(
     except UnknownZone as exc:
         raise BadInput(str(exc)) from None
     s = Site(name=name, zone=zone, executor=executor, gpus=gpus, cpus=cpus, pue=pue,
-             transfer_delay_s=delay_s, transfer_energy_j=transfer_energy_kwh * J_PER_KWH)
+             transfer_delay_s=delay_s, transfer_energy_j=energy_j)
     app.store.put_site(s)
     if as_json:
         echo_json(site_dict(s))
@@ -122,7 +125,7 @@ def site_list(as_json: bool) -> None:
 def _transfer(s: Site) -> str:
     if not s.transfer_delay_s and not s.transfer_energy_j:
         return "-"
-    return f"{format_duration(s.transfer_delay_s)}, {s.transfer_energy_j / J_PER_KWH:g} kWh"
+    return f"{format_duration(s.transfer_delay_s)}, {fmt_energy_j(s.transfer_energy_j)}"
 
 
 @site.command("show")

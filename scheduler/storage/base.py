@@ -147,8 +147,10 @@ class JobStore(ABC):
         until: datetime | None = None,
         sites: Iterable[str] | None = None,
         limit: int | None = None,
+        newest: bool = False,
     ) -> list[Job]:
-        """Jobs filtered by state, submission time ``[since, until)`` and planned site, by id."""
+        """Jobs filtered by state, submission time ``[since, until)`` and planned site, by id;
+        ``limit`` keeps the first ``limit`` of them, or with ``newest`` the last."""
 
     @abstractmethod
     def queue_view(

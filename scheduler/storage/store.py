@@ -437,6 +437,7 @@ class SqlStore(JobStore):
         until: datetime | None = None,
         sites: Iterable[str] | None = None,
         limit: int | None = None,
+        newest: bool = False,
     ) -> list[Job]:
         c = t.jobs.c
         query: Select[Any] = select(t.jobs)
@@ -448,12 +449,12 @@ class SqlStore(JobStore):
             query = query.where(c.submitted_at < until)
         if sites is not None:
             query = query.where(func.coalesce(c.planned_site, c.site).in_(list(sites)))
-        query = query.order_by(c.id)
+        query = query.order_by(c.id.desc() if newest else c.id)
         if limit is not None:
             query = query.limit(limit)
         with self._tx("list jobs", write=False) as conn:
             rows = conn.execute(query).all()
-        return [_job_from_row(r._mapping) for r in rows]
+        return [_job_from_row(r._mapping) for r in (reversed(rows) if newest else rows)]
 
     def queue_view(
         self, states: Sequence[JobState], *, limit: int | None = None

@@ -18,6 +18,7 @@ from scheduler.charts import forecast_chart, render_svg, report_chart
 from scheduler.history import HistoryRow
 from scheduler.model import Job, JobState
 from scheduler.reporting import Report, fmt_kwh, fmt_money
+from scheduler.units import fmt_energy_j, fmt_saved
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -213,7 +214,7 @@ def render_page(s: Snapshot) -> str:
             p = s.projections.get(j.id or -1)
             live = "-"
             if p is not None:
-                live = f"{p.power_w:.0f} W, {p.energy_j / 3600:.3g} Wh so far; {p.describe()}"
+                live = f"{p.power_w:.0f} W, {fmt_energy_j(p.energy_j)} so far; {p.describe()}"
             rows.append([
                 _td(j.id), _td(j.name), _td(j.state), _td(j.owner), _td(_t(j.planned_start, tz)),
                 _td(_t(j.deadline_at, tz)), _td(f"{j.planned_site or j.site}/{j.zone}"),
@@ -248,7 +249,7 @@ def render_page(s: Snapshot) -> str:
                 _td(r.id), _td(r.name), _td(r.state), _td(r.owner), _td(_t(r.started_at, tz)),
                 _td(fmt_kwh(r.energy_kwh), "num"), _td(_g(r.emissions_g), "num"),
                 _td(_g(r.counterfactual_g), "num"),
-                _td(f"{_g(r.saved_g)} ({_pct(r.saved_pct)})" if r.saved_g is not None else "-", saved_cls),
+                _td(fmt_saved(r.saved_g, r.saved_pct), saved_cls),
                 _td(r.energy_method), _td(f"{r.intensity_kind}/{r.intensity_provider}" if r.intensity_kind else "-"),
             ])
         out.append(_table(["id", "name", "state", "owner", "started", "energy", "emitted", "if run now",

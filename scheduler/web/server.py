@@ -189,8 +189,8 @@ class Handler(BaseHTTPRequestHandler):
 
         since, until = self._since(q, "7d")
         limit = _int(q.get("limit"), "limit", 100)
-        rows = history_rows(self.server.app.store, since=since, until=until)
-        self._json([r.as_dict() for r in rows[-limit:]])
+        rows = history_rows(self.server.app.store, since=since, until=until, limit=limit or None)
+        self._json([r.as_dict() for r in rows])
 
     def _report(self, q: dict[str, str]):  # type: ignore[no-untyped-def]
         from scheduler.history import history_rows

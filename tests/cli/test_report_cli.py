@@ -34,10 +34,10 @@ def test_table_by_day_with_total_and_price(cs, seeded) -> None:  # type: ignore[
     keys = [ln.split()[0] for ln in lines[2:-1]]
     assert keys == ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05", "total"]
     total = lines[-2]
-    assert "13.50 kWh" in total and "4.4 kg" not in total  # 4400 g shows as grams under 10 kg
-    assert "4400 g" in total and "1600 g (26.7%)" in total and "1/2" in total
+    assert "13.5 kWh" in total  # an SI prefix per value, three significant digits
+    assert "4.40 kg" in total and "1.60 kg (26.7%)" in total and "1/2" in total
     assert "0.35 EUR" in total and "0.13 EUR" in total  # 4.4 kg x 80/t; 1.6 kg x 80/t
-    assert lines[-1].startswith("estimates: the planner expected 3920 g for 3 measured job(s)")
+    assert lines[-1].startswith("estimates: the planner expected 3.92 kg for 3 measured job(s)")
 
 
 def test_json_is_exact_and_complete(cs, seeded) -> None:  # type: ignore[no-untyped-def]
@@ -177,8 +177,8 @@ def test_show_compares_the_projection_with_the_final_figure(cs, seeded) -> None:
         store.close()
     r = cs("--utc", "--db", db, "show", str(ids["bert-ft"]))
     assert r.code == 0, r.err
-    assert "projected 3.3e+03 Wh, 330 g at 50% done" in r.out
-    assert "projection +10.0% off" in r.out
+    assert "projected 3.30 kWh, 330 g at 50% done" in r.out  # never e-notation
+    assert "final 3.00 kWh" in r.out and "the projection was 10% over" in r.out
     r = cs("--db", db, "show", str(ids["bert-ft"]), "--json")
     p = json.loads(r.out)["projections"][0]
     assert p["energy_error_pct"] == pytest.approx(10.0)

@@ -36,7 +36,7 @@ def _train_module() -> ModuleType:
 
 def test_cli_arguments_are_checked_before_torch_is_imported() -> None:
     out = subprocess.run([sys.executable, str(TRAIN), "--help"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and "--checkpoint" in out.stdout
+    assert out.returncode == 0 and "--checkpoint-dir" in out.stdout
     bad = subprocess.run([sys.executable, str(TRAIN), "--epochs", "0"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--epochs" in bad.stderr
 
@@ -53,13 +53,13 @@ def test_resumed_training_ends_exactly_like_an_uninterrupted_one(tmp_path: Path,
     train = _train_module()
     progress = tmp_path / "progress.json"
     straight, resumed = tmp_path / "a.json", tmp_path / "b.json"
-    assert train.main(["--epochs", "3", "--checkpoint", str(tmp_path / "a.ckpt"), "--metrics", str(straight)]) == 0
-    assert train.main(["--epochs", "2", "--checkpoint", str(tmp_path / "b.ckpt")]) == 0
+    assert train.main(["--epochs", "3", "--checkpoint-dir", str(tmp_path / "a"), "--metrics", str(straight)]) == 0
+    assert train.main(["--epochs", "2", "--checkpoint-dir", str(tmp_path / "b")]) == 0
     import os
 
     os.environ["CARBONSHIFT_PROGRESS_FILE"] = str(progress)
     try:
-        assert train.main(["--epochs", "3", "--checkpoint", str(tmp_path / "b.ckpt"), "--metrics", str(resumed)]) == 0
+        assert train.main(["--epochs", "3", "--checkpoint-dir", str(tmp_path / "b"), "--metrics", str(resumed)]) == 0
     finally:
         del os.environ["CARBONSHIFT_PROGRESS_FILE"]
     out = capsys.readouterr().out
@@ -68,7 +68,10 @@ def test_resumed_training_ends_exactly_like_an_uninterrupted_one(tmp_path: Path,
     assert a == b  # same loss, accuracy and weights, bit for bit
     assert a["test_accuracy"] > 0.85
     assert json.loads(progress.read_text()) == {"done": 3, "total": 3, "unit": "epoch"}
-    assert not list(tmp_path.glob("*.tmp*"))
+    assert not list(tmp_path.glob("**/*.tmp*"))
+    # a checkpoint past --epochs is another run's: refused, not a success that trained nothing
+    assert train.main(["--epochs", "2", "--checkpoint-dir", str(tmp_path / "b")]) == 2
+    assert "past --epochs 2" in capsys.readouterr().err
 
 
 @needs_torch
@@ -86,8 +89,7 @@ def test_digits_job_with_a_deadline_is_measured_and_in_history(tmp_path: Path) -
            "CARBONSHIFT_DATA_DIR": str(tmp_path / "data")}
     # 1 real second = 30 simulated minutes: the job's few seconds are a few hours
     with Client(str(tmp_path / "cs.db"), env=env, clock=AcceleratedClock(origin, 1800.0)) as cs:
-        job = cs.submit([sys.executable, str(TRAIN), "--epochs", "6", "--checkpoint", "digits.ckpt",
-                         "--epoch-sleep", "0.3"],
+        job = cs.submit([sys.executable, str(TRAIN), "--epochs", "6", "--epoch-sleep", "0.3"],
                         duration="3h", deadline="8h", interruptible=True, name="digits",
                         cwd=str(tmp_path))
         assert job.id is not None and job.planned_start is not None
@@ -104,7 +106,9 @@ def test_digits_job_with_a_deadline_is_measured_and_in_history(tmp_path: Path) -
         assert row.energy_kwh is not None and row.energy_kwh > 0
         assert row.energy_method and row.emissions_g is not None and row.emissions_g > 0
         assert row.counterfactual_g is not None and row.intensity_kind in ("actual", "mixed", "forecast")
-        assert (tmp_path / "digits.ckpt").exists()
+        # the checkpoints are the run's own, beside its logs, not in the job's folder
+        assert not list(tmp_path.glob("*.ckpt"))
+        assert len(list((tmp_path / "data" / "logs").rglob("run-*.checkpoints/digits.ckpt"))) == 1
         # the waiter recorded projections from the reported epochs; show compares them
         details = cs.show(job.id)
         assert details.projections, [e.kind for e in details.events]
@@ -127,7 +131,8 @@ def test_digits_job_is_paused_by_checkpoint_and_resumed_exactly(tmp_path: Path) 
     # 1 simulated hour = 10 real seconds: torch takes seconds to import on a busy machine
     app = make_app(tmp_path, factor=FACTOR / 2, origin=ORIGIN, trace=dirty_middle_trace(tmp_path / "t.csv"))
     try:
-        argv = [sys.executable, str(TRAIN), "--epochs", "20", "--checkpoint", "digits.ckpt",
+        # no --checkpoint-dir: the run's own folder, the same for both launches of the run
+        argv = [sys.executable, str(TRAIN), "--epochs", "20",
                 "--epoch-sleep", "0.6", "--metrics", str(tmp_path / "paused.json")]
         from scheduler.model import Policy
 
@@ -143,7 +148,8 @@ def test_digits_job_is_paused_by_checkpoint_and_resumed_exactly(tmp_path: Path) 
         (run,) = app.store.runs_for_job(job_id)
         out = Path(run.out_path).read_text()  # type: ignore[arg-type]
         paused_at = json.loads(next(ln for ln in out.splitlines() if "paused_after_epoch" in ln))
-        resumed = json.loads(next(ln for ln in out.splitlines() if "resumed_from_epoch" in ln))
+        resumed = json.loads(next((ln for ln in out.splitlines() if "resumed_from_epoch" in ln), "{}"))
+        assert resumed, out
         assert resumed["resumed_from_epoch"] == paused_at["paused_after_epoch"] > 0, out
         assert [iv.how for iv in app.store.run_intervals(run.id)] == ["checkpointed: exit 0", "exit 0"]  # type: ignore[arg-type]
         # every epoch ran exactly once across the two processes (the existing test above
@@ -153,3 +159,54 @@ def test_digits_job_is_paused_by_checkpoint_and_resumed_exactly(tmp_path: Path) 
         assert json.loads((tmp_path / "paused.json").read_text())["epochs"] == 20
     finally:
         app.close()
+
+
+def _untracked(folder: Path) -> set[str]:
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", str(folder)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    return set(out.stdout.splitlines())
+
+
+@needs_torch
+@pytest.mark.slow
+def test_readme_in_order_trains_every_epoch_and_leaves_the_source_tree_clean(tmp_path: Path) -> None:
+    """The example's README, step by step, in the example's own folder: a run alone, then
+    ``RUN_DAEMON=1 POLICY=--now EPOCHS=3 ./submit.sh`` through the real CLI and daemon.
+    The submitted job must train its 3 epochs from scratch (not resume the first run's
+    checkpoint, 20 of 3, and "succeed" having trained nothing), and nothing may be left
+    in the source tree."""
+    from tests.cli.conftest import write_retimed_trace
+
+    here = TRAIN.parent
+    before = _untracked(here)
+    trace = write_retimed_trace(tmp_path / "trace.csv", datetime.now(UTC).replace(minute=0, second=0,
+                                                                                   microsecond=0) - timedelta(days=2))
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'default_zone = "TRACE"\nsampling_interval_s = 1\n[intensity]\nproviders = ["replay"]\n'
+                   f'trace = "{trace}"\n')
+    cli = tmp_path / "bin" / "carbonshift"
+    cli.parent.mkdir()
+    cli.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'import sys; from scheduler.cli import main; "
+                   f"sys.exit(main())' \"$@\"\n")
+    cli.chmod(0o755)
+    env = {"HOME": str(tmp_path), "PATH": f"{cli.parent}:/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "CARBONSHIFT_CONFIG": str(cfg), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "TMPDIR": str(tmp_path), "PYTHON": sys.executable}
+    try:
+        alone = subprocess.run([sys.executable, "train.py", "--epochs", "20"], cwd=here, env=env,
+                               capture_output=True, text=True, timeout=300)
+        assert alone.returncode == 0, alone.stderr
+        assert _untracked(here) == before
+        sub = subprocess.run(["./submit.sh"], cwd=here, capture_output=True, text=True, timeout=300,
+                             env={**env, "RUN_DAEMON": "1", "POLICY": "--now", "EPOCHS": "3"})
+        assert sub.returncode == 0, sub.stdout + sub.stderr
+        left = _untracked(here) - before
+    finally:  # a failing run must not leave its files behind for the next one
+        for entry in _untracked(here) - before:
+            (ROOT / entry.split(maxsplit=1)[1]).unlink(missing_ok=True)
+    assert not left, f"the example left files in the source tree: {left}"
+    (log,) = (tmp_path / "data").rglob("run-*.out")
+    lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.startswith("{")]
+    assert [ln["epoch"] for ln in lines if "epoch" in ln] == [1, 2, 3], log.read_text()
+    assert not any("resumed_from_epoch" in ln for ln in lines)
+    assert "final test accuracy" in log.read_text()

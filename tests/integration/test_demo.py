@@ -60,3 +60,19 @@ def test_demo_keep_leaves_a_database(tmp_path: Path) -> None:
     assert (keep / "demo.db").exists()
     assert "kept:" in proc.stdout and "less CO2" in proc.stdout
     assert "deadline" in proc.stdout  # met or not, the summary says which
+
+
+def test_demo_json_with_keep_is_one_json_document(tmp_path: Path) -> None:
+    """`demo --json` prints JSON alone on stdout, with --keep too (the "kept:" line goes
+    to stderr with the narrative)."""
+    keep = tmp_path / "keep"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
+    env.update(HOME=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from scheduler.cli import main; sys.exit(main())",
+         "demo", "--json", "--data-dir", str(keep), "--factor", "7200"],
+        env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) >= 4
+    assert "kept:" in proc.stderr

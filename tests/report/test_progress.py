@@ -141,6 +141,20 @@ def test_projection_event_round_trip_and_error() -> None:
     assert last_projection([Event(1, T, "projection", "garbage")]) is None
 
 
+def test_projection_event_of_a_tiny_job_has_no_e_notation() -> None:
+    """`show` lists projection events: their figures are plain decimals that parse back."""
+    from dataclasses import replace
+
+    p = project(_samples(10), started_at=T, now=T + timedelta(seconds=100), duration_s=400,
+                progress=Progress(0.5, 5, 10, "epoch"))
+    tiny = replace(p, total_energy_j=1.234567e-4, total_emissions_g=3.663e-8)
+    msg = projection_message(tiny)
+    assert "projected total 0.0000000342935 Wh, 0.0000000366300 gCO2e" in msg, msg
+    stored = last_projection([Event(1, T, "projection", msg)])
+    assert stored is not None and stored.energy_kwh == pytest.approx(1.234567e-4 / 3.6e6, rel=1e-5)
+    assert stored.emissions_g == pytest.approx(3.663e-8, rel=1e-5)
+
+
 def test_recorder_writes_sparingly(tmp_path: Path) -> None:
     from scheduler.app import App
     from scheduler.config import load_settings

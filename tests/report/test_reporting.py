@@ -161,8 +161,9 @@ def test_table_rows_show_units_and_total(rows) -> None:  # type: ignore[no-untyp
     assert headers[-2:] == ["carbon cost", "avoided"]
     assert cells[-1][0] == "total"
     assert cells[-1][headers.index("deadlines")] == "1/2"
-    assert fmt_kwh(13.5) == "13.50 kWh"
-    assert fmt_kwh(0.0025) == "2.5 Wh"
+    assert fmt_kwh(13.5) == "13.5 kWh"
+    assert fmt_kwh(0.0025) == "2.50 Wh"
+    assert fmt_kwh(9e-9) == "9.00 µWh"  # was "9e-06 Wh"
 
 
 def test_accuracy_of_planner_estimates_and_live_projections(rows) -> None:  # type: ignore[no-untyped-def]
@@ -184,6 +185,6 @@ def test_accuracy_of_planner_estimates_and_live_projections(rows) -> None:  # ty
     assert acc.projection_mean_error_pct == pytest.approx(-5.0)
     assert acc.projection_mean_done_pct == pytest.approx(65.0)
     line = acc.describe(lambda g: f"{g:.0f} g")
-    assert "expected 3920 g for 3 measured job(s), they emitted 4400 g (-11%)" in line
+    assert "expected 3920 g for 3 measured job(s), they emitted 4400 g (11% under)" in line
     assert "live projections of 2 job(s) were off by 15%" in line
     assert accuracy([], {}).describe(str) == ""

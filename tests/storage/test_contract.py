@@ -185,6 +185,8 @@ def test_list_jobs_filters(store: SqlStore) -> None:
     assert names(sites=["lab"]) == ["b", "c"]  # planned site, else the home site
     assert names(sites=["home"]) == ["a"]
     assert names(limit=2) == ["a", "b"]
+    assert names(limit=2, newest=True) == ["b", "c"]  # the newest two, still by id
+    assert names(newest=True) == ["a", "b", "c"]
 
 
 #: name, state, planned start: added out of queue order

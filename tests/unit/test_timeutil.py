@@ -49,7 +49,10 @@ def test_when_relative_or_absolute() -> None:
 def test_format_and_iso() -> None:
     assert format_duration(5400) == "1h30m"
     assert format_duration(45) == "45s"
-    assert format_duration(90061) == "1d1h1m"
+    assert format_duration(90061) == "1d01h01m"
+    assert format_duration(16 * 3600 + 3) == "16h00m03s" and format_duration(16 * 3600 + 180) == "16h03m"
+    assert format_duration(125) == "2m05s" and format_duration(3600) == "1h"
+    assert format_duration(90061, ceil=True) == "1d01h02m" and format_duration(86400 + 3601) == "1d01h"
     assert iso(datetime(2026, 5, 1, 14, tzinfo=timezone(timedelta(hours=2)))) == "2026-05-01T12:00:00Z"
     assert iso(None) is None
 

@@ -114,7 +114,7 @@ def test_page_shows_queue_history_and_charts_escaped(server) -> None:  # type: i
     assert 'class="chart forecast" data-zone="TRACE"' in page
     assert page.count('class="span"') == 1 and page.count('class="now"') == 1
     assert 'class="chart report"' in page
-    assert "1600 g (26.7%)" in page  # saved vs run-now over the seeded history
+    assert "1.60 kg (26.7%)" in page  # saved vs run-now over the seeded history
     assert "0.13 EUR" in page  # cost avoided at the configured price
 
 
