@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from probes.model import Sample
 from scheduler.errors import BadInput
+from scheduler.units import fmt_energy_j, fmt_mass_g
 
 if TYPE_CHECKING:
     from probes.sampler import Sampler
@@ -113,6 +114,7 @@ def finish(app: App, job: Job, *, samples: Sequence[Sample], sampler: Sampler,
     app.store.add_samples(run.id, list(samples))
     app.store.add_event(Event(
         job_id, finished_at, "measured",
-        f"{UNSCHEDULED}: exit {exit_code}, {acct.energy_j:.1f} J, {acct.emissions_g:.4g} g",
+        f"{UNSCHEDULED}: exit {exit_code}, {fmt_energy_j(acct.energy_j)}, "
+        f"{fmt_mass_g(acct.emissions_g)}",
     ))
     return Recorded(acct, job_id)
