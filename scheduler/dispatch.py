@@ -65,7 +65,7 @@ from probes.detect import ProbeConfig, default_probes
 from probes.model import ProbeTarget, Sample
 from probes.sampler import Sampler
 from scheduler.accounting import account, counterfactual_window
-from scheduler.errors import CarbonshiftError, ExecutorError, StorageError
+from scheduler.errors import CarbonshiftError, DatabaseUnreachable, ExecutorError, StorageError
 from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from scheduler.intervals import (
     PAUSE,
@@ -268,7 +268,8 @@ class Daemon:
                 self._connected_since = self.lease_now()
                 return True
             except StorageError as exc:
-                self._emit(None, "error", f"database unreachable, retrying in {delay:g} s: {exc}")
+                trouble = "unreachable" if isinstance(exc, DatabaseUnreachable) else "error"
+                self._emit(None, "error", f"database {trouble}, retrying in {delay:g} s: {exc}")
             if self._stop.wait(delay):
                 return False
             delay = min(60.0, delay * 2)

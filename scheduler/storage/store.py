@@ -26,6 +26,7 @@ fast. Every SQLAlchemy or driver error leaves this module as a
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import operator
 import os
@@ -57,6 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, RowMapping, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DataError,
     DBAPIError,
     IntegrityError,
     OperationalError,
@@ -67,7 +69,14 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from intensity.model import IntensityPoint, Kind, Signal, Source
 from probes.model import Method, Sample
-from scheduler.errors import BadDatabase, CarbonshiftError, NotFound, StorageError
+from scheduler.errors import (
+    BadDatabase,
+    CarbonshiftError,
+    DatabaseUnreachable,
+    DiskFull,
+    NotFound,
+    StorageError,
+)
 from scheduler.model import (
     Event,
     Job,
@@ -83,10 +92,10 @@ from scheduler.storage import tables as t
 from scheduler.storage.base import JobStore, Lease, Span
 
 #: The newest schema revision this code knows; must equal Alembic's script head.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 #: Every revision this code knows, oldest first. A database at any other is from a newer
 #: carbonshift (or not ours) and is refused rather than touched.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 
 BUSY_TIMEOUT_S = 5.0
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -100,6 +109,41 @@ FAILURE_KIND = "failure"
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+#: free bytes under which an SQLite I/O error is taken for a full disk (SQLite reports one
+#: that cannot grow its shared-memory index as SQLITE_IOERR_SHMSIZE, not SQLITE_FULL)
+DISK_FULL_BELOW_B = 1 << 20
+
+
+def disk_nearly_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` (or its nearest existing folder) is full."""
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < DISK_FULL_BELOW_B
+
+
+def _is_disk_full(orig: BaseException, path: Path | None) -> bool:
+    """A driver error that means the database's disk is full (SQLite or PostgreSQL)."""
+    if isinstance(orig, OSError):
+        return orig.errno == errno.ENOSPC
+    if getattr(orig, "sqlstate", None) == "53100":  # PostgreSQL disk_full
+        return True
+    name = getattr(orig, "sqlite_errorname", "") or ""
+    if name == "SQLITE_FULL":
+        return True
+    return name.startswith("SQLITE_IOERR") and path is not None and disk_nearly_full(path)
+
+
+def _is_connection_error(orig: BaseException) -> bool:
+    """A PostgreSQL error of class 08 (connection exception) or 57P (server shutting down)."""
+    state = getattr(orig, "sqlstate", None)
+    return isinstance(state, str) and (state.startswith("08") or state.startswith("57P"))
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -196,8 +240,19 @@ class SqlStore(JobStore):
                 f"{self.busy_timeout_s:g} s busy timeout while this one tried to {what}; retry, "
                 "or find the process holding it"
             )
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        if _is_disk_full(orig, sqlite_path(self.url)):
+            return DiskFull(
+                f"disk full: could not {what} in {self.description} ({detail}); free space "
+                "on its disk (reading the queue still works)"
+            )
+        if isinstance(exc, DataError):
             return StorageError(
+                f"{self.description} refused a value while trying to {what}: {detail}"
+            )
+        if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or _is_connection_error(
+            orig
+        ):
+            return DatabaseUnreachable(
                 f"lost the connection to {self.description} while trying to {what}: {detail}"
             )
         return StorageError(f"could not {what} in {self.description}: {detail}")
@@ -1566,7 +1621,7 @@ def _open_postgres(url: URL) -> tuple[Engine, str]:
         if url.password:
             detail = detail.replace(str(url.password), "***")
         engine.dispose()
-        raise StorageError(
+        raise DatabaseUnreachable(
             f"cannot reach database at {host}: {detail}; check it is running and that "
             f"{safe_url(url)} is right"
         ) from exc
