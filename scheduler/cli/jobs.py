@@ -26,7 +26,14 @@ from scheduler.cli.common import (
 )
 from scheduler.errors import BadInput
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run, RunInterval
-from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
+from scheduler.timeutil import (
+    format_duration,
+    iso,
+    looks_absolute,
+    parse_duration_s,
+    parse_time,
+    parse_when,
+)
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -105,9 +112,8 @@ def policy_from_flags(
     for key, text in (("deadline", deadline), ("latest_start", latest_start)):
         if text is None:
             continue
-        looks_absolute = text.strip()[:1].isdigit() and ("-" in text.strip()[1:] or ":" in text)
-        if looks_absolute:
-            at = parse_time(text, what=key.replace("_", " "))
+        if looks_absolute(text):
+            at = parse_when(text, now, what=key.replace("_", " "))
             if at <= now:
                 raise BadInput(
                     f"{key.replace('_', ' ')} {text!r} is in the past: give a later time or a duration like 12h"
