@@ -78,6 +78,7 @@ from scheduler.leader import Leadership, holder_name, real_now
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, Site
 from scheduler.progress import progress_path_for, read_progress
 from scheduler.storage.base import Lease
+from scheduler.storage.watch import FileLost
 from scheduler.timeutil import format_duration, iso, spans_text
 
 if TYPE_CHECKING:
@@ -173,6 +174,10 @@ class Daemon:
         self._stop = threading.Event()
         self._scheduler: Any = None
         self._last_replan: datetime | None = None
+        #: set when the database file was deleted or replaced under this daemon
+        self._file_lost: FileLost | None = None
+        #: what ``carbonshift run`` exits with (1: it stopped for a lost database file)
+        self.exit_code = 0
         self._probe_config = ProbeConfig(
             cpu_w_per_core=app.settings.cpu_w_per_core,
             memory_w_per_gb=app.settings.memory_w_per_gb,
@@ -234,6 +239,22 @@ class Daemon:
         try:
             self.sync_timers()
             while not self._stop.is_set():
+                lost = self.store.file_lost()
+                if lost is not None:  # see scheduler/storage/watch.py
+                    sched.pause()
+                    with self._lock:
+                        self.follow_runs()
+                        self.follow_intervals()
+                    self._file_lost = self._file_lost or FileLost(self.store, lost)
+                    line = self._file_lost.update(len(self.active))
+                    if line:
+                        self._emit(None, "error", line)
+                    if not self.active:
+                        self._emit(None, "error", self._file_lost.final())
+                        self.exit_code = 1
+                        break
+                    self._stop.wait(self.tick_s)
+                    continue
                 try:
                     self.tick()
                 except StorageError as exc:

@@ -71,6 +71,8 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
          + (f", sites {', '.join(sites)}" if sites else ""))
     daemon.run_forever()
     emit("daemon     stopped")
+    if daemon.exit_code:
+        sys.exit(daemon.exit_code)
 
 
 def _wait_for_database(app: App) -> bool:

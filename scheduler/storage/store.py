@@ -206,6 +206,15 @@ class SqlStore(JobStore):
         self._local = threading.local()
         self._registry_lock = threading.Lock()
         self._thread_conns: dict[int, tuple[threading.Thread, Connection]] = {}
+        #: an SQLite file's path and (device, inode) when opened (see :meth:`file_lost`)
+        self._file: tuple[Path, tuple[int, int]] | None = None
+        path = sqlite_path(self.url) if self.dialect == "sqlite" else None
+        if path is not None:
+            try:
+                st = path.stat()
+                self._file = (path, (st.st_dev, st.st_ino))
+            except OSError:
+                pass
 
     # compiled on first use: only the submit path needs them (a few ms of every command)
     @functools.cached_property
@@ -268,6 +277,9 @@ class SqlStore(JobStore):
         local = self._local
         conn: Connection | None = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
+            lost = self.file_lost()
+            if lost is not None:  # a new connection would open another database
+                raise StorageError(f"{lost}: not connecting to whatever is at its path now")
             conn = self.engine.connect()
             local.conn, local.pid, local.write = conn, os.getpid(), False
             me = threading.current_thread()
@@ -356,6 +368,46 @@ class SqlStore(JobStore):
             if not isinstance(exc, sqlite3.IntegrityError):
                 self._drop_thread_connection()
             raise self._translate(exc, what) from exc
+
+    def file_lost(self) -> str | None:
+        """Why this store's SQLite file is no longer the one it opened (deleted, or
+        replaced by another file at its path), or ``None`` when it still is (and always
+        for PostgreSQL and memory). Open connections keep writing into the old file, which
+        nobody else sees and which vanishes when they close: see :meth:`save_copy`."""
+        if self._file is None:
+            return None
+        path, identity = self._file
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return f"database file {path} was deleted"
+        except OSError as exc:
+            return f"database file {path} cannot be checked: {exc.strerror or exc}"
+        if (st.st_dev, st.st_ino) != identity:
+            return f"database file {path} was replaced by another file"
+        return None
+
+    def save_copy(self, dest: Path) -> None:
+        """Copy the database this store has open (even if its file was deleted) to ``dest``
+        (owner-only; replacing an earlier copy whole), through this thread's open
+        connection (SQLite files only)."""
+        if not self._per_thread:
+            raise StorageError("only an SQLite file store can save a copy of itself")
+        try:
+            driver = self._thread_connection(False).connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            partial = dest.with_name(dest.name + ".partial")
+            partial.unlink(missing_ok=True)
+            os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            target = sqlite3.connect(partial)
+            try:
+                driver.backup(target)
+            finally:
+                target.close()
+            os.replace(partial, dest)  # a later copy replaces an earlier one whole
+        except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
+            raise StorageError(f"could not save a copy of {self.description} to {dest}: "
+                               f"{getattr(exc, 'strerror', None) or exc}") from exc
 
     def close(self) -> None:
         """Release every connection (those of other threads too)."""
