@@ -85,7 +85,7 @@ def _wait_for_database(app: App) -> bool:
     """
     import threading
 
-    from scheduler.errors import BadDatabase, StorageError
+    from scheduler.errors import BadDatabase, DatabaseUnreachable, StorageError
 
     stopped = threading.Event()
 
@@ -97,14 +97,20 @@ def _wait_for_database(app: App) -> bool:
     try:
         while True:
             try:
-                _ = app.store
-                return True
+                if getattr(app.store, "read_only", None) is None:
+                    return True
+                # a full disk: the store only reads; wait for space rather than exit
+                message = (f"disk full, retrying in {delay:g} s: {app.settings.db} can only be "
+                           "read until space is freed on its disk")
+                app.close()
             except BadDatabase:
                 raise
             except StorageError as exc:
-                stamp = app.clock.now().strftime("%Y-%m-%d %H:%M:%S")
-                click.echo(f"{stamp}Z error      database unreachable, retrying in {delay:g} s: {exc}")
-                sys.stdout.flush()
+                trouble = "unreachable" if isinstance(exc, DatabaseUnreachable) else "error"
+                message = f"database {trouble}, retrying in {delay:g} s: {exc}"
+            stamp = app.clock.now().strftime("%Y-%m-%d %H:%M:%S")
+            click.echo(f"{stamp}Z error      {message}")
+            sys.stdout.flush()
             if stopped.wait(delay):
                 click.echo("daemon     stopped before the database answered")
                 return False

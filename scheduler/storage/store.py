@@ -206,6 +206,8 @@ class SqlStore(JobStore):
         self._local = threading.local()
         self._registry_lock = threading.Lock()
         self._thread_conns: dict[int, tuple[threading.Thread, Connection]] = {}
+        #: why this store only reads (``"disk full"``: see :func:`open_store`), or None
+        self.read_only: str | None = None
         #: an SQLite file's path and (device, inode) when opened (see :meth:`file_lost`)
         self._file: tuple[Path, tuple[int, int]] | None = None
         path = sqlite_path(self.url) if self.dialect == "sqlite" else None
@@ -306,9 +308,16 @@ class SqlStore(JobStore):
             except SQLAlchemyError:  # pragma: no cover - already broken
                 pass
 
+    def _refuse_read_only(self, what: str) -> None:
+        if self.read_only is not None:
+            raise DiskFull(f"disk full: could not {what} in {self.description}; free space "
+                           "on its disk (reading the queue still works)")
+
     @contextmanager
     def _tx(self, what: str, *, write: bool = True) -> Iterator[Connection]:
         """One transaction; ``write`` ones take the SQLite write lock at BEGIN."""
+        if write:
+            self._refuse_read_only(what)
         if self._per_thread:
             try:
                 conn = self._thread_connection(write)
@@ -342,6 +351,7 @@ class SqlStore(JobStore):
         bookkeeping, which costs more than SQLite's own work for the submit path's two
         one-row inserts. Only for statements run on the yielded driver connection.
         """
+        self._refuse_read_only(what)
         if not self._per_thread:  # the in-memory database: one locked, shared connection
             with self._tx(what) as conn:
                 driver = conn.connection.driver_connection
@@ -1490,16 +1500,18 @@ def _run_alembic_upgrade(conn: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def _sqlite_on_connect(busy_timeout_s: float) -> Any:
+def _sqlite_on_connect(busy_timeout_s: float, *, read_only: bool = False) -> Any:
     """The ``connect`` listener: pragmas, and the driver's own BEGIN switched off."""
 
     def on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-        _configure_sqlite(dbapi_conn, busy_timeout_s)
+        _configure_sqlite(dbapi_conn, busy_timeout_s, read_only=read_only)
 
     return on_connect
 
 
-def _configure_sqlite(dbapi_conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+def _configure_sqlite(
+    dbapi_conn: sqlite3.Connection, busy_timeout_s: float, *, read_only: bool = False
+) -> None:
     # pysqlite recipe: let SQLAlchemy's "begin" event emit BEGIN, not the driver.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -1507,7 +1519,9 @@ def _configure_sqlite(dbapi_conn: sqlite3.Connection, busy_timeout_s: float) -> 
         cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         cur.execute("PRAGMA foreign_keys = ON")
         mode = cur.execute("PRAGMA journal_mode").fetchone()
-        if mode is not None and str(mode[0]).lower() not in ("wal", "memory"):
+        if read_only:
+            pass  # an immutable read of a full disk: nothing may be written, WAL neither
+        elif mode is not None and str(mode[0]).lower() not in ("wal", "memory"):
             cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
     finally:
@@ -1573,10 +1587,39 @@ def _sqlite_file_checks(path: Path, shown: str) -> bool:
     return False
 
 
-def _preflight_existing(path: Path, shown: str) -> None:
-    """Read an existing SQLite file read-only: refuse garbage or a newer schema untouched."""
+def _immutable_uri(path: Path) -> str:
+    """A read-only URI that takes no locks and needs no shared-memory file (a full disk)."""
+    return f"{path.as_uri()}?mode=ro&immutable=1"
+
+
+def _preflight_existing(path: Path, shown: str) -> bool:
+    """Read an existing SQLite file read-only: refuse garbage or a newer schema untouched.
+
+    Returns whether its disk is full: SQLite then cannot even size the shared-memory file
+    a reader of a WAL database needs, so the file is checked (and is to be read) without
+    locks or shared memory, which is safe while its write-ahead log is empty (nobody can
+    be writing it: there is no room).
+    """
     try:
-        ro = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        _preflight(path, shown, f"{path.as_uri()}?mode=ro")
+        return False
+    except BadDatabase as exc:
+        cause = exc.__cause__
+        if cause is None or not _is_disk_full(cause, path):
+            raise
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise DiskFull(
+            f"disk full: {shown} cannot be read until space is freed on its disk (its "
+            "write-ahead log holds changes not yet in the file)"
+        )
+    _preflight(path, shown, _immutable_uri(path))
+    return True
+
+
+def _preflight(path: Path, shown: str, uri: str) -> None:
+    try:
+        ro = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
         raise BadDatabase(f"cannot open database {shown}: {exc}") from exc
     try:
@@ -1626,7 +1669,10 @@ def _create_owner_only(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def _open_sqlite(url: URL, busy_timeout_s: float) -> tuple[Engine, str]:
+def _open_sqlite(url: URL, busy_timeout_s: float) -> tuple[Engine, str, bool]:
+    """The engine, how to name the database in messages, and whether its disk is full
+    (the engine then reads it read-only, see :func:`_preflight_existing`)."""
+    full = False
     if _is_sqlite_memory(url):
         engine = create_engine(
             "sqlite://",
@@ -1641,23 +1687,35 @@ def _open_sqlite(url: URL, busy_timeout_s: float) -> tuple[Engine, str]:
         try:
             exists = _sqlite_file_checks(path, shown)
             if exists:
-                _preflight_existing(path, shown)
+                full = _preflight_existing(path, shown)
             elif not path.exists():
                 _create_owner_only(path)
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFull(f"disk full: cannot create database {shown}; free space on "
+                               "its disk") from exc
             raise BadDatabase(
                 f"cannot use database {shown}: {exc.strerror or exc}; use another --db"
             ) from exc
         # NullPool: each thread keeps its own connection (SqlStore._thread_connection);
         # a bounded pool would make the 16th thread wait for a connection never returned.
-        engine = create_engine(
-            url.set(database=str(path)),
-            poolclass=NullPool,
-            connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
-        )
-    event.listen(engine, "connect", _sqlite_on_connect(busy_timeout_s))
+        if full:
+            uri = _immutable_uri(path)
+            engine = create_engine(
+                "sqlite://", poolclass=NullPool,
+                creator=lambda: sqlite3.connect(uri, uri=True, timeout=busy_timeout_s,
+                                                check_same_thread=False),
+            )
+            shown = f"{shown} (read-only)"
+        else:
+            engine = create_engine(
+                url.set(database=str(path)),
+                poolclass=NullPool,
+                connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+            )
+    event.listen(engine, "connect", _sqlite_on_connect(busy_timeout_s, read_only=full))
     event.listen(engine, "begin", _on_sqlite_begin)
-    return engine, shown
+    return engine, shown, full
 
 
 def _open_postgres(url: URL) -> tuple[Engine, str]:
@@ -1702,8 +1760,9 @@ def open_store(
             "postgresql+psycopg://user@host:port/db"
         ) from exc
     backend = parsed.get_backend_name()
+    full = False
     if backend == "sqlite":
-        engine, shown = _open_sqlite(parsed, busy_timeout_s)
+        engine, shown, full = _open_sqlite(parsed, busy_timeout_s)
     elif backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -1714,8 +1773,17 @@ def open_store(
             "sqlite:///path and postgresql+psycopg://user@host:port/db"
         )
     store = SqlStore(engine, description=shown, url=url, busy_timeout_s=busy_timeout_s)
+    if full:
+        store.read_only = "disk full"
     try:
-        if migrate:
+        if migrate and full:
+            with engine.connect() as conn:
+                revision = _read_revision(conn)
+            if revision != HEAD_REVISION:
+                _check_revision(revision, shown)
+                raise DiskFull(f"disk full: {shown} needs a schema upgrade, which needs "
+                               "free space on its disk")
+        elif migrate:
             _migrate(engine, shown, store._translate)
         else:
             try:

@@ -5,28 +5,21 @@ running job to its end, keeps a copy of what it recorded and exits with status 1
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "import sys; from scheduler.cli import main; sys.exit(main())"]
+from tests.cli.conftest import CLI_ARGV as CLI
+from tests.cli.conftest import offline_cli
 
 
 def test_deleting_the_database_under_a_running_daemon(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text('[intensity]\nproviders = ["static"]\n')
     db = tmp_path / "cs.db"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-           "XDG_DATA_HOME": str(tmp_path / "data"), "CARBONSHIFT_CONFIG": str(config),
-           "CARBONSHIFT_DB": str(db), "CARBONSHIFT_DEFAULT_ZONE": "GB",
-           "PYTHONPATH": str(REPO), "LC_ALL": "C.UTF-8"}
+    env, run_cli = offline_cli(tmp_path, db)
 
     def cs(*args: str, db_path: Path = db) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CLI, "--db", str(db_path), *args], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        return run_cli("--db", str(db_path), *args)
 
     flag = tmp_path / "go"
     job = [sys.executable, "-c",
