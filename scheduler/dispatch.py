@@ -65,7 +65,7 @@ from probes.detect import ProbeConfig, default_probes
 from probes.model import ProbeTarget, Sample
 from probes.sampler import Sampler
 from scheduler.accounting import account, counterfactual_window
-from scheduler.errors import CarbonshiftError, ExecutorError, StorageError
+from scheduler.errors import CarbonshiftError, DatabaseUnreachable, ExecutorError, StorageError
 from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from scheduler.intervals import (
     PAUSE,
@@ -79,6 +79,7 @@ from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, Site
 from scheduler.presence import Presence
 from scheduler.progress import progress_path_for, read_progress
 from scheduler.storage.base import Lease
+from scheduler.storage.watch import FileLost
 from scheduler.timeutil import format_duration, iso, spans_text
 from scheduler.units import fmt_energy_kwh, fmt_less, fmt_mass_g
 
@@ -178,6 +179,10 @@ class Daemon:
         self._stop = threading.Event()
         self._scheduler: Any = None
         self._last_replan: datetime | None = None
+        #: set when the database file was deleted or replaced under this daemon
+        self._file_lost: FileLost | None = None
+        #: what ``carbonshift run`` exits with (1: it stopped for a lost database file)
+        self.exit_code = 0
         self._probe_config = ProbeConfig(
             cpu_w_per_core=app.settings.cpu_w_per_core,
             memory_w_per_gb=app.settings.memory_w_per_gb,
@@ -240,6 +245,22 @@ class Daemon:
         try:
             self.sync_timers()
             while not self._stop.is_set():
+                lost = self.store.file_lost()
+                if lost is not None:  # see scheduler/storage/watch.py
+                    sched.pause()
+                    with self._lock:
+                        self.follow_runs()
+                        self.follow_intervals()
+                    self._file_lost = self._file_lost or FileLost(self.store, lost)
+                    line = self._file_lost.update(len(self.active))
+                    if line:
+                        self._emit(None, "error", line)
+                    if not self.active:
+                        self._emit(None, "error", self._file_lost.final())
+                        self.exit_code = 1
+                        break
+                    self._stop.wait(self.tick_s)
+                    continue
                 try:
                     self.tick()
                 except StorageError as exc:
@@ -275,7 +296,8 @@ class Daemon:
                 self._connected_since = self.lease_now()
                 return True
             except StorageError as exc:
-                self._emit(None, "error", f"database unreachable, retrying in {delay:g} s: {exc}")
+                trouble = "unreachable" if isinstance(exc, DatabaseUnreachable) else "error"
+                self._emit(None, "error", f"database {trouble}, retrying in {delay:g} s: {exc}")
             if self._stop.wait(delay):
                 return False
             delay = min(60.0, delay * 2)

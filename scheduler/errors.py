@@ -33,6 +33,14 @@ class StorageError(CarbonshiftError):
     """The database could not be opened, migrated, read or written."""
 
 
+class DatabaseUnreachable(StorageError):
+    """The database server could not be reached, or the connection to it was lost."""
+
+
+class DiskFull(StorageError):
+    """The disk holding the database is full: reads work, writes wait for free space."""
+
+
 class BadDatabase(StorageError):
     """The database is not one carbonshift can use (not SQLite, newer schema, not writable)."""
 

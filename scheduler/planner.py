@@ -1360,15 +1360,26 @@ def earliest_bound(now: datetime, job: Job) -> datetime:
     return max(now, job.earliest_start)
 
 
+#: The longest forecast worth planning on. Providers forecast a day or two; past that the
+#: chain extends with the local forecaster, whose per-lead weights stop changing after 48 h
+#: and whose profile repeats weekly, so a window starting later than this is no cheaper
+#: than one a week earlier. Past a forecast's end the planner takes its mean (see
+#: :class:`Profile`) and prefers the earliest of equal starts, so a far deadline is planned
+#: on this horizon: planning costs O(horizon), never O(distance to the deadline).
+MAX_FORECAST_HORIZON_S = 9 * 86400
+
+
 def horizon_needed_s(jobs: Sequence[Job], now: datetime) -> int:
-    """Forecast horizon that covers every job's latest finish (at least one hour)."""
+    """Forecast horizon that covers every job's latest finish (at least one hour, at most
+    :data:`MAX_FORECAST_HORIZON_S`)."""
     latest = now + timedelta(hours=1)
     for j in jobs:
         latest = max(latest, j.latest_start + timedelta(seconds=j.duration_s))
-    return int((latest - now).total_seconds())
+    return min(int((latest - now).total_seconds()), MAX_FORECAST_HORIZON_S)
 
 
 __all__ = [
+    "MAX_FORECAST_HORIZON_S",
     "PlanOptions",
     "Profile",
     "best_start",

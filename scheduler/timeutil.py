@@ -84,11 +84,28 @@ def parse_time(text: str, *, what: str = "time") -> datetime:
     return require_aware(parsed, what=what)
 
 
-def parse_when(text: str, now: datetime, *, what: str = "deadline") -> datetime:
-    """Parse an absolute ISO time or a duration relative to ``now`` (``12h`` = now + 12 h)."""
+def looks_absolute(text: str) -> bool:
+    """Whether ``text`` is written as an ISO time (``2026-05-01T18:00Z``) rather than a
+    duration (``12h``)."""
     stripped = text.strip()
-    if stripped and (stripped[0].isdigit() and ("-" in stripped[1:] or ":" in stripped)):
-        return parse_time(stripped, what=what)
+    return bool(stripped) and stripped[0].isdigit() and (
+        "-" in stripped[1:] or ":" in stripped)
+
+
+def parse_when(text: str, now: datetime, *, what: str = "deadline") -> datetime:
+    """Parse an absolute ISO time or a duration relative to ``now`` (``12h`` = now + 12 h).
+
+    Either is at most a year (:data:`MAX_DURATION_S`) after ``now``, like a duration.
+    """
+    stripped = text.strip()
+    if looks_absolute(stripped):
+        at = parse_time(stripped, what=what)
+        if (at - now).total_seconds() > MAX_DURATION_S:
+            raise BadInput(
+                f"{what} {text.strip()!r} is more than a year ahead: give one before "
+                f"{iso(now + timedelta(seconds=MAX_DURATION_S))}"
+            )
+        return at
     if stripped.startswith("+"):
         stripped = stripped[1:]
     return now + timedelta(seconds=parse_duration_s(stripped, what=what))

@@ -89,6 +89,8 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
     emit("daemon     stopped")
     if interrupted:  # Ctrl-C: the README's "130 interrupted"
         sys.exit(130)
+    if daemon.exit_code:
+        sys.exit(daemon.exit_code)
 
 
 def _wait_for_database(app: App, interrupted: list[int]) -> bool:
@@ -102,7 +104,7 @@ def _wait_for_database(app: App, interrupted: list[int]) -> bool:
     """
     import threading
 
-    from scheduler.errors import BadDatabase, StorageError
+    from scheduler.errors import BadDatabase, DatabaseUnreachable, StorageError
 
     stopped = threading.Event()
 
@@ -116,13 +118,19 @@ def _wait_for_database(app: App, interrupted: list[int]) -> bool:
     try:
         while True:
             try:
-                _ = app.store
-                return True
+                if getattr(app.store, "read_only", None) is None:
+                    return True
+                # a full disk: the store only reads; wait for space rather than exit
+                message = (f"disk full, retrying in {delay:g} s: {app.settings.db} can only be "
+                           "read until space is freed on its disk")
+                app.close()
             except BadDatabase:
                 raise
             except StorageError as exc:
-                click.echo(f"{iso(app.clock.now())} error      database unreachable, retrying in {delay:g} s: {exc}")
-                sys.stdout.flush()
+                trouble = "unreachable" if isinstance(exc, DatabaseUnreachable) else "error"
+                message = f"database {trouble}, retrying in {delay:g} s: {exc}"
+            click.echo(f"{iso(app.clock.now())} error      {message}")
+            sys.stdout.flush()
             if stopped.wait(delay):
                 click.echo("daemon     stopped before the database answered")
                 return False

@@ -25,7 +25,13 @@ from scheduler.cli.common import (
 )
 from scheduler.errors import BadInput
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run, RunInterval
-from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time, parse_when
+from scheduler.timeutil import (
+    format_duration,
+    iso,
+    looks_absolute,
+    parse_duration_s,
+    parse_when,
+)
 from scheduler.units import fmt_energy_j, fmt_energy_kwh, fmt_less, fmt_saved, fmt_vs
 
 if TYPE_CHECKING:
@@ -117,9 +123,8 @@ def policy_from_flags(
     for key, text in (("deadline", deadline), ("latest_start", latest_start)):
         if text is None:
             continue
-        looks_absolute = text.strip()[:1].isdigit() and ("-" in text.strip()[1:] or ":" in text)
-        if looks_absolute:
-            at = parse_time(text, what=key.replace("_", " "))
+        if looks_absolute(text):
+            at = parse_when(text, now, what=key.replace("_", " "))
             if at <= now:
                 raise BadInput(
                     f"{key.replace('_', ' ')} {text!r} is in the past: give a later time or a duration like 12h"

@@ -13,9 +13,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from intensity.model import IntensityPoint, Kind
 from probes.model import Sample
+from scheduler.errors import StorageError
 from scheduler.model import (
     Event,
     Job,
@@ -79,6 +81,15 @@ class JobStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    def file_lost(self) -> str | None:
+        """Why the database this store opened is no longer the one others open at its
+        location (an SQLite file deleted or replaced under it); ``None`` while it is."""
+        return None
+
+    def save_copy(self, dest: Path) -> None:
+        """Copy the database this store holds open to the file ``dest``."""
+        raise StorageError(f"this store cannot save a copy of itself to {dest}")
 
     # -- policies -----------------------------------------------------------------------
     @abstractmethod

@@ -26,6 +26,7 @@ fast. Every SQLAlchemy or driver error leaves this module as a
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import operator
 import os
@@ -57,6 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, RowMapping, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DataError,
     DBAPIError,
     IntegrityError,
     OperationalError,
@@ -67,7 +69,14 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from intensity.model import IntensityPoint, Kind, Signal, Source
 from probes.model import Method, Sample
-from scheduler.errors import BadDatabase, CarbonshiftError, NotFound, StorageError
+from scheduler.errors import (
+    BadDatabase,
+    CarbonshiftError,
+    DatabaseUnreachable,
+    DiskFull,
+    NotFound,
+    StorageError,
+)
 from scheduler.model import (
     Event,
     Job,
@@ -84,10 +93,10 @@ from scheduler.storage.base import JobStore, Lease, SiteTotals, Span, Totals
 from scheduler.storage.location import check_folder
 
 #: The newest schema revision this code knows; must equal Alembic's script head.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 #: Every revision this code knows, oldest first. A database at any other is from a newer
 #: carbonshift (or not ours) and is refused rather than touched.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 
 BUSY_TIMEOUT_S = 5.0
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -101,6 +110,41 @@ FAILURE_KIND = "failure"
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+#: free bytes under which an SQLite I/O error is taken for a full disk (SQLite reports one
+#: that cannot grow its shared-memory index as SQLITE_IOERR_SHMSIZE, not SQLITE_FULL)
+DISK_FULL_BELOW_B = 1 << 20
+
+
+def disk_nearly_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` (or its nearest existing folder) is full."""
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < DISK_FULL_BELOW_B
+
+
+def _is_disk_full(orig: BaseException, path: Path | None) -> bool:
+    """A driver error that means the database's disk is full (SQLite or PostgreSQL)."""
+    if isinstance(orig, OSError):
+        return orig.errno == errno.ENOSPC
+    if getattr(orig, "sqlstate", None) == "53100":  # PostgreSQL disk_full
+        return True
+    name = getattr(orig, "sqlite_errorname", "") or ""
+    if name == "SQLITE_FULL":
+        return True
+    return name.startswith("SQLITE_IOERR") and path is not None and disk_nearly_full(path)
+
+
+def _is_connection_error(orig: BaseException) -> bool:
+    """A PostgreSQL error of class 08 (connection exception) or 57P (server shutting down)."""
+    state = getattr(orig, "sqlstate", None)
+    return isinstance(state, str) and (state.startswith("08") or state.startswith("57P"))
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -163,6 +207,17 @@ class SqlStore(JobStore):
         self._local = threading.local()
         self._registry_lock = threading.Lock()
         self._thread_conns: dict[int, tuple[threading.Thread, Connection]] = {}
+        #: why this store only reads (``"disk full"``: see :func:`open_store`), or None
+        self.read_only: str | None = None
+        #: an SQLite file's path and (device, inode) when opened (see :meth:`file_lost`)
+        self._file: tuple[Path, tuple[int, int]] | None = None
+        path = sqlite_path(self.url) if self.dialect == "sqlite" else None
+        if path is not None:
+            try:
+                st = path.stat()
+                self._file = (path, (st.st_dev, st.st_ino))
+            except OSError:
+                pass
 
     # compiled on first use: only the submit path needs them (a few ms of every command)
     @functools.cached_property
@@ -197,8 +252,19 @@ class SqlStore(JobStore):
                 f"{self.busy_timeout_s:g} s busy timeout while this one tried to {what}; retry, "
                 "or find the process holding it"
             )
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        if _is_disk_full(orig, sqlite_path(self.url)):
+            return DiskFull(
+                f"disk full: could not {what} in {self.description} ({detail}); free space "
+                "on its disk (reading the queue still works)"
+            )
+        if isinstance(exc, DataError):
             return StorageError(
+                f"{self.description} refused a value while trying to {what}: {detail}"
+            )
+        if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or _is_connection_error(
+            orig
+        ):
+            return DatabaseUnreachable(
                 f"lost the connection to {self.description} while trying to {what}: {detail}"
             )
         return StorageError(f"could not {what} in {self.description}: {detail}")
@@ -214,6 +280,9 @@ class SqlStore(JobStore):
         local = self._local
         conn: Connection | None = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
+            lost = self.file_lost()
+            if lost is not None:  # a new connection would open another database
+                raise StorageError(f"{lost}: not connecting to whatever is at its path now")
             conn = self.engine.connect()
             local.conn, local.pid, local.write = conn, os.getpid(), False
             me = threading.current_thread()
@@ -240,9 +309,16 @@ class SqlStore(JobStore):
             except SQLAlchemyError:  # pragma: no cover - already broken
                 pass
 
+    def _refuse_read_only(self, what: str) -> None:
+        if self.read_only is not None:
+            raise DiskFull(f"disk full: could not {what} in {self.description}; free space "
+                           "on its disk (reading the queue still works)")
+
     @contextmanager
     def _tx(self, what: str, *, write: bool = True) -> Iterator[Connection]:
         """One transaction; ``write`` ones take the SQLite write lock at BEGIN."""
+        if write:
+            self._refuse_read_only(what)
         if self._per_thread:
             try:
                 conn = self._thread_connection(write)
@@ -276,6 +352,7 @@ class SqlStore(JobStore):
         bookkeeping, which costs more than SQLite's own work for the submit path's two
         one-row inserts. Only for statements run on the yielded driver connection.
         """
+        self._refuse_read_only(what)
         if not self._per_thread:  # the in-memory database: one locked, shared connection
             with self._tx(what) as conn:
                 driver = conn.connection.driver_connection
@@ -302,6 +379,46 @@ class SqlStore(JobStore):
             if not isinstance(exc, sqlite3.IntegrityError):
                 self._drop_thread_connection()
             raise self._translate(exc, what) from exc
+
+    def file_lost(self) -> str | None:
+        """Why this store's SQLite file is no longer the one it opened (deleted, or
+        replaced by another file at its path), or ``None`` when it still is (and always
+        for PostgreSQL and memory). Open connections keep writing into the old file, which
+        nobody else sees and which vanishes when they close: see :meth:`save_copy`."""
+        if self._file is None:
+            return None
+        path, identity = self._file
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return f"database file {path} was deleted"
+        except OSError as exc:
+            return f"database file {path} cannot be checked: {exc.strerror or exc}"
+        if (st.st_dev, st.st_ino) != identity:
+            return f"database file {path} was replaced by another file"
+        return None
+
+    def save_copy(self, dest: Path) -> None:
+        """Copy the database this store has open (even if its file was deleted) to ``dest``
+        (owner-only; replacing an earlier copy whole), through this thread's open
+        connection (SQLite files only)."""
+        if not self._per_thread:
+            raise StorageError("only an SQLite file store can save a copy of itself")
+        try:
+            driver = self._thread_connection(False).connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            partial = dest.with_name(dest.name + ".partial")
+            partial.unlink(missing_ok=True)
+            os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            target = sqlite3.connect(partial)
+            try:
+                driver.backup(target)
+            finally:
+                target.close()
+            os.replace(partial, dest)  # a later copy replaces an earlier one whole
+        except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
+            raise StorageError(f"could not save a copy of {self.description} to {dest}: "
+                               f"{getattr(exc, 'strerror', None) or exc}") from exc
 
     def close(self) -> None:
         """Release every connection (those of other threads too)."""
@@ -1422,16 +1539,18 @@ def _run_alembic_upgrade(conn: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def _sqlite_on_connect(busy_timeout_s: float) -> Any:
+def _sqlite_on_connect(busy_timeout_s: float, *, read_only: bool = False) -> Any:
     """The ``connect`` listener: pragmas, and the driver's own BEGIN switched off."""
 
     def on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-        _configure_sqlite(dbapi_conn, busy_timeout_s)
+        _configure_sqlite(dbapi_conn, busy_timeout_s, read_only=read_only)
 
     return on_connect
 
 
-def _configure_sqlite(dbapi_conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+def _configure_sqlite(
+    dbapi_conn: sqlite3.Connection, busy_timeout_s: float, *, read_only: bool = False
+) -> None:
     # pysqlite recipe: let SQLAlchemy's "begin" event emit BEGIN, not the driver.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -1439,7 +1558,9 @@ def _configure_sqlite(dbapi_conn: sqlite3.Connection, busy_timeout_s: float) -> 
         cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         cur.execute("PRAGMA foreign_keys = ON")
         mode = cur.execute("PRAGMA journal_mode").fetchone()
-        if mode is not None and str(mode[0]).lower() not in ("wal", "memory"):
+        if read_only:
+            pass  # an immutable read of a full disk: nothing may be written, WAL neither
+        elif mode is not None and str(mode[0]).lower() not in ("wal", "memory"):
             cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
     finally:
@@ -1505,10 +1626,39 @@ def _sqlite_file_checks(path: Path, shown: str) -> bool:
     return False
 
 
-def _preflight_existing(path: Path, shown: str) -> None:
-    """Read an existing SQLite file read-only: refuse garbage or a newer schema untouched."""
+def _immutable_uri(path: Path) -> str:
+    """A read-only URI that takes no locks and needs no shared-memory file (a full disk)."""
+    return f"{path.as_uri()}?mode=ro&immutable=1"
+
+
+def _preflight_existing(path: Path, shown: str) -> bool:
+    """Read an existing SQLite file read-only: refuse garbage or a newer schema untouched.
+
+    Returns whether its disk is full: SQLite then cannot even size the shared-memory file
+    a reader of a WAL database needs, so the file is checked (and is to be read) without
+    locks or shared memory, which is safe while its write-ahead log is empty (nobody can
+    be writing it: there is no room).
+    """
     try:
-        ro = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        _preflight(path, shown, f"{path.as_uri()}?mode=ro")
+        return False
+    except BadDatabase as exc:
+        cause = exc.__cause__
+        if cause is None or not _is_disk_full(cause, path):
+            raise
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise DiskFull(
+            f"disk full: {shown} cannot be read until space is freed on its disk (its "
+            "write-ahead log holds changes not yet in the file)"
+        )
+    _preflight(path, shown, _immutable_uri(path))
+    return True
+
+
+def _preflight(path: Path, shown: str, uri: str) -> None:
+    try:
+        ro = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
         raise BadDatabase(f"cannot open database {shown}: {exc}") from exc
     try:
@@ -1558,7 +1708,10 @@ def _create_owner_only(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def _open_sqlite(url: URL, busy_timeout_s: float, create_parents: bool) -> tuple[Engine, str]:
+def _open_sqlite(url: URL, busy_timeout_s: float, create_parents: bool) -> tuple[Engine, str, bool]:
+    """The engine, how to name the database in messages, and whether its disk is full
+    (the engine then reads it read-only, see :func:`_preflight_existing`)."""
+    full = False
     if _is_sqlite_memory(url):
         engine = create_engine(
             "sqlite://",
@@ -1573,24 +1726,36 @@ def _open_sqlite(url: URL, busy_timeout_s: float, create_parents: bool) -> tuple
         try:
             exists = _sqlite_file_checks(path, shown)
             if exists:
-                _preflight_existing(path, shown)
+                full = _preflight_existing(path, shown)
             elif not path.exists():
                 check_folder(path, create_parents=create_parents)
                 _create_owner_only(path)
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFull(f"disk full: cannot create database {shown}; free space on "
+                               "its disk") from exc
             raise BadDatabase(
                 f"cannot use database {shown}: {exc.strerror or exc}; use another --db"
             ) from exc
         # NullPool: each thread keeps its own connection (SqlStore._thread_connection);
         # a bounded pool would make the 16th thread wait for a connection never returned.
-        engine = create_engine(
-            url.set(database=str(path)),
-            poolclass=NullPool,
-            connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
-        )
-    event.listen(engine, "connect", _sqlite_on_connect(busy_timeout_s))
+        if full:
+            uri = _immutable_uri(path)
+            engine = create_engine(
+                "sqlite://", poolclass=NullPool,
+                creator=lambda: sqlite3.connect(uri, uri=True, timeout=busy_timeout_s,
+                                                check_same_thread=False),
+            )
+            shown = f"{shown} (read-only)"
+        else:
+            engine = create_engine(
+                url.set(database=str(path)),
+                poolclass=NullPool,
+                connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+            )
+    event.listen(engine, "connect", _sqlite_on_connect(busy_timeout_s, read_only=full))
     event.listen(engine, "begin", _on_sqlite_begin)
-    return engine, shown
+    return engine, shown, full
 
 
 def _open_postgres(url: URL) -> tuple[Engine, str]:
@@ -1606,7 +1771,7 @@ def _open_postgres(url: URL) -> tuple[Engine, str]:
         if url.password:
             detail = detail.replace(str(url.password), "***")
         engine.dispose()
-        raise StorageError(
+        raise DatabaseUnreachable(
             f"cannot reach database at {host}: {detail}; check it is running and that "
             f"{safe_url(url)} is right"
         ) from exc
@@ -1638,8 +1803,9 @@ def open_store(
             "postgresql+psycopg://user@host:port/db"
         ) from exc
     backend = parsed.get_backend_name()
+    full = False
     if backend == "sqlite":
-        engine, shown = _open_sqlite(parsed, busy_timeout_s, create_parents)
+        engine, shown, full = _open_sqlite(parsed, busy_timeout_s, create_parents)
     elif backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -1650,8 +1816,17 @@ def open_store(
             "sqlite:///path and postgresql+psycopg://user@host:port/db"
         )
     store = SqlStore(engine, description=shown, url=url, busy_timeout_s=busy_timeout_s)
+    if full:
+        store.read_only = "disk full"
     try:
-        if migrate:
+        if migrate and full:
+            with engine.connect() as conn:
+                revision = _read_revision(conn)
+            if revision != HEAD_REVISION:
+                _check_revision(revision, shown)
+                raise DiskFull(f"disk full: {shown} needs a schema upgrade, which needs "
+                               "free space on its disk")
+        elif migrate:
             _migrate(engine, shown, store._translate)
         else:
             try:

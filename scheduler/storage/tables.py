@@ -13,6 +13,14 @@ Intensity points are unique on (zone, start, kind, provider, signal, issued_at).
 two NULLs as distinct, so a unique constraint over a nullable ``issued_at`` would let the
 same actual (un-issued) point in twice; the constraint is therefore on ``issued_key``, which
 is ``issued_at`` or :data:`NO_ISSUE_SENTINEL` (the Unix epoch) when there is none.
+
+Text columns have no length limit (``String()``: ``VARCHAR`` without a length, the same as
+``text`` on PostgreSQL; SQLite never enforces lengths). Names, handles, paths, plan sources
+and provider notes come from users and from the machine, and a value over a limit would
+fail every write that carries it on PostgreSQL alone (migration 0004 widened the limits of
+0001-0003). Only columns holding one of a closed enum's values keep a length (``state``,
+``pause_mode``, an intensity point's ``kind``/``signal``/``source``, a sample's ``method``);
+``tests/storage/test_open.py`` checks that every value of each enum fits.
 """
 
 from __future__ import annotations
@@ -149,7 +157,7 @@ def _when(name: str, *, null: bool = False) -> Column[Any]:
 #: A named carbon deadline policy (see :class:`scheduler.model.Policy`).
 policies = Table(
     "policies", metadata,
-    _col("name", String(200), primary_key=True),
+    _col("name", String(), primary_key=True),
     _col("deadline_s", Integer, null=True),
     _when("deadline_at", null=True),
     _col("latest_start_s", Integer, null=True),
@@ -165,9 +173,9 @@ policies = Table(
 #: A place jobs run (see :class:`scheduler.model.Site`).
 sites = Table(
     "sites", metadata,
-    _col("name", String(200), primary_key=True),
-    _col("zone", String(100)),
-    _col("executor", String(50), default="local"),
+    _col("name", String(), primary_key=True),
+    _col("zone", String()),
+    _col("executor", String(), default="local"),
     _col("gpus", Integer, default=0),
     _col("cpus", Integer, default=0),
     _col("pue", Float, default=1.0),
@@ -180,10 +188,10 @@ sites = Table(
 jobs = Table(
     "jobs", metadata,
     _col("id", Integer, primary_key=True, autoincrement=True),
-    _col("name", String(200)),
+    _col("name", String()),
     _col("argv", JSON),
     _col("duration_s", Integer),
-    _col("zone", String(100)),
+    _col("zone", String()),
     _when("submitted_at"),
     _when("earliest_start"),
     _when("latest_start"),
@@ -194,10 +202,10 @@ jobs = Table(
     _col("power_w", Float, default=100.0),
     _col("gpus", Integer, default=0),
     _col("cpus", Integer, default=1),
-    _col("site", String(200), default="local"),
+    _col("site", String(), default="local"),
     _col("allowed_sites", JSON),
-    _col("owner", String(200), default=""),
-    _col("policy_name", String(200), null=True),
+    _col("owner", String(), default=""),
+    _col("policy_name", String(), null=True),
     _col("threshold_g_per_kwh", Float, null=True),
     _col("budget_g", Float, null=True),
     _col("run_now", Boolean, default=False),
@@ -207,18 +215,18 @@ jobs = Table(
     _col("transfer_energy_j", Float, null=True),
     _col("state", String(16)),
     _when("planned_start", null=True),
-    _col("planned_site", String(200), null=True),
+    _col("planned_site", String(), null=True),
     _col("expected_g", Float, null=True),
     _col("run_now_g", Float, null=True),
-    _col("plan_source", String(100), null=True),
+    _col("plan_source", String(), null=True),
     _col("note", Text, default=""),
     _col("attempts", Integer, default=0),
     _when("updated_at", null=True),
-    _col("claimed_by", String(200), null=True),
+    _col("claimed_by", String(), null=True),
     _when("lease_until", null=True),
     # interruptible jobs (migration 0003): how a pause is done, resolved at submission
     _col("pause_mode", String(16), null=True),
-    _col("pause_signal", String(16), null=True),
+    _col("pause_signal", String(), null=True),
     _col("pause_grace_s", Float, null=True),
     Index("ix_jobs_state_planned_start", "state", "planned_start"),
     Index("ix_jobs_submitted_at", "submitted_at"),
@@ -229,11 +237,11 @@ runs = Table(
     "runs", metadata,
     _col("id", Integer, primary_key=True, autoincrement=True),
     _col("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE")),
-    _col("site", String(200)),
-    _col("executor", String(50)),
+    _col("site", String()),
+    _col("executor", String()),
     _when("started_at"),
-    _col("handle", String(200), null=True),
-    _col("host", String(200), default=""),
+    _col("handle", String(), null=True),
+    _col("host", String(), default=""),
     _when("finished_at", null=True),
     _col("exit_code", Integer, null=True),
     _col("state", String(16)),
@@ -246,9 +254,9 @@ runs = Table(
     _col("facility_energy_j", Float, null=True),
     _col("emissions_g", Float, null=True),
     _col("counterfactual_g", Float, null=True),
-    _col("energy_method", String(50), null=True),
-    _col("intensity_kind", String(50), null=True),
-    _col("intensity_provider", String(100), null=True),
+    _col("energy_method", String(), null=True),
+    _col("intensity_kind", String(), null=True),
+    _col("intensity_provider", String(), null=True),
     _col("pue", Float, null=True),
     _col("measured_share", Float, null=True),
     _col("actual_share", Float, null=True),
@@ -275,7 +283,7 @@ run_intervals = Table(
     _col("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE")),
     _when("start"),
     _when("end", null=True),
-    _col("handle", String(200), null=True),
+    _col("handle", String(), null=True),
     _col("how", Text, default=""),
     Index("ix_run_intervals_run_id", "run_id"),
 )
@@ -287,7 +295,7 @@ samples = Table(
     _col("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE")),
     _when("start"),
     _when("end"),
-    _col("device", String(100)),
+    _col("device", String()),
     _col("energy_j", Float),
     _col("method", String(50)),
     _col("estimated", Boolean, default=False),
@@ -301,12 +309,12 @@ samples = Table(
 intensity_points = Table(
     "intensity_points", metadata,
     _col("id", Integer, primary_key=True, autoincrement=True),
-    _col("zone", String(100)),
+    _col("zone", String()),
     _when("start"),
     _when("end"),
     _col("intensity_g_per_kwh", Float),
     _col("kind", String(16)),
-    _col("provider", String(100)),
+    _col("provider", String()),
     _col("signal", String(16)),
     _when("issued_at", null=True),
     _when("issued_key"),
@@ -319,8 +327,8 @@ intensity_points = Table(
 #: When points of a (zone, provider, kind) were last stored, new or not (the cache's clock).
 intensity_fetches = Table(
     "intensity_fetches", metadata,
-    _col("zone", String(100), primary_key=True),
-    _col("provider", String(100), primary_key=True),
+    _col("zone", String(), primary_key=True),
+    _col("provider", String(), primary_key=True),
     _col("kind", String(16), primary_key=True),
     _when("fetched_at"),
 )
@@ -331,7 +339,7 @@ events = Table(
     _col("id", Integer, primary_key=True, autoincrement=True),
     _col("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE")),
     _when("at"),
-    _col("kind", String(50)),
+    _col("kind", String()),
     _col("message", Text, default=""),
     Index("ix_events_job_id", "job_id"),
 )
@@ -341,8 +349,8 @@ events = Table(
 #: whether it was replaced while it was not looking.
 leases = Table(
     "leases", metadata,
-    _col("name", String(200), primary_key=True),
-    _col("holder", String(200)),
+    _col("name", String(), primary_key=True),
+    _col("holder", String()),
     _col("term", Integer),
     _when("acquired_at"),
     _when("until"),

@@ -9,7 +9,10 @@ GB March 2023 values, re-timed to start two days before now) so forecasts are re
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,3 +74,23 @@ class CS:
 @pytest.fixture
 def cs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[CS]:
     yield CS(tmp_path, monkeypatch, capsys)
+
+
+CLI_ARGV = [sys.executable, "-c", "import sys; from scheduler.cli import main; sys.exit(main())"]
+
+
+def offline_cli(tmp_path: Path, db: Path) -> tuple[dict[str, str], Callable[..., subprocess.CompletedProcess[str]]]:
+    """The environment of a real CLI subprocess on the SQLite file ``db``, offline (static
+    annual averages), home and data in ``tmp_path``; and ``cs(*args)`` running it there."""
+    config = tmp_path / "config.toml"
+    config.write_text('[intensity]\nproviders = ["static"]\n')
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "CARBONSHIFT_CONFIG": str(config),
+           "CARBONSHIFT_DB": str(db), "CARBONSHIFT_DEFAULT_ZONE": "GB",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "LC_ALL": "C.UTF-8"}
+
+    def cs(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI_ARGV, *args], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=timeout)
+
+    return env, cs

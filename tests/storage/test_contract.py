@@ -543,3 +543,83 @@ def test_naive_datetimes_are_rejected(store: SqlStore) -> None:
         store.claim_due(naive)
     with pytest.raises(ValueError, match="naive"):
         store.add_points([point(T0, 1.0, issued_at=naive)])
+
+
+# -- long values: no column cuts or refuses a long text (PostgreSQL enforced VARCHAR(n)) ------
+
+LONG = 10_000
+
+
+def long_text(tag: str) -> str:
+    return (tag + "-" + "x" * LONG)[:LONG]
+
+
+def test_long_names_commands_and_plan_sources_round_trip(store: SqlStore) -> None:
+    store.put_policy(Policy(long_text("policy"), deadline_s=3600, description=long_text("d")))
+    store.put_site(Site(long_text("site"), zone=long_text("zone"), executor=long_text("exec")))
+    job = make_job(
+        name=long_text("name"), argv=["python", long_text("arg")], cwd="/" + long_text("cwd"),
+        zone=long_text("zone"), site=long_text("site"), owner=long_text("owner"),
+        policy_name=long_text("policy"), plan_source=long_text("fallback"),
+        allowed_sites=[long_text("site")], note=long_text("note"), pause_signal="SIGUSR1",
+    )
+    added = store.add_job(job, event=(T0, long_text("kind"), long_text("message")))
+    assert added.id is not None
+    assert store.get_job(added.id) == added
+    assert store.get_policy(long_text("policy")).description == long_text("d")
+    assert store.get_site(long_text("site")).executor == long_text("exec")
+    assert [e.kind for e in store.events_for_job(added.id)] == [long_text("kind")]
+    plan = Plan(entries={added.id: PlanEntry(added.id, long_text("planned"), T0, 1.0, 2.0,
+                                             100.0, long_text("source"))})
+    assert store.apply_plan(plan, T0) == 1
+    got = store.get_job(added.id)
+    assert got.planned_site == long_text("planned")
+    got.plan_source = long_text("source")
+    assert store.update_job(got)
+    assert store.get_job(added.id).plan_source == long_text("source")
+
+
+def test_long_handles_hosts_and_provenance_round_trip(store: SqlStore) -> None:
+    jid = store.add_job(make_job()).id or 0
+    run = store.add_run(Run(job_id=jid, site=long_text("site"), executor=long_text("exec"),
+                            started_at=T0, host=long_text("host"), handle=long_text("handle"),
+                            out_path=long_text("out"), err_path=long_text("err")))
+    assert run.id is not None
+    assert store.get_run(run.id) == run
+    accounting = RunAccounting(1.0, 1.0, 0.5, 0.6, long_text("method"), long_text("kind"),
+                               long_text("provider"))
+    store.set_accounting(run.id, accounting)
+    assert store.get_run(run.id).accounting == accounting
+    store.open_run_interval(run.id, T0, handle=long_text("interval"))
+    store.set_interval_handle(run.id, long_text("interval2"))
+    assert [i.handle for i in store.run_intervals(run.id)] == [long_text("interval2")]
+    store.add_samples(run.id, [Sample(T0, T0 + H, long_text("device"), 5.0,
+                                      Method.CPU_TIME_ESTIMATE, note=long_text("note"))])
+    assert [s.device for s in store.samples_for_run(run.id)] == [long_text("device")]
+    lease = store.acquire_lease(long_text("lease"), long_text("holder"), T0, T0 + H)
+    assert lease is not None and store.get_lease(long_text("lease")) == lease
+
+
+def test_long_zones_and_providers_of_intensity_points_round_trip(store: SqlStore) -> None:
+    zone, provider = long_text("zone"), long_text("provider")
+    point = IntensityPoint(zone, T0, T0 + H, 120.0, Kind.FORECAST, provider, Signal.AVERAGE,
+                           T0, Source.PROVIDER, False)
+    assert store.add_points([point]) == 1
+    assert store.get_points(zone, T0, T0 + H) == [point]
+    assert store.last_fetch(zone, provider, Kind.FORECAST) is not None
+    store.note_provider_failure(zone, provider, T0)
+    assert store.provider_failed_at(zone, provider) == T0
+
+
+def test_a_value_the_database_refuses_is_not_reported_as_unreachable(store: SqlStore) -> None:
+    from scheduler.errors import DatabaseUnreachable, StorageError
+
+    if store.dialect == "sqlite":
+        pytest.skip("SQLite stores any integer in 64 bits; PostgreSQL's INTEGER is 32")
+    with pytest.raises(StorageError) as info:
+        store.add_job(make_job(gpus=2**40))
+    assert not isinstance(info.value, DatabaseUnreachable)
+    message = str(info.value)
+    assert "refused a value" in message and "out of range" in message, message
+    assert "connection" not in message and "\n" not in message
+    assert store.add_job(make_job()).id  # the store is still usable

@@ -351,22 +351,27 @@ def test_db_check_finds_broken_foreign_keys_and_old_schemas(
     assert not (tmp_path / "missing.db").exists()
 
 
-def test_an_older_schema_is_upgraded_on_open_keeping_its_rows(sqlite_url: str) -> None:
+def migrate_to(url: str, revision: str, *statements: str) -> None:
+    """Create the schema of an older ``revision`` at ``url`` and run ``statements`` on it."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine
 
-    engine = create_engine(sqlite_url)
+    engine = create_engine(url)
     with engine.begin() as conn:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.attributes["connection"] = conn
-        command.upgrade(config, KNOWN_REVISIONS[0])
-        conn.exec_driver_sql(
-            "INSERT INTO policies (name, run_now, interruptible, description) "
-            "VALUES ('kept', 0, 0, 'from the first schema')"
-        )
+        command.upgrade(config, revision)
+        for statement in statements:
+            conn.exec_driver_sql(statement)
     engine.dispose()
+
+
+def test_an_older_schema_is_upgraded_on_open_keeping_its_rows(sqlite_url: str) -> None:
+    migrate_to(sqlite_url, KNOWN_REVISIONS[0],
+               "INSERT INTO policies (name, run_now, interruptible, description) "
+               "VALUES ('kept', 0, 0, 'from the first schema')")
     store = open_store(sqlite_url, migrate=False)
     assert store.revision() == KNOWN_REVISIONS[0]
     store.close()
@@ -405,3 +410,54 @@ def test_processes_opening_a_new_database_at_once_all_succeed(
     for p in procs:
         p.join(30)
     assert results == [HEAD_REVISION] * n
+
+
+# -- bounded columns: only closed enums keep a length ------------------------------------------
+
+
+def _enum_columns() -> dict[tuple[str, str], list[str]]:
+    from intensity.model import Kind, Signal, Source
+    from probes.model import Method
+    from scheduler.storage.store import FAILURE_KIND
+
+    return {
+        ("jobs", "state"): [s.value for s in JobState],
+        ("runs", "state"): [s.value for s in JobState],
+        ("jobs", "pause_mode"): ["stop", "checkpoint"],
+        ("intensity_points", "kind"): [k.value for k in Kind],
+        ("intensity_points", "signal"): [s.value for s in Signal],
+        ("intensity_points", "source"): [s.value for s in Source],
+        ("intensity_fetches", "kind"): [k.value for k in Kind] + [FAILURE_KIND],
+        ("samples", "method"): [m.value for m in Method],
+    }
+
+
+def test_only_enum_columns_have_a_length_and_every_value_fits() -> None:
+    enums = _enum_columns()
+    bounded = {(table.name, col.name): col.type.length for table in metadata.tables.values()
+               for col in table.columns if getattr(col.type, "length", None) is not None}
+    assert set(bounded) == set(enums)
+    for key, length in bounded.items():
+        assert max(len(v) for v in enums[key]) <= length, key
+
+
+@pytest.mark.postgres
+def test_postgres_upgrade_widens_the_text_columns_keeping_rows(pg_url: str) -> None:
+    migrate_to(pg_url, "0003",
+               "INSERT INTO policies (name, run_now, interruptible, description) "
+               "VALUES ('kept', false, false, 'from 0003')")
+    store = open_store(pg_url)
+    assert store.revision() == HEAD_REVISION
+    assert store.get_policy("kept").description == "from 0003"
+    with store.engine.connect() as conn:
+        lengths = {(r[0], r[1]): r[2] for r in conn.execute(text(
+            "SELECT table_name, column_name, character_maximum_length "
+            "FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND character_maximum_length IS NOT NULL AND table_name <> 'alembic_version'"))}
+    assert set(lengths) == set(_enum_columns())
+    job = store.add_job(a_job())
+    assert job.id is not None
+    run = store.add_run(Run(job_id=job.id, site="local", executor="local", started_at=T0,
+                            handle="/" + "d" * 5000 + "/run-1"))
+    assert run.id is not None and store.get_run(run.id).handle == run.handle
+    store.close()
