@@ -88,7 +88,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("carbonshift.daemon")
 
-MAX_ATTEMPTS = 3
+#: A lost run (its agent, supervisor or host died; its lease ran out) is not an attempt of
+#: the job: the job did not fail, and nothing else counts against it, however often
+#: carbonshift crashes. Only a job whose runs keep being lost this often is given up (it
+#: may be what brings its host down: out of memory, a kernel panic), so that it is not
+#: retried forever.
+MAX_LOST_RUNS = 10
 #: how many due jobs an agent claims at once; it claims again while time is left in the
 #: tick, so a claim never waits long for its launch
 CLAIM_BATCH = 2
@@ -1161,13 +1166,17 @@ class Daemon:
             return ""
 
     def _lost(self, job: Job, run: Run, reason: str) -> None:
-        """A run died unobserved: requeue if the deadline still allows, else mark lost."""
+        """A run died unobserved: requeue if the deadline still allows (and the job has not
+        lost :data:`MAX_LOST_RUNS` runs), else mark lost."""
         assert job.id is not None
         now = self.clock.now()
         can_finish = job.deadline_at is None or now + timedelta(seconds=job.duration_s) <= job.deadline_at
+        lost = sum(r.state is JobState.LOST for r in self.store.runs_for_job(job.id))
+        if lost >= MAX_LOST_RUNS:
+            reason = f"{reason}; given up after {lost} lost runs (it may be what brings its host down)"
         if (
             can_finish
-            and job.attempts < MAX_ATTEMPTS
+            and lost < MAX_LOST_RUNS
             and self.store.transition(
                 job.id, JobState.PENDING, expected={JobState.RUNNING, JobState.SUSPENDED},
                 note=f"requeued after a lost run: {reason}",
