@@ -98,6 +98,10 @@ def _when_text(value: When | None, what: str) -> str | None:
     return _duration_text(value, what)
 
 
+#: the longest forecast asked for at once (a forecast's cost grows with its length)
+MAX_FORECAST_HOURS = 14 * 24
+
+
 class Client:
     """A carbonshift instance for Python code: submit, queue, show, cancel, history,
     report, forecast, wait and run, with the CLI's semantics."""
@@ -369,8 +373,9 @@ class Client:
     def forecast(self, zone: str | None = None, *, hours: float = 48.0) -> ForecastAnswer:
         """The zone's forecast through the provider chain (default: the config's zone),
         with where it came from (``answer.describe()``, ``answer.fallback``)."""
-        if not (hours > 0 and math.isfinite(hours)):
-            raise BadInput(f"hours {hours!r} must be a positive number")
+        if not (0 < hours <= MAX_FORECAST_HOURS):
+            raise BadInput(f"hours {hours!r} is out of range: give a number of hours above 0 and "
+                           f"at most {MAX_FORECAST_HOURS} (two weeks)")
         from intensity.errors import UnknownZone
 
         z = zone or self.app.settings.default_zone

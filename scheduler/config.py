@@ -11,7 +11,7 @@ import difflib
 import os
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,3 +365,50 @@ def env_for_process(env: Mapping[str, str]) -> dict[str, str]:
 def current_environ() -> dict[str, str]:
     """The process environment; called by the CLI edge only."""
     return dict(os.environ)
+
+
+def credential_vars(settings: Settings) -> set[str]:
+    """The environment variables holding provider credentials: each built-in provider's
+    default name and every ``*_env`` key of the config's provider tables."""
+    from intensity.providers.electricitymaps import TOKEN_ENV
+    from intensity.providers.watttime import PASSWORD_ENV, USERNAME_ENV
+
+    names = {TOKEN_ENV, USERNAME_ENV, PASSWORD_ENV}
+    for opts in settings.providers.values():
+        names.update(v for k, v in opts.items() if k.endswith("_env") and isinstance(v, str) and v)
+    return names
+
+
+def hide_from_environ(names: Iterable[str]) -> list[str]:
+    """Remove these variables from this process's environment, once read into the copy the
+    app keeps (``App.env``): from ``os.environ``, and from the bytes the kernel shows as
+    ``/proc/PID/environ`` (the environment block the process started with, which
+    ``unsetenv`` leaves in place), so that a job running as the same user cannot read a token
+    there. Returns the names removed. The block is cleared through the C library's
+    ``environ`` (Linux); where that fails, only ``os.environ`` is cleared."""
+    present = sorted(n for n in set(names) if n in os.environ)
+    if not present:
+        return []
+    spots: list[tuple[int, int]] = []
+    try:
+        import ctypes
+
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50, 51)
+        environ = ctypes.POINTER(ctypes.c_void_p).in_dll(ctypes.CDLL(None), "environ")
+        wanted = {n.encode() for n in present}
+        i = 0
+        while environ[i]:
+            addr = int(environ[i])
+            entry = ctypes.string_at(addr)
+            if entry.split(b"=", 1)[0] in wanted and start <= addr < end:
+                spots.append((addr, len(entry)))
+            i += 1
+    except (OSError, ValueError, IndexError, AttributeError):
+        spots = []
+    for name in present:
+        os.environ.pop(name, None)  # unsetenv: drops the pointer, not the bytes
+    for addr, size in spots:
+        ctypes.memset(addr, 0, size)
+    return present

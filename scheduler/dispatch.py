@@ -23,11 +23,14 @@ its sites whose lease has run out: their agent is dead. A local run is then mark
 run (Slurm) still runs in the engine, so it is taken over and followed on, never started
 again. Delivery is therefore at least once for killed local runs: a job may run again from
 the start after its agent died. It never runs twice at once, because the lease is the
-proof of life: a local run's supervisor stops the job when its agent has been gone for a
-third of the lease (``supervise.AgentWatch``), an agent that cannot renew its leases for
-most of a lease stops its local runs itself, a run is reclaimed only after its lease ran
-out, and an agent waits one lease after starting or after a database outage before
-reclaiming anything (the others may not have been able to renew either). A cleanly
+proof of life, fenced by time (the margins are :class:`~scheduler.leader.LeaseTiming`'s): a
+local run's supervisor stops the job when its agent has been gone for a third of the lease
+(``supervise.AgentWatch``) and, since a stopped or hung agent keeps its pid, when the
+lease that the agent mirrors into a file for it (``supervise.LeaseWatch``) comes near its
+end unrenewed; an agent that cannot renew its leases stops its local runs itself at the
+same point; a run is reclaimed only a margin after its lease ran out, and an agent waits
+one lease after starting or after a database outage before reclaiming anything (the others
+may not have been able to renew either). A cleanly
 stopped agent parks its runs' leases (no expiry): they wait for the next agent of that
 name.
 
@@ -74,7 +77,7 @@ from scheduler.intervals import (
     position,
     signal_number,
 )
-from scheduler.leader import Leadership, holder_name, real_now
+from scheduler.leader import Leadership, LeaseTiming, holder_name, real_now
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, Site
 from scheduler.presence import Presence
 from scheduler.progress import progress_path_for, read_progress
@@ -88,7 +91,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("carbonshift.daemon")
 
-MAX_ATTEMPTS = 3
+#: A lost run (its agent, supervisor or host died; its lease ran out) is not an attempt of
+#: the job: the job did not fail, and nothing else counts against it, however often
+#: carbonshift crashes. Only a job whose runs keep being lost this often is given up (it
+#: may be what brings its host down: out of memory, a kernel panic), so that it is not
+#: retried forever.
+MAX_LOST_RUNS = 10
 #: how many due jobs an agent claims at once; it claims again while time is left in the
 #: tick, so a claim never waits long for its launch
 CLAIM_BATCH = 2
@@ -121,6 +129,8 @@ class ActiveRun:
     resume_at: datetime | None = None
     #: a pause or resumption the executor refused is tried again after this (monotonic)
     retry_at: float = 0.0
+    #: the end of the run's lease as last renewed (Unix seconds), as its supervisor knows it
+    lease_until_epoch_s: float | None = None
 
 
 class Daemon:
@@ -149,6 +159,8 @@ class Daemon:
         #: leases are real time, whatever the scheduler's clock
         self.lease_now = lease_now
         self.lease = timedelta(seconds=app.settings.lease_s)
+        #: the fencing margins and heartbeat that follow from the lease, in one place
+        self.timing = LeaseTiming(app.settings.lease_s)
         self.leadership: Leadership | None = None
         if planner:
             self.leadership = Leadership(
@@ -199,7 +211,7 @@ class Daemon:
 
                 self.executors[name] = LocalExecutor(
                     log_max_bytes=self.app.settings.log_max_bytes,
-                    orphan_grace_s=self.app.settings.lease_s / 3,
+                    lease=self.timing,
                 )
             elif name == "slurm":
                 from scheduler.executors.measured import wrapper_argv
@@ -294,6 +306,7 @@ class Daemon:
             try:
                 self.recover()
                 self._connected_since = self.lease_now()
+                self.heartbeat()  # adopted runs: renew before their supervisors fence them
                 return True
             except StorageError as exc:
                 trouble = "unreachable" if isinstance(exc, DatabaseUnreachable) else "error"
@@ -319,9 +332,11 @@ class Daemon:
         """
         with self._lock:
             try:
-                self.store.renew_leases(list(self.active), None, host=self.host)
+                parked = self.store.renew_leases(list(self.active), None, host=self.host)
             except CarbonshiftError as exc:
                 log.warning("could not park the leases of %d runs: %s", len(self.active), exc)
+            else:
+                self._mirror_leases(parked, None)  # else their supervisors fence them in time
             for act in list(self.active.values()):
                 try:
                     act.executor.detach(act.handle)
@@ -393,7 +408,9 @@ class Daemon:
         if now < self._next_sweep or now - self._connected_since < self.lease:
             return
         self._next_sweep = now + min(self.lease / 3, timedelta(seconds=max(self.tick_s, 1.0)))
-        for run in self.store.expired_runs(now, sites=self.sites):
+        # past the lease's end by a margin: a local run's supervisor stopped the job first
+        cutoff = now - timedelta(seconds=self.timing.reclaim_after_s)
+        for run in self.store.expired_runs(cutoff, sites=self.sites):
             if run.id is None or run.id in self.active:
                 continue
             ago = (now - run.lease_until).total_seconds() if run.lease_until else 0.0
@@ -592,11 +609,13 @@ class Daemon:
         run.out_path = str(log_dir / f"run-{run.id}.out")
         run.err_path = str(log_dir / f"run-{run.id}.err")
         gpus = self._allocate_gpus(job, site_name, site.gpus if site is not None else 0)
+        lease_epoch = self._epoch(run.lease_until)
         try:
             executor = self.executor_for(executor_name)
             handle = executor.launch(LaunchSpec(
                 job=job, run_id=run.id, out_path=run.out_path, err_path=run.err_path,
                 env=dict(job.env), begin_at=job.planned_start, gpu_indices=gpus,
+                lease_until_epoch_s=lease_epoch,
             ))
         except (ExecutorError, OSError) as exc:
             run.finished_at = self.clock.now()
@@ -611,7 +630,8 @@ class Daemon:
         run.handle = handle.handle
         # the process runs: follow it (and renew its lease) even if the database refuses
         # to record its handle right now; the write is retried each tick
-        act = ActiveRun(job, run, handle, executor, None, gpu_indices=gpus)
+        act = ActiveRun(job, run, handle, executor, None, gpu_indices=gpus,
+                        lease_until_epoch_s=lease_epoch)
         if job.interruptible:
             act.intervals = self.store.planned_intervals([job.id]).get(job.id, [])
             try:
@@ -846,6 +866,7 @@ class Daemon:
             handle = act.executor.launch(LaunchSpec(
                 job=job, run_id=run.id, out_path=run.out_path, err_path=run.err_path,
                 env=dict(job.env), gpu_indices=act.gpu_indices,
+                lease_until_epoch_s=act.lease_until_epoch_s,
             ))
         except (ExecutorError, OSError) as exc:
             self.finish(act, ExitStatus(None, JobState.FAILED.value, f"re-launch to resume failed: {exc}"))
@@ -959,13 +980,15 @@ class Daemon:
             except CarbonshiftError as exc:
                 log.warning("lease renewal failed: %s", exc)
                 self._connected_since = now  # the others may not be able to renew either
-                if now - self._renewed_at >= self.lease * 0.9:
+                # when the supervisors stop their jobs too (LeaseTiming.fence_before_s)
+                if now - self._renewed_at >= self.lease - timedelta(seconds=self.timing.fence_before_s):
                     self._fence_due = True
                 ids = []
             else:
                 self._renewed_at = now
                 self._fence_due = False
                 self._refused.update(set(ids) - renewed)
+                self._mirror_leases(renewed, self._epoch(now + self.lease))
         else:
             self._renewed_at = now
             self._fence_due = False
@@ -973,8 +996,25 @@ class Daemon:
             self.leadership.hold()
         self.presence.hold()
 
+    def _mirror_leases(self, run_ids: Iterable[int], until_epoch_s: float | None) -> None:
+        """Tell the supervisors of these runs how long their leases now last (only after
+        the database holds it: a supervisor must never believe in a longer lease)."""
+        for run_id in run_ids:
+            act = self.active.get(run_id)
+            if act is None:
+                continue
+            act.lease_until_epoch_s = until_epoch_s
+            try:
+                act.executor.renewed(act.handle, until_epoch_s)
+            except Exception as exc:
+                log.warning("run %s: could not pass its lease on to its supervisor: %s", run_id, exc)
+
+    def _epoch(self, at: datetime | None) -> float | None:
+        """A lease's end (by :attr:`lease_now`) as real Unix seconds, for supervisors."""
+        return None if at is None else time.time() + (at - self.lease_now()).total_seconds()
+
     def _heartbeat_loop(self, done: threading.Event) -> None:
-        period = max(0.05, min(self.lease.total_seconds() / 3, 5.0))
+        period = self.timing.heartbeat_s
         while not done.wait(period) and not self._stop.is_set():
             try:
                 self.heartbeat()
@@ -1156,13 +1196,17 @@ class Daemon:
             return ""
 
     def _lost(self, job: Job, run: Run, reason: str) -> None:
-        """A run died unobserved: requeue if the deadline still allows, else mark lost."""
+        """A run died unobserved: requeue if the deadline still allows (and the job has not
+        lost :data:`MAX_LOST_RUNS` runs), else mark lost."""
         assert job.id is not None
         now = self.clock.now()
         can_finish = job.deadline_at is None or now + timedelta(seconds=job.duration_s) <= job.deadline_at
+        lost = sum(r.state is JobState.LOST for r in self.store.runs_for_job(job.id))
+        if lost >= MAX_LOST_RUNS:
+            reason = f"{reason}; given up after {lost} lost runs (it may be what brings its host down)"
         if (
             can_finish
-            and job.attempts < MAX_ATTEMPTS
+            and lost < MAX_LOST_RUNS
             and self.store.transition(
                 job.id, JobState.PENDING, expected={JobState.RUNNING, JobState.SUSPENDED},
                 note=f"requeued after a lost run: {reason}",

@@ -34,6 +34,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from scheduler.errors import CarbonshiftError
@@ -54,6 +55,54 @@ def holder_name(agent: str) -> str:
     host = socket.gethostname()
     where = agent if agent == host else f"{agent}@{host}"
     return f"{where} pid {os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTiming:
+    """Every time that follows from a run's lease length, in one place.
+
+    A local run is fenced by lease time, not by its agent's pid: a stopped (SIGSTOP), hung
+    or partitioned agent has a live pid but renews nothing. The agent mirrors each renewed
+    expiry ``E`` into a file its run's supervisor watches; the supervisor starts stopping the
+    job at ``E - fence_before_s`` (SIGTERM, SIGKILL ``kill_grace_s`` later), and no other agent
+    reclaims the run before ``E + reclaim_after_s``. A healthy agent renews every
+    ``heartbeat_s``, so ``E`` stays at least ``lease_s - heartbeat_s`` ahead and the fence
+    leaves ``lease_s - heartbeat_s - fence_before_s`` for a late heartbeat. The job is gone
+    by ``E - fence_before_s + kill_grace_s + WATCH_PERIOD_S``, before any reclaim, even for a
+    supervisor that reacts up to ``fence_before_s`` late (a loaded host). Times are real
+    seconds; a supervisor compares with its own host's clock, the same one its agent used.
+    """
+
+    lease_s: float
+
+    #: how often a supervisor looks at its agent and its lease
+    WATCH_PERIOD_S = 0.5
+
+    @property
+    def heartbeat_s(self) -> float:
+        """How often an agent renews the leases of its runs."""
+        return max(0.05, min(self.lease_s / 3, 5.0))
+
+    @property
+    def orphan_grace_s(self) -> float:
+        """How long a supervisor waits for a successor once its agent's pid is gone."""
+        return self.lease_s / 3
+
+    @property
+    def fence_before_s(self) -> float:
+        """A supervisor stops its job when the lease has less than this left (the planner
+        lease's margin, :attr:`Leadership.margin`, is the same share)."""
+        return self.lease_s / 6
+
+    @property
+    def kill_grace_s(self) -> float:
+        """Between the fence's SIGTERM and its SIGKILL."""
+        return min(5.0, self.lease_s / 6)
+
+    @property
+    def reclaim_after_s(self) -> float:
+        """Another agent reclaims a run only this long after its lease ended."""
+        return self.kill_grace_s + 2 * self.WATCH_PERIOD_S
 
 
 class Leadership:
@@ -140,4 +189,4 @@ class Leadership:
         self._was_leading = False
 
 
-__all__ = ["PLANNER_LEASE", "Leadership", "holder_name", "real_now"]
+__all__ = ["PLANNER_LEASE", "Leadership", "LeaseTiming", "holder_name", "real_now"]

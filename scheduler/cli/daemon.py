@@ -43,6 +43,10 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
         logging.DEBUG if verbose > 1 else (logging.INFO if verbose else logging.WARNING)
     )
     app = get_app()
+    from scheduler.config import credential_vars, hide_from_environ
+
+    # read into app.env already: a job must not find them in /proc/<daemon pid>/environ
+    hide_from_environ(credential_vars(app.settings))
     interval = parse_duration_s(sample_interval, what="sample interval") if sample_interval else None
     interrupted: list[int] = []  # SIGINT seen: exit 130 (SIGTERM, a service stop: 0)
     if not _wait_for_database(app, interrupted):

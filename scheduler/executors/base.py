@@ -26,6 +26,9 @@ class LaunchSpec:
     env: dict[str, str]
     gpu_indices: tuple[int, ...] = ()
     begin_at: datetime | None = None
+    #: the end of the run's lease (Unix seconds, ``time.time()``): a local run's supervisor
+    #: stops the job when it comes near unrenewed (``scheduler.leader.LeaseTiming``)
+    lease_until_epoch_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,11 @@ class Executor(ABC):
 
     def adopt(self, handle: Handle) -> None:  # noqa: B027 - optional hook, no-op by default
         """This agent follows the run from now on (after a restart or a take-over)."""
+
+    def renewed(self, handle: Handle, until_epoch_s: float | None) -> None:  # noqa: B027
+        """The run's lease was renewed in the database until this real time (``time.time()``
+        seconds; ``None``: parked, no end). An engine that fences its runs by lease time
+        (the local supervisor) is told; others need not be."""
 
     def energy(self, handle: Handle) -> list[Sample] | None:
         """Energy the engine itself accounted (Slurm ``ConsumedEnergyRaw``), if any."""

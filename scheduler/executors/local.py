@@ -21,11 +21,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from scheduler.errors import ExecutorError
 from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from scheduler.leader import LeaseTiming
 from scheduler.model import JobState
 
 
@@ -66,7 +68,7 @@ def _write_pid(path: str, pid: int) -> None:
 
 
 def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
+    tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"  # the heartbeat thread writes too
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -86,13 +88,20 @@ def agent_file_for(exit_file: str) -> str:
     return exit_file[: -len(".exit.json")] + ".agent"
 
 
+def lease_file_for(exit_file: str) -> str:
+    """The file holding the end of the run's lease (see ``supervise.LeaseWatch``)."""
+    return exit_file[: -len(".exit.json")] + ".lease"
+
+
 class LocalExecutor(Executor):
     """Runs jobs as child process groups of this host.
 
-    With ``orphan_grace_s``, each run's supervisor watches the agent that launched (or
-    adopted) it and stops the job when that agent has been gone that long without anyone
-    adopting the run: an agent killed with SIGKILL takes its jobs with it before its leases
-    run out, so no other agent can start them again while they still run.
+    With ``lease`` (the agent's :class:`~scheduler.leader.LeaseTiming`), each run's
+    supervisor watches the agent that launched (or adopted) it and stops the job when that
+    agent has been gone ``orphan_grace_s`` without anyone adopting the run, or when the run's
+    lease comes within ``fence_before_s`` of its end unrenewed (an agent that is stopped or
+    hung keeps its pid): the job is gone before another agent may reclaim the run and start
+    the job again.
     """
 
     name = "local"
@@ -102,11 +111,11 @@ class LocalExecutor(Executor):
         *,
         log_max_bytes: int = 100 * 1024 * 1024,
         python: str | None = None,
-        orphan_grace_s: float | None = None,
+        lease: LeaseTiming | None = None,
     ) -> None:
         self.log_max_bytes = log_max_bytes
         self.python = python or sys.executable
-        self.orphan_grace_s = orphan_grace_s
+        self.lease = lease
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self.host = socket.gethostname()
 
@@ -129,10 +138,14 @@ class LocalExecutor(Executor):
         ]
         if job.shell:
             cmd.append("--shell")
-        if self.orphan_grace_s is not None:
+        if self.lease is not None:
             agent_file = agent_file_for(exit_file)
             _write_pid(agent_file, os.getpid())
-            cmd += ["--agent-file", agent_file, "--orphan-grace", f"{self.orphan_grace_s:g}"]
+            lease_file = lease_file_for(exit_file)
+            self._write_lease(lease_file, spec.lease_until_epoch_s)
+            cmd += ["--agent-file", agent_file, "--orphan-grace", f"{self.lease.orphan_grace_s:g}",
+                    "--lease-file", lease_file, "--fence-before", f"{self.lease.fence_before_s:g}",
+                    "--kill-grace", f"{self.lease.kill_grace_s:g}"]
         cmd += ["--resume-file", resume_file_for(exit_file)]
         cmd += ["--", *job.argv]
         env = dict(spec.env, CARBONSHIFT_PROGRESS_FILE=exit_file[: -len(".exit.json")] + ".progress.json")  # progress protocol: scheduler/progress.py
@@ -176,6 +189,15 @@ class LocalExecutor(Executor):
         _, exit_file = self._parse(handle)
         if os.path.exists(agent_file_for(exit_file)):
             _write_pid(agent_file_for(exit_file), os.getpid())
+
+    def renewed(self, handle: Handle, until_epoch_s: float | None) -> None:
+        """Tell the run's supervisor how long its lease now lasts (``None``: parked)."""
+        _, exit_file = self._parse(handle)
+        self._write_lease(lease_file_for(exit_file), until_epoch_s)
+
+    @staticmethod
+    def _write_lease(path: str, until_epoch_s: float | None) -> None:
+        _write_text(path, "parked" if until_epoch_s is None else f"{until_epoch_s:.3f}")
 
     @staticmethod
     def _parse(handle: Handle) -> tuple[int, str]:

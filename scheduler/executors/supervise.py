@@ -15,6 +15,13 @@ SIGKILL 5 s later) and records it as lost. ``S`` is shorter than the run's lease
 job is dead before any other agent may reclaim the run and start the job again: a job
 never runs twice at once (see ``scheduler/dispatch.py``).
 
+With ``--lease-file F --fence-before S``, it fences by lease time as well: ``F`` holds
+the end (Unix seconds) of the run's lease as its agent last renewed it in the database (or
+``parked``). An agent that is stopped (SIGSTOP) or hung keeps its pid but renews nothing:
+when less than ``S`` of the lease is left, the job is stopped the same way (SIGTERM, then
+SIGKILL ``--kill-grace`` seconds later), before other agents may reclaim the run
+(``scheduler.leader.LeaseTiming`` sets the margins).
+
 With ``--resume-file F``: when the agent pauses an interruptible job with SIGSTOP (to the
 whole group; the supervisor is continued at once) it writes into ``F`` the real time
 (Unix seconds) by which the job must be running again. If that time passes and ``F`` is
@@ -163,6 +170,42 @@ class AgentWatch:
                 "so that the job does not run twice when the run's lease is reclaimed")
 
 
+class LeaseWatch:
+    """Notices when the lease this run holds is about to end without a renewal.
+
+    Its agent writes each renewed expiry (Unix seconds) into the file, or ``parked`` when it
+    stops cleanly (the lease has no end until a successor renews it). An agent that is alive
+    but stopped, hung or cut off renews nothing: once less than ``before_s`` is left, the
+    job must stop, since other agents reclaim the run when the lease has ended (see
+    ``scheduler.leader.LeaseTiming``). A missing or unreadable file fences nothing.
+    """
+
+    def __init__(self, path: str, before_s: float) -> None:
+        self.path = path
+        self.before_s = before_s
+        self.until: float | None = None
+        self._next_check = 0.0
+
+    def ending(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + 0.5
+        try:
+            with open(self.path, encoding="ascii", errors="replace") as f:
+                until = float(f.read().strip())
+        except (OSError, ValueError):  # parked, or nothing written
+            return False
+        self.until = until
+        return time.time() > until - self.before_s
+
+    def reason(self) -> str:
+        at = datetime.fromtimestamp(self.until or 0.0, UTC).isoformat(timespec="seconds")
+        return (f"its agent stopped renewing the run's lease (it ends {at}): stopped "
+                f"{self.before_s:g} s before its end, so that the job does not run twice when "
+                "another agent reclaims the run")
+
+
 #: signals the supervisor passes on to the job (a job's pause signal is one of them)
 FORWARDED_SIGNALS = (
     signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
@@ -233,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orphan-grace", type=float, default=10.0,
                         help="seconds the agent may be gone before the job is stopped")
     parser.add_argument("--resume-file", help="holds the time by which a stopped job must run again")
+    parser.add_argument("--lease-file", help="holds the end (Unix seconds) of the run's lease")
+    parser.add_argument("--fence-before", type=float, default=0.0,
+                        help="stop the job when its lease has less than this left (seconds)")
+    parser.add_argument("--kill-grace", type=float, default=5.0,
+                        help="seconds between the fence's SIGTERM and SIGKILL")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     cmd = list(args.command)
@@ -293,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     usage = None
     drain_until: float | None = None
     watch = AgentWatch(args.agent_file, args.orphan_grace) if args.agent_file else None
+    lease = LeaseWatch(args.lease_file, args.fence_before) if args.lease_file else None
     lost_reason: str | None = None
     kill_at: float | None = None
     leader = os.getpgrp() == os.getpid()
@@ -328,13 +377,22 @@ def main(argv: list[str] | None = None) -> int:
         err.write(b"carbonshift: the job was paused past its planned resumption and no agent "
                   b"resumed it: continued by its supervisor\n")
 
+    def fence_reason() -> str | None:
+        """Why the job must stop now: its agent is gone for good, or its lease is ending
+        unrenewed (an agent that is stopped or hung keeps its pid)."""
+        if watch is not None and watch.orphaned():
+            return watch.reason()
+        if lease is not None and lease.ending():
+            return lease.reason()
+        return None
+
     def fence() -> None:
-        """Stop the job once its agent is gone for good (SIGTERM, then SIGKILL)."""
+        """Stop the job once :func:`fence_reason` says so (SIGTERM, then SIGKILL)."""
         nonlocal lost_reason, kill_at
-        if status is not None or watch is None:
+        if status is not None or (watch is None and lease is None):
             return
-        if lost_reason is None and watch.orphaned():
-            lost_reason = watch.reason()
+        if lost_reason is None and (why := fence_reason()) is not None:
+            lost_reason = why
             err.write(f"carbonshift: {lost_reason}\n".encode())
             continue_group()  # a stopped (paused) job must run to handle SIGTERM
             if leader:  # the job's whole group, not ourselves
@@ -345,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                     signal.signal(signal.SIGTERM, previous)
             else:
                 forward(signal.SIGTERM, None)
-            kill_at = time.monotonic() + 5.0
+            kill_at = time.monotonic() + args.kill_grace
         elif kill_at is not None and time.monotonic() > kill_at:
             forward(signal.SIGKILL, None)
             kill_at = None
@@ -390,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             # with an agent or a resume-by time to watch, poll: the job may outlive its
             # closed pipes
-            polling = watch is not None or args.resume_file is not None
+            polling = watch is not None or lease is not None or args.resume_file is not None
             pid, st, ru = os.wait4(child.pid, os.WNOHANG if polling else 0)
         except InterruptedError:
             continue

@@ -12,7 +12,11 @@ Routes (GET and HEAD only; anything else is 405):
 
 Every response carries a strict Content-Security-Policy (no scripts at all) and
 ``X-Content-Type-Options: nosniff``. The server binds 127.0.0.1 only: the data (job
-names, commands, owners) is not for the network.
+names, commands, owners) is not for the network. It answers only requests whose ``Host``
+is a loopback name (``localhost``, ``127.0.0.1``, ``[::1]``, any port), else 421: a web page
+elsewhere that points its own name at 127.0.0.1 (DNS rebinding) cannot read the queue. Every
+query parameter is checked and bounded (400 with the reason), unknown ones included, so
+no request can hold the server for long.
 """
 
 from __future__ import annotations
@@ -40,6 +44,17 @@ CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 _JOB_SVG = re.compile(r"^/charts/job/(\d{1,12})\.svg$")
 _JOB_JSON = re.compile(r"^/api/job/(\d{1,12})$")
+#: the names a request may give in its ``Host`` header (with any port)
+LOOPBACK_HOSTS = frozenset({"localhost", LOOPBACK, "[::1]"})
+#: the query parameters each route reads; any other is refused
+PARAMS: dict[str, frozenset[str]] = {
+    "/api/history": frozenset({"since", "until", "limit"}),
+    "/api/report": frozenset({"since", "until", "by", "carbon_price"}),
+    "/charts/report.svg": frozenset({"since", "until", "by", "carbon_price"}),
+    "/api/forecast": frozenset({"zone", "hours"}),
+}
+#: the longest value a query parameter may have
+MAX_PARAM_CHARS = 100
 
 
 class DashboardServer(ThreadingHTTPServer):
@@ -92,12 +107,22 @@ class Handler(BaseHTTPRequestHandler):
         self._json({"error": message}, status)
 
     def do_GET(self) -> None:
+        host = _host_name(self.headers.get("Host"))
+        if host not in LOOPBACK_HOSTS:
+            self._error(421, f"this dashboard answers only to {', '.join(sorted(LOOPBACK_HOSTS))}, "
+                        f"not to host {host!r}: open {self.server.url}")
+            return
         parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        given = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         route = self._route(parts.path)
         if route is None:
             self._error(404, f"no such page: {parts.path}")
             return
+        refused = _bad_params(parts.path, given)
+        if refused:
+            self._error(400, refused)
+            return
+        query = {k: v for k, v in given.items() if v}  # a blank value means the default
         try:
             with self.server.lock:
                 route(query)
@@ -223,7 +248,7 @@ class Handler(BaseHTTPRequestHandler):
     def api_forecast(self, q: dict[str, str]) -> None:
         from scheduler.api import Client
 
-        hours = float(q.get("hours", "48") or 48)
+        hours = _number(q.get("hours"), "hours", 48.0)
         answer = Client.from_app(self.server.app).forecast(q.get("zone"), hours=hours)
         self._json({
             "zone": answer.forecast.zone, "source": answer.describe(), "fallback": answer.fallback,
@@ -242,6 +267,36 @@ def _int(text: str | None, what: str, default: int) -> int:
     if value <= 0 or value > 100_000:
         raise BadInput(f"{what} {value} is out of range 1..100000")
     return value
+
+
+def _host_name(header: str | None) -> str:
+    """The name in a ``Host`` header, lower case, without its port (``[::1]`` keeps its
+    brackets); empty when there is none."""
+    text = (header or "").strip().lower()
+    if text.startswith("["):
+        return text[: text.find("]") + 1] if "]" in text else text
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+
+
+def _bad_params(path: str, query: dict[str, str]) -> str | None:
+    """Why the query cannot be served (an unknown or overlong parameter), or ``None``."""
+    known = PARAMS.get(path, frozenset())
+    for key, value in query.items():
+        if key not in known:
+            allowed = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+            return f"unknown query parameter {key[:MAX_PARAM_CHARS]!r} for {path}: {allowed}"
+        if len(value) > MAX_PARAM_CHARS:
+            return f"query parameter {key} is longer than {MAX_PARAM_CHARS} characters"
+    return None
+
+
+def _number(text: str | None, what: str, default: float) -> float:
+    if text is None or text == "":
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise BadInput(f"{what} {text!r} is not a number") from None
 
 
 def make_server(app: App, *, port: int = 8765, tz: tzinfo, since: str = "30d") -> DashboardServer:

@@ -180,8 +180,8 @@ class Cluster:
         self.store.close()
 
 
-def cluster_on(url: str, root: Path) -> Iterator[Cluster]:
-    cluster = Cluster(url, root)
+def cluster_on(url: str, root: Path, *, lease_s: float = LEASE_S) -> Iterator[Cluster]:
+    cluster = Cluster(url, root, lease_s=lease_s)
     try:
         yield cluster
     finally:
@@ -201,8 +201,11 @@ def sqlite_cluster(tmp_path: Path) -> Iterator[Cluster]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
     """The same cluster on SQLite (processes of one host) and on PostgreSQL."""
+    yield from cluster_on(backend_url(request, tmp_path), tmp_path)
+
+
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database of a fixture parametrised over ``sqlite`` and ``postgres``."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'queue.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    yield from cluster_on(url, tmp_path)
+        return f"sqlite:///{tmp_path / 'queue.db'}"
+    return str(request.getfixturevalue("pg_url"))

@@ -4,13 +4,16 @@ a job whose agent died (the fencing that keeps a reclaimed job from running twic
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from scheduler.leader import Leadership
+import pytest
+
+from scheduler.leader import Leadership, LeaseTiming
 from scheduler.storage.base import Lease
 from scheduler.storage.store import open_store
 
@@ -114,3 +117,48 @@ def test_adopted_or_detached_jobs_keep_running(tmp_path: Path) -> None:
     assert sup.wait(30) == 0
     record = json.loads((tmp_path / "run.exit.json").read_text())
     assert "lost" not in record and record["exit_code"] == 0
+
+
+def _supervise_lease(tmp_path: Path, sleep_s: float) -> subprocess.Popen[bytes]:
+    """A supervisor whose agent (this test process) is alive but renews the lease by hand."""
+    (tmp_path / "run.agent").write_text(str(os.getpid()))
+    return subprocess.Popen(
+        [sys.executable, "-S", "-m", "scheduler.executors.supervise",
+         "--exit-file", str(tmp_path / "run.exit.json"), "--out", str(tmp_path / "run.out"),
+         "--err", str(tmp_path / "run.err"), "--agent-file", str(tmp_path / "run.agent"),
+         "--orphan-grace", "1", "--lease-file", str(tmp_path / "run.lease"),
+         "--fence-before", "1", "--kill-grace", "1", "--", "sleep", str(sleep_s)],
+        cwd=Path(__file__).resolve().parents[2], start_new_session=True,
+    )
+
+
+def test_supervisor_stops_the_job_when_its_live_agent_stops_renewing(tmp_path: Path) -> None:
+    lease = tmp_path / "run.lease"
+    lease.write_text(f"{time.time() + 2.5:.3f}")
+    sup = _supervise_lease(tmp_path, sleep_s=60)
+    assert sup.wait(30) == 143  # the agent's pid lives on; the lease ran out
+    record = json.loads((tmp_path / "run.exit.json").read_text())
+    assert record["lost"] is True and "stopped renewing the run's lease" in record["error"]
+
+
+def test_renewed_or_parked_leases_keep_the_job_running(tmp_path: Path) -> None:
+    lease = tmp_path / "run.lease"
+    lease.write_text(f"{time.time() + 2.0:.3f}")
+    sup = _supervise_lease(tmp_path, sleep_s=5)
+    for _ in range(6):  # the agent renews every half second, 2 s ahead: never fenced
+        time.sleep(0.5)
+        lease.write_text(f"{time.time() + 2.0:.3f}")
+    lease.write_text("parked")  # a clean stop parks it: no end until a successor renews
+    assert sup.wait(30) == 0
+    assert "lost" not in json.loads((tmp_path / "run.exit.json").read_text())
+
+
+@pytest.mark.parametrize("lease_s", [3.0, 6.0, 9.0, 60.0, 600.0])
+def test_lease_margins_fence_before_any_reclaim(lease_s: float) -> None:
+    t = LeaseTiming(lease_s)
+    # a job fenced at the latest moment is gone before anyone may reclaim its run
+    gone_by = -t.fence_before_s + t.kill_grace_s + t.WATCH_PERIOD_S
+    assert gone_by < t.reclaim_after_s
+    # a healthy agent's lease never comes within the fence: it renews well before
+    assert t.heartbeat_s + t.fence_before_s < lease_s
+    assert t.orphan_grace_s < lease_s

@@ -22,7 +22,7 @@ import pytest
 from probes.model import Method
 from scheduler.app import App
 from scheduler.config import load_settings
-from scheduler.dispatch import MAX_ATTEMPTS, Daemon
+from scheduler.dispatch import MAX_LOST_RUNS, Daemon
 from scheduler.executors.base import Handle
 from scheduler.executors.slurm import SlurmExecutor
 from scheduler.history import history_rows
@@ -153,8 +153,11 @@ def test_sbatch_refusal_fails_the_job_with_slurms_message(app: App, tmp_path: Pa
 def test_job_vanished_from_slurm_is_lost_with_the_reason(app: App, tmp_path: Path) -> None:
     job_id, _ = submit(app, ["/bin/true"], workdir=tmp_path)
     # an earlier agent of this name submitted it as a Slurm job that Slurm no longer knows;
-    # it has used up its attempts, so the job is not requeued but lost
-    app.store.update_job(replace(app.store.get_job(job_id), attempts=MAX_ATTEMPTS))
+    # it has lost all the runs it may, so the job is not requeued but lost
+    for _ in range(MAX_LOST_RUNS - 1):
+        app.store.add_run(Run(job_id=job_id, site=SITE, executor="slurm", host="slurm-agent",
+                              started_at=datetime.now(UTC), finished_at=datetime.now(UTC),
+                              state=JobState.LOST, reason="an earlier lost run"))
     assert app.store.transition(job_id, JobState.RUNNING, expected={JobState.PLANNED})
     app.store.add_run(Run(job_id=job_id, site=SITE, executor="slurm", host="slurm-agent",
                           started_at=datetime.now(UTC), handle="999999",
@@ -165,7 +168,7 @@ def test_job_vanished_from_slurm_is_lost_with_the_reason(app: App, tmp_path: Pat
 
     lines = run_daemon(app, until=done, timeout_s=60)
     assert app.store.get_job(job_id).state is JobState.LOST, "\n".join(lines)
-    (run,) = app.store.runs_for_job(job_id)
+    run = app.store.runs_for_job(job_id)[-1]
     assert run.state is JobState.LOST
     assert "Slurm job 999999 vanished" in run.reason and "squeue" in run.reason, run.reason
     assert "vanished" in app.store.get_job(job_id).note

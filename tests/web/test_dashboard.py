@@ -147,6 +147,12 @@ def test_svg_charts(server) -> None:  # type: ignore[no-untyped-def]
     ("nope", "GET", 404), ("charts/job/999.svg", "GET", 404), ("api/history?since=soon", "GET", 400),
     ("api/history?limit=-1", "GET", 400), ("api/report?by=hour", "GET", 400),
     ("api/forecast?zone=NOWHERE", "GET", 400), ("", "POST", 405), ("api/queue", "DELETE", 405),
+    # every query parameter is bounded: hours=5000000 held the server for 278 s
+    ("api/forecast?zone=TRACE&hours=5000000", "GET", 400), ("api/forecast?hours=abc", "GET", 400),
+    ("api/forecast?hours=nan", "GET", 400), ("api/forecast?hours=-2", "GET", 400),
+    ("api/history?limit=1000000000", "GET", 400), ("api/history?since=99999999d", "GET", 400),
+    ("api/report?carbon_price=-5EUR/t", "GET", 400), ("api/queue?limit=5", "GET", 400),
+    ("api/history?sincee=7d", "GET", 400), (f"api/forecast?zone={'Z' * 5000}", "GET", 400),
 ])
 def test_errors_are_json_with_a_status(server, path: str, method: str, code: int) -> None:  # type: ignore[no-untyped-def]
     url, _, _ = server
@@ -197,3 +203,38 @@ def test_page_loads_in_chromium_with_jobs_and_no_console_errors(server, tmp_path
     assert statuses.seen, "the server saw no request from the browser"
     bad = [(r, c) for r, c in statuses.seen if c >= 400]
     assert bad == [], bad
+
+
+@pytest.mark.parametrize(("host", "code"), [
+    ("localhost", 200), ("LOCALHOST:8765", 200), ("127.0.0.1:1", 200), ("[::1]:8765", 200),
+    ("evil.example", 421), ("evil.example:8765", 421), ("localhost.evil.example", 421),
+    ("127.0.0.1.nip.io", 421), ("[::2]", 421),
+])
+def test_only_loopback_host_names_are_answered(server, host: str, code: int) -> None:  # type: ignore[no-untyped-def]
+    """DNS rebinding: a page of evil.example that resolves its name to 127.0.0.1 sends
+    ``Host: evil.example``; it must not read the queue."""
+    url, _, _ = server
+    req = urllib.request.Request(url + "api/queue", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            status, body = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    assert status == code, body
+    if code == 421:
+        assert "answers only to" in json.loads(body)["error"]
+        assert b"dora" not in body
+
+
+def test_a_request_without_host_is_refused(server) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    from urllib.parse import urlsplit
+
+    url, _, _ = server
+    where = urlsplit(url)
+    with socket.create_connection((where.hostname, where.port), timeout=20) as sock:
+        sock.sendall(b"GET /api/queue HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.0 421"), answer[:200]
