@@ -69,7 +69,7 @@ from probes.model import ProbeTarget, Sample
 from probes.sampler import Sampler
 from scheduler.accounting import account, counterfactual_window
 from scheduler.errors import CarbonshiftError, DatabaseUnreachable, ExecutorError, StorageError
-from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec, job_environment
 from scheduler.intervals import (
     PAUSE,
     checkpoint_exit_ok,
@@ -614,7 +614,7 @@ class Daemon:
             executor = self.executor_for(executor_name)
             handle = executor.launch(LaunchSpec(
                 job=job, run_id=run.id, out_path=run.out_path, err_path=run.err_path,
-                env=dict(job.env), begin_at=job.planned_start, gpu_indices=gpus,
+                env=job_environment(job, run.id, run.site), begin_at=job.planned_start, gpu_indices=gpus,
                 lease_until_epoch_s=lease_epoch,
             ))
         except (ExecutorError, OSError) as exc:
@@ -865,7 +865,7 @@ class Daemon:
             assert run.out_path is not None and run.err_path is not None
             handle = act.executor.launch(LaunchSpec(
                 job=job, run_id=run.id, out_path=run.out_path, err_path=run.err_path,
-                env=dict(job.env), gpu_indices=act.gpu_indices,
+                env=job_environment(job, run.id, run.site), gpu_indices=act.gpu_indices,
                 lease_until_epoch_s=act.lease_until_epoch_s,
             ))
         except (ExecutorError, OSError) as exc:

@@ -31,6 +31,18 @@ class LaunchSpec:
     lease_until_epoch_s: float | None = None
 
 
+def job_environment(job: Job, run_id: int, site: str) -> dict[str, str]:
+    """A run's environment: the job's own plus what it knows of itself, the same on every
+    executor: ``CARBONSHIFT_JOB_ID``, ``CARBONSHIFT_RUN_ID``, ``CARBONSHIFT_SITE`` and, for
+    a checkpointing job, ``CARBONSHIFT_PAUSE_SIGNAL`` (the signal that asks it to save and
+    exit). The executor adds ``CARBONSHIFT_PROGRESS_FILE`` where it keeps one."""
+    env = dict(job.env)
+    env.update(CARBONSHIFT_JOB_ID=str(job.id), CARBONSHIFT_RUN_ID=str(run_id), CARBONSHIFT_SITE=site)
+    if job.pause_mode == "checkpoint" and job.pause_signal:
+        env["CARBONSHIFT_PAUSE_SIGNAL"] = job.pause_signal
+    return env
+
+
 @dataclass(frozen=True, slots=True)
 class Handle:
     """How to find a launched run again: a pid, a Slurm job id..."""
