@@ -7,7 +7,7 @@ view reports the same numbers with the same provenance fields.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from scheduler.model import Job, JobState, Run
@@ -58,7 +58,11 @@ class HistoryRow:
     run_id: int | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        # a shallow dict: every field is a scalar or a datetime, no deep copy needed
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(HistoryRow))
 
 
 def row_for(job: Job, run: Run | None) -> HistoryRow:
@@ -115,9 +119,6 @@ def history_rows(
 ) -> list[HistoryRow]:
     """Jobs submitted in ``[since, until)``, with their last run's figures, oldest first;
     ``limit``: the newest ``limit`` of them."""
-    rows = []
-    for job in store.list_jobs(states, since=since, until=until, limit=limit, newest=True):
-        assert job.id is not None
-        runs = store.runs_for_job(job.id)
-        rows.append(row_for(job, runs[-1] if runs else None))
-    return rows
+    jobs = store.list_jobs(states, since=since, until=until, limit=limit, newest=True)
+    last = store.last_runs(job.id for job in jobs if job.id is not None)  # one query, not one per job
+    return [row_for(job, last.get(job.id or 0)) for job in jobs]

@@ -279,6 +279,11 @@ class JobStore(ABC):
         """A job's runs, oldest first."""
 
     @abstractmethod
+    def last_runs(self, job_ids: Iterable[int]) -> dict[int, Run]:
+        """Each job's latest run (by start, then id), in a bounded number of queries; jobs
+        without a run are absent."""
+
+    @abstractmethod
     def open_runs(self, *, host: str | None = None) -> list[Run]:
         """Runs with no ``finished_at`` (optionally only those of one host)."""
 

@@ -878,6 +878,21 @@ class SqlStore(JobStore):
             ).all()
         return [_run_from_row(r._mapping) for r in rows]
 
+    def last_runs(self, job_ids: Iterable[int]) -> dict[int, Run]:
+        ids = sorted(set(job_ids))
+        c = t.runs.c
+        out: dict[int, Run] = {}
+        with self._tx("read the last runs of jobs", write=False) as conn:
+            for k in range(0, len(ids), 500):  # bounded IN lists; rows in run order per job
+                rows = conn.execute(
+                    select(t.runs).where(c.job_id.in_(ids[k:k + 500]))
+                    .order_by(c.job_id, c.started_at, c.id)
+                ).all()
+                for r in rows:
+                    run = _run_from_row(r._mapping)
+                    out[run.job_id] = run
+        return out
+
     def open_runs(self, *, host: str | None = None) -> list[Run]:
         c = t.runs.c
         query = select(t.runs).where(c.finished_at.is_(None))

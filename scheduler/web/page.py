@@ -66,13 +66,14 @@ def gather(app: App, *, tz: tzinfo, since: str = "30d", history_limit: int = 50,
     store = app.store
     queue = store.list_jobs(list(WAITING))
     projections: dict[int, Projection] = {}
-    for j in queue:
-        if j.state in (JobState.RUNNING, JobState.SUSPENDED) and j.id is not None:
-            runs = store.runs_for_job(j.id)
-            if runs and runs[-1].finished_at is None:
-                p = live_projection(app, j, runs[-1], now)
-                if p is not None:
-                    projections[j.id] = p
+    live = [j for j in queue if j.state in (JobState.RUNNING, JobState.SUSPENDED) and j.id is not None]
+    last = store.last_runs(j.id for j in live if j.id is not None)
+    for j in live:
+        run = last.get(j.id or 0)
+        if run is not None and run.finished_at is None:
+            p = live_projection(app, j, run, now)
+            if p is not None:
+                projections[j.id or 0] = p
     from scheduler.cli.report import parse_since
 
     t_since = parse_since(since, now, "--since")

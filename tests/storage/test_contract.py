@@ -623,3 +623,31 @@ def test_a_value_the_database_refuses_is_not_reported_as_unreachable(store: SqlS
     assert "refused a value" in message and "out of range" in message, message
     assert "connection" not in message and "\n" not in message
     assert store.add_job(make_job()).id  # the store is still usable
+
+
+def test_last_runs_agree_with_runs_for_job_and_totals_with_the_runs(store: SqlStore) -> None:
+    # the bulk reads history, /metrics and the CodeCarbon export use, against the plain ones
+    ids = [store.add_job(make_job()).id or 0 for _ in range(3)]
+    runs = {}
+    for k, jid in enumerate(ids[:2]):
+        for n in range(k + 2):  # job 0: two runs, job 1: three; job 2: none
+            runs[jid] = store.add_run(Run(job_id=jid, site=f"s{k}", executor="local",
+                                          started_at=T0 + n * H, host="h"))
+    last = store.last_runs([*ids, 10_000])
+    assert set(last) == set(ids[:2])
+    for jid in ids[:2]:
+        assert last[jid] == store.runs_for_job(jid)[-1] == runs[jid]
+    acc = RunAccounting(energy_j=7.2e6, facility_energy_j=7.2e6, emissions_g=100.0,
+                        counterfactual_g=160.0, energy_method="rapl", intensity_kind="actual",
+                        intensity_provider="p")
+    store.set_accounting(runs[ids[0]].id or 0, acc)
+    totals = store.totals()
+    assert totals.jobs_by_state.get("pending") == 3
+    assert set(totals.sites) == {"s0"}
+    s0 = totals.sites["s0"]
+    assert (s0.runs, s0.energy_j, s0.emissions_g, s0.counterfactual_g) == (1, 7.2e6, 100.0, 160.0)
+    rid = runs[ids[0]].id or 0
+    store.add_samples(rid, [Sample(T0, T0 + H, "cpu", 10.0, Method.RAPL),
+                            Sample(T0 + H, T0 + 2 * H, "cpu", 5.0, Method.RAPL),
+                            Sample(T0, T0 + H, "gpu:0", 1.5, Method.NVML_ENERGY_COUNTER)])
+    assert store.device_energy([rid, 99_999]) == {rid: {"cpu": 15.0, "gpu:0": 1.5}, 99_999: {}}
