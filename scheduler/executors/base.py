@@ -83,6 +83,11 @@ class Executor(ABC):
     def adopt(self, handle: Handle) -> None:  # noqa: B027 - optional hook, no-op by default
         """This agent follows the run from now on (after a restart or a take-over)."""
 
+    def containment(self) -> str:
+        """What holds a run's processes together here, in words (shown when a run starts;
+        empty when the engine says nothing)."""
+        return ""
+
     def energy(self, handle: Handle) -> list[Sample] | None:
         """Energy the engine itself accounted (Slurm ``ConsumedEnergyRaw``), if any."""
         return None

@@ -25,9 +25,11 @@ import time
 from pathlib import Path
 
 from scheduler.errors import ExecutorError
+from scheduler.executors import contain
 from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from scheduler.executors.helper import helper_argv
 from scheduler.executors.identity import identity, same_process, split_identity, with_identity
+from scheduler.executors.supervise import contain_file_for
 from scheduler.model import JobState
 
 
@@ -57,14 +59,8 @@ def pid_file_for(out_path: str) -> str:
 
 
 def _write_pid(path: str, pid: int) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(str(pid))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    """Write ``pid`` with its identity (a pid reused later is not taken for it)."""
+    _write_text(path, with_identity(str(pid), identity(pid)))
 
 
 def _write_text(path: str, text: str) -> None:
@@ -95,6 +91,10 @@ class LocalExecutor(Executor):
     adopted) it and stops the job when that agent has been gone that long without anyone
     adopting the run: an agent killed with SIGKILL takes its jobs with it before its leases
     run out, so no other agent can start them again while they still run.
+
+    Each run is contained (``scheduler/executors/contain.py``): in its own cgroup where
+    cgroup v2 is writable (``use_cgroup``), its supervisor a child subreaper in any case,
+    so daemons the job forks (``setsid`` and all) are measured and end with it.
     """
 
     name = "local"
@@ -105,12 +105,18 @@ class LocalExecutor(Executor):
         log_max_bytes: int = 100 * 1024 * 1024,
         python: str | None = None,
         orphan_grace_s: float | None = None,
+        use_cgroup: bool = True,
     ) -> None:
         self.log_max_bytes = log_max_bytes
         self.python = python or sys.executable
         self.orphan_grace_s = orphan_grace_s
+        self.use_cgroup = use_cgroup
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self.host = socket.gethostname()
+
+    def containment(self) -> str:
+        """What holds a run's processes together here (``scheduler/executors/contain.py``)."""
+        return contain.containment(use_cgroup=self.use_cgroup)
 
     def launch(self, spec: LaunchSpec) -> Handle:
         job = spec.job
@@ -132,6 +138,8 @@ class LocalExecutor(Executor):
         )
         if job.shell:
             cmd.append("--shell")
+        if not self.use_cgroup:
+            cmd.append("--no-cgroup")
         if self.orphan_grace_s is not None:
             agent_file = agent_file_for(exit_file)
             _write_pid(agent_file, os.getpid())
@@ -206,6 +214,11 @@ class LocalExecutor(Executor):
         if data.get("lost"):
             state = JobState.LOST  # stopped by its supervisor: the agent was gone
         reason = data.get("error") or ("" if code == 0 else f"exit code {code}")
+        left = data.get("left_behind")
+        if isinstance(left, int) and left > 0:
+            note = (f"{left} process{'es' if left > 1 else ''} the job left running ended with it "
+                    f"({data.get('containment') or 'process group'})")
+            reason = f"{reason}; {note}" if reason else note
         dropped = data.get("log_dropped_bytes")
         if isinstance(dropped, int) and dropped > 0:
             note = (f"{dropped} bytes of the job's output could not be logged "
@@ -256,6 +269,10 @@ class LocalExecutor(Executor):
             if not self.alive(handle) and not _group_alive(pid):
                 return
             time.sleep(0.05)
+        # the supervisor did not end the job in time: everything of the run, its
+        # descendants and cgroup first (daemons that left the group), then the group
+        _, exit_file, _ = self._parse(handle)
+        contain.kill_tree(pid, _cgroup_of(exit_file))
         _killpg(pid, signal.SIGKILL)
         child = self._children.get(pid)
         if child is not None:
@@ -319,19 +336,45 @@ class LocalExecutor(Executor):
             _killpg(pid, signum)
 
     def cleanup_group(self, handle: Handle, grace_s: float = 2.0) -> bool:
-        """Kill what is left of a finished run's process group (daemons it forked).
+        """Kill what is left of a finished run (daemons it forked): its cgroup, should its
+        supervisor have died before ending them, and its process group.
 
-        Returns whether anything was left."""
+        Returns whether anything was left (the supervisor's own ending of them included)."""
         pid = self._pid(handle)
-        if pid is None or not _group_alive(pid):
+        if pid is None:
             return False
-        _killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.05)
+        _, exit_file, _ = self._parse(handle)
+        left = False
+        cgroup = _cgroup_of(exit_file)
+        if cgroup is not None:
+            left = bool(contain.cgroup_pids(cgroup))
+            contain.kill_cgroup(cgroup)
+            contain.remove_cgroup(cgroup)
         if _group_alive(pid):
-            _killpg(pid, signal.SIGKILL)
-        return True
+            left = True
+            _killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and _group_alive(pid):
+                time.sleep(0.05)
+            if _group_alive(pid):
+                _killpg(pid, signal.SIGKILL)
+        if not left:
+            try:
+                record = json.loads(Path(exit_file).read_text())
+            except (OSError, ValueError):
+                return False
+            left = isinstance(record, dict) and bool(record.get("left_behind"))
+        return left
+
+
+def _cgroup_of(exit_file: str) -> str | None:
+    """The cgroup a run's supervisor put its job in, while it runs (``None``: none)."""
+    try:
+        path = Path(contain_file_for(exit_file)).read_text().strip()
+    except OSError:
+        return None
+    ours = os.path.basename(path).startswith("carbonshift-")
+    return path if ours and path.startswith("/") and os.path.isdir(path) else None
 
 
 def _pid_alive(pid: int) -> bool:

@@ -95,3 +95,30 @@ def test_identity_decides_and_old_handles_still_work(
     assert status is not None and status.state == JobState.LOST.value
     ex.signal(Handle(f"{stranger.pid}:{exit_file}|{start}@{other_boot}"), signal.SIGTERM)
     assert stranger.poll() is None
+
+
+def test_a_supervisor_whose_agent_pid_now_names_another_process_stops_its_job(
+    tmp_path: Path, stranger: subprocess.Popen[bytes]
+) -> None:
+    """The agent died and its pid was reused: the run is orphaned, not followed."""
+    import json
+
+    from scheduler.executors.helper import helper_argv
+
+    agent = tmp_path / "run.agent"
+    agent.write_text(f"{stranger.pid}|1@{boot_id()}")  # not the stranger's start time
+    exit_file = tmp_path / "run.exit.json"
+    sup = subprocess.Popen(
+        [*helper_argv("scheduler.executors.supervise", stdlib_only=True),
+         "--exit-file", str(exit_file), "--out", str(tmp_path / "run.out"),
+         "--err", str(tmp_path / "run.err"), "--agent-file", str(agent), "--orphan-grace", "1",
+         "--", "sleep", "60"],
+        cwd=tmp_path, start_new_session=True,
+    )
+    try:
+        assert sup.wait(30) == 143
+    finally:
+        if sup.poll() is None:
+            os.killpg(sup.pid, signal.SIGKILL)
+    assert json.loads(exit_file.read_text())["lost"] is True
+    assert stranger.poll() is None
