@@ -76,7 +76,32 @@ def containment(*, use_cgroup: bool = True) -> str:
     return "child subreaper (no writable cgroup v2)"
 
 
+#: an empty run cgroup older than this is left over (its supervisor was killed): removed
+STALE_CGROUP_S = 120.0
+
+
+def sweep_stale(path: str) -> None:
+    """Remove empty run cgroups beside ``path`` left by supervisors that were killed
+    (SIGKILL leaves no chance to ``rmdir``). A populated one cannot be removed, and a
+    fresh one may be about to receive its job, so only those older than
+    :data:`STALE_CGROUP_S` are tried."""
+    parent = os.path.dirname(path)
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith("carbonshift-")]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        full = os.path.join(parent, name)
+        try:
+            if full != path and now - os.stat(full).st_mtime > STALE_CGROUP_S:
+                os.rmdir(full)  # EBUSY while it holds a process
+        except OSError:
+            continue
+
+
 def make_cgroup(path: str) -> bool:
+    sweep_stale(path)
     try:
         os.mkdir(path, 0o755)
     except FileExistsError:
