@@ -4,8 +4,10 @@ A job runs in its own session and process group (the executor starts it with
 ``start_new_session=True``, so ``pgid == sid == pid`` of its root). Its members are found
 by the process group *and* the session id of every process on the machine, so a
 daemonized grandchild that left the tree (re-parented to init) but kept the group or
-session is still measured. One ``getpgid`` system call per process finds the members;
-only the members' ``/proc`` files are read.
+session is still measured, and by descent from the root: a grandchild that left both
+(``setsid``) is still a descendant where the root is a child subreaper (the local
+supervisor is one: orphans re-parent to it). One read of ``/proc/<pid>/stat`` per process
+finds the members and gives their figures.
 
 CPU time is counted as the sum of ``user + system + children_user + children_system`` over
 the live members. When a member reaps a child, the child's time moves into the parent's
@@ -268,8 +270,46 @@ class ProcessTree:
             self._procs[pid] = proc
         return proc
 
+    def _stat_members(self) -> dict[int, bytes]:
+        """``/proc/<pid>/stat`` of every member: in the job's group or session, or a
+        descendant of its root (a daemon that left both with ``setsid`` stays one where
+        the root is a child subreaper, as the local supervisor is). One read per process."""
+        stats: dict[int, bytes] = {}
+        children: dict[int, list[int]] = {}
+        members: list[int] = []
+        pgid, sid = str(self._pgid).encode(), str(self._sid).encode()
+        for pid in psutil.pids():
+            data = _read_stat(pid)
+            if data is None:
+                continue
+            # "pid (comm) state ppid pgrp session ..."
+            fields = data[data.rfind(b")") + 2 :].split(None, 4)
+            if len(fields) < 4:
+                continue
+            stats[pid] = data
+            if (self._pgid is not None and fields[2] == pgid) or (
+                self._sid is not None and fields[3] == sid
+            ):
+                members.append(pid)
+            else:
+                children.setdefault(int(fields[1]), []).append(pid)
+        out = dict.fromkeys(members)
+        todo = [*members, self._root]
+        while todo:
+            for child in children.pop(todo.pop(), ()):
+                out[child] = None
+                todo.append(child)
+        return {pid: stats[pid] for pid in out if pid in stats}
+
     def _scan(self) -> dict[int, Member]:
         members: dict[int, Member] = {}
+        if _FAST_PROC and (self._pgid is not None or self._sid is not None):
+            for pid, data in self._stat_members().items():
+                member = _parse_stat(data) or self._read_psutil(pid)
+                if member is not None:
+                    members[pid] = member
+            self._procs = {pid: proc for pid, proc in self._procs.items() if pid in members}
+            return members
         for pid in self._candidate_pids():
             member = _read_proc_stat(pid) if _FAST_PROC else None
             if member is None:
@@ -307,18 +347,28 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK") if _FAST_PROC else 100
 _PAGE_B = os.sysconf("SC_PAGE_SIZE") if _FAST_PROC else 4096
 
 
-def _read_proc_stat(pid: int) -> Member | None:
-    """``Member`` from ``/proc/<pid>/stat`` (``None`` if it cannot be read or parsed)."""
+def _read_stat(pid: int) -> bytes | None:
+    """The text of ``/proc/<pid>/stat`` (``None`` if it cannot be read)."""
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
         return None
     try:
-        data = os.read(fd, 4096)
+        return os.read(fd, 4096)
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def _read_proc_stat(pid: int) -> Member | None:
+    """``Member`` from ``/proc/<pid>/stat`` (``None`` if it cannot be read or parsed)."""
+    data = _read_stat(pid)
+    return _parse_stat(data) if data is not None else None
+
+
+def _parse_stat(data: bytes) -> Member | None:
+    """``Member`` from the text of a ``/proc/<pid>/stat``."""
     # "pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
     #  utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss ..."
     fields = data[data.rfind(b")") + 2 :].split()

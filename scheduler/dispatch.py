@@ -651,7 +651,9 @@ class Daemon:
         if len(act.intervals) > 1:
             k, n = position(act.intervals, now)
             plan_text = f"; interval {k} of {n} ({spans_text(act.intervals)}), paused between them ({job.pause_mode or 'stop'})"
-        self._emit(job.id, "started", f"run {run.id} on {site_name} ({executor_name} {handle.handle.split(':')[0]})"
+        contained = act.executor.containment()
+        self._emit(job.id, "started", f"run {run.id} on {site_name} ({executor_name} {handle.handle.split(':')[0]}"
+                   + (f"; contained by {contained})" if contained else ")")
                    + (f", {format_duration(late)} after its planned start" if late_real_s > 30 else "")
                    + plan_text)
 
@@ -1137,7 +1139,7 @@ class Daemon:
         if cleanup is not None:
             try:
                 if cleanup(act.handle):
-                    self._emit(act.job.id, "cleanup", "killed processes the job left behind in its group")
+                    self._emit(act.job.id, "cleanup", "ended processes the job left behind")
             except Exception as exc:
                 log.warning("cleanup of run %s: %s", act.run.id, exc)
 

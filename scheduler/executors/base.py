@@ -103,6 +103,11 @@ class Executor(ABC):
         seconds; ``None``: parked, no end). An engine that fences its runs by lease time
         (the local supervisor) is told; others need not be."""
 
+    def containment(self) -> str:
+        """What holds a run's processes together here, in words (shown when a run starts;
+        empty when the engine says nothing)."""
+        return ""
+
     def energy(self, handle: Handle) -> list[Sample] | None:
         """Energy the engine itself accounted (Slurm ``ConsumedEnergyRaw``), if any."""
         return None

@@ -26,7 +26,11 @@ import time
 from pathlib import Path
 
 from scheduler.errors import ExecutorError
+from scheduler.executors import contain
 from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from scheduler.executors.helper import helper_argv
+from scheduler.executors.identity import identity, same_process, split_identity, with_identity
+from scheduler.executors.supervise import contain_file_for
 from scheduler.leader import LeaseTiming
 from scheduler.model import JobState
 
@@ -57,14 +61,8 @@ def pid_file_for(out_path: str) -> str:
 
 
 def _write_pid(path: str, pid: int) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(str(pid))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    """Write ``pid`` with its identity (a pid reused later is not taken for it)."""
+    _write_text(path, with_identity(str(pid), identity(pid)))
 
 
 def _write_text(path: str, text: str) -> None:
@@ -102,6 +100,10 @@ class LocalExecutor(Executor):
     lease comes within ``fence_before_s`` of its end unrenewed (an agent that is stopped or
     hung keeps its pid): the job is gone before another agent may reclaim the run and start
     the job again.
+
+    Each run is contained (``scheduler/executors/contain.py``): in its own cgroup where
+    cgroup v2 is writable (``use_cgroup``), its supervisor a child subreaper in any case,
+    so daemons the job forks (``setsid`` and all) are measured and end with it.
     """
 
     name = "local"
@@ -112,12 +114,18 @@ class LocalExecutor(Executor):
         log_max_bytes: int = 100 * 1024 * 1024,
         python: str | None = None,
         lease: LeaseTiming | None = None,
+        use_cgroup: bool = True,
     ) -> None:
         self.log_max_bytes = log_max_bytes
         self.python = python or sys.executable
         self.lease = lease
+        self.use_cgroup = use_cgroup
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self.host = socket.gethostname()
+
+    def containment(self) -> str:
+        """What holds a run's processes together here (``scheduler/executors/contain.py``)."""
+        return contain.containment(use_cgroup=self.use_cgroup)
 
     def launch(self, spec: LaunchSpec) -> Handle:
         job = spec.job
@@ -129,15 +137,18 @@ class LocalExecutor(Executor):
         except FileNotFoundError:
             pass
         pid_file = pid_file_for(spec.out_path)
-        cmd = [
-            # -S: the supervisor is standard library only; skipping site saves ~25% of its start
-            self.python, "-S", "-m", "scheduler.executors.supervise",
+        cmd = helper_argv(
+            # stdlib_only: the supervisor needs no site-packages; skipping site saves ~25% of its start
+            "scheduler.executors.supervise",
             "--exit-file", exit_file, "--pid-file", pid_file,
             "--out", spec.out_path, "--err", spec.err_path,
             "--max-bytes", str(self.log_max_bytes),
-        ]
+            python=self.python, stdlib_only=True,
+        )
         if job.shell:
             cmd.append("--shell")
+        if not self.use_cgroup:
+            cmd.append("--no-cgroup")
         if self.lease is not None:
             agent_file = agent_file_for(exit_file)
             _write_pid(agent_file, os.getpid())
@@ -151,48 +162,48 @@ class LocalExecutor(Executor):
         env = dict(spec.env, CARBONSHIFT_PROGRESS_FILE=exit_file[: -len(".exit.json")] + ".progress.json")  # progress protocol: scheduler/progress.py
         if spec.gpu_indices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_indices)
-        # the supervisor must import scheduler: give it our import path, not the job's
-        sup_env = dict(env)
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        sup_env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        sup_env["CARBONSHIFT_JOB_PYTHONPATH"] = env.get("PYTHONPATH", "")
         if not os.path.isdir(job.cwd):
             raise ExecutorError(f"working directory {job.cwd!r} of job {job.id} does not exist")
         try:
             proc = subprocess.Popen(
-                cmd, cwd=job.cwd, env=sup_env, stdin=subprocess.DEVNULL,
+                cmd, cwd=job.cwd, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             )
         except OSError as exc:
             raise ExecutorError(f"cannot start job {job.id}: {exc.strerror}") from exc
         self._children[proc.pid] = proc
-        _write_pid(pid_file, proc.pid)  # the supervisor writes it too, should we die first
-        return Handle(handle=f"{proc.pid}:{exit_file}", host=self.host, pid=proc.pid)
+        # who the pid is (start time, boot): a pid reused after a crash or a reboot is not
+        # taken for this run (scheduler/executors/identity.py)
+        ident = identity(proc.pid)
+        _write_text(pid_file, with_identity(str(proc.pid), ident))  # the supervisor writes it too, should we die first
+        return Handle(handle=with_identity(f"{proc.pid}:{exit_file}", ident), host=self.host, pid=proc.pid)
 
     def find(self, out_path: str) -> Handle | None:
         """The handle of a run launched with ``out_path`` whose handle was never recorded
         (the daemon died between starting it and saving it), from its pid file."""
         try:
-            pid = int(Path(pid_file_for(out_path)).read_text().strip())
+            pid_text, ident = split_identity(Path(pid_file_for(out_path)).read_text().strip())
+            pid = int(pid_text)
         except (OSError, ValueError):
             return None
-        return Handle(handle=f"{pid}:{exit_file_for(out_path)}", host=self.host, pid=pid)
+        return Handle(handle=with_identity(f"{pid}:{exit_file_for(out_path)}", ident),
+                      host=self.host, pid=pid)
 
     def detach(self, handle: Handle) -> None:
         """This agent stops cleanly: the run keeps running, waiting for its next agent."""
-        _, exit_file = self._parse(handle)
+        _, exit_file, _ = self._parse(handle)
         if os.path.exists(agent_file_for(exit_file)):
             _write_text(agent_file_for(exit_file), "detached")
 
     def adopt(self, handle: Handle) -> None:
         """This agent follows the run from now on (after a restart)."""
-        _, exit_file = self._parse(handle)
+        _, exit_file, _ = self._parse(handle)
         if os.path.exists(agent_file_for(exit_file)):
             _write_pid(agent_file_for(exit_file), os.getpid())
 
     def renewed(self, handle: Handle, until_epoch_s: float | None) -> None:
         """Tell the run's supervisor how long its lease now lasts (``None``: parked)."""
-        _, exit_file = self._parse(handle)
+        _, exit_file, _ = self._parse(handle)
         self._write_lease(lease_file_for(exit_file), until_epoch_s)
 
     @staticmethod
@@ -200,9 +211,20 @@ class LocalExecutor(Executor):
         _write_text(path, "parked" if until_epoch_s is None else f"{until_epoch_s:.3f}")
 
     @staticmethod
-    def _parse(handle: Handle) -> tuple[int, str]:
-        pid_text, _, exit_file = handle.handle.partition(":")
-        return int(pid_text), exit_file
+    def _parse(handle: Handle) -> tuple[int, str, str | None]:
+        """``(pid, exit file, identity)`` of ``pid:exit_file[|identity]`` (handles stored
+        before identities were recorded have none)."""
+        text, ident = split_identity(handle.handle)
+        pid_text, _, exit_file = text.partition(":")
+        return int(pid_text), exit_file, ident
+
+    def _pid(self, handle: Handle) -> int | None:
+        """The run's supervisor pid, or ``None`` when that pid is now another process's
+        (reused after a crash or a reboot): such a pid is never adopted nor signalled."""
+        pid, _, ident = self._parse(handle)
+        if pid in self._children or same_process(pid, ident):
+            return pid
+        return None
 
     def _read_exit(self, exit_file: str) -> ExitStatus | None:
         try:
@@ -214,6 +236,11 @@ class LocalExecutor(Executor):
         if data.get("lost"):
             state = JobState.LOST  # stopped by its supervisor: the agent was gone
         reason = data.get("error") or ("" if code == 0 else f"exit code {code}")
+        left = data.get("left_behind")
+        if isinstance(left, int) and left > 0:
+            note = (f"{left} process{'es' if left > 1 else ''} the job left running ended with it "
+                    f"({data.get('containment') or 'process group'})")
+            reason = f"{reason}; {note}" if reason else note
         dropped = data.get("log_dropped_bytes")
         if isinstance(dropped, int) and dropped > 0:
             note = (f"{dropped} bytes of the job's output could not be logged "
@@ -224,13 +251,13 @@ class LocalExecutor(Executor):
                           cpu_s=float(cpu) if cpu is not None else None)
 
     def poll(self, handle: Handle) -> ExitStatus | None:
-        pid, exit_file = self._parse(handle)
+        pid, exit_file, _ = self._parse(handle)
         child = self._children.get(pid)
         if child is not None:
             if child.poll() is None:
                 return None
             self._children.pop(pid, None)
-        elif _pid_alive(pid):
+        elif self._pid(handle) is not None and _pid_alive(pid):
             return None
         status = self._read_exit(exit_file)
         if status is not None:
@@ -247,14 +274,14 @@ class LocalExecutor(Executor):
         )
 
     def alive(self, handle: Handle) -> bool:
-        pid, _ = self._parse(handle)
+        pid, _, _ = self._parse(handle)
         child = self._children.get(pid)
         if child is not None:
             return child.poll() is None
-        return _pid_alive(pid)
+        return self._pid(handle) is not None and _pid_alive(pid)
 
     def cancel(self, handle: Handle, grace_s: float = 10.0) -> None:
-        pid, _ = self._parse(handle)
+        pid, _, _ = self._parse(handle)
         if not self.alive(handle):
             return
         _killpg(pid, signal.SIGCONT)  # a suspended group must run to handle SIGTERM
@@ -264,6 +291,10 @@ class LocalExecutor(Executor):
             if not self.alive(handle) and not _group_alive(pid):
                 return
             time.sleep(0.05)
+        # the supervisor did not end the job in time: everything of the run, its
+        # descendants and cgroup first (daemons that left the group), then the group
+        _, exit_file, _ = self._parse(handle)
+        contain.kill_tree(pid, _cgroup_of(exit_file))
         _killpg(pid, signal.SIGKILL)
         child = self._children.get(pid)
         if child is not None:
@@ -275,7 +306,9 @@ class LocalExecutor(Executor):
     def suspend(self, handle: Handle) -> None:
         """Stop the job's processes (SIGSTOP to the group), all but the supervisor, which
         is continued at once: it must go on watching the agent and the resume-by time."""
-        pid, _ = self._parse(handle)
+        pid = self._pid(handle)
+        if pid is None:
+            return
         _killpg(pid, signal.SIGSTOP)
         try:
             os.kill(pid, signal.SIGCONT)
@@ -283,14 +316,15 @@ class LocalExecutor(Executor):
             pass
 
     def resume(self, handle: Handle) -> None:
-        pid, _ = self._parse(handle)
+        pid = self._pid(handle)
         self.resume_by(handle, None)
-        _killpg(pid, signal.SIGCONT)
+        if pid is not None:
+            _killpg(pid, signal.SIGCONT)
 
     def resume_by(self, handle: Handle, at_epoch_s: float | None) -> None:
         """Tell the supervisor of a stopped run to continue the job by itself at this real
         time (``time.time()`` seconds) unless resumed first; ``None`` takes it back."""
-        _, exit_file = self._parse(handle)
+        _, exit_file, _ = self._parse(handle)
         path = resume_file_for(exit_file)
         if at_epoch_s is None:
             try:
@@ -302,36 +336,67 @@ class LocalExecutor(Executor):
 
     def stopped(self, handle: Handle) -> bool:
         """Whether a process of the run's group other than its supervisor is stopped."""
-        pid, _ = self._parse(handle)
+        pid = self._pid(handle)
+        if pid is None:
+            return False
         return any(state == b"T" for member, state in _group_states(pid) or [] if member != pid)
 
     def ask(self, handle: Handle, signum: int) -> None:
         """Send ``signum`` to the job once (its pause signal): to its supervisor, which
         passes it on. Sent to the whole group it would reach the job twice."""
-        pid, _ = self._parse(handle)
+        pid = self._pid(handle)
+        if pid is None:
+            return
         try:
             os.kill(pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
 
     def signal(self, handle: Handle, signum: int) -> None:
-        pid, _ = self._parse(handle)
-        _killpg(pid, signum)
+        pid = self._pid(handle)
+        if pid is not None:
+            _killpg(pid, signum)
 
     def cleanup_group(self, handle: Handle, grace_s: float = 2.0) -> bool:
-        """Kill what is left of a finished run's process group (daemons it forked).
+        """Kill what is left of a finished run (daemons it forked): its cgroup, should its
+        supervisor have died before ending them, and its process group.
 
-        Returns whether anything was left."""
-        pid, _ = self._parse(handle)
-        if not _group_alive(pid):
+        Returns whether anything was left (the supervisor's own ending of them included)."""
+        pid = self._pid(handle)
+        if pid is None:
             return False
-        _killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.05)
+        _, exit_file, _ = self._parse(handle)
+        left = False
+        cgroup = _cgroup_of(exit_file)
+        if cgroup is not None:
+            left = bool(contain.cgroup_pids(cgroup))
+            contain.kill_cgroup(cgroup)
+            contain.remove_cgroup(cgroup)
         if _group_alive(pid):
-            _killpg(pid, signal.SIGKILL)
-        return True
+            left = True
+            _killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and _group_alive(pid):
+                time.sleep(0.05)
+            if _group_alive(pid):
+                _killpg(pid, signal.SIGKILL)
+        if not left:
+            try:
+                record = json.loads(Path(exit_file).read_text())
+            except (OSError, ValueError):
+                return False
+            left = isinstance(record, dict) and bool(record.get("left_behind"))
+        return left
+
+
+def _cgroup_of(exit_file: str) -> str | None:
+    """The cgroup a run's supervisor put its job in, while it runs (``None``: none)."""
+    try:
+        path = Path(contain_file_for(exit_file)).read_text().strip()
+    except OSError:
+        return None
+    ours = os.path.basename(path).startswith("carbonshift-")
+    return path if ours and path.startswith("/") and os.path.isdir(path) else None
 
 
 def _pid_alive(pid: int) -> bool:

@@ -28,7 +28,9 @@ whole group; the supervisor is continued at once) it writes into ``F`` the real 
 still there (nobody resumed the job: its agent stopped and no successor came), the
 supervisor continues the job itself: a stopped job is never left stopped forever.
 
-Standard library only: it starts in a few tens of milliseconds.
+Standard library only (and our own standard-library-only modules): it starts in a few tens
+of milliseconds. It is started isolated from the job's folder and ``PYTHONPATH``
+(:func:`scheduler.executors.helper.helper_argv`); the job gets both as given.
 """
 
 from __future__ import annotations
@@ -36,13 +38,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import selectors
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO
+
+from scheduler.executors import contain
+from scheduler.executors.identity import identity, same_process, split_identity, with_identity
 
 
 class CappedLog:
@@ -136,6 +143,7 @@ class AgentWatch:
             return True  # cannot tell: do not stop a job on a doubt
         if text == "detached":
             return True  # a cleanly stopped agent left it for its successor
+        text, ident = split_identity(text)
         if not text.isdigit():
             return True
         self.agent = text
@@ -145,6 +153,8 @@ class AgentWatch:
             return False
         except PermissionError:
             return True
+        if not same_process(int(text), ident):
+            return False  # the agent's pid now names another process: the agent is gone
         try:  # a zombie agent is a dead one
             with open(f"/proc/{text}/stat", "rb") as f:
                 return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
@@ -264,6 +274,65 @@ def _write_exit(path: str, payload: dict[str, object]) -> None:
         pass
 
 
+def contain_file_for(exit_file: str) -> str:
+    """The file naming the run's cgroup while it runs (for ``cancel``)."""
+    base = exit_file[: -len(".exit.json")] if exit_file.endswith(".exit.json") else exit_file
+    return base + ".cgroup"
+
+
+def _end_leftovers(cgroup: str | None, reap: Callable[[], None], grace_s: float = 2.0) -> int:
+    """End what the job left running (its cgroup's processes, our descendants): SIGTERM,
+    SIGKILL after ``grace_s``; reap them. Returns how many there were."""
+    me = os.getpid()
+    count = contain.kill_tree(me, cgroup, signal.SIGTERM)
+    if not count:
+        return 0
+
+    def gone(timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            reap()
+            if not contain.descendants(me) and not (cgroup and contain.cgroup_pids(cgroup)):
+                return True
+            time.sleep(0.02)
+        return False
+
+    if not gone(grace_s):
+        contain.kill_tree(me, cgroup, signal.SIGKILL)
+        gone(5.0)
+    reap()  # the last ones died as zombies of ours: their CPU time is the job's
+    return count
+
+
+def _halt(pid: int, timeout_s: float = 2.0) -> bool:
+    """Stop child ``pid`` (SIGSTOP, to it alone) and wait until it is stopped or has
+    exited; return whether it exited (on its own: it did before the stop took hold).
+
+    Once it is stopped it cannot exit by itself any more, so whatever ends it after that
+    is what the caller does to it. Nothing is reaped (``WNOWAIT``). If it neither stops
+    nor exits within ``timeout_s`` (stuck in the kernel), ``False``.
+    """
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return True  # reaped already
+    except PermissionError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True  # reaped already (by Popen, when a signal was forwarded)
+        except InterruptedError:
+            continue
+        if info is not None:
+            return info.si_code in (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="carbonshift-supervise")
     parser.add_argument("--exit-file", required=True)
@@ -281,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop the job when its lease has less than this left (seconds)")
     parser.add_argument("--kill-grace", type=float, default=5.0,
                         help="seconds between the fence's SIGTERM and SIGKILL")
+    parser.add_argument("--no-cgroup", action="store_true",
+                        help="contain the job as child subreaper only, even where cgroup v2 is writable")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     cmd = list(args.command)
@@ -289,31 +360,36 @@ def main(argv: list[str] | None = None) -> int:
     if not cmd:
         print("carbonshift-supervise: no command", file=sys.stderr)
         return 2
-    if args.pid_file:
-        _write_atomic(args.pid_file, str(os.getpid()))
+    if args.pid_file:  # with who this pid is: a pid reused later is not taken for this run
+        _write_atomic(args.pid_file, with_identity(str(os.getpid()), identity(os.getpid())))
     _reserve_exit(args.exit_file)
     out = CappedLog(args.out, args.max_bytes)
     err = CappedLog(args.err, args.max_bytes)
     started = time.time()
+    # the job's environment as given (PYTHONPATH included): this interpreter ignored it
+    # (started isolated, see scheduler/executors/helper.py); the job gets it whole
     env = dict(os.environ)
-    job_pythonpath = env.pop("CARBONSHIFT_JOB_PYTHONPATH", None)
-    if job_pythonpath is not None:
-        if job_pythonpath:
-            env["PYTHONPATH"] = job_pythonpath
-        else:
-            env.pop("PYTHONPATH", None)
+    # containment (scheduler/executors/contain.py): orphaned descendants re-parent to us;
+    # the job goes into its own cgroup, where there is a writable cgroup v2
+    subreaper = contain.set_subreaper()
+    cgroup = None if args.no_cgroup else contain.cgroup_for(os.path.abspath(args.exit_file))
+    if cgroup is not None and not contain.make_cgroup(cgroup):
+        cgroup = None
+    cg = cgroup
+
+    def enter() -> None:  # in the job's process, before it runs: all it forks is in it
+        if cg is not None:
+            contain.enter_cgroup(cg)
+
     try:
-        if args.shell:
-            child = subprocess.Popen(
-                ["/bin/sh", "-c", " ".join(cmd)], stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            )
-        else:
-            child = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=env,
-            )
+        child = subprocess.Popen(
+            ["/bin/sh", "-c", " ".join(cmd)] if args.shell else cmd, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            preexec_fn=enter if cgroup is not None else None,
+        )
     except OSError as exc:
+        if cgroup is not None:
+            contain.remove_cgroup(cgroup)
         msg = f"carbonshift: cannot start {cmd[0]!r}: {exc.strerror}\n".encode()
         err.write(msg)
         code = 127 if isinstance(exc, FileNotFoundError) else 126
@@ -323,11 +399,41 @@ def main(argv: list[str] | None = None) -> int:
         })
         return code
 
+    if cgroup is not None and not contain.in_cgroup(child.pid, cgroup):
+        contain.remove_cgroup(cgroup)  # could not move it there: the subreaper alone
+        cgroup = None
+    containment = (f"cgroup {cgroup}" if cgroup is not None
+                   else "child subreaper" if subreaper else "process group only")
+    if cgroup is not None:
+        _write_atomic(contain_file_for(args.exit_file), cgroup)
+    orphans_cpu_s = 0.0  # CPU time of the descendants we reaped (not the job's own)
+    status: int | None = None
+    usage: resource.struct_rusage | None = None
+
     def forward(signum: int, _frame: object) -> None:
         try:
             child.send_signal(signum)
         except OSError:
             pass
+
+    def reap() -> None:
+        """Reap the job, if it ended, and any orphaned descendant re-parented to us."""
+        nonlocal status, usage, orphans_cpu_s
+        while True:
+            try:
+                pid, st, ru = os.wait4(-1, os.WNOHANG)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == child.pid:
+                status, usage = st, ru
+            else:
+                orphans_cpu_s += ru.ru_utime + ru.ru_stime
+        if status is None and child.returncode is not None:
+            status, usage = 0, None  # reaped by Popen (a forwarded signal): see below
 
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, forward)
@@ -337,8 +443,6 @@ def main(argv: list[str] | None = None) -> int:
     sel.register(child.stdout, selectors.EVENT_READ, out)
     sel.register(child.stderr, selectors.EVENT_READ, err)
     open_streams = 2
-    status: int | None = None
-    usage = None
     drain_until: float | None = None
     watch = AgentWatch(args.agent_file, args.orphan_grace) if args.agent_file else None
     lease = LeaseWatch(args.lease_file, args.fence_before) if args.lease_file else None
@@ -387,14 +491,19 @@ def main(argv: list[str] | None = None) -> int:
         return None
 
     def fence() -> None:
-        """Stop the job once :func:`fence_reason` says so (SIGTERM, then SIGKILL)."""
+        """Stop the job once :func:`fence_reason` says so (SIGTERM, then SIGKILL).
+
+        The job may exit on its own at any moment up to the signal: it is halted first
+        (:func:`_halt`), so that an exit that came before is recorded as the job's own,
+        never as lost (which would run a job that succeeded a second time)."""
         nonlocal lost_reason, kill_at
         if status is not None or (watch is None and lease is None):
             return
         if lost_reason is None and (why := fence_reason()) is not None:
+            if _halt(child.pid):
+                return  # it ended by itself: the loop reaps it and records its exit
             lost_reason = why
             err.write(f"carbonshift: {lost_reason}\n".encode())
-            continue_group()  # a stopped (paused) job must run to handle SIGTERM
             if leader:  # the job's whole group, not ourselves
                 previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 try:
@@ -403,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
                     signal.signal(signal.SIGTERM, previous)
             else:
                 forward(signal.SIGTERM, None)
+            continue_group()  # a stopped (halted, paused) job must run to handle SIGTERM
             kill_at = time.monotonic() + args.kill_grace
         elif kill_at is not None and time.monotonic() > kill_at:
             forward(signal.SIGKILL, None)
@@ -412,12 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     # open forever (the daemon cleans up the process group afterwards).
     while open_streams:
         if status is None:
-            try:
-                pid, st, ru = os.wait4(child.pid, os.WNOHANG)
-            except ChildProcessError:
-                pid, st, ru = child.pid, 0, None
-            if pid == child.pid:
-                status, usage = st, ru
+            reap()
+            if status is not None:
                 drain_until = time.monotonic() + 1.0
         if drain_until is not None and time.monotonic() > drain_until:
             break
@@ -444,30 +550,28 @@ def main(argv: list[str] | None = None) -> int:
             stream.close()
         except OSError:
             pass
-    while status is None:
-        try:
-            # with an agent or a resume-by time to watch, poll: the job may outlive its
-            # closed pipes
-            polling = watch is not None or lease is not None or args.resume_file is not None
-            pid, st, ru = os.wait4(child.pid, os.WNOHANG if polling else 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            status, usage = 0, None
-            break
-        if pid == child.pid:
-            status, usage = st, ru
-        else:
+    while status is None:  # poll: the job may outlive its closed pipes
+        reap()
+        if status is None:
             fence()
             overdue_resume()
             time.sleep(0.2)
+    # what the job left behind (daemons it forked, in its group or not) ends with it
+    left_behind = _end_leftovers(cgroup, reap)
     # usage is None when Popen reaped the child first (a signal forwarded after it ended):
     # its returncode then holds the status
     code = os.waitstatus_to_exitcode(status) if usage is not None else (child.returncode or 0)
     child.returncode = code
     if code < 0:
         code = 128 - code  # killed by a signal: the shell convention, 128 + signal number
-    cpu_s = (usage.ru_utime + usage.ru_stime) if usage is not None else None
+    cpu_s = (usage.ru_utime + usage.ru_stime + orphans_cpu_s) if usage is not None else None
+    if cgroup is not None:  # exact, whatever left the tree
+        cpu_s = contain.cgroup_cpu_s(cgroup) or cpu_s
+        contain.remove_cgroup(cgroup)
+        try:
+            os.unlink(contain_file_for(args.exit_file))
+        except OSError:
+            pass
     out.close()
     err.close()
     record: dict[str, object] = {
@@ -476,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "log_dropped_bytes": out.dropped + err.dropped,
+        "containment": containment,
+        "left_behind": left_behind,
     }
     if lost_reason is not None:
         record.update(lost=True, error=lost_reason)
