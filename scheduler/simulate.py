@@ -36,6 +36,7 @@ from pathlib import Path
 
 from intensity.model import Forecast, IntensityPoint, Kind, Source
 from scheduler.errors import BadInput
+from scheduler.holds import takes
 from scheduler.model import Job, Site
 from scheduler.planner import PlanOptions, Profile, expected_grams, plan
 
@@ -469,7 +470,7 @@ def run_mode(
             site, iv = placed.pop(jid)
             job = waiting.pop(jid)
             started[jid] = (site, iv)
-            reserved.extend((site, a, b, job.gpus, job.cpus) for a, b in iv)
+            reserved.extend((site, a, b, g, c) for a, b, g, c in takes(job, iv))
         reserved = [r for r in reserved if r[2] > now]
         for sj in by_time.get(now, ()):
             waiting[sj.id] = _job(sj, run_now)
