@@ -70,6 +70,7 @@ SCHEMA: dict[str, Any] = {
             "emission_factor_type": (str, None, "lifecycle or direct (Electricity Maps)"),
             "trace": (str, None, "trace file (replay provider)"),
             "zone": (str, None, "zone of a plain trace file (replay provider)"),
+            "traces": (list, None, "ZONE=FILE entries, a trace file per zone (replay provider; what --replay gives)"),
             "timeout_s": (float, None, "read timeout of this provider's requests"),
         }
     },

@@ -250,10 +250,17 @@ class Queue:
         for s in req.allowed_sites:
             if s not in sites:
                 raise NotFound(f"unknown site {s!r} in --site: known sites are {', '.join(sorted(sites))}")
-        site = sites[site_name]
         if req.zone is not None and not req.zone.strip():
             raise BadInput("zone is empty: give a zone like GB or DE, or leave --zone out")
-        zone = req.zone or site.zone
+        allowed = list(req.allowed_sites)
+        if req.zone is not None:
+            try:
+                self.app.intensity.check_zone(req.zone)
+            except UnknownZone as exc:
+                raise BadInput(str(exc)) from None
+            site_name, allowed = self._sites_in_zone(req, sites, site_name)
+        # a job's intensity, plan and counterfactual all come from its home site's zone
+        zone = sites[site_name].zone
         try:
             self.app.intensity.check_zone(zone)
         except UnknownZone as exc:
@@ -289,7 +296,7 @@ class Queue:
             gpus=req.gpus,
             cpus=req.cpus,
             site=site_name,
-            allowed_sites=list(req.allowed_sites),
+            allowed_sites=allowed,
             owner=self.app.user,
             policy_name=policy_name,
             threshold_g_per_kwh=bounds.threshold_g_per_kwh,
@@ -303,6 +310,25 @@ class Queue:
             pause_signal=pause[1],
             pause_grace_s=pause[2],
         )
+
+    @staticmethod
+    def _sites_in_zone(req: SubmitRequest, sites: Mapping[str, Site], home: str) -> tuple[str, list[str]]:
+        """``--zone Z`` picks the sites of zone Z: among ``--site`` when given, else among
+        every site (the default site first). Returns the home and the allowed sites; a
+        zone no such site has is refused."""
+        assert req.zone is not None
+        given = bool(req.site or req.allowed_sites)
+        names = list(dict.fromkeys([home, *req.allowed_sites])) if given else [
+            home, *sorted(n for n in sites if n != home)]
+        picked = [n for n in names if sites[n].zone.upper() == req.zone.strip().upper()]
+        if not picked:
+            where = ", ".join(f"{n} is in {sites[n].zone}" for n in names[:4])
+            raise BadInput(
+                f"zone {req.zone!r} is not the zone of any site the job may run on ({where}): "
+                f"give --site with a site in {req.zone} (`carbonshift site add NAME --zone {req.zone}` "
+                "adds one), or leave --zone out"
+            )
+        return picked[0], picked if len(picked) > 1 else []
 
     def _pause_settings(self, req: SubmitRequest) -> tuple[str, str, float]:
         """An interruptible job's pause mode, signal and grace: the request's, else the

@@ -213,7 +213,35 @@ class ReplayProvider(IntensityProvider):
         return self._slice(zone, start, end)
 
 
+def parse_zone_file(text: str, *, what: str = "--replay") -> tuple[str, str]:
+    """``ZONE=FILE`` (``GB=gb.csv``) -> ``("GB", "gb.csv")``; :class:`BadTrace` names a
+    malformed one."""
+    zone, sep, path = text.partition("=")
+    zone, path = zone.strip(), path.strip()
+    if not sep or not zone or not path or any(c.isspace() for c in zone):
+        raise BadTrace(f"{what} {text!r} should be ZONE=FILE, like GB=GB_2023_hourly.csv")
+    return zone, path
+
+
 def from_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> IntensityProvider:
-    """Build from config: ``trace`` (path, default the shipped GB demo trace), ``zone``."""
-    path = options.get("trace") or SHIPPED_TRACE
-    return ReplayProvider.from_file(path, zone=options.get("zone"))
+    """Build from config: ``traces`` (``ZONE=FILE`` entries, one trace per zone: what
+    ``--replay`` gives), else ``trace`` (path, default the shipped GB demo trace) and
+    ``zone``."""
+    per_zone = [parse_zone_file(t, what="replay trace") for t in options.get("traces") or []]
+    traces = []
+    if options.get("trace") or not per_zone:
+        traces.append(read_trace(options.get("trace") or SHIPPED_TRACE, zone=options.get("zone")))
+    traces += [_zone_trace(zone, path) for zone, path in per_zone]  # a zone's last file wins
+    return ReplayProvider(traces)
+
+
+def _zone_trace(zone: str, path: str) -> Trace:
+    """``path`` served as ``zone``; a file that names another zone (an Electricity Maps
+    file's ``Zone Id``) is refused: its data would be passed off as another grid's."""
+    trace = read_trace(path)
+    if trace.zone == zone:
+        return trace
+    if trace.zone != "TRACE":
+        raise BadTrace(f"replay trace {zone}={path}: the file holds zone {trace.zone}'s data: "
+                       f"give it as {trace.zone}={path}")
+    return read_trace(path, zone=zone)
