@@ -62,7 +62,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from intensity.model import Forecast
-from scheduler.intervals import holds_gpus_when_paused
+from scheduler.holds import holds, takes
 from scheduler.model import Job, JobState, Plan, PlanEntry, Site
 
 MILLI = 1000  # intensity resolution: 1/1000 gCO2/kWh
@@ -732,13 +732,13 @@ class _Planner:
             return True
         if len(c.intervals) == 1:  # the common case, without a generator
             return led.free(*c.intervals[0], g, cp)
-        return all(led.free(a, b, g_, c_) for a, b, g_, c_ in _takes(t.job, c.intervals))
+        return all(led.free(a, b, g_, c_) for a, b, g_, c_ in takes(t.job, c.intervals))
 
     def reserve(self, t: _Task, c: _Choice, sign: int = 1) -> None:
         led = self.ledger(c.option.site)
         if led is None:
             return
-        for a, b, g, cp in _takes(t.job, c.intervals):
+        for a, b, g, cp in takes(t.job, c.intervals):
             led.take(a, b, g, cp, sign)
 
     def full_candidates(self, opt: _Option, d: int) -> _Full:
@@ -952,7 +952,10 @@ class _Planner:
         site, start = self.opt.current[t.job.id]  # type: ignore[index]
         s = _epoch(start)
         for opt in t.options:
-            if opt.site == site and opt.earliest <= s <= opt.latest and opt.profile is not None:
+            # the transfer to the site it is placed on counts from when it was placed there,
+            # not again from every re-plan's ``now``
+            lo = opt.earliest if opt.home else min(opt.earliest, t.home.earliest)
+            if opt.site == site and lo <= s <= opt.latest and opt.profile is not None:
                 c = opt.profile.cost(s, t.duration_s)
                 return _Choice(opt, ((s, s + t.duration_s),), c, self.grams(opt, c, t.job), "kept")
         return None
@@ -1126,7 +1129,7 @@ def plan(
         if job.state in TERMINAL:
             continue
         if job.state in RUNNING_STATES:
-            _hold_running(pl, job, now_s)
+            _hold_running(pl, job, now)
             continue
         t = pl.task(job)
         if t.overdue and not options.allow_overdue:
@@ -1221,26 +1224,13 @@ def _pin_accepted(pl: _Planner, tasks: list[_Task], result: Plan) -> list[_Task]
     return rest
 
 
-def _takes(job: Job, intervals: Sequence[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
-    """What a job placed in ``intervals`` takes from its site's ledger: ``(start, end,
-    gpus, cpus)``. A split job paused by SIGSTOP (``stop`` mode) keeps its GPU memory, so it
-    holds its GPUs from its first interval's start to its last one's end; its CPUs, and a
-    ``checkpoint``-mode job's GPUs, only while it runs."""
-    g, cp = job.gpus, job.cpus
-    if len(intervals) > 1 and holds_gpus_when_paused(job.interruptible, g, job.pause_mode):
-        return [(intervals[0][0], intervals[-1][1], g, 0), *((a, b, 0, cp) for a, b in intervals)]
-    return [(a, b, g, cp) for a, b in intervals]
-
-
-def _hold_running(pl: _Planner, job: Job, now_s: int) -> None:
-    """A running job holds its site's capacity from now until its expected end."""
-    site = job.planned_site or job.site
-    led = pl.ledger(site)
-    if led is None:
-        return
-    start = _epoch(job.planned_start) if job.planned_start is not None else now_s
-    end = max(start + job.duration_s, now_s + 1)
-    led.take(now_s, end, job.gpus, job.cpus)
+def _hold_running(pl: _Planner, job: Job, now: datetime) -> None:
+    """A running or suspended job holds its site's capacity as :func:`holds` says."""
+    now_s = _epoch(now)
+    for site, a, b, gpus, cpus in holds(job, None, now):
+        led = pl.ledger(site)
+        if led is not None:
+            led.take(max(now_s, _epoch(a)), _epoch(b), gpus, cpus)
 
 
 def _entry(pl: _Planner, t: _Task, c: _Choice) -> PlanEntry:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from intensity.errors import UnknownZone
 from intensity.model import Forecast
 from scheduler.errors import BadInput, InfeasibleJob, NotFound, NotOwner
-from scheduler.intervals import holds_gpus_when_paused
+from scheduler.holds import holds
 from scheduler.model import (
     PAUSE_MODES,
     TERMINAL_STATES,
@@ -105,6 +105,12 @@ def _check_transfer(req: SubmitRequest) -> None:
         raise BadInput(f"transfer delay {d!r} s must be between 0 and a week")
     if e is not None and not (math.isfinite(e) and 0 <= e <= MAX_TRANSFER_ENERGY_J):
         raise BadInput(f"transfer energy {fmt_energy_j(e) if math.isfinite(e) else e} must be between 0 and 1 GWh")
+
+
+def zone_of(site: str, sites: Mapping[str, Site], default: str) -> str:
+    """The zone of ``site``; ``default`` (the job's zone) for a site not stored."""
+    known = sites.get(site)
+    return known.zone if known is not None else default
 
 
 def consume(spans: Sequence[tuple[datetime, datetime]], work_s: float) -> list[tuple[datetime, datetime]]:
@@ -245,10 +251,17 @@ class Queue:
         for s in req.allowed_sites:
             if s not in sites:
                 raise NotFound(f"unknown site {s!r} in --site: known sites are {', '.join(sorted(sites))}")
-        site = sites[site_name]
         if req.zone is not None and not req.zone.strip():
             raise BadInput("zone is empty: give a zone like GB or DE, or leave --zone out")
-        zone = req.zone or site.zone
+        allowed = list(req.allowed_sites)
+        if req.zone is not None:
+            try:
+                self.app.intensity.check_zone(req.zone)
+            except UnknownZone as exc:
+                raise BadInput(str(exc)) from None
+            site_name, allowed = self._sites_in_zone(req, sites, site_name)
+        # a job's intensity, plan and counterfactual all come from its home site's zone
+        zone = sites[site_name].zone
         try:
             self.app.intensity.check_zone(zone)
         except UnknownZone as exc:
@@ -284,7 +297,7 @@ class Queue:
             gpus=req.gpus,
             cpus=req.cpus,
             site=site_name,
-            allowed_sites=list(req.allowed_sites),
+            allowed_sites=allowed,
             owner=self.app.user,
             policy_name=policy_name,
             threshold_g_per_kwh=bounds.threshold_g_per_kwh,
@@ -298,6 +311,25 @@ class Queue:
             pause_signal=pause[1],
             pause_grace_s=pause[2],
         )
+
+    @staticmethod
+    def _sites_in_zone(req: SubmitRequest, sites: Mapping[str, Site], home: str) -> tuple[str, list[str]]:
+        """``--zone Z`` picks the sites of zone Z: among ``--site`` when given, else among
+        every site (the default site first). Returns the home and the allowed sites; a
+        zone no such site has is refused."""
+        assert req.zone is not None
+        given = bool(req.site or req.allowed_sites)
+        names = list(dict.fromkeys([home, *req.allowed_sites])) if given else [
+            home, *sorted(n for n in sites if n != home)]
+        picked = [n for n in names if sites[n].zone.upper() == req.zone.strip().upper()]
+        if not picked:
+            where = ", ".join(f"{n} is in {sites[n].zone}" for n in names[:4])
+            raise BadInput(
+                f"zone {req.zone!r} is not the zone of any site the job may run on ({where}): "
+                f"give --site with a site in {req.zone} (`carbonshift site add NAME --zone {req.zone}` "
+                "adds one), or leave --zone out"
+            )
+        return picked[0], picked if len(picked) > 1 else []
 
     def _pause_settings(self, req: SubmitRequest) -> tuple[str, str, float]:
         """An interruptible job's pause mode, signal and grace: the request's, else the
@@ -331,15 +363,7 @@ class Queue:
         committed there (planned and running jobs) and refused, with the earliest finish
         that would fit, when nothing fits by its deadline."""
         sites = self.sites()
-        site = sites.get(job.site)
-        zone = site.zone if site else job.zone
-        horizon = horizon_needed_s([job], now)
-        fc, source, fallback = self.forecast(zone, now, horizon)
-        forecasts = {zone: fc}
-        for name in job.allowed_sites:
-            other = sites.get(name)
-            if other is not None and other.zone not in forecasts:
-                forecasts[other.zone] = self.forecast(other.zone, now, horizon)[0]
+        forecasts, sources = self.forecasts_for([job], sites, now)
         probe = job if job.id is not None else replace(job, id=-1)
         held = self.committed_capacity(probe, sites, now)
         options = (self.plan_options(reserved=held, allow_overdue=False) if held is not None
@@ -358,7 +382,28 @@ class Queue:
         if entry is None:
             raise InfeasibleJob(f"job {job.name!r} cannot be planned: "
                                 + result.unplanned.get(probe.id, "no start fits its policy"))  # type: ignore[arg-type]
-        return entry, source, fallback
+        return (entry, *sources[zone_of(entry.site, sites, job.zone)])
+
+    def forecasts_for(
+        self, jobs: Sequence[Job], sites: Mapping[str, Site], now: datetime, *, fresh: bool = False,
+    ) -> tuple[dict[str, Forecast], dict[str, tuple[str, bool]]]:
+        """Forecasts (and their source, fallback) of every zone ``jobs`` may run in: each
+        job's home and every allowed site's zone, to the horizon they need; ``fresh``
+        skips the in-process memo (a re-plan wants the latest forecasts)."""
+        horizon = horizon_needed_s(jobs, now)
+        zones = dict.fromkeys(
+            zone_of(name, sites, j.zone) for j in jobs for name in (j.site, *j.allowed_sites)
+            if name == j.site or name in sites
+        )
+        forecasts: dict[str, Forecast] = {}
+        sources: dict[str, tuple[str, bool]] = {}
+        for z in zones:
+            if fresh:
+                self._forecasts.pop(z, None)
+            fc, source, fb = self.forecast(z, now, horizon)
+            forecasts[z] = fc
+            sources[z] = (source, fb)
+        return forecasts, sources
 
     def committed_capacity(
         self, job: Job, sites: Mapping[str, Site], now: datetime
@@ -383,39 +428,13 @@ class Queue:
         jobs = [j for j in self.app.store.list_jobs(states, sites=list(names)) if j.id != skip]
         spans = self._stored_spans(jobs)
         for j in jobs:
-            held += self._holds(j, spans.get(j.id), now)  # type: ignore[arg-type]
+            held += holds(j, spans.get(j.id), now)  # type: ignore[arg-type]
         return tuple(held)
 
     def _stored_spans(self, jobs: Iterable[Job]) -> dict[int, list[tuple[datetime, datetime]]]:
         """The planned intervals of the interruptible jobs among ``jobs`` (one query)."""
         ids = [j.id for j in jobs if j.interruptible and j.id is not None]
         return self.app.store.planned_intervals(ids) if ids else {}
-
-    @staticmethod
-    def _holds(
-        job: Job, spans: list[tuple[datetime, datetime]] | None, now: datetime
-    ) -> list[tuple[str, datetime, datetime, int, int]]:
-        """The capacity a planned, running or suspended job holds: its planned intervals
-        still ahead (an interruptible job the planner split), else its start and duration;
-        a started job holds at least until now (an overrunning job still holds)."""
-        site = job.planned_site or job.site
-        if not spans:
-            start = job.planned_start or now
-            spans = [(start, start + timedelta(seconds=job.duration_s))]
-        ahead = [(a, b) for a, b in spans if b > now]
-        frozen = len(ahead) > 1 or (job.state is JobState.SUSPENDED and bool(ahead))
-        if frozen and holds_gpus_when_paused(job.interruptible, job.gpus, job.pause_mode):
-            # frozen with its GPU memory allocated between its intervals: its GPUs stay taken
-            first = now if job.state is not JobState.PLANNED else ahead[0][0]
-            out = [(site, first, ahead[-1][1], job.gpus, 0)]
-            out += [(site, a, b, 0, job.cpus) for a, b in ahead]
-        else:
-            out = [(site, a, b, job.gpus, job.cpus) for a, b in ahead]
-        if job.state is JobState.RUNNING and not any(a <= now for _, a, _, _, _ in out):
-            out.insert(0, (site, now, now + timedelta(seconds=1), job.gpus, job.cpus))
-        if job.state is not JobState.PLANNED and not out:
-            out = [(site, now, now + timedelta(seconds=1), job.gpus, job.cpus)]
-        return out
 
     def submit(self, req: SubmitRequest, *, now: datetime | None = None) -> SubmitResult:
         """Validate, plan and store a job; nothing is written if anything is refused."""
@@ -450,14 +469,7 @@ class Queue:
         for i, j in enumerate(jobs):
             j.id = -(i + 1)
         sites = self.sites()
-        zones = {(sites[j.site].zone if j.site in sites else j.zone) for j in jobs}
-        horizon = horizon_needed_s(jobs, now)
-        forecasts: dict[str, Forecast] = {}
-        sources: dict[str, tuple[str, bool]] = {}
-        for z in zones:
-            fc, source, fb = self.forecast(z, now, horizon)
-            forecasts[z] = fc
-            sources[z] = (source, fb)
+        forecasts, sources = self.forecasts_for(jobs, sites, now)
         # capacity: the batch shares each site's slots, around what is already committed
         managed = [n for n, s in sites.items() if s.gpus > 0 or s.cpus > 0]
         options = (
@@ -470,13 +482,12 @@ class Queue:
             if entry is None:  # capacity taken up to its deadline, or no site fits it
                 raise InfeasibleJob(f"job {j.name!r} cannot be planned: "
                                     + result.unplanned.get(j.id, "no start fits its policy"))  # type: ignore[arg-type]
-            zone = sites[j.site].zone if j.site in sites else j.zone
             if j.budget_g is not None and math.isfinite(entry.expected_g) and entry.expected_g > j.budget_g:
                 raise InfeasibleJob(
                     f"job {j.name!r}: carbon budget {fmt_mass_g(j.budget_g)} is below the best window's "
                     f"expected {entry.expected_g:.1f} g"
                 )
-            self._apply_entry(j, entry, *sources[zone])
+            self._apply_entry(j, entry, *sources[zone_of(entry.site, sites, j.zone)])
         spans = [result.entries[j.id].intervals for j in jobs]  # type: ignore[index]
         for j in jobs:
             j.id = None
@@ -518,19 +529,15 @@ class Queue:
         if not jobs:
             return Plan(), resumed_moves
         sites = self.sites()
-        horizon = horizon_needed_s(jobs, now)
-        forecasts: dict[str, Forecast] = {}
-        sources: dict[str, tuple[str, bool]] = {}
-        for z in {(sites[j.site].zone if j.site in sites else j.zone) for j in jobs}:
-            self._forecasts.pop(z, None)
-            fc, source, fb = self.forecast(z, now, horizon)
-            forecasts[z] = fc
-            sources[z] = (source, fb)
+        # every zone a job may run in: a site without a forecast is not an option, and a job
+        # planned there would be moved home
+        forecasts, sources = self.forecasts_for(jobs, sites, now, fresh=True)
         running = self._started_holds(now) if any(
             s.gpus > 0 or s.cpus > 0 for s in sites.values()) else []  # running or due: held
-        # the whole queue together: capacity per site per slot, running jobs holding theirs
-        # placements in force move only for a gain above the hysteresis, inside the planner,
-        # so a kept job's capacity is never handed to another
+        # the whole queue together: capacity per site per slot, running jobs holding theirs;
+        # placements in force move only for a gain above the hysteresis, inside the planner
+        # (which prices them where they are, transfer included), so a kept job's capacity is
+        # never handed to another and a move forced by another job's move is written
         in_force = {
             j.id: (j.planned_site or j.site, j.planned_start) for j in jobs
             if j.id is not None and j.state is JobState.PLANNED and j.planned_start is not None
@@ -539,33 +546,18 @@ class Queue:
         new_plan = plan(jobs, forecasts, sites, now, self.plan_options(
             reserved=tuple(running), current=in_force, hysteresis_pct=hysteresis,
         ))
-        current = plan(
-            [replace(j, earliest_start=j.planned_start, latest_start=j.planned_start, run_now=True)
-             for j in jobs if j.planned_start is not None and j.planned_start >= now],
-            forecasts, sites, now, PlanOptions(enforce_capacity=False),  # just price them
-        )
         moved: list[tuple[Job, PlanEntry]] = []
         keep = Plan()
-        capacity = any(s.gpus > 0 or s.cpus > 0 for s in sites.values())
         for j in jobs:
             assert j.id is not None
             entry = new_plan.entries.get(j.id)
             if entry is None:
                 continue
-            cur = current.entries.get(j.id)
-            zone = sites[j.site].zone if j.site in sites else j.zone
-            # with capacity the planner has applied the hysteresis itself, and a move it made
-            # may be forced by another job's move: write it
-            if (not capacity and j.state is JobState.PLANNED and cur is not None
-                    and entry.start != j.planned_start):
-                gain = cur.expected_g - entry.expected_g
-                if not (math.isfinite(gain) and gain > cur.expected_g * hysteresis / 100.0):
-                    continue
             if j.state is JobState.PLANNED and entry.start == j.planned_start and (
                     entry.site == (j.planned_site or j.site)):
                 continue
             keep.entries[j.id] = entry
-            self._apply_entry(j, entry, *sources[zone])
+            self._apply_entry(j, entry, *sources[zone_of(entry.site, sites, j.zone)])
             moved.append((j, entry))
         if keep.entries:
             self.app.store.apply_plan(keep, now)
@@ -588,7 +580,7 @@ class Queue:
         spans = self._stored_spans(started)
         out: list[tuple[str, datetime, datetime, int, int]] = []
         for j in started:
-            out += self._holds(j, spans.get(j.id), now)  # type: ignore[arg-type]
+            out += holds(j, spans.get(j.id), now)  # type: ignore[arg-type]
         return out
 
     def replan_suspended(

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from intensity.model import Forecast, IntensityPoint, Kind, Source
 from scheduler.errors import BadInput
+from scheduler.holds import takes
 from scheduler.model import Job, Site
 from scheduler.planner import PlanOptions, Profile, expected_grams, plan
 
@@ -157,6 +158,11 @@ class Comparison:
             "overall": self.summary(),
             "zones": {z: self.summary(z) for z in self.zones},
             "sites": self.per_site(),
+            # where and when each job ran under the carbon-aware policy
+            "carbon_aware_jobs": [
+                {"id": o.job_id, "site": o.site, "intervals": [[a, b] for a, b in o.intervals]}
+                for o in sorted(self.results["carbon-aware"].outcomes.values(), key=lambda o: o.job_id)
+            ],
         }
 
 
@@ -366,7 +372,7 @@ def generate_workload(
 def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
     """Jobs from a CSV cluster log: ``submit`` (ISO time with zone), ``duration`` (seconds or
     3h/90m), ``deadline`` (ISO time, or a duration after submit), optional ``gpus``,
-    ``interruptible`` (true/false), ``site``, ``power_w``, ``priority``."""
+    ``cpus``, ``interruptible`` (true/false), ``site``, ``power_w``, ``priority``."""
     from scheduler.timeutil import parse_duration_s, parse_time
 
     p = Path(path)
@@ -392,6 +398,7 @@ def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
                 id=n - 1, submit=submit, duration_s=d, deadline=deadline,
                 site=(row.get("site") or "").strip() or default_site,
                 gpus=int(row.get("gpus") or 1),
+                cpus=int(row.get("cpus") or 0),
                 power_w=float(row.get("power_w") or 300.0),
                 interruptible=(row.get("interruptible") or "").strip().lower() in ("1", "true", "yes"),
                 priority=int(row.get("priority") or 0),
@@ -469,7 +476,7 @@ def run_mode(
             site, iv = placed.pop(jid)
             job = waiting.pop(jid)
             started[jid] = (site, iv)
-            reserved.extend((site, a, b, job.gpus, job.cpus) for a, b in iv)
+            reserved.extend((site, a, b, g, c) for a, b, g, c in takes(job, iv))
         reserved = [r for r in reserved if r[2] > now]
         for sj in by_time.get(now, ()):
             waiting[sj.id] = _job(sj, run_now)

@@ -212,7 +212,7 @@ def submit(
       carbonshift submit --duration 6h --deadline 24h --pause-mode checkpoint -- python train.py
       carbonshift submit --duration 2h --site gb,de --transfer-delay 30m --transfer-energy 0.5kWh -- ./run.sh
     """
-    from scheduler.queue import SubmitRequest
+    from scheduler.queue import SubmitRequest, zone_of
 
     duration_s = parse_duration_s(duration)
     if timeout is not None and not wait_flag:
@@ -268,7 +268,7 @@ def submit(
     else:
         wait_s = (entry.start - now).total_seconds()
         when = "now" if wait_s <= 1 else f"in {format_duration(wait_s)}"
-        click.echo(f"job {job.id} {job.name!r} planned for {fmt_time(entry.start)} ({when}) on {entry.site} ({job.zone})")
+        click.echo(f"job {job.id} {job.name!r} planned for {fmt_time(entry.start)} ({when}) on {entry.site} ({zone_of(entry.site, app.queue.sites(), job.zone)})")
         if len(entry.intervals) > 1:
             click.echo(f"  in {len(entry.intervals)} intervals: "
                        + ", ".join(f"{fmt_time(a)} -> {fmt_time(b)}" for a, b in entry.intervals)

@@ -34,10 +34,11 @@ def parse_range_s(text: str) -> tuple[int, int]:
               help="Intensity history: Electricity Maps portal CSVs or time,intensity CSVs; one site per file.")
 @click.option("--jobs", "n_jobs", type=int, metavar="N", help="Generate N jobs (default 500).")
 @click.option("--workload", type=click.Path(dir_okay=False), metavar="FILE",
-              help="A CSV of jobs: submit, duration, deadline[, gpus, interruptible, site, power_w, priority].")
+              help="A CSV of jobs: submit, duration, deadline[, gpus, cpus, interruptible, site, power_w, priority].")
 @click.option("--deadline", default="24h", show_default=True, metavar="DURATION", help="Each generated job is due this long after submission.")
 @click.option("--duration", default="1h-8h", show_default=True, metavar="DURATION[-DURATION]", help="Range of generated durations.")
 @click.option("--gpus", type=int, default=0, show_default=True, help="GPU capacity of each site (0: unlimited).")
+@click.option("--cpus", type=int, default=0, show_default=True, help="CPU capacity of each site (0: unlimited).")
 @click.option("--job-gpus", type=int, default=1, show_default=True, help="GPUs each generated job needs.")
 @click.option("--power-w", type=float, default=300.0, show_default=True, help="Power of each generated job, W.")
 @click.option("--interruptible-share", type=float, default=0.0, show_default=True,
@@ -64,7 +65,7 @@ def parse_range_s(text: str) -> tuple[int, int]:
 @json_option
 def simulate(
     traces: str, n_jobs: int | None, workload: str | None, deadline: str, duration: str, gpus: int,
-    job_gpus: int, power_w: float, interruptible_share: float, relocate: bool, transfer_delay: str,
+    cpus: int, job_gpus: int, power_w: float, interruptible_share: float, relocate: bool, transfer_delay: str,
     transfer_energy: str | None, transfer_energy_kwh: float, pue: float, min_chunk: str, max_pauses: int, warmup: str, replan: str, seed: int,
     forecast: str, vintage_file: str | None, value_column: str | None, naive_utc: bool, as_json: bool,
 ) -> None:
@@ -86,8 +87,8 @@ def simulate(
         raise BadInput(f"--jobs {n_jobs} must be a positive number")
     if not 0.0 <= interruptible_share <= 1.0:
         raise BadInput(f"--interruptible-share {interruptible_share:g} must be between 0 and 1")
-    if gpus < 0 or job_gpus < 0:
-        raise BadInput("--gpus and --job-gpus must not be negative")
+    if gpus < 0 or job_gpus < 0 or cpus < 0:
+        raise BadInput("--gpus, --cpus and --job-gpus must not be negative")
     if gpus and job_gpus > gpus:
         raise BadInput(f"--job-gpus {job_gpus} exceeds the site capacity --gpus {gpus}")
     if pue < 1.0:
@@ -101,7 +102,7 @@ def simulate(
         raise BadInput(f"two traces have the same zone ({', '.join(zones)}): give one file per zone")
     delay_s = 0 if transfer_delay.strip() in ("0", "0s") else parse_duration_s(transfer_delay, what="--transfer-delay")
     sites = {
-        t.zone: Site(name=t.zone, zone=t.zone, gpus=gpus, pue=pue, transfer_delay_s=delay_s,
+        t.zone: Site(name=t.zone, zone=t.zone, gpus=gpus, cpus=cpus, pue=pue, transfer_delay_s=delay_s,
                      transfer_energy_j=transfer_energy_j(transfer_energy, transfer_energy_kwh))
         for t in loaded
     }
@@ -131,7 +132,11 @@ def simulate(
             deadline_s=deadline_s, gpus=job_gpus, power_w=power_w,
             interruptible_share=interruptible_share, relocatable=relocate,
         )
+    from scheduler.cli.common import get_app
+
     options = PlanOptions(
+        # a placement in force moves only past the daemon's hysteresis, as in the daemon
+        hysteresis_pct=get_app().settings.replan_hysteresis_pct,
         slot_s=min(900, min(t.resolution_s for t in loaded)),
         min_chunk_s=parse_duration_s(min_chunk, what="--min-chunk"),
         max_pauses=None if max_pauses < 0 else max_pauses,

@@ -90,3 +90,14 @@ def test_a_threshold_job_under_capacity_tries_sites_in_the_order_of_their_first_
     assert (entry.site, entry.start) == ("s0", T0 + timedelta(hours=2))
     assert entry.reason == "threshold:capacity"
     assert isclose(entry.expected_g, grams(280_000 * 3600, 1000.0))
+
+
+def test_a_re_plan_keeps_a_move_planned_at_the_first_start_its_transfer_allowed() -> None:
+    # the transfer to the site a job is placed on counts from when it was placed there:
+    # a re-plan ten minutes later (with hysteresis) keeps it, rather than sliding it 10 min
+    j = job(1, 3600, 0, 4 * 3600, site="home", allowed=["home", "green"], gpus=1)
+    first = plan([j], FCS, sites(delay_s=5400), T0).entries[1]
+    assert (first.site, first.start) == ("green", T0 + timedelta(seconds=5400))
+    again = plan([j], FCS, sites(delay_s=5400), T0 + timedelta(minutes=10), PlanOptions(
+        hysteresis_pct=2.0, current={1: (first.site, first.start)})).entries[1]
+    assert (again.site, again.start) == (first.site, first.start)

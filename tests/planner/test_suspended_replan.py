@@ -118,14 +118,14 @@ def test_per_job_transfer_figures_are_stored_and_used_by_the_planner(app: App) -
 def test_a_paused_stop_mode_job_holds_its_gpus_until_its_last_interval_ends() -> None:
     from dataclasses import replace
 
-    from scheduler.queue import Queue
+    from scheduler.holds import holds
     from tests.planner.helpers import job
 
     spans = [(T17, T18), (T19, T20)]
     base = replace(job(1, 2 * 3600, 0, 0, gpus=2, cpus=4, interruptible=True), planned_site="a")
     now = T18 + timedelta(minutes=5)
-    stop = Queue._holds(replace(base, state=JobState.SUSPENDED, pause_mode="stop"), spans, now)
+    stop = holds(replace(base, state=JobState.SUSPENDED, pause_mode="stop"), spans, now)
     assert ("a", now, T20, 2, 0) in stop  # frozen with its GPU memory: the GPUs stay taken
     assert ("a", T19, T20, 0, 4) in stop and all(g == 0 for *_, g, _ in stop[1:])
-    ckpt = Queue._holds(replace(base, state=JobState.SUSPENDED, pause_mode="checkpoint"), spans, now)
+    ckpt = holds(replace(base, state=JobState.SUSPENDED, pause_mode="checkpoint"), spans, now)
     assert ckpt == [("a", T19, T20, 2, 4)]  # exited at its pause: holds only what it will run

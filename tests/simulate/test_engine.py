@@ -15,10 +15,12 @@ from scheduler.errors import BadInput
 from scheduler.model import Site
 from scheduler.planner import PlanOptions
 from scheduler.simulate import (
+    Forecaster,
     SimJob,
     TraceIndex,
     compare,
     generate_workload,
+    perfect_forecaster,
     read_workload,
     run_mode,
     seven_day_mean_forecast,
@@ -217,3 +219,21 @@ def test_read_workload(tmp_path: Path) -> None:
     assert [j.id for j in jobs] == [2, 1]
     assert jobs[1].deadline == T0 + timedelta(hours=17) and jobs[1].gpus == 2 and jobs[1].interruptible
     assert jobs[0].site == "a" and jobs[0].deadline == T0 + timedelta(hours=25)
+
+
+def test_a_split_stop_mode_job_keeps_its_gpu_through_its_pause_in_simulate_too() -> None:
+    # clean 00-02 and 04-06, dirty between: job 1 runs 00-02 and 04-06, frozen (SIGSTOP)
+    # with its GPU memory between, as the planner and the queue hold it (scheduler.holds)
+    tr = {"Z": trace("Z", [100, 100, 400, 400, 100, 100] + [400] * 30)}
+    sites = {"a": Site("a", "Z", gpus=1)}
+    jobs = [sj(1, 0, 4, 6, interruptible=True), sj(2, 1, 1, 4)]
+    res = run_mode("carbon-aware", jobs, sites, {z: TraceIndex(p) for z, p in tr.items()},
+                   perfect_forecaster_for(tr), options=PlanOptions(min_chunk_s=3600, slot_s=3600))
+    one, two = res.outcomes[1], res.outcomes[2]
+    assert [(a.hour, b.hour) for a, b in one.intervals] == [(0, 2), (4, 6)]
+    # the GPU is not free in the gap: job 2 cannot run 02-04 and is refused, then runs after
+    assert two.refused and two.intervals[0][0] >= T0 + timedelta(hours=6)
+
+
+def perfect_forecaster_for(tr: dict[str, list[IntensityPoint]]) -> Forecaster:
+    return perfect_forecaster({z: TraceIndex(p) for z, p in tr.items()})
