@@ -26,6 +26,8 @@ from pathlib import Path
 
 from scheduler.errors import ExecutorError
 from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from scheduler.executors.helper import helper_argv
+from scheduler.executors.identity import identity, same_process, split_identity, with_identity
 from scheduler.model import JobState
 
 
@@ -120,13 +122,14 @@ class LocalExecutor(Executor):
         except FileNotFoundError:
             pass
         pid_file = pid_file_for(spec.out_path)
-        cmd = [
-            # -S: the supervisor is standard library only; skipping site saves ~25% of its start
-            self.python, "-S", "-m", "scheduler.executors.supervise",
+        cmd = helper_argv(
+            # stdlib_only: the supervisor needs no site-packages; skipping site saves ~25% of its start
+            "scheduler.executors.supervise",
             "--exit-file", exit_file, "--pid-file", pid_file,
             "--out", spec.out_path, "--err", spec.err_path,
             "--max-bytes", str(self.log_max_bytes),
-        ]
+            python=self.python, stdlib_only=True,
+        )
         if job.shell:
             cmd.append("--shell")
         if self.orphan_grace_s is not None:
@@ -138,49 +141,60 @@ class LocalExecutor(Executor):
         env = dict(spec.env, CARBONSHIFT_PROGRESS_FILE=exit_file[: -len(".exit.json")] + ".progress.json")  # progress protocol: scheduler/progress.py
         if spec.gpu_indices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_indices)
-        # the supervisor must import scheduler: give it our import path, not the job's
-        sup_env = dict(env)
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        sup_env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        sup_env["CARBONSHIFT_JOB_PYTHONPATH"] = env.get("PYTHONPATH", "")
         if not os.path.isdir(job.cwd):
             raise ExecutorError(f"working directory {job.cwd!r} of job {job.id} does not exist")
         try:
             proc = subprocess.Popen(
-                cmd, cwd=job.cwd, env=sup_env, stdin=subprocess.DEVNULL,
+                cmd, cwd=job.cwd, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             )
         except OSError as exc:
             raise ExecutorError(f"cannot start job {job.id}: {exc.strerror}") from exc
         self._children[proc.pid] = proc
-        _write_pid(pid_file, proc.pid)  # the supervisor writes it too, should we die first
-        return Handle(handle=f"{proc.pid}:{exit_file}", host=self.host, pid=proc.pid)
+        # who the pid is (start time, boot): a pid reused after a crash or a reboot is not
+        # taken for this run (scheduler/executors/identity.py)
+        ident = identity(proc.pid)
+        _write_text(pid_file, with_identity(str(proc.pid), ident))  # the supervisor writes it too, should we die first
+        return Handle(handle=with_identity(f"{proc.pid}:{exit_file}", ident), host=self.host, pid=proc.pid)
 
     def find(self, out_path: str) -> Handle | None:
         """The handle of a run launched with ``out_path`` whose handle was never recorded
         (the daemon died between starting it and saving it), from its pid file."""
         try:
-            pid = int(Path(pid_file_for(out_path)).read_text().strip())
+            pid_text, ident = split_identity(Path(pid_file_for(out_path)).read_text().strip())
+            pid = int(pid_text)
         except (OSError, ValueError):
             return None
-        return Handle(handle=f"{pid}:{exit_file_for(out_path)}", host=self.host, pid=pid)
+        return Handle(handle=with_identity(f"{pid}:{exit_file_for(out_path)}", ident),
+                      host=self.host, pid=pid)
 
     def detach(self, handle: Handle) -> None:
         """This agent stops cleanly: the run keeps running, waiting for its next agent."""
-        _, exit_file = self._parse(handle)
+        _, exit_file, _ = self._parse(handle)
         if os.path.exists(agent_file_for(exit_file)):
             _write_text(agent_file_for(exit_file), "detached")
 
     def adopt(self, handle: Handle) -> None:
         """This agent follows the run from now on (after a restart)."""
-        _, exit_file = self._parse(handle)
+        _, exit_file, _ = self._parse(handle)
         if os.path.exists(agent_file_for(exit_file)):
             _write_pid(agent_file_for(exit_file), os.getpid())
 
     @staticmethod
-    def _parse(handle: Handle) -> tuple[int, str]:
-        pid_text, _, exit_file = handle.handle.partition(":")
-        return int(pid_text), exit_file
+    def _parse(handle: Handle) -> tuple[int, str, str | None]:
+        """``(pid, exit file, identity)`` of ``pid:exit_file[|identity]`` (handles stored
+        before identities were recorded have none)."""
+        text, ident = split_identity(handle.handle)
+        pid_text, _, exit_file = text.partition(":")
+        return int(pid_text), exit_file, ident
+
+    def _pid(self, handle: Handle) -> int | None:
+        """The run's supervisor pid, or ``None`` when that pid is now another process's
+        (reused after a crash or a reboot): such a pid is never adopted nor signalled."""
+        pid, _, ident = self._parse(handle)
+        if pid in self._children or same_process(pid, ident):
+            return pid
+        return None
 
     def _read_exit(self, exit_file: str) -> ExitStatus | None:
         try:
@@ -202,13 +216,13 @@ class LocalExecutor(Executor):
                           cpu_s=float(cpu) if cpu is not None else None)
 
     def poll(self, handle: Handle) -> ExitStatus | None:
-        pid, exit_file = self._parse(handle)
+        pid, exit_file, _ = self._parse(handle)
         child = self._children.get(pid)
         if child is not None:
             if child.poll() is None:
                 return None
             self._children.pop(pid, None)
-        elif _pid_alive(pid):
+        elif self._pid(handle) is not None and _pid_alive(pid):
             return None
         status = self._read_exit(exit_file)
         if status is not None:
@@ -225,14 +239,14 @@ class LocalExecutor(Executor):
         )
 
     def alive(self, handle: Handle) -> bool:
-        pid, _ = self._parse(handle)
+        pid, _, _ = self._parse(handle)
         child = self._children.get(pid)
         if child is not None:
             return child.poll() is None
-        return _pid_alive(pid)
+        return self._pid(handle) is not None and _pid_alive(pid)
 
     def cancel(self, handle: Handle, grace_s: float = 10.0) -> None:
-        pid, _ = self._parse(handle)
+        pid, _, _ = self._parse(handle)
         if not self.alive(handle):
             return
         _killpg(pid, signal.SIGCONT)  # a suspended group must run to handle SIGTERM
@@ -253,7 +267,9 @@ class LocalExecutor(Executor):
     def suspend(self, handle: Handle) -> None:
         """Stop the job's processes (SIGSTOP to the group), all but the supervisor, which
         is continued at once: it must go on watching the agent and the resume-by time."""
-        pid, _ = self._parse(handle)
+        pid = self._pid(handle)
+        if pid is None:
+            return
         _killpg(pid, signal.SIGSTOP)
         try:
             os.kill(pid, signal.SIGCONT)
@@ -261,14 +277,15 @@ class LocalExecutor(Executor):
             pass
 
     def resume(self, handle: Handle) -> None:
-        pid, _ = self._parse(handle)
+        pid = self._pid(handle)
         self.resume_by(handle, None)
-        _killpg(pid, signal.SIGCONT)
+        if pid is not None:
+            _killpg(pid, signal.SIGCONT)
 
     def resume_by(self, handle: Handle, at_epoch_s: float | None) -> None:
         """Tell the supervisor of a stopped run to continue the job by itself at this real
         time (``time.time()`` seconds) unless resumed first; ``None`` takes it back."""
-        _, exit_file = self._parse(handle)
+        _, exit_file, _ = self._parse(handle)
         path = resume_file_for(exit_file)
         if at_epoch_s is None:
             try:
@@ -280,28 +297,33 @@ class LocalExecutor(Executor):
 
     def stopped(self, handle: Handle) -> bool:
         """Whether a process of the run's group other than its supervisor is stopped."""
-        pid, _ = self._parse(handle)
+        pid = self._pid(handle)
+        if pid is None:
+            return False
         return any(state == b"T" for member, state in _group_states(pid) or [] if member != pid)
 
     def ask(self, handle: Handle, signum: int) -> None:
         """Send ``signum`` to the job once (its pause signal): to its supervisor, which
         passes it on. Sent to the whole group it would reach the job twice."""
-        pid, _ = self._parse(handle)
+        pid = self._pid(handle)
+        if pid is None:
+            return
         try:
             os.kill(pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
 
     def signal(self, handle: Handle, signum: int) -> None:
-        pid, _ = self._parse(handle)
-        _killpg(pid, signum)
+        pid = self._pid(handle)
+        if pid is not None:
+            _killpg(pid, signum)
 
     def cleanup_group(self, handle: Handle, grace_s: float = 2.0) -> bool:
         """Kill what is left of a finished run's process group (daemons it forked).
 
         Returns whether anything was left."""
-        pid, _ = self._parse(handle)
-        if not _group_alive(pid):
+        pid = self._pid(handle)
+        if pid is None or not _group_alive(pid):
             return False
         _killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s

@@ -1,6 +1,7 @@
 """Measure a job where it runs and write its samples to the shared database.
 
 ``python -m scheduler.executors.measured --db URL --run-id N [--interval S] -- argv...``
+(started isolated: :func:`scheduler.executors.helper.helper_argv`)
 
 An engine-side job (a Slurm batch job on a compute node) cannot be sampled by the agent,
 which runs on another host. When the cluster does not account energy itself (Slurm's
@@ -59,11 +60,15 @@ def wrapper_argv(
     db_url: str, *, interval_s: float, python: str | None = None
 ) -> list[str]:
     """The command prefix the Slurm executor puts before a job's argv (``{run_id}`` is
-    replaced by the run's id at launch)."""
-    return [
-        python or sys.executable, "-m", "scheduler.executors.measured",
+    replaced by the run's id at launch). The wrapper runs isolated from the job's folder
+    and ``PYTHONPATH`` (:func:`~scheduler.executors.helper.helper_argv`)."""
+    from scheduler.executors.helper import helper_argv
+
+    return helper_argv(
+        "scheduler.executors.measured",
         "--db", url_for_node(db_url), "--run-id", "{run_id}", "--interval", f"{interval_s:g}",
-    ]
+        python=python,
+    )
 
 
 def _say(text: str) -> None:

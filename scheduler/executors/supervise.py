@@ -21,7 +21,9 @@ whole group; the supervisor is continued at once) it writes into ``F`` the real 
 still there (nobody resumed the job: its agent stopped and no successor came), the
 supervisor continues the job itself: a stopped job is never left stopped forever.
 
-Standard library only: it starts in a few tens of milliseconds.
+Standard library only (and our own standard-library-only modules): it starts in a few tens
+of milliseconds. It is started isolated from the job's folder and ``PYTHONPATH``
+(:func:`scheduler.executors.helper.helper_argv`); the job gets both as given.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ import sys
 import time
 from datetime import UTC, datetime
 from typing import IO
+
+from scheduler.executors.identity import identity, with_identity
 
 
 class CappedLog:
@@ -221,6 +225,35 @@ def _write_exit(path: str, payload: dict[str, object]) -> None:
         pass
 
 
+def _halt(pid: int, timeout_s: float = 2.0) -> bool:
+    """Stop child ``pid`` (SIGSTOP, to it alone) and wait until it is stopped or has
+    exited; return whether it exited (on its own: it did before the stop took hold).
+
+    Once it is stopped it cannot exit by itself any more, so whatever ends it after that
+    is what the caller does to it. Nothing is reaped (``WNOWAIT``). If it neither stops
+    nor exits within ``timeout_s`` (stuck in the kernel), ``False``.
+    """
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return True  # reaped already
+    except PermissionError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True  # reaped already (by Popen, when a signal was forwarded)
+        except InterruptedError:
+            continue
+        if info is not None:
+            return info.si_code in (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="carbonshift-supervise")
     parser.add_argument("--exit-file", required=True)
@@ -241,19 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     if not cmd:
         print("carbonshift-supervise: no command", file=sys.stderr)
         return 2
-    if args.pid_file:
-        _write_atomic(args.pid_file, str(os.getpid()))
+    if args.pid_file:  # with who this pid is: a pid reused later is not taken for this run
+        _write_atomic(args.pid_file, with_identity(str(os.getpid()), identity(os.getpid())))
     _reserve_exit(args.exit_file)
     out = CappedLog(args.out, args.max_bytes)
     err = CappedLog(args.err, args.max_bytes)
     started = time.time()
+    # the job's environment as given (PYTHONPATH included): this interpreter ignored it
+    # (started isolated, see scheduler/executors/helper.py); the job gets it whole
     env = dict(os.environ)
-    job_pythonpath = env.pop("CARBONSHIFT_JOB_PYTHONPATH", None)
-    if job_pythonpath is not None:
-        if job_pythonpath:
-            env["PYTHONPATH"] = job_pythonpath
-        else:
-            env.pop("PYTHONPATH", None)
     try:
         if args.shell:
             child = subprocess.Popen(
@@ -329,14 +358,19 @@ def main(argv: list[str] | None = None) -> int:
                   b"resumed it: continued by its supervisor\n")
 
     def fence() -> None:
-        """Stop the job once its agent is gone for good (SIGTERM, then SIGKILL)."""
+        """Stop the job once its agent is gone for good (SIGTERM, then SIGKILL).
+
+        The job may exit on its own at any moment up to the signal: it is halted first
+        (:func:`_halt`), so that an exit that came before is recorded as the job's own,
+        never as lost (which would run a job that succeeded a second time)."""
         nonlocal lost_reason, kill_at
         if status is not None or watch is None:
             return
         if lost_reason is None and watch.orphaned():
+            if _halt(child.pid):
+                return  # it ended by itself: the loop reaps it and records its exit
             lost_reason = watch.reason()
             err.write(f"carbonshift: {lost_reason}\n".encode())
-            continue_group()  # a stopped (paused) job must run to handle SIGTERM
             if leader:  # the job's whole group, not ourselves
                 previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 try:
@@ -345,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                     signal.signal(signal.SIGTERM, previous)
             else:
                 forward(signal.SIGTERM, None)
+            continue_group()  # a stopped (halted, paused) job must run to handle SIGTERM
             kill_at = time.monotonic() + 5.0
         elif kill_at is not None and time.monotonic() > kill_at:
             forward(signal.SIGKILL, None)
