@@ -28,7 +28,7 @@ from scheduler.dispatch import MAX_ATTEMPTS, Daemon
 from scheduler.executors.base import Handle
 from scheduler.executors.slurm import SlurmExecutor
 from scheduler.history import history_rows
-from scheduler.model import JobState, Policy, Run, Site
+from scheduler.model import TERMINAL_STATES, JobState, Policy, Run, Site
 from scheduler.queue import SubmitRequest
 from tests.slurm.test_slurm_executor import _slurm_problem
 
@@ -249,3 +249,40 @@ def test_one_squeue_call_per_poll_follows_all_runs(app: App, tmp_path: Path) -> 
     # at most one call per 2 s poll (a slow machine only spaces them out more)
     window_s = followed[-1][0] - followed[0][0]
     assert len(followed) <= window_s / 2.0 + 3, (window_s, followed)
+
+
+def test_shadowing_job_folder_neither_breaks_nor_unmeasures_a_slurm_run(
+    app: App, tmp_path: Path
+) -> None:
+    """Issue 15.3 on Slurm: the job's folder holds scheduler.py, intensity.py and
+    probes/__init__.py, each raising on import, and the job's environment names that folder
+    in PYTHONPATH, so the batch script exports it before it starts our wrapper on the node
+    (tests/slurm/test_slurm_isolation.py sets it for the job only). The wrapper runs
+    isolated (helper_argv), so the job runs, imports its own module, and is measured."""
+    proj = tmp_path / "proj"
+    for name in ("scheduler.py", "intensity.py", "probes/__init__.py"):
+        (proj / name).parent.mkdir(parents=True, exist_ok=True)
+        (proj / name).write_text(f"raise RuntimeError('shadowed: {name} from the job folder')\n")
+    (proj / "mine.py").write_text("NAME = 'mine'\n")
+    (proj / "job.py").write_text(
+        "import time, mine\nend = time.time() + 3\nwhile time.time() < end: pass\nprint(mine.NAME)\n")
+    res = app.queue.submit(SubmitRequest(
+        argv=[sys.executable, "job.py"], duration_s=60, name="shadowed", site=SITE, cwd=str(proj),
+        submitter_env={"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": str(proj)},
+        overrides=Policy(name="(flags)", run_now=True, deadline_s=6 * 3600),
+    ))
+    job_id = res.job.id
+    assert job_id is not None
+
+    def done() -> bool:
+        return app.store.get_job(job_id).state in TERMINAL_STATES | {JobState.LOST}
+
+    lines = run_daemon(app, until=done, timeout_s=150)
+    job = app.store.get_job(job_id)
+    run = app.store.runs_for_job(job_id)[-1]
+    err = Path(run.err_path or "").read_text() if run.err_path else ""
+    assert job.state is JobState.SUCCEEDED, (job.note, err, "\n".join(lines))
+    assert "shadowed" not in err, err
+    assert Path(run.out_path or "").read_text().strip() == "mine"  # the job's own import
+    samples = app.store.samples_for_run(run.id or 0)
+    assert samples and sum(s.energy_j for s in samples) > 0, ("unmeasured", err)
