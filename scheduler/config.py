@@ -37,6 +37,7 @@ SCHEMA: dict[str, Any] = {
     "use_rapl": (bool, True, "measure CPU energy through RAPL when it is readable"),
     "rapl_root": (str, "/sys/class/powercap", "where the RAPL powercap tree is"),
     "lease_s": (float, 60.0, "how long a running job's lease lasts without a heartbeat"),
+    "slurm_poll_s": (float, 15.0, "real seconds between two squeue queries of the Slurm runs (one query for all of them)"),
     "agent_name": (str, None, "name this agent records on its runs (default: the host name)"),
     "replan_interval_s": (float, 900.0, "how often the daemon refreshes forecasts and re-plans"),
     "replan_hysteresis_pct": (float, 2.0, "a planned job moves only if that saves more than this"),
@@ -109,6 +110,8 @@ class Settings:
     use_rapl: bool = True
     rapl_root: str = "/sys/class/powercap"
     lease_s: float = 60.0
+    #: one ``squeue`` for all of an agent's Slurm runs every this many real seconds
+    slurm_poll_s: float = 15.0
     #: name of this agent on its runs: a restarted agent of the same name adopts them
     agent_name: str | None = None
     replan_interval_s: float = 900.0
@@ -164,7 +167,7 @@ def _coerce(path: str, value: Any, typ: type) -> Any:
 #: numeric keys that must be above zero, and those that may be zero but not below
 POSITIVE_KEYS = frozenset({
     "sampling_interval_s", "lease_s", "replan_interval_s", "log_max_bytes", "timeout_s",
-    "horizon_h", "cpu_w_per_core", "pue", "min_chunk_s",
+    "horizon_h", "cpu_w_per_core", "pue", "min_chunk_s", "slurm_poll_s",
 })
 NON_NEGATIVE_KEYS = frozenset({
     "gpu_w", "memory_w_per_gb", "cache_minutes", "replan_hysteresis_pct", "gpus", "cpus",

@@ -187,6 +187,8 @@ class Daemon:
         self.active: dict[int, ActiveRun] = {}
         self._timers: dict[int, datetime] = {}
         self._boundary_timers: dict[int, datetime] = {}
+        #: when each executor's runs are polled next (``time.monotonic()``)
+        self._next_poll: dict[Executor, float] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._scheduler: Any = None
@@ -219,7 +221,8 @@ class Daemon:
 
                 # measured on the node by our wrapper unless Slurm accounts energy itself
                 self.executors[name] = SlurmExecutor(
-                    wrapper=wrapper_argv(self.app.settings.db, interval_s=self.sample_interval_s)
+                    wrapper=wrapper_argv(self.app.settings.db, interval_s=self.sample_interval_s),
+                    poll_interval_s=self.app.settings.slurm_poll_s,
                 )
             else:
                 raise ExecutorError(f"unknown executor {name!r}: use local or slurm")
@@ -702,12 +705,13 @@ class Daemon:
         for act in [a for a in self.active.values() if a.unsaved]:
             self.store.update_run(act.run)
             act.unsaved = False
+        statuses = self._poll_runs()
         for run_id, act in list(self.active.items()):
             if not act.process:  # a checkpointed job waiting for its next interval
                 if self._cancelled_while_paused(act):
                     self.active.pop(run_id, None)
                 continue
-            status = act.executor.poll(act.handle)
+            status = statuses.get(run_id)  # None: alive, or its executor's poll is not due
             if status is None:
                 self._check_cancel(act)
                 self._check_pause_grace(act)
@@ -716,6 +720,28 @@ class Daemon:
                 continue  # paused: waits for its next interval without a process
             self.finish(act, status)
             self.active.pop(run_id, None)
+
+    def _poll_runs(self) -> dict[int, ExitStatus | None]:
+        """The status of the runs whose executor's poll is due: one ``poll_many`` per executor
+        for all its runs (one ``squeue`` for every Slurm run), at most every
+        ``poll_interval_s`` real seconds. A failed query is retried at the next poll."""
+        runs: dict[Executor, list[tuple[int, ActiveRun]]] = {}
+        for run_id, act in self.active.items():
+            if act.process:
+                runs.setdefault(act.executor, []).append((run_id, act))
+        statuses: dict[int, ExitStatus | None] = {}
+        for executor, acts in runs.items():
+            if time.monotonic() < self._next_poll.get(executor, 0.0):
+                continue
+            self._next_poll[executor] = time.monotonic() + executor.poll_interval_s
+            try:
+                got = executor.poll_many([act.handle for _, act in acts])
+            except ExecutorError as exc:
+                self._emit(None, "error", f"cannot follow {len(acts)} {executor.name} runs "
+                           f"(trying again in {executor.poll_interval_s:g} s): {exc}")
+                continue
+            statuses.update((run_id, got.get(act.handle)) for run_id, act in acts)
+        return statuses
 
     # -- interruptible jobs ---------------------------------------------------------------
     def _pause_mode(self, act: ActiveRun) -> str:

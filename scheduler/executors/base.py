@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,6 +76,14 @@ class Executor(ABC):
     @abstractmethod
     def poll(self, handle: Handle) -> ExitStatus | None:
         """``None`` while the run is alive, else how it ended."""
+
+    #: real seconds the agent waits between two :meth:`poll_many` of its runs (0: every tick)
+    poll_interval_s: float = 0.0
+
+    def poll_many(self, handles: Sequence[Handle]) -> dict[Handle, ExitStatus | None]:
+        """:meth:`poll` of several runs; an engine with a batch query (Slurm's ``squeue``)
+        answers them all with one call."""
+        return {handle: self.poll(handle) for handle in handles}
 
     @abstractmethod
     def alive(self, handle: Handle) -> bool:

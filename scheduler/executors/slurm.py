@@ -48,18 +48,26 @@ Planned start: ``--begin``, not hold-and-release
     their planned time), never precedes it. Carbon windows are 30 minutes or more, so this
     is noise.
 
-Following a job
-    :meth:`SlurmExecutor.poll` asks ``squeue -j ID --states=all`` first (one cheap call
-    while the job is pending or running). Once the job has finished it reads the details
-    (state, exit code, reason) from the first source that still knows the job:
+Following jobs
+    :meth:`SlurmExecutor.poll_many` follows all of an agent's runs with ONE
+    ``squeue -j ID1,ID2,... --states=all`` call (up to :data:`IDS_PER_CALL` ids a call), and
+    the agent calls it once every ``poll_interval_s`` real seconds (config ``slurm_poll_s``,
+    15 s by default), not once per job per tick: a cluster's controller answers every user,
+    and admins count the RPCs. :meth:`~SlurmExecutor.poll` is the same for one run. Once a
+    job has left the live states the details (state, exit code, reason) come from the first
+    source that still knows it:
 
     1. ``scontrol show job`` -- the controller keeps finished jobs for ``MinJobAge``
        seconds (300 by default, an hour in the CI ``slurm.conf``);
-    2. ``sacct`` -- only where accounting is configured (slurmdbd). Without slurmdbd
+    2. ``sacct`` -- one call for all the finished jobs the controller has forgotten, and
+       only where accounting is configured (slurmdbd). Without slurmdbd
        ``sacct`` answers "Slurm accounting storage is disabled"; the executor notices
        (from ``scontrol show config`` or that answer) and stops asking;
     3. the job completion log when ``JobCompType=jobcomp/filetxt`` (its ``JobCompLoc``
-       read from ``scontrol show config``, or given), one ``Key=Value`` line per job.
+       read from ``scontrol show config``, or given), one ``Key=Value`` line per job, read
+       once for all of them.
+
+    ``scontrol show job`` takes one id, so it runs once per job, when the job ends.
 
     A job that none of them knows is ``lost``, with the reason. If the controller cannot
     be reached, :class:`~scheduler.errors.ExecutorError` is raised instead: the job may
@@ -181,6 +189,8 @@ _KEY_RE = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_/:]*)=")
 _ACCOUNTING_DISABLED = "accounting storage is disabled"
 _UNKNOWN_JOB = "invalid job id"
 _GONE_ON_CANCEL = ("already completing or completed", "invalid job id")
+#: job ids in one ``squeue -j``/``sacct -j`` call: a poll of more runs takes several calls
+IDS_PER_CALL = 500
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -384,6 +394,17 @@ def status_from_info(info: SlurmJobInfo) -> ExitStatus | None:
     return ExitStatus(exit_code=code, state=JobState.FAILED.value, reason=reason, extra=extra)
 
 
+def _chunks(job_ids: Sequence[str]) -> list[Sequence[str]]:
+    """``job_ids`` in slices of :data:`IDS_PER_CALL` (one Slurm command each)."""
+    return [job_ids[i : i + IDS_PER_CALL] for i in range(0, len(job_ids), IDS_PER_CALL)]
+
+
+def _ids_text(job_ids: Sequence[str]) -> str:
+    """``123`` or ``123, 124 and 3 more`` for an error message."""
+    shown = ", ".join(job_ids[:2])
+    return shown + (f" and {len(job_ids) - 2} more" if len(job_ids) > 2 else "")
+
+
 # --------------------------------------------------------------------------- executor
 
 
@@ -411,6 +432,7 @@ class SlurmExecutor(Executor):
     ``use_sacct``: ``None`` asks ``scontrol show config`` whether accounting is on.
     ``jobcomp_path``: the jobcomp/filetxt log; ``None`` asks ``scontrol show config``.
     ``wrapper``: argv prefix measuring the job on the node when Slurm accounts no energy.
+    ``poll_interval_s``: real seconds the agent waits between two :meth:`poll_many` calls.
     """
 
     name = "slurm"
@@ -430,6 +452,7 @@ class SlurmExecutor(Executor):
         use_sacct: bool | None = None,
         jobcomp_path: str | None = None,
         wrapper: Sequence[str] = (),
+        poll_interval_s: float = 15.0,
     ) -> None:
         self.bin_dir = bin_dir
         self.partition = partition
@@ -444,6 +467,7 @@ class SlurmExecutor(Executor):
         self._jobcomp_path = jobcomp_path
         self._config: dict[str, str] | None = None
         self.wrapper = list(wrapper)
+        self.poll_interval_s = poll_interval_s
 
     # ---------------------------------------------------------------- commands
 
@@ -575,17 +599,28 @@ class SlurmExecutor(Executor):
             raise ExecutorError(f"{handle.handle!r} is not a Slurm job id")
         return job_id
 
-    def _squeue(self, job_id: str) -> SlurmJobInfo | None:
-        result = self._run("squeue", ["-h", "-j", job_id, "--states=all", "-o", "%T|%r"])
-        if result.returncode != 0:
-            if _UNKNOWN_JOB in result.message.lower():
-                return None
-            raise ExecutorError(f"squeue failed for Slurm job {job_id}: {result.message}")
-        line = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
-        if not line:
-            return None
-        state, _, reason = line.partition("|")
-        return SlurmJobInfo(job_id, state.strip(), "squeue", reason=reason.strip())
+    def _squeue(self, job_ids: Sequence[str]) -> dict[str, SlurmJobInfo]:
+        """What ``squeue`` says of each of ``job_ids`` it still knows: one call for all."""
+        out: dict[str, SlurmJobInfo] = {}
+        for chunk in _chunks(job_ids):
+            result = self._run(
+                "squeue", ["-h", "-j", ",".join(chunk), "--states=all", "-o", "%A|%T|%r"]
+            )
+            if result.returncode != 0:
+                if _UNKNOWN_JOB in result.message.lower():  # a single id Slurm forgot
+                    continue
+                raise ExecutorError(
+                    f"squeue failed for Slurm job {_ids_text(chunk)}: {result.message}"
+                )
+            wanted = set(chunk)
+            for line in result.stdout.splitlines():
+                job_id, _, rest = line.partition("|")
+                state, _, reason = rest.partition("|")
+                if job_id.strip() in wanted:
+                    out[job_id.strip()] = SlurmJobInfo(
+                        job_id.strip(), state.strip(), "squeue", reason=reason.strip()
+                    )
+        return out
 
     def _scontrol(self, job_id: str) -> SlurmJobInfo | None:
         result = self._run("scontrol", ["show", "job", "-o", job_id])
@@ -608,88 +643,97 @@ class SlurmExecutor(Executor):
                 )
         return None
 
-    def _sacct(self, job_id: str) -> SlurmJobInfo | None:
-        if not self._sacct_enabled():
-            return None
-        result = self._run(
-            "sacct",
-            [
-                "-n",
-                "-P",
-                "-X",
-                "-j",
-                job_id,
-                "-o",
-                "State,ExitCode,ConsumedEnergyRaw,Start,End,NodeList",
-            ],
-        )
-        if result.returncode != 0:
-            if _ACCOUNTING_DISABLED in result.message.lower():
-                self._use_sacct = False
-                return None
-            raise ExecutorError(f"sacct failed for Slurm job {job_id}: {result.message}")
-        lines = [ln for ln in result.stdout.splitlines() if ln.strip()]
-        if not lines:
-            return None
-        parts = (lines[-1].split("|") + [""] * 6)[:6]
-        state, exit_code, energy, start, end, node = parts
-        try:
-            energy_j: float | None = float(energy) if energy.strip() else None
-        except ValueError:
-            energy_j = None
-        return SlurmJobInfo(
-            job_id,
-            state,
-            "sacct",
-            exit_code=exit_code,
-            start=parse_slurm_time(start),
-            end=parse_slurm_time(end),
-            energy_j=energy_j,
-            extra={"node": node},
-        )
+    def _sacct(self, job_ids: Sequence[str]) -> dict[str, SlurmJobInfo]:
+        """What accounting says of each of ``job_ids``: one call for all (none without it)."""
+        out: dict[str, SlurmJobInfo] = {}
+        if not job_ids or not self._sacct_enabled():
+            return out
+        columns = "JobIDRaw,State,ExitCode,ConsumedEnergyRaw,Start,End,NodeList"
+        for chunk in _chunks(job_ids):
+            result = self._run("sacct", ["-n", "-P", "-X", "-j", ",".join(chunk), "-o", columns])
+            if result.returncode != 0:
+                if _ACCOUNTING_DISABLED in result.message.lower():
+                    self._use_sacct = False
+                    return out
+                raise ExecutorError(
+                    f"sacct failed for Slurm job {_ids_text(chunk)}: {result.message}"
+                )
+            wanted = set(chunk)
+            for line in result.stdout.splitlines():  # the last record of a job wins
+                parts = (line.split("|") + [""] * 7)[:7]
+                job_id, state, exit_code, energy, start, end, node = parts
+                if job_id.strip() not in wanted:
+                    continue
+                try:
+                    energy_j: float | None = float(energy) if energy.strip() else None
+                except ValueError:
+                    energy_j = None
+                out[job_id.strip()] = SlurmJobInfo(
+                    job_id.strip(),
+                    state,
+                    "sacct",
+                    exit_code=exit_code,
+                    start=parse_slurm_time(start),
+                    end=parse_slurm_time(end),
+                    energy_j=energy_j,
+                    extra={"node": node},
+                )
+        return out
 
-    def _jobcomp_lookup(self, job_id: str) -> SlurmJobInfo | None:
-        path = self._jobcomp()
+    def _jobcomp_lookup(self, job_ids: Sequence[str]) -> dict[str, SlurmJobInfo]:
+        """What the job completion log says of each of ``job_ids``: the file read once."""
+        path = self._jobcomp() if job_ids else None
         if not path:
-            return None
-        needle = f"JobId={job_id} "
-        found: dict[str, str] | None = None
+            return {}
+        wanted = set(job_ids)
+        found: dict[str, dict[str, str]] = {}
         try:
             with open(path, encoding="utf-8", errors="replace") as log:
                 for line in log:
-                    if line.startswith(needle):
-                        found = parse_key_values(line)  # the last record wins (requeues)
+                    if not line.startswith("JobId="):
+                        continue
+                    job_id = line[len("JobId=") :].split(" ", 1)[0]
+                    if job_id in wanted:
+                        found[job_id] = parse_key_values(line)  # the last record wins (requeues)
         except FileNotFoundError:
-            return None
+            return {}
         except OSError as exc:
             raise ExecutorError(f"cannot read Slurm's job completion log {path}: {exc}") from exc
-        if found is None:
-            return None
-        return SlurmJobInfo(
-            job_id,
-            found.get("JobState", ""),
-            "jobcomp",
-            exit_code=found.get("ExitCode", ""),
-            start=parse_slurm_time(found.get("StartTime", "")),
-            end=parse_slurm_time(found.get("EndTime", "")),
-            extra={"node": found.get("NodeList", "")},
-        )
+        return {
+            job_id: SlurmJobInfo(
+                job_id,
+                fields.get("JobState", ""),
+                "jobcomp",
+                exit_code=fields.get("ExitCode", ""),
+                start=parse_slurm_time(fields.get("StartTime", "")),
+                end=parse_slurm_time(fields.get("EndTime", "")),
+                extra={"node": fields.get("NodeList", "")},
+            )
+            for job_id, fields in found.items()
+        }
+
+    def infos(self, job_ids: Sequence[str]) -> dict[str, SlurmJobInfo | None]:
+        """For each job, everything the first source that knows it says; ``None`` if none does.
+
+        Live jobs are answered by one ``squeue`` call for all; finished ones by
+        ``scontrol`` (one call each), then one ``sacct`` call, then the jobcomp log.
+        """
+        ids = list(dict.fromkeys(job_ids))
+        queued = self._squeue(ids)
+        out: dict[str, SlurmJobInfo | None] = {
+            job_id: queued[job_id] for job_id in ids if job_id in queued and queued[job_id].live
+        }
+        for job_id in ids:
+            if job_id not in out and (found := self._scontrol(job_id)) is not None:
+                out[job_id] = found
+        for lookup in (self._sacct, self._jobcomp_lookup):
+            out.update(lookup([job_id for job_id in ids if job_id not in out]))
+        return {job_id: out.get(job_id, queued.get(job_id)) for job_id in ids}
 
     def info(self, handle: Handle) -> SlurmJobInfo | None:
-        """Everything the first source that knows the job says; ``None`` if none does.
-
-        A live job is answered by ``squeue`` alone; a finished one by ``scontrol``, then
-        ``sacct``, then the jobcomp log.
-        """
+        """:meth:`infos` of one job."""
         job_id = self._job_id(handle)
-        queued = self._squeue(job_id)
-        if queued is not None and queued.live:
-            return queued
-        for source in (self._scontrol, self._sacct, self._jobcomp_lookup):
-            found = source(job_id)
-            if found is not None:
-                return found
-        return queued
+        return self.infos([job_id])[job_id]
 
     def state(self, handle: Handle) -> JobState:
         """Our state for the job now, ``lost`` if Slurm no longer knows it."""
@@ -698,9 +742,17 @@ class SlurmExecutor(Executor):
             return JobState.LOST
         return map_slurm_state(found.state) or JobState.RUNNING
 
+    def poll_many(self, handles: Sequence[Handle]) -> dict[Handle, ExitStatus | None]:
+        """:meth:`poll` of every run, with one ``squeue`` call for all of them."""
+        ids = {handle: self._job_id(handle) for handle in handles}
+        found = self.infos(list(ids.values()))
+        return {handle: self._status(handle, found[job_id]) for handle, job_id in ids.items()}
+
     def poll(self, handle: Handle) -> ExitStatus | None:
         """``None`` while Slurm may still run the job; else how it ended, or ``lost``."""
-        found = self.info(handle)
+        return self._status(handle, self.info(handle))
+
+    def _status(self, handle: Handle, found: SlurmJobInfo | None) -> ExitStatus | None:
         if found is None:
             sources = ["squeue", "scontrol"]
             if self._use_sacct:
@@ -727,7 +779,8 @@ class SlurmExecutor(Executor):
 
     def alive(self, handle: Handle) -> bool:
         """Whether the job is still pending, running or suspended in Slurm."""
-        found = self._squeue(self._job_id(handle))
+        job_id = self._job_id(handle)
+        found = self._squeue([job_id]).get(job_id)
         return found is not None and found.live
 
     # ---------------------------------------------------------------- control
@@ -784,7 +837,8 @@ class SlurmExecutor(Executor):
         energy_type = self.config().get("AcctGatherEnergyType", "")
         if not energy_type or energy_type.endswith("/none"):
             return None
-        found = self._sacct(self._job_id(handle))
+        job_id = self._job_id(handle)
+        found = self._sacct([job_id]).get(job_id)
         if found is None or found.energy_j is None or found.start is None or found.end is None:
             return None
         if found.energy_j <= 0:

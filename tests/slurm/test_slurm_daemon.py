@@ -9,6 +9,8 @@ vanished jobs end as Slurm says. Skipped without Slurm on a workstation; FAILS i
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import sys
 import threading
 import time
@@ -26,7 +28,7 @@ from scheduler.dispatch import MAX_LOST_RUNS, Daemon
 from scheduler.executors.base import Handle
 from scheduler.executors.slurm import SlurmExecutor
 from scheduler.history import history_rows
-from scheduler.model import JobState, Policy, Run, Site
+from scheduler.model import TERMINAL_STATES, JobState, Policy, Run, Site
 from scheduler.queue import SubmitRequest
 from tests.slurm.test_slurm_executor import _slurm_problem
 
@@ -54,7 +56,9 @@ def app(slurm_up: None, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
         url = f"sqlite:///{tmp_path / 'cs.db'}"
     config = tmp_path / "config.toml"
     config.write_text('[intensity]\nproviders = ["static"]\n')
-    env = {"HOME": str(tmp_path), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    # squeue every 2 s (the default, 15 s, would slow the tests down)
+    env = {"HOME": str(tmp_path), "PATH": "/usr/local/bin:/usr/bin:/bin",
+           "CARBONSHIFT_SLURM_POLL_S": "2"}
     settings = load_settings(env=env, config_path=str(config),
                              overrides={"db": url, "data_dir": str(tmp_path / "data")})
     settings = replace(settings, default_zone="GB", lease_s=30.0)
@@ -79,10 +83,15 @@ def submit(app: App, argv: list[str], *, start_in_s: float = 0.0, gpus: int = 0,
     return res.job.id, res.entry.start
 
 
-def run_daemon(app: App, *, until: object, timeout_s: float) -> list[str]:
+def run_daemon(app: App, *, until: object, timeout_s: float,
+               slurm_bin_dir: str | None = None) -> list[str]:
     lines: list[str] = []
     daemon = Daemon(app, sites=[SITE], sample_interval_s=0.5, tick_s=0.5,
                     on_event=lines.append, agent="slurm-agent")
+    if slurm_bin_dir is not None:  # the daemon's own Slurm executor, commands from there
+        executor = daemon.executor_for("slurm")
+        assert isinstance(executor, SlurmExecutor)
+        executor.bin_dir = slurm_bin_dir
     t = threading.Thread(target=daemon.run_forever, daemon=True)
     t.start()
     deadline = time.monotonic() + timeout_s
@@ -193,3 +202,90 @@ def test_cancel_stops_the_slurm_job(app: App, tmp_path: Path) -> None:
     assert run.state is JobState.CANCELLED and run.finished_at is not None
     info = SlurmExecutor().info(Handle(run.handle or ""))
     assert info is not None and info.state.startswith("CANCELLED"), info
+
+
+def counting_shims(tmp_path: Path, log: Path) -> str:
+    """A bin dir of Slurm's commands that each log the time and their argv, then run the
+    real command."""
+    bin_dir = tmp_path / "shims"
+    bin_dir.mkdir()
+    for name in ("sbatch", "squeue", "sacct", "scontrol", "scancel"):
+        real = shutil.which(name)
+        if real is None:
+            continue
+        shim = bin_dir / name
+        shim.write_text(f'#!/bin/sh\necho "$(date +%s.%N) {name} $*" >> {shlex.quote(str(log))}\n'
+                        f'exec {shlex.quote(real)} "$@"\n')
+        shim.chmod(0o755)
+    return str(bin_dir)
+
+
+def test_one_squeue_call_per_poll_follows_all_runs(app: App, tmp_path: Path) -> None:
+    """Issue 15: the agent follows its N Slurm runs with ONE squeue call naming all of them
+    every slurm_poll_s (2 s here), not one call per run per tick; nothing else is asked
+    while they are live (no scontrol, no sacct)."""
+    n = 5
+    log = tmp_path / "slurm-calls.log"
+    assert app.settings.slurm_poll_s == 2.0
+    for _ in range(n):
+        submit(app, ["/bin/sleep", "120"], workdir=tmp_path)  # 2 run, 3 pend (2 CPUs)
+
+    def calls() -> list[tuple[float, str]]:
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [(float(t), rest) for t, _, rest in (ln.partition(" ") for ln in lines)]
+
+    def after_launches() -> list[tuple[float, str]]:
+        seen = calls()
+        launches = [i for i, (_, c) in enumerate(seen) if c.startswith("sbatch ")]
+        return seen[launches[-1] + 1 :] if len(launches) == n else []
+
+    lines = run_daemon(app, until=lambda: len(after_launches()) >= 4, timeout_s=120,
+                       slurm_bin_dir=counting_shims(tmp_path, log))
+    followed = after_launches()
+    assert len(followed) >= 4, "\n".join(lines + [c for _, c in calls()])
+    handles = {r.handle for r in app.store.open_runs()}
+    assert len(handles) == n and all(h and h.isdigit() for h in handles)
+    for _, call in followed:
+        assert call.startswith("squeue "), call  # nothing but the one squeue per poll
+        job_ids = call.split(" -j ", 1)[1].split(" ", 1)[0].split(",")
+        assert sorted(job_ids) == sorted(handles), call  # all N runs in that one call
+    # at most one call per 2 s poll (a slow machine only spaces them out more)
+    window_s = followed[-1][0] - followed[0][0]
+    assert len(followed) <= window_s / 2.0 + 3, (window_s, followed)
+
+
+def test_shadowing_job_folder_neither_breaks_nor_unmeasures_a_slurm_run(
+    app: App, tmp_path: Path
+) -> None:
+    """Issue 15.3 on Slurm: the job's folder holds scheduler.py, intensity.py and
+    probes/__init__.py, each raising on import, and the job's environment names that folder
+    in PYTHONPATH, so the batch script exports it before it starts our wrapper on the node
+    (tests/slurm/test_slurm_isolation.py sets it for the job only). The wrapper runs
+    isolated (helper_argv), so the job runs, imports its own module, and is measured."""
+    proj = tmp_path / "proj"
+    for name in ("scheduler.py", "intensity.py", "probes/__init__.py"):
+        (proj / name).parent.mkdir(parents=True, exist_ok=True)
+        (proj / name).write_text(f"raise RuntimeError('shadowed: {name} from the job folder')\n")
+    (proj / "mine.py").write_text("NAME = 'mine'\n")
+    (proj / "job.py").write_text(
+        "import time, mine\nend = time.time() + 3\nwhile time.time() < end: pass\nprint(mine.NAME)\n")
+    res = app.queue.submit(SubmitRequest(
+        argv=[sys.executable, "job.py"], duration_s=60, name="shadowed", site=SITE, cwd=str(proj),
+        submitter_env={"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": str(proj)},
+        overrides=Policy(name="(flags)", run_now=True, deadline_s=6 * 3600),
+    ))
+    job_id = res.job.id
+    assert job_id is not None
+
+    def done() -> bool:
+        return app.store.get_job(job_id).state in TERMINAL_STATES | {JobState.LOST}
+
+    lines = run_daemon(app, until=done, timeout_s=150)
+    job = app.store.get_job(job_id)
+    run = app.store.runs_for_job(job_id)[-1]
+    err = Path(run.err_path or "").read_text() if run.err_path else ""
+    assert job.state is JobState.SUCCEEDED, (job.note, err, "\n".join(lines))
+    assert "shadowed" not in err, err
+    assert Path(run.out_path or "").read_text().strip() == "mine"  # the job's own import
+    samples = app.store.samples_for_run(run.id or 0)
+    assert samples and sum(s.energy_j for s in samples) > 0, ("unmeasured", err)

@@ -376,7 +376,7 @@ def test_bad_handle_is_refused() -> None:
 
 
 def test_live_job_is_answered_by_squeue(tmp_path: Path) -> None:
-    bin_dir = fake_bin(tmp_path, squeue="echo 'PENDING|BeginTime'")
+    bin_dir = fake_bin(tmp_path, squeue="echo '5|PENDING|BeginTime'")
     ex = SlurmExecutor(bin_dir=bin_dir)
     assert ex.poll(Handle("5")) is None
     assert ex.alive(Handle("5"))
@@ -443,7 +443,7 @@ def test_sacct_energy_is_one_sample(tmp_path: Path) -> None:
         tmp_path,
         scontrol="echo 'AccountingStorageType = accounting_storage/slurmdbd'; "
         "echo 'AcctGatherEnergyType = acct_gather_energy/rapl'",
-        sacct="echo 'COMPLETED|0:0|36000|2026-11-22T08:00:00|2026-11-22T08:01:00|node1'",
+        sacct="echo '3|COMPLETED|0:0|36000|2026-11-22T08:00:00|2026-11-22T08:01:00|node1'",
     )
     samples = SlurmExecutor(bin_dir=bin_dir).energy(Handle("3"))
     assert samples is not None and len(samples) == 1
@@ -465,3 +465,49 @@ def test_suspend_permission_error_says_who_may(tmp_path: Path) -> None:
     bin_dir = fake_bin(tmp_path, scontrol="echo 'Access/permission denied for job 4' >&2; exit 1")
     with pytest.raises(ExecutorError, match="operators"):
         SlurmExecutor(bin_dir=bin_dir).suspend(Handle("4"))
+
+
+def test_poll_many_asks_squeue_once_for_all_and_the_controller_for_the_finished(
+    tmp_path: Path,
+) -> None:
+    calls = tmp_path / "calls"
+    bin_dir = fake_bin(
+        tmp_path,
+        squeue=f'echo "squeue $*" >> {calls}; echo "5|RUNNING|None"; echo "6|PENDING|BeginTime"; '
+        'echo "7|COMPLETED|None"',
+        scontrol=f'echo "scontrol $*" >> {calls}; if [ "$2" = config ]; then {NO_ACCOUNTING}; '
+        'exit 0; fi; echo "JobId=7 JobName=cs-1-a JobState=COMPLETED Reason=None ExitCode=0:0"',
+    )
+    handles = [Handle("5"), Handle("6"), Handle("7"), Handle("8")]
+    statuses = SlurmExecutor(bin_dir=bin_dir).poll_many(handles)
+    assert statuses[Handle("5")] is None and statuses[Handle("6")] is None
+    done, gone = statuses[Handle("7")], statuses[Handle("8")]
+    assert done is not None and (done.state, done.exit_code) == ("succeeded", 0)
+    assert done.extra["source"] == "scontrol"
+    assert gone is not None and gone.state == "lost" and "8 vanished" in gone.reason
+    lines = calls.read_text().splitlines()
+    assert [ln for ln in lines if ln.startswith("squeue")] == [
+        "squeue -h -j 5,6,7,8 --states=all -o %A|%T|%r"
+    ]
+    # the controller is asked only of the jobs that left the live states
+    assert [ln for ln in lines if ln.startswith("scontrol show job")] == [
+        "scontrol show job -o 7", "scontrol show job -o 8"
+    ]
+
+
+def test_sacct_is_one_call_for_the_jobs_the_controller_forgot(tmp_path: Path) -> None:
+    gone = "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1"
+    calls = tmp_path / "sacct.calls"
+    bin_dir = fake_bin(
+        tmp_path,
+        squeue="true",
+        scontrol=gone,
+        sacct=f'echo "$*" >> {calls}; echo "11|FAILED|3:0||||n1"; echo "12|COMPLETED|0:0||||n1"',
+    )
+    ex = SlurmExecutor(bin_dir=bin_dir, use_sacct=True, jobcomp_path="")
+    statuses = ex.poll_many([Handle("11"), Handle("12")])
+    failed, ok = statuses[Handle("11")], statuses[Handle("12")]
+    assert failed is not None and (failed.state, failed.exit_code) == ("failed", 3)
+    assert ok is not None and ok.state == "succeeded" and ok.extra["source"] == "sacct"
+    (call,) = calls.read_text().splitlines()
+    assert " -j 11,12 " in call
