@@ -86,3 +86,24 @@ class TrainingSession:
         block, self._block = self._block, None
         if block is not None:
             block.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+
+class SessionCallback:
+    """What both callbacks expose: :attr:`measurement` and :attr:`paused`."""
+
+    session: TrainingSession
+
+    def _start_session(self, name: str | None, zone: str | None, measure: bool,
+                       pause_signal: int | None) -> None:
+        self.session = TrainingSession(name=name, zone=zone, measure=measure,
+                                       pause_signal=pause_signal)
+
+    @property
+    def measurement(self) -> Any:
+        """The :class:`carbonshift.Measurement` of the training (outside carbonshift)."""
+        return self.session.measurement
+
+    @property
+    def paused(self) -> bool:
+        """Whether training stopped for carbonshift's pause signal."""
+        return self.session.pause_requested

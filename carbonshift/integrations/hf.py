@@ -23,26 +23,15 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from carbonshift.integrations._session import TrainingSession
+from carbonshift.integrations._session import SessionCallback
 
 
-class CarbonshiftCallback(TrainerCallback):
+class CarbonshiftCallback(SessionCallback, TrainerCallback):
     """Progress, pause-to-checkpoint and measurement for a ``Trainer``."""
 
     def __init__(self, name: str | None = None, *, zone: str | None = None, measure: bool = True,
                  pause_signal: int | None = None) -> None:
-        self.session = TrainingSession(name=name, zone=zone, measure=measure,
-                                       pause_signal=pause_signal)
-
-    @property
-    def measurement(self) -> Any:
-        """The :class:`carbonshift.Measurement` of the training (outside carbonshift)."""
-        return self.session.measurement
-
-    @property
-    def paused(self) -> bool:
-        """Whether training stopped for carbonshift's pause signal."""
-        return self.session.pause_requested
+        self._start_session(name, zone, measure, pause_signal)
 
     @staticmethod
     def last_checkpoint(output_dir: str) -> str | None:

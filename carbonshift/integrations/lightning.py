@@ -22,25 +22,16 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from carbonshift.integrations._session import TrainingSession
+from carbonshift.integrations._session import SessionCallback
 
 
-class CarbonshiftCallback(pl.Callback):
+class CarbonshiftCallback(SessionCallback, pl.Callback):
     """Progress, pause-to-checkpoint and measurement for a Lightning ``Trainer``."""
 
     def __init__(self, name: str | None = None, *, zone: str | None = None, measure: bool = True,
                  pause_signal: int | None = None, checkpoint_path: str | None = None) -> None:
-        self.session = TrainingSession(name=name, zone=zone, measure=measure,
-                                       pause_signal=pause_signal)
+        self._start_session(name, zone, measure, pause_signal)
         self.checkpoint_path = checkpoint_path
-
-    @property
-    def measurement(self) -> Any:
-        return self.session.measurement
-
-    @property
-    def paused(self) -> bool:
-        return self.session.pause_requested
 
     def _path(self, trainer: Any) -> str:
         return self.checkpoint_path or os.path.join(str(trainer.default_root_dir),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,24 +14,17 @@ from pathlib import Path
 import pytest
 
 from scheduler.codecarbon import COLUMNS
+from tests.public.offline import cs, offline_env
 
-REPO = Path(__file__).resolve().parents[2]
 pd = pytest.importorskip("pandas")
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
-    config = tmp_path / "config.toml"
-    config.write_text('default_zone = "DE"\ncpu_w_per_core = 10.0\nsampling_interval_s = 0.1\n'
-                      '[intensity]\nproviders = ["static"]\n')
-    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), CARBONSHIFT_CONFIG=str(config),
-               CARBONSHIFT_DB=str(tmp_path / "cs.db"), PYTHONPATH=str(REPO))
-    return env
+    return offline_env(tmp_path, sampling_s=0.1)
 
 
 def _cs(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "carbonshift", *args], env=_env(tmp_path),
-                          cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+    return cs(tmp_path, *args, env=_env(tmp_path))
 
 
 def test_our_columns_are_codecarbons() -> None:

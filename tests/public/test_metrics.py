@@ -5,7 +5,6 @@ the dashboard's ``/metrics``."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,22 +15,15 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.public.offline import cs, offline_env
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONSHIFT_")}
-    config = tmp_path / "config.toml"
-    config.write_text('default_zone = "DE"\ncpu_w_per_core = 10.0\nsampling_interval_s = 0.2\n'
-                      '[intensity]\nproviders = ["static"]\n')
-    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), CARBONSHIFT_CONFIG=str(config),
-               CARBONSHIFT_DB=str(tmp_path / "cs.db"), PYTHONPATH=str(REPO))
-    return env
+    return offline_env(tmp_path, sampling_s=0.2)
 
 
 def _cs(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "carbonshift", *args], env=_env(tmp_path),
-                          cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+    return cs(tmp_path, *args, env=_env(tmp_path))
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
