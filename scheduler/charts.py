@@ -16,6 +16,7 @@ pure: they take history rows, samples and intensity points, never a store or a c
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -580,23 +581,8 @@ def _pyplot():  # type: ignore[no-untyped-def]
 def render_png(chart: Chart, path: str | Path, *, dpi: int = 120) -> Path:
     """Draw the chart with matplotlib into a PNG file; :class:`PlotUnavailable` without it."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4), dpi=dpi)
+    fig = draw_png(chart, dpi=dpi)
     try:
-        if isinstance(chart, BarChart):
-            n = len(chart.labels)
-            k = max(1, len(chart.series))
-            w = 0.8 / k
-            for j, s in enumerate(chart.series):
-                ax.bar([i + j * w for i in range(n)], list(s.values), width=w, label=s.name,
-                       color=s.colour)
-            ax.set_xticks([i + w * (k - 1) / 2 for i in range(n)])
-            ax.set_xticklabels(list(chart.labels), rotation=30 if n > 8 else 0, ha="right" if n > 8 else "center")
-            ax.set_ylabel(chart.unit)
-            ax.legend()
-        else:
-            _png_time(chart, ax)
-        ax.set_title(chart.title)
-        fig.tight_layout()
         out = Path(path)
         try:
             fig.savefig(out, format="png")
@@ -607,7 +593,50 @@ def render_png(chart: Chart, path: str | Path, *, dpi: int = 120) -> Path:
         plt.close(fig)
 
 
-def _png_time(chart: TimeChart, ax: Any) -> None:
+def draw_png(chart: Chart, *, dpi: int = 120) -> Any:
+    """The matplotlib figure of ``chart``, laid out: time labels chosen by an automatic
+    locator and a concise formatter, rotated when they would still touch, and the legend
+    below the axes, never over the data. The caller closes it."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.6), dpi=dpi)
+    if isinstance(chart, BarChart):
+        n = len(chart.labels)
+        k = max(1, len(chart.series))
+        w = 0.8 / k
+        for j, s in enumerate(chart.series):
+            ax.bar([i + j * w for i in range(n)], list(s.values), width=w, label=s.name,
+                   color=s.colour)
+        # at most ~12 labels on the axis: every step-th bar is labelled
+        step = max(1, math.ceil(n / 12))
+        ticks = list(range(0, n, step))
+        ax.set_xticks([i + w * (k - 1) / 2 for i in ticks])
+        ax.set_xticklabels([chart.labels[i] for i in ticks])
+        ax.set_ylabel(chart.unit)
+        handles, labels = ax.get_legend_handles_labels()
+    else:
+        handles, labels = _png_time(chart, ax)
+    ax.set_title(chart.title)
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(handles)), fontsize=8,
+                   frameon=False)
+    _unclash_ticks(fig, ax)
+    fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 1))
+    _unclash_ticks(fig, ax)
+    return fig
+
+
+def _unclash_ticks(fig: Any, ax: Any) -> None:
+    """Rotate the x labels when two of them would overlap as laid out."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    if any(a.x1 > b.x0 - 2 for a, b in itertools.pairwise(boxes)):
+        for t in ax.get_xticklabels():
+            t.set_rotation(35)
+            t.set_horizontalalignment("right")
+
+
+def _png_time(chart: TimeChart, ax: Any) -> tuple[list[Any], list[str]]:
     import matplotlib.dates as mdates
 
     axes = ax
@@ -630,10 +659,12 @@ def _png_time(chart: TimeChart, ax: Any) -> None:
         lines.append(line)
     if chart.now is not None:
         axes.axvline(chart.now, color="#555", linestyle="--", linewidth=1, label="now")
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%d %b %H:%M", tz=chart.tz))
+    locator = mdates.AutoDateLocator(tz=chart.tz, minticks=3, maxticks=8)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=chart.tz))
     handles, labels = axes.get_legend_handles_labels()
     extra = [ln for ln in lines if ln not in handles]
-    axes.legend(handles + extra, labels + [ln.get_label() for ln in extra], loc="upper right", fontsize=8)
+    return handles + extra, labels + [ln.get_label() for ln in extra]
 
 
 def write_chart(chart: Chart, path: str | Path) -> Path:
