@@ -139,7 +139,7 @@ class _Block:
         self._done = False
 
     def start(self) -> Measurement:
-        from probes.detect import ProbeConfig, default_probes
+        from probes.detect import default_probes
         from probes.model import ProbeTarget
         from probes.sampler import Sampler
         from scheduler import measuring
@@ -168,8 +168,7 @@ class _Block:
         self.sampler = Sampler(
             ProbeTarget(pid=os.getpid(), gpu_indices=gpu_indices), now=app.clock.now,
             sink=self.samples.extend, interval_s=interval,
-            probes=default_probes(ProbeConfig(cpu_w_per_core=app.settings.cpu_w_per_core,
-                                              memory_w_per_gb=app.settings.memory_w_per_gb)),
+            probes=default_probes(measuring.probe_config(app.settings)),
         )
         self.sampler.start()
         atexit.register(self._at_exit)

@@ -64,7 +64,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from probes.detect import ProbeConfig, default_probes
+from probes.detect import default_probes
 from probes.model import ProbeTarget, Sample
 from probes.sampler import Sampler
 from scheduler.accounting import account, counterfactual_window
@@ -78,6 +78,7 @@ from scheduler.intervals import (
     signal_number,
 )
 from scheduler.leader import Leadership, LeaseTiming, holder_name, real_now
+from scheduler.measuring import probe_config
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, Site
 from scheduler.presence import Presence
 from scheduler.progress import progress_path_for, read_progress
@@ -197,13 +198,7 @@ class Daemon:
         self._file_lost: FileLost | None = None
         #: what ``carbonshift run`` exits with (1: it stopped for a lost database file)
         self.exit_code = 0
-        self._probe_config = ProbeConfig(
-            cpu_w_per_core=app.settings.cpu_w_per_core,
-            memory_w_per_gb=app.settings.memory_w_per_gb,
-            sysfs_root=app.settings.rapl_root,
-            use_nvml=app.settings.use_nvml,
-            use_rapl=app.settings.use_rapl,
-        )
+        self._probe_config = probe_config(app.settings)
 
     # -- executors ----------------------------------------------------------------------
     def executor_for(self, name: str) -> Executor:
