@@ -79,6 +79,7 @@ from scheduler.intervals import (
 )
 from scheduler.leader import Leadership, LeaseTiming, holder_name, real_now
 from scheduler.measuring import probe_config
+from scheduler.mlflow_log import log_job_metrics, metric_names
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, Site
 from scheduler.presence import Presence
 from scheduler.progress import progress_path_for, read_progress
@@ -1210,6 +1211,8 @@ class Daemon:
             acct = account(samples, pts, started_at=run.started_at, submitted_at=job.submitted_at,
                            pue=pue, counterfactual_points=cf_pts, intervals=intervals)
             self.store.set_accounting(run.id, acct)
+            log_job_metrics(job.env, metric_names(acct.energy_j, acct.emissions_g, acct.saved_g),
+                            what=f"job {job.id} run {run.id}")
             pct = f" ({100 * acct.saved_g / acct.counterfactual_g:.1f}%)" if acct.counterfactual_g > 0 else ""
             return (f": {fmt_energy_kwh(acct.energy_kwh)} ({acct.energy_method}), "
                     f"{fmt_mass_g(acct.emissions_g)} ({acct.intensity_kind}, {acct.intensity_provider}), "
