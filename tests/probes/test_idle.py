@@ -16,7 +16,7 @@ from probe_helpers import BURN_PRELUDE, FakeClock, reap, spawn
 from probes.cpupower import IDLE_FRACTION_OF_TDP, cpu_idle_w
 from probes.detect import ProbeConfig, default_probes, describe
 from probes.idle import CpuIdleShareProbe, idle_share_j
-from probes.model import Method, ProbeTarget
+from probes.model import Method, ProbeTarget, Sample
 from probes.process import ProcessTree
 from probes.sampler import Sampler
 
@@ -92,7 +92,7 @@ def test_rapl_covers_the_idle_role_so_idle_power_is_not_counted_twice(
     (z / "max_energy_range_uj").write_text("262143328850\n")
     config = ProbeConfig(use_nvml=False, sysfs_root=str(root), cpu_idle_share=True, cpu_idle_w=7.0)
     proc = spawn(BURN_PRELUDE + "burn(0.2)\n")
-    got: list = []
+    got: list[Sample] = []
     sampler = Sampler(ProbeTarget(pid=proc.pid, pgid=proc.pid), now=clock, sink=got.extend,
                       interval_s=60, probes=default_probes(config))
     sampler.start()
@@ -137,3 +137,26 @@ def test_measure_cli_adds_the_labelled_idle_share_only_when_on(tmp_path: Path, i
     probes = {p["method"]: p for p in json.loads(_cli(tmp_path, "probes", "--json", idle=idle))}
     assert probes["cpu_idle_share"]["available"] is idle
     assert probes["cpu_idle_share"]["reason"].startswith("on:" if idle else "off:")
+
+
+def test_the_daemon_adds_the_idle_share_to_a_jobs_accounting_when_on(tmp_path: Path) -> None:
+    from tests.public.offline import cs, offline_env
+
+    env = offline_env(tmp_path, CARBONSHIFT_CPU_IDLE_SHARE="true", CARBONSHIFT_CPU_IDLE_W="5")
+    sub = cs(tmp_path, "submit", "--now", "--duration", "1m", "--json", "--",
+             sys.executable, "-c", BURN_PRELUDE + "burn(0.3)\n", env=env)
+    assert sub.returncode == 0, sub.stderr
+    daemon = cs(tmp_path, "run", "--exit-when-idle", env=env, timeout=300)
+    assert daemon.returncode == 0, daemon.stderr[-3000:]
+    (row,) = json.loads(cs(tmp_path, "history", "--format", "json", env=env).stdout)
+    assert row["state"] == "succeeded"
+    assert "cpu_idle_share" in row["energy_method"].split("+")
+
+
+@pytest.mark.parametrize(("var", "value"), [("CARBONSHIFT_CPU_IDLE_W", "0"),
+                                            ("CARBONSHIFT_CPU_IDLE_SHARE", "maybe")])
+def test_a_bad_idle_setting_is_one_line_exit_2(tmp_path: Path, var: str, value: str) -> None:
+    from tests.public.offline import cs, offline_env
+
+    r = cs(tmp_path, "probes", env={**offline_env(tmp_path), var: value})
+    assert r.returncode == 2 and var in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
