@@ -139,7 +139,7 @@ class _Block:
         self._done = False
 
     def start(self) -> Measurement:
-        from probes.detect import ProbeConfig, default_probes
+        from probes.detect import default_probes
         from probes.model import ProbeTarget
         from probes.sampler import Sampler
         from scheduler import measuring
@@ -168,8 +168,7 @@ class _Block:
         self.sampler = Sampler(
             ProbeTarget(pid=os.getpid(), gpu_indices=gpu_indices), now=app.clock.now,
             sink=self.samples.extend, interval_s=interval,
-            probes=default_probes(ProbeConfig(cpu_w_per_core=app.settings.cpu_w_per_core,
-                                              memory_w_per_gb=app.settings.memory_w_per_gb)),
+            probes=default_probes(measuring.probe_config(app.settings)),
         )
         self.sampler.start()
         atexit.register(self._at_exit)
@@ -230,12 +229,9 @@ def _log_to_mlflow(r: Measurement) -> None:
     try:
         if mlflow.active_run() is None:
             return
-        key = "".join(c if c.isalnum() or c in "_-./ " else "_" for c in r.name)[:200] or "block"
-        mlflow.log_metrics({
-            f"carbonshift.{key}.energy_j": r.energy_j,
-            f"carbonshift.{key}.emissions_g": r.emissions_g,
-            # an unscheduled block runs at once: its run-now counterfactual is itself
-            f"carbonshift.{key}.saved_g": 0.0,
-        })
+        from scheduler.mlflow_log import metric_names
+
+        # an unscheduled block runs at once: its run-now counterfactual is itself
+        mlflow.log_metrics(metric_names(r.energy_j, r.emissions_g, 0.0, name=r.name))
     except Exception as exc:  # a tracking server's failure never fails the user's code
         r.notes.append(f"MLflow: could not log metrics: {exc}")

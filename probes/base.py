@@ -20,7 +20,7 @@ class EnergyProbe(ABC):
     method: Method
 
     #: What the probe's samples cover, for choosing one method per role: ``gpu``, ``cpu``,
-    #: ``memory``. Of several probes sharing a role the sampler uses the first that works
+    #: ``memory``, ``cpu-idle`` (the packages' idle power, :mod:`probes.idle`). Of several probes sharing a role the sampler uses the first that works
     #: and keeps the others on standby, to take over if it fails mid-run.
     roles: frozenset[str] = frozenset({"cpu"})
 

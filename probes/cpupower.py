@@ -37,6 +37,7 @@ class HostCpu:
     model: str | None
     threads_per_package: int | None
     virtual: bool
+    packages: int = 1
 
 
 def _normalise(name: str) -> str:
@@ -107,7 +108,7 @@ def host_cpu(cpuinfo_path: str = "/proc/cpuinfo") -> HostCpu:
     threads = siblings
     if threads is None and processors:
         threads = max(1, processors // max(1, len(packages)))
-    return HostCpu(model, threads, virtual)
+    return HostCpu(model, threads, virtual, max(1, len(packages)))
 
 
 def cpu_model_name(cpuinfo_path: str = "/proc/cpuinfo") -> str | None:
@@ -132,3 +133,35 @@ def cpu_w_per_core(
                 "share of the package (set cpu_w_per_core to override)")
     threads = host.threads_per_package or os.cpu_count() or 1
     return row.tdp_w / threads, f"{matched} / {threads} threads per package on this host"
+
+
+#: Idle power of a CPU package as a fraction of its TDP, for the idle share when no RAPL
+#: counter is readable. An assumption, not a measurement: SPECpower_ssj2008 results of
+#: recent servers idle at roughly a quarter to a third of their full-load power, and
+#: CodeCarbon, without RAPL, takes half the TDP as the CPU's mean power whatever the load.
+#: 0.3 sits between the two; set ``cpu_idle_w`` where the machine's idle power is known.
+IDLE_FRACTION_OF_TDP = 0.3
+
+
+def cpu_idle_w(
+    model_name: str | None = None, *, cpuinfo_path: str = "/proc/cpuinfo"
+) -> tuple[float, str]:
+    """The machine's CPU idle power (all packages) in watts, and where it came from.
+
+    :data:`IDLE_FRACTION_OF_TDP` x the matched row's TDP x the packages; for a CPU not in
+    the table, or seen from a virtual machine, that fraction of the default per-thread power
+    x the threads this host sees (its share of a package it cannot see).
+    """
+    host = host_cpu(cpuinfo_path)
+    name = model_name if model_name is not None else host.model
+    row = lookup(name) if name else None
+    pct = f"{IDLE_FRACTION_OF_TDP:g} x"
+    if row is not None and not host.virtual:
+        w = IDLE_FRACTION_OF_TDP * row.tdp_w * host.packages
+        return w, (f"{pct} {row.tdp_w:g} W TDP of CodeCarbon's row {row.model!r}"
+                   f" x {host.packages} package(s) (assumed idle fraction)")
+    threads = os.cpu_count() or 1
+    why = "virtual machine" if row is not None else f"CPU {name or 'unknown'!r} not in CodeCarbon's table"
+    w = IDLE_FRACTION_OF_TDP * DEFAULT_CPU_W_PER_CORE * threads
+    return w, (f"{pct} {DEFAULT_CPU_W_PER_CORE:g} W/thread x {threads} threads"
+               f" (assumed idle fraction; {why})")

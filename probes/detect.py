@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from probes.base import EnergyProbe
-from probes.cpupower import cpu_w_per_core
+from probes.cpupower import cpu_idle_w, cpu_w_per_core
 from probes.memory import DEFAULT_MEMORY_W_PER_GB, MemoryEstimateProbe
 from probes.model import Method
 from probes.process import ProcessTree, ProcessTreeProbe
@@ -23,9 +23,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """How to measure. ``cpu_w_per_core=None`` takes it from the CPU power table."""
+    """How to measure. ``cpu_w_per_core=None`` takes it from the CPU power table.
+
+    ``cpu_idle_share`` adds the job's share of the CPU idle power (:mod:`probes.idle`), of
+    ``cpu_idle_w`` watts (``None``: an assumed fraction of the matched TDP).
+    """
 
     cpu_w_per_core: float | None = None
+    cpu_idle_share: bool = False
+    cpu_idle_w: float | None = None
     memory_w_per_gb: float = DEFAULT_MEMORY_W_PER_GB
     sysfs_root: str = "/sys/class/powercap"
     use_nvml: bool = True
@@ -74,10 +80,17 @@ def _cpu_w(config: ProbeConfig) -> tuple[float, str]:
     return cpu_w_per_core()
 
 
+def _idle_w(config: ProbeConfig) -> tuple[float, str]:
+    if config.cpu_idle_w is not None:
+        return config.cpu_idle_w, f"configured {config.cpu_idle_w:g} W idle"
+    return cpu_idle_w()
+
+
 def default_probes(config: ProbeConfig) -> list[EnergyProbe]:
     """Fresh probes for one run, best methods first; they share one process-tree scan.
 
-    GPU (NVML) first, then CPU (RAPL, then the process-tree estimate), then memory. The
+    GPU (NVML) first, then CPU (RAPL, then the process-tree estimate), then memory, then
+    (with ``cpu_idle_share``) the idle share, whose role RAPL covers where it works. The
     sampler uses the first probe that works for each role and keeps the rest as fallbacks.
     """
     tree = ProcessTree(with_memory=True)
@@ -105,6 +118,14 @@ def default_probes(config: ProbeConfig) -> list[EnergyProbe]:
         probes.append(MemoryEstimateProbe(config.memory_w_per_gb, tree=tree))
     except Exception as exc:
         log.warning("memory probe not constructed: %s", exc)
+    if config.cpu_idle_share:
+        try:
+            from probes.idle import CpuIdleShareProbe
+
+            w, source = _idle_w(config)
+            probes.append(CpuIdleShareProbe(w, tree=tree, source=source))
+        except Exception as exc:
+            log.warning("idle-share probe not constructed: %s", exc)
     return probes
 
 
@@ -187,6 +208,19 @@ def describe(config: ProbeConfig) -> list[ProbeStatus]:
             f"resident memory x {config.memory_w_per_gb:g} W/GB",
             "",
             "memory",
+        )
+    )
+    idle_w, idle_source = _idle_w(config)
+    rule = f"job's share (by CPU time) of {idle_w:g} W CPU idle power ({idle_source})"
+    statuses.append(
+        ProbeStatus(
+            str(Method.CPU_IDLE_SHARE),
+            config.cpu_idle_share,
+            ("on: " if config.cpu_idle_share else "off: ") + rule
+            + ("; RAPL, where it works, includes idle power and takes precedence"
+               if config.cpu_idle_share else ""),
+            "" if config.cpu_idle_share else "set cpu_idle_share = true to add it",
+            "cpu-idle",
         )
     )
     return statuses

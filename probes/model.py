@@ -15,6 +15,7 @@ class Method(StrEnum):
     RAPL = "rapl"
     CPU_TIME_ESTIMATE = "cpu_time_estimate"
     MEMORY_ESTIMATE = "memory_estimate"
+    CPU_IDLE_SHARE = "cpu_idle_share"
     SLURM_ACCOUNTING = "slurm_accounting"
 
 
@@ -22,7 +23,7 @@ class Method(StrEnum):
 class Sample:
     """Energy ``energy_j`` used on ``device`` over ``[start, end)``.
 
-    ``device`` is ``gpu:0``, ``cpu``, ``cpu:package-0``, ``dram``, ``memory``...;
+    ``device`` is ``gpu:0``, ``cpu``, ``cpu:package-0``, ``dram``, ``memory``, ``cpu-idle``...;
     ``estimated`` is true for modelled figures (CPU time x power, memory x W/GB, a GPU share).
     """
 

@@ -141,10 +141,14 @@ def rapl_status(root: str | Path = DEFAULT_SYSFS_ROOT) -> tuple[bool, str, str]:
 
 
 class RaplProbe(EnergyProbe):
-    """Package (device ``cpu``) and DRAM (device ``dram``) energy, the job's share of it."""
+    """Package (device ``cpu``) and DRAM (device ``dram``) energy, the job's share of it.
+
+    The package figure includes its idle power, so the probe also covers the ``cpu-idle``
+    role: the idle-share estimate (:mod:`probes.idle`) stands by behind it.
+    """
 
     method = Method.RAPL
-    roles = frozenset({"cpu"})
+    roles = frozenset({"cpu", "cpu-idle"})
 
     def __init__(
         self,
@@ -166,7 +170,7 @@ class RaplProbe(EnergyProbe):
         self._domains = discover(self.root)
         self._prev_uj = [read_energy_uj(d) for d in self._domains]
         if any(d.kind == "dram" for d in self._domains):
-            self.roles = frozenset({"cpu", "memory"})
+            self.roles = frozenset({"cpu", "cpu-idle", "memory"})
         state = self.tree.attach(target, key=now)
         self._prev_job_cpu_s = state.job_cpu_s
         self._prev_machine_cpu_s = self._machine_cpu_s()

@@ -31,6 +31,8 @@ SCHEMA: dict[str, Any] = {
     "default_policy": (str, "default", "policy used when a submit names none"),
     "sampling_interval_s": (float, 5.0, "energy sampling interval of running jobs"),
     "cpu_w_per_core": (float, None, "power of one fully busy core (default: from the CPU power table)"),
+    "cpu_idle_share": (bool, False, "add each job's share (by CPU time) of the CPU packages' idle power, as device cpu-idle"),
+    "cpu_idle_w": (float, None, "the machine's CPU idle power for cpu_idle_share (default: 0.3 x the matched TDP)"),
     "gpu_w": (float, 300.0, "planning estimate of one GPU's mean power"),
     "memory_w_per_gb": (float, 0.375, "memory power estimate per resident GB"),
     "use_nvml": (bool, True, "measure GPUs through NVML when it works"),
@@ -104,6 +106,9 @@ class Settings:
     default_policy: str = "default"
     sampling_interval_s: float = 5.0
     cpu_w_per_core: float | None = None
+    #: add the job's share of the CPU idle power (device ``cpu-idle``), of ``cpu_idle_w`` W
+    cpu_idle_share: bool = False
+    cpu_idle_w: float | None = None
     gpu_w: float = 300.0
     memory_w_per_gb: float = 0.375
     use_nvml: bool = True
@@ -167,7 +172,7 @@ def _coerce(path: str, value: Any, typ: type) -> Any:
 #: numeric keys that must be above zero, and those that may be zero but not below
 POSITIVE_KEYS = frozenset({
     "sampling_interval_s", "lease_s", "replan_interval_s", "log_max_bytes", "timeout_s",
-    "horizon_h", "cpu_w_per_core", "pue", "min_chunk_s", "slurm_poll_s",
+    "horizon_h", "cpu_w_per_core", "cpu_idle_w", "pue", "min_chunk_s", "slurm_poll_s",
 })
 NON_NEGATIVE_KEYS = frozenset({
     "gpu_w", "memory_w_per_gb", "cache_minutes", "replan_hysteresis_pct", "gpus", "cpus",

@@ -64,7 +64,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from probes.detect import ProbeConfig, default_probes
+from probes.detect import default_probes
 from probes.model import ProbeTarget, Sample
 from probes.sampler import Sampler
 from scheduler.accounting import account, counterfactual_window
@@ -78,6 +78,8 @@ from scheduler.intervals import (
     signal_number,
 )
 from scheduler.leader import Leadership, LeaseTiming, holder_name, real_now
+from scheduler.measuring import probe_config
+from scheduler.mlflow_log import log_job_metrics, metric_names
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, Site
 from scheduler.presence import Presence
 from scheduler.progress import progress_path_for, read_progress
@@ -197,13 +199,7 @@ class Daemon:
         self._file_lost: FileLost | None = None
         #: what ``carbonshift run`` exits with (1: it stopped for a lost database file)
         self.exit_code = 0
-        self._probe_config = ProbeConfig(
-            cpu_w_per_core=app.settings.cpu_w_per_core,
-            memory_w_per_gb=app.settings.memory_w_per_gb,
-            sysfs_root=app.settings.rapl_root,
-            use_nvml=app.settings.use_nvml,
-            use_rapl=app.settings.use_rapl,
-        )
+        self._probe_config = probe_config(app.settings)
 
     # -- executors ----------------------------------------------------------------------
     def executor_for(self, name: str) -> Executor:
@@ -1215,6 +1211,8 @@ class Daemon:
             acct = account(samples, pts, started_at=run.started_at, submitted_at=job.submitted_at,
                            pue=pue, counterfactual_points=cf_pts, intervals=intervals)
             self.store.set_accounting(run.id, acct)
+            log_job_metrics(job.env, metric_names(acct.energy_j, acct.emissions_g, acct.saved_g),
+                            what=f"job {job.id} run {run.id}")
             pct = f" ({100 * acct.saved_g / acct.counterfactual_g:.1f}%)" if acct.counterfactual_g > 0 else ""
             return (f": {fmt_energy_kwh(acct.energy_kwh)} ({acct.energy_method}), "
                     f"{fmt_mass_g(acct.emissions_g)} ({acct.intensity_kind}, {acct.intensity_provider}), "

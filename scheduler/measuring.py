@@ -24,11 +24,28 @@ from scheduler.errors import BadInput
 from scheduler.units import fmt_energy_j, fmt_mass_g
 
 if TYPE_CHECKING:
+    from probes.detect import ProbeConfig
     from probes.sampler import Sampler
     from scheduler.app import App
+    from scheduler.config import Settings
     from scheduler.model import Job, RunAccounting
 
 UNSCHEDULED = "unscheduled (carbonshift measure)"
+
+
+def probe_config(settings: Settings) -> ProbeConfig:
+    """How to measure, from the settings: the one mapping for jobs, measure and probes."""
+    from probes.detect import ProbeConfig
+
+    return ProbeConfig(
+        cpu_w_per_core=settings.cpu_w_per_core,
+        cpu_idle_share=settings.cpu_idle_share,
+        cpu_idle_w=settings.cpu_idle_w,
+        memory_w_per_gb=settings.memory_w_per_gb,
+        sysfs_root=settings.rapl_root,
+        use_nvml=settings.use_nvml,
+        use_rapl=settings.use_rapl,
+    )
 
 
 def by_device(samples: Sequence[Sample]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from intensity.errors import UnknownZone
 from intensity.model import Forecast
 from scheduler.errors import BadInput, InfeasibleJob, NotFound, NotOwner
 from scheduler.holds import holds
+from scheduler.mlflow_log import ENV_VARS as MLFLOW_ENV_VARS
 from scheduler.model import (
     PAUSE_MODES,
     TERMINAL_STATES,
@@ -44,6 +45,7 @@ ENV_ALLOW_LIST = (
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
     "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PYTHONPATH", "CUDA_VISIBLE_DEVICES",
     "OMP_NUM_THREADS", "HF_HOME", "TORCH_HOME",
+    *MLFLOW_ENV_VARS,  # the MLflow run a job belongs to: its figures are logged there
 )
 MAX_NAME_LEN = 200
 MAX_ARGV_BYTES = 128 * 1024

@@ -22,12 +22,12 @@ from typing import Any
 
 import click
 
-from probes.detect import ProbeConfig, default_probes, describe
+from probes.detect import default_probes, describe
 from probes.model import ProbeTarget, Sample
 from probes.sampler import Sampler
 from scheduler.cli.common import echo_json, fmt_g, get_app, json_option, print_table
 from scheduler.errors import BadInput
-from scheduler.measuring import UNSCHEDULED, by_device, parse_gpu_indices
+from scheduler.measuring import UNSCHEDULED, by_device, parse_gpu_indices, probe_config
 from scheduler.units import fmt_energy_j
 
 
@@ -111,9 +111,7 @@ def measure(
     job = measuring.begin(app, argv=command, zone=zone, cwd=os.getcwd(), environ=environ,
                           gpus=len(gpu_indices), at=app.clock.now())
 
-    config = ProbeConfig(
-        cpu_w_per_core=settings.cpu_w_per_core, memory_w_per_gb=settings.memory_w_per_gb
-    )
+    config = probe_config(settings)
     samples: list[Sample] = []
     try:
         proc = subprocess.Popen(list(command), process_group=0)
@@ -223,11 +221,7 @@ def probes(as_json: bool) -> None:
     """What this machine can measure, method by method, and for the rest why not and the fix."""
     app = get_app()
     settings = app.settings
-    statuses = describe(
-        ProbeConfig(
-            cpu_w_per_core=settings.cpu_w_per_core, memory_w_per_gb=settings.memory_w_per_gb
-        )
-    )
+    statuses = describe(probe_config(settings))
     if as_json:
         echo_json([s.to_dict() for s in statuses])
         return

@@ -95,7 +95,7 @@ def test_discovers_packages_and_dram_only(sysfs: Path) -> None:
 
 def test_sockets_summed_dram_separate_job_alone(sysfs: Path) -> None:
     probe, tree, machine = probe_for(sysfs)
-    assert probe.roles == {"cpu", "memory"}
+    assert probe.roles == {"cpu", "cpu-idle", "memory"}
     set_energy(sysfs, "intel-rapl:0", 1_000_000 + 30_000_000)  # +30 J
     set_energy(sysfs, "intel-rapl:1", 2_000_000 + 20_000_000)  # +20 J
     set_energy(sysfs, "intel-rapl:0:2", 100_000 + 3_000_000)  # +3 J
