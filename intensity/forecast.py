@@ -320,14 +320,35 @@ def _arrays(points: Sequence[IntensityPoint]) -> tuple[list[IntensityPoint], Any
     import numpy as np
 
     pts = list(points)
-    starts = np.fromiter((p.start.timestamp() for p in pts), dtype=float, count=len(pts))
+    starts = np.array(_stamps([p.start for p in pts]), dtype=float)
     if len(pts) > 1 and bool(np.any(starts[1:] < starts[:-1])):
         order = np.argsort(starts, kind="stable")
         pts = [pts[i] for i in order]
         starts = starts[order]
-    ends = np.fromiter((p.end.timestamp() for p in pts), dtype=float, count=len(pts))
+    ends = np.array(_stamps([p.end for p in pts]), dtype=float)
     vals = np.fromiter((p.intensity_g_per_kwh for p in pts), dtype=float, count=len(pts))
     return pts, starts, ends, vals
+
+
+#: Timestamps of the datetimes seen lately: a forecast every hour reads the same months of
+#: history each time, and ``datetime.timestamp`` was most of a warm forecast's cost.
+_TS_MEMO: dict[datetime, float] = {}
+_TS_MEMO_SIZE = 200_000
+
+
+def _stamps(times: list[datetime]) -> list[float]:
+    """``[t.timestamp() for t in times]``, through :data:`_TS_MEMO` (equal aware datetimes
+    are the same instant, so the memo is exact)."""
+    memo = _TS_MEMO
+    if len(memo) > _TS_MEMO_SIZE:
+        memo.clear()
+    out = []
+    for t in times:
+        v = memo.get(t)
+        if v is None:
+            v = memo[t] = t.timestamp()
+        out.append(v)
+    return out
 
 
 def _regular(starts: Any, ends: Any, vals: Any, resolution_s: int) -> tuple[float, Any]:
