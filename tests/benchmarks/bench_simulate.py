@@ -31,9 +31,9 @@ def shared_data() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
-def cpu_of(cmd: list[str], env: dict[str, str]) -> float:
+def cpu_of(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True, timeout=3600)
+    subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, check=True, timeout=3600)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -51,13 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no trace at {trace}: set CARBONSHIFT_SHARED_DATA", file=sys.stderr)
         return 2
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CARBONSHIFT_", "XDG_"))}
-    base.update(PYTHONPATH=str(args.repo.resolve()))
+    repo = args.repo.resolve()  # also the working directory: `-c` puts it first on sys.path
+    base.update(PYTHONPATH=str(repo))
     cli = [sys.executable, "-c", "import sys; from scheduler.cli import main; sys.exit(main())",
            "simulate", "--trace", str(trace), "--jobs", str(args.jobs), "--json", "--forecast"]
 
     def run(forecast: str, home: str | None = None) -> float:
         with tempfile.TemporaryDirectory() as tmp:
-            return cpu_of([*cli, forecast], {**base, "HOME": home or tmp})
+            return cpu_of([*cli, forecast], {**base, "HOME": home or tmp}, repo)
 
     ratios, local_s, perfect_s = [], [], []
     for k in range(args.pairs):
