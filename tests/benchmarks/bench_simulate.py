@@ -9,6 +9,10 @@ CLI with its own empty data directory, so every fit is computed (cold: no fit ke
 earlier run); the two commands alternate, and the script prints each pair's CPU seconds
 (user + system of the child) and the median ratio. ``--warm`` also times the local run
 once more on the data directory a first run filled (the fits read back, not refitted).
+
+Measured here (2 shared cores, GB 2023, 1,000 jobs, 5 pairs): 23.6x (23.6 s vs 1.0 s CPU)
+with the pure-Python fit, 2.6x (3.0 s vs 1.2 s) with the numpy fit and the timestamp memo;
+5,000 jobs, one pair: 8.0x before, 2.3x after (18.5 s vs 8.2 s).
 """
 
 from __future__ import annotations
