@@ -61,15 +61,17 @@ day, to the last value decaying toward the mean).
 
 from __future__ import annotations
 
-import itertools
 import math
-from bisect import bisect_left, bisect_right
+import os
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from statistics import median
+from typing import Any
 
+from intensity.fits import FitKey, load_fit, save_fit
 from intensity.model import IntensityPoint, Kind, Source
 
 __all__ = [
@@ -308,47 +310,87 @@ def regular_series(
     """
     if not points:
         raise ValueError("no history")
-    spans = [(p.start.timestamp(), p.end.timestamp(), p.intensity_g_per_kwh) for p in points]
-    hi = max(b for _, b, _ in spans)
-    first = min(a for a, _, _ in spans)
-    steps = max(1, math.ceil((hi - first) / resolution_s - 1e-9))
-    lo = hi - steps * resolution_s
-    total = [0.0] * steps
-    covered = [0.0] * steps
-    for a, b, v in spans:
-        a = max(a, lo)
-        if b <= a:
-            continue
-        i = int((a - lo) // resolution_s)
-        if b - a == resolution_s and a == lo + i * resolution_s:  # the usual, aligned case
-            total[i] += resolution_s * v
-            covered[i] += resolution_s
-            continue
+    _, starts, ends, vals = _arrays(points)
+    t0, y = _regular(starts, ends, vals, resolution_s)
+    return t0, y.tolist()
+
+
+def _arrays(points: Sequence[IntensityPoint]) -> tuple[list[IntensityPoint], Any, Any, Any]:
+    """The points sorted by start, with their start and end timestamps and values as arrays."""
+    import numpy as np
+
+    pts = list(points)
+    starts = np.array(_stamps([p.start for p in pts]), dtype=float)
+    if len(pts) > 1 and bool(np.any(starts[1:] < starts[:-1])):
+        order = np.argsort(starts, kind="stable")
+        pts = [pts[i] for i in order]
+        starts = starts[order]
+    ends = np.array(_stamps([p.end for p in pts]), dtype=float)
+    vals = np.fromiter((p.intensity_g_per_kwh for p in pts), dtype=float, count=len(pts))
+    return pts, starts, ends, vals
+
+
+#: Timestamps of the datetimes seen lately: a forecast every hour reads the same months of
+#: history each time, and ``datetime.timestamp`` was most of a warm forecast's cost.
+_TS_MEMO: dict[datetime, float] = {}
+_TS_MEMO_SIZE = 200_000
+
+
+def _stamps(times: list[datetime]) -> list[float]:
+    """``[t.timestamp() for t in times]``, through :data:`_TS_MEMO` (equal aware datetimes
+    are the same instant, so the memo is exact)."""
+    memo = _TS_MEMO
+    if len(memo) > _TS_MEMO_SIZE:
+        memo.clear()
+    out = []
+    for t in times:
+        v = memo.get(t)
+        if v is None:
+            v = memo[t] = t.timestamp()
+        out.append(v)
+    return out
+
+
+def _regular(starts: Any, ends: Any, vals: Any, resolution_s: int) -> tuple[float, Any]:
+    """:func:`regular_series` on arrays (at least one point): ``(t0, values array)``."""
+    import numpy as np
+
+    res = resolution_s
+    hi = float(ends.max())
+    first = float(starts.min())
+    steps = max(1, math.ceil((hi - first) / res - 1e-9))
+    lo = hi - steps * res
+    a = np.maximum(starts, lo)
+    use = ends > a
+    a, b, v = a[use], ends[use], vals[use]
+    idx = ((a - lo) // res).astype(np.int64)
+    aligned = (b - a == res) & (a == lo + idx * res)  # the usual case: one whole cell each
+    total = np.zeros(steps)
+    covered = np.zeros(steps)
+    np.add.at(total, idx[aligned], res * v[aligned])
+    np.add.at(covered, idx[aligned], float(res))
+    for ai, bi, vi, i in zip(a[~aligned].tolist(), b[~aligned].tolist(), v[~aligned].tolist(),
+                             idx[~aligned].tolist(), strict=True):
         while i < steps:
-            cell_a = lo + i * resolution_s
-            cell_b = cell_a + resolution_s
-            ov = min(b, cell_b) - max(a, cell_a)
+            cell_a = lo + i * res
+            cell_b = cell_a + res
+            ov = min(bi, cell_b) - max(ai, cell_a)
             if ov > 0:
-                total[i] += ov * v
+                total[i] += ov * vi
                 covered[i] += ov
-            if cell_b >= b:
+            if cell_b >= bi:
                 break
             i += 1
-    t0 = lo
-    values: list[float | None] = [
-        (t / c if c > 0 else None) for t, c in zip(total, covered, strict=True)
-    ]
-    period = max(1, DAY_S // resolution_s)
-    out: list[float] = []
-    known = next((v for v in values if v is not None), 0.0)
-    for i, cell in enumerate(values):
-        if cell is not None:
-            out.append(cell)
-        elif i >= period:
-            out.append(out[i - period])
-        else:
-            out.append(out[i - 1] if out else known)
-    return t0, out
+    seen = covered > 0
+    out = np.zeros(steps)
+    out[seen] = total[seen] / covered[seen]
+    gaps = np.flatnonzero(~seen).tolist()
+    if gaps:
+        period = max(1, DAY_S // res)
+        known = float(out[int(np.argmax(seen))]) if seen.any() else 0.0
+        for i in gaps:  # in order: a gap may copy a slot filled just before
+            out[i] = out[i - period] if i >= period else (out[i - 1] if i > 0 else known)
+    return lo, out
 
 
 # -- the local forecaster -------------------------------------------------------------------
@@ -398,8 +440,13 @@ _IRLS_ROUNDS = 1
 _PLAN_SMOOTH_H = 6.0
 #: Fallback model: per-hour decay of the last observation's deviation from the profile.
 _PHI_PER_H = 0.9
+#: What a stored fit must have been fitted with to be reused (:mod:`intensity.fits`).
+_FIT_VERSION = "direct-1:" + repr(
+    (_ANCHOR_H, _N_FEATURES, _PROFILE, _MAX_SAMPLES, _RIDGE, _IRLS_ROUNDS, HALF_LIFE_DAYS,
+     MAX_FIT_DAYS, REFIT_DAYS, MIN_FIT_DAYS)
+)
 _CACHE_SIZE = 64
-_coef_cache: OrderedDict[tuple[object, ...], list[list[float]]] = OrderedDict()
+_coef_cache: OrderedDict[FitKey, list[list[float]]] = OrderedDict()
 
 
 def clear_cache() -> None:
@@ -407,66 +454,48 @@ def clear_cache() -> None:
     _coef_cache.clear()
 
 
-class _Features:
-    """Features of the direct model at an origin, from a gap-free series (O(1) each).
-
-    ``t0`` is the timestamp of ``y[0]`` and ``resolution_s`` the step, for the weekday of
-    a target.
+def _design(
+    y: Any, cum: Any, period: int, t0: float, resolution_s: int, origins: Any, leads: Any
+) -> Any:
+    """Feature rows of the direct model (see the module docstring), one per pair of
+    ``origins[i]`` (``y[:n]`` known) and ``leads[i]`` (the target is ``y[n + lead]``);
+    either may be a scalar. ``y`` is the gap-free series as a float array and ``cum`` its
+    prefix sums (``cum[i]`` = sum of ``y[:i]``). The look-backs reach at most ``7 period + 1``
+    steps before an origin (:func:`_min_origin`).
     """
+    import numpy as np
 
-    def __init__(self, y: Sequence[float], period: int, t0: float, resolution_s: int) -> None:
-        self.y = y
-        self.p = period
-        self.t0 = t0
-        self.res = resolution_s
-        cum = [0.0]
-        for v in y:
-            cum.append(cum[-1] + v)
-        self.cum = cum
-
-    def mean(self, a: int, b: int) -> float:
-        return (self.cum[b] - self.cum[a]) / (b - a)
-
-    def min_origin(self, lead: int) -> int:
-        """The first origin whose features all lie inside the series."""
-        return 7 * self.p + 1  # the look-backs below reach at most 7 p + 1 before the origin
-
-    def at(self, n: int, lead: int) -> list[float]:
-        """Features for the value ``lead`` steps after origin ``n`` (``y[:n]`` known)."""
-        y, p = self.y, self.p
-        t = n + lead
-        k = lead // p + 1  # the latest whole day back whose same-phase value is known
-        week = 7 * p
-        prof = sum(y[t - (k + d) * p] for d in range(7)) / 7.0
-        day = self.mean(n - p, n)
-        out = [1.0, y[n - 1], day, self.mean(n - week, n), prof, y[t - k * p],
-               y[t - (lead // week + 1) * week], y[n - 2], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-               sum(y[n - 1 - d * p] for d in range(1, 8)) / 7.0, y[n - 1 - p]]
-        weekday = (math.floor((self.t0 + t * self.res) / DAY_S) + 3) % 7  # Monday = 0
-        out[8 + weekday] = day
-        return out
-
-
-def _solve(a: list[list[float]], b: list[float]) -> list[float]:
-    """Solve ``a x = b`` by Gaussian elimination with partial pivoting (small systems)."""
-    n = len(b)
-    m = [[*row[:], b[i]] for i, row in enumerate(a)]
-    for col in range(n):
-        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
-        if abs(m[piv][col]) < 1e-12:
-            raise ValueError("singular system")
-        m[col], m[piv] = m[piv], m[col]
-        pv = m[col][col]
-        for r in range(col + 1, n):
-            f = m[r][col] / pv
-            if f:
-                row_r, row_c = m[r], m[col]
-                for c in range(col, n + 1):
-                    row_r[c] -= f * row_c[c]
-    x = [0.0] * n
-    for r in range(n - 1, -1, -1):
-        x[r] = (m[r][n] - sum(m[r][c] * x[c] for c in range(r + 1, n))) / m[r][r]
+    n, lead = np.broadcast_arrays(np.asarray(origins, dtype=np.int64),
+                                  np.asarray(leads, dtype=np.int64))
+    p, week = period, 7 * period
+    t = n + lead
+    k = lead // p + 1  # the latest whole day back whose same-phase value is known
+    prof = y[t - k * p]
+    for d in range(1, 7):
+        prof = prof + y[t - (k + d) * p]
+    anomaly = y[n - 1 - p]
+    for d in range(2, 8):
+        anomaly = anomaly + y[n - 1 - d * p]
+    day = (cum[n] - cum[n - p]) / p
+    x = np.zeros((n.size, _N_FEATURES))
+    x[:, 0] = 1.0
+    x[:, 1] = y[n - 1]
+    x[:, 2] = day
+    x[:, 3] = (cum[n] - cum[n - week]) / week
+    x[:, 4] = prof / 7.0
+    x[:, 5] = y[t - k * p]
+    x[:, 6] = y[t - (lead // week + 1) * week]
+    x[:, 7] = y[n - 2]
+    weekday = (np.floor((t0 + t * resolution_s) / DAY_S).astype(np.int64) + 3) % 7  # Monday = 0
+    x[np.arange(n.size), 8 + weekday] = day
+    x[:, 15] = anomaly / 7.0
+    x[:, 16] = y[n - 1 - p]
     return x
+
+
+def _min_origin(period: int) -> int:
+    """The first origin whose features all lie inside the series."""
+    return 7 * period + 1
 
 
 def _prior() -> list[float]:
@@ -476,7 +505,9 @@ def _prior() -> list[float]:
     return w
 
 
-def _fit_anchor(feats: _Features, n_end: int, lead: int) -> list[float]:
+def _fit_anchor(
+    y: Any, cum: Any, period: int, t0: float, resolution_s: int, n_end: int, lead: int
+) -> list[float]:
     """Weights for one lead from origins whose target lies before ``n_end``.
 
     The target is the deviation from the same-phase profile; samples are weighted by
@@ -484,113 +515,135 @@ def _fit_anchor(feats: _Features, n_end: int, lead: int) -> list[float]:
     then :data:`_IRLS_ROUNDS` rounds of iteratively reweighted least squares toward the
     least-absolute-error fit (the errors we report are MAE).
     """
-    first = feats.min_origin(lead)
+    import numpy as np
+
+    first = _min_origin(period)
     last = n_end - lead  # exclusive: target index n + lead < n_end
     if last - first < 24:
         return _prior()
     stride = max(1, (last - first) // _MAX_SAMPLES)
-    y = feats.y
-    origins = range(last - 1, first - 1, -stride)
-    xs = [feats.at(n, lead) for n in origins]
-    ts = [y[n + lead] - x[_PROFILE] for n, x in zip(origins, xs, strict=True)]
-    per_day = 1.0 / (HALF_LIFE_DAYS * feats.p)
-    base = [0.5 ** ((last - n) * per_day) for n in origins]
+    origins = np.arange(last - 1, first - 1, -stride, dtype=np.int64)
+    xs = _design(y, cum, period, t0, resolution_s, origins, lead)
+    ts = y[origins + lead] - xs[:, _PROFILE]
+    base = 0.5 ** ((last - origins) * (1.0 / (HALF_LIFE_DAYS * period)))
     weights = base
-    coef = _prior()
+    coef = None
     for _ in range(1 + _IRLS_ROUNDS):
         try:
             coef = _ridge(xs, ts, weights)
-        except ValueError:
-            return coef
-        res = [abs(t - sum(a * b for a, b in zip(coef, x, strict=True)))
-               for x, t in zip(xs, ts, strict=True)]
-        floor = max(1e-6, 0.1 * sum(res) / len(res))
-        weights = [w / max(r, floor) for w, r in zip(base, res, strict=True)]
-    coef[_PROFILE] += 1.0  # back from the deviation to the value itself
-    return coef
+        except ValueError:  # singular: keep the last good fit
+            break
+        res = np.abs(ts - xs @ coef)
+        weights = base / np.maximum(res, max(1e-6, 0.1 * float(res.mean())))
+    if coef is None:
+        return _prior()
+    out = [float(c) for c in coef]
+    out[_PROFILE] += 1.0  # back from the deviation to the value itself
+    return out
 
 
-def _ridge(
-    xs: Sequence[Sequence[float]], ts: Sequence[float], weights: Sequence[float]
-) -> list[float]:
+def _ridge(xs: Any, ts: Any, weights: Any) -> Any:
     """Weighted ridge least squares with an unpenalised intercept (feature 0), each other
-    weight penalised by :data:`_RIDGE` on the standardised scale; raw-scale weights out."""
-    nf = _N_FEATURES
-    wsum = sum(weights)
-    mu = [0.0] * nf
-    tmu = 0.0
-    for x, target, w in zip(xs, ts, weights, strict=True):
-        for i in range(1, nf):
-            mu[i] += w * x[i]
-        tmu += w * target
-    mu = [m / wsum for m in mu]
-    tmu /= wsum
-    m = nf - 1
-    xtx = [[0.0] * m for _ in range(m)]
-    xty = [0.0] * m
-    for x, target, w in zip(xs, ts, weights, strict=True):
-        c = [x[i + 1] - mu[i + 1] for i in range(m)]
-        tc = w * (target - tmu)
-        for i in range(m):
-            ci = c[i] * w
-            if ci == 0.0:
-                continue
-            xty[i] += c[i] * tc
-            row = xtx[i]
-            for j in range(i, m):
-                row[j] += ci * c[j]
-    for i in range(m):
-        for j in range(i):
-            xtx[i][j] = xtx[j][i]
+    weight penalised by :data:`_RIDGE` on the standardised scale; raw-scale weights out.
+
+    Solved on the centred weighted normal equations with :func:`numpy.linalg.solve`;
+    ``ValueError`` when they are singular.
+    """
+    import numpy as np
+
+    wsum = float(weights.sum())
+    mu = weights @ xs[:, 1:] / wsum
+    tmu = float(weights @ ts) / wsum
+    c = xs[:, 1:] - mu
+    xtx = (c * weights[:, None]).T @ c
+    xty = c.T @ (weights * (ts - tmu))
     # penalty lam on the standardised weights b_i * sd_i adds lam * sd_i^2 to the raw
     # diagonal; a feature constant over the samples (a weekday not seen) gets weight 0
-    lam = _RIDGE * wsum
-    for i in range(m):
-        var = xtx[i][i] / wsum
-        xtx[i][i] = xtx[i][i] + lam * var if var > 1e-12 else 1.0
-    beta = _solve(xtx, xty)
-    intercept = tmu - sum(b * mu[i + 1] for i, b in enumerate(beta))
-    return [intercept, *beta]
+    diag = np.diagonal(xtx).copy()
+    var = diag / wsum
+    np.fill_diagonal(xtx, np.where(var > 1e-12, diag + _RIDGE * wsum * var, 1.0))
+    try:
+        beta = np.linalg.solve(xtx, xty)
+    except np.linalg.LinAlgError:
+        raise ValueError("singular system") from None
+    if not np.all(np.isfinite(beta)):
+        raise ValueError("singular system")
+    return np.concatenate(([tmu - float(beta @ mu)], beta))
+
+
+def _fingerprint(train: Any) -> str:
+    """A digest of the exact training values (the same in every process)."""
+    import hashlib
+
+    import numpy as np
+
+    return hashlib.blake2b(np.ascontiguousarray(train, dtype="<f8").tobytes(), digest_size=16).hexdigest()
 
 
 def _coefficients(
-    zone: str, y: Sequence[float], t0: float, n_end: int, period: int, resolution_s: int,
-    day_index: int,
+    zone: str, y: Any, t0: float, n_end: int, period: int, resolution_s: int,
+    day_index: int, fit_dir: str | os.PathLike[str] | None = None,
 ) -> list[list[float]] | None:
-    """Anchor weights fitted on ``y[:n_end]`` (cached by the exact training values)."""
+    """Anchor weights fitted on ``y[:n_end]``, reused while the same block's fit is due.
+
+    The fit is keyed by the zone, the resolution, the span it was fitted on (its end, the
+    start of the current :data:`REFIT_DAYS` block, and its length) and a fingerprint of the
+    exact training values: kept in this process (:data:`_CACHE_SIZE` fits) and, with
+    ``fit_dir``, in a small JSON file there that every other process reuses
+    (:mod:`intensity.fits`).
+    """
+    import numpy as np
+
     # whole blocks, so a history window sliding within the block keeps the same fit
     train_days = min(MAX_FIT_DAYS, (n_end // period) // REFIT_DAYS * REFIT_DAYS)
     if train_days < MIN_FIT_DAYS:
         return None
     train = y[n_end - train_days * period : n_end]
-    key = (zone, resolution_s, day_index, train_days, hash(tuple(train)))
+    key = FitKey(zone, resolution_s, day_index * DAY_S, train_days, _fingerprint(train))
     hit = _coef_cache.get(key)
     if hit is not None:
         _coef_cache.move_to_end(key)
         return hit
-    feats = _Features(train, period, t0 + (n_end - len(train)) * resolution_s, resolution_s)
-    anchors = [
-        _fit_anchor(feats, len(train), max(0, round(h * 3600 / resolution_s)))
-        for h in _ANCHOR_H
-    ]
+    anchors = load_fit(fit_dir, key, _FIT_VERSION) if fit_dir is not None else None
+    if anchors is None:
+        cum = np.concatenate(([0.0], np.cumsum(train)))
+        t_train = t0 + (n_end - len(train)) * resolution_s
+        anchors = [
+            _fit_anchor(train, cum, period, t_train, resolution_s, len(train),
+                        max(0, round(h * 3600 / resolution_s)))
+            for h in _ANCHOR_H
+        ]
+        if fit_dir is not None:
+            save_fit(fit_dir, key, _FIT_VERSION, anchors)
     _coef_cache[key] = anchors
     if len(_coef_cache) > _CACHE_SIZE:
         _coef_cache.popitem(last=False)
     return anchors
 
 
+def _weights_at(anchors: Any, lead_h: Any) -> Any:
+    """Weights for each lead in ``lead_h`` (hours, an array), interpolated between the
+    anchors' rows (``anchors``: one row per :data:`_ANCHOR_H` lead)."""
+    import numpy as np
+
+    hs = np.asarray(_ANCHOR_H)
+    lead_h = np.asarray(lead_h, dtype=float)
+    # beyond the fitted leads, the weights of the same phase on the third day: the
+    # last value keeps its phase relation to the target, the rest is level and profile
+    # (wrapped onto [47, 71): both ends are anchors, so 71-72 h cannot fall off the end)
+    wrap = hs[-1] - 24.0
+    lh = np.where(lead_h > hs[-1], wrap + np.mod(lead_h - wrap, 24.0), lead_h)
+    j = np.clip(np.searchsorted(hs, lh, side="left"), 1, len(hs) - 1)
+    w = (lh - hs[j - 1]) / (hs[j] - hs[j - 1])
+    a = np.asarray(anchors, dtype=float)
+    out = a[j - 1] + w[:, None] * (a[j] - a[j - 1])
+    out[lead_h <= hs[0]] = a[0]
+    return out
+
+
 def _weights_for(anchors: list[list[float]], lead_h: float) -> list[float]:
-    if lead_h <= _ANCHOR_H[0]:
-        return anchors[0]
-    if lead_h > _ANCHOR_H[-1]:
-        # beyond the fitted leads, the weights of the same phase on the third day: the
-        # last value keeps its phase relation to the target, the rest is level and profile
-        # (wrapped onto [47, 71): both ends are anchors, so 71-72 h cannot fall off the end)
-        lead_h = _ANCHOR_H[-1] - 24.0 + (lead_h - (_ANCHOR_H[-1] - 24.0)) % 24.0
-    j = bisect_left(_ANCHOR_H, lead_h)
-    h0, h1 = _ANCHOR_H[j - 1], _ANCHOR_H[j]
-    w = (lead_h - h0) / (h1 - h0)
-    return [a + w * (b - a) for a, b in zip(anchors[j - 1], anchors[j], strict=True)]
+    """Weights for one lead (hours); see :func:`_weights_at`."""
+    return [float(w) for w in _weights_at(anchors, [lead_h])[0]]
 
 
 def _profile_forecast(y: Sequence[float], period: int, resolution_s: int, leads: range) -> list[float]:
@@ -616,7 +669,7 @@ def _profile_forecast(y: Sequence[float], period: int, resolution_s: int, leads:
 
 def local_forecast(
     zone: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int,
-    *, for_planning: bool = False,
+    *, for_planning: bool = False, fit_dir: str | os.PathLike[str] | None = None,
 ) -> list[IntensityPoint]:
     """Forecast ``zone`` over ``[now, now + horizon_s)`` from its own ``history``.
 
@@ -627,47 +680,56 @@ def local_forecast(
 
     The default is the point forecast: each value the model's best guess on its own
     (least absolute error). ``for_planning=True`` gives the curve to choose run windows
-    on (see :func:`planning_forecast`).
+    on (see :func:`planning_forecast`). With ``fit_dir``, fitted weights are also kept in
+    (and reused from) that folder, so other processes skip the fit until the next refit
+    is due (:mod:`intensity.fits`).
     """
+    import numpy as np
+
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if horizon_s <= 0:
         return []
     now_ts = _ts(now)
-    past = [p for p in _tail(history, now, MAX_FIT_DAYS + 9) if p.end <= now]
-    if not past:
+    pts, starts, ends, vals = _arrays(history)
+    # the tail of MAX_FIT_DAYS + 9 days before now, and of it what had ended by now
+    cutoff = now_ts - (MAX_FIT_DAYS + 9) * DAY_S
+    old = np.flatnonzero(ends <= cutoff)
+    first = int(old[-1]) + 1 if old.size else 0
+    keep = np.flatnonzero(ends[first:] <= now_ts) + first
+    if not keep.size:
         return []
-    resolution_s = infer_resolution_s(past)
+    durations = ends[keep] - starts[keep]
+    resolution_s = max(1, round(float(np.median(durations))))
     if resolution_s > DAY_S:
         resolution_s = 3600
     period = max(1, round(DAY_S / resolution_s))
-    t0, y = regular_series(past, resolution_s)
+    t0, y = _regular(starts[keep], ends[keep], vals[keep], resolution_s)
     n = len(y)  # index of the first unobserved step
     first_idx = math.floor((now_ts - t0) / resolution_s)
     last_idx = math.ceil((now_ts + horizon_s - t0) / resolution_s)  # exclusive
     leads = range(first_idx - n, last_idx - n)
-    signal = past[-1].signal
+    signal = pts[int(keep[-1])].signal
     # training targets end where the current refit block starts
     day_index = math.floor((t0 + n * resolution_s) / DAY_S) // REFIT_DAYS * REFIT_DAYS
     n_end = min(n, round((day_index * DAY_S - t0) / resolution_s))
     anchors = (
-        _coefficients(zone, y, t0, n_end, period, resolution_s, day_index)
+        _coefficients(zone, y, t0, n_end, period, resolution_s, day_index, fit_dir)
         if n_end > 0 else None
     )
+    values: list[float]
     if anchors is None:
-        values = _profile_forecast(y, period, resolution_s, leads)
+        values = _profile_forecast(y.tolist(), period, resolution_s, leads)
     else:
-        feats = _Features(y, period, t0, resolution_s)
-        values = []
-        profile = []
-        for lead in leads:
-            w = _weights_for(anchors, lead * resolution_s / 3600)
-            x = feats.at(n, lead)
-            values.append(sum(a * b for a, b in zip(w, x, strict=True)))
-            profile.append(x[_PROFILE])
+        cum = np.concatenate(([0.0], np.cumsum(y)))
+        lead_arr = np.arange(leads.start, leads.stop, dtype=np.int64)
+        x = _design(y, cum, period, t0, resolution_s, n, lead_arr)
+        w = _weights_at(anchors, lead_arr * (resolution_s / 3600))
+        values = (w * x).sum(axis=1).tolist()
         if for_planning:
-            values = _level_on_profile(values, profile, round(_PLAN_SMOOTH_H * 3600 / resolution_s))
-    hi = 2.0 * max(y)
+            values = _level_on_profile(values, x[:, _PROFILE].tolist(),
+                                       round(_PLAN_SMOOTH_H * 3600 / resolution_s))
+    hi = 2.0 * float(y.max())
     issued = now
     out: list[IntensityPoint] = []
     for lead, v in zip(leads, values, strict=True):
@@ -684,7 +746,8 @@ def local_forecast(
 
 
 def planning_forecast(
-    zone: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int
+    zone: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int,
+    *, fit_dir: str | os.PathLike[str] | None = None,
 ) -> list[IntensityPoint]:
     """The local forecast to plan on: the same-phase profile's shape at the model's level.
 
@@ -697,7 +760,7 @@ def planning_forecast(
     with the real planner on the 2023 zones (``bench_savings.py``), this plans better than
     both the point forecast and the bare seven-day profile (figures in its docstring).
     """
-    return local_forecast(zone, history, now, horizon_s, for_planning=True)
+    return local_forecast(zone, history, now, horizon_s, for_planning=True, fit_dir=fit_dir)
 
 
 def _level_on_profile(values: Sequence[float], profile: Sequence[float], half: int) -> list[float]:
@@ -712,16 +775,3 @@ def _level_on_profile(values: Sequence[float], profile: Sequence[float], half: i
         a, b = max(0, i - half), min(n, i + max(1, half))
         out.append(p + (cum[b] - cum[a]) / (b - a))
     return out
-
-
-def _tail(history: Sequence[IntensityPoint], now: datetime, days: int) -> list[IntensityPoint]:
-    """The points of ``history`` from ``days`` before ``now`` on (sorted by start)."""
-    cutoff = now - timedelta(days=days)
-    pts = list(history)
-    if any(b.start < a.start for a, b in itertools.pairwise(pts)):
-        pts.sort(key=lambda p: p.start)
-    i = len(pts)
-    while i > 0 and pts[i - 1].end > cutoff:
-        i -= 1
-    return pts[i:]
-

@@ -139,6 +139,11 @@ class Settings:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
+    @property
+    def forecast_fits_dir(self) -> Path:
+        """Where the local forecaster keeps its fitted weights for every process."""
+        return self.data_dir / "forecast-fits"
+
 
 def default_config_path(env: Mapping[str, str]) -> Path:
     base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")

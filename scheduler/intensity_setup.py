@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from intensity.chain import IntensityService, LocalForecaster
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
     from scheduler.storage.base import JobStore
 
 
-def _local_forecaster() -> LocalForecaster | None:
+def _local_forecaster(fit_dir: Path) -> LocalForecaster | None:
+    """The planning curve of the local forecaster, its fits kept in ``fit_dir``."""
     import importlib.util
 
     if importlib.util.find_spec("intensity.forecast") is None:
@@ -28,7 +30,7 @@ def _local_forecaster() -> LocalForecaster | None:
         # imported on first use: a submit served by a fresh cached forecast never needs it
         from intensity.forecast import planning_forecast
 
-        return planning_forecast(zone, history, now, horizon_s)
+        return planning_forecast(zone, history, now, horizon_s, fit_dir=fit_dir)
 
     return local
 
@@ -59,7 +61,7 @@ def build_intensity_service(
     return IntensityService(
         providers,
         cache=store,
-        local=_local_forecaster(),
+        local=_local_forecaster(settings.forecast_fits_dir),
         cache_s=float(settings.intensity.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(settings.intensity.get("horizon_h", 48.0)) * 3600),
         # a failed provider is skipped for a while, by every process sharing the store

@@ -25,8 +25,10 @@ passed in, so a simulation is reproducible from its seed.
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import math
+import os
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
@@ -236,14 +238,22 @@ def seven_day_mean_forecast(
     return out
 
 
-def local_forecaster() -> Forecaster:
+def local_forecaster(fit_dir: str | os.PathLike[str] | None = None) -> Forecaster:
     """The package's local forecaster, as the scheduler plans on it
-    (:func:`intensity.forecast.planning_forecast`)."""
+    (:func:`intensity.forecast.planning_forecast`).
+
+    Its weights are refitted once per block, as in the daemon: every decision of a run
+    inside the same block reuses the same fit (kept in this process), and with
+    ``fit_dir`` (the app's :attr:`~scheduler.config.Settings.forecast_fits_dir`) later
+    runs and the daemon reuse what this run fitted on the same data.
+    """
     try:
         from intensity.forecast import planning_forecast
     except ImportError as exc:  # pragma: no cover - the forecaster ships with the package
         raise BadInput(f"the local forecaster is not available: {exc}") from None
-    return planning_forecast
+    if fit_dir is None:
+        return planning_forecast
+    return functools.partial(planning_forecast, fit_dir=fit_dir)
 
 
 class Vintages:

@@ -80,12 +80,14 @@ def _check_zone(app: App, zone: str, provider_name: str | None) -> IntensityProv
 def _service(app: App, provider: IntensityProvider | None) -> IntensityService:
     if provider is None:
         return app.intensity
+    from functools import partial
+
     from intensity.chain import IntensityService
     from intensity.forecast import planning_forecast
 
     conf = app.settings.intensity
     return IntensityService(
-        [provider], cache=app.store, local=planning_forecast,
+        [provider], cache=app.store, local=partial(planning_forecast, fit_dir=app.settings.forecast_fits_dir),
         cache_s=float(conf.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(conf.get("horizon_h", 48.0)) * 3600),
     )

@@ -141,13 +141,17 @@ def simulate(
         min_chunk_s=parse_duration_s(min_chunk, what="--min-chunk"),
         max_pauses=None if max_pauses < 0 else max_pauses,
     )
-    forecaster = None
+    from scheduler.simulate import local_forecaster
+
+    # the local forecaster's fits are kept where every later run and the daemon reuse them
+    local = local_forecaster(get_app().settings.forecast_fits_dir) if forecast in ("local", "vintages") else None
+    forecaster = local
     if forecast == "vintages":
         if not vintage_file:
             raise BadInput("--forecast vintages needs --vintages FILE (recorded forecasts)")
         from scheduler.simulate import vintage_forecaster
 
-        forecaster = vintage_forecaster(vintage_file, zones[0])
+        forecaster = vintage_forecaster(vintage_file, zones[0], fallback=local)
     replan_s = 0 if replan.strip() in ("0", "0s") else parse_duration_s(replan, what="--replan")
     # forecasts reach every job's deadline (at least the usual 48 h)
     horizon_s = max([48 * 3600, *(int((j.deadline - j.submit).total_seconds()) for j in jobs)])
