@@ -85,7 +85,7 @@ def _service(app: App, provider: IntensityProvider | None) -> IntensityService:
 
     conf = app.settings.intensity
     return IntensityService(
-        [provider], cache=app.store, local=planning_forecast,
+        [provider], cache=app.intensity_cache, local=planning_forecast,
         cache_s=float(conf.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(conf.get("horizon_h", 48.0)) * 3600),
     )
