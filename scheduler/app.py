@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from intensity.chain import IntensityService
     from scheduler.queue import Queue
     from scheduler.storage.base import JobStore
+    from scheduler.storage.lite import IntensityCache
 
 
 def normalise_db(value: str) -> str:
@@ -86,10 +87,21 @@ class App:
         return False
 
     @cached_property
+    def intensity_cache(self) -> JobStore | IntensityCache:
+        """The intensity service's cache and failure log: the store, read through the
+        stdlib side door (:class:`~scheduler.storage.lite.IntensityCache`) until something
+        opens the store, so a decision served from the cache never imports SQLAlchemy."""
+        if self._store is not None:
+            return self._store
+        from scheduler.storage.lite import IntensityCache
+
+        return IntensityCache(self.settings.db, lambda: self.store, lambda: self._store is not None)
+
+    @cached_property
     def intensity(self) -> IntensityService:
         from scheduler.intensity_setup import build_intensity_service
 
-        return build_intensity_service(self.settings, self.env, self.store)
+        return build_intensity_service(self.settings, self.env, self.intensity_cache)
 
     @cached_property
     def queue(self) -> Queue:

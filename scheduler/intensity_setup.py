@@ -17,6 +17,7 @@ from scheduler.errors import BadInput
 
 if TYPE_CHECKING:
     from scheduler.storage.base import JobStore
+    from scheduler.storage.lite import IntensityCache
 
 
 def _local_forecaster(fit_dir: Path) -> LocalForecaster | None:
@@ -36,7 +37,7 @@ def _local_forecaster(fit_dir: Path) -> LocalForecaster | None:
 
 
 def build_intensity_service(
-    settings: Settings, env: Mapping[str, str], store: JobStore | None
+    settings: Settings, env: Mapping[str, str], store: JobStore | IntensityCache | None
 ) -> IntensityService:
     """Providers named in ``[intensity] providers`` (best first), the store as cache, the
     local forecaster, then the static table and flat as the last links."""

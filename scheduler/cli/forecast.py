@@ -87,7 +87,8 @@ def _service(app: App, provider: IntensityProvider | None) -> IntensityService:
 
     conf = app.settings.intensity
     return IntensityService(
-        [provider], cache=app.store, local=partial(planning_forecast, fit_dir=app.settings.forecast_fits_dir),
+        [provider], cache=app.intensity_cache,
+        local=partial(planning_forecast, fit_dir=app.settings.forecast_fits_dir),
         cache_s=float(conf.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(conf.get("horizon_h", 48.0)) * 3600),
     )

@@ -13,6 +13,12 @@ uses the full store, which creates, migrates, explains or refuses as it always d
 Rows map to :class:`~scheduler.model.Job` exactly as the store maps them:
 ``tests/storage/test_lite.py`` checks the two against each other, and the column kinds
 below against :mod:`scheduler.storage.tables`.
+
+The intensity cache has the same side door: ``forecast`` served from a fresh cached
+forecast only reads (the fetch time, the points, a provider's last failure), and
+:class:`IntensityCache` answers those reads here while the full store is not open, so
+one decision costs no SQLAlchemy; the first write (a provider's new points, a failure)
+opens the store, which then answers everything (``tests/storage/test_lite_intensity.py``).
 """
 
 from __future__ import annotations
@@ -25,9 +31,18 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from intensity.model import IntensityPoint, Kind, Signal, Source
 from scheduler.model import Job, JobState
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from intensity.chain import FailureLog, PointCache
+
+    class FullCache(PointCache, FailureLog, Protocol):
+        """What :class:`IntensityCache` hands writes to: the full store."""
 
 VERSIONS_DIR = Path(__file__).resolve().parent / "migrations" / "versions"
 
@@ -39,6 +54,10 @@ DATETIME_FIELDS = frozenset({
 JSON_FIELDS = frozenset({"argv", "env", "allowed_sites"})
 BOOL_FIELDS = frozenset({"shell", "run_now", "interruptible"})
 JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+#: ``intensity_fetches.kind`` of a provider's last failure (store.py's FAILURE_KIND)
+FAILURE_KIND = "failure"
+POINT_FIELDS = ("zone", "start", "end", "intensity_g_per_kwh", "kind", "provider", "signal",
+                "issued_at", "source", "estimated")
 
 
 def head_revision() -> str | None:
@@ -157,9 +176,88 @@ def _job(row: Sequence[Any]) -> Job:
     return Job(**values)
 
 
+class IntensityCache:
+    """The intensity service's cache and failure log over the SQLite file of ``url``.
+
+    Reads go through :mod:`sqlite3` (as :func:`queue_view`) while ``is_open()`` says the
+    full store is not open; writes, reads this module cannot vouch for, and every read
+    once the store is open go to ``store()`` (which opens it, creating or migrating the
+    file as it always does)."""
+
+    def __init__(self, url: str, store: Callable[[], FullCache], is_open: Callable[[], bool]) -> None:
+        self.url = url
+        self._store = store
+        self._is_open = is_open
+
+    def _lite(self, read: Callable[[sqlite3.Connection], T]) -> tuple[T] | None:
+        if self._is_open():
+            return None
+        return _answer(self.url, lambda con: (read(con),))
+
+    def last_fetch(self, zone: str, provider: str, kind: Kind) -> datetime | None:
+        got = self._lite(lambda con: _fetched_at(con, zone, provider, str(kind)))
+        return got[0] if got is not None else self._store().last_fetch(zone, provider, kind)
+
+    def provider_failed_at(self, zone: str, provider: str) -> datetime | None:
+        got = self._lite(lambda con: _fetched_at(con, zone, provider, FAILURE_KIND))
+        return got[0] if got is not None else self._store().provider_failed_at(zone, provider)
+
+    def get_points(
+        self, zone: str, start: datetime, end: datetime, *, kind: Kind | None = None,
+        provider: str | None = None,
+    ) -> list[IntensityPoint]:
+        got = self._lite(lambda con: _points(con, zone, start, end, kind, provider))
+        if got is not None:
+            return got[0]
+        return self._store().get_points(zone, start, end, kind=kind, provider=provider)
+
+    def add_points(self, points: Sequence[IntensityPoint]) -> int:
+        return self._store().add_points(points)
+
+    def note_provider_failure(self, zone: str, provider: str, at: datetime) -> None:
+        self._store().note_provider_failure(zone, provider, at)
+
+
+def _fetched_at(con: sqlite3.Connection, zone: str, provider: str, kind: str) -> datetime | None:
+    row = con.execute("SELECT fetched_at FROM intensity_fetches WHERE zone = ? AND provider = ? "
+                      "AND kind = ?", (zone, provider, kind)).fetchone()
+    return None if row is None or row[0] is None else _utc(row[0])
+
+
+def _points(
+    con: sqlite3.Connection, zone: str, start: datetime, end: datetime, kind: Kind | None,
+    provider: str | None,
+) -> list[IntensityPoint]:
+    # the store's query (store.py, SqlStore.get_points), written out
+    columns = ", ".join(f'"{name}"' for name in POINT_FIELDS)
+    sql = f'SELECT {columns} FROM intensity_points WHERE zone = ? AND start < ? AND "end" > ?'
+    params: list[Any] = [zone, sqlite_text(end), sqlite_text(start)]
+    if kind is not None:
+        sql += " AND kind = ?"
+        params.append(str(kind))
+    if provider is not None:
+        sql += " AND provider = ?"
+        params.append(provider)
+    sql += " ORDER BY start, issued_key, id"
+    return [
+        IntensityPoint(zone=z, start=_utc(s), end=_utc(e), intensity_g_per_kwh=value, kind=Kind(k),
+                       provider=p, signal=Signal(sig), issued_at=None if issued is None else _utc(issued),
+                       source=Source(src), estimated=bool(est))
+        for z, s, e, value, k, p, sig, issued, src, est in con.execute(sql, params)
+    ]
+
+
+def sqlite_text(value: datetime) -> str:
+    """An aware time as the store keeps it in SQLite (tables.py's ``_sqlite_bind``): naive
+    UTC, fixed width, so text order is time order."""
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()!r}: carbonshift only stores aware UTC times")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
 def _utc(text: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-__all__ = ["head_revision", "planned_intervals", "queue_view", "sqlite_file"]
+__all__ = ["IntensityCache", "head_revision", "planned_intervals", "queue_view", "sqlite_file", "sqlite_text"]

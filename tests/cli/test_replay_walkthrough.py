@@ -55,7 +55,8 @@ def test_the_readme_walkthrough_replays_two_zones(tmp_path: Path) -> None:
     zone_of = {"local": "GB", "frankfurt": "DE"}
     for row in rows:
         assert row["state"] == "succeeded" and row["energy_kwh"] > 0, row
-        assert (row["intensity_kind"], row["intensity_provider"], row["actual_share"]) == ("actual", "replay", 1.0)
+        assert (row["intensity_kind"], row["intensity_provider"]) == ("actual", "replay")
+        assert row["actual_share"] == pytest.approx(1.0)  # a float sum of per-sample shares
         # the emission factor is the file's: within the zone's values over the run
         started, finished = (datetime.fromisoformat(row[k]) for k in ("started_at", "finished_at"))
         values = [p.intensity_g_per_kwh for p in read_trace(FILES[zone_of[row["site"]]]).points
