@@ -61,6 +61,9 @@ class App:
         elif env.get("CARBONSHIFT_DB"):
             overrides["db"] = normalise_db(env["CARBONSHIFT_DB"])
         settings = load_settings(env=env, config_path=config, overrides=overrides)
+        from scheduler.storage.store import check_cli_url
+
+        check_cli_url(settings.db)
         return cls(settings, env=env, clock=clock or clock_from_env(env.get("CARBONSHIFT_CLOCK")))
 
     @property
