@@ -92,7 +92,7 @@ class App:
     def intensity(self) -> IntensityService:
         from scheduler.intensity_setup import build_intensity_service
 
-        return build_intensity_service(self.settings, self.env, self.store)
+        return build_intensity_service(self.settings, self.env, lambda: self.store)
 
     @cached_property
     def queue(self) -> Queue:

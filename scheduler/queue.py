@@ -142,6 +142,7 @@ def check_text(value: str, what: str, *, max_len: int = MAX_NAME_LEN, allow: str
     return value
 
 
+_ZONE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -256,6 +257,18 @@ class Queue:
         if req.priority < -1000 or req.priority > 1000:
             raise BadInput(f"priority {req.priority} is out of range: use -1000..1000")
         overrides = validate_policy(req.overrides, check_name=False)  # before any I/O
+        power = req.power_w
+        if power is None:
+            power = req.gpus * self.app.settings.gpu_w + max(req.cpus, 1) * (
+                self.app.settings.cpu_w_per_core or PLANNING_CPU_W_PER_CORE
+            )
+        check_power_w(power)
+        if req.zone is not None and not req.zone.strip():
+            raise BadInput("zone is empty: give a zone like GB or DE, or leave --zone out")
+        if req.zone is not None and not _ZONE_RE.fullmatch(req.zone.strip()):
+            raise BadInput(f"zone {req.zone[:40]!r} is not a zone name: use letters, digits, '-' and '_', "
+                           "like GB, DE or US-CAL-CISO (see `carbonshift zones`)")
+        self.app.intensity  # noqa: B018 (providers set up, a bad trace refused, before the store opens)
         sites = self.sites()
         site_name = req.site or DEFAULT_SITE
         if site_name not in sites:
@@ -266,8 +279,6 @@ class Queue:
         for s in req.allowed_sites:
             if s not in sites:
                 raise NotFound(f"unknown site {s!r} in --site: known sites are {', '.join(sorted(sites))}")
-        if req.zone is not None and not req.zone.strip():
-            raise BadInput("zone is empty: give a zone like GB or DE, or leave --zone out")
         allowed = list(req.allowed_sites)
         if req.zone is not None:
             try:
@@ -284,12 +295,6 @@ class Queue:
         policy_name = req.policy or self.app.settings.default_policy
         policy = validate_policy(merge(self.get_policy(policy_name), overrides))
         bounds = resolve(policy, submitted_at=now, duration_s=req.duration_s, not_before=req.not_before)
-        power = req.power_w
-        if power is None:
-            power = req.gpus * self.app.settings.gpu_w + max(req.cpus, 1) * (
-                self.app.settings.cpu_w_per_core or PLANNING_CPU_W_PER_CORE
-            )
-        check_power_w(power)
         env = {k: req.submitter_env[k] for k in ENV_ALLOW_LIST if k in req.submitter_env}
         env.update(req.env)
         _check_transfer(req)

@@ -55,7 +55,7 @@ def replay_entries(values: Sequence[str]) -> list[str]:
     import os
 
     from intensity.errors import BadTrace
-    from intensity.providers.replay import parse_zone_file
+    from intensity.providers.replay import _zone_trace, parse_zone_file
 
     out = []
     for value in values:
@@ -64,6 +64,7 @@ def replay_entries(values: Sequence[str]) -> list[str]:
         if not os.path.isfile(full) or not os.access(full, os.R_OK):
             raise BadTrace(f"--replay {value!r}: {path!r} is not a readable file: give the path "
                            "of an Electricity Maps portal CSV or a time,intensity_g_per_kwh CSV")
+        _zone_trace(zone, full)  # its content, before any command reads or writes anything
         out.append(f"{zone}={full}")
     return out
 
