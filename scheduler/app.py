@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 def normalise_db(value: str) -> str:
     """A ``--db`` value: a URL as is, a plain path as an absolute SQLite URL."""
+    if "\0" in value:
+        from scheduler.errors import BadInput
+
+        raise BadInput(f"--db {value[:60]!r} holds a NUL character: give a file path or a database URL")
     if "://" in value:
         return value
     return "sqlite:///" + str(Path(value).expanduser().resolve())
