@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 def normalise_db(value: str) -> str:
     """A ``--db`` value: a URL as is, a plain path as an absolute SQLite URL."""
+    if "\0" in value:
+        from scheduler.errors import BadInput
+
+        raise BadInput(f"--db {value[:60]!r} holds a NUL character: give a file path or a database URL")
     if "://" in value:
         return value
     return "sqlite:///" + str(Path(value).expanduser().resolve())
@@ -62,6 +66,9 @@ class App:
         elif env.get("CARBONSHIFT_DB"):
             overrides["db"] = normalise_db(env["CARBONSHIFT_DB"])
         settings = load_settings(env=env, config_path=config, overrides=overrides)
+        from scheduler.storage.store import check_cli_url
+
+        check_cli_url(settings.db)
         return cls(settings, env=env, clock=clock or clock_from_env(env.get("CARBONSHIFT_CLOCK")))
 
     @property
@@ -101,7 +108,9 @@ class App:
     def intensity(self) -> IntensityService:
         from scheduler.intensity_setup import build_intensity_service
 
-        return build_intensity_service(self.settings, self.env, self.intensity_cache)
+        # a function: the cache is built (and a new database made) only once the providers
+        # are set up, so a bad trace or provider is refused with nothing written
+        return build_intensity_service(self.settings, self.env, lambda: self.intensity_cache)
 
     @cached_property
     def queue(self) -> Queue:

@@ -225,6 +225,12 @@ def _check_range(what: str, key: str, value: Any) -> Any:
         raise ConfigError(f"{what} = {value!r} must be greater than zero")
     if key in NON_NEGATIVE_KEYS and value < 0:
         raise ConfigError(f"{what} = {value!r} must not be negative")
+    if key in ("gpus", "cpus"):
+        from scheduler.model import MAX_CPUS, MAX_GPUS
+
+        limit = MAX_GPUS if key == "gpus" else MAX_CPUS
+        if value > limit:
+            raise ConfigError(f"{what} = {value!r} is more than {limit:,}: give at most {limit}")
     return value
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,10 +37,13 @@ def _local_forecaster(fit_dir: Path) -> LocalForecaster | None:
 
 
 def build_intensity_service(
-    settings: Settings, env: Mapping[str, str], store: JobStore | IntensityCache | None
+    settings: Settings, env: Mapping[str, str],
+    store: JobStore | IntensityCache | Callable[[], JobStore | IntensityCache] | None,
 ) -> IntensityService:
     """Providers named in ``[intensity] providers`` (best first), the store as cache, the
-    local forecaster, then the static table and flat as the last links."""
+    local forecaster, then the static table and flat as the last links. ``store`` may be a
+    function giving it: it is opened only once the providers are set up, so a bad trace or
+    provider is refused before a new database is created."""
     names = [n for n in settings.intensity.get("providers") or [] if n != "static"]
     providers = []
     for name in names:
@@ -59,6 +62,8 @@ def build_intensity_service(
             providers.append(make_provider(name, options, env, http=http))
         except IntensityError as exc:
             raise BadInput(f"provider {name!r} cannot be set up: {exc}") from None
+    if callable(store):
+        store = store()
     return IntensityService(
         providers,
         cache=store,

@@ -73,6 +73,10 @@ def parse_gpu_indices(value: str | None, environ: dict[str, str]) -> tuple[int, 
         raise BadInput(f"--gpus {value!r} is not a list of GPU indices like 0,1") from None
     if any(i < 0 for i in indices):
         raise BadInput(f"--gpus {text!r}: GPU indices are not negative")
+    from scheduler.model import MAX_GPUS
+
+    if any(i >= MAX_GPUS for i in indices) or len(indices) > MAX_GPUS:
+        raise BadInput(f"--gpus {text[:40]!r}: give at most {MAX_GPUS} GPU indices, each below {MAX_GPUS}")
     return indices
 
 

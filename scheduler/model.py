@@ -71,6 +71,47 @@ class Site:
     transfer_energy_j: float = 0.0
 
 
+#: the most GPUs and CPU cores one job may ask for, or one site may have (beyond any machine)
+MAX_GPUS = 1024
+MAX_CPUS = 100_000
+
+
+def check_count(value: int, what: str, limit: int) -> int:
+    """A count of GPUs or CPUs: a whole number from 0 to ``limit``; :class:`BadInput` naming
+    ``what`` and the value otherwise."""
+    from scheduler.errors import BadInput
+
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInput(f"{what} {value!r} is not a whole number: give one like 1 or 8")
+    if value < 0:
+        raise BadInput(f"{what} {value} must not be negative")
+    if value > limit:
+        raise BadInput(f"{what} {value} is more than {limit:,}: give at most {limit}")
+    return value
+
+
+#: the most power one job may be estimated to draw, W (10 MW: a whole data centre)
+MAX_POWER_W = 1e7
+
+
+def check_power_w(power_w: float, what: str = "power") -> float:
+    """A job's estimated mean power: a finite number of watts above 0, at most
+    :data:`MAX_POWER_W`."""
+    import math
+
+    from scheduler.errors import BadInput
+
+    if not isinstance(power_w, int | float) or not math.isfinite(power_w) or not 0 < power_w <= MAX_POWER_W:
+        raise BadInput(f"{what} {power_w!r} W must be a positive number of watts, at most {MAX_POWER_W:.0e}")
+    return float(power_w)
+
+
+def check_resources(gpus: int, cpus: int, *, gpus_what: str = "--gpus", cpus_what: str = "--cpus") -> None:
+    """GPUs and CPU cores of a job or a site within :data:`MAX_GPUS` and :data:`MAX_CPUS`."""
+    check_count(gpus, gpus_what, MAX_GPUS)
+    check_count(cpus, cpus_what, MAX_CPUS)
+
+
 @dataclass(slots=True)
 class Job:
     """A command with resources, an estimate, resolved policy constraints and a state.

@@ -67,13 +67,19 @@ def merge(base: Policy, override: Policy) -> Policy:
             changes["deadline_at"] = None
     if override.run_now:
         changes["run_now"] = True
+        # a per-job --now runs at once: a policy's threshold no longer applies
+        changes.setdefault("threshold_g_per_kwh", None)
+    elif override.threshold_g_per_kwh is not None:
+        changes["run_now"] = False  # a per-job threshold shifts a job of a run-now policy
     if override.interruptible:
         changes["interruptible"] = True
     return replace(base, **changes)
 
 
-def validate_policy(policy: Policy) -> Policy:
-    """Refuse values that make no sense (negative, NaN) with a one-line message."""
+def validate_policy(policy: Policy, *, check_name: bool = True) -> Policy:
+    """Refuse values that make no sense (negative, NaN), rules that contradict each other
+    (``--now`` with a threshold, a latest start after the deadline) and a description with
+    control characters, with a one-line message. ``check_name=False`` for per-job flags."""
     for name in ("deadline_s", "latest_start_s", "max_delay_s"):
         value = getattr(policy, name)
         if value is not None and value < 0:
@@ -84,6 +90,29 @@ def validate_policy(policy: Policy) -> Policy:
             raise BadInput(
                 f"policy {policy.name!r}: {name.replace('_g_per_kwh', '')} {value!r} must be a positive number"
             )
+    if policy.run_now and policy.threshold_g_per_kwh is not None:
+        raise BadInput(
+            f"policy {policy.name!r}: --now and --threshold {policy.threshold_g_per_kwh:g} contradict "
+            "each other (run at once, or wait for a clean window): give one of them"
+        )
+    if (policy.latest_start_s is not None and policy.deadline_s is not None
+            and policy.latest_start_s > policy.deadline_s):
+        raise BadInput(
+            f"policy {policy.name!r}: latest start {format_duration(policy.latest_start_s)} is after the "
+            f"deadline {format_duration(policy.deadline_s)}: give a latest start before the deadline, or drop one"
+        )
+    if (policy.latest_start_at is not None and policy.deadline_at is not None
+            and policy.latest_start_at > policy.deadline_at):
+        raise BadInput(
+            f"policy {policy.name!r}: latest start {iso(policy.latest_start_at)} is after the deadline "
+            f"{iso(policy.deadline_at)}: give a latest start before the deadline, or drop one"
+        )
+    if policy.description:
+        from scheduler.queue import check_text
+
+        check_text(policy.description, "policy description")
+    if not check_name:
+        return policy
     if not policy.name or not policy.name.replace("-", "").replace("_", "").isalnum():
         raise BadInput(
             f"policy name {policy.name!r} is not valid: use letters, digits, '-' and '_'"
@@ -135,6 +164,16 @@ def _resolve(policy: Policy, *, submitted_at: datetime, duration_s: int, not_bef
         deadline = submitted_at + timedelta(seconds=max(DEFAULT_DEADLINE_S, duration_s))
         bounds.append(deadline - duration)
     latest = min(bounds)
+    explicit: list[datetime] = []
+    if policy.latest_start_at is not None:
+        explicit.append(policy.latest_start_at)
+    if policy.latest_start_s is not None:
+        explicit.append(submitted_at + timedelta(seconds=policy.latest_start_s))
+    if deadline is not None and explicit and min(explicit) > deadline:
+        raise BadInput(
+            f"latest start {iso(min(explicit))} is after the deadline {iso(deadline)}: "
+            "give a latest start before the deadline, or drop one"
+        )
     if deadline is not None and deadline < earliest_finish:
         need = format_duration((earliest_finish - submitted_at).total_seconds(), ceil=True)
         raise InfeasibleJob(

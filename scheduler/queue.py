@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +31,8 @@ from scheduler.model import (
     PlanEntry,
     Policy,
     Site,
+    check_power_w,
+    check_resources,
 )
 from scheduler.planner import PlanOptions, horizon_needed_s, plan, window_mean_g_per_kwh
 from scheduler.policies import BUILTIN_POLICIES, merge, resolve, validate_policy
@@ -141,6 +144,20 @@ def check_text(value: str, what: str, *, max_len: int = MAX_NAME_LEN, allow: str
     return value
 
 
+_ZONE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_env_entry(name: str, value: str) -> None:
+    """An environment entry of a job: a name of letters, digits and ``_`` (not starting with
+    a digit; no ``=``, spaces or control characters) and a value without NUL."""
+    if not _ENV_NAME_RE.fullmatch(name):
+        raise BadInput(f"environment name {name[:40]!r} is not valid: use --env NAME=VALUE with a NAME "
+                       "of letters, digits and '_'")
+    if "\0" in value or len(value) > MAX_ARGV_BYTES:
+        raise BadInput(f"environment value of {name} holds a NUL or is over {MAX_ARGV_BYTES} characters")
+
+
 class Queue:
     """Submit, plan and cancel jobs against the app's store, intensity and clock."""
 
@@ -237,12 +254,23 @@ class Queue:
         if not name.strip():
             raise BadInput("name is empty: give --name a few characters")
         for k, v in req.env.items():
-            if not k or "=" in k or "\0" in k or "\0" in v:
-                raise BadInput(f"environment entry {k!r} is not valid: use --env NAME=VALUE")
-        if req.gpus < 0 or req.cpus < 0:
-            raise BadInput("--gpus and --cpus must not be negative")
+            check_env_entry(k, v)
+        check_resources(req.gpus, req.cpus)
         if req.priority < -1000 or req.priority > 1000:
             raise BadInput(f"priority {req.priority} is out of range: use -1000..1000")
+        overrides = validate_policy(req.overrides, check_name=False)  # before any I/O
+        power = req.power_w
+        if power is None:
+            power = req.gpus * self.app.settings.gpu_w + max(req.cpus, 1) * (
+                self.app.settings.cpu_w_per_core or PLANNING_CPU_W_PER_CORE
+            )
+        check_power_w(power)
+        if req.zone is not None and not req.zone.strip():
+            raise BadInput("zone is empty: give a zone like GB or DE, or leave --zone out")
+        if req.zone is not None and not _ZONE_RE.fullmatch(req.zone.strip()):
+            raise BadInput(f"zone {req.zone[:40]!r} is not a zone name: use letters, digits, '-' and '_', "
+                           "like GB, DE or US-CAL-CISO (see `carbonshift zones`)")
+        self.app.intensity  # noqa: B018 (providers set up, a bad trace refused, before the store opens)
         sites = self.sites()
         site_name = req.site or DEFAULT_SITE
         if site_name not in sites:
@@ -253,8 +281,6 @@ class Queue:
         for s in req.allowed_sites:
             if s not in sites:
                 raise NotFound(f"unknown site {s!r} in --site: known sites are {', '.join(sorted(sites))}")
-        if req.zone is not None and not req.zone.strip():
-            raise BadInput("zone is empty: give a zone like GB or DE, or leave --zone out")
         allowed = list(req.allowed_sites)
         if req.zone is not None:
             try:
@@ -269,15 +295,8 @@ class Queue:
         except UnknownZone as exc:
             raise BadInput(str(exc)) from None
         policy_name = req.policy or self.app.settings.default_policy
-        policy = validate_policy(merge(self.get_policy(policy_name), req.overrides))
+        policy = validate_policy(merge(self.get_policy(policy_name), overrides))
         bounds = resolve(policy, submitted_at=now, duration_s=req.duration_s, not_before=req.not_before)
-        power = req.power_w
-        if power is None:
-            power = req.gpus * self.app.settings.gpu_w + max(req.cpus, 1) * (
-                self.app.settings.cpu_w_per_core or PLANNING_CPU_W_PER_CORE
-            )
-        if not math.isfinite(power) or power <= 0 or power > 1e7:
-            raise BadInput(f"power {power!r} W must be a positive number of watts")
         env = {k: req.submitter_env[k] for k in ENV_ALLOW_LIST if k in req.submitter_env}
         env.update(req.env)
         _check_transfer(req)

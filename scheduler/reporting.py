@@ -48,6 +48,17 @@ _CURRENCIES = {
     "gbp": "GBP", "chf": "CHF", "sek": "SEK", "nok": "NOK", "dkk": "DKK", "jpy": "JPY",
     "cad": "CAD", "aud": "AUD", "pln": "PLN", "cny": "CNY", "inr": "INR",
 }
+#: ISO 4217 codes of the currencies in use (a typo like ``80XYZ/t`` is refused, not printed)
+_ISO_CURRENCY_CODES = (
+    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN "
+    "BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS "
+    "GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW "
+    "KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD "
+    "NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD "
+    "SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES "
+    "VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL"
+)
+ISO_CURRENCIES = frozenset(_ISO_CURRENCY_CODES.split())
 _MASS_PER_T = {"t": 1.0, "tco2": 1.0, "tco2e": 1.0, "tonne": 1.0, "kg": 1000.0, "g": 1e6}
 _PRICE_RE = re.compile(
     r"^\s*(?P<pre>[^\d\s.,/+-]+)?\s*(?P<num>[+-]?\d+(?:[.,]\d+)?(?:e[+-]?\d+)?)\s*"
@@ -86,9 +97,10 @@ class CarbonPrice:
         currency = default_currency
         if cur_text:
             currency = _CURRENCIES.get(cur_text.lower(), cur_text.upper())
-            if not currency.isalpha() or len(currency) > 5:
+            if currency not in ISO_CURRENCIES:
                 raise BadInput(
-                    f"carbon price {text!r}: {cur_text!r} is not a currency: use e.g. EUR, USD or €"
+                    f"carbon price {text!r}: {cur_text!r} is not a currency: use an ISO code like "
+                    "EUR, USD or GBP, or a symbol like €"
                 )
         return cls(per_t=amount * _MASS_PER_T[per], currency=currency)
 

@@ -39,13 +39,15 @@ from pathlib import Path
 from intensity.model import Forecast, IntensityPoint, Kind, Source
 from scheduler.errors import BadInput
 from scheduler.holds import takes
-from scheduler.model import Job, Site
+from scheduler.model import MAX_CPUS, MAX_GPUS, Job, Site, check_count, check_power_w
 from scheduler.planner import PlanOptions, Profile, expected_grams, plan
 
 #: ``(zone, history, now, horizon_s) -> forecast points`` (the local forecaster's signature)
 Forecaster = Callable[[str, Sequence[IntensityPoint], datetime, int], list[IntensityPoint]]
 
 MODES = ("run-now", "carbon-aware", "oracle")
+#: the most jobs one simulation replays (generated or read from a workload file)
+MAX_SIM_JOBS = 1_000_000
 HISTORY_S = 190 * 86400  # what the local forecaster looks at (its fit window plus margin)
 
 
@@ -388,15 +390,22 @@ def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
     p = Path(path)
     try:
         with p.open(encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.DictReader(fh))
+            rows = list(itertools.islice(csv.DictReader(fh), MAX_SIM_JOBS + 1))
     except OSError as exc:
         raise BadInput(f"workload file {str(p)!r} cannot be read: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BadInput(f"workload file {str(p)!r} is not a UTF-8 CSV ({exc}): give a CSV of jobs with "
+                       "the columns submit, duration, deadline") from None
+    if len(rows) > MAX_SIM_JOBS:
+        raise BadInput(f"workload file {str(p)!r} has more than {MAX_SIM_JOBS:,} jobs: give fewer")
     jobs = []
     for n, row in enumerate(rows, start=2):
         try:
+            if None in row or None in row.values():
+                raise BadInput("the row does not have one value per column")
             submit = parse_time(row["submit"], what="submit")
             dur = row["duration"].strip()
-            d = int(dur) if dur.isdigit() else parse_duration_s(dur)
+            d = parse_duration_s(dur + "s" if dur.isdigit() else dur)
             dl = (row.get("deadline") or "").strip()
             if not dl:
                 deadline = submit + timedelta(seconds=max(24 * 3600, d))
@@ -407,9 +416,9 @@ def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
             jobs.append(SimJob(
                 id=n - 1, submit=submit, duration_s=d, deadline=deadline,
                 site=(row.get("site") or "").strip() or default_site,
-                gpus=int(row.get("gpus") or 1),
-                cpus=int(row.get("cpus") or 0),
-                power_w=float(row.get("power_w") or 300.0),
+                gpus=check_count(int(row.get("gpus") or 1), "gpus", MAX_GPUS),
+                cpus=check_count(int(row.get("cpus") or 0), "cpus", MAX_CPUS),
+                power_w=check_power_w(float(row.get("power_w") or 300.0), "power_w"),
                 interruptible=(row.get("interruptible") or "").strip().lower() in ("1", "true", "yes"),
                 priority=int(row.get("priority") or 0),
             ))

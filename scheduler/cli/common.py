@@ -55,7 +55,7 @@ def replay_entries(values: Sequence[str]) -> list[str]:
     import os
 
     from intensity.errors import BadTrace
-    from intensity.providers.replay import parse_zone_file
+    from intensity.providers.replay import _zone_trace, parse_zone_file
 
     out = []
     for value in values:
@@ -64,8 +64,28 @@ def replay_entries(values: Sequence[str]) -> list[str]:
         if not os.path.isfile(full) or not os.access(full, os.R_OK):
             raise BadTrace(f"--replay {value!r}: {path!r} is not a readable file: give the path "
                            "of an Electricity Maps portal CSV or a time,intensity_g_per_kwh CSV")
+        _zone_trace(zone, full)  # its content, before any command reads or writes anything
         out.append(f"{zone}={full}")
     return out
+
+
+def check_output_file(path: str, what: str) -> str:
+    """A file a command will write (``--svg FILE``): its folder must exist and be writable and
+    the path must not be a folder, checked before anything is read or written."""
+    import os
+
+    from scheduler.errors import BadInput
+
+    full = os.path.abspath(os.path.expanduser(path))
+    folder = os.path.dirname(full)
+    if not path.strip() or os.path.isdir(full):
+        raise BadInput(f"{what} {path!r} is not a file name: give a path like chart.svg")
+    if not os.path.isdir(folder):
+        raise BadInput(f"{what} {path!r}: folder {folder!r} does not exist: create it first or "
+                       "give a path in an existing folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInput(f"{what} {path!r}: folder {folder!r} is not writable: give a path in a writable folder")
+    return path
 
 
 def state(ctx: click.Context | None = None) -> CliState:

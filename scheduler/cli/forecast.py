@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from scheduler.cli.common import echo_json, fmt_time, get_app, json_option, print_table, state
+from scheduler.cli.common import (
+    check_output_file,
+    echo_json,
+    fmt_time,
+    get_app,
+    json_option,
+    print_table,
+    state,
+)
 from scheduler.timeutil import format_duration, parse_duration_s, parse_time, parse_when
 
 if TYPE_CHECKING:
@@ -123,6 +131,9 @@ def forecast(
     that produced it: provider, cache, local (forecast from the zone's own history),
     static (annual average) or flat.
     """
+    for path, what in ((png_path, "--png"), (svg_path, "--svg")):
+        if path:
+            check_output_file(path, what)
     app = get_app()
     now = parse_time(at_text, what="--at") if at_text is not None else app.clock.now()
     now = now.astimezone(UTC)

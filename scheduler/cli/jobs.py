@@ -604,7 +604,7 @@ def cancel(job_ids: tuple[int, ...], grace: str, as_json: bool) -> None:
 @click.argument("job_id", type=int)
 @click.option("--run", "run_id", type=int, help="Which run (default: the last).")
 @click.option("--stream", type=click.Choice(["both", "out", "err"]), default="both", show_default=True)
-@click.option("--tail", type=int, help="Only the last N lines of each stream.")
+@click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Only the last N lines of each stream.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the job writes.")
 def logs(job_id: int, run_id: int | None, stream: str, tail: int | None, follow: bool) -> None:
     """Print a job's stdout and stderr (files under the data directory)."""
@@ -629,7 +629,7 @@ def logs(job_id: int, run_id: int | None, stream: str, tail: int | None, follow:
         text = p.read_text(errors="replace")
         lines = text.splitlines()
         if tail is not None:
-            lines = lines[-tail:]
+            lines = lines[-tail:] if tail else []
         if len(paths) > 1:
             click.echo(f"==> {label} ({path}) <==")
         for line in lines:
@@ -664,19 +664,19 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
 
     --json is --format json.
     """
-    from scheduler.cli.report import parse_since
+    from scheduler.cli.report import parse_range
     from scheduler.history import HISTORY_FIELDS, history_rows
 
     if as_json and fmt not in ("table", "json"):
         raise BadInput(f"--json and --format {fmt} disagree: give one of them")
     fmt = "json" if as_json else fmt
     app = get_app()
-    now = app.clock.now()
+    t_since, t_until = parse_range(since, until, app.clock.now())
     rows = history_rows(
         app.store,
         states=[JobState(s) for s in states] or None,
-        since=parse_since(since, now, "--since"),
-        until=parse_since(until, now, "--until"),
+        since=t_since,
+        until=t_until,
         limit=limit,
     )
     if fmt == "json":

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 import click
 
-from scheduler.cli.common import echo_json, fmt_g, get_app, print_table, state
+from scheduler.cli.common import check_output_file, echo_json, fmt_g, get_app, print_table, state
 from scheduler.errors import BadInput
 from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time
 
@@ -24,6 +24,16 @@ def parse_since(text: str | None, now: datetime, what: str) -> datetime | None:
     if t[:1].isdigit() and ("-" in t[1:] or ":" in t):
         return parse_time(t, what=what)
     return now - timedelta(seconds=parse_duration_s(t, what=what))
+
+
+def parse_range(since: str | None, until: str | None, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` (:func:`parse_since`), refused when ``--until`` is not after
+    ``--since``."""
+    t_since = parse_since(since, now, "--since")
+    t_until = parse_since(until, now, "--until")
+    if t_since is not None and t_until is not None and t_until <= t_since:
+        raise BadInput(f"--until {until!r} is not after --since {since!r}: give an --until later than --since")
+    return t_since, t_until
 
 
 def display_tz(utc: bool) -> tzinfo:
@@ -91,12 +101,12 @@ def report(
 
     if as_json:
         fmt = "json"
+    for path, what in ((png, "--png"), (svg, "--svg")):
+        if path:
+            check_output_file(path, what)
     app = get_app()
     now = app.clock.now()
-    t_since = parse_since(since, now, "--since")
-    t_until = parse_since(until, now, "--until")
-    if t_since is not None and t_until is not None and t_until <= t_since:
-        raise BadInput(f"--until {until!r} is not after --since {since!r}")
+    t_since, t_until = parse_range(since, until, now)
     price_text = carbon_price or app.settings.carbon_price
     price = CarbonPrice.parse(price_text) if price_text else None
     rows = history_rows(app.store, since=t_since, until=t_until)

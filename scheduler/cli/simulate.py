@@ -77,22 +77,25 @@ def simulate(
       carbonshift simulate --trace DE.csv,FR.csv --relocate --transfer-delay 30m --json
     """
     from intensity.providers.replay import read_trace
-    from scheduler.model import Site
+    from scheduler.model import MAX_GPUS, Site, check_count, check_power_w, check_resources
     from scheduler.planner import PlanOptions
-    from scheduler.simulate import compare, generate_workload, read_workload
+    from scheduler.simulate import MAX_SIM_JOBS, compare, generate_workload, read_workload
 
     if n_jobs is not None and workload is not None:
         raise BadInput("give either --jobs or --workload, not both")
-    if n_jobs is not None and n_jobs <= 0:
-        raise BadInput(f"--jobs {n_jobs} must be a positive number")
+    if n_jobs is not None and not 0 < n_jobs <= MAX_SIM_JOBS:
+        raise BadInput(f"--jobs {n_jobs} must be a positive number, at most {MAX_SIM_JOBS:,}")
     if not 0.0 <= interruptible_share <= 1.0:
         raise BadInput(f"--interruptible-share {interruptible_share:g} must be between 0 and 1")
-    if gpus < 0 or job_gpus < 0 or cpus < 0:
-        raise BadInput("--gpus, --cpus and --job-gpus must not be negative")
+    check_resources(gpus, cpus)
+    check_count(job_gpus, "--job-gpus", MAX_GPUS)
+    check_power_w(power_w, "--power-w")
     if gpus and job_gpus > gpus:
         raise BadInput(f"--job-gpus {job_gpus} exceeds the site capacity --gpus {gpus}")
-    if pue < 1.0:
-        raise BadInput(f"--pue {pue:g} must be at least 1.0")
+    if not 1.0 <= pue <= 5.0:
+        raise BadInput(f"--pue {pue:g} must be between 1.0 and 5.0")
+    if max_pauses < -1:
+        raise BadInput(f"--max-pauses {max_pauses} must be -1 (no limit) or a number of pauses >= 0")
     files = [f.strip() for f in traces.split(",") if f.strip()]
     if not files:
         raise BadInput(f"--trace {traces!r} names no file")

@@ -14,7 +14,7 @@ import click
 from scheduler.cli.common import echo_json, get_app, json_option, print_table
 from scheduler.cli.jobs import transfer_energy_j
 from scheduler.errors import BadInput
-from scheduler.model import TERMINAL_STATES, JobState, Site
+from scheduler.model import TERMINAL_STATES, JobState, Site, check_resources
 from scheduler.timeutil import format_duration, parse_duration_s
 from scheduler.units import fmt_energy_j
 
@@ -79,10 +79,7 @@ def site_add(
     """
     app = get_app()
     _check_name(name)
-    if gpus < 0:
-        raise BadInput(f"--gpus {gpus} must not be negative (0: not managed)")
-    if cpus < 0:
-        raise BadInput(f"--cpus {cpus} must not be negative (0: not managed)")
+    check_resources(gpus, cpus)
     if not math.isfinite(pue) or pue < 1.0 or pue > 5.0:
         raise BadInput(f"--pue {pue:g} must be between 1.0 and 5.0")
     energy_j = transfer_energy_j(transfer_energy, transfer_energy_kwh)

@@ -30,6 +30,7 @@ import errno
 import functools
 import operator
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -162,6 +163,36 @@ def sqlite_path(url: str) -> Path | None:
 
 def _is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def parse_url(url: str) -> URL:
+    """``url`` parsed; :class:`BadDatabase` (exit 2) for one that is not a URL or holds a port
+    that is not a number from 1 to 65535."""
+    port_text: object = None
+    try:
+        parsed = make_url(url)
+        port_text = parsed.port
+    except ArgumentError as exc:
+        raise BadDatabase(
+            f"database URL {safe_url(url)!r} is not a URL: use sqlite:///path/to/file.db or "
+            "postgresql+psycopg://user@host:port/db"
+        ) from exc
+    except ValueError:  # make_url reads the port with int()
+        found = re.search(r"^[^:/]+://(?:[^@/]*@)?[^:/?]*:([^/?]*)", url)
+        port_text = found.group(1) if found else "?"
+    if port_text is not None and not (isinstance(port_text, int) and 1 <= port_text <= 65535):
+        raise BadDatabase(f"database URL has an invalid port {str(port_text)!r}: give a number from 1 to "
+                          "65535, like postgresql+psycopg://user@host:5432/db")
+    return parsed
+
+
+def check_cli_url(url: str) -> None:
+    """Refuse, at the command line, a database no later command can see: an in-memory SQLite
+    URL (``sqlite://``) would plan a job and forget it when the command exits."""
+    parsed = parse_url(url)
+    if _is_sqlite_memory(parsed):
+        raise BadDatabase(f"database URL {url!r} is an in-memory database, gone when this command "
+                          "exits: give a file path or sqlite:///path/to/file.db")
 
 
 def safe_url(url: URL | str) -> str:
@@ -1810,13 +1841,7 @@ def open_store(
     SQLite, not writable, a newer schema), without writing anything, and
     :class:`StorageError` when the server cannot be reached.
     """
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise BadDatabase(
-            f"database URL {safe_url(url)!r} is not a URL: use sqlite:///path/to/file.db or "
-            "postgresql+psycopg://user@host:port/db"
-        ) from exc
+    parsed = parse_url(url)
     backend = parsed.get_backend_name()
     full = False
     if backend == "sqlite":
