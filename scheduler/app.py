@@ -66,9 +66,13 @@ class App:
         elif env.get("CARBONSHIFT_DB"):
             overrides["db"] = normalise_db(env["CARBONSHIFT_DB"])
         settings = load_settings(env=env, config_path=config, overrides=overrides)
-        from scheduler.storage.store import check_cli_url
+        db = settings.db
+        if not (db.startswith("sqlite:///") and len(db) > 10 and "memory" not in db):
+            # anything but a plain SQLite file: parse it fully (this loads SQLAlchemy, which
+            # a plain file's short commands never need)
+            from scheduler.storage.store import check_cli_url
 
-        check_cli_url(settings.db)
+            check_cli_url(db)
         return cls(settings, env=env, clock=clock or clock_from_env(env.get("CARBONSHIFT_CLOCK")))
 
     @property
