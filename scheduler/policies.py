@@ -164,16 +164,6 @@ def _resolve(policy: Policy, *, submitted_at: datetime, duration_s: int, not_bef
         deadline = submitted_at + timedelta(seconds=max(DEFAULT_DEADLINE_S, duration_s))
         bounds.append(deadline - duration)
     latest = min(bounds)
-    explicit: list[datetime] = []
-    if policy.latest_start_at is not None:
-        explicit.append(policy.latest_start_at)
-    if policy.latest_start_s is not None:
-        explicit.append(submitted_at + timedelta(seconds=policy.latest_start_s))
-    if deadline is not None and explicit and min(explicit) > deadline:
-        raise BadInput(
-            f"latest start {iso(min(explicit))} is after the deadline {iso(deadline)}: "
-            "give a latest start before the deadline, or drop one"
-        )
     if deadline is not None and deadline < earliest_finish:
         need = format_duration((earliest_finish - submitted_at).total_seconds(), ceil=True)
         raise InfeasibleJob(

@@ -220,7 +220,7 @@ def run_soak(
             dur = rng.choice([300, 600, 1200, 1800, 3600, 7200, 10800])
             slack = rng.choice([0, 1800, 3600, 4 * 3600, 8 * 3600, 12 * 3600, 20 * 3600])
             pol = Policy(name="(flags)", deadline_s=dur + slack if slack else None, run_now=not slack)
-            if rng.random() < 0.1:
+            if slack and rng.random() < 0.1:  # a threshold with --now is refused
                 pol = replace(pol, threshold_g_per_kwh=rng.choice([150.0, 250.0]))
             reqs.append(SubmitRequest(argv=["true"], duration_s=dur, name=f"soak-{submitted + len(reqs)}",
                                       overrides=pol, cwd=str(workdir), submitter_env={"PATH": "/usr/bin"}))
