@@ -26,10 +26,13 @@ class JobState(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     LOST = "lost"
+    #: a sweep's trial that will not be launched (sweep budget spent, ``sweep stop``); the
+    #: job's ``note`` says why, e.g. ``skipped: sweep budget``
+    SKIPPED = "skipped"
 
 
 TERMINAL_STATES = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST}
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST, JobState.SKIPPED}
 )
 WAITING_STATES = frozenset({JobState.PENDING, JobState.PLANNED})
 
@@ -164,6 +167,40 @@ class Job:
     note: str = ""
     attempts: int = 0
     updated_at: datetime | None = None
+    #: a trial of a sweep (``carbonshift submit --array``/``--sweep``): the sweep's id, this
+    #: trial's index in it, and the sweep's cap on trials running at once (``%N``; ``None``
+    #: for no cap), copied onto each trial so the planner and the daemon need no lookup
+    sweep_id: int | None = None
+    array_index: int | None = None
+    sweep_limit: int | None = None
+
+
+def sweep_ref(sweep_id: int) -> str:
+    """How a sweep's id is written everywhere (``s3``), apart from a job's (``3``)."""
+    return f"s{sweep_id}"
+
+
+@dataclass(slots=True)
+class Sweep:
+    """A hyperparameter search submitted as one unit: trials as jobs sharing one policy.
+
+    ``deadline_at`` is the whole sweep's (every trial must finish by it); ``max_concurrent``
+    is the ``%N`` cap; ``budget_g`` the carbon budget of the whole sweep (expected grams at
+    submit, then measured grams of finished and running trials); ``stopped_at`` and
+    ``stop_reason`` are set when no more trials will be launched (``sweep stop``, budget
+    spent, ``cancel``).
+    """
+
+    name: str
+    size: int
+    submitted_at: datetime
+    id: int | None = None
+    deadline_at: datetime | None = None
+    max_concurrent: int | None = None
+    budget_g: float | None = None
+    owner: str = ""
+    stopped_at: datetime | None = None
+    stop_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
