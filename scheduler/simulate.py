@@ -451,12 +451,14 @@ def run_mode(
     horizon_s: int = 48 * 3600,
     refresh_s: int = 3600,
     replan_s: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ModeResult:
     """Replay ``workload`` under one policy with a simulated clock (see the module doc).
 
     The queue is re-planned at every submission and, while jobs wait, every ``replan_s``
     (the daemon's re-plan interval; 0: only at submissions), each time on the forecast
-    issued at the last ``refresh_s`` boundary.
+    issued at the last ``refresh_s`` boundary. ``progress(done, total)`` is called as the
+    decision points pass.
     """
     options = options or PlanOptions()
     run_now = mode == "run-now"
@@ -489,7 +491,10 @@ def run_mode(
     epochs = sorted(by_time)
     if replan_s > 0 and not run_now:
         epochs = _with_replans(epochs, workload, replan_s)
-    for now in epochs:
+    n_epochs = len(epochs)
+    for i_epoch, now in enumerate(epochs):
+        if progress is not None:
+            progress(i_epoch, n_epochs)
         # commit jobs whose planned start has come
         for jid in [j for j, (_, iv) in placed.items() if iv[0][0] <= now]:
             site, iv = placed.pop(jid)
@@ -604,8 +609,10 @@ def compare(
     options: PlanOptions | None = None,
     horizon_s: int = 48 * 3600,
     replan_s: int = 0,
+    progress: Callable[[float, float, str], None] | None = None,
 ) -> Comparison:
-    """Run-now, carbon-aware (with ``forecast``) and oracle over ``workload``."""
+    """Run-now, carbon-aware (with ``forecast``) and oracle over ``workload``;
+    ``progress(done, total, mode)`` as the three replays go (``total`` is 3)."""
     idx = {z: t if isinstance(t, TraceIndex) else TraceIndex(t) for z, t in traces.items()}
     for s in sites.values():
         if s.zone not in idx:
@@ -616,12 +623,22 @@ def compare(
             "perfect": perfect,
             "seven-day-mean": seven_day_mean_forecast,
         }.get(forecast) or local_forecaster()
+    def step(i: int, mode: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        report = progress
+        return lambda done, total: report(i + done / max(total, 1), 3, mode)
+
     results = {
-        "run-now": run_mode("run-now", workload, sites, idx, perfect, options=options),
+        "run-now": run_mode("run-now", workload, sites, idx, perfect, options=options,
+                            progress=step(0, "run-now")),
         "carbon-aware": run_mode("carbon-aware", workload, sites, idx, forecaster, options=options,
-                                 horizon_s=horizon_s, replan_s=replan_s),
-        "oracle": run_mode("oracle", workload, sites, idx, perfect, options=options),
+                                 horizon_s=horizon_s, replan_s=replan_s, progress=step(1, "carbon-aware")),
+        "oracle": run_mode("oracle", workload, sites, idx, perfect, options=options,
+                           progress=step(2, "oracle")),
     }
+    if progress is not None:
+        progress(3, 3, "done")
     zones = sorted({sites[j.site].zone for j in workload})
     return Comparison(results, zones, sorted(sites), forecast, len(workload))
 
