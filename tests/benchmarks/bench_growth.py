@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,14 +80,15 @@ def simulate_once(n: int, trace: Path, forecast: str) -> dict[str, float]:
         env.update(HOME=tmp, XDG_DATA_HOME=tmp)
         cmd = [sys.executable, "-c", "import sys; from scheduler.cli import main; sys.exit(main())",
                "simulate", "--trace", str(trace), "--jobs", str(n), "--forecast", forecast, "--json"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        subprocess.run(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, check=True, timeout=7200)
-        wall = time.perf_counter() - t0
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # ru_maxrss of children is the largest child so far: sizes run in increasing order
-    return {"s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "rss_mib": after.ru_maxrss / 1024}
+        # through a fresh parent, so the peak RSS is this run's alone
+        probe = ("import json, resource, subprocess, sys, time; t0 = time.perf_counter(); "
+                 "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); "
+                 "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+                 "print(json.dumps({'s': time.perf_counter() - t0, 'cpu_s': u.ru_utime + u.ru_stime, "
+                 "'rss_mib': u.ru_maxrss / 1024}))")
+        out = subprocess.run([sys.executable, "-I", "-c", probe, *cmd], env=env, cwd=tmp,
+                             capture_output=True, text=True, check=True, timeout=7200)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
