@@ -518,6 +518,7 @@ def run_mode(
     refresh_s: int = 3600,
     replan_s: int = 0,
     one_at_a_time: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ModeResult:
     """Replay ``workload`` under one policy with a simulated clock (see the module doc).
 
@@ -525,6 +526,7 @@ def run_mode(
     (the daemon's re-plan interval; 0: only at submissions), each time on the forecast
     issued at the last ``refresh_s`` boundary. Jobs submitted at the same time are planned
     together, unless ``one_at_a_time``: then each in its own re-plan, in submission order.
+    ``progress(done, total)`` is called as the decision points pass.
     """
     options = options or PlanOptions()
     run_now = mode == "run-now"
@@ -558,6 +560,7 @@ def run_mode(
     epochs = sorted(by_time)
     if replan_s > 0 and not run_now:
         epochs = _with_replans(epochs, workload, replan_s)
+
     def replan(now: datetime) -> None:
         if not waiting:
             return
@@ -588,7 +591,10 @@ def run_mode(
             placed[j.id] = (entry.site, entry.intervals)
             accepted.add(j.id)
 
-    for now in epochs:
+    n_epochs = len(epochs)
+    for i_epoch, now in enumerate(epochs):
+        if progress is not None:
+            progress(i_epoch, n_epochs)
         # commit jobs whose planned start has come
         for jid in [j for j, (_, iv) in placed.items() if iv[0][0] <= now]:
             site, iv = placed.pop(jid)
@@ -685,8 +691,11 @@ def compare(
     options: PlanOptions | None = None,
     horizon_s: int = 48 * 3600,
     replan_s: int = 0,
+    progress: Callable[[float, float, str], None] | None = None,
 ) -> Comparison:
-    """Run-now, carbon-aware (with ``forecast``) and oracle over ``workload``."""
+    """Run-now, carbon-aware (with ``forecast``) and oracle over ``workload``;
+    ``progress(done, total, mode)`` as the replays go (``total`` is 3; 4 with sweeps, whose
+    trials are also replayed as independent jobs)."""
     idx = {z: t if isinstance(t, TraceIndex) else TraceIndex(t) for z, t in traces.items()}
     for s in sites.values():
         if s.zone not in idx:
@@ -697,17 +706,30 @@ def compare(
             "perfect": perfect,
             "seven-day-mean": seven_day_mean_forecast,
         }.get(forecast) or local_forecaster()
+    sweeps = any(j.sweep_id is not None for j in workload)
+    n_runs = 4 if sweeps else 3
+
+    def step(i: int, mode: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        report = progress
+        return lambda done, total: report(i + done / max(total, 1), n_runs, mode)
+
     results = {
-        "run-now": run_mode("run-now", workload, sites, idx, perfect, options=options),
+        "run-now": run_mode("run-now", workload, sites, idx, perfect, options=options,
+                            progress=step(0, "run-now")),
         "carbon-aware": run_mode("carbon-aware", workload, sites, idx, forecaster, options=options,
-                                 horizon_s=horizon_s, replan_s=replan_s),
-        "oracle": run_mode("oracle", workload, sites, idx, perfect, options=options),
+                                 horizon_s=horizon_s, replan_s=replan_s, progress=step(1, "carbon-aware")),
+        "oracle": run_mode("oracle", workload, sites, idx, perfect, options=options,
+                           progress=step(2, "oracle")),
     }
-    if any(j.sweep_id is not None for j in workload):
+    if sweeps:
         results[INDEPENDENT] = run_mode(
             "carbon-aware", as_independent(workload), sites, idx, forecaster, options=options,
-            horizon_s=horizon_s, replan_s=replan_s, one_at_a_time=True)
+            horizon_s=horizon_s, replan_s=replan_s, one_at_a_time=True, progress=step(3, INDEPENDENT))
         results[INDEPENDENT].mode = INDEPENDENT
+    if progress is not None:
+        progress(n_runs, n_runs, "done")
     zones = sorted({sites[j.site].zone for j in workload})
     return Comparison(results, zones, sorted(sites), forecast, len(workload))
 

@@ -168,8 +168,12 @@ def simulate(
     replan_s = 0 if replan.strip() in ("0", "0s") else parse_duration_s(replan, what="--replan")
     # forecasts reach every job's deadline (at least the usual 48 h)
     horizon_s = max([48 * 3600, *(int((j.deadline - j.submit).total_seconds()) for j in jobs)])
-    result = compare(jobs, sites, {t.zone: t.points for t in loaded}, forecast=forecast,
-                     forecaster=forecaster, options=options, replan_s=replan_s, horizon_s=horizon_s)
+    from scheduler.cli.progressbar import progress
+
+    with progress(f"simulate {len(jobs):,} jobs", as_json=as_json) as report:
+        result = compare(jobs, sites, {t.zone: t.points for t in loaded}, forecast=forecast,
+                         forecaster=forecaster, options=options, replan_s=replan_s, horizon_s=horizon_s,
+                         progress=report)
     if as_json:
         echo_json(result.to_json())
         return
