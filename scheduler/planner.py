@@ -225,11 +225,21 @@ def _dt(t: int) -> datetime:
     return datetime.fromtimestamp(t, tz=UTC)
 
 
+def _sorted_unique(*parts: Any) -> Any:
+    """The distinct values of the int64 arrays ``parts``, ascending (a sort and one pass:
+    numpy's own ``unique`` hashes first, several times slower on these few thousand)."""
+    np = _np()
+    x = np.sort(np.concatenate(parts))
+    keep = np.ones(len(x), dtype=bool)
+    np.not_equal(x[1:], x[:-1], out=keep[1:])
+    return x[keep]
+
+
 def _candidates(profile: Profile, duration_s: int) -> _Candidates:
     """Every boundary and every boundary minus the duration, sorted, with their costs."""
     np = _np()
     b = np.array(profile.b, dtype=np.int64)
-    times = np.union1d(b, b - duration_s)
+    times = _sorted_unique(b, b - duration_s)
     return _Candidates(times, profile.costs(times, duration_s))
 
 
@@ -380,9 +390,14 @@ class _Ledger:
 
     def span(self, a_s: int, b_s: int) -> tuple[int, int]:
         """The slots ``[a, b)`` (indices from ``k0``) a run over ``[a_s, b_s)`` holds."""
-        a = max(0, a_s // self.slot_s - self.k0)
-        b = max(a + 1, -(-b_s // self.slot_s) - self.k0)
-        self._grow(b)
+        a = a_s // self.slot_s - self.k0
+        if a < 0:
+            a = 0
+        b = -(-b_s // self.slot_s) - self.k0
+        if b <= a:
+            b = a + 1
+        if b > len(self.gpu_used):
+            self._grow(b)
         return a, b
 
     def free(self, a_s: int, b_s: int, gpus: int, cpus: int) -> bool:
@@ -396,12 +411,13 @@ class _Ledger:
         """A boolean per ledger slot of ``[a, b)`` (indices from ``k0``): true where the
         slot cannot take ``gpus`` GPUs and ``cpus`` CPUs more."""
         self._grow(b)
-        out = _np().zeros(b - a, dtype=bool)
-        if self.gpu > 0 and gpus > 0:
-            out |= self.gpu_used[a:b] > self.gpu - gpus
-        if self.cpu > 0 and cpus > 0:
-            out |= self.cpu_used[a:b] > self.cpu - cpus
-        return out
+        gpu = self.gpu_used[a:b] > self.gpu - gpus if self.gpu > 0 and gpus > 0 else None
+        cpu = self.cpu_used[a:b] > self.cpu - cpus if self.cpu > 0 and cpus > 0 else None
+        if gpu is not None and cpu is not None:
+            return gpu | cpu
+        if gpu is None and cpu is None:
+            return _np().zeros(b - a, dtype=bool)
+        return gpu if gpu is not None else cpu
 
     def take(self, a_s: int, b_s: int, gpus: int, cpus: int, sign: int = 1) -> None:
         a, b = self.span(a_s, b_s)
@@ -688,7 +704,7 @@ class _Planner:
         grid = np.arange(-(-lo // slot) * slot, hi + slot, slot, dtype=np.int64)
         b = np.array(p.b, dtype=np.int64)  # boundaries, and boundaries minus d, in [lo, hi]
         ends = b[(b >= lo + d) & (b <= hi + d)] - d
-        times = np.unique(np.concatenate((b[(b >= lo) & (b <= hi)], ends, grid, grid[grid - d >= lo] - d)))
+        times = _sorted_unique(b[(b >= lo) & (b <= hi)], ends, grid, grid[grid - d >= lo] - d)
         first = np.maximum(times // slot - self.k0, 0)
         after = np.maximum(-(-(times + d) // slot) - self.k0, first + 1)
         hit = self.full[key] = _Full(times, p.costs(times, d), first, after)
@@ -1051,10 +1067,11 @@ def plan(
         t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id,
     ))
     # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
-    # managed capacity), placed jobs are held; once it cannot, each entry is written as soon
-    # as its job is placed and the job's planning state is let go, in the same order (fewer
-    # long-lived objects, so fewer full collections of the cyclic GC)
-    joint = not (options.hysteresis_pct > 0 and options.current)
+    # managed capacity), placed jobs are held; once it cannot (or where no site manages
+    # capacity, so there is nothing to search jointly), each entry is written as soon as its
+    # job is placed and the job's planning state is let go, in the same order
+    managed = options.enforce_capacity and any(s.gpus > 0 or s.cpus > 0 for s in sites.values())
+    joint = managed and not (options.hysteresis_pct > 0 and options.current)
     held: list[_Task] = []
     pooled = 0
     displaced = False
