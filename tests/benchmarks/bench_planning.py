@@ -27,18 +27,20 @@ The figure printed for each is the median of the per-pair ratios planner / refer
 
 Measured here (2 cores shared with up to 7 other sessions, so every figure is a ratio taken in
 one run; 10,000 jobs, 5 pairs, CPU seconds), main at 5a18958 (bytes ledger, module caches)
-against this planner (numpy series and ledger):
+against this planner (numpy series and ledger), the two runs back to back:
 
 | row | before: planner / reference | after: planner / reference |
 | --- | --- | --- |
-| one site | 295 / 29.0 ms, 9.8x | 298 / 41.4 ms, 6.9x (other runs 8.9x) |
-| ten sites, capacity | 1.21 s / 112 ms, 11.3x | 1.17 s / 143 ms, 8.2x (other runs 9.4x) |
+| one site | 367 / 39.0 ms, 8.6x | 209 / 37.2 ms, 5.6x |
+| ten sites, capacity | 1.02 s / 110 ms, 9.3x | 0.91 s / 110 ms, 9.3x |
 
-Both are far from 3x; what is left is per-job Python, not search: for one site, about 2.7 us
-a job building its task, 1.8 us the vectorised best starts, 1.1 us the queue sort, 4 us the
-greedy loop, 3.7 us writing the entry, and the cyclic GC a third on top (about 12 tracked
-objects a job). Getting within 3x needs a columnar path for jobs that share no capacity
-(the loop and the entries from arrays), not faster searches.
+(wall time here is 3-4x the CPU time: the machine is shared.) Neither is within 3x; what is
+left is per-job Python, not search: for one site, about 2.7 us a job building its task,
+1.8 us the vectorised best starts, 1.1 us the queue sort, 3 us the greedy loop and 3.7 us
+writing the entry. For ten sites, a third is the capacity search (about 20 numpy calls
+per displaced job, 7,700 of them) and a sixth the splits of interruptible jobs, now
+computed on every allowed site. Getting within 3x needs a columnar path for jobs that
+share no capacity (the loop and the entries from arrays), not faster searches.
 """
 
 from __future__ import annotations
