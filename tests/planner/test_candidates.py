@@ -4,7 +4,10 @@ and plans against one forecast object that answer like plans against a fresh cop
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
@@ -136,3 +139,27 @@ def test_plans_sharing_a_forecast_plan_like_fresh_ones(
         fresh_fc = Forecast("Z", tuple(fc.points))
         fresh = plan(js, {"Z": fresh_fc}, sites, now, PlanOptions(slot_s=900, min_chunk_s=900))
         assert shared == fresh
+
+
+def test_a_plan_of_a_few_jobs_without_managed_capacity_does_not_import_numpy() -> None:
+    """numpy is imported on first use: planning a submit on a quiet queue (what the CLI's
+    `submit` does) stays in plain Python; a queue with a group of windows large enough
+    loads it."""
+    probe = """
+import sys
+from scheduler.model import Site
+from scheduler.planner import VECTOR_MIN, plan
+from tests.planner.helpers import T0, forecast, job
+fc = forecast("Z", [100_000, 50_000, 70_000] * 10, [1800] * 30)
+sites = {"local": Site("local", "Z")}
+few = plan([job(i + 1, 3600, 0, 20_000) for i in range(5)], {"Z": fc}, sites, T0)
+loaded = "numpy" in sys.modules
+many = plan([job(i + 1, 3600, 0, 20_000) for i in range(VECTOR_MIN)], {"Z": fc}, sites, T0)
+assert {e.start for e in few.entries.values()} == {e.start for e in many.entries.values()}
+print(loaded, "numpy" in sys.modules)
+"""
+    repo = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True,
+                       timeout=60, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "True"]
