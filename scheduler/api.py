@@ -77,7 +77,7 @@ def _duration_text(value: When, what: str) -> str:
 
 def _zero_or_duration_s(value: When | None, what: str) -> int | None:
     """A duration that may be zero (a transfer delay, a pause grace), in seconds."""
-    from scheduler.cli.jobs import parse_duration_or_zero_s
+    from scheduler.timeutil import parse_duration_or_zero_s
 
     if value is None:
         return None
@@ -190,9 +190,10 @@ class Client:
         returned job carries ``planned_start``, ``planned_site``, ``expected_g`` and
         ``run_now_g``.
         """
-        from scheduler.cli.jobs import parse_energy_j, policy_from_flags
+        from scheduler.policies import policy_from_flags
         from scheduler.queue import SubmitRequest
         from scheduler.timeutil import parse_duration_s, parse_when
+        from scheduler.units import parse_energy_j
 
         if isinstance(command, str):
             argv = [command] if shell else shlex.split(command)
@@ -319,7 +320,7 @@ class Client:
 
     # -- figures ----------------------------------------------------------------------------
     def _since(self, value: When | None, what: str) -> datetime | None:
-        from scheduler.cli.report import parse_since
+        from scheduler.timeutil import parse_since
 
         if value is None:
             return None

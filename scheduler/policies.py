@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 
 from scheduler.errors import BadInput, InfeasibleJob
 from scheduler.model import Policy
-from scheduler.timeutil import format_duration, iso
+from scheduler.timeutil import format_duration, iso, looks_absolute, parse_duration_s, parse_when
+from scheduler.units import parse_grams, parse_threshold
 
 DEFAULT_DEADLINE_S = 24 * 3600
 
@@ -74,6 +75,45 @@ def merge(base: Policy, override: Policy) -> Policy:
     if override.interruptible:
         changes["interruptible"] = True
     return replace(base, **changes)
+
+
+def policy_from_flags(
+    now: datetime,
+    *,
+    deadline: str | None,
+    latest_start: str | None,
+    max_delay: str | None,
+    threshold: str | None,
+    budget: str | None,
+    run_now: bool,
+    interruptible: bool,
+    relative: bool,
+    name: str = "(flags)",
+) -> Policy:
+    """A policy from command-line flags. ``relative`` keeps ``12h`` as a duration (named
+    policies); otherwise durations are turned into instants from ``now``."""
+    kw: dict[str, object] = {"name": name, "run_now": run_now, "interruptible": interruptible}
+    for key, text in (("deadline", deadline), ("latest_start", latest_start)):
+        if text is None:
+            continue
+        if looks_absolute(text):
+            at = parse_when(text, now, what=key.replace("_", " "))
+            if at <= now:
+                raise BadInput(
+                    f"{key.replace('_', ' ')} {text!r} is in the past: give a later time or a duration like 12h"
+                )
+            kw[f"{key}_at"] = at
+        elif relative:
+            kw[f"{key}_s"] = parse_duration_s(text, what=key.replace("_", " "))
+        else:
+            kw[f"{key}_at"] = parse_when(text, now, what=key.replace("_", " "))
+    if max_delay is not None:
+        kw["max_delay_s"] = parse_duration_s(max_delay, what="max delay")
+    if threshold is not None:
+        kw["threshold_g_per_kwh"] = parse_threshold(threshold)
+    if budget is not None:
+        kw["budget_g"] = parse_grams(budget)
+    return Policy(**kw)  # type: ignore[arg-type]
 
 
 def validate_policy(policy: Policy, *, check_name: bool = True) -> Policy:

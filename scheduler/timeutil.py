@@ -111,6 +111,24 @@ def parse_when(text: str, now: datetime, *, what: str = "deadline") -> datetime:
     return now + timedelta(seconds=parse_duration_s(stripped, what=what))
 
 
+def parse_duration_or_zero_s(text: str, *, what: str) -> int:
+    """A duration like ``30m``, or ``0`` (``0s``) for none."""
+    if text.strip().lower() in ("0", "0s", "0m", "0h"):
+        return 0
+    return parse_duration_s(text, what=what)
+
+
+def parse_since(text: str | None, now: datetime, what: str) -> datetime | None:
+    """An ISO time with a zone, or a duration back from ``now`` (``30d``, ``12h``); ``None``
+    (all time) for nothing, ``all`` or ``ever``."""
+    if text is None or text.strip().lower() in ("", "all", "ever"):
+        return None
+    t = text.strip()
+    if looks_absolute(t):
+        return parse_time(t, what=what)
+    return now - timedelta(seconds=parse_duration_s(t, what=what))
+
+
 def format_duration(seconds: float, *, ceil: bool = False) -> str:
     """A duration for people, at most three units, the later ones zero-padded:
     ``45`` -> ``45s``, ``125`` -> ``2m05s``, ``57780`` -> ``16h03m``, ``57783`` ->
