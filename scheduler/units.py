@@ -112,6 +112,29 @@ def fmt_saved(saved_g: float | None, saved_pct: float | None,
 
 
 # -- text to figures ------------------------------------------------------------------------
+# ``check_*`` are the rules a figure keeps however it was given (text at the CLI, a number in
+# the Python API); ``parse_*`` read text and then apply them.
+def check_grams(value: float, *, what: str = "budget", shown: str | None = None) -> float:
+    """A mass in grams: finite and above zero."""
+    if not math.isfinite(value) or value <= 0:
+        raise BadInput(f"{what} {shown or repr(value)} must be a positive mass like 500g")
+    return float(value)
+
+
+def check_energy_j(value: float, *, what: str = "energy", shown: str | None = None) -> float:
+    """An energy in joules: finite and zero or more."""
+    if not math.isfinite(value) or value < 0:
+        raise BadInput(f"{what} {shown or repr(value)} must be zero or more, like 0.5kWh")
+    return float(value)
+
+
+def check_threshold(value: float, *, shown: str | None = None) -> float:
+    """A carbon intensity threshold in gCO2/kWh: finite and above zero."""
+    if not math.isfinite(value) or value <= 0:
+        raise BadInput(f"threshold {shown or repr(value)} must be a positive number of gCO2/kWh")
+    return float(value)
+
+
 def parse_grams(text: str) -> float:
     """``500``, ``500g``, ``1.5kg``, ``0.2t`` -> grams."""
     t = text.strip().lower().replace(" ", "")
@@ -124,9 +147,7 @@ def parse_grams(text: str) -> float:
         value = float(t) * factor
     except ValueError:
         raise BadInput(f"budget {text!r} is not a mass: use grams like 500g or 1.5kg") from None
-    if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"budget {text!r} must be a positive mass like 500g")
-    return value
+    return check_grams(value, shown=repr(text))
 
 
 _ENERGY_UNITS_J = {"j": 1.0, "kj": 1e3, "mj": 1e6, "gj": 1e9, "wh": J_PER_WH, "kwh": J_PER_KWH,
@@ -142,9 +163,7 @@ def parse_energy_j(text: str, *, what: str = "energy") -> float:
                 value = float(t[: -len(unit)]) * _ENERGY_UNITS_J[unit]
             except ValueError:
                 break
-            if not math.isfinite(value) or value < 0:
-                raise BadInput(f"{what} {text!r} must be zero or more, like 0.5kWh")
-            return value
+            return check_energy_j(value, what=what, shown=repr(text))
     raise BadInput(f"{what} {text!r} is not an energy: use a number with a unit, like 0.5kWh, 200Wh or 1.8MJ")
 
 
@@ -154,10 +173,24 @@ def parse_threshold(text: str) -> float:
         value = float(text.strip().lower().removesuffix("g/kwh").removesuffix("g"))
     except ValueError:
         raise BadInput(f"threshold {text!r} is not a number of gCO2/kWh: use e.g. 150") from None
-    if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"threshold {text!r} must be a positive number of gCO2/kWh")
-    return value
+    return check_threshold(value, shown=repr(text))
 
 
-__all__ = ["J_PER_KWH", "J_PER_WH", "fmt_energy_j", "fmt_energy_kwh", "fmt_less", "fmt_mass_g", "fmt_number",
-           "fmt_pct", "fmt_saved", "fmt_vs", "parse_energy_j", "parse_grams", "parse_threshold"]
+__all__ = [
+    "J_PER_KWH",
+    "J_PER_WH",
+    "check_energy_j",
+    "check_grams",
+    "check_threshold",
+    "fmt_energy_j",
+    "fmt_energy_kwh",
+    "fmt_less",
+    "fmt_mass_g",
+    "fmt_number",
+    "fmt_pct",
+    "fmt_saved",
+    "fmt_vs",
+    "parse_energy_j",
+    "parse_grams",
+    "parse_threshold",
+]
