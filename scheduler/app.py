@@ -120,7 +120,10 @@ class App:
     def queue(self) -> Queue:
         from scheduler.queue import Queue
 
-        return Queue(self)
+        # functions, not values: the store opens and the providers are set up on first use,
+        # and the clock, settings and user may be replaced after the queue is built
+        return Queue(store=lambda: self.store, intensity=lambda: self.intensity,
+                     settings=lambda: self.settings, clock=lambda: self.clock, user=lambda: self.user)
 
     def close(self) -> None:
         if self._store is not None:

@@ -8,7 +8,7 @@ import math
 import os
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,6 @@ import click
 
 from scheduler.cli.common import (
     echo_json,
-    fmt_g,
     fmt_time,
     get_app,
     json_option,
@@ -24,55 +23,32 @@ from scheduler.cli.common import (
     state,
 )
 from scheduler.errors import BadInput
-from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run, RunInterval
+from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, RunInterval
+from scheduler.policies import policy_from_flags
+from scheduler.present import job_dict, planned_spans
 from scheduler.timeutil import (
     format_duration,
     iso,
-    looks_absolute,
+    parse_duration_or_zero_s,
     parse_duration_s,
     parse_when,
 )
-from scheduler.units import fmt_energy_j, fmt_energy_kwh, fmt_less, fmt_saved, fmt_vs
+from scheduler.units import (
+    J_PER_KWH,
+    fmt_energy_j,
+    fmt_energy_kwh,
+    fmt_less,
+    fmt_saved,
+    fmt_vs,
+    parse_energy_j,
+)
+from scheduler.units import (
+    fmt_mass_g as fmt_g,
+)
 
 if TYPE_CHECKING:
     from scheduler.app import App
     from scheduler.progress import Projection
-
-
-def parse_grams(text: str) -> float:
-    """``500``, ``500g``, ``1.5kg``, ``0.2t`` -> grams."""
-    t = text.strip().lower().replace(" ", "")
-    factor = 1.0
-    for suffix, f in (("kg", 1000.0), ("t", 1e6), ("g", 1.0)):
-        if t.endswith(suffix):
-            t, factor = t[: -len(suffix)], f
-            break
-    try:
-        value = float(t) * factor
-    except ValueError:
-        raise BadInput(f"budget {text!r} is not a mass: use grams like 500g or 1.5kg") from None
-    if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"budget {text!r} must be a positive mass like 500g")
-    return value
-
-
-_ENERGY_UNITS_J = {"j": 1.0, "kj": 1e3, "mj": 1e6, "gj": 1e9, "wh": 3600.0, "kwh": 3.6e6,
-                   "mwh": 3.6e9, "gwh": 3.6e12}
-
-
-def parse_energy_j(text: str, *, what: str = "energy") -> float:
-    """``0.5kWh``, ``200Wh``, ``1.8MJ``, ``5000J`` -> joules (a unit is required; 0 is fine)."""
-    t = text.strip().lower().replace(" ", "")
-    for unit in sorted(_ENERGY_UNITS_J, key=len, reverse=True):
-        if t.endswith(unit) and t[: -len(unit)]:
-            try:
-                value = float(t[: -len(unit)]) * _ENERGY_UNITS_J[unit]
-            except ValueError:
-                break
-            if not math.isfinite(value) or value < 0:
-                raise BadInput(f"{what} {text!r} must be zero or more, like 0.5kWh")
-            return value
-    raise BadInput(f"{what} {text!r} is not an energy: use a number with a unit, like 0.5kWh, 200Wh or 1.8MJ")
 
 
 def transfer_energy_j(text: str | None, kwh: float = 0.0) -> float:
@@ -84,63 +60,7 @@ def transfer_energy_j(text: str | None, kwh: float = 0.0) -> float:
         return parse_energy_j(text, what="--transfer-energy")
     if not math.isfinite(kwh) or kwh < 0:
         raise BadInput(f"--transfer-energy-kwh {kwh:g} must be a number >= 0")
-    return kwh * _ENERGY_UNITS_J["kwh"]
-
-
-def parse_duration_or_zero_s(text: str, *, what: str) -> int:
-    """A duration like ``30m``, or ``0`` (``0s``) for none."""
-    if text.strip().lower() in ("0", "0s", "0m", "0h"):
-        return 0
-    return parse_duration_s(text, what=what)
-
-
-def parse_threshold(text: str) -> float:
-    try:
-        value = float(text.strip().lower().removesuffix("g/kwh").removesuffix("g"))
-    except ValueError:
-        raise BadInput(f"threshold {text!r} is not a number of gCO2/kWh: use e.g. 150") from None
-    if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"threshold {text!r} must be a positive number of gCO2/kWh")
-    return value
-
-
-def policy_from_flags(
-    now: datetime,
-    *,
-    deadline: str | None,
-    latest_start: str | None,
-    max_delay: str | None,
-    threshold: str | None,
-    budget: str | None,
-    run_now: bool,
-    interruptible: bool,
-    relative: bool,
-    name: str = "(flags)",
-) -> Policy:
-    """A policy from command-line flags. ``relative`` keeps ``12h`` as a duration (named
-    policies); otherwise durations are turned into instants from ``now``."""
-    kw: dict[str, object] = {"name": name, "run_now": run_now, "interruptible": interruptible}
-    for key, text in (("deadline", deadline), ("latest_start", latest_start)):
-        if text is None:
-            continue
-        if looks_absolute(text):
-            at = parse_when(text, now, what=key.replace("_", " "))
-            if at <= now:
-                raise BadInput(
-                    f"{key.replace('_', ' ')} {text!r} is in the past: give a later time or a duration like 12h"
-                )
-            kw[f"{key}_at"] = at
-        elif relative:
-            kw[f"{key}_s"] = parse_duration_s(text, what=key.replace("_", " "))
-        else:
-            kw[f"{key}_at"] = parse_when(text, now, what=key.replace("_", " "))
-    if max_delay is not None:
-        kw["max_delay_s"] = parse_duration_s(max_delay, what="max delay")
-    if threshold is not None:
-        kw["threshold_g_per_kwh"] = parse_threshold(threshold)
-    if budget is not None:
-        kw["budget_g"] = parse_grams(budget)
-    return Policy(**kw)  # type: ignore[arg-type]
+    return kwh * J_PER_KWH
 
 
 def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
@@ -308,36 +228,6 @@ def _job_row(job: Job, spans: list[tuple[datetime, datetime]] | None = None,
         fmt_time(job.deadline_at), f"{job.planned_site or job.site}/{job.zone}",
         format_duration(job.duration_s), fmt_g(job.expected_g), fmt_g(job.run_now_g),
     ]
-
-
-def planned_spans(job: Job, stored: list[tuple[datetime, datetime]] | None) -> list[tuple[datetime, datetime]]:
-    """A job's planned run intervals: those stored (an interruptible job the planner
-    split), else one from its planned start for its duration (none before it is planned)."""
-    if stored:
-        return stored
-    if job.planned_start is None:
-        return []
-    return [(job.planned_start, job.planned_start + timedelta(seconds=job.duration_s))]
-
-
-def job_dict(job: Job, spans: list[tuple[datetime, datetime]] | None = None) -> dict[str, object]:
-    return {
-        "id": job.id, "name": job.name, "state": str(job.state), "owner": job.owner,
-        "argv": job.argv, "cwd": job.cwd, "shell": job.shell, "duration_s": job.duration_s,
-        "power_w": job.power_w, "gpus": job.gpus, "cpus": job.cpus, "zone": job.zone,
-        "site": job.site, "allowed_sites": job.allowed_sites, "policy": job.policy_name,
-        "submitted_at": job.submitted_at, "earliest_start": job.earliest_start,
-        "latest_start": job.latest_start, "deadline": job.deadline_at,
-        "threshold_g_per_kwh": job.threshold_g_per_kwh, "budget_g": job.budget_g,
-        "run_now": job.run_now, "interruptible": job.interruptible, "priority": job.priority,
-        "planned_start": job.planned_start, "planned_site": job.planned_site,
-        "expected_g": job.expected_g, "run_now_g": job.run_now_g, "plan_source": job.plan_source,
-        "note": job.note, "attempts": job.attempts,
-        "transfer_delay_s": job.transfer_delay_s, "transfer_energy_j": job.transfer_energy_j,
-        "pause_mode": job.pause_mode, "pause_signal": job.pause_signal,
-        "pause_grace_s": job.pause_grace_s,
-        "intervals": [{"start": a, "end": b} for a, b in planned_spans(job, spans)],
-    }
 
 
 #: rows `carbonshift queue` lists unless told otherwise (--limit N, --all)
