@@ -212,7 +212,9 @@ class Queue:
         how many jobs overlap there) until ``carbonshift site add local --gpus N --cpus N``
         stores real figures.
         """
-        sites = dict(self._cached("sites", lambda: {s.name: s for s in self.app.store.list_sites()}))
+        # a database not made yet holds none (and asking makes none)
+        sites = dict(self._cached("sites", lambda: {s.name: s for s in self.app.store.list_sites()})
+                     if self.app.database_exists() else {})
         if DEFAULT_SITE not in sites:
             sites[DEFAULT_SITE] = Site(
                 name=DEFAULT_SITE, zone=self.app.settings.default_zone, executor="local",
