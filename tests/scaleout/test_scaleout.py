@@ -155,11 +155,22 @@ def test_planner_killed_another_agent_takes_over(cluster: Cluster) -> None:
     assert lease is not None and lease.term == 2
     winner = next(a for a in cluster.agents[1:] if a.name in lease.holder)
     _wait(lambda: "plans the queue now" in winner.text(), 10, "the new leader saying so", cluster)
-    # the admin sees who plans
+    # the admin sees who plans, and which agent serves the site (its serves: lease, taken
+    # over from the killed agent too)
+    _wait(lambda: (s := cluster.store.get_lease("serves:pool")) is not None and "planner-a" not in s.holder,
+          30, "another agent serving the site", cluster)
     check = subprocess.run([*CLI, "db", "check", "--json"], env=cluster.env, capture_output=True,
                            text=True, timeout=60)
-    planner = json.loads(check.stdout)["planner"]
+    report = json.loads(check.stdout)
+    planner = report["planner"]
     assert winner.name in planner["holder"] and planner["term"] == 2, check.stdout
+    (serves,) = report["serving"]
+    assert serves["site"] == "pool" and serves["live"] and serves["term"] >= 2, check.stdout
+    assert any(a.name in serves["holder"] for a in cluster.agents[1:]), serves
+    text = subprocess.run([*CLI, "db", "check"], env=cluster.env, capture_output=True, text=True,
+                          timeout=60).stdout
+    line = rf"^serves pool: {re.escape(serves['holder'])} \(term {serves['term']}, since .*, lease until "
+    assert re.search(line, text, re.M), text
     # the new leader plans: a job left pending (as a requeued one is) gets planned and runs
     [job_id] = cluster.submit([cluster.marking("after")])
     assert cluster.store.transition(job_id, JobState.PENDING, expected={JobState.PLANNED})
