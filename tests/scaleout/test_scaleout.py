@@ -62,8 +62,10 @@ def run_many(cluster: Cluster, *, agents: int, jobs: int, timeout_s: float) -> d
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_eight_agents_two_thousand_jobs_on_postgres(pg_cluster: Cluster) -> None:
-    figures = run_many(pg_cluster, agents=8, jobs=2000, timeout_s=480)
+def test_eight_agents_six_hundred_jobs_on_postgres(pg_cluster: Cluster) -> None:
+    # 600 jobs: some 75 per agent, every claim still contended by eight (2,000 took the
+    # suite's longest 2.5 minutes to check the same)
+    figures = run_many(pg_cluster, agents=8, jobs=600, timeout_s=480)
     assert figures["agents_that_ran_jobs"] >= 6  # the work was shared, not taken by one
 
 
@@ -83,7 +85,7 @@ def _wait(predicate: object, timeout_s: float, what: str, cluster: Cluster) -> f
 
 def test_killed_agent_runs_are_reclaimed_within_the_lease(cluster: Cluster) -> None:
     victim = cluster.start_agent("victim", planner=False)
-    ids = cluster.submit([cluster.marking(f"k{i}", sleep_s=10.0) for i in range(4)])
+    ids = cluster.submit([cluster.marking(f"k{i}", sleep_s=10.0, again_s=1.0) for i in range(4)])
 
     def victim_runs() -> list[Run]:
         return [r for r in cluster.store.open_runs() if r.host == "victim"]
