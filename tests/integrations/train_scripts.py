@@ -90,3 +90,6 @@ if __name__ == "__main__":
     name = sys.argv[5] if len(sys.argv) > 5 else None
     result = (hf if kind == "hf" else lightning)(out, steps, sleep_s, name)
     print("RESULT " + json.dumps(result), flush=True)
+    if os.environ.get("THEN_RAISE_AT"):  # then a training that fails, in this same process
+        os.environ["RAISE_AT"] = os.environ["THEN_RAISE_AT"]
+        (hf if kind == "hf" else lightning)(out + "-boom", steps, sleep_s, f"{kind}-boom")
