@@ -217,7 +217,8 @@ class Daemon:
 
                 # measured on the node by our wrapper unless Slurm accounts energy itself
                 self.executors[name] = SlurmExecutor(
-                    wrapper=wrapper_argv(self.app.settings.db, interval_s=self.sample_interval_s),
+                    wrapper=wrapper_argv(self.app.settings.db, interval_s=self.sample_interval_s,
+                                         probe=self._probe_config),
                     poll_interval_s=self.app.settings.slurm_poll_s,
                 )
             else:

@@ -178,9 +178,12 @@ class Queue:
         settings: Callable[[], Settings],
         clock: Callable[[], Clock],
         user: Callable[[], str],
+        database_exists: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store, self._intensity, self._settings = store, intensity, settings
         self._clock, self._user = clock, user
+        #: whether the database is there yet (reading sites must not create it)
+        self._database_exists = database_exists
         self._forecasts: dict[str, tuple[datetime, int, Forecast, str, bool]] = {}
         # sites and policies, cached for a second (and dropped at once when this process
         # writes one): a bulk of submits should not read them from the database each time
@@ -251,7 +254,9 @@ class Queue:
         how many jobs overlap there) until ``carbonshift site add local --gpus N --cpus N``
         stores real figures.
         """
-        sites = dict(self._cached("sites", lambda: {s.name: s for s in self.store.list_sites()}))
+        # a database not made yet holds none (and asking makes none)
+        sites = dict(self._cached("sites", lambda: {s.name: s for s in self.store.list_sites()})
+                     if self._database_exists() else {})
         if DEFAULT_SITE not in sites:
             sites[DEFAULT_SITE] = Site(
                 name=DEFAULT_SITE, zone=self.settings.default_zone, executor="local",

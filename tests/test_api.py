@@ -43,7 +43,10 @@ def test_client_is_exported_lazily() -> None:
 def test_submit_run_wait_history_report(env: dict[str, str], tmp_path: Path) -> None:
     from scheduler import Client
 
-    clock = AcceleratedClock(ORIGIN, 3600.0)
+    # a minute per real second: the job is due at once (the cleanest hour is the first), and
+    # the deadline is four real minutes away, so a loaded machine's start-up latency (a real
+    # second was an hour at 3600x) cannot push its end past it
+    clock = AcceleratedClock(ORIGIN, 60.0)
     with Client(str(tmp_path / "api.db"), env=env, clock=clock, user="ada") as cs:
         job = cs.submit([sys.executable, "-c", "print('hello from the api')"], duration="20m",
                         deadline="4h", name="api-job", cwd=str(tmp_path))

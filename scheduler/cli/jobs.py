@@ -132,7 +132,7 @@ def submit(
       carbonshift submit --duration 6h --deadline 24h --pause-mode checkpoint -- python train.py
       carbonshift submit --duration 2h --site gb,de --transfer-delay 30m --transfer-energy 0.5kWh -- ./run.sh
     """
-    from scheduler.queue import SubmitRequest, zone_of
+    from scheduler.queue import SubmitRequest
 
     duration_s = parse_duration_s(duration)
     if timeout is not None and not wait_flag:
@@ -175,10 +175,14 @@ def submit(
         if math.isfinite(entry.run_now_g) and entry.run_now_g > 0 and math.isfinite(entry.expected_g)
         else None
     )
+    from scheduler.queue import zone_of
+
+    # the zone the job is planned in: its planned site's (a relocated job's is not its home's)
+    zone = zone_of(entry.site, app.queue.sites(), job.zone)
     if as_json:
         echo_json({
             "id": job.id, "name": job.name, "state": str(job.state),
-            "planned_start": entry.start, "site": entry.site, "zone": job.zone,
+            "planned_start": entry.start, "site": entry.site, "zone": zone, "home_zone": job.zone,
             "expected_g": entry.expected_g, "run_now_g": entry.run_now_g,
             "saving_pct": saving, "deadline": job.deadline_at, "reason": entry.reason,
             "mean_intensity_g_per_kwh": entry.mean_intensity_g_per_kwh,
@@ -188,7 +192,7 @@ def submit(
     else:
         wait_s = (entry.start - now).total_seconds()
         when = "now" if wait_s <= 1 else f"in {format_duration(wait_s)}"
-        click.echo(f"job {job.id} {job.name!r} planned for {fmt_time(entry.start)} ({when}) on {entry.site} ({zone_of(entry.site, app.queue.sites(), job.zone)})")
+        click.echo(f"job {job.id} {job.name!r} planned for {fmt_time(entry.start)} ({when}) on {entry.site} ({zone})")
         if len(entry.intervals) > 1:
             click.echo(f"  in {len(entry.intervals)} intervals: "
                        + ", ".join(f"{fmt_time(a)} -> {fmt_time(b)}" for a, b in entry.intervals)
@@ -315,7 +319,7 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
     from scheduler.progress import live_projection, projection_error_pct, stored_projections
 
     app = get_app()
-    job = app.store.get_job(job_id)
+    job = app.job(job_id)
     runs = app.store.runs_for_job(job_id)
     events = app.store.events_for_job(job_id)
     row = row_for(job, runs[-1] if runs else None)
@@ -399,7 +403,10 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
     if extra:
         click.echo("            " + ", ".join(extra))
     click.echo(f"  estimate  {format_duration(job.duration_s)} at {job.power_w:.0f} W, {job.gpus} GPU, {job.cpus} CPU")
-    click.echo(f"  plan      {fmt_time(job.planned_start)} on {job.planned_site or job.site} ({job.zone}): expected {fmt_g(job.expected_g)}, run now {fmt_g(job.run_now_g)}")
+    from scheduler.queue import zone_of
+
+    planned_on = job.planned_site or job.site
+    click.echo(f"  plan      {fmt_time(job.planned_start)} on {planned_on} ({zone_of(planned_on, app.queue.sites(), job.zone)}): expected {fmt_g(job.expected_g)}, run now {fmt_g(job.run_now_g)}")
     click.echo(f"            forecast from {job.plan_source or '-'}; {job.note or ''}")
     if job.interruptible:
         click.echo(f"  intervals {', '.join(f'{fmt_time(a)} -> {fmt_time(b)}' for a, b in spans) or '-'}"
@@ -465,7 +472,7 @@ def cancel(job_ids: tuple[int, ...], grace: str, as_json: bool) -> None:
     app = get_app()
     ids = list(dict.fromkeys(job_ids))
     for job_id in ids:
-        job = app.store.get_job(job_id)
+        job = app.job(job_id)
         app.queue.check_owner(job)
         if job.state in TERMINAL_STATES:
             raise BadInput(f"job {job_id} is already {job.state}: nothing to cancel"
@@ -499,7 +506,7 @@ def cancel(job_ids: tuple[int, ...], grace: str, as_json: bool) -> None:
 def logs(job_id: int, run_id: int | None, stream: str, tail: int | None, follow: bool) -> None:
     """Print a job's stdout and stderr (files under the data directory)."""
     app = get_app()
-    app.store.get_job(job_id)
+    app.job(job_id)
     runs = app.store.runs_for_job(job_id)
     if not runs:
         raise BadInput(f"job {job_id} has not run yet: no logs (see `carbonshift show {job_id}`)")
@@ -703,8 +710,11 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0, timeout_s: f
             return wait_exit_code(job, run)
         if job.state is JobState.PLANNED and job.planned_start:
             left = max(0.0, (job.planned_start - now).total_seconds())
-            line = (f"job {job_id} planned for {fmt_time(job.planned_start)} on "
-                    f"{job.planned_site or job.site} ({job.zone}): starts in {format_duration(left)}")
+            from scheduler.queue import zone_of
+
+            planned_on = job.planned_site or job.site
+            line = (f"job {job_id} planned for {fmt_time(job.planned_start)} on {planned_on} "
+                    f"({zone_of(planned_on, app.queue.sites(), job.zone)}): starts in {format_duration(left)}")
         elif run is not None and job.state in (JobState.RUNNING, JobState.SUSPENDED):
             line, proj = _live_line(app, job, run, now)
             if proj is not None:
@@ -751,7 +761,7 @@ def wait(job_id: int, interval: float, quiet: bool, timeout: str | None, as_json
         raise BadInput(f"--interval {interval!r} must be a positive number of seconds")
     timeout_s = parse_duration_s(timeout, what="--timeout") if timeout is not None else None
     app = get_app()
-    app.store.get_job(job_id)
+    app.job(job_id)
     code = _wait(job_id, quiet=quiet or as_json, poll_s=interval, timeout_s=timeout_s)
     if as_json:
         from scheduler.history import row_for
