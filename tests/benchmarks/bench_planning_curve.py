@@ -2,7 +2,7 @@
 
 Run: ``python tests/benchmarks/bench_planning_curve.py [--per-day 1] [--zones GB,DE-LU]
 [--json out.json]``. Needs the shared data folder (``<repo>/../shared/data`` or
-``CARBONSHIFT_SHARED_DATA``); prints markdown tables. About two minutes on one core.
+``CARBONSHIFT_SHARED_DATA``); prints markdown tables. About ten minutes on two busy cores.
 
 The three curves of :data:`intensity.forecast.PLANNING_CURVES`, all from the local
 forecaster fitted only on the file's data before each decision (a rolling origin):
