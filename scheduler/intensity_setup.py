@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from scheduler.storage.lite import IntensityCache
 
 
-def _local_forecaster(fit_dir: Path) -> LocalForecaster | None:
-    """The planning curve of the local forecaster, its fits kept in ``fit_dir``."""
+def local_forecaster(fit_dir: Path) -> LocalForecaster | None:
+    """The planning curve of the local forecaster (:func:`intensity.forecast.planning_forecast`,
+    :data:`~intensity.forecast.PLANNING_CURVE`), its fits kept in ``fit_dir``: what submit,
+    the daemon and ``carbonshift forecast`` plan on."""
     import importlib.util
 
     if importlib.util.find_spec("intensity.forecast") is None:
@@ -67,7 +69,7 @@ def build_intensity_service(
     return IntensityService(
         providers,
         cache=store,
-        local=_local_forecaster(settings.forecast_fits_dir),
+        local=local_forecaster(settings.forecast_fits_dir),
         cache_s=float(settings.intensity.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(settings.intensity.get("horizon_h", 48.0)) * 3600),
         # a failed provider is skipped for a while, by every process sharing the store

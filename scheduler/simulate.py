@@ -38,7 +38,7 @@ import math
 import os
 import random
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,6 +56,8 @@ MODES = ("run-now", "carbon-aware", "oracle")
 #: with sweeps: the carbon-aware planner on the same trials submitted as separate jobs, no
 #: cap, each planned on its own at its submission (:func:`as_independent`, ``one_at_a_time``)
 INDEPENDENT = "independent"
+#: The seven-day-profile planner :func:`compare` also runs: the gap closed is measured from it.
+PROFILE_MODE = "seven-day-mean"
 #: the most jobs one simulation replays (generated or read from a workload file)
 MAX_SIM_JOBS = 1_000_000
 HISTORY_S = 190 * 86400  # what the local forecaster looks at (its fit window plus margin)
@@ -123,7 +125,13 @@ class ModeResult:
 
 @dataclass
 class Comparison:
-    """Run-now, carbon-aware and oracle over the same workload."""
+    """Run-now, carbon-aware and oracle over the same workload (and, when run, the
+    seven-day-profile planner, ``seven-day-mean``, that the gap closed is measured from).
+
+    Shares of the oracle's savings are in grams: over several zones (``summary()``,
+    :meth:`kg_weighted_share_of_oracle`) they are grams saved over grams the oracle saves,
+    so a zone whose oracle saves little weighs little.
+    """
 
     results: dict[str, ModeResult]
     zones: list[str]
@@ -132,18 +140,21 @@ class Comparison:
     jobs: int
 
     def summary(self, zone: str | None = None) -> dict[str, float | int | None]:
-        """``run_now_g, carbon_aware_g, oracle_g``, savings, ``deadline_misses``, delays."""
+        """``run_now_g, carbon_aware_g, oracle_g``, savings, ``deadline_misses``, delays,
+        and with the profile planner run ``profile_g`` and ``gap_closed``."""
         now_g = self.results["run-now"].total_g(zone)
         ca = self.results["carbon-aware"]
         or_ = self.results["oracle"]
         ca_g, or_g = ca.total_g(zone), or_.total_g(zone)
         save = _pct(now_g - ca_g, now_g)
         save_or = _pct(now_g - or_g, now_g)
-        return {
+        out: dict[str, float | int | None] = {
             "jobs": len(ca._of(zone)),
             "run_now_g": now_g,
             "carbon_aware_g": ca_g,
             "oracle_g": or_g,
+            "saved_g": now_g - ca_g,
+            "oracle_saved_g": now_g - or_g,
             "savings_pct": save,
             "oracle_savings_pct": save_or,
             "share_of_oracle": (save / save_or) if save is not None and save_or else None,
@@ -157,6 +168,13 @@ class Comparison:
             "oracle_mean_delay_s": or_.mean_delay_s(zone),
             **self.independent(zone),
         }
+        prof = self.results.get(PROFILE_MODE)
+        if prof is not None:
+            prof_g = prof.total_g(zone)
+            out["profile_g"] = prof_g
+            out["profile_savings_pct"] = _pct(now_g - prof_g, now_g)
+            out["gap_closed"] = gap_closed(now_g - ca_g, now_g - prof_g, now_g - or_g)
+        return out
 
     def independent(self, zone: str | None = None) -> dict[str, float | int | None]:
         """With sweeps in the workload: the carbon-aware grams and misses of the same trials
@@ -174,6 +192,13 @@ class Comparison:
             "independent_refused": ind.refusals(zone),
         }
 
+    def kg_weighted_share_of_oracle(self) -> float | None:
+        """Grams saved over grams the oracle saves, summed over the zones."""
+        return weighted_share_of_oracle(
+            (float(s["saved_g"] or 0.0), float(s["oracle_saved_g"] or 0.0))
+            for s in (self.summary(z) for z in self.zones)
+        )
+
     def per_site(self) -> dict[str, dict[str, float | int]]:
         """Where the carbon-aware jobs ran: job count and grams per site."""
         out: dict[str, dict[str, float | int]] = {
@@ -190,6 +215,7 @@ class Comparison:
             "forecast": self.forecast,
             "jobs": self.jobs,
             "overall": self.summary(),
+            "kg_weighted_share_of_oracle": self.kg_weighted_share_of_oracle(),
             "zones": {z: self.summary(z) for z in self.zones},
             "sites": self.per_site(),
             # where and when each job ran under the carbon-aware policy
@@ -202,6 +228,24 @@ class Comparison:
 
 def _pct(part: float, whole: float) -> float | None:
     return 100.0 * part / whole if whole > 0 else None
+
+
+def weighted_share_of_oracle(rows: Iterable[tuple[float, float]]) -> float | None:
+    """The kg-weighted share of the oracle's savings over ``(saved_g, oracle_saved_g)``
+    rows (zones, runs): grams saved over grams the oracle saves, so a zone whose oracle
+    saves little weighs little; ``None`` when the oracle saves nothing."""
+    pairs = list(rows)
+    oracle = math.fsum(o for _, o in pairs)
+    return math.fsum(s for s, _ in pairs) / oracle if oracle > 0 else None
+
+
+def gap_closed(saved_g: float, profile_saved_g: float, oracle_saved_g: float) -> float | None:
+    """The share of the gap between the seven-day-profile planner and the oracle that a
+    planner closes: ``(saved - profile_saved) / (oracle_saved - profile_saved)`` (negative
+    when it does worse than the profile; ``None`` when the profile already matches the
+    oracle)."""
+    gap = oracle_saved_g - profile_saved_g
+    return (saved_g - profile_saved_g) / gap if gap > 0 else None
 
 
 # -- forecasters ---------------------------------------------------------------------------
@@ -692,10 +736,13 @@ def compare(
     horizon_s: int = 48 * 3600,
     replan_s: int = 0,
     progress: Callable[[float, float, str], None] | None = None,
+    profile: bool = True,
 ) -> Comparison:
-    """Run-now, carbon-aware (with ``forecast``) and oracle over ``workload``;
-    ``progress(done, total, mode)`` as the replays go (``total`` is 3; 4 with sweeps, whose
-    trials are also replayed as independent jobs)."""
+    """Run-now, carbon-aware (with ``forecast``) and oracle over ``workload``, and with
+    ``profile`` the same planner on the seven-day profile (:data:`PROFILE_MODE`);
+    ``progress(done, total, mode)`` as the replays go (``total`` is their number: 3, one
+    more with ``profile``, one more with sweeps, whose trials are also replayed as
+    independent jobs)."""
     idx = {z: t if isinstance(t, TraceIndex) else TraceIndex(t) for z, t in traces.items()}
     for s in sites.values():
         if s.zone not in idx:
@@ -707,7 +754,8 @@ def compare(
             "seven-day-mean": seven_day_mean_forecast,
         }.get(forecast) or local_forecaster()
     sweeps = any(j.sweep_id is not None for j in workload)
-    n_runs = 4 if sweeps else 3
+    own_profile = profile and forecaster is not seven_day_mean_forecast
+    n_runs = 3 + int(sweeps) + int(own_profile)
 
     def step(i: int, mode: str) -> Callable[[int, int], None] | None:
         if progress is None:
@@ -728,6 +776,11 @@ def compare(
             "carbon-aware", as_independent(workload), sites, idx, forecaster, options=options,
             horizon_s=horizon_s, replan_s=replan_s, one_at_a_time=True, progress=step(3, INDEPENDENT))
         results[INDEPENDENT].mode = INDEPENDENT
+    if profile:
+        results[PROFILE_MODE] = (
+            run_mode(PROFILE_MODE, workload, sites, idx, seven_day_mean_forecast, options=options,
+                     horizon_s=horizon_s, replan_s=replan_s, progress=step(n_runs - 1, PROFILE_MODE))
+            if own_profile else results["carbon-aware"])
     if progress is not None:
         progress(n_runs, n_runs, "done")
     zones = sorted({sites[j.site].zone for j in workload})
@@ -737,6 +790,7 @@ def compare(
 __all__ = [
     "INDEPENDENT",
     "MODES",
+    "PROFILE_MODE",
     "Comparison",
     "Forecaster",
     "ModeResult",
@@ -745,10 +799,12 @@ __all__ = [
     "TraceIndex",
     "as_independent",
     "compare",
+    "gap_closed",
     "generate_workload",
     "local_forecaster",
     "perfect_forecaster",
     "read_workload",
     "run_mode",
     "seven_day_mean_forecast",
+    "weighted_share_of_oracle",
 ]

@@ -88,15 +88,14 @@ def _check_zone(app: App, zone: str, provider_name: str | None) -> IntensityProv
 def _service(app: App, provider: IntensityProvider | None) -> IntensityService:
     if provider is None:
         return app.intensity
-    from functools import partial
-
     from intensity.chain import IntensityService
-    from intensity.forecast import planning_forecast
+    from scheduler.intensity_setup import local_forecaster
 
     conf = app.settings.intensity
     return IntensityService(
         [provider], cache=app.intensity_cache,
-        local=partial(planning_forecast, fit_dir=app.settings.forecast_fits_dir),
+        # the same local forecaster (and planning curve) submit and the daemon plan on
+        local=local_forecaster(app.settings.forecast_fits_dir),
         cache_s=float(conf.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(conf.get("horizon_h", 48.0)) * 3600),
     )
@@ -214,9 +213,20 @@ def _points_table(points: Sequence[IntensityPoint]) -> None:
     )
 
 
+def _num(x: float, digits: int = 3) -> float | None:
+    return round(x, digits) if math.isfinite(x) else None
+
+
 def _accuracy(app: App, zone: str, now: datetime, provider_name: str | None, as_json: bool) -> None:
-    """Forecast error by lead from the stored vintages and actuals of ``zone``."""
-    from intensity.accuracy import errors_by_lead
+    """Forecast error by lead from the stored vintages and actuals of ``zone``: MAE, MAPE,
+    the within-day shape error, and the planning regret of a 1 kW x 3 h job due in 24 h."""
+    from intensity.accuracy import (
+        REGRET_DURATION_S,
+        REGRET_POWER_W,
+        REGRET_WINDOW_S,
+        errors_by_lead,
+        regret_of_vintages,
+    )
     from intensity.model import Kind, Source
 
     since = now - timedelta(seconds=ACCURACY_WINDOW_S)
@@ -230,14 +240,29 @@ def _accuracy(app: App, zone: str, now: datetime, provider_name: str | None, as_
             by_provider.setdefault(p.provider, []).append(p)
     result = {name: errors_by_lead(pts, actuals) for name, pts in sorted(by_provider.items())}
     result = {name: errs for name, errs in result.items() if errs}
+    regrets = {name: regret_of_vintages(by_provider[name], actuals) for name in result}
+    job = (f"{REGRET_POWER_W / 1000:g} kW x {format_duration(REGRET_DURATION_S)} due "
+           f"{format_duration(REGRET_WINDOW_S)} after each vintage")
     if as_json:
         echo_json({
             "zone": zone, "since": since, "until": now,
             "providers": {
                 name: [{"lead_h": e.lead_h, "n": e.n, "mae_g_per_kwh": round(e.mae_g_per_kwh, 3),
-                        "mape_pct": round(e.mape_pct, 3) if math.isfinite(e.mape_pct) else None,
-                        "bias_g_per_kwh": round(e.bias_g_per_kwh, 3)} for e in errs]
+                        "mape_pct": _num(e.mape_pct),
+                        "bias_g_per_kwh": round(e.bias_g_per_kwh, 3),
+                        "shape_mae_g_per_kwh": _num(e.shape_mae_g_per_kwh),
+                        "shape_pct": _num(e.shape_pct)} for e in errs]
                 for name, errs in result.items()
+            },
+            "planning_regret": {
+                "job": {"power_w": REGRET_POWER_W, "duration_s": REGRET_DURATION_S,
+                        "window_s": REGRET_WINDOW_S},
+                "providers": {
+                    name: {"n": r.n, "regret_g": round(r.regret_g, 3), "saved_g": round(r.saved_g, 3),
+                           "oracle_saved_g": round(r.oracle_saved_g, 3),
+                           "share_of_oracle": _num(r.share_of_oracle, 4)}
+                    for name, r in regrets.items()
+                },
             },
         })
         return
@@ -248,13 +273,27 @@ def _accuracy(app: App, zone: str, now: datetime, provider_name: str | None, as_
             "fetched; actuals when jobs are accounted)"
         )
         return
+
+    def cell(x: float, fmt: str = ".1f") -> str:
+        return format(x, fmt) if math.isfinite(x) else "-"
+
     rows = [
-        [name, f"{e.lead_h:g}", e.n, f"{e.mae_g_per_kwh:.1f}",
-         f"{e.mape_pct:.1f}" if math.isfinite(e.mape_pct) else "-", f"{e.bias_g_per_kwh:+.1f}"]
+        [name, f"{e.lead_h:g}", e.n, f"{e.mae_g_per_kwh:.1f}", cell(e.mape_pct),
+         f"{e.bias_g_per_kwh:+.1f}", cell(e.shape_mae_g_per_kwh), cell(e.shape_pct)]
         for name, errs in result.items() for e in errs
     ]
-    print_table(["provider", "lead h", "n", "MAE g/kWh", "MAPE %", "bias g/kWh"], rows,
+    print_table(["provider", "lead h", "n", "MAE g/kWh", "MAPE %", "bias g/kWh", "shape g/kWh",
+                 "shape %"], rows,
                 title=f"{zone}: forecast error by lead, {fmt_time(since)} to {fmt_time(now)}")
+    print_table(
+        ["provider", "vintages placed", "regret g/job", "saved g", "hindsight saved g", "of hindsight"],
+        [[name, r.n, f"{r.regret_g:.1f}", f"{r.saved_g:.0f}", f"{r.oracle_saved_g:.0f}",
+          "-" if not math.isfinite(r.share_of_oracle) else f"{100 * r.share_of_oracle:.0f}%"]
+         for name, r in regrets.items()],
+        title=f"planning regret: {job}, started where the vintage says vs the best start in hindsight",
+    )
+    click.echo("shape: the error left after removing each forecast day's mean from forecast and "
+               "actuals (which hour wins depends on it, not on the level)")
 
 
 @click.command()

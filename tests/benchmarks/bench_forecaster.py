@@ -10,7 +10,11 @@ run on one zone.
    origin every model sees only the ``--history-days`` before it (the chain's default
    history is 56 days). MAE (g/kWh) and MAPE (%) at leads 1, 6, 24 and 48 h (lead =
    target hour's start minus the origin) for the local forecaster, persistence (the last
-   observed hour) and same-hour-yesterday (the latest observed value at that hour of day).
+   observed hour) and same-hour-yesterday (the latest observed value at that hour of day);
+   beside them the within-day shape error (% of the actual, after removing each forecast
+   day's mean from forecast and actuals) and the planning regret (grams lost by a 1 kW x
+   3 h job due in 24 h started where the forecast says, against the best start in
+   hindsight; :mod:`intensity.accuracy`).
 2. GB: the official NESO 48 h forecast vintages (``uk-carbon-intensity-api``) against the
    NESO actuals, beside ours issued at the same capture times from the Electricity Maps
    GB 2023 history (direct factor, the NESO convention) up to each capture time, all
@@ -42,8 +46,11 @@ from intensity.accuracy import (  # noqa: E402
     STANDARD_LEADS_S,
     ErrorAccumulator,
     LeadError,
-    lead_bucket_s,
-    rolling_origin,
+    Placement,
+    Scores,
+    place_job,
+    regret_of,
+    rolling_scores,
 )
 from intensity.forecast import local_forecast  # noqa: E402
 from intensity.model import IntensityPoint, Kind  # noqa: E402
@@ -74,15 +81,15 @@ def zone_files(data: Path, zones: str | None) -> list[Path]:
 
 def evaluate_zone(
     path: Path, *, every_h: int, history_days: int, days: int | None = None
-) -> dict[str, list[LeadError]]:
-    """Rolling-origin errors of the three models on one portal file."""
+) -> dict[str, Scores]:
+    """Rolling-origin errors and planning regret of the three models on one portal file."""
     trace = read_trace(path)
     pts: Sequence[IntensityPoint] = trace.points
     end = None
     if days is not None:
         end = pts[0].start + timedelta(days=days)
     forecasters = {"local": local_forecast, **BASELINES}
-    return rolling_origin(
+    return rolling_scores(
         pts, forecasters, leads_s=STANDARD_LEADS_S, origin_every_s=every_h * 3600,
         warmup_s=28 * 86400, history_s=history_days * 86400, end=end,
     )
@@ -95,7 +102,7 @@ def _t(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def evaluate_gb_neso(data: Path, *, history_days: int) -> dict[str, list[LeadError]]:
+def evaluate_gb_neso(data: Path, *, history_days: int) -> dict[str, Scores]:
     """NESO's forecast vintages and ours, both against NESO actuals, by lead."""
     base = data / "uk-carbon-intensity-api"
     actuals: dict[datetime, float] = {}
@@ -111,27 +118,36 @@ def evaluate_gb_neso(data: Path, *, history_days: int) -> dict[str, list[LeadErr
             )
     gb = read_trace(data / "electricitymaps-portal" / "GB_2023_hourly.csv", emission_factor="direct")
     hist_all = [p for p in gb.points if p.kind is Kind.ACTUAL]
-    wanted = set(STANDARD_LEADS_S)
     accs = {name: ErrorAccumulator() for name in ("neso", *MODELS)}
+    placed: dict[str, list[Placement]] = {name: [] for name in accs}
+    half = timedelta(minutes=30)
+    act_pts = [IntensityPoint("GB", t, t + half, v, Kind.ACTUAL, "neso") for t, v in sorted(actuals.items())]
+
+    def score(name: str, capture: datetime, fc: list[IntensityPoint]) -> None:
+        p = place_job(fc, act_pts, capture)
+        if p is not None:
+            placed[name].append(p)
+
     models = {"local": local_forecast, **BASELINES}
     for capture, rows in sorted(vintages.items()):
-        for window, value in rows:
-            lead = lead_bucket_s((window - capture).total_seconds(), 3600)
-            if lead in wanted and window in actuals:
-                accs["neso"].add(lead, value, actuals[window])
+        accs["neso"].add_issue([((w - capture).total_seconds(), v, actuals[w]) for w, v in rows if w in actuals],
+                               3600, STANDARD_LEADS_S)
+        score("neso", capture, [IntensityPoint("GB", w, w + half, v, Kind.FORECAST, "neso", issued_at=capture)
+                                for w, v in rows])
         # ours: history up to the capture time, hourly, then looked up per half-hour window
         lo = capture - timedelta(days=history_days)
         history = [p for p in hist_all if p.end <= capture and p.start >= lo]
         for name, fc in models.items():
             pts = fc("GB", history, capture, 50 * 3600)
+            pairs = []
             for window, _ in rows:
-                lead = lead_bucket_s((window - capture).total_seconds(), 3600)
-                if lead not in wanted or window not in actuals:
-                    continue
                 cover = next((q for q in pts if q.start <= window < q.end), None)
-                if cover is not None:
-                    accs[name].add(lead, cover.intensity_g_per_kwh, actuals[window])
-    return {name: acc.result() for name, acc in accs.items()}
+                if window in actuals and cover is not None:
+                    pairs.append(((window - capture).total_seconds(), cover.intensity_g_per_kwh,
+                                  actuals[window]))
+            accs[name].add_issue(pairs, 3600, STANDARD_LEADS_S)
+            score(name, capture, pts)
+    return {name: Scores(acc.result(), regret_of(placed[name])) for name, acc in accs.items()}
 
 
 # -- reporting ------------------------------------------------------------------------------------
@@ -141,19 +157,22 @@ def _row(errs: list[LeadError]) -> dict[int, LeadError]:
     return {e.lead_s: e for e in errs}
 
 
-def summarise(zones: dict[str, dict[str, list[LeadError]]]) -> dict[str, Any]:
-    """Per zone and lead: each model's MAE/MAPE and local's gain over the better baseline."""
-    out: dict[str, Any] = {"zones": {}, "mean_gain_pct": {}}
+def summarise(zones: dict[str, dict[str, Scores]]) -> dict[str, Any]:
+    """Per zone and lead: each model's MAE/MAPE/shape error and local's gain over the
+    better baseline; per zone each model's planning regret."""
+    out: dict[str, Any] = {"zones": {}, "mean_gain_pct": {}, "regret": {}}
     gains: dict[int, list[float]] = {lead: [] for lead in STANDARD_LEADS_S}
     for zone, res in zones.items():
-        rows = {m: _row(res.get(m, [])) for m in res}
+        rows = {m: _row(res[m].leads) for m in res}
+        out["regret"][zone] = {m: {"n": r.regret.n, "regret_g": r.regret.regret_g,
+                                   "share_of_oracle": r.regret.share_of_oracle} for m, r in res.items()}
         zrow: dict[str, Any] = {}
         for lead in STANDARD_LEADS_S:
             cell: dict[str, Any] = {}
             for m, r in rows.items():
                 if lead in r:
                     cell[m] = {"mae": r[lead].mae_g_per_kwh, "mape": r[lead].mape_pct,
-                               "n": r[lead].n}
+                               "shape_pct": r[lead].shape_pct, "n": r[lead].n}
             base = [cell[b]["mae"] for b in BASELINES if b in cell]
             if "local" in cell and base:
                 gain = (1 - cell["local"]["mae"] / min(base)) * 100
@@ -172,8 +191,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     models = ("local", "persistence", "same-hour-yesterday", "neso")
     short = {"local": "local", "persistence": "persist", "same-hour-yesterday": "yday",
              "neso": "NESO"}
-    print("MAE g/kWh (MAPE %) by lead; gain = local vs the better baseline (MAE)")
-    header = f"{'zone':<14}{'lead':>5}  " + "  ".join(f"{short[m]:>15}" for m in models) + "    gain"
+    print("MAE g/kWh (MAPE %) [shape error %] by lead; gain = local vs the better baseline (MAE)")
+    header = f"{'zone':<14}{'lead':>5}  " + "  ".join(f"{short[m]:>22}" for m in models) + "    gain"
     print(header)
     print("-" * len(header))
     for zone, zrow in summary["zones"].items():
@@ -181,15 +200,21 @@ def print_summary(summary: dict[str, Any]) -> None:
             cols = []
             for m in models:
                 if m in cell:
-                    cols.append(f"{cell[m]['mae']:7.1f} ({cell[m]['mape']:5.1f})")
+                    cols.append(f"{cell[m]['mae']:7.1f} ({cell[m]['mape']:5.1f}) [{cell[m]['shape_pct']:5.1f}]")
                 else:
-                    cols.append(" " * 15)
+                    cols.append(" " * 22)
             gain = f"{cell['gain_pct']:+6.1f}%" if "gain_pct" in cell else ""
-            print(f"{zone:<14}{lead:>5}  " + "  ".join(f"{c:>15}" for c in cols) + f"  {gain}")
+            print(f"{zone:<14}{lead:>5}  " + "  ".join(f"{c:>22}" for c in cols) + f"  {gain}")
     print("-" * len(header))
     mg = summary["mean_gain_pct"]
     print("mean gain of local over the better baseline (EM zones): "
           + ", ".join(f"{k} {v:+.1f}%" for k, v in mg.items() if v is not None))
+    print("\nplanning regret, g lost per 1 kW x 3 h job due in 24 h (share of the hindsight saving kept)")
+    print(f"{'zone':<14}" + "".join(f"{short[m]:>18}" for m in models))
+    for zone, regrets in summary["regret"].items():
+        cols = [f"{regrets[m]['regret_g']:8.1f} ({100 * regrets[m]['share_of_oracle']:5.1f}%)"
+                if m in regrets and regrets[m]["n"] else "" for m in models]
+        print(f"{zone:<14}" + "".join(f"{c:>18}" for c in cols))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         print("shared data not found: set CARBONSHIFT_SHARED_DATA", file=sys.stderr)
         return 0
     files = zone_files(data, args.zones)
-    results: dict[str, dict[str, list[LeadError]]] = {}
+    results: dict[str, dict[str, Scores]] = {}
     t0 = time.perf_counter()
     for f in files:
         zone = f.name.split("_")[0]
@@ -242,7 +267,7 @@ def test_bench_local_forecaster_gb(benchmark: Any) -> None:
         evaluate_zone, args=(path,), kwargs={"every_h": 11, "history_days": 56, "days": 90},
         rounds=1, iterations=1,
     )
-    rows = {m: _row(r) for m, r in res.items()}
+    rows = {m: _row(r.leads) for m, r in res.items()}
     lead = 6 * 3600
     best_base = min(rows["persistence"][lead].mae_g_per_kwh,
                     rows["same-hour-yesterday"][lead].mae_g_per_kwh)

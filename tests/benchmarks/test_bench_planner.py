@@ -128,10 +128,10 @@ def test_simulate_a_year_with_5000_jobs(benchmark) -> None:  # type: ignore[no-u
                            gpus=1, interruptible_share=0.3)
 
     def run() -> object:
-        return compare(wl, sites, idx, forecast="perfect", options=PlanOptions(slot_s=900))
+        return compare(wl, sites, idx, forecast="perfect", options=PlanOptions(slot_s=900), profile=False)
 
     c = benchmark.pedantic(run, rounds=1, iterations=1)
-    s = c.summary()  # type: ignore[attr-defined]
+    s = c.summary()
     assert s["jobs"] == n
     assert s["carbon_aware_g"] == pytest.approx(s["oracle_g"])
     assert s["carbon_aware_g"] < s["run_now_g"]

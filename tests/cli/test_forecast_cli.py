@@ -118,8 +118,43 @@ def test_forecast_stores_the_vintage_and_accuracy_scores_it(cli) -> None:  # typ
     assert [row["lead_h"] for row in rows][:3] == [0, 1, 2]
     assert all(row["mae_g_per_kwh"] == pytest.approx(10) for row in rows)
     assert all(row["bias_g_per_kwh"] == pytest.approx(-10) for row in rows)
+    # a level error only: no shape error, and the vintage's window is the best in hindsight
+    assert all(row["shape_mae_g_per_kwh"] == pytest.approx(0, abs=1e-6) for row in rows)
+    regret = data["planning_regret"]["providers"]["replay"]
+    assert regret["n"] == 1 and regret["regret_g"] == pytest.approx(0, abs=1e-6)
+    assert data["planning_regret"]["job"] == {"power_w": 1000.0, "duration_s": 3 * 3600,
+                                              "window_s": 24 * 3600}
     r = cli("forecast", "GB", "--at", "2023-03-12T00:00Z", "--accuracy")
     assert r.code == 0 and "MAE" in r.out and "replay" in r.out
+    assert "shape %" in r.out and "regret g/job" in r.out
+
+
+def test_accuracy_scores_a_wrong_shape_as_shape_error_and_regret(cli) -> None:  # type: ignore[no-untyped-def]
+    """Actuals that mirror the vintage about its mean: the same level, the opposite daily
+    shape, so the window the vintage names is the worst one and the grams lost count."""
+    from scheduler.storage.store import open_store
+
+    assert cli("forecast", "GB", "--at", "2023-03-10T00:00Z", "--json").code == 0
+    store = open_store("sqlite:///" + str(cli.db))
+    try:
+        vintage = store.get_points("GB", datetime(2023, 3, 10, tzinfo=UTC),
+                                   datetime(2023, 3, 11, tzinfo=UTC), kind=Kind.FORECAST)
+        mean = sum(p.intensity_g_per_kwh for p in vintage) / len(vintage)
+        store.add_points([
+            IntensityPoint("GB", p.start, p.end, 2 * mean - p.intensity_g_per_kwh, Kind.ACTUAL,
+                           "meter", source=Source.PROVIDER)
+            for p in vintage
+        ])
+    finally:
+        store.close()
+    data = json.loads(cli("forecast", "GB", "--at", "2023-03-12T00:00Z", "--accuracy", "--json").out)
+    rows = data["providers"]["replay"]
+    # the day's means agree, so all of the error is shape error
+    assert all(row["shape_mae_g_per_kwh"] == pytest.approx(row["mae_g_per_kwh"]) for row in rows)
+    assert all(row["bias_g_per_kwh"] != pytest.approx(10) for row in rows)
+    regret = data["planning_regret"]["providers"]["replay"]
+    assert regret["n"] == 1 and regret["regret_g"] > 0
+    assert regret["saved_g"] <= 0 < regret["oracle_saved_g"]
 
 
 def test_accuracy_with_nothing_stored_says_so(cli) -> None:  # type: ignore[no-untyped-def]

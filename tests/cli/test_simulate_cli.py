@@ -104,3 +104,27 @@ def test_bad_input(cs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
         assert r.code == 2, (args, r.err)
         assert needle in r.err, (args, r.err)
         assert len(r.err.strip().splitlines()) == 1
+
+
+def test_json_kg_weighted_share_and_gap_closed_per_zone(cs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Over zones the share of the oracle's savings is grams saved over grams the oracle
+    saves; per zone the gap closed is measured from the seven-day-profile planner, which
+    closes none of its own gap."""
+    other = shifted_copy(tmp_path / "b.csv", "ZB", 0.2)
+    args = ["simulate", "--trace", f"{SHIPPED_TRACE},{other}", "--jobs", "40", "--deadline", "12h",
+            "--duration", "1h-3h", "--seed", "5", "--json"]
+    data = json.loads(cs(*args).out)
+    zones = data["zones"]
+    saved = sum(z["run_now_g"] - z["carbon_aware_g"] for z in zones.values())
+    oracle = sum(z["run_now_g"] - z["oracle_g"] for z in zones.values())
+    assert data["kg_weighted_share_of_oracle"] == pytest.approx(saved / oracle)
+    assert data["overall"]["share_of_oracle"] == pytest.approx(saved / oracle)
+    for z in zones.values():
+        # (saved - profile saved) / (oracle saved - profile saved), all against run-now
+        gap_g = z["profile_g"] - z["oracle_g"]
+        expected = (z["profile_g"] - z["carbon_aware_g"]) / gap_g if gap_g > 0 else None
+        assert z["gap_closed"] == pytest.approx(expected)
+    prof = json.loads(cs(*args[:-1], "--forecast", "seven-day-mean", "--json").out)
+    assert all(z["gap_closed"] in (None, pytest.approx(0.0)) for z in prof["zones"].values())
+    text = cs(*args[:-1]).out
+    assert "gap closed" in text and "kg-weighted" in text

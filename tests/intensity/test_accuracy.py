@@ -113,3 +113,52 @@ def test_rolling_origin_shows_a_forecaster_only_the_past() -> None:
     assert seen and all(last_end <= now for last_end, now in seen)
     # ramp of slope 1 per hour: persistence at lead 1 h misses by 2 (last is i-1, target i+1)
     assert res["spy"][0].mae_g_per_kwh == pytest.approx(2)
+
+
+def test_shape_error_ignores_each_days_level_and_counts_its_shape() -> None:
+    from intensity.accuracy import ErrorAccumulator
+
+    cycle = [100.0 + 50 * math.sin(2 * math.pi * h / 24) for h in range(48)]
+    acc = ErrorAccumulator()
+    # day 1 (leads up to 24 h) off by +30 throughout, day 2 by -10: level errors only
+    acc.add_issue([(h * 3600, v + (30 if h <= 24 else -10), v) for h, v in enumerate(cycle)])
+    res = {e.lead_s: e for e in acc.result()}
+    assert res[3600].mae_g_per_kwh == pytest.approx(30) and res[30 * 3600].mae_g_per_kwh == 10
+    assert all(e.shape_mae_g_per_kwh == pytest.approx(0, abs=1e-9) for e in res.values())
+    flipped = ErrorAccumulator()
+    flipped.add_issue([(h * 3600, 200.0 - v, v) for h, v in enumerate(cycle[:24])], leads_s=[6 * 3600])
+    (e,) = flipped.result()
+    assert e.lead_s == 6 * 3600 and e.shape_mae_g_per_kwh == pytest.approx(100)  # 2 x the swing at 6 h
+    assert e.shape_pct == pytest.approx(100 / 150 * 100)
+
+
+def test_place_job_charges_the_forecasts_window_on_the_actuals() -> None:
+    from intensity.accuracy import place_job
+
+    # actuals: cheapest at 10:00-13:00; the forecast believes 02:00-05:00
+    acts = [actual(h, 50.0 if 10 <= h < 13 else 200.0) for h in range(30)]
+    fcs = [vintage(T0, T0 + h * H, 10.0 if 2 <= h < 5 else 100.0) for h in range(30)]
+    p = place_job(fcs, acts, T0)
+    assert p is not None
+    assert p.run_now_g == pytest.approx(600) and p.chosen_g == pytest.approx(600)  # 1 kW x 3 h x 200
+    assert p.best_g == pytest.approx(150) and p.regret_g == pytest.approx(450)
+    assert p.saved_g == 0 and p.oracle_saved_g == pytest.approx(450)
+    right = place_job(acts, acts, T0 + H, duration_s=2 * 3600, power_w=500)
+    assert right is not None and right.regret_g == 0 and right.best_g == pytest.approx(50)
+    assert place_job(fcs, acts[:20], T0) is None  # actuals end before the 24 h window does
+    assert place_job(fcs, acts[:5] + acts[6:], T0) is None  # a gap in the actuals
+
+
+def test_rolling_scores_regret_is_zero_for_a_perfect_daily_forecast() -> None:
+    from intensity.accuracy import rolling_scores
+
+    series = [actual(i, 100.0 + 50 * math.sin(2 * math.pi * i / 24)) for i in range(24 * 12)]
+    res = rolling_scores(series, BASELINES, leads_s=[3600, 24 * 3600], origin_every_s=5 * 3600,
+                         warmup_s=3 * 86400, history_s=3 * 86400)
+    yday, pers = res["same-hour-yesterday"], res["persistence"]
+    assert yday.regret.n == pers.regret.n > 20
+    assert yday.regret.regret_g == pytest.approx(0, abs=1e-6) and yday.regret.share_of_oracle == pytest.approx(1)
+    assert all(e.shape_mae_g_per_kwh == pytest.approx(0, abs=1e-9) for e in yday.leads)
+    # persistence is flat: its windows start at once, and its shape error is the cycle's
+    assert pers.regret.saved_g == pytest.approx(0, abs=1e-6) and pers.regret.regret_g > 0
+    assert all(e.shape_mae_g_per_kwh > 10 for e in pers.leads)
