@@ -22,7 +22,7 @@ def test_every_policy_keeps_the_cap_and_the_independent_replay_has_none() -> Non
     trials: list[SimJob] = [sj(i, 20, 1, 44, sweep_id=1, sweep_limit=2) for i in range(1, 7)]
     other = sj(7, 20, 1, 44)  # a job outside the sweep takes a clean hour freely
     c = compare([*trials, other], sites, tr, forecast="perfect", options=PlanOptions(slot_s=3600))
-    assert set(c.results) == {"run-now", "carbon-aware", "oracle", INDEPENDENT}
+    assert set(c.results) == {"run-now", "carbon-aware", "oracle", "seven-day-mean", INDEPENDENT}
     for mode in ("run-now", "carbon-aware", "oracle"):
         res = c.results[mode]
         assert len(res.outcomes) == 7 and res.misses() == 0, mode
