@@ -623,9 +623,9 @@ class Queue:
         trials = self.app.store.list_jobs(sweep_id=sweep_id)
         for j in trials:
             self.check_owner(j)
-        if sweep.stopped_at is not None and all(j.state in TERMINAL_STATES for j in trials):
-            raise BadInput(f"sweep {sweep_ref(sweep_id)} is already over ({sweep.stop_reason or 'done'}): "
-                           "nothing to cancel")
+        if all(j.state in TERMINAL_STATES for j in trials):
+            raise BadInput(f"sweep {sweep_ref(sweep_id)} is already over "
+                           f"({sweep.stop_reason or 'every trial ended'}): nothing to cancel")
         skipped = stop(self.app, sweep_id, now, "sweep cancelled", CANCELLED_NOTE)
         cancelled = []
         for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED], sweep_id=sweep_id):

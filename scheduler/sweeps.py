@@ -22,6 +22,7 @@ The rules of a sweep live here, for the CLI, the Python API and the daemon alike
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from scheduler.units import fmt_mass_g
 
 if TYPE_CHECKING:
     from scheduler.app import App
+    from scheduler.queue import SubmitRequest
 
 #: the most trials one sweep may hold (Slurm's default MaxArraySize is 1001)
 MAX_TRIALS = 10_000
@@ -153,6 +155,19 @@ def trial_argv(argv: Sequence[str], index: int, extra: Sequence[str] | None = No
     return out
 
 
+def expand(
+    req: SubmitRequest, indices: Sequence[int], lines: Sequence[Sequence[str]] | None = None,
+) -> tuple[str, list[SubmitRequest]]:
+    """A sweep's name (``--name``, else the command's) and one request per trial: named
+    ``NAME[INDEX]``, its command from :func:`trial_argv`."""
+    name = req.name if req.name is not None else (os.path.basename(req.argv[0]) if req.argv else "") or "sweep"
+    return name, [
+        replace(req, name=f"{name}[{index}]",
+                argv=trial_argv(req.argv, index, lines[k] if lines is not None else None))
+        for k, index in enumerate(indices)
+    ]
+
+
 # -- the budget while a sweep runs ----------------------------------------------------------
 
 
@@ -207,6 +222,25 @@ def stop(app: App, sweep_id: int, now: datetime, reason: str, note: str) -> list
     """Stop launching a sweep's trials: the sweep records when and why, its waiting trials
     become ``skipped`` with ``note`` (one transaction). Returns the trials skipped."""
     return app.store.stop_sweep(sweep_id, now, reason, skip_note=note)
+
+
+def stop_by_user(app: App, sweep_id: int, now: datetime) -> tuple[Sweep, list[int], list[int]]:
+    """``carbonshift sweep stop``: launch no more trials; the waiting ones become
+    ``skipped`` (``skipped: sweep stopped``), the running ones finish. Returns the sweep,
+    the trials skipped and those still running. Only the trials' owner (or an admin) may;
+    a sweep with nothing left to launch is refused."""
+    sweep = app.store.get_sweep(sweep_id)
+    trials = app.store.list_jobs(sweep_id=sweep_id)
+    for j in trials:
+        app.queue.check_owner(j)
+    if not any(j.state in WAITING_STATES for j in trials):
+        over = sweep.stop_reason or "every trial was launched"
+        raise BadInput(f"sweep {sweep_ref(sweep_id)} has no trial left to launch ({over}): nothing to "
+                       f"stop; `carbonshift cancel {sweep_ref(sweep_id)}` also stops running ones")
+    skipped = stop(app, sweep_id, now, "sweep stopped", STOPPED_NOTE)
+    running = [j.id for j in app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED], sweep_id=sweep_id)
+               if j.id is not None]
+    return app.store.get_sweep(sweep_id), skipped, running
 
 
 def check_budget(app: App, sweep: Sweep, now: datetime) -> str | None:
@@ -283,10 +317,12 @@ __all__ = [
     "Gate",
     "budget_use",
     "check_budget",
+    "expand",
     "launch_gate",
     "parse_array",
     "parse_sweep_ref",
     "read_sweep_file",
     "stop",
+    "stop_by_user",
     "trial_argv",
 ]

@@ -333,15 +333,10 @@ def _submit_sweep(
 ) -> None:
     """``submit --array``/``--sweep``: plan and store the trials, one line for the sweep and
     how its trials were planned (``--json``: the sweep and its trials)."""
-    from dataclasses import replace
-
     from scheduler.model import sweep_ref
-    from scheduler.sweeps import trial_argv
+    from scheduler.sweeps import expand
 
-    name = req.name if req.name is not None else (os.path.basename(req.argv[0]) if req.argv else "sweep")
-    reqs = [replace(req, name=f"{name}[{index}]",
-                    argv=trial_argv(req.argv, index, lines[k] if lines is not None else None))
-            for k, index in enumerate(indices)]
+    name, reqs = expand(req, indices, lines)
     res = app.queue.submit_sweep(reqs, indices, name=name, limit=limit, budget_g=budget_g, now=now)
     sweep = res.sweep
     assert sweep.id is not None
@@ -617,6 +612,9 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
     click.echo(f"  estimate  {format_duration(job.duration_s)} at {job.power_w:.0f} W, {job.gpus} GPU, {job.cpus} CPU")
     click.echo(f"  plan      {fmt_time(job.planned_start)} on {job.planned_site or job.site} ({job.zone}): expected {fmt_g(job.expected_g)}, run now {fmt_g(job.run_now_g)}")
     click.echo(f"            forecast from {job.plan_source or '-'}; {job.note or ''}")
+    if job.sweep_id is not None:
+        click.echo(f"  sweep     {_trial_text(job)}"
+                   + (f"; not launched: {job.note.removeprefix('skipped: ')}" if job.state is JobState.SKIPPED else ""))
     if job.interruptible:
         click.echo(f"  intervals {', '.join(f'{fmt_time(a)} -> {fmt_time(b)}' for a, b in spans) or '-'}"
                    f"  (paused between them: {job.pause_mode or 'stop'}"
@@ -662,45 +660,92 @@ def _run_intervals(app: App, run: Run) -> list[tuple[RunInterval, float, int]]:
     return out
 
 
-@click.command()
-@click.argument("job_ids", metavar="ID...", nargs=-1, required=True, type=int)
-@click.option("--grace", default="10s", show_default=True, metavar="DURATION", help="Time between SIGTERM and SIGKILL.")
-@json_option
-def cancel(job_ids: tuple[int, ...], grace: str, as_json: bool) -> None:
-    """Cancel jobs; a running job's process group gets SIGTERM, then SIGKILL.
+def parse_ids(texts: tuple[str, ...]) -> list[tuple[str, int]]:
+    """Command-line references: ``3`` is job 3, ``s3`` sweep 3; ``("job"|"sweep", id)`` each,
+    repeats dropped."""
+    from scheduler.sweeps import parse_sweep_ref
 
-    Every ID is checked first: if one is unknown or already finished, nothing is
-    cancelled. --json: one object per job (a list when several IDs are given).
-    """
+    out: list[tuple[str, int]] = []
+    for text in texts:
+        sweep_id = parse_sweep_ref(text)
+        if sweep_id is not None:
+            out.append(("sweep", sweep_id))
+        elif text.strip().isdigit():
+            out.append(("job", int(text)))
+        else:
+            raise BadInput(f"{text!r} is not a job or a sweep: give a job's number (3) or a sweep's (s3)")
+    return list(dict.fromkeys(out))
+
+
+def _stop_local(app: App, job_id: int, grace_s: float) -> bool:
+    """Stop a cancelled job's process if it runs on this host under the local executor
+    (elsewhere its agent stops it); whether it did."""
     import socket
 
     from scheduler.executors.base import Handle
     from scheduler.executors.local import LocalExecutor
 
+    host = socket.gethostname()
+    stopped = False
+    for run in app.store.open_runs():
+        if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
+            LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
+            stopped = True
+    return stopped
+
+
+@click.command()
+@click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
+@click.option("--grace", default="10s", show_default=True, metavar="DURATION", help="Time between SIGTERM and SIGKILL.")
+@json_option
+def cancel(job_ids: tuple[str, ...], grace: str, as_json: bool) -> None:
+    """Cancel jobs, or whole sweeps (s3); a running job's process group gets SIGTERM,
+    then SIGKILL.
+
+    A sweep's waiting trials are skipped and its running ones cancelled. Every ID is
+    checked first: if one is unknown or already finished, nothing is cancelled. --json:
+    one object per job or sweep (a list when several IDs are given).
+    """
+    from scheduler.model import sweep_ref
+
     grace_s = parse_duration_s(grace, what="grace")
     app = get_app()
-    ids = list(dict.fromkeys(job_ids))
-    for job_id in ids:
-        job = app.store.get_job(job_id)
+    refs = parse_ids(job_ids)
+    several = " (no job was cancelled)" if len(refs) > 1 else ""
+    for kind, ref_id in refs:
+        if kind == "sweep":
+            sweep = app.store.get_sweep(ref_id)
+            trials = app.store.list_jobs(sweep_id=ref_id)
+            for j in trials:
+                app.queue.check_owner(j)
+            if all(j.state in TERMINAL_STATES for j in trials):
+                raise BadInput(f"sweep {sweep_ref(ref_id)} is already over "
+                               f"({sweep.stop_reason or 'every trial ended'}): nothing to cancel{several}")
+            continue
+        job = app.store.get_job(ref_id)
         app.queue.check_owner(job)
         if job.state in TERMINAL_STATES:
-            raise BadInput(f"job {job_id} is already {job.state}: nothing to cancel"
-                           + (" (no job was cancelled)" if len(ids) > 1 else ""))
-    done = []
-    for job_id in ids:
-        job, was_running = app.queue.cancel(job_id)
-        stopped = False
-        if was_running:
-            host = socket.gethostname()
-            for run in app.store.open_runs():
-                if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
-                    LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
-                    stopped = True
-        done.append({"id": job_id, "state": str(job.state), "was_running": was_running, "stopped": stopped})
+            raise BadInput(f"job {ref_id} is already {job.state}: nothing to cancel{several}")
+    done: list[dict[str, object]] = []
+    for kind, ref_id in refs:
+        if kind == "sweep":
+            sweep, skipped, running = app.queue.cancel_sweep(ref_id)
+            stopped = [i for i in running if _stop_local(app, i, grace_s)]
+            done.append({"sweep": sweep_ref(ref_id), "id": ref_id, "stop_reason": sweep.stop_reason,
+                         "skipped": skipped, "cancelled": running, "stopped": stopped})
+            if not as_json:
+                click.echo(f"sweep {sweep_ref(ref_id)} cancelled: {len(skipped)} waiting trial"
+                           f"{'s' if len(skipped) != 1 else ''} skipped, {len(running)} running "
+                           f"cancelled" + (f" ({len(stopped)} stopped here, the rest by their agents)"
+                                           if len(stopped) < len(running) else ""))
+            continue
+        job, was_running = app.queue.cancel(ref_id)
+        stopped_one = was_running and _stop_local(app, ref_id, grace_s)
+        done.append({"id": ref_id, "state": str(job.state), "was_running": was_running, "stopped": stopped_one})
         if not as_json:
-            msg = f"job {job_id} cancelled"
+            msg = f"job {ref_id} cancelled"
             if was_running:
-                msg += " and its processes stopped" if stopped else " (its agent will stop it)"
+                msg += " and its processes stopped" if stopped_one else " (its agent will stop it)"
             click.echo(msg)
     if as_json:
         echo_json(done[0] if len(job_ids) == 1 else done)
@@ -839,6 +884,9 @@ def _final_line(job: Job, run: Run | None, events: list[Event]) -> str:
     from scheduler.progress import stored_projections
 
     line = f"job {job.id} {job.state}"
+    if job.state is JobState.SKIPPED:
+        why = job.note.removeprefix("skipped: ") or "its sweep stopped"
+        return f"{line} ({_trial_text(job)}): not launched, {why}"
     if run is not None and run.exit_code is not None:
         line += f" (exit {run.exit_code})"
     a = run.accounting if run is not None else None
@@ -854,6 +902,13 @@ def _final_line(job: Job, run: Run | None, events: list[Event]) -> str:
             if vs != "-":
                 line += f" ({vs})"
     return line
+
+
+def _trial_text(job: Job) -> str:
+    """``trial 4 of sweep s1`` for a sweep's trial."""
+    from scheduler.model import sweep_ref
+
+    return f"trial {job.array_index} of sweep {sweep_ref(job.sweep_id or 0)}"
 
 
 def _live_line(app: App, job: Job, run: Run, now: datetime) -> tuple[str, Projection | None]:
