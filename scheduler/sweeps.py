@@ -52,8 +52,8 @@ CANCELLED_NOTE = "skipped: sweep cancelled"
 #: a stand-in sweep id while a sweep is planned before it is stored
 PROVISIONAL_ID = -1
 
-_REF_RE = re.compile(r"[sS](\d{1,18})")
-_ITEM_RE = re.compile(r"(\d+)(?:-(\d+)(?::(\d+))?)?")
+_REF_RE = re.compile(r"[sS]([0-9]{1,18})")
+_ITEM_RE = re.compile(r"([0-9]+)(?:-([0-9]+)(?::([0-9]+))?)?")
 _HELP = "use a range like 0-99, a list like 1,3,5-9 or a stepped range like 0-20:5, optionally with %N"
 
 
@@ -72,6 +72,17 @@ def parse_sweep_ref(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def parse_ref(text: str) -> tuple[str, int]:
+    """A command-line reference: ``("sweep", 3)`` for ``s3``, ``("job", 3)`` for ``3``."""
+    sweep_id = parse_sweep_ref(text)
+    if sweep_id is not None:
+        return "sweep", sweep_id
+    t = text.strip()
+    if t.isascii() and t.isdigit() and len(t) <= 18:
+        return "job", int(t)
+    raise BadInput(f"{text[:40]!r} is not a job or a sweep: give a job's number (3) or a sweep's (s3)")
+
+
 def parse_array(text: str, *, what: str = "--array") -> ArraySpec:
     """Slurm's array syntax: ``LIST[%N]``, LIST being comma-separated ``I``, ``A-B`` or
     ``A-B:STEP`` (non-negative, ranges ascending, no index twice); LIST may be left out
@@ -80,7 +91,7 @@ def parse_array(text: str, *, what: str = "--array") -> ArraySpec:
     body, sep, cap = raw.partition("%")
     limit: int | None = None
     if sep:
-        if not cap.isdigit() or int(cap) < 1:
+        if not (cap.isascii() and cap.isdigit()) or int(cap) < 1:
             raise BadInput(f"{what} {text!r}: the cap after % must be a whole number of at least 1, like %4")
         limit = int(cap)
     indices: list[int] = []
@@ -320,6 +331,7 @@ __all__ = [
     "expand",
     "launch_gate",
     "parse_array",
+    "parse_ref",
     "parse_sweep_ref",
     "read_sweep_file",
     "stop",

@@ -663,18 +663,9 @@ def _run_intervals(app: App, run: Run) -> list[tuple[RunInterval, float, int]]:
 def parse_ids(texts: tuple[str, ...]) -> list[tuple[str, int]]:
     """Command-line references: ``3`` is job 3, ``s3`` sweep 3; ``("job"|"sweep", id)`` each,
     repeats dropped."""
-    from scheduler.sweeps import parse_sweep_ref
+    from scheduler.sweeps import parse_ref
 
-    out: list[tuple[str, int]] = []
-    for text in texts:
-        sweep_id = parse_sweep_ref(text)
-        if sweep_id is not None:
-            out.append(("sweep", sweep_id))
-        elif text.strip().isdigit():
-            out.append(("job", int(text)))
-        else:
-            raise BadInput(f"{text!r} is not a job or a sweep: give a job's number (3) or a sweep's (s3)")
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(parse_ref(t) for t in texts))
 
 
 def _stop_local(app: App, job_id: int, grace_s: float) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from scheduler.cli.common import echo_json, get_app, json_option
-from scheduler.errors import BadInput
 
 
 @click.group()
@@ -22,11 +21,9 @@ def stop(ref: str, as_json: bool) -> None:
     `carbonshift cancel s3` cancels the running trials too.
     """
     from scheduler.model import sweep_ref
-    from scheduler.sweeps import parse_sweep_ref, stop_by_user
+    from scheduler.sweeps import parse_ref, stop_by_user
 
-    sweep_id = parse_sweep_ref(ref) if not ref.strip().isdigit() else int(ref)
-    if sweep_id is None:
-        raise BadInput(f"{ref!r} is not a sweep: give its id like s3 (see `carbonshift queue`)")
+    _, sweep_id = parse_ref(ref)  # s3, or a plain 3: only a sweep is meant here
     app = get_app()
     stopped, skipped, running = stop_by_user(app, sweep_id, app.clock.now())
     if as_json:

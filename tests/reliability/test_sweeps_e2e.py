@@ -1,19 +1,41 @@
-"""Sweeps end to end: ``carbonshift submit --array`` and a real ``carbonshift run`` daemon in
-subprocesses, on an accelerated clock over the replayed GB trace (tests/reliability's
-:class:`Sim`). Concurrency is read from the runs' recorded start and finish times."""
+"""Sweeps end to end: ``carbonshift submit --array``, ``sweep stop``, ``cancel sN`` and a real
+``carbonshift run`` daemon in subprocesses (killed with SIGKILL in one), on an accelerated
+clock over the replayed GB trace (:class:`~tests.reliability.conftest.Sim`). Concurrency is
+read from the runs' recorded start and finish times."""
 
 from __future__ import annotations
 
 import json
 import signal
 from datetime import datetime
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from scheduler.model import JobState, Run
 from scheduler.sweeps import BUDGET_NOTE, STOPPED_NOTE
-from tests.reliability.conftest import PY, Sim, sim  # noqa: F401 (sim: a fixture)
+from tests.reliability.conftest import PY, Sim
+
+pytestmark = pytest.mark.slow  # real subprocesses on a loaded machine: ~10 s each
+
+
+#: a trial that runs until the test lets it go (the file ``go`` appears), writing to the ledger
+HELD = """\
+import os, sys, time
+tag, go, ledger = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(ledger, "a") as f:
+    f.write(f"start {tag}\\n")
+while not os.path.exists(go):
+    time.sleep(0.05)
+with open(ledger, "a") as f:
+    f.write(f"end {tag}\\n")
+"""
+
+
+def _held(sim: Sim, tag: str) -> list[str]:
+    script = sim.tmp / "held.py"
+    script.write_text(HELD)
+    return [PY, str(script), tag, str(sim.tmp / "go"), str(sim.ledger)]
 
 
 def _most_at_once(runs: list[Run]) -> int:
@@ -29,14 +51,14 @@ def _most_at_once(runs: list[Run]) -> int:
     return most
 
 
-def _submit(sim: Sim, *args: str) -> dict[str, object]:
+def _submit(sim: Sim, *args: str) -> dict[str, Any]:
     r = sim.cli("submit", "--json", *args)
     assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)  # type: ignore[no-any-return]
+    return json.loads(r.stdout)
 
 
-def _trial_ids(sub: dict[str, object]) -> list[int]:
-    return [int(t["id"]) for t in sub["trials"]]  # type: ignore[index,union-attr]
+def _trial_ids(sub: dict[str, Any]) -> list[int]:
+    return [int(t["id"]) for t in sub["trials"]]
 
 
 def _runs(sim: Sim, ids: list[int]) -> list[Run]:
@@ -45,18 +67,18 @@ def _runs(sim: Sim, ids: list[int]) -> list[Run]:
 
 def test_a_capped_sweep_on_a_4_gpu_site_runs_every_trial_by_its_deadline(sim: Sim) -> None:
     assert sim.cli("site", "add", "local", "--zone", "TRACE", "--gpus", "4", "--cpus", "64").returncode == 0
-    # 20 one-GPU trials of 6 planned minutes (each a short process, launched and noticed in
-    # a few real seconds: minutes at 60x): 5 waves of 4 fit in 40 minutes
-    sub = _submit(sim, "--array", "0-19%4", "--gpus", "1", "--duration", "6m", "--deadline", "40m",
+    # 20 one-GPU trials of 5 planned minutes (each a short process, launched and noticed in
+    # a few real seconds: minutes at 60x): 5 waves of 4 fit in 35 minutes
+    sub = _submit(sim, "--array", "0-19%4", "--gpus", "1", "--duration", "5m", "--deadline", "35m",
                   "--", PY, "-c", "import os,sys; "
                   "open(sys.argv[1]+os.environ['CARBONSHIFT_ARRAY_INDEX'],'w').write(sys.argv[2])",
                   str(sim.tmp / "out-"), "{index}")
     sweep = sub["sweep"]
-    assert sweep["size"] == 20 and sweep["max_concurrent"] == 4 and sweep["ref"] == f"s{sweep['id']}"  # type: ignore[index]
+    assert sweep["size"] == 20 and sweep["max_concurrent"] == 4 and sweep["ref"] == f"s{sweep['id']}"
     ids = _trial_ids(sub)
     daemon = sim.start_daemon("--exit-when-idle")
     assert daemon.wait(90) == 0, sim.daemon_log()
-    deadline = sim.app.store.get_sweep(int(sweep["id"])).deadline_at  # type: ignore[index]
+    deadline = sim.app.store.get_sweep(int(sweep["id"])).deadline_at
     assert deadline is not None
     jobs = [sim.app.store.get_job(i) for i in ids]
     assert [j.state for j in jobs] == [JobState.SUCCEEDED] * 20, [(j.id, j.state, j.note) for j in jobs]
@@ -74,7 +96,7 @@ def test_the_daemon_holds_a_sweep_to_its_cap_when_the_plan_does_not(sim: Sim) ->
     sub = _submit(sim, "--array", "1,3,5-9%3", "--now", "--duration", "1m",
                   "--", PY, str(sim.script), "t{index}", "0.2", str(sim.ledger))
     ids = _trial_ids(sub)
-    assert [t["array_index"] for t in sub["trials"]] == [1, 3, 5, 6, 7, 8, 9]  # type: ignore[index,union-attr]
+    assert [t["array_index"] for t in sub["trials"]] == [1, 3, 5, 6, 7, 8, 9]
     daemon = sim.start_daemon("--exit-when-idle")
     assert daemon.wait(90) == 0, sim.daemon_log()
     assert all(sim.state(i) is JobState.SUCCEEDED for i in ids)
@@ -100,7 +122,7 @@ def test_a_spent_sweep_budget_stops_launching_and_says_why(sim: Sim) -> None:
     assert ran and skipped and len(ran) + len(skipped) == 6, states
     assert ran == ids[:len(ran)]  # launching stopped: nothing ran after the first skip
     assert all(sim.app.store.get_job(i).note == BUDGET_NOTE for i in skipped)
-    sweep = sim.app.store.get_sweep(int(sub["sweep"]["id"]))  # type: ignore[index]
+    sweep = sim.app.store.get_sweep(int(sub["sweep"]["id"]))
     assert sweep.stop_reason == "sweep budget" and sweep.stopped_at is not None
     log = sim.daemon_log()
     assert f"sweep s{sweep.id}" in log and "budget" in log and "skipped" in log
@@ -111,9 +133,8 @@ def test_a_spent_sweep_budget_stops_launching_and_says_why(sim: Sim) -> None:
 
 
 def test_sweep_stop_lets_running_trials_finish_and_skips_the_rest(sim: Sim) -> None:
-    sub = _submit(sim, "--array", "0-4%2", "--now", "--duration", "1m",
-                  "--", PY, str(sim.script), "s{index}", "1.5", str(sim.ledger))
-    ref = sub["sweep"]["ref"]  # type: ignore[index]
+    sub = _submit(sim, "--array", "0-4%2", "--now", "--duration", "1m", "--", *_held(sim, "s{index}"))
+    ref = sub["sweep"]["ref"]
     ids = _trial_ids(sub)
     daemon = sim.start_daemon("--exit-when-idle")
     sim.wait_for(lambda: sum(sim.state(i) is JobState.RUNNING for i in ids) == 2, what="two trials running")
@@ -121,6 +142,7 @@ def test_sweep_stop_lets_running_trials_finish_and_skips_the_rest(sim: Sim) -> N
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["skipped"] == ids[2:] and sorted(out["running"]) == ids[:2]
+    (sim.tmp / "go").touch()
     assert daemon.wait(90) == 0, sim.daemon_log()
     assert [sim.state(i) for i in ids] == [JobState.SUCCEEDED] * 2 + [JobState.SKIPPED] * 3
     assert all(sim.app.store.get_job(i).note == STOPPED_NOTE for i in ids[2:])
@@ -130,9 +152,8 @@ def test_sweep_stop_lets_running_trials_finish_and_skips_the_rest(sim: Sim) -> N
 
 
 def test_cancel_of_a_sweep_cancels_running_trials_and_skips_waiting_ones(sim: Sim) -> None:
-    sub = _submit(sim, "--array", "0-3%2", "--now", "--duration", "1m",
-                  "--", PY, str(sim.script), "c{index}", "30", str(sim.ledger))
-    ref = sub["sweep"]["ref"]  # type: ignore[index]
+    sub = _submit(sim, "--array", "0-3%2", "--now", "--duration", "1m", "--", *_held(sim, "c{index}"))
+    ref = sub["sweep"]["ref"]
     ids = _trial_ids(sub)
     daemon = sim.start_daemon("--exit-when-idle")
     sim.wait_for(lambda: sum(sim.state(i) is JobState.RUNNING for i in ids) == 2
@@ -144,8 +165,8 @@ def test_cancel_of_a_sweep_cancels_running_trials_and_skips_waiting_ones(sim: Si
     assert daemon.wait(90) == 0, sim.daemon_log()
     assert [sim.state(i) for i in ids] == [JobState.CANCELLED] * 2 + [JobState.SKIPPED] * 2
     starts, ends = sim.ledger_counts()
-    assert set(starts) == {"c0", "c1"} and not ends  # stopped long before their 30 s
-    assert sim.app.store.get_sweep(int(sub["sweep"]["id"])).stop_reason == "sweep cancelled"  # type: ignore[index]
+    assert set(starts) == {"c0", "c1"} and not ends  # stopped, never let go
+    assert sim.app.store.get_sweep(int(sub["sweep"]["id"])).stop_reason == "sweep cancelled"
 
 
 def test_a_daemon_killed_mid_sweep_loses_no_trial_and_runs_none_twice(sim: Sim) -> None:
