@@ -114,3 +114,22 @@ def test_read_sweep_file(tmp_path: Path) -> None:
         read_sweep_file(f)
     with pytest.raises(BadInput, match="cannot be read"):
         read_sweep_file(tmp_path / "missing.txt")
+
+
+def test_a_trial_knows_its_sweep_and_index_on_every_executor() -> None:
+    from datetime import UTC, datetime
+
+    from scheduler.executors.base import job_environment
+    from scheduler.executors.slurm import build_batch_script
+    from scheduler.model import Job
+
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
+    job = Job(name="lr[4]", argv=["train"], duration_s=60, zone="GB", submitted_at=t0, earliest_start=t0,
+              latest_start=t0, deadline_at=None, id=9, sweep_id=3, array_index=4, sweep_limit=2)
+    env = job_environment(job, 17, "hpc")
+    assert env["CARBONSHIFT_SWEEP_ID"] == "3" and env["CARBONSHIFT_ARRAY_INDEX"] == "4"
+    script = build_batch_script(job, env, run_id=17)
+    assert "CARBONSHIFT_ARRAY_INDEX=4" in script.replace("'", "")
+    plain = job_environment(Job(name="j", argv=["x"], duration_s=60, zone="GB", submitted_at=t0,
+                                earliest_start=t0, latest_start=t0, deadline_at=None, id=1), 2, "local")
+    assert "CARBONSHIFT_SWEEP_ID" not in plain and "CARBONSHIFT_ARRAY_INDEX" not in plain
