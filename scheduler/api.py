@@ -191,14 +191,8 @@ class Client:
         returned job carries ``planned_start``, ``planned_site``, ``expected_g`` and
         ``run_now_g``.
         """
-        req, now = self._request(
-            command, duration=duration, name=name, policy=policy, deadline=deadline,
-            latest_start=latest_start, max_delay=max_delay, threshold=threshold, budget=budget,
-            run_now=run_now, interruptible=interruptible, zone=zone, site=site, gpus=gpus,
-            cpus=cpus, power_w=power_w, priority=priority, after=after, cwd=cwd, env=env,
-            shell=shell, transfer_delay=transfer_delay, transfer_energy=transfer_energy,
-            pause_mode=pause_mode, pause_signal=pause_signal, pause_grace=pause_grace,
-        )
+        given = {k: v for k, v in locals().items() if k not in ("self", "command", "duration")}
+        req, now = self._request(command, duration, given)
         return self.app.queue.submit(req, now=now).job
 
     def submit_sweep(
@@ -249,45 +243,29 @@ class Client:
             raise BadInput(f"max_concurrent {limit!r} must be a whole number of at least 1")
         budget_g = None if sweep_budget is None else parse_grams(
             sweep_budget if isinstance(sweep_budget, str) else f"{sweep_budget!r}g", what="sweep budget")
-        req, now = self._request(command, duration=duration, name=name, **options)
+        req, now = self._request(command, duration, {**options, "name": name})
         base, reqs = expand(req, indices, lines)
         return self.app.queue.submit_sweep(reqs, indices, name=base, limit=limit, budget_g=budget_g, now=now)
 
     def _request(
-        self,
-        command: str | Sequence[str],
-        *,
-        duration: When,
-        name: str | None = None,
-        policy: str | None = None,
-        deadline: When | None = None,
-        latest_start: When | None = None,
-        max_delay: When | None = None,
-        threshold: float | None = None,
-        budget: float | str | None = None,
-        run_now: bool = False,
-        interruptible: bool = False,
-        zone: str | None = None,
-        site: str | Sequence[str] | None = None,
-        gpus: int = 0,
-        cpus: int = 1,
-        power_w: float | None = None,
-        priority: int = 0,
-        after: When | None = None,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        shell: bool = False,
-        transfer_delay: When | None = None,
-        transfer_energy: float | str | None = None,
-        pause_mode: str | None = None,
-        pause_signal: str | None = None,
-        pause_grace: When | None = None,
+        self, command: str | Sequence[str], duration: When, given: Mapping[str, Any],
     ) -> tuple[SubmitRequest, datetime]:
-        """The checked request of :meth:`submit` (and of each trial of :meth:`submit_sweep`)."""
+        """The checked request of :meth:`submit` (and of each trial of :meth:`submit_sweep`):
+        ``given`` holds any of :meth:`submit`'s keywords, the others take its defaults."""
+        import inspect
+
         from scheduler.cli.jobs import parse_energy_j, policy_from_flags
         from scheduler.queue import SubmitRequest
         from scheduler.timeutil import parse_duration_s, parse_when
 
+        params = inspect.signature(Client.submit).parameters
+        o = {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n != "duration"}
+        unknown = sorted(set(given) - set(o))
+        if unknown:
+            raise BadInput(f"unknown option {unknown[0]!r}: use submit's keywords ({', '.join(sorted(o))})")
+        o.update(given)
+        shell, site, after, env = o["shell"], o["site"], o["after"], o["env"]
+        budget, threshold, transfer_energy = o["budget"], o["threshold"], o["transfer_energy"]
         if isinstance(command, str):
             argv = [command] if shell else shlex.split(command)
         else:
@@ -296,27 +274,27 @@ class Client:
         duration_s = parse_duration_s(_duration_text(duration, "duration"))
         overrides = policy_from_flags(
             now,
-            deadline=_when_text(deadline, "deadline"),
-            latest_start=_when_text(latest_start, "latest start"),
-            max_delay=_when_text(max_delay, "max delay"),
+            deadline=_when_text(o["deadline"], "deadline"),
+            latest_start=_when_text(o["latest_start"], "latest start"),
+            max_delay=_when_text(o["max_delay"], "max delay"),
             threshold=None if threshold is None else str(threshold),
             budget=None if budget is None else (budget if isinstance(budget, str) else f"{budget}g"),
-            run_now=run_now, interruptible=interruptible, relative=False,
+            run_now=o["run_now"], interruptible=o["interruptible"], relative=False,
         )
         sites = [site] if isinstance(site, str) else list(site or [])
         after_text = _when_text(after, "after")
         req = SubmitRequest(
-            argv=argv, duration_s=duration_s, name=name, zone=zone,
-            site=sites[0] if sites else None, allowed_sites=sites, policy=policy,
-            overrides=overrides, cwd=cwd, env=dict(env or {}), submitter_env=self.app.env,
-            shell=shell, gpus=gpus, cpus=cpus, power_w=power_w, priority=priority,
+            argv=argv, duration_s=duration_s, name=o["name"], zone=o["zone"],
+            site=sites[0] if sites else None, allowed_sites=sites, policy=o["policy"],
+            overrides=overrides, cwd=o["cwd"], env=dict(env or {}), submitter_env=self.app.env,
+            shell=shell, gpus=o["gpus"], cpus=o["cpus"], power_w=o["power_w"], priority=o["priority"],
             not_before=parse_when(after_text, now, what="after") if after_text else None,
-            transfer_delay_s=_zero_or_duration_s(transfer_delay, "transfer delay"),
+            transfer_delay_s=_zero_or_duration_s(o["transfer_delay"], "transfer delay"),
             transfer_energy_j=(None if transfer_energy is None else parse_energy_j(
                 transfer_energy if isinstance(transfer_energy, str) else f"{transfer_energy!r}J",
                 what="transfer energy")),
-            pause_mode=pause_mode, pause_signal=pause_signal,
-            pause_grace_s=_zero_or_duration_s(pause_grace, "pause grace"),
+            pause_mode=o["pause_mode"], pause_signal=o["pause_signal"],
+            pause_grace_s=_zero_or_duration_s(o["pause_grace"], "pause grace"),
         )
         return req, now
 
