@@ -577,8 +577,8 @@ class Daemon:
                     self._emit(job.id, "claim", "claimed too long ago to launch safely; other "
                                "agents will plan it again")
                     continue
-                if not self._sweep_allows(job):
-                    deferred = True
+                if job.sweep_id is not None:
+                    deferred = not self._launch_trial(job) or deferred
                     continue
                 self.launch(job)
             # a trial put back to wait for its sweep's slot is due again at once: claiming
@@ -586,17 +586,26 @@ class Daemon:
             if deferred or len(claimed) < CLAIM_BATCH or time.monotonic() > budget:
                 break  # nothing more due, or this tick's share of time is spent
 
-    def _sweep_allows(self, job: Job) -> bool:
-        """Ask the sweep's rules (:func:`scheduler.sweeps.launch_gate`) whether a claimed
-        trial may start; log a skip, and a deferral the first time."""
-        if job.sweep_id is None:
-            return True
+    def _launch_trial(self, job: Job) -> bool:
+        """Launch a claimed sweep trial if the sweep's rules allow
+        (:func:`scheduler.sweeps.launch_gate`), holding the sweep's launch lease from the
+        gate to the run's row so that agents sharing the queue never fill one free slot
+        twice; log a skip, and a deferral the first time. Returns whether it launched."""
         from scheduler import sweeps
 
-        gate = sweeps.launch_gate(self.app, job, self.clock.now())
-        if gate.launch:
-            self._deferred.discard(job.id or 0)
-            return True
+        assert job.sweep_id is not None
+        name, holder, now = sweeps.launch_lease(job.sweep_id), holder_name(self.host), self.lease_now()
+        if self.store.acquire_lease(name, holder, now, now + self.lease) is None:
+            gate = sweeps.put_back(self.app, job, "another agent is launching a trial of this sweep")
+        else:
+            try:
+                gate = sweeps.launch_gate(self.app, job, self.clock.now())
+                if gate.launch:
+                    self._deferred.discard(job.id or 0)
+                    self.launch(job)
+                    return True
+            finally:
+                self.store.release_lease(name, holder)
         if gate.kind == "skipped":
             self._emit(job.id, "skipped", gate.message)
         elif job.id not in self._deferred:
@@ -626,7 +635,9 @@ class Daemon:
         if not self.store.transition(job.id, JobState.RUNNING, expected={JobState.PLANNED}):
             return  # another agent won, or it was cancelled
         job = self.store.get_job(job.id)
-        if self._sweep_allows(job):
+        if job.sweep_id is not None:
+            self._launch_trial(job)
+        else:
             self.launch(job)
 
     # -- launching ----------------------------------------------------------------------

@@ -14,7 +14,9 @@ The rules of a sweep live here, for the CLI, the Python API and the daemon alike
   waiting one becomes ``skipped`` with the note ``skipped: sweep budget``.
 - :func:`launch_gate` is what the daemon asks before starting a claimed trial: a trial of
   a stopped sweep is skipped, one over the sweep's budget stops the sweep, and one that
-  would run more than ``%N`` trials at once goes back to waiting for a slot.
+  would run more than ``%N`` trials at once goes back to waiting for a slot. The daemon
+  holds the sweep's launch lease (:func:`launch_lease`) from the gate to the run's row, so
+  agents sharing a queue never count the same free slot twice.
 - :func:`stop` is ``carbonshift sweep stop`` (running trials finish, waiting ones are
   skipped) and the first half of ``carbonshift cancel sN``.
 """
@@ -310,12 +312,22 @@ def launch_gate(app: App, job: Job, now: datetime) -> Gate:
         return Gate(False, "skipped", why or f"{note} (sweep {sweep_ref(sweep.id or 0)} stopped: {sweep.stop_reason})")
     limit = job.sweep_limit or sweep.max_concurrent
     if limit is not None and _launched(app, store.list_jobs(sweep_id=sweep.id)) >= limit:
-        # undo the claim: it counted an attempt that never started
-        back = replace(job, state=JobState.PLANNED, attempts=max(0, job.attempts - 1),
-                       note=f"waiting for a slot: {limit} trials of sweep {sweep_ref(sweep.id or 0)} run at once")
-        store.update_job(back, expected={JobState.RUNNING})
-        return Gate(False, "deferred", back.note)
+        return put_back(app, job, f"waiting for a slot: {limit} trials of sweep "
+                                  f"{sweep_ref(sweep.id or 0)} run at once")
     return Gate(True)
+
+
+def launch_lease(sweep_id: int) -> str:
+    """The name of the lease an agent holds while it gates and launches a trial."""
+    return f"sweep-launch:{sweep_ref(sweep_id)}"
+
+
+def put_back(app: App, job: Job, note: str) -> Gate:
+    """Undo the claim of a trial that may not start yet: back to ``planned`` (still due),
+    its attempt uncounted, ``note`` saying why; the daemon's answer."""
+    back = replace(job, state=JobState.PLANNED, attempts=max(0, job.attempts - 1), note=note)
+    app.store.update_job(back, expected={JobState.RUNNING})
+    return Gate(False, "deferred", note)
 
 
 __all__ = [
@@ -330,9 +342,11 @@ __all__ = [
     "check_budget",
     "expand",
     "launch_gate",
+    "launch_lease",
     "parse_array",
     "parse_ref",
     "parse_sweep_ref",
+    "put_back",
     "read_sweep_file",
     "stop",
     "stop_by_user",
