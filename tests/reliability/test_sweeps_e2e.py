@@ -185,3 +185,16 @@ def test_a_daemon_killed_mid_sweep_loses_no_trial_and_runs_none_twice(sim: Sim) 
     starts, ends = sim.ledger_counts()
     assert starts == ends == {f"k{i}": 1 for i in range(8)}
     assert _most_at_once([r for r in _runs(sim, ids) if r.state is JobState.SUCCEEDED]) <= 2
+
+
+def test_two_agents_sharing_the_queue_keep_a_sweep_to_its_cap(sim: Sim) -> None:
+    sub = _submit(sim, "--array", "0-7%2", "--now", "--duration", "1m",
+                  "--", PY, str(sim.script), "a{index}", "0.5", str(sim.ledger))
+    ids = _trial_ids(sub)
+    agents = [sim.start_daemon("--exit-when-idle", "--agent-name", "a"),
+              sim.start_daemon("--exit-when-idle", "--agent-name", "b", "--no-planner")]
+    assert all(p.wait(120) == 0 for p in agents), sim.daemon_log()
+    assert [sim.state(i) for i in ids] == [JobState.SUCCEEDED] * 8
+    runs = _runs(sim, ids)
+    assert len(runs) == 8 and _most_at_once(runs) <= 2
+    assert sim.ledger_counts()[0] == {f"a{i}": 1 for i in range(8)}
