@@ -222,12 +222,13 @@ def budget_use(app: App, trials: Sequence[Job], now: datetime) -> BudgetUse:
         runs = store.runs_for_job(job.id) if job.attempts > 1 else [last[job.id]] if job.id in last else []
         done = [r for r in runs if r.finished_at is not None]
         finished += sum(_finite(r.accounting.emissions_g) for r in done if r.accounting is not None)
+        if job.state in TERMINAL_STATES:
+            continue
         live = [r for r in runs if r.finished_at is None]
-        if live and job.state not in TERMINAL_STATES:
-            proj = live_projection(app, job, live[-1], now)
-            so_far = _finite(proj.emissions_g) if proj is not None else 0.0
-            whole = _finite(proj.total_emissions_g) if proj is not None else 0.0
-            running += max(so_far, whole, _finite(job.expected_g))
+        proj = live_projection(app, job, live[-1], now) if live else None  # none: claimed, not started
+        so_far = _finite(proj.emissions_g) if proj is not None else 0.0
+        whole = _finite(proj.total_emissions_g) if proj is not None else 0.0
+        running += max(so_far, whole, _finite(job.expected_g))
     return BudgetUse(finished, running, waiting)
 
 
@@ -256,13 +257,14 @@ def stop_by_user(app: App, sweep_id: int, now: datetime) -> tuple[Sweep, list[in
     return app.store.get_sweep(sweep_id), skipped, running
 
 
-def check_budget(app: App, sweep: Sweep, now: datetime) -> str | None:
-    """Stop ``sweep`` if launching the rest would exceed its budget. Returns a line saying
-    so (for the daemon's log) when this call stopped it, else ``None``."""
+def check_budget(app: App, sweep: Sweep, now: datetime, *, launching: Job | None = None) -> str | None:
+    """Stop ``sweep`` if launching the rest (``launching``, a claimed trial, among them)
+    would exceed its budget. Returns a line saying so (for the daemon's log) when this call
+    stopped it, else ``None``."""
     if sweep.id is None or sweep.budget_g is None or sweep.stopped_at is not None:
         return None
     trials = app.store.list_jobs(sweep_id=sweep.id)
-    if not any(j.state in WAITING_STATES for j in trials):
+    if launching is None and not any(j.state in WAITING_STATES for j in trials):
         return None
     use = budget_use(app, trials, now)
     if use.total_g <= sweep.budget_g:
@@ -302,7 +304,7 @@ def launch_gate(app: App, job: Job, now: datetime) -> Gate:
         sweep = store.get_sweep(job.sweep_id)
     except CarbonshiftError:
         return Gate(True)  # a trial whose sweep row is unreadable runs as a plain job
-    why = check_budget(app, sweep, now)
+    why = check_budget(app, sweep, now, launching=job)
     if why is not None:
         sweep = store.get_sweep(job.sweep_id)
     if sweep.stopped_at is not None:

@@ -67,3 +67,15 @@ def test_the_gate_defers_at_the_cap_and_skips_after_a_stop(app: App) -> None:  #
     gate = launch_gate(app, again, ORIGIN)
     assert not gate.launch and gate.kind == "skipped"
     assert app.store.get_job(ids[1]).state is JobState.SKIPPED
+
+
+def test_the_last_trial_is_not_launched_over_the_budget(app: App) -> None:  # noqa: F811
+    sweep, trials = app.store.add_sweep_with_jobs(
+        Sweep(name="last", size=2, submitted_at=ORIGIN, budget_g=50.0),
+        [_trial(0, JobState.SUCCEEDED, 10.0), _trial(1, JobState.PLANNED, 20.0)])
+    _accounted(app, trials[0].id or 0, 40.0)
+    (claimed,) = app.store.claim_due(ORIGIN, limit=5)  # 40 measured + 20 expected > 50
+    gate = launch_gate(app, claimed, ORIGIN)
+    assert not gate.launch and gate.kind == "skipped" and "budget" in gate.message
+    assert app.store.get_job(claimed.id or 0).note == BUDGET_NOTE
+    assert app.store.get_sweep(sweep.id or 0).stop_reason == "sweep budget"
