@@ -6,6 +6,10 @@ interval's start to its last one's end; its CPUs, and a ``checkpoint``-mode job'
 only while it runs. A job that has started (running or suspended) holds at least until
 now: an overrunning job still holds its site.
 
+A trial of a sweep with a cap (``%N``: ``Job.sweep_limit``) also counts against its
+sweep, across every site, while it runs: over each of its run intervals (paused between
+them it is not running), a running one at least until now (:func:`sweep_holds`).
+
 Pure: no clock, no I/O. Times may be datetimes or epoch seconds.
 """
 
@@ -22,6 +26,8 @@ T = TypeVar("T")
 
 #: ``(site, start, end, gpus, cpus)``: capacity held on a site over ``[start, end)``
 Hold = tuple[str, datetime, datetime, int, int]
+#: ``(sweep_id, start, end)``: one trial of a capped sweep running over ``[start, end)``
+SweepHold = tuple[int, datetime, datetime]
 
 
 def takes(job: Job, intervals: Sequence[tuple[T, T]]) -> list[tuple[T, T, int, int]]:
@@ -56,4 +62,21 @@ def holds(job: Job, spans: Sequence[tuple[datetime, datetime]] | None, now: date
     return out
 
 
-__all__ = ["Hold", "holds", "takes"]
+def sweep_holds(
+    job: Job, spans: Sequence[tuple[datetime, datetime]] | None, now: datetime,
+) -> list[SweepHold]:
+    """What a trial of a capped sweep counts against the sweep's cap from ``now`` on: one
+    over each of its run intervals still ahead (``spans``, else its planned start and
+    duration); a running trial at least until now. Nothing for a job outside a capped sweep."""
+    if job.sweep_id is None or job.sweep_limit is None:
+        return []
+    if not spans:
+        start = job.planned_start or now
+        spans = [(start, start + timedelta(seconds=job.duration_s))]
+    out = [(job.sweep_id, a, b) for a, b in spans if b > now]
+    if job.state is JobState.RUNNING and not any(a <= now for _, a, _ in out):
+        out.insert(0, (job.sweep_id, now, now + timedelta(seconds=1)))
+    return out
+
+
+__all__ = ["Hold", "SweepHold", "holds", "sweep_holds", "takes"]

@@ -29,6 +29,13 @@ crosses a slot boundary, so the candidates become forecast breakpoints, slot bou
 contend (``exact_max_jobs``), a branch-and-bound over those candidates replaces the greedy
 answer with the joint optimum.
 
+Sweeps: a trial of a sweep with a cap (``Job.sweep_limit``, Slurm's ``%N``) also takes one
+unit of its sweep's own ledger, a :class:`_Ledger` whose one resource is "trials running"
+with the cap as capacity, over each of its run intervals and whatever site it is on. The
+searches read a site's ledger and the sweep's together (:class:`_Capped`), and ``fits`` and
+``reserve`` check and take both, so the cap is one more capacity, never exceeded; a job
+outside a capped sweep is planned exactly as without this rule.
+
 Relocation: a job may name other allowed sites; moving away from home delays its earliest
 start by the transfer delay (the job's own figure, else the destination site's) and adds
 the transfer energy at the home zone's mean forecast intensity. Running jobs passed in
@@ -62,7 +69,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from intensity.model import Forecast
-from scheduler.holds import holds, takes
+from scheduler.holds import holds, sweep_holds, takes
 from scheduler.model import TERMINAL_STATES, Job, JobState, Plan, PlanEntry, Site
 
 MILLI = 1000  # intensity resolution: 1/1000 gCO2/kWh
@@ -107,6 +114,9 @@ class PlanOptions:
     #: capacity already held outside ``jobs`` (started runs whose intervals are known):
     #: ``(site, start, end, gpus, cpus)``
     reserved: Sequence[tuple[str, datetime, datetime, int, int]] = ()
+    #: trials of capped sweeps already running outside ``jobs`` (:func:`scheduler.holds.
+    #: sweep_holds`): ``(sweep_id, start, end)``, each counting against its sweep's cap
+    sweep_reserved: Sequence[tuple[int, datetime, datetime]] = ()
 
 
 class Profile:
@@ -503,6 +513,46 @@ class _Ledger:
             self.cpu_left[a:b] = _free_bytes(self.cpu, c[a:b])
 
 
+class _Capped:
+    """What a trial of a capped sweep finds on a site: the site's ledger (``None`` where
+    the site's capacity is not managed) and its sweep's (one "trial running" per run
+    interval, the cap as capacity). The same interface as :class:`_Ledger` for the
+    searches: a slot is blocked where either cannot take the trial."""
+
+    __slots__ = ("k0", "site", "slot_s", "sweep")
+
+    def __init__(self, site: _Ledger | None, sweep: _Ledger) -> None:
+        self.site = site
+        self.sweep = sweep
+        self.k0 = sweep.k0
+        self.slot_s = sweep.slot_s
+
+    def manages(self, gpus: int, cpus: int) -> bool:
+        return True
+
+    def can_ever(self, gpus: int, cpus: int) -> bool:
+        return self.site is None or self.site.can_ever(gpus, cpus)
+
+    def span(self, a_s: int, b_s: int) -> tuple[int, int]:
+        if self.site is not None:
+            self.site.span(a_s, b_s)
+        return self.sweep.span(a_s, b_s)
+
+    def free(self, a_s: int, b_s: int, gpus: int, cpus: int) -> bool:
+        return self.sweep.free(a_s, b_s, 1, 0) and (
+            self.site is None or self.site.free(a_s, b_s, gpus, cpus))
+
+    def blocked(self, a: int, b: int, gpus: int, cpus: int) -> bytes | bytearray:
+        out = self.sweep.blocked(a, b, 1, 0)
+        if self.site is not None and self.site.manages(gpus, cpus):
+            both = int.from_bytes(out) | int.from_bytes(self.site.blocked(a, b, gpus, cpus))
+            out = both.to_bytes(b - a)  # bytes of 0 and 1: or-ed byte by byte
+        return out
+
+
+_Room = _Ledger | _Capped
+
+
 @dataclass(slots=True)
 class _Option:
     """One site a job may run on, with its bounds and fixed costs there."""
@@ -574,6 +624,7 @@ class _Planner:
         self.floors: dict[tuple[str, int, bool], int] = {}
         self.datetimes: dict[int, datetime] = {}
         self.ledgers: dict[str, _Ledger] = {}
+        self.sweeps: dict[int, _Ledger] = {}
         self.k0 = now_s // self.slot_s
 
     # -- inputs ---------------------------------------------------------------------------
@@ -593,6 +644,28 @@ class _Planner:
                 return None
             led = self.ledgers[site_name] = _Ledger(site, self.slot_s, self.k0)
         return led
+
+    def sweep(self, job: Job) -> _Ledger | None:
+        """The ledger of running trials of ``job``'s sweep (``None`` outside a capped
+        sweep); made at first use, holding the trials already running outside the plan."""
+        sid = job.sweep_id
+        if sid is None or job.sweep_limit is None:
+            return None
+        led = self.sweeps.get(sid)
+        if led is None:
+            cap = Site(f"sweep {sid}", "", gpus=max(1, job.sweep_limit))
+            led = self.sweeps[sid] = _Ledger(cap, self.slot_s, self.k0)
+            for s, a, b in self.opt.sweep_reserved:
+                if s == sid and _epoch(b) > self.now_s:
+                    led.take(max(self.now_s, _epoch(a)), _epoch(b), 1, 0)
+        return led
+
+    def room(self, t: _Task, site_name: str) -> _Room | None:
+        """What a capacity search for ``t`` on ``site_name`` reads: the site's ledger, and
+        for a trial of a capped sweep its sweep's too."""
+        led = self.ledger(site_name)
+        sw = self.sweep(t.job)
+        return led if sw is None else _Capped(led, sw)
 
     def task(self, job: Job) -> _Task:
         assert job.id is not None
@@ -724,6 +797,9 @@ class _Planner:
 
     # -- capacity -------------------------------------------------------------------------
     def fits(self, t: _Task, c: _Choice) -> bool:
+        sw = self.sweep(t.job)
+        if sw is not None and not all(sw.free(a, b, 1, 0) for a, b in c.intervals):
+            return False
         led = self.ledger(c.option.site)
         if led is None:
             return True
@@ -735,6 +811,10 @@ class _Planner:
         return all(led.free(a, b, g_, c_) for a, b, g_, c_ in takes(t.job, c.intervals))
 
     def reserve(self, t: _Task, c: _Choice, sign: int = 1) -> None:
+        sw = self.sweep(t.job)
+        if sw is not None:
+            for a, b in c.intervals:
+                sw.take(a, b, 1, 0, sign)
         led = self.ledger(c.option.site)
         if led is None:
             return
@@ -781,7 +861,7 @@ class _Planner:
     def best_feasible(self, t: _Task, opt: _Option) -> _Choice | None:
         """Lowest-emission start on ``opt`` that fits the ledger (exact over candidates)."""
         job, d = t.job, t.duration_s
-        led = self.ledger(opt.site)
+        led = self.room(t, opt.site)
         p = opt.profile
         g, cp = job.gpus, job.cpus
         e, l_ = opt.earliest, opt.latest
@@ -851,7 +931,7 @@ class _Planner:
     def first_fit(self, t: _Task, opt: _Option, e: int, l_: int, limit: int | None = None) -> int | None:
         """Earliest start in ``[e, l_]`` on a slot boundary (or ``e``) that fits, and whose
         cost is below ``limit`` when given."""
-        led = self.ledger(opt.site)
+        led = self.room(t, opt.site)
         d, g, cp = t.duration_s, t.job.gpus, t.job.cpus
         p = opt.profile
         slot = self.slot_s
@@ -876,7 +956,7 @@ class _Planner:
             s = (s // slot + 1) * slot
         return None
 
-    def split(self, t: _Task, opt: _Option, led: _Ledger | None) -> _Choice | None:
+    def split(self, t: _Task, opt: _Option, led: _Room | None) -> _Choice | None:
         """Best split of an interruptible job on ``opt`` (``None`` when no split helps)."""
         p = opt.profile
         if p is None:
@@ -1225,12 +1305,17 @@ def _pin_accepted(pl: _Planner, tasks: list[_Task], result: Plan) -> list[_Task]
 
 
 def _hold_running(pl: _Planner, job: Job, now: datetime) -> None:
-    """A running or suspended job holds its site's capacity as :func:`holds` says."""
+    """A running or suspended job holds its site's capacity as :func:`holds` says, and a
+    trial its sweep's as :func:`sweep_holds` says."""
     now_s = _epoch(now)
     for site, a, b, gpus, cpus in holds(job, None, now):
         led = pl.ledger(site)
         if led is not None:
             led.take(max(now_s, _epoch(a)), _epoch(b), gpus, cpus)
+    sw = pl.sweep(job)
+    if sw is not None:
+        for _, a, b in sweep_holds(job, None, now):
+            sw.take(max(now_s, _epoch(a)), _epoch(b), 1, 0)
 
 
 def _entry(pl: _Planner, t: _Task, c: _Choice) -> PlanEntry:

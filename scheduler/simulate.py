@@ -18,6 +18,13 @@ Three policies run over the same workload:
   the same hour over the last seven days; ``perfect``: the trace itself);
 * ``oracle``: the planner fed the actual future (perfect knowledge).
 
+Sweeps: jobs of a workload may be trials of one sweep (``SimJob.sweep_id``, with the
+sweep's ``%N`` cap as ``sweep_limit``), planned together under the cap by the same planner
+as the daemon's. To price planning them together, :func:`as_independent` makes the same
+trials separate jobs without a cap, and ``run_mode(..., one_at_a_time=True)`` plans each
+arrival in its own :func:`plan` call, in submission order, seeing only the jobs already
+accepted (as separate submissions would be).
+
 Nothing here reads the clock, the environment or a database: traces and the workload are
 passed in, so a simulation is reproducible from its seed.
 """
@@ -38,7 +45,7 @@ from pathlib import Path
 
 from intensity.model import Forecast, IntensityPoint, Kind, Source
 from scheduler.errors import BadInput
-from scheduler.holds import takes
+from scheduler.holds import sweep_holds, takes
 from scheduler.model import MAX_CPUS, MAX_GPUS, Job, Site, check_count, check_power_w
 from scheduler.planner import PlanOptions, Profile, expected_grams, plan
 
@@ -46,6 +53,9 @@ from scheduler.planner import PlanOptions, Profile, expected_grams, plan
 Forecaster = Callable[[str, Sequence[IntensityPoint], datetime, int], list[IntensityPoint]]
 
 MODES = ("run-now", "carbon-aware", "oracle")
+#: with sweeps: the carbon-aware planner on the same trials submitted as separate jobs, no
+#: cap, each planned on its own at its submission (:func:`as_independent`, ``one_at_a_time``)
+INDEPENDENT = "independent"
 #: the most jobs one simulation replays (generated or read from a workload file)
 MAX_SIM_JOBS = 1_000_000
 HISTORY_S = 190 * 86400  # what the local forecaster looks at (its fit window plus margin)
@@ -66,6 +76,9 @@ class SimJob:
     interruptible: bool = False
     allowed_sites: tuple[str, ...] = ()
     priority: int = 0
+    #: a trial of a sweep: the sweep's number, and its cap on trials running at once
+    sweep_id: int | None = None
+    sweep_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,23 @@ class Comparison:
             "run_now_refused": self.results["run-now"].refusals(zone),
             "mean_delay_s": ca.mean_delay_s(zone),
             "oracle_mean_delay_s": or_.mean_delay_s(zone),
+            **self.independent(zone),
+        }
+
+    def independent(self, zone: str | None = None) -> dict[str, float | int | None]:
+        """With sweeps in the workload: the carbon-aware grams and misses of the same trials
+        as independent jobs (``INDEPENDENT``), and what planning them together saves."""
+        ind = self.results.get(INDEPENDENT)
+        if ind is None:
+            return {}
+        ind_g, ca_g = ind.total_g(zone), self.results["carbon-aware"].total_g(zone)
+        return {
+            "independent_g": ind_g,
+            "independent_savings_pct": _pct(self.results["run-now"].total_g(zone) - ind_g,
+                                            self.results["run-now"].total_g(zone)),
+            "together_vs_independent_g": ind_g - ca_g,
+            "independent_deadline_misses": ind.misses(zone),
+            "independent_refused": ind.refusals(zone),
         }
 
     def per_site(self) -> dict[str, dict[str, float | int]]:
@@ -384,7 +414,12 @@ def generate_workload(
 def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
     """Jobs from a CSV cluster log: ``submit`` (ISO time with zone), ``duration`` (seconds or
     3h/90m), ``deadline`` (ISO time, or a duration after submit), optional ``gpus``,
-    ``cpus``, ``interruptible`` (true/false), ``site``, ``power_w``, ``priority``."""
+    ``cpus``, ``interruptible`` (true/false), ``site``, ``power_w``, ``priority``.
+
+    Sweeps, optional: ``sweep`` names the sweep a row's trial belongs to (rows with the same
+    name are one sweep), ``max_concurrent`` its ``%N`` cap (a whole number >= 1, the same on
+    every row of the sweep that gives one; blank: no cap), and ``array`` makes the row that
+    many trials (one sweep by itself unless ``sweep`` names one)."""
     from scheduler.timeutil import parse_duration_s, parse_time
 
     p = Path(path)
@@ -398,11 +433,22 @@ def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
                        "the columns submit, duration, deadline") from None
     if len(rows) > MAX_SIM_JOBS:
         raise BadInput(f"workload file {str(p)!r} has more than {MAX_SIM_JOBS:,} jobs: give fewer")
-    jobs = []
+    jobs: list[SimJob] = []
+    sweeps: dict[str, int] = {}  # sweep name -> its number
+    caps: dict[int, int | None] = {}
     for n, row in enumerate(rows, start=2):
         try:
             if None in row or None in row.values():
                 raise BadInput("the row does not have one value per column")
+            count = _whole(row.get("array"), "array", 1)
+            name = (row.get("sweep") or "").strip() or (f"line {n}" if count else "")
+            cap = _whole(row.get("max_concurrent"), "max_concurrent", 1)
+            if cap is not None and not name:
+                raise BadInput(f"max_concurrent {cap} needs a sweep: give the row a sweep name or an array count")
+            sweep_id = sweeps.setdefault(name, len(sweeps) + 1) if name else None
+            if sweep_id is not None and cap is not None and caps.setdefault(sweep_id, cap) != cap:
+                raise BadInput(f"max_concurrent {cap} differs from {caps[sweep_id]} given before "
+                               f"for sweep {name!r}: give one cap per sweep")
             submit = parse_time(row["submit"], what="submit")
             dur = row["duration"].strip()
             d = parse_duration_s(dur + "s" if dur.isdigit() else dur)
@@ -413,20 +459,39 @@ def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
                 deadline = parse_time(dl, what="deadline")
             else:
                 deadline = submit + timedelta(seconds=parse_duration_s(dl))
-            jobs.append(SimJob(
-                id=n - 1, submit=submit, duration_s=d, deadline=deadline,
+            one = SimJob(
+                id=len(jobs) + 1, submit=submit, duration_s=d, deadline=deadline,
                 site=(row.get("site") or "").strip() or default_site,
                 gpus=check_count(int(row.get("gpus") or 1), "gpus", MAX_GPUS),
                 cpus=check_count(int(row.get("cpus") or 0), "cpus", MAX_CPUS),
                 power_w=check_power_w(float(row.get("power_w") or 300.0), "power_w"),
                 interruptible=(row.get("interruptible") or "").strip().lower() in ("1", "true", "yes"),
-                priority=int(row.get("priority") or 0),
-            ))
+                priority=int(row.get("priority") or 0), sweep_id=sweep_id,
+            )
+            if len(jobs) + (count or 1) > MAX_SIM_JOBS:
+                raise BadInput(f"array {count} takes the workload past {MAX_SIM_JOBS:,} jobs: give fewer")
+            jobs += [replace(one, id=one.id + k) for k in range(count or 1)]
         except (KeyError, ValueError, BadInput) as exc:
             raise BadInput(f"workload file {str(p)!r} line {n}: {exc}") from None
     if not jobs:
         raise BadInput(f"workload file {str(p)!r} has no jobs")
+    jobs = [replace(j, sweep_limit=caps.get(j.sweep_id)) if j.sweep_id is not None else j for j in jobs]
     return sorted(jobs, key=lambda j: (j.submit, j.id))
+
+
+def _whole(text: str | None, what: str, least: int) -> int | None:
+    """An optional whole-number column (blank: ``None``), at least ``least``."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < least:
+        raise BadInput(f"{what} {text!r} is not a whole number >= {least}: give one like {least + 3}")
+    return int(text)
+
+
+def as_independent(workload: Sequence[SimJob]) -> list[SimJob]:
+    """The same jobs with no sweep: every trial a separate job, with no cap."""
+    return [replace(j, sweep_id=None, sweep_limit=None) for j in workload]
 
 
 # -- the engine ----------------------------------------------------------------------------
@@ -437,6 +502,7 @@ def _job(sj: SimJob, run_now: bool) -> Job:
         deadline_at=sj.deadline, id=sj.id, power_w=sj.power_w, gpus=sj.gpus, cpus=sj.cpus,
         site=sj.site, allowed_sites=list(sj.allowed_sites), run_now=run_now,
         interruptible=sj.interruptible and not run_now, priority=sj.priority,
+        sweep_id=sj.sweep_id, sweep_limit=sj.sweep_limit,
     )
 
 
@@ -451,12 +517,16 @@ def run_mode(
     horizon_s: int = 48 * 3600,
     refresh_s: int = 3600,
     replan_s: int = 0,
+    one_at_a_time: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ModeResult:
     """Replay ``workload`` under one policy with a simulated clock (see the module doc).
 
     The queue is re-planned at every submission and, while jobs wait, every ``replan_s``
     (the daemon's re-plan interval; 0: only at submissions), each time on the forecast
-    issued at the last ``refresh_s`` boundary.
+    issued at the last ``refresh_s`` boundary. Jobs submitted at the same time are planned
+    together, unless ``one_at_a_time``: then each in its own re-plan, in submission order.
+    ``progress(done, total)`` is called as the decision points pass.
     """
     options = options or PlanOptions()
     run_now = mode == "run-now"
@@ -468,6 +538,7 @@ def run_mode(
     placed: dict[int, tuple[str, tuple[tuple[datetime, datetime], ...]]] = {}
     started: dict[int, tuple[str, tuple[tuple[datetime, datetime], ...]]] = {}
     reserved: list[tuple[str, datetime, datetime, int, int]] = []
+    sweep_reserved: list[tuple[int, datetime, datetime]] = []
     accepted: set[int] = set()
     deadlines: dict[int, datetime] = {}  # the deadline each job was accepted with
     fc_memo: dict[tuple[str, float], Forecast] = {}
@@ -489,18 +560,10 @@ def run_mode(
     epochs = sorted(by_time)
     if replan_s > 0 and not run_now:
         epochs = _with_replans(epochs, workload, replan_s)
-    for now in epochs:
-        # commit jobs whose planned start has come
-        for jid in [j for j, (_, iv) in placed.items() if iv[0][0] <= now]:
-            site, iv = placed.pop(jid)
-            job = waiting.pop(jid)
-            started[jid] = (site, iv)
-            reserved.extend((site, a, b, g, c) for a, b, g, c in takes(job, iv))
-        reserved = [r for r in reserved if r[2] > now]
-        for sj in by_time.get(now, ()):
-            waiting[sj.id] = _job(sj, run_now)
+
+    def replan(now: datetime) -> None:
         if not waiting:
-            continue
+            return
         jobs = list(waiting.values())
         zones = {sites[s].zone for j in jobs for s in [j.site, *j.allowed_sites] if s in sites}
         need = max(int((j.deadline_at - now).total_seconds()) for j in jobs if j.deadline_at)
@@ -508,6 +571,7 @@ def run_mode(
         opts = replace(
             options, reserved=tuple(reserved), committed=frozenset(accepted),
             current={jid: (s, iv[0][0]) for jid, (s, iv) in placed.items()},
+            sweep_reserved=tuple(sweep_reserved),
         )
         result = plan(jobs, forecasts, sites, now, opts)
         for j in jobs:
@@ -526,6 +590,29 @@ def run_mode(
                                         latest_start=fits - timedelta(seconds=j.duration_s))
             placed[j.id] = (entry.site, entry.intervals)
             accepted.add(j.id)
+
+    n_epochs = len(epochs)
+    for i_epoch, now in enumerate(epochs):
+        if progress is not None:
+            progress(i_epoch, n_epochs)
+        # commit jobs whose planned start has come
+        for jid in [j for j, (_, iv) in placed.items() if iv[0][0] <= now]:
+            site, iv = placed.pop(jid)
+            job = waiting.pop(jid)
+            started[jid] = (site, iv)
+            reserved.extend((site, a, b, g, c) for a, b, g, c in takes(job, iv))
+            sweep_reserved.extend(sweep_holds(job, iv, now))
+        reserved = [r for r in reserved if r[2] > now]
+        sweep_reserved = [r for r in sweep_reserved if r[2] > now]
+        arrivals = by_time.get(now, ())
+        if one_at_a_time and arrivals:
+            for sj in arrivals:
+                waiting[sj.id] = _job(sj, run_now)
+                replan(now)
+            continue
+        for sj in arrivals:
+            waiting[sj.id] = _job(sj, run_now)
+        replan(now)
     for jid, (site, iv) in placed.items():
         started[jid] = (site, iv)
     return _account(mode, workload, started, sites, traces, deadlines)
@@ -604,8 +691,11 @@ def compare(
     options: PlanOptions | None = None,
     horizon_s: int = 48 * 3600,
     replan_s: int = 0,
+    progress: Callable[[float, float, str], None] | None = None,
 ) -> Comparison:
-    """Run-now, carbon-aware (with ``forecast``) and oracle over ``workload``."""
+    """Run-now, carbon-aware (with ``forecast``) and oracle over ``workload``;
+    ``progress(done, total, mode)`` as the replays go (``total`` is 3; 4 with sweeps, whose
+    trials are also replayed as independent jobs)."""
     idx = {z: t if isinstance(t, TraceIndex) else TraceIndex(t) for z, t in traces.items()}
     for s in sites.values():
         if s.zone not in idx:
@@ -616,17 +706,36 @@ def compare(
             "perfect": perfect,
             "seven-day-mean": seven_day_mean_forecast,
         }.get(forecast) or local_forecaster()
+    sweeps = any(j.sweep_id is not None for j in workload)
+    n_runs = 4 if sweeps else 3
+
+    def step(i: int, mode: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        report = progress
+        return lambda done, total: report(i + done / max(total, 1), n_runs, mode)
+
     results = {
-        "run-now": run_mode("run-now", workload, sites, idx, perfect, options=options),
+        "run-now": run_mode("run-now", workload, sites, idx, perfect, options=options,
+                            progress=step(0, "run-now")),
         "carbon-aware": run_mode("carbon-aware", workload, sites, idx, forecaster, options=options,
-                                 horizon_s=horizon_s, replan_s=replan_s),
-        "oracle": run_mode("oracle", workload, sites, idx, perfect, options=options),
+                                 horizon_s=horizon_s, replan_s=replan_s, progress=step(1, "carbon-aware")),
+        "oracle": run_mode("oracle", workload, sites, idx, perfect, options=options,
+                           progress=step(2, "oracle")),
     }
+    if sweeps:
+        results[INDEPENDENT] = run_mode(
+            "carbon-aware", as_independent(workload), sites, idx, forecaster, options=options,
+            horizon_s=horizon_s, replan_s=replan_s, one_at_a_time=True, progress=step(3, INDEPENDENT))
+        results[INDEPENDENT].mode = INDEPENDENT
+    if progress is not None:
+        progress(n_runs, n_runs, "done")
     zones = sorted({sites[j.site].zone for j in workload})
     return Comparison(results, zones, sorted(sites), forecast, len(workload))
 
 
 __all__ = [
+    "INDEPENDENT",
     "MODES",
     "Comparison",
     "Forecaster",
@@ -634,6 +743,7 @@ __all__ = [
     "Outcome",
     "SimJob",
     "TraceIndex",
+    "as_independent",
     "compare",
     "generate_workload",
     "local_forecaster",

@@ -27,12 +27,17 @@ def upgrade(as_json: bool) -> None:
 
     Opening the database applies them anyway; this makes it explicit (for a deploy step).
     """
-    from scheduler.storage.store import SqlStore
+    from scheduler.cli.progressbar import progress
+    from scheduler.storage.store import open_store
 
-    store = get_app().store
-    if not isinstance(store, SqlStore):
-        raise StorageError("this store has no schema to upgrade")
-    revision = store.upgrade()
+    settings = get_app().settings
+    # opened as it is, so the migrations run here, under the progress bar
+    store = open_store(settings.db, migrate=False, create_parents=settings.db_is_default)
+    try:
+        with progress("db upgrade", as_json=as_json) as step:
+            revision = store.upgrade(step)
+    finally:
+        store.close()
     if as_json:
         echo_json({"revision": revision})
     else:

@@ -45,18 +45,19 @@ def display_tz(utc: bool) -> tzinfo:
 
 
 def last_projections(store: object, rows: Sequence[object]) -> dict[int, object]:
-    """The last recorded projection of each finished job among ``rows`` (one query each)."""
+    """The last recorded projection of each finished job among ``rows`` (one query per 500
+    jobs, not one per job)."""
     from scheduler.history import HistoryRow
-    from scheduler.progress import last_projection
+    from scheduler.progress import PROJECTION_EVENT, last_projection
     from scheduler.storage.base import JobStore
 
     assert isinstance(store, JobStore)
+    ids = [r.id for r in rows if isinstance(r, HistoryRow) and r.energy_kwh is not None]
     out: dict[int, object] = {}
-    for r in rows:
-        if isinstance(r, HistoryRow) and r.energy_kwh is not None:
-            p = last_projection(store.events_for_job(r.id))
-            if p is not None:
-                out[r.id] = p
+    for job_id, events in store.events_of_kind(ids, PROJECTION_EVENT).items():
+        p = last_projection(events)
+        if p is not None:
+            out[job_id] = p
     return out
 
 
@@ -109,10 +110,17 @@ def report(
     t_since, t_until = parse_range(since, until, now)
     price_text = carbon_price or app.settings.carbon_price
     price = CarbonPrice.parse(price_text) if price_text else None
-    rows = history_rows(app.store, since=t_since, until=t_until)
-    rep = build_report(rows, by=by, tz=display_tz(state().utc), price=price,
-                       since=t_since, until=t_until, now=now)
-    acc = accuracy(rows, last_projections(app.store, rows))
+    from scheduler.cli.progressbar import progress
+
+    with progress("report", as_json=fmt != "table") as step:
+        step(0, 3, "reading jobs")
+        rows = history_rows(app.store, since=t_since, until=t_until)
+        step(1, 3, f"grouping {len(rows):,} jobs")
+        rep = build_report(rows, by=by, tz=display_tz(state().utc), price=price,
+                           since=t_since, until=t_until, now=now)
+        step(2, 3, "reading projections")
+        acc = accuracy(rows, last_projections(app.store, rows))
+        step(3, 3)
     chart = report_chart(rep)
     for path in (png, svg):
         if path:

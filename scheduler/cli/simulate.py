@@ -34,7 +34,11 @@ def parse_range_s(text: str) -> tuple[int, int]:
               help="Intensity history: Electricity Maps portal CSVs or time,intensity CSVs; one site per file.")
 @click.option("--jobs", "n_jobs", type=int, metavar="N", help="Generate N jobs (default 500).")
 @click.option("--workload", type=click.Path(dir_okay=False), metavar="FILE",
-              help="A CSV of jobs: submit, duration, deadline[, gpus, cpus, interruptible, site, power_w, priority].")
+              help="A CSV of jobs: submit, duration, deadline[, gpus, cpus, interruptible, site, power_w, priority]; "
+                   "sweeps: sweep (a name shared by its trials' rows), max_concurrent (its %N cap), "
+                   "array (the row is that many trials). With sweeps, the trials are also replayed as "
+                   "independent jobs (no cap, each planned alone at its submission) to price planning "
+                   "them together.")
 @click.option("--deadline", default="24h", show_default=True, metavar="DURATION", help="Each generated job is due this long after submission.")
 @click.option("--duration", default="1h-8h", show_default=True, metavar="DURATION[-DURATION]", help="Range of generated durations.")
 @click.option("--gpus", type=int, default=0, show_default=True, help="GPU capacity of each site (0: unlimited).")
@@ -75,6 +79,12 @@ def simulate(
     Examples:
       carbonshift simulate --trace GB_2023_hourly.csv --jobs 500 --deadline 24h --duration 1h-8h
       carbonshift simulate --trace DE.csv,FR.csv --relocate --transfer-delay 30m --json
+      carbonshift simulate --trace GB.csv --gpus 8 --workload sweeps.csv --forecast perfect
+
+    \b
+    A sweep in a workload file (20 trials of 2 h, at most 4 at once):
+      submit,duration,deadline,sweep,array,max_concurrent
+      2023-03-01T09:00Z,2h,36h,lr-search,20,4
     """
     from intensity.providers.replay import read_trace
     from scheduler.model import MAX_GPUS, Site, check_count, check_power_w, check_resources
@@ -158,8 +168,12 @@ def simulate(
     replan_s = 0 if replan.strip() in ("0", "0s") else parse_duration_s(replan, what="--replan")
     # forecasts reach every job's deadline (at least the usual 48 h)
     horizon_s = max([48 * 3600, *(int((j.deadline - j.submit).total_seconds()) for j in jobs)])
-    result = compare(jobs, sites, {t.zone: t.points for t in loaded}, forecast=forecast,
-                     forecaster=forecaster, options=options, replan_s=replan_s, horizon_s=horizon_s)
+    from scheduler.cli.progressbar import progress
+
+    with progress(f"simulate {len(jobs):,} jobs", as_json=as_json) as report:
+        result = compare(jobs, sites, {t.zone: t.points for t in loaded}, forecast=forecast,
+                         forecaster=forecaster, options=options, replan_s=replan_s, horizon_s=horizon_s,
+                         progress=report)
     if as_json:
         echo_json(result.to_json())
         return
@@ -185,6 +199,21 @@ def simulate(
             f"again with the earliest finish that fits: carbon-aware {total['refused']}, "
             f"oracle {total['oracle_refused']}, run-now {total['run_now_refused']} "
             f"(misses count against the deadline each job was accepted with)"
+        )
+    if total.get("independent_g") is not None:
+        rows = []
+        for label, zone in [("all", None), *[(z, z) for z in result.zones]]:
+            s = result.summary(zone)
+            rows.append([
+                label, fmt_g(s["run_now_g"]), fmt_g(s["carbon_aware_g"]), fmt_pct(s["savings_pct"]),
+                fmt_g(s["independent_g"]), fmt_pct(s["independent_savings_pct"]),
+                fmt_g(s["together_vs_independent_g"]), s["deadline_misses"], s["independent_deadline_misses"],
+            ])
+        print_table(
+            ["zone", "run-now", "sweeps together", "saved", "independent", "saved", "together saves",
+             "misses", "independent misses"],
+            rows, title="sweeps planned together (with their caps) vs their trials as independent jobs "
+                        "(no cap, each planned alone at its submission)",
         )
     if len(result.sites) > 1:
         print_table(["site", "jobs run there", "carbon-aware"],

@@ -435,6 +435,11 @@ class JobStore(ABC):
         """A job's events, oldest first."""
 
     @abstractmethod
+    def events_of_kind(self, job_ids: Iterable[int], kind: str) -> dict[int, list[Event]]:
+        """The events of one kind of each of ``job_ids``, oldest first, in a bounded number
+        of queries (not one per job)."""
+
+    @abstractmethod
     def events_since(self, after_id: int, limit: int = 1000) -> list[Event]:
         """Events with id greater than ``after_id`` (for tailing)."""
 

@@ -1326,6 +1326,21 @@ class SqlStore(JobStore):
             rows = conn.execute(select(t.events).where(c.job_id == job_id).order_by(c.id)).all()
         return [Event(**r._mapping) for r in rows]
 
+    def events_of_kind(self, job_ids: Iterable[int], kind: str) -> dict[int, list[Event]]:
+        ids = sorted(set(job_ids))
+        c = t.events.c
+        out: dict[int, list[Event]] = {}
+        with self._tx(f"read {kind} events of jobs", write=False) as conn:
+            for k in range(0, len(ids), _CHUNK):
+                rows = conn.execute(
+                    select(t.events).where(c.job_id.in_(ids[k:k + _CHUNK]), c.kind == kind)
+                    .order_by(c.job_id, c.id)
+                ).all()
+                for r in rows:
+                    e = Event(**r._mapping)
+                    out.setdefault(e.job_id, []).append(e)
+        return out
+
     def events_since(self, after_id: int, limit: int = 1000) -> list[Event]:
         c = t.events.c
         with self._tx("read recent events", write=False) as conn:
@@ -1405,9 +1420,10 @@ class SqlStore(JobStore):
                 )
         return problems
 
-    def upgrade(self) -> str:
-        """Apply pending migrations; return the revision the database is now at."""
-        _migrate(self.engine, self.description, self._translate)
+    def upgrade(self, progress: Callable[[int, int, str], None] | None = None) -> str:
+        """Apply pending migrations; return the revision the database is now at.
+        ``progress(done, total, revision)`` is called as each migration is applied."""
+        _migrate(self.engine, self.description, self._translate, progress)
         rev = self.revision()
         return rev or "none"
 
@@ -1629,7 +1645,10 @@ def _check_revision(revision: str | None, where: str) -> None:
         )
 
 
-def _migrate(engine: Engine, where: str, translate: Any) -> None:
+def _migrate(
+    engine: Engine, where: str, translate: Any,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> None:
     """Bring the schema to :data:`HEAD_REVISION` (imports Alembic only when needed).
 
     An up-to-date database costs one read (no lock: a CLI command never waits for the
@@ -1658,7 +1677,7 @@ def _migrate(engine: Engine, where: str, translate: Any) -> None:
                         f"{where} already holds tables but no carbonshift schema revision: "
                         "it is not a carbonshift database; use another --db"
                     )
-                _run_alembic_upgrade(conn)
+                _run_alembic_upgrade(conn, revision, progress)
     except CarbonshiftError:
         raise
     except (SQLAlchemyError, sqlite3.Error) as exc:
@@ -1667,13 +1686,29 @@ def _migrate(engine: Engine, where: str, translate: Any) -> None:
         raise StorageError(f"could not migrate the schema of {where}: {exc}") from exc
 
 
-def _run_alembic_upgrade(conn: Connection) -> None:
+def _run_alembic_upgrade(
+    conn: Connection, current: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> None:
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = conn
+    if progress is not None:
+        from alembic.script import ScriptDirectory
+
+        total = len(list(ScriptDirectory.from_config(config).iterate_revisions("head", current)))
+        done = [0]
+        report = progress
+
+        def applied(*, step: Any, **_: Any) -> None:
+            done[0] += 1
+            report(done[0], total, str(step.up_revision_id))
+
+        config.attributes["on_version_apply"] = applied
+        report(0, total, current or "empty")
     command.upgrade(config, "head")
 
 

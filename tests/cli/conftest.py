@@ -94,3 +94,27 @@ def offline_cli(tmp_path: Path, db: Path) -> tuple[dict[str, str], Callable[...,
                               text=True, timeout=timeout)
 
     return env, cs
+
+
+def read_pty(master: int, proc: subprocess.Popen[bytes], timeout_s: float) -> bytes:
+    """Everything a child writes to the pseudo-terminal ``master`` until it closes it or
+    exits (at most ``timeout_s``); ``master`` is closed."""
+    import select
+    import time
+
+    chunks: list[bytes] = []
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return b"".join(chunks)

@@ -11,15 +11,13 @@ from __future__ import annotations
 import os
 import pty
 import re
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import CS
+from tests.cli.conftest import CS, read_pty
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ["train[lr=0.1]", "a[/]b", "[bold]x"]
@@ -38,23 +36,9 @@ def tty_cli(cs: CS, *args: str, timeout_s: float = 60.0) -> tuple[int, str]:
         stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env, cwd=str(cs.tmp),
     )
     os.close(slave)
-    chunks: list[bytes] = []
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        ready, _, _ = select.select([master], [], [], 0.5)
-        if ready:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    os.close(master)
+    data = read_pty(master, proc, timeout_s)
     code = proc.wait(timeout=30)
-    return code, ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+    return code, ANSI.sub("", data.decode("utf-8", "replace"))
 
 
 def test_markup_like_names_print_as_typed_on_a_terminal(cs: CS) -> None:

@@ -195,18 +195,26 @@ def test_disk_full_for_samples_is_reported_and_recovers(tmp_path: Path, tiny_fs:
 
 # -- the log directory removed under a running job ------------------------------------------
 def test_log_directory_removed_under_a_running_job(app: App) -> None:
-    talk = [PY, "-c", "import time\nfor i in range(30):\n    print('line', i, flush=True)\n    time.sleep(0.05)\n"]
+    # the job waits (a go file) between its first lines and the rest, so the directory is
+    # removed while it runs however loaded the machine is
+    go = app.settings.log_dir.parent / "go-on"
+    talk = [PY, "-c", "import os, sys, time\n"
+            "for i in range(30):\n"
+            "    print('line', i, flush=True)\n"
+            "    while i == 4 and not os.path.exists(sys.argv[1]):\n"
+            "        time.sleep(0.02)\n", str(go)]
     res = app.queue.submit(request(talk, run_now=True))
     lines: list[str] = []
     daemon = Daemon(app, sample_interval_s=0.1, tick_s=0.05, exit_when_idle=True, on_event=lines.append)
     t = threading.Thread(target=daemon.run_forever, daemon=True)
     t.start()
     log_root = app.settings.log_dir
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any(log_root.glob("job-*/run-*.out")):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+            "line 4" in p.read_text() for p in log_root.glob("job-*/run-*.out")):
         time.sleep(0.02)
-    time.sleep(0.3)
     shutil.rmtree(log_root)
+    go.write_text("")
     t.join(60)
     assert not t.is_alive()
     job = app.store.get_job(res.job.id)  # type: ignore[arg-type]

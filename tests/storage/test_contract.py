@@ -516,6 +516,12 @@ def test_events(store: SqlStore) -> None:
     assert ids == sorted(ids)
     assert [e.kind for e in store.events_since(ids[1], limit=1)] == ["planned"]
     assert store.events_since(ids[-1]) == []
+    # one kind for many jobs at once, oldest first per job; jobs without one are absent
+    store.add_event(Event(job_id=b, at=T0 + 5 * H, kind="planned", message="m5"))
+    store.add_event(Event(job_id=a, at=T0 + 6 * H, kind="planned", message="m6"))
+    planned = store.events_of_kind([b, a, a, 999_999], "planned")
+    assert {j: [e.message for e in evs] for j, evs in planned.items()} == {a: ["m2", "m6"], b: ["m5"]}
+    assert store.events_of_kind([], "planned") == {}
 
 
 # -- time -----------------------------------------------------------------------------------
