@@ -563,11 +563,20 @@ class Queue:
         jobs = [self.build_job(r, now) for r in reqs]
         for i, (j, index) in enumerate(zip(jobs, indices, strict=True)):
             j.id, j.sweep_id, j.array_index, j.sweep_limit = -(i + 1), PROVISIONAL_ID, index, limit
+        # trials that run now (--now) are all planned now, as Slurm starts an array: the
+        # daemon runs them %N at a time (scheduler.sweeps.launch_gate); a plan under the cap
+        # could not start the later ones by their latest start, which is now
+        capped_plan = not all(j.run_now for j in jobs)
+        if not capped_plan:
+            for j in jobs:
+                j.sweep_limit = None
         sites = self.sites()
         forecasts, sources = self.forecasts_for(jobs, sites, now)
         managed = [n for n, s in sites.items() if s.gpus > 0 or s.cpus > 0]
         held = self._held_on(managed, now) if managed else ()
         result = plan(jobs, forecasts, sites, now, self.plan_options(reserved=held, allow_overdue=False))
+        for j in jobs:
+            j.sweep_limit = limit
         missing = [j for j in jobs if j.id not in result.entries]
         if missing and all(j.id in result.earliest_finish for j in missing):
             # where the whole sweep would end: every trial placed, late ones past the deadline
@@ -575,7 +584,14 @@ class Queue:
             ends = [e.intervals[-1][1] if e.intervals else e.start + timedelta(seconds=j.duration_s)
                     for j in jobs if (e := late.entries.get(j.id)) is not None]  # type: ignore[arg-type]
             fits = max([*ends, *(result.earliest_finish[j.id] for j in missing)])  # type: ignore[index]
-            raise deadline_refusal(f"sweep {name!r} of {len(jobs)} trials", missing[0], fits, now)
+            late_one = missing[0]
+            if late_one.deadline_at is None or fits > late_one.deadline_at:
+                raise deadline_refusal(f"sweep {name!r} of {len(jobs)} trials", late_one, fits, now)
+            raise InfeasibleJob(
+                f"sweep {name!r} of {len(jobs)} trials: trial {late_one.array_index} cannot start by its "
+                f"latest start {iso(late_one.latest_start)} with at most {limit} at once (the whole sweep "
+                f"would end {iso(fits)}): give a later --latest-start, a larger %N, or fewer trials"
+            )
         if missing:
             j = missing[0]
             raise InfeasibleJob(f"sweep {name!r}: trial {j.array_index} cannot be planned: "
@@ -683,6 +699,7 @@ class Queue:
         }
         new_plan = plan(jobs, forecasts, sites, now, self.plan_options(
             reserved=tuple(running), current=in_force, hysteresis_pct=hysteresis,
+            sweep_reserved=self._sweep_holds(now) if any(j.sweep_limit for j in jobs) else (),
         ))
         moved: list[tuple[Job, PlanEntry]] = []
         keep = Plan()
@@ -720,6 +737,19 @@ class Queue:
         for j in started:
             out += holds(j, spans.get(j.id), now)  # type: ignore[arg-type]
         return out
+
+    def _sweep_holds(self, now: datetime) -> tuple[tuple[int, datetime, datetime], ...]:
+        """What started trials of capped sweeps (running, suspended, or planned and due)
+        count against their sweeps' caps from ``now`` on (:func:`scheduler.holds.sweep_holds`)."""
+        from scheduler.holds import sweep_holds
+
+        started = [
+            j for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED])
+            if j.sweep_limit is not None and (j.state is not JobState.PLANNED
+                                              or (j.planned_start is not None and j.planned_start <= now))
+        ]
+        spans = self._stored_spans(started)
+        return tuple(h for j in started for h in sweep_holds(j, spans.get(j.id), now))  # type: ignore[arg-type]
 
     def replan_suspended(
         self, now: datetime, *, hysteresis_pct: float | None = None

@@ -114,3 +114,19 @@ def test_client_submit_sweep_plans_and_refuses_like_the_cli(cs: CS) -> None:
         with pytest.raises(BadInput, match="either"):
             client.submit_sweep("true", duration="1h")
         assert len(client.app.store.list_sweeps()) == 2
+
+
+def test_a_capped_sweep_is_planned_under_its_cap_unless_it_runs_now(cs: CS) -> None:
+    later = json.loads(cs("submit", "--json", "--array", "0-5%2", "--duration", "10m", "--deadline", "1h",
+                          "--", "true").out)
+    starts = [t["planned_start"] for t in later["trials"]]
+    assert max(starts.count(s) for s in starts) <= 2  # ten-minute trials, two at a time
+    now = json.loads(cs("submit", "--json", "--array", "0-5%2", "--now", "--duration", "10m", "--", "true").out)
+    assert len({t["planned_start"] for t in now["trials"]}) == 1  # all due now: the daemon runs 2 at a time
+    assert {t["sweep_id"] for t in now["trials"]} == {2}
+
+
+def test_a_cap_that_cannot_start_every_trial_by_its_latest_start_is_refused(cs: CS) -> None:
+    line = _refused(cs, "--array", "0-5%2", "--duration", "10m", "--latest-start", "5m", "--deadline", "3h",
+                    "--", "true", needle="cannot start by its latest start")
+    assert "with at most 2 at once" in line and "larger %N" in line
