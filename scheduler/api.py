@@ -21,7 +21,6 @@ dependency. Times are timezone-aware UTC datetimes; masses are grams, energies k
 
 from __future__ import annotations
 
-import math
 import os
 import shlex
 import socket
@@ -64,39 +63,46 @@ class JobDetails:
     projections: list[StoredProjection] = field(default_factory=list)
 
 
-def _duration_text(value: When, what: str) -> str:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value) or value <= 0:
-            raise BadInput(f"{what} {value!r} must be a positive number of seconds")
-        return f"{value:g}s"
+def _seconds(value: When, what: str) -> int:
+    """A duration given as text (``"3h"``), seconds or a ``timedelta``, under the CLI's rule
+    (:func:`~scheduler.timeutil.check_duration_s`), never written out as text first."""
+    from scheduler.timeutil import check_duration_s, parse_duration_s
+
     if isinstance(value, str):
-        return value
+        return parse_duration_s(value, what=what)
+    if isinstance(value, timedelta):
+        return check_duration_s(value.total_seconds(), what=what, shown=repr(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return check_duration_s(value, what=what)
     raise BadInput(f"{what} {value!r} is not a duration: give '3h', seconds or a timedelta")
 
 
-def _zero_or_duration_s(value: When | None, what: str) -> int | None:
+def _zero_or_seconds(value: When | None, what: str) -> int | None:
     """A duration that may be zero (a transfer delay, a pause grace), in seconds."""
-    from scheduler.cli.jobs import parse_duration_or_zero_s
+    from scheduler.timeutil import parse_duration_or_zero_s
 
     if value is None:
         return None
+    if isinstance(value, str):
+        return parse_duration_or_zero_s(value, what=what)
     if isinstance(value, timedelta | int | float) and not isinstance(value, bool) and (
             (value.total_seconds() if isinstance(value, timedelta) else value) == 0):
         return 0
-    return parse_duration_or_zero_s(_duration_text(value, what), what=what)
+    return _seconds(value, what)
 
 
-def _when_text(value: When | None, what: str) -> str | None:
-    """A deadline-like value as the CLI text: ISO for datetimes, a duration otherwise."""
+def _instant(value: When | None, now: datetime, what: str) -> datetime | None:
+    """A deadline-like value: an aware ``datetime``, text (an ISO time or a duration from
+    ``now``) or a duration from ``now`` as seconds or a ``timedelta``."""
+    from scheduler.timeutil import check_when, parse_when
+
     if value is None:
         return None
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise BadInput(f"{what} {value.isoformat()!r} has no timezone: use an aware datetime")
-        return value.astimezone(UTC).isoformat()
-    return _duration_text(value, what)
+        return check_when(value, now, what=what)
+    if isinstance(value, str):
+        return parse_when(value, now, what=what)
+    return now + timedelta(seconds=_seconds(value, what))
 
 
 #: the longest forecast asked for at once (a forecast's cost grows with its length)
@@ -218,8 +224,8 @@ class Client:
         ``sweep_budget`` is the whole sweep's carbon budget in grams or text like
         ``"5kg"``. Every other keyword is :meth:`submit`'s, shared by all trials.
         """
-        from scheduler.cli.jobs import parse_grams
         from scheduler.sweeps import expand, parse_array
+        from scheduler.units import check_grams, parse_grams
 
         if (array is None) == (trials is None):
             raise BadInput("give a sweep either array= (indices like '0-9%2') or trials= (one "
@@ -241,8 +247,9 @@ class Client:
             indices = list(range(len(lines)))
         if isinstance(limit, bool) or (limit is not None and (not isinstance(limit, int) or limit < 1)):
             raise BadInput(f"max_concurrent {limit!r} must be a whole number of at least 1")
-        budget_g = None if sweep_budget is None else parse_grams(
-            sweep_budget if isinstance(sweep_budget, str) else f"{sweep_budget!r}g", what="sweep budget")
+        budget_g = None if sweep_budget is None else (
+            parse_grams(sweep_budget, what="sweep budget") if isinstance(sweep_budget, str)
+            else check_grams(sweep_budget, what="sweep budget"))
         req, now = self._request(command, duration, {**options, "name": name})
         base, reqs = expand(req, indices, lines)
         return self.app.queue.submit_sweep(reqs, indices, name=base, limit=limit, budget_g=budget_g, now=now)
@@ -254,47 +261,52 @@ class Client:
         ``given`` holds any of :meth:`submit`'s keywords, the others take its defaults."""
         import inspect
 
-        from scheduler.cli.jobs import parse_energy_j, policy_from_flags
-        from scheduler.queue import SubmitRequest
-        from scheduler.timeutil import parse_duration_s, parse_when
-
         params = inspect.signature(Client.submit).parameters
         o = {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n != "duration"}
         unknown = sorted(set(given) - set(o))
         if unknown:
             raise BadInput(f"unknown option {unknown[0]!r}: use submit's keywords ({', '.join(sorted(o))})")
         o.update(given)
-        shell, site, after, env = o["shell"], o["site"], o["after"], o["env"]
-        budget, threshold, transfer_energy = o["budget"], o["threshold"], o["transfer_energy"]
+        from scheduler.policies import policy_from_values
+        from scheduler.queue import SubmitRequest
+        from scheduler.units import (
+            check_energy_j,
+            check_grams,
+            parse_energy_j,
+            parse_grams,
+            parse_threshold,
+        )
+
         if isinstance(command, str):
-            argv = [command] if shell else shlex.split(command)
+            argv = [command] if o["shell"] else shlex.split(command)
         else:
             argv = [str(a) for a in command]
         now = self.now()
-        duration_s = parse_duration_s(_duration_text(duration, "duration"))
-        overrides = policy_from_flags(
+        duration_s = _seconds(duration, "duration")
+        overrides = policy_from_values(
             now,
-            deadline=_when_text(o["deadline"], "deadline"),
-            latest_start=_when_text(o["latest_start"], "latest start"),
-            max_delay=_when_text(o["max_delay"], "max delay"),
-            threshold=None if threshold is None else str(threshold),
-            budget=None if budget is None else (budget if isinstance(budget, str) else f"{budget}g"),
-            run_now=o["run_now"], interruptible=o["interruptible"], relative=False,
+            deadline=_instant(o["deadline"], now, "deadline"),
+            latest_start=_instant(o["latest_start"], now, "latest start"),
+            max_delay_s=None if o["max_delay"] is None else _seconds(o["max_delay"], "max delay"),
+            threshold_g_per_kwh=parse_threshold(o["threshold"]) if isinstance(o["threshold"], str) else o["threshold"],
+            budget_g=(None if o["budget"] is None else parse_grams(o["budget"]) if isinstance(o["budget"], str)
+                      else check_grams(o["budget"])),
+            run_now=o["run_now"], interruptible=o["interruptible"],
         )
-        sites = [site] if isinstance(site, str) else list(site or [])
-        after_text = _when_text(after, "after")
+        sites = [o["site"]] if isinstance(o["site"], str) else list(o["site"] or [])
         req = SubmitRequest(
             argv=argv, duration_s=duration_s, name=o["name"], zone=o["zone"],
             site=sites[0] if sites else None, allowed_sites=sites, policy=o["policy"],
-            overrides=overrides, cwd=o["cwd"], env=dict(env or {}), submitter_env=self.app.env,
-            shell=shell, gpus=o["gpus"], cpus=o["cpus"], power_w=o["power_w"], priority=o["priority"],
-            not_before=parse_when(after_text, now, what="after") if after_text else None,
-            transfer_delay_s=_zero_or_duration_s(o["transfer_delay"], "transfer delay"),
-            transfer_energy_j=(None if transfer_energy is None else parse_energy_j(
-                transfer_energy if isinstance(transfer_energy, str) else f"{transfer_energy!r}J",
-                what="transfer energy")),
+            overrides=overrides, cwd=o["cwd"], env=dict(o["env"] or {}), submitter_env=self.app.env,
+            shell=o["shell"], gpus=o["gpus"], cpus=o["cpus"], power_w=o["power_w"], priority=o["priority"],
+            not_before=_instant(o["after"], now, "after"),
+            transfer_delay_s=_zero_or_seconds(o["transfer_delay"], "transfer delay"),
+            transfer_energy_j=(None if o["transfer_energy"] is None
+                               else parse_energy_j(o["transfer_energy"], what="transfer energy")
+                               if isinstance(o["transfer_energy"], str)
+                               else check_energy_j(o["transfer_energy"], what="transfer energy")),
             pause_mode=o["pause_mode"], pause_signal=o["pause_signal"],
-            pause_grace_s=_zero_or_duration_s(o["pause_grace"], "pause grace"),
+            pause_grace_s=_zero_or_seconds(o["pause_grace"], "pause grace"),
         )
         return req, now
 
@@ -391,15 +403,15 @@ class Client:
 
     # -- figures ----------------------------------------------------------------------------
     def _since(self, value: When | None, what: str) -> datetime | None:
-        from scheduler.cli.report import parse_since
+        from scheduler.timeutil import parse_since, require_aware
 
         if value is None:
             return None
         if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise BadInput(f"{what} {value.isoformat()!r} has no timezone: use an aware datetime")
-            return value.astimezone(UTC)
-        return parse_since(_duration_text(value, what), self.now(), what)
+            return require_aware(value, what=what)
+        if isinstance(value, str):
+            return parse_since(value, self.now(), what)
+        return self.now() - timedelta(seconds=_seconds(value, what))
 
     def history(
         self,
@@ -464,21 +476,19 @@ class Client:
         ``.end``, ``.mean_g_per_kwh``, ``.saving_pct`` against starting now, and
         ``.answer`` saying which provider or fallback the forecast came from."""
         from intensity.errors import UnknownZone
-        from scheduler.timeutil import parse_duration_s, parse_when
         from scheduler.windows import choose_window
 
         now = self.now()
-        duration_text = _duration_text(duration, "duration")
-        deadline_text = _when_text(deadline, "deadline") or "24h"
-        duration_s = parse_duration_s(duration_text, what="duration")
-        deadline_at = parse_when(deadline_text, now, what="deadline")
+        duration_s = _seconds(duration, "duration")
+        deadline_at = _instant(deadline, now, "deadline") or now + timedelta(hours=24)
         z = zone or self.app.settings.default_zone
         try:
             self.app.intensity.check_zone(z)
         except UnknownZone as exc:
             raise BadInput(str(exc)) from None
         return choose_window(self.app.intensity, z, now, duration_s, deadline_at,
-                             deadline_text=deadline_text, duration_text=duration_text)
+                             deadline_text=deadline if isinstance(deadline, str) else "",
+                             duration_text=duration if isinstance(duration, str) else "")
 
     def wait_for_window(self, *, duration: When, deadline: When = "24h", zone: str | None = None,
                         sleep: Callable[[float], object] = time.sleep) -> WindowChoice:

@@ -17,6 +17,7 @@ from scheduler.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from intensity.chain import IntensityService
+    from scheduler.model import Job
     from scheduler.queue import Queue
     from scheduler.storage.base import JobStore
     from scheduler.storage.lite import IntensityCache
@@ -97,6 +98,16 @@ class App:
         check_folder(path, create_parents=self.settings.db_is_default)
         return False
 
+    def job(self, job_id: int) -> Job:
+        """The job ``job_id`` (:meth:`~scheduler.storage.base.JobStore.get_job`); a database
+        not made yet holds none, so a command given an unknown id on a fresh data folder is
+        refused with nothing created."""
+        if not self.database_exists():
+            from scheduler.errors import no_job
+
+            raise no_job(job_id)
+        return self.store.get_job(job_id)
+
     @cached_property
     def intensity_cache(self) -> JobStore | IntensityCache:
         """The intensity service's cache and failure log: the store, read through the
@@ -120,7 +131,11 @@ class App:
     def queue(self) -> Queue:
         from scheduler.queue import Queue
 
-        return Queue(self)
+        # functions, not values: the store opens and the providers are set up on first use,
+        # and the clock, settings and user may be replaced after the queue is built
+        return Queue(store=lambda: self.store, intensity=lambda: self.intensity,
+                     settings=lambda: self.settings, clock=lambda: self.clock, user=lambda: self.user,
+                     database_exists=self.database_exists)
 
     def close(self) -> None:
         if self._store is not None:

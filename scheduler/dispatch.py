@@ -219,12 +219,21 @@ class Daemon:
 
                 # measured on the node by our wrapper unless Slurm accounts energy itself
                 self.executors[name] = SlurmExecutor(
-                    wrapper=wrapper_argv(self.app.settings.db, interval_s=self.sample_interval_s),
+                    wrapper=wrapper_argv(self.app.settings.db, interval_s=self.sample_interval_s,
+                                         probe=self._probe_config),
                     poll_interval_s=self.app.settings.slurm_poll_s,
                 )
             else:
                 raise ExecutorError(f"unknown executor {name!r}: use local or slurm")
         return self.executors[name]
+
+    def _host_bound(self, name: str) -> bool:
+        """Whether runs of the executor ``name`` are processes of the host that launched them
+        (:attr:`Executor.host_bound`); an executor this agent cannot drive is not."""
+        try:
+            return self.executor_for(name).host_bound
+        except ExecutorError:
+            return False
 
     def _emit(self, job_id: int | None, kind: str, message: str) -> None:
         now = self.clock.now()
@@ -417,7 +426,7 @@ class Daemon:
             ago = (now - run.lease_until).total_seconds() if run.lease_until else 0.0
             why = (f"agent {run.host or '?'} stopped renewing the lease of run {run.id} "
                    f"({ago:.1f} s ago, lease {self.lease.total_seconds():g} s): presumed dead")
-            if run.executor != "local" and run.handle:
+            if run.handle and not self._host_bound(run.executor):
                 self._take_over(run, now, why)
                 continue
             if not self.store.reclaim_run(run.id, now, reason=why):
@@ -796,7 +805,7 @@ class Daemon:
     def _pause_mode(self, act: ActiveRun) -> str:
         """``checkpoint`` or ``stop`` for a local run; ``engine`` (the executor's own
         suspend: Slurm's ``scontrol suspend``) for any other."""
-        if act.run.executor != "local":
+        if not act.executor.host_bound:
             return "engine"
         return "checkpoint" if act.job.pause_mode == "checkpoint" else "stop"
 
@@ -858,9 +867,8 @@ class Daemon:
         a third of a lease after ``at`` (its agent stopped and no successor came)."""
         if self._pause_mode(act) != "stop" or not act.process or act.resume_at == at:
             return
-        tell = getattr(act.executor, "resume_by", None)
-        if tell is not None:
-            tell(act.handle, time.time() + self.clock.real_delay_s(at) + self.lease.total_seconds() / 3)
+        if act.executor.resume_by(
+                act.handle, time.time() + self.clock.real_delay_s(at) + self.lease.total_seconds() / 3):
             act.resume_at = at
 
     def _where(self, act: ActiveRun, now: datetime, *, ending: bool) -> str:
@@ -884,13 +892,12 @@ class Daemon:
         mode = self._pause_mode(act)
         if mode == "checkpoint":
             signum = signal_number(job.pause_signal, self.app.settings.pause_signal)
-            send = getattr(act.executor, "ask", None)
-            if send is None or not self.store.pause_run(job.id, run.id, now, how=None):
+            if not act.executor.can_ask or not self.store.pause_run(job.id, run.id, now, how=None):
                 return
             grace = job.pause_grace_s if job.pause_grace_s is not None else self.app.settings.pause_grace_s
             act.paused = True
             act.pausing_until = time.monotonic() + grace
-            send(act.handle, signum)
+            act.executor.ask(act.handle, signum)
             self._emit(job.id, "paused", f"{where}: sent {signal.Signals(signum).name} to checkpoint "
                        f"and exit (grace {format_duration(grace)}); {when}")
             return
@@ -1006,9 +1013,9 @@ class Daemon:
         executor = self.executor_for(run.executor)
         spans = self.store.planned_intervals([job.id]).get(job.id, [])
         done = self.store.run_intervals(run.id)
-        checkpointing = run.executor == "local" and job.pause_mode == "checkpoint"
+        checkpointing = executor.host_bound and job.pause_mode == "checkpoint"
         open_interval = bool(done) and done[-1].end is None
-        pid = _pid_of(run.handle) if run.handle and run.executor == "local" else None
+        pid = _pid_of(run.handle) if run.handle and executor.host_bound else None
         handle = Handle(run.handle or "", host=run.host, pid=pid)
         act = ActiveRun(job, run, handle, executor, None, paused=True, intervals=spans,
                         gpu_indices=_gpus_of_pid(pid))
@@ -1036,7 +1043,7 @@ class Daemon:
             act.pausing_until = time.monotonic() + grace
             self._emit(job.id, "adopted", f"run {run.id} was asked to checkpoint; waiting for it to exit")
         else:
-            if run.executor == "local":  # stopped already; again in case the last agent died first
+            if executor.host_bound:  # stopped already; again in case the last agent died first
                 executor.suspend(handle)
             self._emit(job.id, "adopted", f"run {run.id} is paused; it resumes at its next interval")
         self.active[run.id] = act
@@ -1127,7 +1134,7 @@ class Daemon:
                     act.sampler.stop()
                 except Exception as exc:
                     log.warning("sampler of run %s: %s", run_id, exc)
-            if act.run.executor == "local":
+            if act.executor.host_bound:
                 self._emit(act.job.id, "lease lost", f"run {run_id} was reclaimed by another agent after its "
                            "lease ran out; stopping this copy so the job never runs twice")
                 threading.Thread(target=act.executor.cancel, args=(act.handle,), daemon=True).start()
@@ -1137,7 +1144,7 @@ class Daemon:
     def _fence(self, now: datetime) -> None:
         """Stop local runs whose leases this agent could not renew (no database)."""
         for act in list(self.active.values()):
-            if act.run.executor != "local" or act.cancel_sent:
+            if not act.executor.host_bound or act.cancel_sent:
                 continue
             act.cancel_sent = True
             self.on_event(f"{'fenced':<10} job {act.job.id}: could not renew the lease of run "
@@ -1211,13 +1218,11 @@ class Daemon:
             log.warning("sampler of run %s: %s", act.run.id, exc)
 
     def _cleanup_group(self, act: ActiveRun) -> None:
-        cleanup = getattr(act.executor, "cleanup_group", None)
-        if cleanup is not None:
-            try:
-                if cleanup(act.handle):
-                    self._emit(act.job.id, "cleanup", "ended processes the job left behind")
-            except Exception as exc:
-                log.warning("cleanup of run %s: %s", act.run.id, exc)
+        try:
+            if act.executor.cleanup_group(act.handle):
+                self._emit(act.job.id, "cleanup", "ended processes the job left behind")
+        except Exception as exc:
+            log.warning("cleanup of run %s: %s", act.run.id, exc)
 
     def _engine_times(self, run: Run, status: ExitStatus) -> None:
         """An engine-side run (Slurm) started when the engine started it, not when it was
@@ -1241,7 +1246,7 @@ class Daemon:
         assert run.id is not None
         try:
             samples = self.store.samples_for_run(run.id)
-            engine = executor.energy(Handle(run.handle or "")) if run.executor != "local" else None
+            engine = executor.energy(Handle(run.handle or ""))
             if engine:
                 self.store.add_samples(run.id, engine)
                 samples = engine
@@ -1325,11 +1330,11 @@ class Daemon:
                     run.err_path = run.out_path[: -len(".out")] + ".err"
                     self.store.update_run(run)  # the handle, found by _find_launched
                 executor = self.executor_for(run.executor)
-                pid = _pid_of(run.handle) if run.executor == "local" else None  # not a Slurm id
+                pid = _pid_of(run.handle) if executor.host_bound else None  # not a Slurm id
                 handle = Handle(run.handle, host=run.host, pid=pid)
                 if executor.alive(handle):
                     executor.adopt(handle)
-                    if job.interruptible and job.state is JobState.RUNNING and run.executor == "local":
+                    if job.interruptible and job.state is JobState.RUNNING and executor.host_bound:
                         # the last agent may have died between stopping it and recording
                         # the pause: it runs now, and is paused again if it should be
                         executor.resume(handle)
@@ -1374,10 +1379,10 @@ class Daemon:
         if run.id is None:
             return None
         try:
-            find = getattr(self.executor_for(run.executor), "find", None)
+            executor = self.executor_for(run.executor)
         except ExecutorError:
             return None
-        handle = find(run.out_path or str(log_path(self.app, run.job_id, run.id))) if find else None
+        handle = executor.find(run.out_path or str(log_path(self.app, run.job_id, run.id)))
         return handle.handle if handle is not None else None
 
 

@@ -29,6 +29,11 @@ class NotFound(BadInput):
     """A job, policy, site or run that does not exist."""
 
 
+def no_job(job_id: int) -> NotFound:
+    """The refusal of a job id that names no job (one wording for every command)."""
+    return NotFound(f"no job {job_id}: see `carbonshift queue` or `carbonshift history`")
+
+
 class StorageError(CarbonshiftError):
     """The database could not be opened, migrated, read or written."""
 

@@ -47,26 +47,27 @@ least that long) with at most ``max_pauses`` pauses, chosen by dynamic programmi
 taking the cheapest slots when pauses are unlimited); the split is used only when it beats
 the best single run.
 
-Speed (none of it changes an answer). Integrals stay in epoch-second integers until the
-plan entries are written. A forecast's profile keeps its candidate lists for successive
-plans, and the earliest least cost of a window comes from per-block minima. A job's sites are tried in the order of
-a lower bound on their grams, and a site whose bound exceeds the best placement found is
-not searched. The ledger keeps what is left per slot as bytes beside the counts, so a
-capacity search finds a window's runs of free slots with C-level ``translate`` and regular
-expressions, then takes each run's cheapest candidate (the starts fitting one run are a
-contiguous range of candidates).
+Speed (none of it changes an answer) lives in two places, each with a plain reference
+beside it that the property tests compare against: :func:`best_starts` searches every window
+of one duration on one forecast at once (numpy: candidate costs from the profile's cumulative
+integral, and the earliest least of each window's range of candidates from a sparse table),
+against :func:`best_start`, one window at a time in plain Python; and :class:`_Ledger` keeps
+GPU and CPU use per slot as numpy counts, so a capacity search tests every candidate start of
+a window at once (a start fits iff the running count of blocked slots does not change over
+the slots it holds), against the counts themselves. Integrals stay in epoch-second integers
+until the plan entries are written. numpy is imported on first use: a plan of a few jobs on
+sites without managed capacity never loads it. Nothing is kept between plans.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import re
-import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from intensity.model import Forecast
 from scheduler.holds import holds, sweep_holds, takes
@@ -119,14 +120,30 @@ class PlanOptions:
     sweep_reserved: Sequence[tuple[int, datetime, datetime]] = ()
 
 
+def _np():  # type: ignore[no-untyped-def]
+    """numpy, imported on first use: a short command planning a few jobs never loads it."""
+    import numpy
+
+    return numpy
+
+
+#: a group of at least this many windows of one duration on one forecast is searched with
+#: numpy (:func:`best_starts`); fewer are searched one by one (:func:`best_start`), in plain
+#: Python, so that planning a submit on a quiet queue does not import numpy
+VECTOR_MIN = 32
+#: milli-g/kWh values up to this keep every integral of the planning horizon inside int64
+_INT64_SAFE_MILLI = 1 << 28
+
+
 class Profile:
     """A zone's forecast as an exact integer step function of epoch seconds.
 
     ``F(t)`` is the integral of intensity (milli-g/kWh x s) from the first boundary to
-    ``t``; outside ``[b0, bN)`` and in gaps the intensity is the forecast mean.
+    ``t``; outside ``[b0, bN)`` and in gaps the intensity is the forecast mean. ``cost`` is
+    the plain scalar integral; ``costs`` the same over an array of starts (numpy).
     """
 
-    __slots__ = ("_bx", "_px", "_steps", "_vx", "b", "cands", "fill", "prefix", "v")
+    __slots__ = ("_arrays", "_bx", "_px", "_vx", "b", "fill", "prefix", "v")
 
     def __init__(self, forecast: Forecast) -> None:
         pts = forecast.points
@@ -152,153 +169,62 @@ class Profile:
             b.append(e)
         self.b = b
         self.v = v
-        prefix = [0]
-        acc = 0
-        for i, val in enumerate(v):
-            acc += val * (b[i + 1] - b[i])
-            prefix.append(acc)
-        self.prefix = prefix
+        self.prefix = [0, *itertools.accumulate(val * (b[i + 1] - b[i]) for i, val in enumerate(v))]
         # the same step function indexed by ``j = bisect_right(b, t)``, with the fill before
         # ``b[0]`` and after ``b[-1]``: ``F(t) = _px[j] + _vx[j] * (t - _bx[j])``, no branches
         if b:
             self._bx = [b[0], *b]
             self._vx = [self.fill, *v, self.fill]
-            self._px = [0, *prefix]
+            self._px = [0, *self.prefix]
         else:  # F(t) = fill * t
             self._bx, self._vx, self._px = [0], [self.fill], [0]
-        # step -> (first step index, costs of the steps from there): see step_costs
-        self._steps: dict[int, tuple[int, list[int]]] = {}
-        #: duration -> its candidate starts and costs over the whole forecast (see
-        #: _candidates), kept with the profile so successive plans against one forecast (a
-        #: burst of submits, a re-plan, simulate's decisions within an issue) share them
-        self.cands: dict[int, _Candidates] = {}
+        self._arrays: tuple[Any, Any, Any, Any] | None = None
 
     def F(self, t: int) -> int:
         j = bisect_right(self.b, t)
         return self._px[j] + self._vx[j] * (t - self._bx[j])
 
-    def F_sorted(self, ts: Sequence[int]) -> list[int]:
-        """``F`` at each of the times ``ts``."""
-        px, vx, bx = self._px, self._vx, self._bx
-        js = map(bisect_right, itertools.repeat(self.b), ts)
-        return [px[j] + vx[j] * (t - bx[j]) for j, t in zip(js, ts, strict=True)]
-
-    def costs(self, ts: Sequence[int], duration_s: int) -> list[int]:
-        """``cost(t, duration_s)`` for each of the times ``ts``, in one pass."""
-        b, px, vx, bx = self.b, self._px, self._vx, self._bx
-        d = duration_s
-        starts = map(bisect_right, itertools.repeat(b), ts)
-        ends = map(bisect_right, itertools.repeat(b), map(d.__add__, ts))
-        return [px[j] + vx[j] * (t + d - bx[j]) - px[i] - vx[i] * (t - bx[i])
-                for t, i, j in zip(ts, starts, ends, strict=True)]
-
-    def step_costs(self, step_s: int, k: int, n: int) -> list[int]:
-        """Costs of the ``n`` grid steps ``[i * step_s, (i + 1) * step_s)`` from ``i = k``.
-
-        Kept per step size over the widest range asked so far: successive splits (every
-        interruptible job, on every site it may use) read the same grid."""
-        hit = self._steps.get(step_s)
-        if hit is None or hit[0] > k or hit[0] + len(hit[1]) < k + n:
-            lo, hi = k, k + n
-            if hit is not None:
-                lo, hi = min(lo, hit[0]), max(hi, hit[0] + len(hit[1]))
-            f = self.F_sorted([i * step_s for i in range(lo, hi + 1)])
-            hit = self._steps[step_s] = (lo, [b - a for a, b in itertools.pairwise(f)])
-        lo, costs = hit
-        return costs[k - lo:k - lo + n]
-
     def cost(self, start: int, duration_s: int) -> int:
         """Integral of intensity over ``[start, start + duration_s)`` in milli-g/kWh x s."""
-        b, px, vx, bx = self.b, self._px, self._vx, self._bx
-        end = start + duration_s
-        j = bisect_right(b, end)
-        i = bisect_right(b, start)
-        return px[j] + vx[j] * (end - bx[j]) - px[i] - vx[i] * (start - bx[i])
+        return self.F(start + duration_s) - self.F(start)
 
+    @property
+    def exact_in_int64(self) -> bool:
+        """Whether every integral over the planning horizon fits numpy's int64."""
+        return max(map(abs, self._vx)) < _INT64_SAFE_MILLI
 
+    def _np_arrays(self) -> tuple[Any, Any, Any, Any]:
+        if self._arrays is None:
+            np = _np()
+            dtype = np.int64 if self.exact_in_int64 else object  # object: exact Python ints
+            self._arrays = (np.array(self.b, dtype=np.int64), np.array(self._px, dtype=dtype),
+                            np.array(self._vx, dtype=dtype), np.array(self._bx, dtype=np.int64))
+        return self._arrays
 
-_PROFILES: dict[int, tuple[weakref.ref[Forecast], Profile]] = {}
-
-
-def profile_of(forecast: Forecast) -> Profile:
-    """The forecast's :class:`Profile`, built once per forecast object.
-
-    Planning is pure, and a forecast is immutable, so successive plans against the same
-    forecast (a burst of submissions) share its exact step function."""
-    key = id(forecast)
-    hit = _PROFILES.get(key)
-    if hit is not None and hit[0]() is forecast:
-        return hit[1]
-    prof = Profile(forecast)
-    if len(_PROFILES) > 64:
-        for k in [k for k, (ref, _) in _PROFILES.items() if ref() is None]:
-            del _PROFILES[k]
-    _PROFILES[key] = (weakref.ref(forecast), prof)
-    return prof
-
-_BLOCK = 32  # codes per block of a _RangeMin
-
-
-class _RangeMin:
-    """The earliest least value of any ``costs[i:j]`` in at most three C-level ``min()``
-    calls over short lists: value ``c`` at index ``k`` is coded ``c * n + k`` (the least
-    code is the least value at its earliest index), and each block of ``_BLOCK`` codes
-    keeps its least code."""
-
-    __slots__ = ("blocks", "codes", "n")
-
-    def __init__(self, costs: list[int]) -> None:
-        n = self.n = len(costs) + 1
-        codes = self.codes = [c * n + k for k, c in enumerate(costs)]
-        self.blocks = [min(codes[k:k + _BLOCK]) for k in range(0, len(codes), _BLOCK)]
-
-    def least(self, i: int, j: int) -> tuple[int, int]:
-        """``(value, index)`` of the earliest least of ``costs[i:j]``, ``i < j``."""
-        bi, bj = -(-i // _BLOCK), j // _BLOCK
-        codes = self.codes
-        if bi >= bj:
-            m = min(codes[i:j])
-        else:
-            m = min(self.blocks[bi:bj])
-            if i < bi * _BLOCK:
-                h = min(codes[i:bi * _BLOCK])
-                m = h if h < m else m
-            if bj * _BLOCK < j:
-                t = min(codes[bj * _BLOCK:j])
-                m = t if t < m else m
-        return divmod(m, self.n)
+    def costs(self, ts: Any, duration_s: int) -> Any:
+        """``cost(t, duration_s)`` for each of the times ``ts``, as a numpy array."""
+        np = _np()
+        b, px, vx, bx = self._np_arrays()
+        t0 = np.asarray(ts, dtype=np.int64)
+        t1 = t0 + duration_s
+        i = np.searchsorted(b, t0, side="right")
+        j = np.searchsorted(b, t1, side="right")
+        return (px[j] + vx[j] * (t1 - bx[j])) - (px[i] + vx[i] * (t0 - bx[i]))
 
 
 class _Candidates:
-    """Candidate start times, ascending, and their integer costs."""
+    """Candidate starts of one duration (numpy arrays, ascending) and their integer costs."""
 
-    __slots__ = ("costs", "queries", "rmin", "times")
+    __slots__ = ("costs", "times")
 
-    def __init__(self, times: list[int], costs: list[int]) -> None:
+    def __init__(self, times: Any, costs: Any) -> None:
         self.times = times
         self.costs = costs
-        self.queries = 0
-        self.rmin: _RangeMin | None = None
 
     def least(self, i: int, j: int) -> tuple[int, int]:
-        """``(cost, index)`` of the earliest least cost among candidates ``i..j-1``,
-        ``i < j``. A list queried often gets a :class:`_RangeMin`; short ranges and lists
-        queried a few times are scanned."""
-        rm = self.rmin
-        if rm is None:
-            if j - i < 2 * _BLOCK or self.queries < 3:
-                self.queries += 1
-                sub = self.costs[i:j]
-                m = min(sub)
-                return m, i + sub.index(m)
-            rm = self.rmin = _RangeMin(self.costs)
-        return rm.least(i, j)
-
-
-@dataclass
-class _Memo:
-    profiles: dict[str, Profile] = field(default_factory=dict)
-    candidates: dict[tuple[str, int], _Candidates] = field(default_factory=dict)
+        """``(cost, index)`` of the earliest least cost among candidates ``i..j-1``, ``i < j``."""
+        k = i + int(_np().argmin(self.costs[i:j]))
+        return int(self.costs[k]), k
 
 
 def _epoch(t: datetime) -> int:
@@ -309,21 +235,31 @@ def _dt(t: int) -> datetime:
     return datetime.fromtimestamp(t, tz=UTC)
 
 
-def _candidates(profile: Profile, duration_s: int) -> _Candidates:
-    """Every boundary and every boundary minus the duration, sorted, with their costs.
+def _sorted_unique(*parts: Any) -> Any:
+    """The distinct values of the int64 arrays ``parts``, ascending (a sort and one pass:
+    numpy's own ``unique`` hashes first, several times slower on these few thousand)."""
+    np = _np()
+    x = np.sort(np.concatenate(parts))
+    keep = np.ones(len(x), dtype=bool)
+    np.not_equal(x[1:], x[:-1], out=keep[1:])
+    return x[keep]
 
-    ``F`` at a boundary is its prefix, so each candidate needs one integral evaluated: the
-    end of a window starting on a boundary, the start of one ending on a boundary."""
-    b, prefix, d = profile.b, profile.prefix, duration_s
-    if not b:
-        return _Candidates([], [])
-    ends = [t - d for t in b]
-    at_start = profile.F_sorted([t + d for t in b])
-    at_end = profile.F_sorted(ends)
-    cost = dict(zip(ends, [f - a for f, a in zip(prefix, at_end, strict=True)], strict=True))
-    cost.update(zip(b, [f - a for f, a in zip(at_start, prefix, strict=True)], strict=True))
-    times = sorted(cost)
-    return _Candidates(times, [cost[t] for t in times])
+
+def _candidates(profile: Profile, duration_s: int) -> _Candidates:
+    """Every boundary and every boundary minus the duration, sorted, with their costs."""
+    np = _np()
+    b = np.array(profile.b, dtype=np.int64)
+    times = _sorted_unique(b, b - duration_s)
+    return _Candidates(times, profile.costs(times, duration_s))
+
+
+def _window_starts(profile: Profile, duration_s: int, earliest: int, latest: int) -> list[int]:
+    """The starts in ``(earliest, latest]`` where the cost's slope can change: boundaries,
+    and boundaries minus the duration, ascending."""
+    b = profile.b
+    ends = b[bisect_right(b, earliest + duration_s):bisect_right(b, latest + duration_s)]
+    within = b[bisect_right(b, earliest):bisect_right(b, latest)]
+    return sorted(set(within).union([t - duration_s for t in ends]))
 
 
 def best_start(
@@ -333,51 +269,83 @@ def best_start(
     latest: int,
     *,
     threshold_milli: int | None = None,
-    memo: dict[int, _Candidates] | None = None,
 ) -> tuple[int, int, str]:
     """``(start, cost, reason)`` of the earliest optimal start in ``[earliest, latest]``.
 
-    With ``threshold_milli`` the earliest start whose window mean is strictly below it wins
-    (``threshold``); when no window gets below it, the minimum (``threshold-not-met``).
+    The plain reference: candidates one by one. With ``threshold_milli`` the earliest start
+    whose window mean is strictly below it wins (``threshold``); when no window gets below
+    it, the minimum (``threshold-not-met``).
     """
     if latest < earliest:
         latest = earliest
-    if memo is not None and duration_s in memo:
-        cands = memo[duration_s]
-    else:
-        cands = _candidates(profile, duration_s)
-        if memo is not None:
-            memo[duration_s] = cands
-    i = bisect_right(cands.times, earliest)
-    j = bisect_right(cands.times, latest)
+    times = _window_starts(profile, duration_s, earliest, latest)
+    if latest > earliest and (not times or times[-1] != latest):
+        times.append(latest)
+    costs = [profile.cost(t, duration_s) for t in times]
     e_cost = profile.cost(earliest, duration_s)
     if threshold_milli is not None:
         limit = threshold_milli * duration_s
         if e_cost < limit:
             return earliest, e_cost, "threshold"
         prev_t, prev_c = earliest, e_cost
-        times = cands.times[i:j] + ([latest] if latest > earliest else [])
-        costs = cands.costs[i:j] + ([profile.cost(latest, duration_s)] if latest > earliest else [])
         for t, c in zip(times, costs, strict=True):
             if c < limit:
                 # linear between prev and t: find the first whole second below the limit
                 s = _first_below(profile, duration_s, prev_t, prev_c, t, c, limit)
                 return s, profile.cost(s, duration_s), "threshold"
             prev_t, prev_c = t, c
-        reason_fallback = "threshold-not-met"
+        reason = "threshold-not-met"
     else:
-        reason_fallback = "min-emissions"
+        reason = "min-emissions"
     best_t, best_c = earliest, e_cost
-    if j > i:
-        m, k = cands.least(i, j)
-        if m < best_c:
-            best_c = m
-            best_t = cands.times[k]
-    if latest > earliest:
-        l_cost = profile.cost(latest, duration_s)
-        if l_cost < best_c:
-            best_t, best_c = latest, l_cost
-    return best_t, best_c, reason_fallback
+    for t, c in zip(times, costs, strict=True):
+        if c < best_c:
+            best_t, best_c = t, c
+    return best_t, best_c, reason
+
+
+def best_starts(cands: _Candidates, profile: Profile, duration_s: int, earliest: Any,
+                latest: Any) -> tuple[Any, Any]:
+    """:func:`best_start` (no threshold) for many windows of one duration at once: the
+    starts and costs (numpy arrays) of the earliest least window of each ``[earliest[k],
+    latest[k]]``, from ``cands`` (``_candidates(profile, duration_s)``)."""
+    np = _np()
+    e = np.asarray(earliest, dtype=np.int64)
+    last = np.maximum(np.asarray(latest, dtype=np.int64), e)
+    best_t, best_c = e.copy(), profile.costs(e, duration_s)
+    i = np.searchsorted(cands.times, e, side="right")
+    j = np.searchsorted(cands.times, last, side="right")
+    some = np.flatnonzero(j > i)  # windows with candidates in (earliest, latest]
+    if len(some):
+        k = _earliest_least(cands.costs, i[some], j[some])
+        m = cands.costs[k]
+        better = m < best_c[some]
+        best_t[some[better]] = cands.times[k[better]]
+        best_c[some[better]] = m[better]
+    l_cost = profile.costs(last, duration_s)
+    later = l_cost < best_c
+    return np.where(later, last, best_t), np.where(later, l_cost, best_c)
+
+
+def _earliest_least(values: Any, i: Any, j: Any) -> Any:
+    """For each range ``[i[q], j[q])`` (non-empty), the index of the earliest least of
+    ``values`` in it. A sparse table: level ``k`` holds the earliest least of every range
+    of ``2**k`` values; a range is covered by two such ranges that overlap, its first and
+    its last ``2**k`` values, and the first wins ties."""
+    np = _np()
+    n = len(values)
+    longest = int((j - i).max())
+    table = np.zeros((max(1, longest.bit_length()), n), dtype=np.int64)
+    table[0] = np.arange(n)
+    span = 1
+    for level in range(1, len(table)):
+        a, b = table[level - 1, :n - span], table[level - 1, span:n]
+        table[level, :n - span] = np.where(values[b] < values[a], b, a)
+        span *= 2
+    level = np.frexp((j - i).astype(np.float64))[1] - 1  # floor(log2(length)), exactly
+    first = table[level, i]
+    final = table[level, j - (1 << level)]
+    return np.where(values[final] < values[first], final, first)
 
 
 def _first_below(
@@ -399,53 +367,21 @@ def expected_grams(cost: int, power_w: float, pue: float = 1.0) -> float:
     return cost * power_w * pue * _G_PER_UNIT_W
 
 
-_BELOW: dict[int, bytes] = {}  # n -> translation of a byte v to 1 if v < n else 0
-_RUNS: dict[int, re.Pattern[bytes]] = {}  # n -> runs of at least n zero bytes
-
-
-def _below(n: int) -> bytes:
-    table = _BELOW.get(n)
-    if table is None:
-        table = _BELOW[n] = bytes(1 if v < n else 0 for v in range(256))
-    return table
-
-
-def _runs(n: int) -> re.Pattern[bytes]:
-    pattern = _RUNS.get(n)
-    if pattern is None:
-        pattern = _RUNS[n] = re.compile(rb"\x00{%d,}" % n)
-    return pattern
-
-
-def _free_bytes(cap: int, used: list[int]) -> bytes:
-    """``cap - u`` for each ``u``, as bytes clamped to ``[0, 255]``."""
-    try:
-        if cap <= 255:
-            return bytes([cap - u for u in used])
-        top = cap - 255  # below it, more than 255 left
-        return bytes([255 if u < top else cap - u for u in used])
-    except ValueError:  # over-committed
-        return bytes([0 if v < 0 else 255 if v > 255 else v for v in [cap - u for u in used]])
-
-
 class _Ledger:
-    """GPU and CPU use of one site, per slot of ``slot_s`` seconds from slot ``k0``.
+    """GPU and CPU use of one site, per slot of ``slot_s`` seconds from slot ``k0``, as
+    numpy counts: a capacity search reads which slots of a window cannot take a job with
+    one comparison over the window (:meth:`blocked`)."""
 
-    Beside the counts, what is left of each resource per slot is kept as bytes (capped at
-    255), so a search reads which slots of a window cannot take a job with C-level
-    ``translate``, ``find`` and regular expressions instead of a Python loop per slot."""
-
-    __slots__ = ("cpu", "cpu_left", "cpu_used", "gpu", "gpu_left", "gpu_used", "k0", "slot_s")
+    __slots__ = ("cpu", "cpu_used", "gpu", "gpu_used", "k0", "slot_s")
 
     def __init__(self, site: Site, slot_s: int, k0: int) -> None:
+        np = _np()
         self.gpu = max(0, site.gpus)
         self.cpu = max(0, site.cpus)
         self.slot_s = slot_s
         self.k0 = k0
-        self.gpu_used: list[int] = []
-        self.cpu_used: list[int] = []
-        self.gpu_left = bytearray()
-        self.cpu_left = bytearray()
+        self.gpu_used = np.zeros(0, dtype=np.int64)
+        self.cpu_used = np.zeros(0, dtype=np.int64)
 
     def manages(self, gpus: int, cpus: int) -> bool:
         return (self.gpu > 0 and gpus > 0) or (self.cpu > 0 and cpus > 0)
@@ -455,12 +391,12 @@ class _Ledger:
 
     def _grow(self, b: int) -> None:
         """Make the ledger cover slots ``[0, b)`` (unused slots are empty)."""
-        if b > len(self.gpu_used):
-            grow = b - len(self.gpu_used) + 64
-            self.gpu_used.extend([0] * grow)
-            self.cpu_used.extend([0] * grow)
-            self.gpu_left.extend(bytes([min(self.gpu, 255)]) * grow)
-            self.cpu_left.extend(bytes([min(self.cpu, 255)]) * grow)
+        n = len(self.gpu_used)
+        if b > n:
+            np = _np()
+            grow = max(b - n + 64, n)  # doubling: growing to the horizon stays linear
+            self.gpu_used = np.concatenate((self.gpu_used, np.zeros(grow, dtype=np.int64)))
+            self.cpu_used = np.concatenate((self.cpu_used, np.zeros(grow, dtype=np.int64)))
 
     def span(self, a_s: int, b_s: int) -> tuple[int, int]:
         """The slots ``[a, b)`` (indices from ``k0``) a run over ``[a_s, b_s)`` holds."""
@@ -477,40 +413,28 @@ class _Ledger:
     def free(self, a_s: int, b_s: int, gpus: int, cpus: int) -> bool:
         """Whether ``[a_s, b_s)`` has ``gpus`` GPUs and ``cpus`` CPUs left in every slot."""
         a, b = self.span(a_s, b_s)
-        if self.gpu > 0 and gpus > 0 and max(self.gpu_used[a:b]) + gpus > self.gpu:
+        if self.gpu > 0 and gpus > 0 and self.gpu_used[a:b].max() + gpus > self.gpu:
             return False
-        return not (self.cpu > 0 and cpus > 0 and max(self.cpu_used[a:b]) + cpus > self.cpu)
+        return not (self.cpu > 0 and cpus > 0 and self.cpu_used[a:b].max() + cpus > self.cpu)
 
-    def blocked(self, a: int, b: int, gpus: int, cpus: int) -> bytes | bytearray:
-        """One byte per ledger slot of ``[a, b)`` (indices from ``k0``): 1 where the slot
-        cannot take ``gpus`` GPUs and ``cpus`` CPUs more, else 0."""
+    def blocked(self, a: int, b: int, gpus: int, cpus: int) -> Any:
+        """A boolean per ledger slot of ``[a, b)`` (indices from ``k0``): true where the
+        slot cannot take ``gpus`` GPUs and ``cpus`` CPUs more."""
         self._grow(b)
-        g = gpus if self.gpu > 0 and gpus > 0 else 0
-        c = cpus if self.cpu > 0 and cpus > 0 else 0
-        if g > 255 or c > 255:  # past what the bytes hold: from the counts
-            glim, clim = self.gpu - g, self.cpu - c
-            both = zip(self.gpu_used[a:b], self.cpu_used[a:b], strict=True)
-            return bytes([(g > 0 and u > glim) or (c > 0 and v > clim) for u, v in both])
-        if g and c:
-            fg = int.from_bytes(self.gpu_left[a:b].translate(_below(g)))
-            fc = int.from_bytes(self.cpu_left[a:b].translate(_below(c)))
-            return (fg | fc).to_bytes(b - a)
-        if g:
-            return self.gpu_left[a:b].translate(_below(g))
-        if c:
-            return self.cpu_left[a:b].translate(_below(c))
-        return bytes(b - a)
+        gpu = self.gpu_used[a:b] > self.gpu - gpus if self.gpu > 0 and gpus > 0 else None
+        cpu = self.cpu_used[a:b] > self.cpu - cpus if self.cpu > 0 and cpus > 0 else None
+        if gpu is not None and cpu is not None:
+            return gpu | cpu
+        if gpu is None and cpu is None:
+            return _np().zeros(b - a, dtype=bool)
+        return gpu if gpu is not None else cpu
 
     def take(self, a_s: int, b_s: int, gpus: int, cpus: int, sign: int = 1) -> None:
         a, b = self.span(a_s, b_s)
         if self.gpu > 0 and gpus > 0:
-            g = self.gpu_used
-            g[a:b] = map((sign * gpus).__add__, g[a:b])
-            self.gpu_left[a:b] = _free_bytes(self.gpu, g[a:b])
+            self.gpu_used[a:b] += sign * gpus
         if self.cpu > 0 and cpus > 0:
-            c = self.cpu_used
-            c[a:b] = map((sign * cpus).__add__, c[a:b])
-            self.cpu_left[a:b] = _free_bytes(self.cpu, c[a:b])
+            self.cpu_used[a:b] += sign * cpus
 
 
 class _Capped:
@@ -542,15 +466,46 @@ class _Capped:
         return self.sweep.free(a_s, b_s, 1, 0) and (
             self.site is None or self.site.free(a_s, b_s, gpus, cpus))
 
-    def blocked(self, a: int, b: int, gpus: int, cpus: int) -> bytes | bytearray:
+    def blocked(self, a: int, b: int, gpus: int, cpus: int) -> Any:
         out = self.sweep.blocked(a, b, 1, 0)
         if self.site is not None and self.site.manages(gpus, cpus):
-            both = int.from_bytes(out) | int.from_bytes(self.site.blocked(a, b, gpus, cpus))
-            out = both.to_bytes(b - a)  # bytes of 0 and 1: or-ed byte by byte
+            out = out | self.site.blocked(a, b, gpus, cpus)
         return out
 
 
 _Room = _Ledger | _Capped
+
+
+class _Blocked:
+    """The blocked slots of the ledger slots ``[lo, hi)`` for one job, read in O(1) per
+    window: ``clear(a, b)`` (no blocked slot in ``[a, b)``) and ``last(a, b)`` (the last
+    blocked one, or ``-1``)."""
+
+    __slots__ = ("_blocked", "_count", "_last", "lo")
+
+    def __init__(self, led: _Room, lo: int, hi: int, gpus: int, cpus: int) -> None:
+        np = _np()
+        self._blocked = led.blocked(lo, hi, gpus, cpus)
+        self.lo = lo
+        self._count = np.zeros(hi - lo + 1, dtype=np.int64)
+        np.cumsum(self._blocked, out=self._count[1:])
+        self._last: Any = None
+
+    def clear(self, a: int, b: int) -> bool:
+        return bool(self._count[b - self.lo] == self._count[a - self.lo])
+
+    def clear_many(self, first: Any, after: Any) -> Any:
+        """``clear`` for arrays of windows ``[first, after)``."""
+        return self._count[after - self.lo] == self._count[first - self.lo]
+
+    def last(self, a: int, b: int) -> int:
+        if self.clear(a, b):
+            return -1
+        if self._last is None:
+            np = _np()
+            lo = self.lo
+            self._last = np.maximum.accumulate(np.where(self._blocked, np.arange(lo, lo + len(self._blocked)), -1))
+        return int(self._last[b - 1 - self.lo])
 
 
 @dataclass(slots=True)
@@ -566,6 +521,11 @@ class _Option:
     transfer_g: float
     home: bool
     rank: int
+    #: the earliest least contiguous window ``(start, cost)`` ignoring capacity, when
+    #: :meth:`_Planner.prepare` computed it for a whole group of windows at once
+    best: tuple[int, int] | None = None
+    #: the cost of starting at ``earliest``, when computed with ``best``
+    now_cost: int | None = None
 
 
 @dataclass(slots=True)
@@ -589,9 +549,8 @@ class _Task:
     threshold_milli: int | None
     choice: _Choice | None = None
     unconstrained: _Choice | None = None
-    #: per option: the grams of its single-job optimum (or, while that is not computed, a
-    #: lower bound on them), the option, and the optimum when computed
-    per_option: list[tuple[float, _Option, _Choice | None]] = field(default_factory=list)
+    #: per option: the grams of its single-job optimum, the option, and the optimum
+    per_option: list[tuple[float, _Option, _Choice]] = field(default_factory=list)
     late: Sequence[_Option] = ()
 
 
@@ -601,7 +560,7 @@ class _Full(_Candidates):
 
     __slots__ = ("after", "first")
 
-    def __init__(self, times: list[int], costs: list[int], first: list[int], after: list[int]):
+    def __init__(self, times: Any, costs: Any, first: Any, after: Any) -> None:
         super().__init__(times, costs)
         self.first = first
         self.after = after
@@ -621,9 +580,9 @@ class _Planner:
         self.slot_s = max(1, int(options.slot_s))
         self.profiles: dict[str, Profile | None] = {}
         self.full: dict[tuple[str, int], _Full] = {}
-        self.floors: dict[tuple[str, int, bool], int] = {}
+        self.cands: dict[tuple[str, int], _Candidates] = {}
         self.datetimes: dict[int, datetime] = {}
-        self.ledgers: dict[str, _Ledger] = {}
+        self.ledgers: dict[str, _Ledger | None] = {}
         self.sweeps: dict[int, _Ledger] = {}
         self.k0 = now_s // self.slot_s
 
@@ -631,19 +590,18 @@ class _Planner:
     def profile(self, zone: str) -> Profile | None:
         if zone not in self.profiles:
             fc = self.forecasts.get(zone)
-            self.profiles[zone] = profile_of(fc) if fc is not None and fc.points else None
+            self.profiles[zone] = Profile(fc) if fc is not None and fc.points else None
         return self.profiles[zone]
 
     def ledger(self, site_name: str) -> _Ledger | None:
-        if not self.opt.enforce_capacity:
-            return None
-        led = self.ledgers.get(site_name)
-        if led is None:
+        """The site's ledger; ``None`` where no capacity is managed."""
+        try:
+            return self.ledgers[site_name]
+        except KeyError:
             site = self.sites.get(site_name)
-            if site is None or (site.gpus <= 0 and site.cpus <= 0):
-                return None
-            led = self.ledgers[site_name] = _Ledger(site, self.slot_s, self.k0)
-        return led
+            managed = self.opt.enforce_capacity and site is not None and (site.gpus > 0 or site.cpus > 0)
+            led = self.ledgers[site_name] = _Ledger(site, self.slot_s, self.k0) if managed else None  # type: ignore[arg-type]
+            return led
 
     def sweep(self, job: Job) -> _Ledger | None:
         """The ledger of running trials of ``job``'s sweep (``None`` outside a capped
@@ -726,9 +684,11 @@ class _Planner:
             return _Choice(opt, ((opt.earliest, opt.earliest + d),), 0, math.nan, "no-forecast")
         if job.run_now:
             start, cost, reason = opt.earliest, p.cost(opt.earliest, d), "run-now"
+        elif opt.best is not None:
+            (start, cost), reason = opt.best, "min-emissions"
         else:
             start, cost, reason = best_start(
-                p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli, memo=p.cands,
+                p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli,
             )
         c = _Choice(opt, ((start, start + d),), cost, self.grams(opt, cost, job), reason)
         if job.interruptible and not job.run_now and t.threshold_milli is None:
@@ -738,32 +698,11 @@ class _Planner:
         return c
 
     def unconstrained(self, t: _Task) -> _Choice:
-        """The single-job optimum over every option (home first on ties).
-
-        Options are tried in the order of a lower bound on their grams (see ``bound``); an
-        option whose bound exceeds the best placement found cannot be the optimum and is
-        left uncomputed (``place`` computes it if capacity ever makes it a contender).
-        The answer is the same: ``_better`` orders placements on different options
-        totally, by grams, then start, then rank."""
+        """The single-job optimum over every option (home first on ties): ``_better``
+        orders placements on different options totally, by grams, then start, then rank."""
         best: _Choice | None = None
         t.per_option = []
-        job = t.job
-        # Bounds only help with several options, and hold while grams are finite and grow
-        # with the integral. A threshold job is never pruned: its choice on a site is the
-        # first window below the threshold, not the least, so under capacity a site can
-        # offer less than its unconstrained choice, and place() must see every site's exact
-        # figure to try them in the same order. Otherwise every option is computed, in rank
-        # order.
-        prune = (
-            len(t.options) > 1 and t.threshold_milli is None and 0 <= job.power_w < math.inf
-            and all(o.profile is not None and 0 <= o.pue < math.inf for o in t.options)
-        )
-        bounds = [(self.bound(t, o) if prune else -math.inf, o.rank, o) for o in t.options]
-        bounds.sort()  # ranks differ: options themselves are never compared
-        for lb, _, opt in bounds:
-            if best is not None and lb > best.grams:
-                t.per_option.append((lb, opt, None))
-                continue
+        for opt in t.options:
             c = self.option_optimum(t, opt)
             t.per_option.append((c.grams, opt, c))
             if best is None or _better(c, best):
@@ -771,29 +710,35 @@ class _Planner:
         assert best is not None
         return best
 
-    def bound(self, t: _Task, opt: _Option) -> float:
-        """A lower bound on the grams of any placement of ``t`` on ``opt`` (which has a
-        forecast) within the plan's horizon: the least integral of the job's duration from
-        a candidate start or either end of ``[now, horizon_end]`` (the cost is linear
-        between candidates); for a job that may be split, its duration at the profile's
-        least intensity."""
-        d, job = t.duration_s, t.job
-        key = (opt.zone, d, job.interruptible and not job.run_now and t.threshold_milli is None)
-        floor = self.floors.get(key)
-        if floor is None:
-            p = opt.profile
+    def prepare(self, tasks: Sequence[_Task]) -> None:
+        """Compute the contiguous optimum of every option at once, per group of windows of
+        one duration on one forecast (:func:`best_starts`), where a group is large enough
+        to be worth numpy; the rest are searched one by one when asked."""
+        groups: dict[tuple[str, int], list[_Option]] = {}
+        for t in tasks:
+            if t.job.run_now or t.threshold_milli is not None:
+                continue
+            for o in t.options:
+                if o.profile is not None:
+                    groups.setdefault((o.zone, t.duration_s), []).append(o)
+        for (zone, d), opts in groups.items():
+            p = opts[0].profile
             assert p is not None
-            if key[2]:
-                floor = d * min(p.fill, min(p.v, default=p.fill))
-            else:
-                cands = p.cands.get(d)
-                if cands is None:
-                    cands = p.cands[d] = _candidates(p, d)
-                floor = min(p.cost(self.now_s, d), p.cost(self.horizon_end, d),
-                            min(cands.costs, default=_INF))
-            self.floors[key] = floor
-        # self.grams(opt, floor, job), inline: the same float operations in the same order
-        return floor * job.power_w * opt.pue * _G_PER_UNIT_W + opt.transfer_g
+            if len(opts) < VECTOR_MIN or not p.exact_in_int64:
+                continue
+            earliest = [o.earliest for o in opts]
+            starts, costs = best_starts(self.candidates(zone, p, d), p, d, earliest,
+                                        [o.latest for o in opts])
+            now = p.costs(earliest, d).tolist()
+            for o, s, c, n in zip(opts, starts.tolist(), costs.tolist(), now, strict=True):
+                o.best, o.now_cost = (s, c), n
+
+    def candidates(self, zone: str, p: Profile, d: int) -> _Candidates:
+        key = (zone, d)
+        hit = self.cands.get(key)
+        if hit is None:
+            hit = self.cands[key] = _candidates(p, d)
+        return hit
 
     # -- capacity -------------------------------------------------------------------------
     def fits(self, t: _Task, c: _Choice) -> bool:
@@ -823,37 +768,25 @@ class _Planner:
 
     def full_candidates(self, opt: _Option, d: int) -> _Full:
         """Forecast breakpoints, slot boundaries and slot boundaries minus ``d`` over the
-        planning horizon, with their costs and the slots each would hold."""
+        planning horizon, with their costs and the slots ``[first, after)`` each would hold
+        (as :meth:`_Ledger.span` says)."""
         key = (opt.zone, d)
         hit = self.full.get(key)
         if hit is not None:
             return hit
+        np = _np()
         p = opt.profile
         assert p is not None
         slot = self.slot_s
         lo = self.now_s - d - slot
         hi = self.horizon_end
-        grid = range(-(-lo // slot) * slot, hi + slot, slot)
-        b = p.b  # boundaries, and boundaries minus d, in [lo, hi]
-        times = sorted(set(b[bisect_left(b, lo):bisect_right(b, hi)]).union(
-            [t - d for t in b[bisect_left(b, lo + d):bisect_right(b, hi + d)]],
-            grid, [g - d for g in grid if g - d >= lo],
-        ))
-        costs = p.costs(times, d)
-        k0 = self.k0
-        first = [x // slot - k0 for x in times]
-        after = [-(-(x + d) // slot) - k0 for x in times]
-        if d > 0:
-            # a start before slot k0 holds from slot 0, and holds at least one slot: both
-            # corrections touch a prefix of the ascending starts (later ones hold a slot
-            # past their first since d > 0)
-            n0, n1 = bisect_left(times, k0 * slot), bisect_right(times, k0 * slot - d)
-            first[:n0] = [0] * n0
-            after[:n1] = [1] * n1
-        else:
-            first = [v if v > 0 else 0 for v in first]
-            after = [v if v > a else a + 1 for a, v in zip(first, after, strict=True)]
-        hit = self.full[key] = _Full(times, costs, first, after)
+        grid = np.arange(-(-lo // slot) * slot, hi + slot, slot, dtype=np.int64)
+        b = np.array(p.b, dtype=np.int64)  # boundaries, and boundaries minus d, in [lo, hi]
+        ends = b[(b >= lo + d) & (b <= hi + d)] - d
+        times = _sorted_unique(b[(b >= lo) & (b <= hi)], ends, grid, grid[grid - d >= lo] - d)
+        first = np.maximum(times // slot - self.k0, 0)
+        after = np.maximum(-(-(times + d) // slot) - self.k0, first + 1)
+        hit = self.full[key] = _Full(times, p.costs(times, d), first, after)
         return hit
 
     horizon_end: int = 0
@@ -886,38 +819,25 @@ class _Planner:
                 return _Choice(opt, ((s, s + d),), c, self.grams(opt, c, job), reason + ":capacity")
             if job.run_now:
                 return None
+        # A start fits iff no slot it holds is blocked; of the candidates in [e, l_] and
+        # both ends, the earliest least cost that fits wins.
         full = self.full_candidates(opt, d)
-        times, first, after = full.times, full.first, full.after
-        found: tuple[int, int] | None = None
-        best_c, best_i = _INF, -1
-        i0, i1 = bisect_left(times, e), bisect_right(times, l_)
-        # the blocked slots of every window considered: those of ``e`` and ``l_``, and
-        # those of the candidates between (their slots ascend with the start)
+        times = full.times
+        i0, i1 = int(times.searchsorted(e, "left")), int(times.searchsorted(l_, "right"))
         e_slots, l_slots = led.span(e, e + d), led.span(l_, l_ + d)
         lo_slot, hi_slot = e_slots[0], l_slots[1]
         if i1 > i0:
-            lo_slot, hi_slot = min(lo_slot, first[i0]), max(hi_slot, after[i1 - 1])
-        blocked = led.blocked(lo_slot, hi_slot, g, cp)
+            lo_slot, hi_slot = min(lo_slot, int(full.first[i0])), max(hi_slot, int(full.after[i1 - 1]))
+        blocked = _Blocked(led, lo_slot, hi_slot, g, cp)
+        found: tuple[int, int] | None = None
         if i1 > i0:
-            # A start fits iff the slots it holds, ``[first, after)``, lie in one run of free
-            # slots. ``first`` and ``after`` ascend with the start, so the starts that fit in
-            # one run are a contiguous range of candidates: take its minimum (the earliest
-            # of equal costs), run by run in time order, instead of testing every start.
-            # A start at or after slot ``k0`` holds at least ceil(d / slot) slots: only runs
-            # that long can take one.
-            need = -(-d // self.slot_s) if times[i0] >= self.k0 * self.slot_s else 1
-            for run in _runs(max(1, need)).finditer(blocked):
-                ga, gb = lo_slot + run.start(), lo_slot + run.end()  # free slots [ga, gb)
-                lo = bisect_left(first, ga, i0, i1)
-                hi = bisect_right(after, gb, lo, i1)
-                if hi > lo:
-                    m, k = full.least(lo, hi)
-                    if m < best_c:  # runs ascend in time: strict < keeps the earliest
-                        best_c, best_i = m, k
-        if best_i >= 0:
-            found = (times[best_i], best_c)
+            fits = blocked.clear_many(full.first[i0:i1], full.after[i0:i1])
+            costs = _np().where(fits, full.costs[i0:i1], _INF)
+            k = int(costs.argmin())
+            if costs[k] < _INF:
+                found = (int(times[i0 + k]), int(costs[k]))
         for s, (a, b) in ((e, e_slots), (l_, l_slots)):
-            if blocked.find(1, a - lo_slot, b - lo_slot) < 0:
+            if blocked.clear(a, b):
                 c = p.cost(s, d)
                 if found is None or c < found[1] or (c == found[1] and s < found[0]):
                     found = (s, c)
@@ -935,21 +855,18 @@ class _Planner:
         d, g, cp = t.duration_s, t.job.gpus, t.job.cpus
         p = opt.profile
         slot = self.slot_s
-        blocked: bytes | bytearray | None = None
-        lo = 0
+        blocked: _Blocked | None = None
         if led is not None and led.manages(g, cp):
             # the ledger does not change during the search: its blocked slots, once
             lo, hi = led.span(e, l_ + d)
-            hi = max(hi, led.span(l_, l_ + d)[1])
-            blocked = led.blocked(lo, hi, g, cp)
+            blocked = _Blocked(led, lo, max(hi, led.span(l_, l_ + d)[1]), g, cp)
         s = e
         while s <= l_:
             if blocked is not None:
                 assert led is not None
-                a, b = led.span(s, s + d)
-                last = blocked.rfind(1, a - lo, b - lo)
+                last = blocked.last(*led.span(s, s + d))
                 if last >= 0:  # jump past the last blocked slot of the window
-                    s = max((lo + last + led.k0 + 1) * slot, (s // slot + 1) * slot)
+                    s = max((last + led.k0 + 1) * slot, (s // slot + 1) * slot)
                     continue
             if limit is None or p is None or p.cost(s, d) < limit:
                 return s
@@ -967,15 +884,15 @@ class _Planner:
         finish_by = opt.latest + t.duration_s
         if led is not None and led.manages(job.gpus, job.cpus):
             # every step split_plan asks about lies in [earliest, finish_by): the ledger's
-            # blocked slots there, once, and a find per step
+            # blocked slots there, once
             lo, hi = led.span(opt.earliest, finish_by)
-            blocked = led.blocked(lo, hi, job.gpus, job.cpus)
+            blocked = _Blocked(led, lo, hi, job.gpus, job.cpus)
 
             def free(a: int, b: int) -> bool:
                 x, y = led.span(a, b)
                 if x < lo or y > hi:
                     return led.free(a, b, job.gpus, job.cpus)
-                return blocked.find(1, x - lo, y - lo) < 0
+                return blocked.clear(x, y)
 
         res = split_plan(
             p, t.duration_s, opt.earliest, finish_by, step_s=step,
@@ -1006,8 +923,6 @@ class _Planner:
             for grams, opt, lb in bounds:
                 if best is not None and math.isfinite(best.grams) and grams > best.grams:
                     break
-                if lb is None:
-                    lb = self.option_optimum(t, opt)
                 c = lb if lb is not u and self.fits(t, lb) else self.best_feasible(t, opt)
                 if c is not None and (best is None or _better(c, best)):
                     best = c
@@ -1098,7 +1013,8 @@ def split_plan(
     if n <= 1 or n_steps < n:
         return None
     starts = [g0 + i * step_s for i in range(n_steps)]
-    costs = profile.step_costs(step_s, g0 // step_s, n_steps)
+    f = [profile.F(s) for s in (*starts, g0 + n_steps * step_s)]
+    costs = [b - a for a, b in itertools.pairwise(f)]
     if free is not None:
         costs = [c if free(s, s + step_s) else _INF for s, c in zip(starts, costs, strict=True)]
     runs_max = None if max_pauses is None else max_pauses + 1
@@ -1218,6 +1134,7 @@ def plan(
         tasks.append(t)
         horizon = max(horizon, t.home.latest + t.duration_s)
     pl.horizon_end = horizon
+    pl.prepare(tasks)
     for site_name, a, b, gpus, cpus in options.reserved:
         led = pl.ledger(site_name)
         if led is not None and b > now:
@@ -1229,10 +1146,11 @@ def plan(
         t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id,
     ))
     # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
-    # managed capacity), placed jobs are held; once it cannot, each entry is written as soon
-    # as its job is placed and the job's planning state is let go, in the same order (fewer
-    # long-lived objects, so fewer full collections of the cyclic GC)
-    joint = not (options.hysteresis_pct > 0 and options.current)
+    # managed capacity), placed jobs are held; once it cannot (or where no site manages
+    # capacity, so there is nothing to search jointly), each entry is written as soon as its
+    # job is placed and the job's planning state is let go, in the same order
+    managed = options.enforce_capacity and any(s.gpus > 0 or s.cpus > 0 for s in sites.values())
+    joint = managed and not (options.hysteresis_pct > 0 and options.current)
     held: list[_Task] = []
     pooled = 0
     displaced = False
@@ -1326,7 +1244,8 @@ def _entry(pl: _Planner, t: _Task, c: _Choice) -> PlanEntry:
     if home.profile is None:
         now_g = math.nan
     else:
-        now_g = expected_grams(home.profile.cost(home.earliest, d), job.power_w, home.pue)
+        now_c = home.now_cost if home.now_cost is not None else home.profile.cost(home.earliest, d)
+        now_g = expected_grams(now_c, job.power_w, home.pue)
     if c.option.profile is None or not math.isfinite(c.grams):
         expected, mean = math.nan, math.nan
     else:
@@ -1370,11 +1289,11 @@ def _improve_exactly(pl: _Planner, placed: list[_Task]) -> None:
         lst: list[_Choice] = []
         for o in t.options:
             full = pl.full_candidates(o, t.duration_s)
-            times, costs = full.times, full.costs
-            i = bisect_left(times, o.earliest)
-            j = bisect_right(times, o.latest)
-            seen = set(times[i:j])
-            pts = list(zip(times[i:j], costs[i:j], strict=True))
+            i = int(full.times.searchsorted(o.earliest, "left"))
+            j = int(full.times.searchsorted(o.latest, "right"))
+            times, costs = full.times[i:j].tolist(), full.costs[i:j].tolist()
+            seen = set(times)
+            pts = list(zip(times, costs, strict=True))
             for s in (o.earliest, o.latest):
                 if s not in seen:
                     pts.append((s, o.profile.cost(s, t.duration_s)))  # type: ignore[union-attr]
@@ -1429,10 +1348,6 @@ def window_mean_g_per_kwh(forecast: Forecast, start: datetime, duration_s: int) 
     p = Profile(forecast)
     s = _epoch(start)
     return p.cost(s, duration_s) / (duration_s * MILLI)
-
-
-def earliest_bound(now: datetime, job: Job) -> datetime:
-    return max(now, job.earliest_start)
 
 
 #: The longest forecast worth planning on. Providers forecast a day or two; past that the

@@ -21,7 +21,16 @@ from datetime import datetime, timedelta
 
 from scheduler.errors import BadInput, InfeasibleJob
 from scheduler.model import Policy
-from scheduler.timeutil import format_duration, iso
+from scheduler.timeutil import (
+    check_duration_s,
+    check_when,
+    format_duration,
+    iso,
+    looks_absolute,
+    parse_duration_s,
+    parse_when,
+)
+from scheduler.units import check_grams, check_threshold, parse_grams, parse_threshold
 
 DEFAULT_DEADLINE_S = 24 * 3600
 
@@ -74,6 +83,80 @@ def merge(base: Policy, override: Policy) -> Policy:
     if override.interruptible:
         changes["interruptible"] = True
     return replace(base, **changes)
+
+
+def policy_from_flags(
+    now: datetime,
+    *,
+    deadline: str | None,
+    latest_start: str | None,
+    max_delay: str | None,
+    threshold: str | None,
+    budget: str | None,
+    run_now: bool,
+    interruptible: bool,
+    relative: bool,
+    name: str = "(flags)",
+) -> Policy:
+    """A policy from command-line flags (text, read by the shared parsers, then
+    :func:`policy_from_values`). ``relative`` keeps ``12h`` as a duration (named policies);
+    otherwise durations are turned into instants from ``now``."""
+    bounds: dict[str, datetime | int | None] = {}
+    for key, text in (("deadline", deadline), ("latest_start", latest_start)):
+        what = key.replace("_", " ")
+        if text is None:
+            bounds[key] = None
+        elif looks_absolute(text) or not relative:
+            bounds[key] = parse_when(text, now, what=what)
+        else:
+            bounds[key] = parse_duration_s(text, what=what)
+    return policy_from_values(
+        now, deadline=bounds["deadline"], latest_start=bounds["latest_start"],
+        max_delay_s=None if max_delay is None else parse_duration_s(max_delay, what="max delay"),
+        threshold_g_per_kwh=None if threshold is None else parse_threshold(threshold),
+        budget_g=None if budget is None else parse_grams(budget),
+        run_now=run_now, interruptible=interruptible, relative=relative, name=name,
+    )
+
+
+def policy_from_values(
+    now: datetime,
+    *,
+    deadline: datetime | int | None = None,
+    latest_start: datetime | int | None = None,
+    max_delay_s: int | None = None,
+    threshold_g_per_kwh: float | None = None,
+    budget_g: float | None = None,
+    run_now: bool = False,
+    interruptible: bool = False,
+    relative: bool = False,
+    name: str = "(flags)",
+) -> Policy:
+    """A per-job (or named) policy from typed values, under the rules the CLI's flags keep:
+    ``deadline`` and ``latest_start`` are instants (aware, after ``now``, within a year) or
+    seconds from ``now``; ``relative`` keeps seconds as a duration (named policies),
+    otherwise they become instants."""
+    kw: dict[str, object] = {"name": name, "run_now": run_now, "interruptible": interruptible}
+    for key, value in (("deadline", deadline), ("latest_start", latest_start)):
+        what = key.replace("_", " ")
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            at = check_when(value, now, what=what)
+            if at <= now:
+                raise BadInput(f"{what} {iso(at)!r} is in the past: give a later time or a duration like 12h")
+            kw[f"{key}_at"] = at
+        elif relative:
+            kw[f"{key}_s"] = check_duration_s(value, what=what)
+        else:
+            kw[f"{key}_at"] = now + timedelta(seconds=check_duration_s(value, what=what))
+    if max_delay_s is not None:
+        kw["max_delay_s"] = check_duration_s(max_delay_s, what="max delay")
+    if threshold_g_per_kwh is not None:
+        kw["threshold_g_per_kwh"] = check_threshold(threshold_g_per_kwh)
+    if budget_g is not None:
+        kw["budget_g"] = check_grams(budget_g)
+    return Policy(**kw)  # type: ignore[arg-type]
 
 
 def validate_policy(policy: Policy, *, check_name: bool = True) -> Policy:

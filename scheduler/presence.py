@@ -21,11 +21,13 @@ from scheduler.model import Job, Run
 from scheduler.storage.base import JobStore
 
 ALL_SITES = "*"
+#: what the name of every ``serves:`` lease starts with
+LEASE_PREFIX = "serves:"
 
 
 def lease_name(site: str) -> str:
     """The lease an agent serving ``site`` (or :data:`ALL_SITES`) holds."""
-    return f"serves:{site}"
+    return f"{LEASE_PREFIX}{site}"
 
 
 class Presence:
@@ -110,4 +112,4 @@ class DaemonWatch:
         return f"carbonshift: no daemon is serving {which}: start one with `carbonshift run`; still waiting"
 
 
-__all__ = ["ALL_SITES", "DaemonWatch", "Presence", "awaited_sites", "lease_name", "serving"]
+__all__ = ["ALL_SITES", "LEASE_PREFIX", "DaemonWatch", "Presence", "awaited_sites", "lease_name", "serving"]

@@ -42,7 +42,10 @@ from scheduler.timeutil import format_duration, iso, spans_text
 from scheduler.units import fmt_energy_j, fmt_mass_g
 
 if TYPE_CHECKING:
-    from scheduler.app import App
+    from intensity.chain import IntensityService
+    from scheduler.clock import Clock
+    from scheduler.config import Settings
+    from scheduler.storage.base import JobStore
 
 #: Variables copied from the submitter's environment into the job's (plus --env values).
 #: Never the daemon's environment, which may hold API tokens.
@@ -184,18 +187,57 @@ class SweepResult:
 
 
 class Queue:
-    """Submit, plan and cancel jobs against the app's store, intensity and clock."""
+    """Submit, plan and cancel jobs against a store, an intensity service and a clock.
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    Each collaborator is given as a function returning the current one: the composition
+    root (:class:`~scheduler.app.App`) opens the store and sets up the providers only when
+    first needed (a refused submit writes nothing, a bad trace is refused before a database
+    is made), and a test or the demo may swap the clock or the settings of a running app.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Callable[[], JobStore],
+        intensity: Callable[[], IntensityService],
+        settings: Callable[[], Settings],
+        clock: Callable[[], Clock],
+        user: Callable[[], str],
+        database_exists: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._store, self._intensity, self._settings = store, intensity, settings
+        self._clock, self._user = clock, user
+        #: whether the database is there yet (reading sites must not create it)
+        self._database_exists = database_exists
         self._forecasts: dict[str, tuple[datetime, int, Forecast, str, bool]] = {}
         # sites and policies, cached for a second (and dropped at once when this process
         # writes one): a bulk of submits should not read them from the database each time
         self._cache: dict[str, tuple[float, int, object]] = {}
 
+    @property
+    def store(self) -> JobStore:
+        return self._store()
+
+    @property
+    def intensity(self) -> IntensityService:
+        return self._intensity()
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings()
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock()
+
+    @property
+    def user(self) -> str:
+        """Who submits and cancels (a job's owner)."""
+        return self._user()
+
     def _cached(self, key: str, load: Callable[[], T]) -> T:
         now = time.monotonic()
-        version = getattr(self.app.store, "config_version", 0)
+        version = getattr(self.store, "config_version", 0)
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < CONFIG_CACHE_S and hit[1] == version:
             return hit[2]  # type: ignore[return-value]
@@ -206,7 +248,7 @@ class Queue:
     # -- policies -----------------------------------------------------------------------
     def _stored_policy(self, name: str) -> Policy | None:
         try:
-            return self.app.store.get_policy(name)
+            return self.store.get_policy(name)
         except NotFound:
             return None
 
@@ -216,7 +258,7 @@ class Queue:
             return stored
         if name in BUILTIN_POLICIES:
             return BUILTIN_POLICIES[name]
-        known = sorted({p.name for p in self.app.store.list_policies()} | set(BUILTIN_POLICIES))
+        known = sorted({p.name for p in self.store.list_policies()} | set(BUILTIN_POLICIES))
         raise NotFound(
             f"unknown policy {name!r}: known policies are {', '.join(known)} "
             "(create one with `carbonshift policy set NAME ...`)"
@@ -224,7 +266,7 @@ class Queue:
 
     def list_policies(self) -> list[tuple[Policy, bool]]:
         """Stored policies, plus built-ins not overridden; ``(policy, builtin)``."""
-        stored = {p.name: p for p in self.app.store.list_policies()}
+        stored = {p.name: p for p in self.store.list_policies()}
         out = [(p, False) for p in stored.values()]
         out += [(p, True) for n, p in BUILTIN_POLICIES.items() if n not in stored]
         return sorted(out, key=lambda t: t[0].name)
@@ -237,10 +279,12 @@ class Queue:
         how many jobs overlap there) until ``carbonshift site add local --gpus N --cpus N``
         stores real figures.
         """
-        sites = dict(self._cached("sites", lambda: {s.name: s for s in self.app.store.list_sites()}))
+        # a database not made yet holds none (and asking makes none)
+        sites = dict(self._cached("sites", lambda: {s.name: s for s in self.store.list_sites()})
+                     if self._database_exists() else {})
         if DEFAULT_SITE not in sites:
             sites[DEFAULT_SITE] = Site(
-                name=DEFAULT_SITE, zone=self.app.settings.default_zone, executor="local",
+                name=DEFAULT_SITE, zone=self.settings.default_zone, executor="local",
                 gpus=0, cpus=0, pue=1.0,
             )
         return sites
@@ -255,7 +299,7 @@ class Queue:
                 fc.end is not None and fc.end >= now + timedelta(seconds=min(horizon, horizon_s))
             ) and horizon >= horizon_s:
                 return fc, source, fb
-        answer = self.app.intensity.forecast(zone, now, max(horizon_s, 3600))
+        answer = self.intensity.forecast(zone, now, max(horizon_s, 3600))
         result = (answer.forecast, answer.describe(), answer.fallback)
         self._forecasts[zone] = (now, max(horizon_s, 3600), *result)
         return result
@@ -286,8 +330,8 @@ class Queue:
         overrides = validate_policy(req.overrides, check_name=False)  # before any I/O
         power = req.power_w
         if power is None:
-            power = req.gpus * self.app.settings.gpu_w + max(req.cpus, 1) * (
-                self.app.settings.cpu_w_per_core or PLANNING_CPU_W_PER_CORE
+            power = req.gpus * self.settings.gpu_w + max(req.cpus, 1) * (
+                self.settings.cpu_w_per_core or PLANNING_CPU_W_PER_CORE
             )
         check_power_w(power)
         if req.zone is not None and not req.zone.strip():
@@ -295,7 +339,7 @@ class Queue:
         if req.zone is not None and not _ZONE_RE.fullmatch(req.zone.strip()):
             raise BadInput(f"zone {req.zone[:40]!r} is not a zone name: use letters, digits, '-' and '_', "
                            "like GB, DE or US-CAL-CISO (see `carbonshift zones`)")
-        self.app.intensity  # noqa: B018 (providers set up, a bad trace refused, before the store opens)
+        self.intensity  # noqa: B018 (providers set up, a bad trace refused, before the store opens)
         sites = self.sites()
         site_name = req.site or DEFAULT_SITE
         if site_name not in sites:
@@ -309,17 +353,17 @@ class Queue:
         allowed = list(req.allowed_sites)
         if req.zone is not None:
             try:
-                self.app.intensity.check_zone(req.zone)
+                self.intensity.check_zone(req.zone)
             except UnknownZone as exc:
                 raise BadInput(str(exc)) from None
             site_name, allowed = self._sites_in_zone(req, sites, site_name)
         # a job's intensity, plan and counterfactual all come from its home site's zone
         zone = sites[site_name].zone
         try:
-            self.app.intensity.check_zone(zone)
+            self.intensity.check_zone(zone)
         except UnknownZone as exc:
             raise BadInput(str(exc)) from None
-        policy_name = req.policy or self.app.settings.default_policy
+        policy_name = req.policy or self.settings.default_policy
         policy = validate_policy(merge(self.get_policy(policy_name), overrides))
         bounds = resolve(policy, submitted_at=now, duration_s=req.duration_s, not_before=req.not_before)
         env = {k: req.submitter_env[k] for k in ENV_ALLOW_LIST if k in req.submitter_env}
@@ -344,7 +388,7 @@ class Queue:
             cpus=req.cpus,
             site=site_name,
             allowed_sites=allowed,
-            owner=self.app.user,
+            owner=self.user,
             policy_name=policy_name,
             threshold_g_per_kwh=bounds.threshold_g_per_kwh,
             budget_g=bounds.budget_g,
@@ -382,7 +426,7 @@ class Queue:
         config's, resolved now (so the job keeps them whatever the config becomes)."""
         from scheduler.config import PAUSE_SIGNALS, signal_name
 
-        settings = self.app.settings
+        settings = self.settings
         mode = req.pause_mode if req.pause_mode is not None else settings.pause_mode
         if mode not in PAUSE_MODES:
             raise BadInput(f"pause mode {mode!r} is not one of {', '.join(PAUSE_MODES)}")
@@ -400,7 +444,7 @@ class Queue:
 
     def plan_options(self, **kw: object) -> PlanOptions:
         """The planner's options: the config's split of interruptible jobs, plus ``kw``."""
-        s = self.app.settings
+        s = self.settings
         return PlanOptions(min_chunk_s=int(s.min_chunk_s), max_pauses=s.max_pauses, **kw)  # type: ignore[arg-type]
 
     def plan_one(self, job: Job, now: datetime) -> tuple[PlanEntry, str, bool]:
@@ -464,7 +508,7 @@ class Queue:
         """``(site, start, end, gpus, cpus)`` of every planned or running job on ``names``."""
         held = []
         states = [JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED]
-        jobs = [j for j in self.app.store.list_jobs(states, sites=list(names)) if j.id != skip]
+        jobs = [j for j in self.store.list_jobs(states, sites=list(names)) if j.id != skip]
         spans = self._stored_spans(jobs)
         for j in jobs:
             held += holds(j, spans.get(j.id), now)  # type: ignore[arg-type]
@@ -473,11 +517,11 @@ class Queue:
     def _stored_spans(self, jobs: Iterable[Job]) -> dict[int, list[tuple[datetime, datetime]]]:
         """The planned intervals of the interruptible jobs among ``jobs`` (one query)."""
         ids = [j.id for j in jobs if j.interruptible and j.id is not None]
-        return self.app.store.planned_intervals(ids) if ids else {}
+        return self.store.planned_intervals(ids) if ids else {}
 
     def submit(self, req: SubmitRequest, *, now: datetime | None = None) -> SubmitResult:
         """Validate, plan and store a job; nothing is written if anything is refused."""
-        now = now or self.app.clock.now()
+        now = now or self.clock.now()
         job = self.build_job(req, now)
         job.id = -1  # a stand-in for the planner (this job is ours alone) instead of a copy
         try:
@@ -493,7 +537,7 @@ class Queue:
                 "raise --budget, extend the deadline or lower --power-w"
             )
         self._apply_entry(job, entry, source, fallback)
-        stored = self.app.store.add_job(job, event=(
+        stored = self.store.add_job(job, event=(
             now, "submitted", f"planned {iso(entry.start)} on {entry.site} ({entry.reason}; {source})"
             + (f" in {len(entry.intervals)} intervals: {spans_text(entry.intervals)}"
                if len(entry.intervals) > 1 else "")
@@ -503,7 +547,7 @@ class Queue:
 
     def submit_many(self, reqs: Sequence[SubmitRequest], *, now: datetime | None = None) -> list[Job]:
         """Validate and plan many jobs, then store them in one transaction."""
-        now = now or self.app.clock.now()
+        now = now or self.clock.now()
         jobs = [self.build_job(r, now) for r in reqs]
         for i, j in enumerate(jobs):
             j.id = -(i + 1)
@@ -530,7 +574,7 @@ class Queue:
         spans = [result.entries[j.id].intervals for j in jobs]  # type: ignore[index]
         for j in jobs:
             j.id = None
-        ids = self.app.store.add_jobs(
+        ids = self.store.add_jobs(
             jobs, intervals=[s if len(s) > 1 else () for s in spans]
             if any(len(s) > 1 for s in spans) else None,
         )
@@ -549,7 +593,7 @@ class Queue:
         fits) or when even this plan's expected grams exceed ``budget_g``."""
         from scheduler.sweeps import MAX_TRIALS, PROVISIONAL_ID
 
-        now = now or self.app.clock.now()
+        now = now or self.clock.now()
         if not reqs:
             raise BadInput(f"sweep {name!r} has no trial: give --array 0-9 or --sweep FILE")
         if len(reqs) != len(indices) or len(reqs) > MAX_TRIALS:
@@ -617,12 +661,12 @@ class Queue:
             j.id = None
         first = jobs[0]
         sweep = Sweep(name=name, size=len(jobs), submitted_at=now, deadline_at=first.deadline_at,
-                      max_concurrent=limit, budget_g=budget_g, owner=self.app.user)
+                      max_concurrent=limit, budget_g=budget_g, owner=self.user)
         events = [(now, "submitted",
                    f"trial {j.array_index} of sweep {name!r}: planned {iso(e.start)} on {e.site} "
                    f"({e.reason}; {j.plan_source})") for j, e in zip(jobs, entries, strict=True)]
         spans = [e.intervals if len(e.intervals) > 1 else () for e in entries]
-        stored, trials = self.app.store.add_sweep_with_jobs(
+        stored, trials = self.store.add_sweep_with_jobs(
             sweep, jobs, events=events, intervals=spans if any(spans) else None)
         source, fallback = sources[zone_of(entries[0].site, sites, first.zone)]
         return SweepResult(stored, trials, [replace(e, job_id=j.id or 0) for j, e in zip(trials, entries, strict=True)],
@@ -634,24 +678,24 @@ class Queue:
         the sweep and the ids of the trials skipped and of those cancelled while running."""
         from scheduler.sweeps import CANCELLED_NOTE, stop
 
-        now = now or self.app.clock.now()
-        sweep = self.app.store.get_sweep(sweep_id)
-        trials = self.app.store.list_jobs(sweep_id=sweep_id)
+        now = now or self.clock.now()
+        sweep = self.store.get_sweep(sweep_id)
+        trials = self.store.list_jobs(sweep_id=sweep_id)
         for j in trials:
             self.check_owner(j)
         if all(j.state in TERMINAL_STATES for j in trials):
             raise BadInput(f"sweep {sweep_ref(sweep_id)} is already over "
                            f"({sweep.stop_reason or 'every trial ended'}): nothing to cancel")
-        skipped = stop(self.app, sweep_id, now, "sweep cancelled", CANCELLED_NOTE)
+        skipped = stop(self.store, sweep_id, now, "sweep cancelled", CANCELLED_NOTE)
         cancelled = []
-        for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED], sweep_id=sweep_id):
+        for j in self.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED], sweep_id=sweep_id):
             assert j.id is not None
             try:
                 self.cancel(j.id, now=now)
             except BadInput:
                 continue  # it ended meanwhile
             cancelled.append(j.id)
-        return self.app.store.get_sweep(sweep_id), skipped, cancelled
+        return self.store.get_sweep(sweep_id), skipped, cancelled
 
     @staticmethod
     def _apply_entry(job: Job, entry: PlanEntry, source: str, fallback: bool) -> None:
@@ -671,13 +715,13 @@ class Queue:
         current expected emissions (re-evaluated on the new forecast), so plans don't flap.
         Returns the plan and the list of (job, new entry) actually moved.
         """
-        hysteresis = self.app.settings.replan_hysteresis_pct if hysteresis_pct is None else hysteresis_pct
+        hysteresis = self.settings.replan_hysteresis_pct if hysteresis_pct is None else hysteresis_pct
         # paused interruptible jobs first: their remaining work keeps its place ahead of jobs
         # that have not started
         resumed_moves = self.replan_suspended(now, hysteresis_pct=hysteresis)
         # a planned job whose start has come is due, not re-planned: the daemon launches it
         jobs = [
-            j for j in self.app.store.list_jobs(WAITING_STATES)
+            j for j in self.store.list_jobs(WAITING_STATES)
             if not (j.state is JobState.PLANNED and j.planned_start is not None and j.planned_start <= now)
         ]
         if not jobs:
@@ -715,11 +759,11 @@ class Queue:
             self._apply_entry(j, entry, *sources[zone_of(entry.site, sites, j.zone)])
             moved.append((j, entry))
         if keep.entries:
-            self.app.store.apply_plan(keep, now)
+            self.store.apply_plan(keep, now)
             for j, _entry in moved:
                 assert j.id is not None
                 # only while still waiting: an agent may have claimed it since apply_plan
-                self.app.store.update_job(j, expected=WAITING_STATES)
+                self.store.update_job(j, expected=WAITING_STATES)
         return new_plan, resumed_moves + moved
 
     def _started_holds(
@@ -728,7 +772,7 @@ class Queue:
         """Capacity held by running and suspended jobs (their planned intervals ahead) and
         by planned jobs already due."""
         started = [
-            j for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED])
+            j for j in self.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED])
             if j.id != skip and (j.state is not JobState.PLANNED
                                  or (j.planned_start is not None and j.planned_start <= now))
         ]
@@ -744,7 +788,7 @@ class Queue:
         from scheduler.holds import sweep_holds
 
         started = [
-            j for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED])
+            j for j in self.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED])
             if j.sweep_limit is not None and (j.state is not JobState.PLANNED
                                               or (j.planned_start is not None and j.planned_start <= now))
         ]
@@ -763,20 +807,20 @@ class Queue:
         is left ahead). A job still checkpointing (its last interval open) is left alone.
         Returns the (job, new entry) pairs written.
         """
-        hysteresis = self.app.settings.replan_hysteresis_pct if hysteresis_pct is None else hysteresis_pct
-        suspended = self.app.store.list_jobs([JobState.SUSPENDED])
+        hysteresis = self.settings.replan_hysteresis_pct if hysteresis_pct is None else hysteresis_pct
+        suspended = self.store.list_jobs([JobState.SUSPENDED])
         if not suspended:
             return []
         sites = self.sites()
-        stored = self.app.store.planned_intervals(j.id for j in suspended if j.id is not None)
+        stored = self.store.planned_intervals(j.id for j in suspended if j.id is not None)
         moved: list[tuple[Job, PlanEntry]] = []
         for job in suspended:
             assert job.id is not None
-            runs = self.app.store.runs_for_job(job.id)
+            runs = self.store.runs_for_job(job.id)
             run = runs[-1] if runs and runs[-1].finished_at is None else None
             if run is None or run.id is None:
                 continue
-            done = self.app.store.run_intervals(run.id)
+            done = self.store.run_intervals(run.id)
             if not done or any(iv.end is None for iv in done):
                 continue
             ran_s = sum((iv.end - iv.start).total_seconds() for iv in done if iv.end is not None)
@@ -812,7 +856,7 @@ class Queue:
                     continue
             note = (f"re-planned while paused: {format_duration(remaining)} left in "
                     f"{len(entry.intervals)} interval(s); {entry.reason}; {source}")
-            if self.app.store.replan_suspended(job.id, entry.intervals, now, note=note):
+            if self.store.replan_suspended(job.id, entry.intervals, now, note=note):
                 job.note = note
                 moved.append((job, entry))
         return moved
@@ -820,8 +864,8 @@ class Queue:
     # -- cancel ---------------------------------------------------------------------------
     def check_owner(self, job: Job) -> None:
         """Only the owner (or an admin from config) may cancel or change a job."""
-        user = self.app.user
-        if job.owner and job.owner != user and user not in self.app.settings.admins and user != "root":
+        user = self.user
+        if job.owner and job.owner != user and user not in self.settings.admins and user != "root":
             raise NotOwner(
                 f"job {job.id} belongs to {job.owner!r}, not {user!r}: ask them, or an admin "
                 "listed in the config's `admins`"
@@ -829,21 +873,21 @@ class Queue:
 
     def cancel(self, job_id: int, *, now: datetime | None = None) -> tuple[Job, bool]:
         """Cancel a job. Returns the job and whether it was running (the daemon stops it)."""
-        now = now or self.app.clock.now()
-        job = self.app.store.get_job(job_id)
+        now = now or self.clock.now()
+        job = self.store.get_job(job_id)
         self.check_owner(job)
         if job.state in TERMINAL_STATES:
             raise BadInput(f"job {job_id} is already {job.state}: nothing to cancel")
         was_running = job.state in (JobState.RUNNING, JobState.SUSPENDED)
-        if not self.app.store.transition(
+        if not self.store.transition(
             job_id, JobState.CANCELLED,
             expected={JobState.PENDING, JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED},
-            note="cancelled by " + self.app.user,
+            note="cancelled by " + self.user,
         ):
-            job = self.app.store.get_job(job_id)
+            job = self.store.get_job(job_id)
             raise BadInput(f"job {job_id} is already {job.state}: nothing to cancel")
-        self.app.store.add_event(Event(job_id, now, "cancelled", f"cancelled by {self.app.user}"))
-        return self.app.store.get_job(job_id), was_running
+        self.store.add_event(Event(job_id, now, "cancelled", f"cancelled by {self.user}"))
+        return self.store.get_job(job_id), was_running
 
     def jobs(self, states: Iterable[JobState] | None = None) -> list[Job]:
-        return self.app.store.list_jobs(states)
+        return self.store.list_jobs(states)

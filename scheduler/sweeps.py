@@ -40,6 +40,7 @@ from scheduler.units import fmt_mass_g
 if TYPE_CHECKING:
     from scheduler.app import App
     from scheduler.queue import SubmitRequest
+    from scheduler.storage.base import JobStore
 
 #: the most trials one sweep may hold (Slurm's default MaxArraySize is 1001)
 MAX_TRIALS = 10_000
@@ -232,10 +233,10 @@ def budget_use(app: App, trials: Sequence[Job], now: datetime) -> BudgetUse:
     return BudgetUse(finished, running, waiting)
 
 
-def stop(app: App, sweep_id: int, now: datetime, reason: str, note: str) -> list[int]:
+def stop(store: JobStore, sweep_id: int, now: datetime, reason: str, note: str) -> list[int]:
     """Stop launching a sweep's trials: the sweep records when and why, its waiting trials
     become ``skipped`` with ``note`` (one transaction). Returns the trials skipped."""
-    return app.store.stop_sweep(sweep_id, now, reason, skip_note=note)
+    return store.stop_sweep(sweep_id, now, reason, skip_note=note)
 
 
 def stop_by_user(app: App, sweep_id: int, now: datetime) -> tuple[Sweep, list[int], list[int]]:
@@ -251,7 +252,7 @@ def stop_by_user(app: App, sweep_id: int, now: datetime) -> tuple[Sweep, list[in
         over = sweep.stop_reason or "every trial was launched"
         raise BadInput(f"sweep {sweep_ref(sweep_id)} has no trial left to launch ({over}): nothing to "
                        f"stop; `carbonshift cancel {sweep_ref(sweep_id)}` also stops running ones")
-    skipped = stop(app, sweep_id, now, "sweep stopped", STOPPED_NOTE)
+    skipped = stop(app.store, sweep_id, now, "sweep stopped", STOPPED_NOTE)
     running = [j.id for j in app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED], sweep_id=sweep_id)
                if j.id is not None]
     return app.store.get_sweep(sweep_id), skipped, running
@@ -269,7 +270,7 @@ def check_budget(app: App, sweep: Sweep, now: datetime, *, launching: Job | None
     use = budget_use(app, trials, now)
     if use.total_g <= sweep.budget_g:
         return None
-    skipped = stop(app, sweep.id, now, "sweep budget", BUDGET_NOTE)
+    skipped = stop(app.store, sweep.id, now, "sweep budget", BUDGET_NOTE)
     return (f"sweep {sweep_ref(sweep.id)} {sweep.name!r}: budget {fmt_mass_g(sweep.budget_g)} would be "
             f"exceeded ({use.text()}: {fmt_mass_g(use.total_g)}); no more trials are launched, "
             f"{len(skipped)} waiting trial{'s' if len(skipped) != 1 else ''} skipped")

@@ -2,7 +2,9 @@
 
 Everything inside carbonshift is a timezone-aware UTC :class:`datetime`; these functions
 are where user text becomes such a value. Naive times are rejected with a message that
-says how to fix them.
+says how to fix them. The rules a value must keep (``check_*``) are separate from reading
+text, so that the Python API, which is given numbers and datetimes, keeps the same rules
+without writing them as text first.
 """
 
 from __future__ import annotations
@@ -52,10 +54,19 @@ def parse_duration_s(text: str, *, what: str = "duration") -> int:
         raise BadInput(
             f"{what} {raw!r} is not a duration: use a number with a unit, like 3h, 90m, 1h30m or 2d"
         )
+    return check_duration_s(seconds, what=what, shown=repr(raw))
+
+
+def check_duration_s(seconds: float, *, what: str = "duration", shown: str | None = None) -> int:
+    """The rule every duration keeps: finite, above zero, at most a year; whole seconds
+    (at least one). ``shown`` is the value as the user gave it, for the message."""
+    shown = shown or f"{seconds!r} s"
+    if not math.isfinite(seconds):
+        raise BadInput(f"{what} {shown} is not a duration: give a finite number of seconds")
     if seconds <= 0:
-        raise BadInput(f"{what} {raw!r} must be longer than zero")
+        raise BadInput(f"{what} {shown} must be longer than zero")
     if seconds > MAX_DURATION_S:
-        raise BadInput(f"{what} {raw!r} is longer than a year: give a shorter {what}")
+        raise BadInput(f"{what} {shown} is longer than a year: give a shorter {what}")
     return max(1, round(seconds))
 
 
@@ -99,16 +110,40 @@ def parse_when(text: str, now: datetime, *, what: str = "deadline") -> datetime:
     """
     stripped = text.strip()
     if looks_absolute(stripped):
-        at = parse_time(stripped, what=what)
-        if (at - now).total_seconds() > MAX_DURATION_S:
-            raise BadInput(
-                f"{what} {text.strip()!r} is more than a year ahead: give one before "
-                f"{iso(now + timedelta(seconds=MAX_DURATION_S))}"
-            )
-        return at
+        return check_when(parse_time(stripped, what=what), now, what=what, shown=repr(stripped))
     if stripped.startswith("+"):
         stripped = stripped[1:]
     return now + timedelta(seconds=parse_duration_s(stripped, what=what))
+
+
+def parse_duration_or_zero_s(text: str, *, what: str) -> int:
+    """A duration like ``30m``, or ``0`` (``0s``) for none."""
+    if text.strip().lower() in ("0", "0s", "0m", "0h"):
+        return 0
+    return parse_duration_s(text, what=what)
+
+
+def parse_since(text: str | None, now: datetime, what: str) -> datetime | None:
+    """An ISO time with a zone, or a duration back from ``now`` (``30d``, ``12h``); ``None``
+    (all time) for nothing, ``all`` or ``ever``."""
+    if text is None or text.strip().lower() in ("", "all", "ever"):
+        return None
+    t = text.strip()
+    if looks_absolute(t):
+        return parse_time(t, what=what)
+    return now - timedelta(seconds=parse_duration_s(t, what=what))
+
+
+def check_when(at: datetime, now: datetime, *, what: str = "deadline", shown: str | None = None) -> datetime:
+    """The rule every instant a user names keeps: timezone-aware (returned in UTC) and at
+    most a year (:data:`MAX_DURATION_S`) after ``now``."""
+    at = require_aware(at, what=what)
+    if (at - now).total_seconds() > MAX_DURATION_S:
+        raise BadInput(
+            f"{what} {shown or repr(iso(at))} is more than a year ahead: give one before "
+            f"{iso(now + timedelta(seconds=MAX_DURATION_S))}"
+        )
+    return at
 
 
 def format_duration(seconds: float, *, ceil: bool = False) -> str:

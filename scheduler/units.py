@@ -1,8 +1,10 @@
-"""Quantities for people: masses, energies, percentages and comparisons.
+"""Quantities for people: masses, energies, intensities, percentages and comparisons.
 
 The one place where a figure becomes text for a person (tables, lines, the web page, the
-daemon's log). Three significant digits, an SI prefix chosen per value (µg, mg, g, kg, t;
-mWh, Wh, kWh, MWh), never e-notation. JSON keeps the raw numbers.
+daemon's log), and where a person's text becomes a figure (``1.5kg``, ``0.5kWh``,
+``150g/kWh``: the parsers the CLI, the API and the web share). Three significant digits, an
+SI prefix chosen per value (µg, mg, g, kg, t; mWh, Wh, kWh, MWh), never e-notation. JSON
+keeps the raw numbers.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from scheduler.errors import BadInput
+
 #: (factor, name) from small to large; values are in the base unit (g, Wh)
 MASS_PREFIXES = ((1e-9, "ng"), (1e-6, "µg"), (1e-3, "mg"), (1.0, "g"), (1e3, "kg"), (1e6, "t"))
 ENERGY_PREFIXES = ((1e-6, "µWh"), (1e-3, "mWh"), (1.0, "Wh"), (1e3, "kWh"), (1e6, "MWh"), (1e9, "GWh"))
 J_PER_WH = 3600.0
+J_PER_KWH = 1000 * J_PER_WH
 
 
 def _round_sig(value: float, digits: int) -> float:
@@ -106,5 +111,86 @@ def fmt_saved(saved_g: float | None, saved_pct: float | None,
     return f"{verb}{mass(saved_g)}{pct}"
 
 
-__all__ = ["fmt_energy_j", "fmt_energy_kwh", "fmt_less", "fmt_mass_g", "fmt_number", "fmt_pct", "fmt_saved",
-           "fmt_vs"]
+# -- text to figures ------------------------------------------------------------------------
+# ``check_*`` are the rules a figure keeps however it was given (text at the CLI, a number in
+# the Python API); ``parse_*`` read text and then apply them.
+def check_grams(value: float, *, what: str = "budget", shown: str | None = None) -> float:
+    """A mass in grams: finite and above zero."""
+    if not math.isfinite(value) or value <= 0:
+        raise BadInput(f"{what} {shown or repr(value)} must be a positive mass like 500g")
+    return float(value)
+
+
+def check_energy_j(value: float, *, what: str = "energy", shown: str | None = None) -> float:
+    """An energy in joules: finite and zero or more."""
+    if not math.isfinite(value) or value < 0:
+        raise BadInput(f"{what} {shown or repr(value)} must be zero or more, like 0.5kWh")
+    return float(value)
+
+
+def check_threshold(value: float, *, shown: str | None = None) -> float:
+    """A carbon intensity threshold in gCO2/kWh: finite and above zero."""
+    if not math.isfinite(value) or value <= 0:
+        raise BadInput(f"threshold {shown or repr(value)} must be a positive number of gCO2/kWh")
+    return float(value)
+
+
+def parse_grams(text: str, *, what: str = "budget") -> float:
+    """``500``, ``500g``, ``1.5kg``, ``0.2t`` -> grams (``what`` names the value in errors)."""
+    t = text.strip().lower().replace(" ", "")
+    factor = 1.0
+    for suffix, f in (("kg", 1000.0), ("t", 1e6), ("g", 1.0)):
+        if t.endswith(suffix):
+            t, factor = t[: -len(suffix)], f
+            break
+    try:
+        value = float(t) * factor
+    except ValueError:
+        raise BadInput(f"{what} {text!r} is not a mass: use grams like 500g or 1.5kg") from None
+    return check_grams(value, what=what, shown=repr(text))
+
+
+_ENERGY_UNITS_J = {"j": 1.0, "kj": 1e3, "mj": 1e6, "gj": 1e9, "wh": J_PER_WH, "kwh": J_PER_KWH,
+                   "mwh": 1e3 * J_PER_KWH, "gwh": 1e6 * J_PER_KWH}
+
+
+def parse_energy_j(text: str, *, what: str = "energy") -> float:
+    """``0.5kWh``, ``200Wh``, ``1.8MJ``, ``5000J`` -> joules (a unit is required; 0 is fine)."""
+    t = text.strip().lower().replace(" ", "")
+    for unit in sorted(_ENERGY_UNITS_J, key=len, reverse=True):
+        if t.endswith(unit) and t[: -len(unit)]:
+            try:
+                value = float(t[: -len(unit)]) * _ENERGY_UNITS_J[unit]
+            except ValueError:
+                break
+            return check_energy_j(value, what=what, shown=repr(text))
+    raise BadInput(f"{what} {text!r} is not an energy: use a number with a unit, like 0.5kWh, 200Wh or 1.8MJ")
+
+
+def parse_threshold(text: str) -> float:
+    """``150``, ``150g``, ``150g/kWh`` -> a positive intensity in gCO2/kWh."""
+    try:
+        value = float(text.strip().lower().removesuffix("g/kwh").removesuffix("g"))
+    except ValueError:
+        raise BadInput(f"threshold {text!r} is not a number of gCO2/kWh: use e.g. 150") from None
+    return check_threshold(value, shown=repr(text))
+
+
+__all__ = [
+    "J_PER_KWH",
+    "J_PER_WH",
+    "check_energy_j",
+    "check_grams",
+    "check_threshold",
+    "fmt_energy_j",
+    "fmt_energy_kwh",
+    "fmt_less",
+    "fmt_mass_g",
+    "fmt_number",
+    "fmt_pct",
+    "fmt_saved",
+    "fmt_vs",
+    "parse_energy_j",
+    "parse_grams",
+    "parse_threshold",
+]

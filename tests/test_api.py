@@ -43,7 +43,10 @@ def test_client_is_exported_lazily() -> None:
 def test_submit_run_wait_history_report(env: dict[str, str], tmp_path: Path) -> None:
     from scheduler import Client
 
-    clock = AcceleratedClock(ORIGIN, 3600.0)
+    # a minute per real second: the job is due at once (the cleanest hour is the first), and
+    # the deadline is four real minutes away, so a loaded machine's start-up latency (a real
+    # second was an hour at 3600x) cannot push its end past it
+    clock = AcceleratedClock(ORIGIN, 60.0)
     with Client(str(tmp_path / "api.db"), env=env, clock=clock, user="ada") as cs:
         job = cs.submit([sys.executable, "-c", "print('hello from the api')"], duration="20m",
                         deadline="4h", name="api-job", cwd=str(tmp_path))
@@ -139,3 +142,38 @@ def test_history_and_report_on_a_seeded_database(env: dict[str, str], tmp_path: 
         rep = cs.report(by="policy")
         assert rep.total.saved_kg == pytest.approx(1.6)
         assert cs.show(ids["bert-ft"]).history.saved_g == pytest.approx(600.0)
+
+
+def test_typed_values_keep_the_cli_rules_without_a_round_trip_through_text(
+        env: dict[str, str], tmp_path: Path) -> None:
+    """Numbers and timedeltas are checked by the same rules as the CLI's text, not written
+    out as text first: 1,234,567 s once became ``"1.23457e+06s"`` and was refused as "not a
+    duration"; a 0.4 s remainder is rounded like the CLI rounds ``1h0.4s``."""
+    from scheduler import Client
+
+    clock = AcceleratedClock(ORIGIN, 1.0)
+    with Client(str(tmp_path / "api.db"), env=env, clock=clock) as cs:
+        long = cs.submit(["true"], duration=1_234_567, deadline=timedelta(days=30),
+                         transfer_energy=1.8e6, budget=1e9, threshold=900)
+        assert long.duration_s == 1_234_567 and long.transfer_energy_j == 1.8e6
+        assert long.budget_g == 1e9 and long.threshold_g_per_kwh == 900.0
+        assert long.deadline_at is not None
+        assert abs((long.deadline_at - cs.now()).total_seconds() - 30 * 86400) < 5
+        text = cs.submit(["true"], duration="1h", budget="1kg", transfer_energy="0.5kWh")
+        typed = cs.submit(["true"], duration=timedelta(hours=1, seconds=0.4), budget=1000.0,
+                          transfer_energy=0.5 * 3.6e6)
+        assert (text.duration_s, text.budget_g, text.transfer_energy_j) == (
+            typed.duration_s, typed.budget_g, typed.transfer_energy_j) == (3600, 1000.0, 1.8e6)
+        # the one rule refuses the same values, however they are written
+        for bad, match in ((dict(duration=400 * 86400), "longer than a year"),
+                           (dict(duration="400d"), "longer than a year"),
+                           (dict(duration=float("inf")), "not a duration"),
+                           (dict(duration="1h", threshold=-3), "positive number of gCO2/kWh"),
+                           (dict(duration="1h", threshold="-3"), "positive number of gCO2/kWh"),
+                           (dict(duration="1h", budget=0), "positive mass"),
+                           (dict(duration="1h", transfer_energy=-1.0), "zero or more"),
+                           (dict(duration="1h", deadline=cs.now() - timedelta(hours=1)), "in the past"),
+                           (dict(duration="1h", deadline=cs.now() + timedelta(days=400)), "more than a year")):
+            with pytest.raises(BadInput, match=match):
+                cs.submit(["true"], **bad)
+        assert len(cs.queue()) == 3  # nothing half-written by the refusals

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from scheduler.errors import CarbonshiftError
+from scheduler.present import json_default
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -173,18 +173,6 @@ def run_cli(group: click.Group, argv: list[str], *, debug: bool = False) -> int:
         return code
 
 
-def json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        from scheduler.timeutil import iso
-
-        return iso(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "value"):
-        return value.value
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, default=json_default, indent=2, ensure_ascii=False))
 
@@ -197,19 +185,6 @@ def fmt_time(value: datetime | None, *, utc: bool | None = None) -> str:
     if use_utc:
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return value.astimezone().strftime("%Y-%m-%d %H:%M %Z")
-
-
-def fmt_g(value: float | None) -> str:
-    """Grams with an SI prefix chosen per value (:func:`scheduler.units.fmt_mass_g`)."""
-    from scheduler.units import fmt_mass_g
-
-    return fmt_mass_g(value)
-
-
-def fmt_pct(value: float | None) -> str:
-    from scheduler.units import fmt_pct as pct
-
-    return pct(value)
 
 
 def print_table(

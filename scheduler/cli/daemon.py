@@ -49,15 +49,15 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
     hide_from_environ(credential_vars(app.settings))
     interval = parse_duration_s(sample_interval, what="sample interval") if sample_interval else None
     interrupted: list[int] = []  # SIGINT seen: exit 130 (SIGTERM, a service stop: 0)
+    # on a database not made yet the sites are checked first (only the default one is
+    # known): a refused --site creates nothing
+    checked = bool(sites) and not app.database_exists()
+    if checked:
+        _check_sites(app, sites)
     if not _wait_for_database(app, interrupted):
         sys.exit(130 if interrupted else 0)
-    if sites:
-        known = app.queue.sites()
-        for s in sites:
-            if s not in known:
-                from scheduler.errors import NotFound
-
-                raise NotFound(f"unknown site {s!r}: known sites are {', '.join(sorted(known))}")
+    if sites and not checked:
+        _check_sites(app, sites)
 
     def emit(line: str) -> None:
         click.echo(f"{iso(app.clock.now())} {line}")
@@ -95,6 +95,15 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
         sys.exit(130)
     if daemon.exit_code:
         sys.exit(daemon.exit_code)
+
+
+def _check_sites(app: App, sites: tuple[str, ...]) -> None:
+    known = app.queue.sites()
+    for s in sites:
+        if s not in known:
+            from scheduler.errors import NotFound
+
+            raise NotFound(f"unknown site {s!r}: known sites are {', '.join(sorted(known))}")
 
 
 def _wait_for_database(app: App, interrupted: list[int]) -> bool:

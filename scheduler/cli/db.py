@@ -12,6 +12,7 @@ from scheduler.errors import BadDatabase, StorageError
 from scheduler.model import TERMINAL_STATES, JobState
 
 if TYPE_CHECKING:
+    from scheduler.storage.base import Lease
     from scheduler.storage.store import SqlStore
 
 
@@ -89,13 +90,19 @@ def _check(store: SqlStore, head: str) -> dict[str, Any]:
     by_state: dict[str, int] = {}
     open_runs: list[dict[str, Any]] = []
     planner: dict[str, Any] | None = None
+    serving: list[dict[str, Any]] = []
     if revision == head:
         try:
             _check_rows(store, by_state, open_runs, problems, warnings)
             lease = store.get_lease("planner")
             if lease is not None:
-                planner = {"holder": lease.holder, "term": lease.term,
-                           "since": lease.acquired_at, "until": lease.until}
+                planner = _lease_dict(lease)
+            # which agents serve which sites (scheduler/presence.py); an ended one is kept
+            # until an agent serves the site again
+            from scheduler.presence import LEASE_PREFIX
+
+            serving = [{"site": lease.name[len(LEASE_PREFIX):], **_lease_dict(lease)}
+                       for lease in store.leases(LEASE_PREFIX)]
         except StorageError as exc:  # a table missing or unreadable
             problems.append(str(exc))
     return {
@@ -106,10 +113,16 @@ def _check(store: SqlStore, head: str) -> dict[str, Any]:
         "jobs_total": sum(by_state.values()),
         "open_runs": open_runs,
         "planner": planner,
+        "serving": serving,
         "problems": problems,
         "warnings": warnings,
         "consistent": not problems,
     }
+
+
+def _lease_dict(lease: Lease) -> dict[str, Any]:
+    return {"holder": lease.holder, "term": lease.term, "since": lease.acquired_at,
+            "until": lease.until, "live": lease.until > datetime.now(UTC)}
 
 
 def _check_rows(
@@ -154,13 +167,19 @@ def _check_rows(
         )
 
 
+def _lease_line(lease: dict[str, Any]) -> str:
+    until = "lease until " + fmt_time(lease["until"]) if lease["live"] else "lease ended"
+    return f"{lease['holder']} (term {lease['term']}, since {fmt_time(lease['since'])}, {until})"
+
+
 def _print_report(report: dict[str, Any]) -> None:
     click.echo(f"database: {report['database']} ({report['backend']})")
     click.echo(f"schema revision: {report['revision'] or 'none'} (this carbonshift: {report['head']})")
     planner = report.get("planner")
     if planner:  # which agent plans (scheduler/leader.py); an ended lease waits for a taker
-        click.echo(f"planner: {planner['holder']} (term {planner['term']}, since "
-                   f"{fmt_time(planner['since'])}, lease until {fmt_time(planner['until'])})")
+        click.echo(f"planner: {_lease_line(planner)}")
+    for lease in report.get("serving", []):  # "*": an agent of every site
+        click.echo(f"serves {lease['site']}: {_lease_line(lease)}")
     if report["jobs_by_state"]:
         print_table(
             ["state", "jobs"],

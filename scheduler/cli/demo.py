@@ -36,9 +36,10 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
         if as_json:
             echo_json([r.as_dict() for r in rows])
         else:
-            from scheduler.cli.common import fmt_g, print_table
+            from scheduler.cli.common import print_table
             from scheduler.timeutil import format_duration
             from scheduler.units import fmt_energy_kwh, fmt_less, fmt_saved
+            from scheduler.units import fmt_mass_g as fmt_g
 
             click.echo("")
             print_table(

@@ -8,7 +8,7 @@ import math
 import os
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,6 @@ import click
 
 from scheduler.cli.common import (
     echo_json,
-    fmt_g,
     fmt_time,
     get_app,
     json_option,
@@ -24,56 +23,34 @@ from scheduler.cli.common import (
     state,
 )
 from scheduler.errors import BadInput
-from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Policy, Run, RunInterval
+from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, RunInterval
+from scheduler.policies import policy_from_flags
+from scheduler.present import job_dict, planned_spans
 from scheduler.timeutil import (
     format_duration,
     iso,
-    looks_absolute,
+    parse_duration_or_zero_s,
     parse_duration_s,
     parse_when,
 )
-from scheduler.units import fmt_energy_j, fmt_energy_kwh, fmt_less, fmt_saved, fmt_vs
+from scheduler.units import (
+    J_PER_KWH,
+    fmt_energy_j,
+    fmt_energy_kwh,
+    fmt_less,
+    fmt_saved,
+    fmt_vs,
+    parse_energy_j,
+    parse_grams,
+)
+from scheduler.units import (
+    fmt_mass_g as fmt_g,
+)
 
 if TYPE_CHECKING:
     from scheduler.app import App
     from scheduler.progress import Projection
     from scheduler.queue import SubmitRequest
-
-
-def parse_grams(text: str, *, what: str = "budget") -> float:
-    """``500``, ``500g``, ``1.5kg``, ``0.2t`` -> grams."""
-    t = text.strip().lower().replace(" ", "")
-    factor = 1.0
-    for suffix, f in (("kg", 1000.0), ("t", 1e6), ("g", 1.0)):
-        if t.endswith(suffix):
-            t, factor = t[: -len(suffix)], f
-            break
-    try:
-        value = float(t) * factor
-    except ValueError:
-        raise BadInput(f"{what} {text!r} is not a mass: use grams like 500g or 1.5kg") from None
-    if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"{what} {text!r} must be a positive mass like 500g")
-    return value
-
-
-_ENERGY_UNITS_J = {"j": 1.0, "kj": 1e3, "mj": 1e6, "gj": 1e9, "wh": 3600.0, "kwh": 3.6e6,
-                   "mwh": 3.6e9, "gwh": 3.6e12}
-
-
-def parse_energy_j(text: str, *, what: str = "energy") -> float:
-    """``0.5kWh``, ``200Wh``, ``1.8MJ``, ``5000J`` -> joules (a unit is required; 0 is fine)."""
-    t = text.strip().lower().replace(" ", "")
-    for unit in sorted(_ENERGY_UNITS_J, key=len, reverse=True):
-        if t.endswith(unit) and t[: -len(unit)]:
-            try:
-                value = float(t[: -len(unit)]) * _ENERGY_UNITS_J[unit]
-            except ValueError:
-                break
-            if not math.isfinite(value) or value < 0:
-                raise BadInput(f"{what} {text!r} must be zero or more, like 0.5kWh")
-            return value
-    raise BadInput(f"{what} {text!r} is not an energy: use a number with a unit, like 0.5kWh, 200Wh or 1.8MJ")
 
 
 def transfer_energy_j(text: str | None, kwh: float = 0.0) -> float:
@@ -85,63 +62,7 @@ def transfer_energy_j(text: str | None, kwh: float = 0.0) -> float:
         return parse_energy_j(text, what="--transfer-energy")
     if not math.isfinite(kwh) or kwh < 0:
         raise BadInput(f"--transfer-energy-kwh {kwh:g} must be a number >= 0")
-    return kwh * _ENERGY_UNITS_J["kwh"]
-
-
-def parse_duration_or_zero_s(text: str, *, what: str) -> int:
-    """A duration like ``30m``, or ``0`` (``0s``) for none."""
-    if text.strip().lower() in ("0", "0s", "0m", "0h"):
-        return 0
-    return parse_duration_s(text, what=what)
-
-
-def parse_threshold(text: str) -> float:
-    try:
-        value = float(text.strip().lower().removesuffix("g/kwh").removesuffix("g"))
-    except ValueError:
-        raise BadInput(f"threshold {text!r} is not a number of gCO2/kWh: use e.g. 150") from None
-    if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"threshold {text!r} must be a positive number of gCO2/kWh")
-    return value
-
-
-def policy_from_flags(
-    now: datetime,
-    *,
-    deadline: str | None,
-    latest_start: str | None,
-    max_delay: str | None,
-    threshold: str | None,
-    budget: str | None,
-    run_now: bool,
-    interruptible: bool,
-    relative: bool,
-    name: str = "(flags)",
-) -> Policy:
-    """A policy from command-line flags. ``relative`` keeps ``12h`` as a duration (named
-    policies); otherwise durations are turned into instants from ``now``."""
-    kw: dict[str, object] = {"name": name, "run_now": run_now, "interruptible": interruptible}
-    for key, text in (("deadline", deadline), ("latest_start", latest_start)):
-        if text is None:
-            continue
-        if looks_absolute(text):
-            at = parse_when(text, now, what=key.replace("_", " "))
-            if at <= now:
-                raise BadInput(
-                    f"{key.replace('_', ' ')} {text!r} is in the past: give a later time or a duration like 12h"
-                )
-            kw[f"{key}_at"] = at
-        elif relative:
-            kw[f"{key}_s"] = parse_duration_s(text, what=key.replace("_", " "))
-        else:
-            kw[f"{key}_at"] = parse_when(text, now, what=key.replace("_", " "))
-    if max_delay is not None:
-        kw["max_delay_s"] = parse_duration_s(max_delay, what="max delay")
-    if threshold is not None:
-        kw["threshold_g_per_kwh"] = parse_threshold(threshold)
-    if budget is not None:
-        kw["budget_g"] = parse_grams(budget)
-    return Policy(**kw)  # type: ignore[arg-type]
+    return kwh * J_PER_KWH
 
 
 def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
@@ -219,7 +140,7 @@ def submit(
       carbonshift submit --array 0-19%4 --gpus 1 --duration 1h --deadline 24h -- python train.py --seed {index}
       carbonshift submit --sweep grid.txt --sweep-budget 5kg --duration 1h --deadline 2d -- python train.py
     """
-    from scheduler.queue import SubmitRequest, zone_of
+    from scheduler.queue import SubmitRequest
 
     sweep_args = _sweep_args(array_spec, sweep_file, sweep_budget, wait_flag)
     duration_s = parse_duration_s(duration)
@@ -266,10 +187,14 @@ def submit(
         if math.isfinite(entry.run_now_g) and entry.run_now_g > 0 and math.isfinite(entry.expected_g)
         else None
     )
+    from scheduler.queue import zone_of
+
+    # the zone the job is planned in: its planned site's (a relocated job's is not its home's)
+    zone = zone_of(entry.site, app.queue.sites(), job.zone)
     if as_json:
         echo_json({
             "id": job.id, "name": job.name, "state": str(job.state),
-            "planned_start": entry.start, "site": entry.site, "zone": job.zone,
+            "planned_start": entry.start, "site": entry.site, "zone": zone, "home_zone": job.zone,
             "expected_g": entry.expected_g, "run_now_g": entry.run_now_g,
             "saving_pct": saving, "deadline": job.deadline_at, "reason": entry.reason,
             "mean_intensity_g_per_kwh": entry.mean_intensity_g_per_kwh,
@@ -279,7 +204,7 @@ def submit(
     else:
         wait_s = (entry.start - now).total_seconds()
         when = "now" if wait_s <= 1 else f"in {format_duration(wait_s)}"
-        click.echo(f"job {job.id} {job.name!r} planned for {fmt_time(entry.start)} ({when}) on {entry.site} ({zone_of(entry.site, app.queue.sites(), job.zone)})")
+        click.echo(f"job {job.id} {job.name!r} planned for {fmt_time(entry.start)} ({when}) on {entry.site} ({zone})")
         if len(entry.intervals) > 1:
             click.echo(f"  in {len(entry.intervals)} intervals: "
                        + ", ".join(f"{fmt_time(a)} -> {fmt_time(b)}" for a, b in entry.intervals)
@@ -411,36 +336,6 @@ def _job_row(job: Job, spans: list[tuple[datetime, datetime]] | None = None,
     ]
 
 
-def planned_spans(job: Job, stored: list[tuple[datetime, datetime]] | None) -> list[tuple[datetime, datetime]]:
-    """A job's planned run intervals: those stored (an interruptible job the planner
-    split), else one from its planned start for its duration (none before it is planned)."""
-    if stored:
-        return stored
-    if job.planned_start is None:
-        return []
-    return [(job.planned_start, job.planned_start + timedelta(seconds=job.duration_s))]
-
-
-def job_dict(job: Job, spans: list[tuple[datetime, datetime]] | None = None) -> dict[str, object]:
-    return {
-        "id": job.id, "name": job.name, "state": str(job.state), "owner": job.owner,
-        "argv": job.argv, "cwd": job.cwd, "shell": job.shell, "duration_s": job.duration_s,
-        "power_w": job.power_w, "gpus": job.gpus, "cpus": job.cpus, "zone": job.zone,
-        "site": job.site, "allowed_sites": job.allowed_sites, "policy": job.policy_name,
-        "submitted_at": job.submitted_at, "earliest_start": job.earliest_start,
-        "latest_start": job.latest_start, "deadline": job.deadline_at,
-        "threshold_g_per_kwh": job.threshold_g_per_kwh, "budget_g": job.budget_g,
-        "run_now": job.run_now, "interruptible": job.interruptible, "priority": job.priority,
-        "planned_start": job.planned_start, "planned_site": job.planned_site,
-        "expected_g": job.expected_g, "run_now_g": job.run_now_g, "plan_source": job.plan_source,
-        "note": job.note, "attempts": job.attempts,
-        "transfer_delay_s": job.transfer_delay_s, "transfer_energy_j": job.transfer_energy_j,
-        "pause_mode": job.pause_mode, "pause_signal": job.pause_signal,
-        "pause_grace_s": job.pause_grace_s,
-        "intervals": [{"start": a, "end": b} for a, b in planned_spans(job, spans)],
-    }
-
-
 #: rows `carbonshift queue` lists unless told otherwise (--limit N, --all)
 QUEUE_ROWS = 50
 #: the order of `queue`: running first, then what starts next, then what is not planned yet
@@ -526,7 +421,7 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
     from scheduler.progress import live_projection, projection_error_pct, stored_projections
 
     app = get_app()
-    job = app.store.get_job(job_id)
+    job = app.job(job_id)
     runs = app.store.runs_for_job(job_id)
     events = app.store.events_for_job(job_id)
     row = row_for(job, runs[-1] if runs else None)
@@ -610,7 +505,10 @@ def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
     if extra:
         click.echo("            " + ", ".join(extra))
     click.echo(f"  estimate  {format_duration(job.duration_s)} at {job.power_w:.0f} W, {job.gpus} GPU, {job.cpus} CPU")
-    click.echo(f"  plan      {fmt_time(job.planned_start)} on {job.planned_site or job.site} ({job.zone}): expected {fmt_g(job.expected_g)}, run now {fmt_g(job.run_now_g)}")
+    from scheduler.queue import zone_of
+
+    planned_on = job.planned_site or job.site
+    click.echo(f"  plan      {fmt_time(job.planned_start)} on {planned_on} ({zone_of(planned_on, app.queue.sites(), job.zone)}): expected {fmt_g(job.expected_g)}, run now {fmt_g(job.run_now_g)}")
     click.echo(f"            forecast from {job.plan_source or '-'}; {job.note or ''}")
     if job.sweep_id is not None:
         click.echo(f"  sweep     {_trial_text(job)}"
@@ -713,7 +611,7 @@ def cancel(job_ids: tuple[str, ...], grace: str, as_json: bool) -> None:
                 raise BadInput(f"sweep {sweep_ref(ref_id)} is already over "
                                f"({sweep.stop_reason or 'every trial ended'}): nothing to cancel{several}")
             continue
-        job = app.store.get_job(ref_id)
+        job = app.job(ref_id)
         app.queue.check_owner(job)
         if job.state in TERMINAL_STATES:
             raise BadInput(f"job {ref_id} is already {job.state}: nothing to cancel{several}")
@@ -751,7 +649,7 @@ def cancel(job_ids: tuple[str, ...], grace: str, as_json: bool) -> None:
 def logs(job_id: int, run_id: int | None, stream: str, tail: int | None, follow: bool) -> None:
     """Print a job's stdout and stderr (files under the data directory)."""
     app = get_app()
-    app.store.get_job(job_id)
+    app.job(job_id)
     runs = app.store.runs_for_job(job_id)
     if not runs:
         raise BadInput(f"job {job_id} has not run yet: no logs (see `carbonshift show {job_id}`)")
@@ -965,8 +863,11 @@ def _wait(job_id: int, *, quiet: bool = False, poll_s: float = 1.0, timeout_s: f
             return wait_exit_code(job, run)
         if job.state is JobState.PLANNED and job.planned_start:
             left = max(0.0, (job.planned_start - now).total_seconds())
-            line = (f"job {job_id} planned for {fmt_time(job.planned_start)} on "
-                    f"{job.planned_site or job.site} ({job.zone}): starts in {format_duration(left)}")
+            from scheduler.queue import zone_of
+
+            planned_on = job.planned_site or job.site
+            line = (f"job {job_id} planned for {fmt_time(job.planned_start)} on {planned_on} "
+                    f"({zone_of(planned_on, app.queue.sites(), job.zone)}): starts in {format_duration(left)}")
         elif run is not None and job.state in (JobState.RUNNING, JobState.SUSPENDED):
             line, proj = _live_line(app, job, run, now)
             if proj is not None:
@@ -1013,7 +914,7 @@ def wait(job_id: int, interval: float, quiet: bool, timeout: str | None, as_json
         raise BadInput(f"--interval {interval!r} must be a positive number of seconds")
     timeout_s = parse_duration_s(timeout, what="--timeout") if timeout is not None else None
     app = get_app()
-    app.store.get_job(job_id)
+    app.job(job_id)
     code = _wait(job_id, quiet=quiet or as_json, poll_s=interval, timeout_s=timeout_s)
     if as_json:
         from scheduler.history import row_for

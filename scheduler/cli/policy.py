@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from scheduler.cli.common import echo_json, fmt_g, get_app, json_option, print_table
-from scheduler.cli.jobs import policy_from_flags, policy_options
+from scheduler.cli.common import echo_json, get_app, json_option, print_table
+from scheduler.cli.jobs import policy_options
 from scheduler.errors import BadInput
 from scheduler.model import Policy
-from scheduler.policies import BUILTIN_POLICIES, validate_policy
+from scheduler.policies import BUILTIN_POLICIES, policy_from_flags, validate_policy
 from scheduler.timeutil import format_duration, iso
+from scheduler.units import fmt_mass_g as fmt_g
 
 
 def policy_dict(p: Policy, builtin: bool = False) -> dict[str, object]:

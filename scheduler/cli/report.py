@@ -5,25 +5,16 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 import click
 
-from scheduler.cli.common import check_output_file, echo_json, fmt_g, get_app, print_table, state
+from scheduler.cli.common import check_output_file, echo_json, get_app, print_table, state
 from scheduler.errors import BadInput
-from scheduler.timeutil import format_duration, iso, parse_duration_s, parse_time
+from scheduler.timeutil import format_duration, iso, parse_since
+from scheduler.units import fmt_mass_g as fmt_g
 
 GROUPING_CHOICES = ("day", "week", "month", "site", "policy", "owner", "zone", "job")
-
-
-def parse_since(text: str | None, now: datetime, what: str) -> datetime | None:
-    """An ISO time with a zone, or a duration back from ``now`` (``30d``, ``12h``)."""
-    if text is None or text.strip().lower() in ("", "all", "ever"):
-        return None
-    t = text.strip()
-    if t[:1].isdigit() and ("-" in t[1:] or ":" in t):
-        return parse_time(t, what=what)
-    return now - timedelta(seconds=parse_duration_s(t, what=what))
 
 
 def parse_range(since: str | None, until: str | None, now: datetime) -> tuple[datetime | None, datetime | None]:

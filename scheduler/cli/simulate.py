@@ -11,10 +11,12 @@ from datetime import timedelta
 
 import click
 
-from scheduler.cli.common import echo_json, fmt_g, fmt_pct, json_option, print_table
+from scheduler.cli.common import echo_json, json_option, print_table
 from scheduler.cli.jobs import transfer_energy_j
 from scheduler.errors import BadInput
 from scheduler.timeutil import format_duration, parse_duration_s
+from scheduler.units import fmt_mass_g as fmt_g
+from scheduler.units import fmt_pct
 
 FORECASTS = ("local", "perfect", "seven-day-mean", "vintages")
 

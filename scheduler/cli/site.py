@@ -16,10 +16,9 @@ from scheduler.cli.jobs import transfer_energy_j
 from scheduler.errors import BadInput
 from scheduler.model import TERMINAL_STATES, JobState, Site, check_resources
 from scheduler.timeutil import format_duration, parse_duration_s
-from scheduler.units import fmt_energy_j
+from scheduler.units import J_PER_KWH, fmt_energy_j
 
 EXECUTORS = ("local", "slurm")
-J_PER_KWH = 3.6e6
 
 
 def site_dict(s: Site, *, stored: bool = True) -> dict[str, object]:

@@ -71,9 +71,25 @@ class ExitStatus:
 
 
 class Executor(ABC):
-    """Launches, follows, pauses and stops runs on one kind of engine."""
+    """Launches, follows, pauses and stops runs on one kind of engine.
+
+    What an engine can do beyond launch, poll, alive and cancel is declared here, with a
+    default, so the agent asks the executor instead of branching on its name or probing
+    for methods: :attr:`host_bound`, :attr:`can_ask` (with :meth:`ask`), :meth:`resume_by`,
+    :meth:`cleanup_group`, :meth:`find`, :meth:`energy`, :meth:`suspend`/:meth:`resume`.
+    """
 
     name: str = "executor"
+
+    #: A run is processes on the host that launched it (its handle starts with their pid):
+    #: only that host follows, signals and fences it; it pauses with signals (SIGSTOP, or
+    #: the job's checkpoint signal) and a run whose agent died is reclaimed, never taken
+    #: over. ``False``: an engine (Slurm) holds the run, any agent may take it over, and it
+    #: pauses with the engine's own :meth:`suspend`.
+    host_bound: bool = True
+
+    #: The run can be asked by a signal to checkpoint and exit (:meth:`ask`).
+    can_ask: bool = False
 
     @abstractmethod
     def launch(self, spec: LaunchSpec) -> Handle:
@@ -106,6 +122,26 @@ class Executor(ABC):
     def resume(self, handle: Handle) -> None:
         """Resume a paused run."""
         raise NotImplementedError(f"{self.name} cannot resume runs")
+
+    def ask(self, handle: Handle, signum: int) -> None:
+        """Send the job its pause signal once (only when :attr:`can_ask`)."""
+        raise NotImplementedError(f"{self.name} cannot ask runs to checkpoint")
+
+    def resume_by(self, handle: Handle, at_epoch_s: float | None) -> bool:
+        """Have a stopped run continue by itself at this real time (``time.time()`` seconds)
+        unless resumed first; ``None`` takes it back. Returns whether the engine does that
+        (by default it does not: a stopped run waits for an agent)."""
+        return False
+
+    def cleanup_group(self, handle: Handle) -> bool:
+        """End what a finished run left behind (processes it forked); returns whether
+        anything was left. By default the engine leaves nothing."""
+        return False
+
+    def find(self, out_path: str) -> Handle | None:
+        """The handle of a run launched with ``out_path`` whose handle was never recorded
+        (the agent died between starting it and saving it), if the engine can tell."""
+        return None
 
     def detach(self, handle: Handle) -> None:  # noqa: B027 - optional hook, no-op by default
         """The agent stops cleanly and leaves the run running for its successor."""

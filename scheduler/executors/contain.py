@@ -24,6 +24,7 @@ import hashlib
 import os
 import signal
 import time
+from collections.abc import Callable
 
 #: ``prctl`` option making this process the reaper of its orphaned descendants
 PR_SET_CHILD_SUBREAPER = 36
@@ -229,7 +230,47 @@ def kill_tree(root: int, cgroup: str | None, sig: int = signal.SIGKILL) -> int:
     return len(pids)
 
 
+def run_cgroup(key: str | None) -> str | None:
+    """The cgroup of the run named by ``key``, made (``None``: no key, or none here)."""
+    cgroup = cgroup_for(key) if key is not None else None
+    return cgroup if cgroup is not None and make_cgroup(cgroup) else None
+
+
+def entering(cgroup: str | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` moving the job into ``cgroup`` before it runs (so all it forks is
+    in it); ``None`` without a cgroup."""
+    if cgroup is None:
+        return None
+    return lambda: enter_cgroup(cgroup)
+
+
+def end_leftovers(root: int, cgroup: str | None, reap: Callable[[], None], grace_s: float = 2.0) -> int:
+    """End what a job left running once it exited (daemons it forked, in its group or not:
+    ``cgroup``'s processes and ``root``'s descendants, ``root`` being the subreaper that
+    started it): SIGTERM, SIGKILL after ``grace_s``; ``reap`` collects them. Returns how
+    many there were."""
+    count = kill_tree(root, cgroup, signal.SIGTERM)
+    if not count:
+        return 0
+
+    def gone(timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            reap()
+            if not descendants(root) and not (cgroup and cgroup_pids(cgroup)):
+                return True
+            time.sleep(0.02)
+        return False
+
+    if not gone(grace_s):
+        kill_tree(root, cgroup, signal.SIGKILL)
+        gone(5.0)
+    reap()  # the last ones died as zombies of ``root``: their CPU time is the job's
+    return count
+
+
 __all__ = [
-    "cgroup_cpu_s", "cgroup_for", "cgroup_pids", "containment", "descendants", "enter_cgroup",
-    "in_cgroup", "kill_cgroup", "kill_tree", "make_cgroup", "remove_cgroup", "set_subreaper",
+    "cgroup_cpu_s", "cgroup_for", "cgroup_pids", "containment", "descendants", "end_leftovers",
+    "enter_cgroup", "entering", "in_cgroup", "kill_cgroup", "kill_tree", "make_cgroup",
+    "remove_cgroup", "run_cgroup", "set_subreaper",
 ]

@@ -107,6 +107,8 @@ class LocalExecutor(Executor):
     """
 
     name = "local"
+    host_bound = True
+    can_ask = True
 
     def __init__(
         self,
@@ -321,7 +323,7 @@ class LocalExecutor(Executor):
         if pid is not None:
             _killpg(pid, signal.SIGCONT)
 
-    def resume_by(self, handle: Handle, at_epoch_s: float | None) -> None:
+    def resume_by(self, handle: Handle, at_epoch_s: float | None) -> bool:
         """Tell the supervisor of a stopped run to continue the job by itself at this real
         time (``time.time()`` seconds) unless resumed first; ``None`` takes it back."""
         _, exit_file, _ = self._parse(handle)
@@ -331,8 +333,9 @@ class LocalExecutor(Executor):
                 os.unlink(path)
             except OSError:
                 pass
-            return
+            return True
         _write_text(path, f"{at_epoch_s:.3f}")
+        return True
 
     def stopped(self, handle: Handle) -> bool:
         """Whether a process of the run's group other than its supervisor is stopped."""

@@ -440,6 +440,7 @@ class SlurmExecutor(Executor):
     """
 
     name = "slurm"
+    host_bound = False  # Slurm holds the run: any agent may follow it; scontrol suspends it
 
     def __init__(
         self,

@@ -44,7 +44,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO
 
@@ -280,30 +279,6 @@ def contain_file_for(exit_file: str) -> str:
     return base + ".cgroup"
 
 
-def _end_leftovers(cgroup: str | None, reap: Callable[[], None], grace_s: float = 2.0) -> int:
-    """End what the job left running (its cgroup's processes, our descendants): SIGTERM,
-    SIGKILL after ``grace_s``; reap them. Returns how many there were."""
-    me = os.getpid()
-    count = contain.kill_tree(me, cgroup, signal.SIGTERM)
-    if not count:
-        return 0
-
-    def gone(timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            reap()
-            if not contain.descendants(me) and not (cgroup and contain.cgroup_pids(cgroup)):
-                return True
-            time.sleep(0.02)
-        return False
-
-    if not gone(grace_s):
-        contain.kill_tree(me, cgroup, signal.SIGKILL)
-        gone(5.0)
-    reap()  # the last ones died as zombies of ours: their CPU time is the job's
-    return count
-
-
 def _halt(pid: int, timeout_s: float = 2.0) -> bool:
     """Stop child ``pid`` (SIGSTOP, to it alone) and wait until it is stopped or has
     exited; return whether it exited (on its own: it did before the stop took hold).
@@ -372,20 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     # containment (scheduler/executors/contain.py): orphaned descendants re-parent to us;
     # the job goes into its own cgroup, where there is a writable cgroup v2
     subreaper = contain.set_subreaper()
-    cgroup = None if args.no_cgroup else contain.cgroup_for(os.path.abspath(args.exit_file))
-    if cgroup is not None and not contain.make_cgroup(cgroup):
-        cgroup = None
-    cg = cgroup
-
-    def enter() -> None:  # in the job's process, before it runs: all it forks is in it
-        if cg is not None:
-            contain.enter_cgroup(cg)
-
+    cgroup = contain.run_cgroup(None if args.no_cgroup else os.path.abspath(args.exit_file))
     try:
         child = subprocess.Popen(
             ["/bin/sh", "-c", " ".join(cmd)] if args.shell else cmd, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            preexec_fn=enter if cgroup is not None else None,
+            preexec_fn=contain.entering(cgroup),
         )
     except OSError as exc:
         if cgroup is not None:
@@ -557,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             overdue_resume()
             time.sleep(0.2)
     # what the job left behind (daemons it forked, in its group or not) ends with it
-    left_behind = _end_leftovers(cgroup, reap)
+    left_behind = contain.end_leftovers(os.getpid(), cgroup, reap)
     # usage is None when Popen reaped the child first (a signal forwarded after it ended):
     # its returncode then holds the status
     code = os.waitstatus_to_exitcode(status) if usage is not None else (child.returncode or 0)

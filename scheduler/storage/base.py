@@ -383,6 +383,10 @@ class JobStore(ABC):
         """The lease as stored (possibly expired), or ``None`` if never taken."""
 
     @abstractmethod
+    def leases(self, prefix: str = "") -> list[Lease]:
+        """Every stored lease whose name starts with ``prefix`` (expired ones too), by name."""
+
+    @abstractmethod
     def set_accounting(self, run_id: int, accounting: RunAccounting) -> None:
         """Store a finished run's energy and emissions figures."""
 

@@ -1129,10 +1129,16 @@ class SqlStore(JobStore):
         c = t.leases.c
         with self._tx(f"read the {name} lease", write=False) as conn:
             row = conn.execute(select(t.leases).where(c.name == name)).first()
-        if row is None:
-            return None
-        m = row._mapping
-        return Lease(m["name"], m["holder"], int(m["term"]), m["acquired_at"], m["until"])
+        return None if row is None else _lease_from_row(row._mapping)
+
+    def leases(self, prefix: str = "") -> list[Lease]:
+        c = t.leases.c
+        query = select(t.leases).order_by(c.name)
+        if prefix:
+            query = query.where(c.name.startswith(prefix, autoescape=True))
+        with self._tx("read the leases", write=False) as conn:
+            rows = conn.execute(query).all()
+        return [_lease_from_row(r._mapping) for r in rows]
 
     def set_accounting(self, run_id: int, accounting: RunAccounting) -> None:
         with self._tx(f"store the accounting of run {run_id}") as conn:
@@ -1531,6 +1537,10 @@ def _job_values(job: Job, now: datetime) -> dict[str, Any]:
     if job.id is not None:
         values["id"] = job.id
     return values
+
+
+def _lease_from_row(m: RowMapping) -> Lease:
+    return Lease(m["name"], m["holder"], int(m["term"]), m["acquired_at"], m["until"])
 
 
 def _job_from_row(m: RowMapping) -> Job:

@@ -74,7 +74,7 @@ def gather(app: App, *, tz: tzinfo, since: str = "30d", history_limit: int = 50,
             p = live_projection(app, j, run, now)
             if p is not None:
                 projections[j.id or 0] = p
-    from scheduler.cli.report import parse_since
+    from scheduler.timeutil import parse_since
 
     t_since = parse_since(since, now, "--since")
     rows = history_rows(store, since=t_since)
@@ -128,9 +128,9 @@ def _t(value: datetime | None, tz: tzinfo) -> str:
 
 
 def _g(value: float | None) -> str:
-    from scheduler.cli.common import fmt_g
+    from scheduler.units import fmt_mass_g
 
-    return fmt_g(value)
+    return fmt_mass_g(value)
 
 
 def _pct(value: float | None) -> str:

@@ -98,7 +98,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, data: Any, status: int = 200) -> None:
-        from scheduler.cli.common import json_default
+        from scheduler.present import json_default
 
         body = json.dumps(data, default=json_default, ensure_ascii=False).encode("utf-8")
         self._send(status, body, "application/json; charset=utf-8")
@@ -182,14 +182,14 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _since(self, q: dict[str, str], default: str | None):  # type: ignore[no-untyped-def]
-        from scheduler.cli.report import parse_since
+        from scheduler.timeutil import parse_since
 
         now = self.server.app.clock.now()
         return (parse_since(q.get("since", default), now, "since") if q.get("since", default) else None,
                 parse_since(q.get("until"), now, "until"))
 
     def api_queue(self, q: dict[str, str]) -> None:
-        from scheduler.cli.jobs import job_dict
+        from scheduler.present import job_dict
         from scheduler.web.page import WAITING
 
         app = self.server.app
@@ -302,7 +302,7 @@ def _number(text: str | None, what: str, default: float) -> float:
 def make_server(app: App, *, port: int = 8765, tz: tzinfo, since: str = "30d") -> DashboardServer:
     """A server bound to 127.0.0.1:``port`` (0: any free port); call ``serve_forever``.
     ``since`` is the page's window (``30d``, an ISO time or ``all``)."""
-    from scheduler.cli.report import parse_since
+    from scheduler.timeutil import parse_since
 
     parse_since(since, app.clock.now(), "--since")  # refuse a bad window before listening
     try:

@@ -80,6 +80,17 @@ def test_the_daemon_keeps_a_job_planned_on_a_cleaner_site(tmp_path: Path) -> Non
     assert (row["state"], row["site"]) == ("succeeded", "gb"), row
 
 
+def test_json_and_show_name_the_zone_of_the_planned_site(tmp_path: Path) -> None:
+    tl = Timeline(tmp_path)
+    tl.ok("site", "add", "gb", "--zone", "GB", "--gpus", "0", "--cpus", "4", "--transfer-delay", "30m")
+    sub = json.loads(tl.ok("submit", "--site", "local,gb", "--duration", "1h", "--deadline", "6h",
+                           "--json", "--", "true"))
+    # relocated from the DE home: the zone it is planned, emitted and compared in is GB's
+    assert (sub["site"], sub["zone"], sub["home_zone"]) == ("gb", "GB", "DE"), sub
+    plan = next(ln for ln in tl.ok("show", str(sub["id"])).splitlines() if ln.lstrip().startswith("plan"))
+    assert " on gb (GB):" in plan, plan
+
+
 def test_zone_picks_the_site_of_that_zone_or_is_refused(tmp_path: Path) -> None:
     tl = Timeline(tmp_path)
     r = tl.cli("submit", "--zone", "GB", "--duration", "1h", "--deadline", "6h", "--", "true")

@@ -44,17 +44,25 @@ def _result(stdout: str) -> dict[str, object]:
 
 @pytest.mark.parametrize("kind", ["hf", "lightning"])
 def test_outside_carbonshift_the_callback_measures_the_training(tmp_path: Path, kind: str) -> None:
+    """Then, in the same process (one import of the library), a training whose third step
+    raises: as :func:`carbonshift.measure` does, its run fails with the exception's type in
+    history, and the exception reaches the caller of ``train``/``fit``."""
     r = subprocess.run([sys.executable, str(SCRIPT), kind, str(tmp_path / "out"), "8", "0.05", f"{kind}-tiny"],
-                       env=_env(tmp_path), cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+                       env=_env(tmp_path, THEN_RAISE_AT="3"), cwd=str(tmp_path), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "FloatingPointError: loss diverged at step 3" in r.stderr, r.stderr[-3000:]
     got = _result(r.stdout)
     assert got["step"] == 8 and got["paused"] is False
     m = got["measurement"]
     assert isinstance(m, dict) and m["energy_j"] > 0 and m["job_id"] and m["kind"]  # type: ignore[operator]
     h = subprocess.run([sys.executable, "-m", "carbonshift", "history", "--format", "json"],
                        env=_env(tmp_path), cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
-    rows = json.loads(h.stdout)
-    assert [(row["name"], row["state"]) for row in rows] == [(f"{kind}-tiny", "succeeded")]
+    rows = sorted(json.loads(h.stdout), key=lambda row: row["id"])
+    assert [(row["name"], row["state"]) for row in rows] == [(f"{kind}-tiny", "succeeded"), (f"{kind}-boom", "failed")]
+    show = subprocess.run([sys.executable, "-m", "carbonshift", "show", str(rows[1]["id"])],
+                          env=_env(tmp_path), cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+    assert "FloatingPointError: loss diverged at step 3" in show.stdout, show.stdout
 
 
 @pytest.mark.parametrize("kind", ["hf", "lightning"])

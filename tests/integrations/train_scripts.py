@@ -5,6 +5,7 @@ SLEEP_S [NAME]``; prints one JSON line: steps done, whether it paused, the measu
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -17,13 +18,20 @@ def _data() -> list[dict[str, torch.Tensor]]:
 
 
 class Net(torch.nn.Module):
+    """``RAISE_AT=N`` in the environment: the N-th forward pass raises (a step that fails)."""
+
     def __init__(self, sleep_s: float) -> None:
         super().__init__()
         self.sleep_s = sleep_s
         self.layers = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+        self.calls = 0
+        self.raise_at = int(os.environ.get("RAISE_AT", "0"))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         time.sleep(self.sleep_s)
+        self.calls += 1
+        if self.calls == self.raise_at:
+            raise FloatingPointError(f"loss diverged at step {self.calls}")
         return {"loss": torch.nn.functional.mse_loss(self.layers(x).squeeze(-1), y)}
 
 
@@ -82,3 +90,6 @@ if __name__ == "__main__":
     name = sys.argv[5] if len(sys.argv) > 5 else None
     result = (hf if kind == "hf" else lightning)(out, steps, sleep_s, name)
     print("RESULT " + json.dumps(result), flush=True)
+    if os.environ.get("THEN_RAISE_AT"):  # then a training that fails, in this same process
+        os.environ["RAISE_AT"] = os.environ["THEN_RAISE_AT"]
+        (hf if kind == "hf" else lightning)(out + "-boom", steps, sleep_s, f"{kind}-boom")

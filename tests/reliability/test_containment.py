@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ import pytest
 from scheduler.executors.base import LaunchSpec
 from scheduler.executors.contain import containment
 from scheduler.executors.local import LocalExecutor
+from scheduler.executors.measured import wrapper_argv
 from scheduler.model import Job, JobState
 from tests.reliability.conftest import Sim
 
@@ -147,6 +149,36 @@ def test_without_a_cgroup_the_supervisor_reaps_and_ends_the_grandchild(tmp_path:
     assert _gone(int(pidfile.read_text()), timeout_s=5), "the grandchild survived the job"
     assert "child subreaper" in status.reason
     assert status.cpu_s is not None and status.cpu_s >= 0.8 * float(cpufile.read_text())
+
+
+def _wrapped(tmp_path: Path, mode: str) -> tuple[subprocess.Popen[str], Path, Path]:
+    """The job under the Slurm node wrapper (scheduler/executors/measured.py), as the batch
+    script runs it (here without a run in its database: unmeasured, contained all the same)."""
+    argv, pidfile, cpufile = _job(tmp_path, mode)
+    wrapper = [a.replace("{run_id}", "1") for a in wrapper_argv(f"sqlite:///{tmp_path / 'w.db'}", interval_s=0.2)]
+    proc = subprocess.Popen([*wrapper, "--", *argv], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return proc, pidfile, cpufile
+
+
+def test_the_slurm_wrapper_ends_a_daemonized_grandchild_with_the_job(tmp_path: Path) -> None:
+    proc, pidfile, _ = _wrapped(tmp_path, "exit")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert _gone(int(pidfile.read_text()), timeout_s=5), "the grandchild survived the job"
+    assert "stopped 1 process the job left running" in err, err
+
+
+def test_scancel_of_the_slurm_wrapper_ends_a_daemonized_grandchild(tmp_path: Path) -> None:
+    proc, pidfile, _ = _wrapped(tmp_path, "stay")
+    deadline = time.monotonic() + 60
+    while not pidfile.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    grandchild = int(pidfile.read_text())
+    proc.send_signal(signal.SIGTERM)  # what scancel sends the batch step
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert _gone(grandchild, timeout_s=5), "the daemonized grandchild survived scancel"
 
 
 def test_empty_cgroups_left_by_killed_supervisors_are_swept() -> None:

@@ -126,15 +126,19 @@ class Cluster:
         jobs = self.app.queue.submit_many(reqs)
         return [j.id for j in jobs if j.id is not None]
 
-    def marking(self, token: str, *, sleep_s: float = 0.0) -> list[str]:
+    def marking(self, token: str, *, sleep_s: float = 0.0, again_s: float | None = None) -> list[str]:
         """A job that appends ``token`` to a shared file when it starts (and beats while it
-        sleeps, into its own file, so overlapping copies can be seen)."""
+        sleeps, into its own file, so overlapping copies can be seen). A copy started after
+        another has beaten (a rerun) sleeps ``again_s`` instead (default: ``sleep_s``): the
+        tests need the first copy long, and the rerun only long enough to be seen."""
         shared = self.marks / "started"
         if sleep_s <= 0:
             return ["/bin/sh", "-c", f"echo {token} >> {shared}"]
         beats = self.marks / f"{token}.beats"
         n = max(1, int(sleep_s / 0.2))
-        script = (f"echo {token} >> {shared}; i=0; while [ $i -lt {n} ]; do "
+        again = n if again_s is None else max(1, int(again_s / 0.2))
+        script = (f"echo {token} >> {shared}; n={n}; [ -e {beats} ] && n={again}; i=0; "
+                  f"while [ $i -lt $n ]; do "
                   f"echo \"$$ $(date +%s.%N)\" >> {beats}; sleep 0.2; i=$((i+1)); done")
         return ["/bin/sh", "-c", script]
 

@@ -41,7 +41,8 @@ def _wait(predicate: object, timeout_s: float, what: str, cluster: Cluster) -> N
 def test_a_stopped_agent_never_runs_its_job_beside_the_reclaimed_copy(cluster6: Cluster) -> None:
     cluster = cluster6
     victim = cluster.start_agent("victim", planner=False)
-    [job_id] = cluster.submit([cluster.marking("hung", sleep_s=8.0)])
+    # the rerun beats 3 s: through the 2 s the stopped agent is kept stopped beside it
+    [job_id] = cluster.submit([cluster.marking("hung", sleep_s=8.0, again_s=3.0)])
     _wait(lambda: len(cluster.beats("hung")) == 1, 60, "the victim starting the job", cluster)
     (first_run,) = cluster.store.runs_for_job(job_id)
     assert first_run.host == "victim"

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.cli.jobs import parse_grams, parse_threshold, policy_from_flags
 from scheduler.errors import BadInput
 from scheduler.model import Policy
-from scheduler.policies import resolve, validate_policy
+from scheduler.policies import policy_from_flags, resolve, validate_policy
 from scheduler.timeutil import MAX_DURATION_S, parse_duration_s, parse_time, parse_when
+from scheduler.units import parse_grams, parse_threshold
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 

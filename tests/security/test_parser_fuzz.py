@@ -22,15 +22,16 @@ from hypothesis import strategies as st
 from intensity.providers.replay import parse_zone_file
 from scheduler.app import clock_from_env, normalise_db
 from scheduler.cli.common import error_exit_code
-from scheduler.cli.jobs import _parse_env, parse_energy_j, parse_grams, parse_threshold
-from scheduler.cli.report import parse_range, parse_since
+from scheduler.cli.jobs import _parse_env
+from scheduler.cli.report import parse_range
 from scheduler.cli.simulate import parse_range_s
 from scheduler.config import signal_name
 from scheduler.measuring import parse_gpu_indices
 from scheduler.queue import check_env_entry
 from scheduler.reporting import CarbonPrice
 from scheduler.storage.store import check_cli_url
-from scheduler.timeutil import parse_duration_s, parse_time, parse_when
+from scheduler.timeutil import parse_duration_s, parse_since, parse_time, parse_when
+from scheduler.units import parse_energy_j, parse_grams, parse_threshold
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 

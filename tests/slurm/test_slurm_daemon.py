@@ -35,6 +35,7 @@ from tests.slurm.test_slurm_executor import _slurm_problem
 pytestmark = pytest.mark.slurm
 
 SITE = "hpc"
+CPU_W_PER_CORE = 77.0
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,8 @@ def app(slurm_up: None, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
            "CARBONSHIFT_SLURM_POLL_S": "2"}
     settings = load_settings(env=env, config_path=str(config),
                              overrides={"db": url, "data_dir": str(tmp_path / "data")})
-    settings = replace(settings, default_zone="GB", lease_s=30.0)
+    # a user's own CPU power figure: the node's wrapper must measure with it, as a local run would
+    settings = replace(settings, default_zone="GB", lease_s=30.0, cpu_w_per_core=CPU_W_PER_CORE)
     application = App(settings, env=env)
     application.store.put_site(Site(name=SITE, zone="GB", executor="slurm", cpus=0))
     yield application
@@ -131,8 +133,10 @@ def test_planned_job_runs_at_its_time_in_slurm_is_measured_and_in_history(
     # measured on the node by the wrapper, into the shared database
     samples = app.store.samples_for_run(run.id or 0)
     assert samples, "\n".join(lines)
-    cpu_j = sum(s.energy_j for s in samples if s.method is Method.CPU_TIME_ESTIMATE)
-    assert cpu_j > 0
+    cpu = [s for s in samples if s.method is Method.CPU_TIME_ESTIMATE]
+    assert sum(s.energy_j for s in cpu) > 0
+    # with the user's settings (cpu_w_per_core), not the node's defaults
+    assert all(f" x {CPU_W_PER_CORE:g} W/core" in s.note for s in cpu), [s.note for s in cpu]
     acct = app.store.get_run(run.id or 0).accounting
     assert acct is not None and acct.energy_j > 0 and acct.emissions_g > 0
     # and it shows up in history
@@ -202,6 +206,44 @@ def test_cancel_stops_the_slurm_job(app: App, tmp_path: Path) -> None:
     assert run.state is JobState.CANCELLED and run.finished_at is not None
     info = SlurmExecutor().info(Handle(run.handle or ""))
     assert info is not None and info.state.startswith("CANCELLED"), info
+
+
+def test_cancel_stops_what_the_slurm_job_left_its_session_for(app: App, tmp_path: Path) -> None:
+    """A job whose child calls ``setsid`` (and so leaves the job's group and session, which
+    Slurm's process tracking follows by parent pid): the node's wrapper keeps it as its own
+    and stops it with the job when it is cancelled."""
+    pidfile = tmp_path / "escaped.pid"
+    script = (f"setsid sh -c 'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 60' & "
+              "exec sleep 120")
+    job_id, _ = submit(app, ["/bin/sh", "-c", script], workdir=tmp_path)
+    seen: dict[str, int] = {}
+
+    def until() -> bool:
+        if pidfile.exists() and not seen:
+            seen["pid"] = int(pidfile.read_text())
+            seen["sid"] = os.getsid(seen["pid"])  # its own session: it left the job's
+            app.queue.cancel(job_id)
+        runs = app.store.runs_for_job(job_id)
+        return bool(runs) and runs[-1].finished_at is not None
+
+    lines = run_daemon(app, until=until, timeout_s=120)
+    assert seen and seen["sid"] == seen["pid"], (seen, "\n".join(lines))
+    assert app.store.get_job(job_id).state is JobState.CANCELLED, "\n".join(lines)
+    escaped = seen["pid"]
+    deadline = time.monotonic() + 30
+    while escaped and _alive(escaped) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    survived = bool(escaped) and _alive(escaped)
+    if survived:
+        os.kill(escaped, 9)
+    assert not survived, "the setsid grandchild outlived the cancelled Slurm job"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def counting_shims(tmp_path: Path, log: Path) -> str:
