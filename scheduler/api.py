@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import BadInput, CarbonshiftError
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from scheduler.clock import Clock
     from scheduler.history import HistoryRow
     from scheduler.progress import Projection, StoredProjection
+    from scheduler.queue import SubmitRequest, SweepResult
     from scheduler.reporting import Report
     from scheduler.windows import WindowChoice
 
@@ -196,6 +197,76 @@ class Client:
         returned job carries ``planned_start``, ``planned_site``, ``expected_g`` and
         ``run_now_g``.
         """
+        given = {k: v for k, v in locals().items() if k not in ("self", "command", "duration")}
+        req, now = self._request(command, duration, given)
+        return self.app.queue.submit(req, now=now).job
+
+    def submit_sweep(
+        self,
+        command: str | Sequence[str],
+        *,
+        duration: When,
+        array: str | Sequence[int] | None = None,
+        trials: Sequence[str | Sequence[str]] | None = None,
+        max_concurrent: int | None = None,
+        sweep_budget: float | str | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> SweepResult:
+        """Submit a sweep like ``carbonshift submit --array``/``--sweep`` and return it
+        with its trials, planned together (refused as the CLI refuses: the whole sweep past
+        its deadline, or expected over ``sweep_budget``).
+
+        ``array`` is ``"0-99%4"`` (Slurm's syntax) or a list of indices; ``trials`` one
+        entry of extra arguments per trial (a string split like a shell, or a list), the
+        ``--sweep FILE`` lines. ``{index}`` (and ``{args}``) in ``command`` are substituted
+        per trial. ``max_concurrent`` caps trials running at once (``%N``);
+        ``sweep_budget`` is the whole sweep's carbon budget in grams or text like
+        ``"5kg"``. Every other keyword is :meth:`submit`'s, shared by all trials.
+        """
+        from scheduler.sweeps import expand, parse_array
+        from scheduler.units import check_grams, parse_grams
+
+        if (array is None) == (trials is None):
+            raise BadInput("give a sweep either array= (indices like '0-9%2') or trials= (one "
+                           "entry of arguments per trial)")
+        limit = max_concurrent
+        lines: list[list[str]] | None = None
+        if isinstance(array, str):
+            spec = parse_array(array, what="array")
+            indices, limit = list(spec.indices), spec.limit if spec.limit is not None else limit
+            if not indices:
+                raise BadInput(f"array {array!r} gives no index: give indices like 0-9%2")
+        elif array is not None:
+            indices = [int(i) for i in array]
+            if len(set(indices)) != len(indices) or any(i < 0 for i in indices):
+                raise BadInput(f"array {list(array)[:10]!r}: give each index once, none negative")
+        else:
+            assert trials is not None
+            lines = [shlex.split(t) if isinstance(t, str) else [str(a) for a in t] for t in trials]
+            indices = list(range(len(lines)))
+        if isinstance(limit, bool) or (limit is not None and (not isinstance(limit, int) or limit < 1)):
+            raise BadInput(f"max_concurrent {limit!r} must be a whole number of at least 1")
+        budget_g = None if sweep_budget is None else (
+            parse_grams(sweep_budget, what="sweep budget") if isinstance(sweep_budget, str)
+            else check_grams(sweep_budget, what="sweep budget"))
+        req, now = self._request(command, duration, {**options, "name": name})
+        base, reqs = expand(req, indices, lines)
+        return self.app.queue.submit_sweep(reqs, indices, name=base, limit=limit, budget_g=budget_g, now=now)
+
+    def _request(
+        self, command: str | Sequence[str], duration: When, given: Mapping[str, Any],
+    ) -> tuple[SubmitRequest, datetime]:
+        """The checked request of :meth:`submit` (and of each trial of :meth:`submit_sweep`):
+        ``given`` holds any of :meth:`submit`'s keywords, the others take its defaults."""
+        import inspect
+
+        params = inspect.signature(Client.submit).parameters
+        o = {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n != "duration"}
+        unknown = sorted(set(given) - set(o))
+        if unknown:
+            raise BadInput(f"unknown option {unknown[0]!r}: use submit's keywords ({', '.join(sorted(o))})")
+        o.update(given)
         from scheduler.policies import policy_from_values
         from scheduler.queue import SubmitRequest
         from scheduler.units import (
@@ -207,37 +278,37 @@ class Client:
         )
 
         if isinstance(command, str):
-            argv = [command] if shell else shlex.split(command)
+            argv = [command] if o["shell"] else shlex.split(command)
         else:
             argv = [str(a) for a in command]
         now = self.now()
         duration_s = _seconds(duration, "duration")
         overrides = policy_from_values(
             now,
-            deadline=_instant(deadline, now, "deadline"),
-            latest_start=_instant(latest_start, now, "latest start"),
-            max_delay_s=None if max_delay is None else _seconds(max_delay, "max delay"),
-            threshold_g_per_kwh=parse_threshold(threshold) if isinstance(threshold, str) else threshold,
-            budget_g=(None if budget is None else parse_grams(budget) if isinstance(budget, str)
-                      else check_grams(budget)),
-            run_now=run_now, interruptible=interruptible,
+            deadline=_instant(o["deadline"], now, "deadline"),
+            latest_start=_instant(o["latest_start"], now, "latest start"),
+            max_delay_s=None if o["max_delay"] is None else _seconds(o["max_delay"], "max delay"),
+            threshold_g_per_kwh=parse_threshold(o["threshold"]) if isinstance(o["threshold"], str) else o["threshold"],
+            budget_g=(None if o["budget"] is None else parse_grams(o["budget"]) if isinstance(o["budget"], str)
+                      else check_grams(o["budget"])),
+            run_now=o["run_now"], interruptible=o["interruptible"],
         )
-        sites = [site] if isinstance(site, str) else list(site or [])
+        sites = [o["site"]] if isinstance(o["site"], str) else list(o["site"] or [])
         req = SubmitRequest(
-            argv=argv, duration_s=duration_s, name=name, zone=zone,
-            site=sites[0] if sites else None, allowed_sites=sites, policy=policy,
-            overrides=overrides, cwd=cwd, env=dict(env or {}), submitter_env=self.app.env,
-            shell=shell, gpus=gpus, cpus=cpus, power_w=power_w, priority=priority,
-            not_before=_instant(after, now, "after"),
-            transfer_delay_s=_zero_or_seconds(transfer_delay, "transfer delay"),
-            transfer_energy_j=(None if transfer_energy is None
-                               else parse_energy_j(transfer_energy, what="transfer energy")
-                               if isinstance(transfer_energy, str)
-                               else check_energy_j(transfer_energy, what="transfer energy")),
-            pause_mode=pause_mode, pause_signal=pause_signal,
-            pause_grace_s=_zero_or_seconds(pause_grace, "pause grace"),
+            argv=argv, duration_s=duration_s, name=o["name"], zone=o["zone"],
+            site=sites[0] if sites else None, allowed_sites=sites, policy=o["policy"],
+            overrides=overrides, cwd=o["cwd"], env=dict(o["env"] or {}), submitter_env=self.app.env,
+            shell=o["shell"], gpus=o["gpus"], cpus=o["cpus"], power_w=o["power_w"], priority=o["priority"],
+            not_before=_instant(o["after"], now, "after"),
+            transfer_delay_s=_zero_or_seconds(o["transfer_delay"], "transfer delay"),
+            transfer_energy_j=(None if o["transfer_energy"] is None
+                               else parse_energy_j(o["transfer_energy"], what="transfer energy")
+                               if isinstance(o["transfer_energy"], str)
+                               else check_energy_j(o["transfer_energy"], what="transfer energy")),
+            pause_mode=o["pause_mode"], pause_signal=o["pause_signal"],
+            pause_grace_s=_zero_or_seconds(o["pause_grace"], "pause grace"),
         )
-        return self.app.queue.submit(req, now=now).job
+        return req, now
 
     def queue(self, *, all: bool = False) -> list[Job]:
         """Waiting and running jobs (``all=True``: every job), by id."""

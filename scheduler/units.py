@@ -135,8 +135,8 @@ def check_threshold(value: float, *, shown: str | None = None) -> float:
     return float(value)
 
 
-def parse_grams(text: str) -> float:
-    """``500``, ``500g``, ``1.5kg``, ``0.2t`` -> grams."""
+def parse_grams(text: str, *, what: str = "budget") -> float:
+    """``500``, ``500g``, ``1.5kg``, ``0.2t`` -> grams (``what`` names the value in errors)."""
     t = text.strip().lower().replace(" ", "")
     factor = 1.0
     for suffix, f in (("kg", 1000.0), ("t", 1e6), ("g", 1.0)):
@@ -146,8 +146,8 @@ def parse_grams(text: str) -> float:
     try:
         value = float(t) * factor
     except ValueError:
-        raise BadInput(f"budget {text!r} is not a mass: use grams like 500g or 1.5kg") from None
-    return check_grams(value, shown=repr(text))
+        raise BadInput(f"{what} {text!r} is not a mass: use grams like 500g or 1.5kg") from None
+    return check_grams(value, what=what, shown=repr(text))
 
 
 _ENERGY_UNITS_J = {"j": 1.0, "kj": 1e3, "mj": 1e6, "gj": 1e9, "wh": J_PER_WH, "kwh": J_PER_KWH,

@@ -269,7 +269,11 @@ def parse_slurm_time(raw: str) -> datetime | None:
 
 
 def slurm_job_name(job: Job) -> str:
-    """``cs-<job id>-<name>``, with characters Slurm tools display badly replaced by ``_``."""
+    """``cs-<job id>-<name>``, with characters Slurm tools display badly replaced by ``_``;
+    a sweep's trial is ``sweep-<sweep id>-<index>`` (one ``sbatch`` per trial, each at its
+    own planned start: a Slurm array would share one ``--begin``)."""
+    if job.sweep_id is not None and job.array_index is not None:
+        return f"sweep-{job.sweep_id}-{job.array_index}"
     name = _NAME_UNSAFE_RE.sub("_", job.name).strip("_") or "job"
     ident = job.id if job.id is not None else "new"
     return f"cs-{ident}-{name}"[:120]

@@ -176,6 +176,7 @@ def test_parse_slurm_time() -> None:
 def test_job_name_is_safe() -> None:
     assert slurm_job_name(make_job(["x"], name="my run; rm -rf /")) == "cs-42-my_run_rm_-rf"
     assert slurm_job_name(make_job(["x"], id=None, name="")) == "cs-new-job"
+    assert slurm_job_name(make_job(["x"], name="lr[4]", sweep_id=3, array_index=4)) == "sweep-3-4"
 
 
 def test_output_path_escapes_percent(tmp_path: Path) -> None:
