@@ -2,7 +2,9 @@
 
 Launch
     A run becomes one batch job, submitted with ``sbatch --parsable`` and a batch script
-    on stdin (no temporary file). The job is named ``cs-<job id>-<name>``; it asks for one
+    on stdin (no temporary file). The job is named ``cs-<job id>-<name>`` (a sweep's trial
+    ``sweep-<sweep id>-<array index>``: each trial is its own batch job at its own planned
+    start, where a Slurm array would share one ``--begin``); it asks for one
     task with ``--cpus-per-task``, ``--gres=gpu:N`` when the job wants GPUs, a ``--time``
     limit of the duration estimate plus a safety margin (:func:`time_limit_s`), and writes
     to the run's output paths (``%`` escaped, since Slurm expands ``%j`` and friends there).
@@ -269,7 +271,10 @@ def parse_slurm_time(raw: str) -> datetime | None:
 
 
 def slurm_job_name(job: Job) -> str:
-    """``cs-<job id>-<name>``, with characters Slurm tools display badly replaced by ``_``."""
+    """``cs-<job id>-<name>``, with characters Slurm tools display badly replaced by ``_``;
+    a sweep's trial is ``sweep-<sweep id>-<array index>``, as ``squeue`` users know arrays."""
+    if job.sweep_id is not None and job.array_index is not None:
+        return f"sweep-{job.sweep_id}-{job.array_index}"
     name = _NAME_UNSAFE_RE.sub("_", job.name).strip("_") or "job"
     ident = job.id if job.id is not None else "new"
     return f"cs-{ident}-{name}"[:120]
