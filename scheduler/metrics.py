@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from intensity.model import Kind
+from scheduler.model import JobState
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from scheduler.storage.base import JobStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STATES = ("pending", "planned", "running", "suspended", "succeeded", "failed", "cancelled", "lost")
+STATES = tuple(s.value for s in JobState)
 
 
 class _QueueCollector:

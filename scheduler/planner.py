@@ -63,14 +63,14 @@ from datetime import UTC, datetime, timedelta
 
 from intensity.model import Forecast
 from scheduler.holds import holds, takes
-from scheduler.model import Job, JobState, Plan, PlanEntry, Site
+from scheduler.model import TERMINAL_STATES, Job, JobState, Plan, PlanEntry, Site
 
 MILLI = 1000  # intensity resolution: 1/1000 gCO2/kWh
 # grams = power_w * (milli-g/kWh * s) / (1000 milli * 3600 s/h * 1000 W/kW)
 _G_PER_UNIT_W = 1.0 / (MILLI * 3600.0 * 1000.0)
 
 
-TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
+TERMINAL = TERMINAL_STATES
 RUNNING_STATES = frozenset({JobState.RUNNING, JobState.SUSPENDED})
 _INF = 1 << 62
 

@@ -28,6 +28,7 @@ from scheduler.model import (
     RunAccounting,
     RunInterval,
     Site,
+    Sweep,
 )
 
 #: ``(start, end)`` of one planned run interval
@@ -159,9 +160,11 @@ class JobStore(ABC):
         sites: Iterable[str] | None = None,
         limit: int | None = None,
         newest: bool = False,
+        sweep_id: int | None = None,
     ) -> list[Job]:
-        """Jobs filtered by state, submission time ``[since, until)`` and planned site, by id;
-        ``limit`` keeps the first ``limit`` of them, or with ``newest`` the last."""
+        """Jobs filtered by state, submission time ``[since, until)``, planned site and
+        sweep (``sweep_id``: that sweep's trials), by id; ``limit`` keeps the first
+        ``limit`` of them, or with ``newest`` the last."""
 
     @abstractmethod
     def queue_view(
@@ -186,6 +189,35 @@ class JobStore(ABC):
         The planned intervals of each job written are replaced by the entry's when it has
         several, and removed otherwise (one interval is the job's start and duration).
         Returns how many jobs were updated."""
+
+    # -- sweeps ---------------------------------------------------------------------------
+    @abstractmethod
+    def add_sweep_with_jobs(
+        self, sweep: Sweep, jobs: Sequence[Job], *,
+        events: Sequence[tuple[datetime, str, str]] | None = None,
+    ) -> tuple[Sweep, list[Job]]:
+        """Insert a sweep and its trials in one transaction (nothing of either is written
+        if any row is refused); return them with their new ids, each trial's ``sweep_id``
+        set. ``events``, when given, holds one ``(at, kind, message)`` per trial: the first
+        line of its story."""
+
+    @abstractmethod
+    def get_sweep(self, sweep_id: int) -> Sweep:
+        """The sweep; :class:`NotFound` if none."""
+
+    @abstractmethod
+    def list_sweeps(self, ids: Iterable[int] | None = None) -> list[Sweep]:
+        """Sweeps (all, or those of ``ids`` that exist), by id."""
+
+    @abstractmethod
+    def stop_sweep(
+        self, sweep_id: int, at: datetime, reason: str, *, skip_note: str | None = None
+    ) -> list[int]:
+        """Stop launching a sweep's trials: record ``stopped_at = at`` and ``reason`` (the
+        first stop's are kept), and with ``skip_note`` move every trial still waiting
+        (pending or planned) to ``skipped`` with that note and a ``skipped`` event, all in
+        one transaction. Returns the ids of the trials this call skipped.
+        :class:`NotFound` if no such sweep."""
 
     # -- interruptible jobs ---------------------------------------------------------------
     @abstractmethod

@@ -88,16 +88,18 @@ from scheduler.model import (
     RunAccounting,
     RunInterval,
     Site,
+    Sweep,
+    sweep_ref,
 )
 from scheduler.storage import tables as t
 from scheduler.storage.base import JobStore, Lease, SiteTotals, Span, Totals
 from scheduler.storage.location import check_folder
 
 #: The newest schema revision this code knows; must equal Alembic's script head.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 #: Every revision this code knows, oldest first. A database at any other is from a newer
 #: carbonshift (or not ours) and is refused rather than touched.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 
 BUSY_TIMEOUT_S = 5.0
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -586,9 +588,12 @@ class SqlStore(JobStore):
         sites: Iterable[str] | None = None,
         limit: int | None = None,
         newest: bool = False,
+        sweep_id: int | None = None,
     ) -> list[Job]:
         c = t.jobs.c
         query: Select[Any] = select(t.jobs)
+        if sweep_id is not None:
+            query = query.where(c.sweep_id == sweep_id)
         if states is not None:
             query = query.where(c.state.in_([str(s) for s in states]))
         if since is not None:
@@ -603,6 +608,75 @@ class SqlStore(JobStore):
         with self._tx("list jobs", write=False) as conn:
             rows = conn.execute(query).all()
         return [_job_from_row(r._mapping) for r in (reversed(rows) if newest else rows)]
+
+    # -- sweeps ---------------------------------------------------------------------------
+    def add_sweep_with_jobs(
+        self, sweep: Sweep, jobs: Sequence[Job], *,
+        events: Sequence[tuple[datetime, str, str]] | None = None,
+    ) -> tuple[Sweep, list[Job]]:
+        if events is not None and len(events) != len(jobs):
+            raise ValueError(f"{len(events)} events for {len(jobs)} trials")
+        now = _now()
+        with self._tx(f"add sweep {sweep.name!r} of {len(jobs)} trials") as conn:
+            key = conn.execute(insert(t.sweeps), _sweep_values(sweep)).inserted_primary_key
+            assert key is not None
+            sweep_id = int(key[0])
+            trials = [dataclasses.replace(j, sweep_id=sweep_id) for j in jobs]
+            ids: list[int] = []
+            if trials:
+                result = conn.execute(
+                    insert(t.jobs).returning(t.jobs.c.id, sort_by_parameter_order=True),
+                    [_job_values(j, now) for j in trials],
+                )
+                ids = [int(i) for i in result.scalars().all()]
+            if events and ids:
+                conn.execute(insert(t.events), [
+                    {"job_id": i, "at": at, "kind": kind, "message": message}
+                    for i, (at, kind, message) in zip(ids, events, strict=True)
+                ])
+        return (dataclasses.replace(sweep, id=sweep_id),
+                [dataclasses.replace(j, id=i, updated_at=now) for j, i in zip(trials, ids, strict=True)])
+
+    def get_sweep(self, sweep_id: int) -> Sweep:
+        found = self.list_sweeps([sweep_id]) if -(2**63) <= sweep_id < 2**63 else []
+        if not found:
+            raise NotFound(f"no sweep {sweep_ref(sweep_id)}: see `carbonshift queue` or "
+                           "`carbonshift history`")
+        return found[0]
+
+    def list_sweeps(self, ids: Iterable[int] | None = None) -> list[Sweep]:
+        query = select(t.sweeps).order_by(t.sweeps.c.id)
+        wanted = None if ids is None else sorted(set(ids))
+        with self._tx("list sweeps", write=False) as conn:
+            if wanted is None:
+                rows = conn.execute(query).all()
+            else:
+                rows = [r for k in range(0, len(wanted), _CHUNK) for r in conn.execute(
+                    query.where(t.sweeps.c.id.in_(wanted[k:k + _CHUNK])))]
+        return [_sweep_from_row(r._mapping) for r in rows]
+
+    def stop_sweep(
+        self, sweep_id: int, at: datetime, reason: str, *, skip_note: str | None = None
+    ) -> list[int]:
+        s, c = t.sweeps.c, t.jobs.c
+        with self._tx(f"stop sweep {sweep_ref(sweep_id)}") as conn:
+            if conn.execute(select(s.id).where(s.id == sweep_id)).first() is None:
+                raise NotFound(f"no sweep {sweep_ref(sweep_id)}: see `carbonshift queue`")
+            conn.execute(update(t.sweeps).where(s.id == sweep_id, s.stopped_at.is_(None))
+                         .values(stopped_at=at, stop_reason=reason))
+            if skip_note is None:
+                return []
+            waiting = [int(i) for i in conn.execute(
+                select(c.id).where(c.sweep_id == sweep_id, c.state.in_(_WAITING))
+                .order_by(c.id)).scalars()]
+            if not waiting:
+                return []
+            conn.execute(update(t.jobs).where(c.id.in_(waiting), c.state.in_(_WAITING))
+                         .values(state=JobState.SKIPPED.value, note=skip_note, updated_at=_now()))
+            conn.execute(insert(t.events), [
+                {"job_id": i, "at": at, "kind": "skipped", "message": skip_note} for i in waiting
+            ])
+            return waiting
 
     def queue_view(
         self, states: Sequence[JobState], *, limit: int | None = None
@@ -1446,6 +1520,20 @@ def _job_from_row(m: RowMapping) -> Job:
     values["run_now"] = bool(m["run_now"])
     values["interruptible"] = bool(m["interruptible"])
     return Job(**values)
+
+
+_SWEEP_FIELDS = [f.name for f in dataclasses.fields(Sweep)]
+
+
+def _sweep_values(sweep: Sweep) -> dict[str, Any]:
+    values = {name: getattr(sweep, name) for name in _SWEEP_FIELDS}
+    if sweep.id is None:
+        del values["id"]
+    return values
+
+
+def _sweep_from_row(m: RowMapping) -> Sweep:
+    return Sweep(**{name: m[name] for name in _SWEEP_FIELDS})
 
 
 def _run_values(run: Run) -> dict[str, Any]:

@@ -183,6 +183,21 @@ sites = Table(
     _col("transfer_energy_j", Float, default=0.0),
 )
 
+#: A sweep: trials submitted as one unit (see :class:`scheduler.model.Sweep`; migration 0005).
+sweeps = Table(
+    "sweeps", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("name", String()),
+    _col("size", Integer),
+    _when("submitted_at"),
+    _when("deadline_at", null=True),
+    _col("max_concurrent", Integer, null=True),
+    _col("budget_g", Float, null=True),
+    _col("owner", String(), default=""),
+    _when("stopped_at", null=True),
+    _col("stop_reason", Text, default=""),
+)
+
 #: A job (see :class:`scheduler.model.Job`). ``claimed_by`` and ``lease_until`` are unused
 #: (run leases live on ``runs``); they stay for schema compatibility.
 jobs = Table(
@@ -228,8 +243,13 @@ jobs = Table(
     _col("pause_mode", String(16), null=True),
     _col("pause_signal", String(), null=True),
     _col("pause_grace_s", Float, null=True),
+    # trials of a sweep (migration 0005): the sweep, the trial's index, the sweep's %N cap
+    _col("sweep_id", Integer, null=True),  # no foreign key: see migration 0005
+    _col("array_index", Integer, null=True),
+    _col("sweep_limit", Integer, null=True),
     Index("ix_jobs_state_planned_start", "state", "planned_start"),
     Index("ix_jobs_submitted_at", "submitted_at"),
+    Index("ix_jobs_sweep_id", "sweep_id"),
 )
 
 #: One attempt at a job; the accounting columns stay NULL until the run is accounted.

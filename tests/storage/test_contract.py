@@ -3,6 +3,7 @@ PostgreSQL) through the parametrised ``store`` fixture of tests/conftest.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from scheduler.model import (
     Run,
     RunAccounting,
     Site,
+    Sweep,
 )
 from scheduler.storage.store import SqlStore, open_store
 
@@ -651,3 +653,67 @@ def test_last_runs_agree_with_runs_for_job_and_totals_with_the_runs(store: SqlSt
                             Sample(T0 + H, T0 + 2 * H, "cpu", 5.0, Method.RAPL),
                             Sample(T0, T0 + H, "gpu:0", 1.5, Method.NVML_ENERGY_COUNTER)])
     assert store.device_energy([rid, 99_999]) == {rid: {"cpu": 15.0, "gpu:0": 1.5}, 99_999: {}}
+
+
+# -- sweeps -----------------------------------------------------------------------------
+
+
+def test_a_sweep_and_its_trials_are_stored_together(store: SqlStore) -> None:
+    sweep = Sweep(name="lr-search", size=3, submitted_at=T0, deadline_at=T0 + 11 * H,
+                  max_concurrent=2, budget_g=5000.0, owner="ada")
+    trials = [make_job(name=f"lr-search[{i}]", array_index=i, sweep_limit=2) for i in range(3)]
+    events = [(T0, "submitted", f"trial {i}") for i in range(3)]
+    stored, jobs = store.add_sweep_with_jobs(sweep, trials, events=events)
+    assert stored.id is not None and stored == dataclasses.replace(sweep, id=stored.id)
+    assert store.get_sweep(stored.id) == stored
+    assert [j.sweep_id for j in jobs] == [stored.id] * 3
+    assert [j.array_index for j in jobs] == [0, 1, 2]
+    for j in jobs:
+        assert j.id is not None
+        back = store.get_job(j.id)
+        assert (back.sweep_id, back.array_index, back.sweep_limit) == (stored.id, j.array_index, 2)
+        assert [e.message for e in store.events_for_job(j.id)] == [f"trial {j.array_index}"]
+    store.add_job(make_job(name="alone"))
+    assert [j.id for j in store.list_jobs(sweep_id=stored.id)] == [j.id for j in jobs]
+    assert store.list_jobs(sweep_id=stored.id + 1) == []
+    other, _ = store.add_sweep_with_jobs(Sweep(name="b", size=0, submitted_at=T0), [])
+    assert [s.id for s in store.list_sweeps()] == [stored.id, other.id]
+    assert store.list_sweeps([other.id or 0, 99_999]) == [other]
+    with pytest.raises(NotFound, match="s99999"):
+        store.get_sweep(99_999)
+
+
+def test_a_refused_trial_leaves_no_sweep_behind(store: SqlStore) -> None:
+    bad = make_job(name="bad", submitted_at=datetime(2026, 5, 1, 12))  # naive: refused
+    with pytest.raises(CarbonshiftError):
+        store.add_sweep_with_jobs(Sweep(name="half", size=2, submitted_at=T0),
+                                  [make_job(name="good"), bad])
+    assert store.list_sweeps() == []
+    assert store.list_jobs() == []
+
+
+def test_stopping_a_sweep_skips_its_waiting_trials_once(store: SqlStore) -> None:
+    sweep, jobs = store.add_sweep_with_jobs(
+        Sweep(name="s", size=4, submitted_at=T0), [make_job(array_index=i) for i in range(4)])
+    assert sweep.id is not None
+    ids = [j.id or 0 for j in jobs]
+    assert store.transition(ids[0], JobState.RUNNING, expected={JobState.PENDING})
+    assert store.transition(ids[1], JobState.SUCCEEDED, expected={JobState.PENDING})
+    store.apply_plan(Plan(entries={ids[3]: PlanEntry(ids[3], "local", T0, 1.0, 2.0, 100.0, "t")}), T0)
+    # a stop without skipping only records the stop
+    assert store.stop_sweep(sweep.id, T0, "sweep budget") == []
+    assert store.get_job(ids[2]).state is JobState.PENDING
+    skipped = store.stop_sweep(sweep.id, T0 + H, "sweep stopped", skip_note="skipped: sweep stopped")
+    assert skipped == [ids[2], ids[3]]
+    stopped = store.get_sweep(sweep.id)
+    assert (stopped.stopped_at, stopped.stop_reason) == (T0, "sweep budget")  # the first stop's
+    states = [store.get_job(i).state for i in ids]
+    assert states == [JobState.RUNNING, JobState.SUCCEEDED, JobState.SKIPPED, JobState.SKIPPED]
+    assert store.get_job(ids[2]).note == "skipped: sweep stopped"
+    assert store.events_for_job(ids[3])[-1].kind == "skipped"
+    assert store.stop_sweep(sweep.id, T0, "again", skip_note="x") == []
+    assert store.list_jobs([JobState.SKIPPED], sweep_id=sweep.id) == [
+        store.get_job(ids[2]), store.get_job(ids[3])]
+    assert store.totals().jobs_by_state.get("skipped") == 2
+    with pytest.raises(NotFound, match="s77"):
+        store.stop_sweep(77, T0, "x")
