@@ -26,14 +26,18 @@ per 500 trials), never one per trial.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from scheduler.accounting import intensity_kind_of
-from scheduler.history import HistoryRow
-from scheduler.model import JobState, Sweep, sweep_ref
+from scheduler.history import HistoryRow, row_for
+from scheduler.model import Job, JobState, Run, Sweep, sweep_ref
 from scheduler.reporting import aggregate
+
+if TYPE_CHECKING:
+    from scheduler.storage.base import JobStore
 
 #: the trial counts of a summary, in the order views show them
 TRIAL_COUNTS = ("done", "failed", "running", "waiting", "skipped", "cancelled")
@@ -172,4 +176,49 @@ def summarize(
     )
 
 
-__all__ = ["SWEEP_FIELDS", "TRIAL_COUNTS", "SweepSummary", "summarize"]
+#: the grams measured so far of a running trial's current run (``None``: not known yet)
+LiveGrams = Callable[[Job, Run], float | None]
+
+
+def trial_rows(
+    store: JobStore, sweep_ids: Iterable[int], *, live: LiveGrams | None = None,
+) -> tuple[dict[int, list[HistoryRow]], dict[int, float]]:
+    """Each sweep's trials as history rows, by array index, and the grams so far of the
+    running ones (``live``, asked once per running trial): one query per sweep for the
+    trials and one per 500 trials for their last runs."""
+    jobs = [j for sid in dict.fromkeys(sweep_ids) for j in store.list_jobs(sweep_id=sid)]
+    last = store.last_runs(j.id for j in jobs if j.id is not None)
+    rows: dict[int, list[HistoryRow]] = {}
+    running_g: dict[int, float] = {}
+    for j in sorted(jobs, key=lambda j: (j.array_index if j.array_index is not None else -1, j.id or 0)):
+        assert j.sweep_id is not None and j.id is not None
+        run = last.get(j.id)
+        rows.setdefault(j.sweep_id, []).append(row_for(j, run))
+        if live is not None and run is not None and run.finished_at is None \
+                and j.state in (JobState.RUNNING, JobState.SUSPENDED):
+            grams = live(j, run)
+            if grams is not None:
+                running_g[j.id] = grams
+    return rows, running_g
+
+
+def load_summaries(
+    store: JobStore,
+    sweep_ids: Iterable[int],
+    *,
+    live: LiveGrams | None = None,
+    now: datetime | None = None,
+) -> dict[int, tuple[SweepSummary, list[HistoryRow]]]:
+    """The summary and the trials' rows of each sweep of ``sweep_ids`` that exists."""
+    ids = list(dict.fromkeys(sweep_ids))
+    if not ids:
+        return {}
+    sweeps = store.list_sweeps(ids)
+    rows, running_g = trial_rows(store, [s.id for s in sweeps if s.id is not None], live=live)
+    return {
+        s.id: (summarize(s, rows.get(s.id, []), running_g=running_g, now=now), rows.get(s.id, []))
+        for s in sweeps if s.id is not None
+    }
+
+
+__all__ = ["SWEEP_FIELDS", "TRIAL_COUNTS", "LiveGrams", "SweepSummary", "load_summaries", "summarize", "trial_rows"]

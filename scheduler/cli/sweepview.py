@@ -1,0 +1,145 @@
+"""How sweeps are shown by ``show s3``, ``queue``, ``history`` and ``report --by sweep``.
+
+A sweep is one row everywhere (:mod:`scheduler.sweep_summary`), with the same columns
+(:data:`SWEEP_HEADERS`) and, with ``--json``, the same object (:func:`sweep_dict`, marked
+``"kind": "sweep"`` beside the jobs' ``"kind": "job"``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import click
+
+from scheduler.cli.common import echo_json, fmt_g, fmt_time, print_table
+from scheduler.errors import BadInput
+from scheduler.units import fmt_energy_kwh, fmt_pct, fmt_saved
+
+if TYPE_CHECKING:
+    from scheduler.app import App
+    from scheduler.history import HistoryRow
+    from scheduler.sweep_summary import LiveGrams, SweepSummary
+
+_SWEEP_REF = re.compile(r"[sS](\d{1,18})")
+
+#: the columns of a sweep's row in every table
+SWEEP_HEADERS = ["sweep", "name", "state", "owner", "trials", "deadline", "expected", "energy",
+                 "emissions", "if run now", "saved", "budget used"]
+
+
+def parse_job_or_sweep(text: str, what: str = "ID") -> tuple[int | None, int | None]:
+    """``41`` -> (41, None), a job; ``s3`` -> (None, 3), a sweep (:func:`scheduler.model.sweep_ref`)."""
+    t = text.strip()
+    if t.isdigit() and len(t) <= 18:
+        return int(t), None
+    m = _SWEEP_REF.fullmatch(t)
+    if m:
+        return None, int(m.group(1))
+    raise BadInput(f"{what} {text!r} is neither a job id (like 41) nor a sweep (like s3)")
+
+
+def live_grams(app: App, now: datetime) -> LiveGrams:
+    """The grams measured so far of a running trial, as ``wait`` and ``show`` project them
+    (its stored samples on the cached intensity of its site's zone)."""
+    from scheduler.model import Job, Run
+    from scheduler.progress import live_projection
+
+    def grams(job: Job, run: Run) -> float | None:
+        p = live_projection(app, job, run, now)
+        return None if p is None else p.emissions_g
+
+    return grams
+
+
+def summaries(app: App, sweep_ids: Sequence[int]) -> dict[int, tuple[SweepSummary, list[HistoryRow]]]:
+    """:func:`scheduler.sweep_summary.load_summaries` with the running trials' grams so far."""
+    from scheduler.sweep_summary import load_summaries
+
+    now = app.clock.now()
+    return load_summaries(app.store, sweep_ids, live=live_grams(app, now), now=now)
+
+
+def budget_text(s: SweepSummary) -> str:
+    if s.budget_g is None:
+        return "-"
+    return f"{fmt_g(s.budget_used_g)} of {fmt_g(s.budget_g)} ({fmt_pct(s.budget_used_pct, 0)})"
+
+
+def sweep_cells(s: SweepSummary) -> list[str]:
+    """A sweep's cells under :data:`SWEEP_HEADERS`."""
+    emitted = fmt_g(s.emissions_g)
+    if s.intensity_kind:
+        emitted += f" ({s.intensity_kind})"
+    return [
+        s.ref, s.name, s.state, s.owner, f"{s.trials_text()} of {s.size}", fmt_time(s.deadline_at),
+        fmt_g(s.expected_g), fmt_energy_kwh(s.energy_kwh), emitted, fmt_g(s.counterfactual_g),
+        fmt_saved(s.saved_g, s.saved_pct) if s.saved_g is not None else "-", budget_text(s),
+    ]
+
+
+def sweep_dict(s: SweepSummary, trials: Sequence[dict[str, object]] | None = None) -> dict[str, object]:
+    """A sweep's JSON object: its summary, ``"kind": "sweep"``, its trials when given."""
+    data: dict[str, object] = {"kind": "sweep", **s.as_dict()}
+    if trials is not None:
+        data["trials"] = list(trials)
+    return data
+
+
+def print_sweeps(found: Sequence[SweepSummary], *, title: str | None = "sweeps") -> None:
+    if found:
+        print_table(SWEEP_HEADERS, [sweep_cells(s) for s in found], title=title)
+
+
+def show_sweep(app: App, sweep_id: int, *, as_json: bool) -> None:
+    """``carbonshift show s3``: the summary, then one line per trial."""
+    app.store.get_sweep(sweep_id)  # NotFound names the sweep
+    s, rows = summaries(app, [sweep_id])[sweep_id]
+    if as_json:
+        echo_json(sweep_dict(s, [{"kind": "job", **r.as_dict()} for r in rows]))
+        return
+    click.echo(f"sweep {s.ref}  {s.name}  [{s.state}]  owner {s.owner}")
+    cap = f"; at most {s.max_concurrent} at once" if s.max_concurrent else ""
+    click.echo(f"  trials    {s.size}: {s.trials_text()}{cap}")
+    click.echo(f"  deadline  {fmt_time(s.deadline_at)} (submitted {fmt_time(s.submitted_at)}); "
+               f"ran {fmt_time(s.started_at)} -> {fmt_time(s.finished_at)}")
+    click.echo(f"  plan      expected {fmt_g(s.expected_g)}, run now {fmt_g(s.run_now_g)}")
+    if s.accounted:
+        share = f", {s.measured_share * 100:.0f}% measured" if s.measured_share is not None else ""
+        click.echo(f"  energy    {fmt_energy_kwh(s.energy_kwh)} ({s.energy_method}{share}) "
+                   f"over {s.accounted} trial(s)")
+        click.echo(f"  emissions {fmt_g(s.emissions_g)} ({s.intensity_kind} intensity from "
+                   f"{s.intensity_provider}); run now {fmt_g(s.counterfactual_g)}; "
+                   f"{fmt_saved(s.saved_g, s.saved_pct, verb='saved ')}")
+    else:
+        click.echo("  energy    - (no trial has finished with figures yet)")
+    if s.budget_g is not None:
+        live = f", {fmt_g(s.running_g)} of it by running trials so far" if s.running_g else ""
+        click.echo(f"  budget    {budget_text(s)} used{live}")
+    if s.stopped_at is not None:
+        click.echo(f"  stopped   {fmt_time(s.stopped_at)}: {s.stop_reason or '-'}")
+    if rows:
+        click.echo("  trials")
+        print_table(
+            ["index", "job", "state", "started", "finished", "energy", "emissions", "saved", "note"],
+            [[r.array_index, r.id, r.state, fmt_time(r.started_at), fmt_time(r.finished_at),
+              fmt_energy_kwh(r.energy_kwh), fmt_g(r.emissions_g), fmt_saved(r.saved_g, r.saved_pct),
+              r.note or ""] for r in rows],
+        )
+
+
+def trial_line(app: App, sweep_id: int, array_index: int | None) -> str:
+    """``show 41`` on a trial: which sweep it is in."""
+    from scheduler.model import sweep_ref
+
+    found = app.store.list_sweeps([sweep_id])
+    name = f" {found[0].name}" if found else ""
+    size = f" of {found[0].size}" if found else ""
+    return (f"  sweep     {sweep_ref(sweep_id)}{name}, trial {array_index}{size} "
+            f"(`carbonshift show {sweep_ref(sweep_id)}`)")
+
+
+__all__ = ["SWEEP_HEADERS", "parse_job_or_sweep", "print_sweeps", "show_sweep", "summaries",
+           "sweep_cells", "sweep_dict", "trial_line"]

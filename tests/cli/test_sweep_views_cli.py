@@ -1,0 +1,171 @@
+"""Sweeps through the real CLI on a real SQLite file: ``show s1``, ``show`` of a trial,
+``queue``, ``history`` and ``report --by sweep``, as tables and as JSON.
+
+The history is written straight into the store (as tests/report/report_seed.py does): sweep
+s1 of five trials (two succeeded, one failed, one running, one skipped by its budget), sweep
+s2 of three planned trials, and two jobs of no sweep.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scheduler.app import App
+from scheduler.config import load_settings
+from scheduler.model import Job, JobState, Run, RunAccounting, Sweep
+
+H = timedelta(hours=1)
+
+
+def _job(name: str, state: JobState, at: datetime, index: int | None = None, **kw: object) -> Job:
+    fields: dict[str, object] = dict(
+        name=name, argv=["python", "train.py"], duration_s=3600, zone="TRACE", submitted_at=at,
+        earliest_start=at, latest_start=at + 20 * H, deadline_at=at + 24 * H, owner="alice",
+        state=state, planned_start=at + 2 * H, planned_site="local", expected_g=60.0,
+        run_now_g=100.0, array_index=index)
+    return Job(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+def _acct(kwh: float, g: float, cf: float, kind: str) -> RunAccounting:
+    return RunAccounting(energy_j=kwh * 3.6e6, facility_energy_j=kwh * 3.6e6, emissions_g=g,
+                         counterfactual_g=cf, energy_method="nvml_energy_counter", intensity_kind=kind,
+                         intensity_provider="replay", measured_share=1.0,
+                         actual_share=1.0 if kind == "actual" else 0.0)
+
+
+def _seed(db_path) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    app = App(load_settings(env={}, overrides={"db": f"sqlite:///{db_path}"}))
+    store = app.store
+    t0 = datetime.now(UTC).replace(microsecond=0) - 6 * H
+    states = [JobState.SUCCEEDED, JobState.SUCCEEDED, JobState.FAILED, JobState.RUNNING, JobState.SKIPPED]
+    sweep, trials = store.add_sweep_with_jobs(
+        Sweep(name="lr-search", size=5, submitted_at=t0, deadline_at=t0 + 24 * H, max_concurrent=2,
+              budget_g=1000.0, owner="alice"),
+        [_job(f"lr-search[{i}]", s, t0, i, sweep_limit=2,
+              note="skipped: sweep budget" if s is JobState.SKIPPED else "")
+         for i, s in enumerate(states)])
+    figures = {0: _acct(1.0, 100.0, 300.0, "actual"), 1: _acct(2.0, 300.0, 400.0, "forecast"),
+               2: _acct(0.5, 50.0, 50.0, "actual"), 3: None}
+    for i, acct in figures.items():
+        job = trials[i]
+        assert job.id is not None
+        run = store.add_run(Run(job_id=job.id, site="local", executor="local", started_at=t0 + (i + 1) * H,
+                                host="seed", state=JobState.RUNNING))
+        assert run.id is not None
+        if acct is not None:
+            run.finished_at, run.exit_code, run.state = t0 + (i + 2) * H, 0 if i < 2 else 1, job.state
+            store.update_run(run)
+            store.set_accounting(run.id, acct)
+    waiting, _ = store.add_sweep_with_jobs(
+        Sweep(name="seeds", size=3, submitted_at=t0 + H, owner="bob"),
+        [_job(f"seeds[{i}]", JobState.PLANNED, t0 + H, i, owner="bob") for i in range(3)])
+    solo = store.add_job(_job("solo", JobState.PLANNED, t0 + 2 * H))
+    ev = store.add_job(_job("eval", JobState.SUCCEEDED, t0))
+    assert ev.id is not None
+    run = store.add_run(Run(job_id=ev.id, site="local", executor="local", started_at=t0, host="seed",
+                            state=JobState.SUCCEEDED, finished_at=t0 + H, exit_code=0))
+    assert run.id is not None
+    store.update_run(run)
+    store.set_accounting(run.id, _acct(1.0, 200.0, 250.0, "actual"))
+    app.close()
+    assert sweep.id == 1 and waiting.id == 2
+    return {"trial3": trials[3].id or 0, "solo": solo.id or 0, "eval": ev.id}
+
+
+@pytest.fixture
+def seeded(cs):  # type: ignore[no-untyped-def]
+    return cs, _seed(cs.db_path)
+
+
+def test_show_a_sweep_sums_its_trials_and_lists_them(seeded) -> None:  # type: ignore[no-untyped-def]
+    cs, _ = seeded
+    r = cs("show", "s1", "--json")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    assert (d["kind"], d["ref"], d["name"], d["state"], d["size"]) == ("sweep", "s1", "lr-search", "running", 5)
+    assert [d[k] for k in ("done", "failed", "running", "waiting", "skipped", "cancelled")] == [2, 1, 1, 0, 1, 0]
+    assert d["energy_kwh"] == pytest.approx(3.5) and d["emissions_g"] == pytest.approx(450.0)
+    assert d["counterfactual_g"] == pytest.approx(750.0) and d["saved_g"] == pytest.approx(300.0)
+    assert d["intensity_kind"] == "mixed" and d["intensity_provider"] == "replay"
+    assert d["budget_used_g"] == pytest.approx(450.0) and d["budget_used_pct"] == pytest.approx(45.0)
+    assert [t["array_index"] for t in d["trials"]] == [0, 1, 2, 3, 4]
+    assert d["trials"][4]["state"] == "skipped" and d["trials"][4]["note"] == "skipped: sweep budget"
+    t = cs("show", "S1")
+    assert t.code == 0, t.err
+    assert t.out.startswith("sweep s1  lr-search  [running]  owner alice")
+    assert "5: 2 done, 1 failed, 1 running, 1 skipped; at most 2 at once" in t.out
+    assert "(45%) used" in t.out and "saved 300 g (40.0%)" in t.out
+    assert "skipped: sweep budget" in t.out
+
+
+def test_show_of_a_trial_names_its_sweep_and_bad_refs_are_refused(seeded) -> None:  # type: ignore[no-untyped-def]
+    cs, ids = seeded
+    r = cs("show", str(ids["trial3"]))
+    assert r.code == 0, r.err
+    assert "sweep     s1 lr-search, trial 3 of 5 (`carbonshift show s1`)" in r.out
+    d = json.loads(cs("show", str(ids["trial3"]), "--json").out)
+    assert (d["sweep"], d["sweep_id"], d["array_index"], d["sweep_limit"]) == ("s1", 1, 3, 2)
+    bad = cs("show", "sx")
+    assert bad.code == 2 and "'sx' is neither a job id" in bad.err and "Traceback" not in bad.err
+    missing = cs("show", "s99")
+    assert missing.code != 0 and "no sweep s99" in missing.err
+
+
+def test_queue_collapses_trials_into_one_row_per_sweep(seeded) -> None:  # type: ignore[no-untyped-def]
+    cs, _ = seeded
+    rows = json.loads(cs("queue", "--json").out)
+    assert [(r["kind"], r.get("ref") or r["name"]) for r in rows] == [
+        ("job", "solo"), ("sweep", "s1"), ("sweep", "s2")]
+    s2 = rows[2]
+    assert (s2["state"], s2["waiting"], s2["expected_g"]) == ("waiting", 3, pytest.approx(180.0))
+    expanded = json.loads(cs("queue", "--trials", "--json").out)
+    trials = [r for r in expanded if r["kind"] == "job" and r["sweep"] is not None]
+    assert sorted((r["sweep"], r["array_index"]) for r in trials) == [
+        ("s1", 3), ("s2", 0), ("s2", 1), ("s2", 2)]
+    table = cs("queue")
+    assert table.code == 0, table.err
+    assert "solo" in table.out and "seeds[0]" not in table.out
+    line = next(x for x in table.out.splitlines() if x.startswith("s2 "))
+    assert "3 waiting of 3" in line and "bob" in line
+    # a limit counts rows: the collapsed trials leave room for the jobs after them
+    limited = json.loads(cs("queue", "--limit", "2", "--json").out)
+    assert len(limited) == 2
+
+
+def test_history_has_a_row_per_sweep_beside_jobs(seeded) -> None:  # type: ignore[no-untyped-def]
+    cs, _ = seeded
+    rows = json.loads(cs("history", "--json").out)
+    assert sorted((r["kind"], r.get("ref") or r["name"]) for r in rows) == [
+        ("job", "eval"), ("job", "solo"), ("sweep", "s1"), ("sweep", "s2")]
+    s1 = next(r for r in rows if r.get("ref") == "s1")
+    assert s1["saved_g"] == pytest.approx(300.0) and s1["skipped"] == 1
+    every = json.loads(cs("history", "--trials", "--json").out)
+    assert len([r for r in every if r["kind"] == "job"]) == 2 + 5 + 3
+    table = cs("history")
+    assert "lr-search[0]" not in table.out
+    line = next(x for x in table.out.splitlines() if x.startswith("s1 "))
+    assert "2 done, 1 failed, 1 running, 1 skipped of 5" in line and "(45%)" in line
+    # csv stays one line per job, trials included, with their sweep
+    csv_lines = cs("history", "--format", "csv").out.splitlines()
+    assert csv_lines[0].endswith(",sweep_id,array_index") and len(csv_lines) == 1 + 10
+
+
+def test_report_by_sweep(seeded) -> None:  # type: ignore[no-untyped-def]
+    cs, _ = seeded
+    r = cs("report", "--by", "sweep", "--since", "all", "--json")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    assert [row["key"] for row in d["rows"]] == ["s1", "s2", "-"]
+    s1, s2, rest = d["rows"]
+    assert (s1["jobs"], s1["emissions_kg"], s1["saved_kg"]) == (5, pytest.approx(0.45), pytest.approx(0.3))
+    assert s1["sweep"]["budget_used_pct"] == pytest.approx(45.0) and s1["sweep"]["skipped"] == 1
+    assert s2["sweep"]["waiting"] == 3 and rest["sweep"] is None and rest["jobs"] == 2
+    table = cs("report", "--by", "sweep", "--since", "all")
+    assert table.code == 0, table.err
+    assert "budget used" in table.out.splitlines()[1]
+    line = next(x for x in table.out.splitlines() if x.startswith("s1 "))
+    assert "2 done, 1 failed, 1 running, 1 skipped" in line
