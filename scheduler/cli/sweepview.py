@@ -8,7 +8,7 @@ A sweep is one row everywhere (:mod:`scheduler.sweep_summary`), with the same co
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -68,13 +68,14 @@ def budget_text(s: SweepSummary) -> str:
     return f"{fmt_g(s.budget_used_g)} of {fmt_g(s.budget_g)} ({fmt_pct(s.budget_used_pct, 0)})"
 
 
-def sweep_cells(s: SweepSummary) -> list[str]:
-    """A sweep's cells under :data:`SWEEP_HEADERS`."""
+def sweep_cells(s: SweepSummary, when: Callable[[datetime | None], str] | None = None) -> list[str]:
+    """A sweep's cells under :data:`SWEEP_HEADERS`; ``when`` formats a time (default: as the
+    CLI prints one)."""
     emitted = fmt_g(s.emissions_g)
     if s.intensity_kind:
         emitted += f" ({s.intensity_kind})"
     return [
-        s.ref, s.name, s.state, s.owner, f"{s.trials_text()} of {s.size}", fmt_time(s.deadline_at),
+        s.ref, s.name, s.state, s.owner, f"{s.trials_text()} of {s.size}", (when or fmt_time)(s.deadline_at),
         fmt_g(s.expected_g), fmt_energy_kwh(s.energy_kwh), emitted, fmt_g(s.counterfactual_g),
         fmt_saved(s.saved_g, s.saved_pct) if s.saved_g is not None else "-", budget_text(s),
     ]
