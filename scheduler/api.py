@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import BadInput, CarbonshiftError
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from scheduler.clock import Clock
     from scheduler.history import HistoryRow
     from scheduler.progress import Projection, StoredProjection
+    from scheduler.queue import SubmitRequest, SweepResult
     from scheduler.reporting import Report
     from scheduler.windows import WindowChoice
 
@@ -190,6 +191,99 @@ class Client:
         returned job carries ``planned_start``, ``planned_site``, ``expected_g`` and
         ``run_now_g``.
         """
+        req, now = self._request(
+            command, duration=duration, name=name, policy=policy, deadline=deadline,
+            latest_start=latest_start, max_delay=max_delay, threshold=threshold, budget=budget,
+            run_now=run_now, interruptible=interruptible, zone=zone, site=site, gpus=gpus,
+            cpus=cpus, power_w=power_w, priority=priority, after=after, cwd=cwd, env=env,
+            shell=shell, transfer_delay=transfer_delay, transfer_energy=transfer_energy,
+            pause_mode=pause_mode, pause_signal=pause_signal, pause_grace=pause_grace,
+        )
+        return self.app.queue.submit(req, now=now).job
+
+    def submit_sweep(
+        self,
+        command: str | Sequence[str],
+        *,
+        duration: When,
+        array: str | Sequence[int] | None = None,
+        trials: Sequence[str | Sequence[str]] | None = None,
+        max_concurrent: int | None = None,
+        sweep_budget: float | str | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> SweepResult:
+        """Submit a sweep like ``carbonshift submit --array``/``--sweep`` and return it
+        with its trials, planned together (refused as the CLI refuses: the whole sweep past
+        its deadline, or expected over ``sweep_budget``).
+
+        ``array`` is ``"0-99%4"`` (Slurm's syntax) or a list of indices; ``trials`` one
+        entry of extra arguments per trial (a string split like a shell, or a list), the
+        ``--sweep FILE`` lines. ``{index}`` (and ``{args}``) in ``command`` are substituted
+        per trial. ``max_concurrent`` caps trials running at once (``%N``);
+        ``sweep_budget`` is the whole sweep's carbon budget in grams or text like
+        ``"5kg"``. Every other keyword is :meth:`submit`'s, shared by all trials.
+        """
+        from scheduler.cli.jobs import parse_grams
+        from scheduler.sweeps import expand, parse_array
+
+        if (array is None) == (trials is None):
+            raise BadInput("give a sweep either array= (indices like '0-9%2') or trials= (one "
+                           "entry of arguments per trial)")
+        limit = max_concurrent
+        lines: list[list[str]] | None = None
+        if isinstance(array, str):
+            spec = parse_array(array, what="array")
+            indices, limit = list(spec.indices), spec.limit if spec.limit is not None else limit
+            if not indices:
+                raise BadInput(f"array {array!r} gives no index: give indices like 0-9%2")
+        elif array is not None:
+            indices = [int(i) for i in array]
+            if len(set(indices)) != len(indices) or any(i < 0 for i in indices):
+                raise BadInput(f"array {list(array)[:10]!r}: give each index once, none negative")
+        else:
+            assert trials is not None
+            lines = [shlex.split(t) if isinstance(t, str) else [str(a) for a in t] for t in trials]
+            indices = list(range(len(lines)))
+        if isinstance(limit, bool) or (limit is not None and (not isinstance(limit, int) or limit < 1)):
+            raise BadInput(f"max_concurrent {limit!r} must be a whole number of at least 1")
+        budget_g = None if sweep_budget is None else parse_grams(
+            sweep_budget if isinstance(sweep_budget, str) else f"{sweep_budget!r}g", what="sweep budget")
+        req, now = self._request(command, duration=duration, name=name, **options)
+        base, reqs = expand(req, indices, lines)
+        return self.app.queue.submit_sweep(reqs, indices, name=base, limit=limit, budget_g=budget_g, now=now)
+
+    def _request(
+        self,
+        command: str | Sequence[str],
+        *,
+        duration: When,
+        name: str | None = None,
+        policy: str | None = None,
+        deadline: When | None = None,
+        latest_start: When | None = None,
+        max_delay: When | None = None,
+        threshold: float | None = None,
+        budget: float | str | None = None,
+        run_now: bool = False,
+        interruptible: bool = False,
+        zone: str | None = None,
+        site: str | Sequence[str] | None = None,
+        gpus: int = 0,
+        cpus: int = 1,
+        power_w: float | None = None,
+        priority: int = 0,
+        after: When | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        shell: bool = False,
+        transfer_delay: When | None = None,
+        transfer_energy: float | str | None = None,
+        pause_mode: str | None = None,
+        pause_signal: str | None = None,
+        pause_grace: When | None = None,
+    ) -> tuple[SubmitRequest, datetime]:
+        """The checked request of :meth:`submit` (and of each trial of :meth:`submit_sweep`)."""
         from scheduler.cli.jobs import parse_energy_j, policy_from_flags
         from scheduler.queue import SubmitRequest
         from scheduler.timeutil import parse_duration_s, parse_when
@@ -224,7 +318,7 @@ class Client:
             pause_mode=pause_mode, pause_signal=pause_signal,
             pause_grace_s=_zero_or_duration_s(pause_grace, "pause grace"),
         )
-        return self.app.queue.submit(req, now=now).job
+        return req, now
 
     def queue(self, *, all: bool = False) -> list[Job]:
         """Waiting and running jobs (``all=True``: every job), by id."""

@@ -179,6 +179,8 @@ class Daemon:
         self._heartbeat: threading.Thread | None = None
         self._sites_cache: tuple[float, dict[str, Site]] | None = None
         self._refused: set[int] = set()
+        #: sweep trials put back to wait for a slot under their sweep's cap (logged once)
+        self._deferred: set[int] = set()
         self._fence_due = False
         self.executors: dict[str, Executor] = executors or {}
         self.sample_interval_s = sample_interval_s or app.settings.sampling_interval_s
@@ -565,6 +567,7 @@ class Daemon:
         budget = time.monotonic() + min(self.lease.total_seconds() / 4, 2.0)
         while not self._stop.is_set():
             claimed = self.store.claim_due(now, sites=self.sites, limit=CLAIM_BATCH)
+            deferred = False
             for job in claimed:
                 # A claim with no run yet is planned again by other agents once it is a
                 # lease old (its agent may have died); launching it later than half a lease
@@ -574,9 +577,47 @@ class Daemon:
                     self._emit(job.id, "claim", "claimed too long ago to launch safely; other "
                                "agents will plan it again")
                     continue
+                if not self._sweep_allows(job):
+                    deferred = True
+                    continue
                 self.launch(job)
-            if len(claimed) < CLAIM_BATCH or time.monotonic() > budget:
+            # a trial put back to wait for its sweep's slot is due again at once: claiming
+            # on would only take it back
+            if deferred or len(claimed) < CLAIM_BATCH or time.monotonic() > budget:
                 break  # nothing more due, or this tick's share of time is spent
+
+    def _sweep_allows(self, job: Job) -> bool:
+        """Ask the sweep's rules (:func:`scheduler.sweeps.launch_gate`) whether a claimed
+        trial may start; log a skip, and a deferral the first time."""
+        if job.sweep_id is None:
+            return True
+        from scheduler import sweeps
+
+        gate = sweeps.launch_gate(self.app, job, self.clock.now())
+        if gate.launch:
+            self._deferred.discard(job.id or 0)
+            return True
+        if gate.kind == "skipped":
+            self._emit(job.id, "skipped", gate.message)
+        elif job.id not in self._deferred:
+            self._deferred.add(job.id or 0)
+            self.on_event(f"{'deferred':<12} job {job.id}: {gate.message}")
+        return False
+
+    def _check_sweep_budget(self, job: Job) -> None:
+        """After a trial's run is accounted: stop its sweep if the rest would break its budget."""
+        if job.sweep_id is None:
+            return
+        from scheduler import sweeps
+
+        try:
+            sweep = self.store.get_sweep(job.sweep_id)
+            line = sweeps.check_budget(self.app, sweep, self.clock.now())
+        except CarbonshiftError as exc:
+            log.warning("sweep of job %s: could not check its budget: %s", job.id, exc)
+            return
+        if line is not None:
+            self._emit(None, "sweep", line)
 
     def _claim_and_launch(self, job: Job) -> None:
         assert job.id is not None
@@ -585,7 +626,8 @@ class Daemon:
         if not self.store.transition(job.id, JobState.RUNNING, expected={JobState.PLANNED}):
             return  # another agent won, or it was cancelled
         job = self.store.get_job(job.id)
-        self.launch(job)
+        if self._sweep_allows(job):
+            self.launch(job)
 
     # -- launching ----------------------------------------------------------------------
     def launch(self, job: Job) -> None:
@@ -1139,6 +1181,7 @@ class Daemon:
                 ran = sum((b - a).total_seconds() for a, b in spans)
                 took += f" (ran {format_duration(ran)} in {len(spans)} intervals)"
         self._emit(job.id, "finished", f"{state} ({code}) after {took}{extra}")
+        self._check_sweep_budget(current)
 
     def _stop_sampler(self, act: ActiveRun, *, final_cpu_s: float | None = None) -> None:
         """Take a run's last reading (at exit, or at a pause) and store what is left."""

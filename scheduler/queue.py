@@ -31,8 +31,10 @@ from scheduler.model import (
     PlanEntry,
     Policy,
     Site,
+    Sweep,
     check_power_w,
     check_resources,
+    sweep_ref,
 )
 from scheduler.planner import PlanOptions, horizon_needed_s, plan, window_mean_g_per_kwh
 from scheduler.policies import BUILTIN_POLICIES, merge, resolve, validate_policy
@@ -156,6 +158,29 @@ def check_env_entry(name: str, value: str) -> None:
                        "of letters, digits and '_'")
     if "\0" in value or len(value) > MAX_ARGV_BYTES:
         raise BadInput(f"environment value of {name} holds a NUL or is over {MAX_ARGV_BYTES} characters")
+
+
+def deadline_refusal(what: str, job: Job, fits: datetime, now: datetime) -> InfeasibleJob:
+    """The refusal of a job (or a sweep, through one of its trials) that cannot finish by
+    its deadline on the capacity left, naming the earliest finish that fits."""
+    need = format_duration((fits - now).total_seconds(), ceil=True)
+    return InfeasibleJob(
+        f"{what} cannot finish by its deadline "
+        f"{iso(job.deadline_at) if job.deadline_at else '(none)'}: the GPUs/CPUs of "
+        f"{', '.join(dict.fromkeys([job.site, *job.allowed_sites]))} are committed until "
+        f"then; the earliest finish that fits is {iso(fits)}: give --deadline {need} or later"
+    )
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A stored sweep, its trials (planned) and each trial's plan entry, in index order."""
+
+    sweep: Sweep
+    trials: list[Job]
+    entries: list[PlanEntry]
+    plan_source: str
+    fallback: bool
 
 
 class Queue:
@@ -392,14 +417,7 @@ class Queue:
         result = plan([probe], forecasts, sites, now, options)
         entry = result.entries.get(probe.id)  # type: ignore[arg-type]
         if entry is None and probe.id in result.earliest_finish:
-            fits = result.earliest_finish[probe.id]
-            need = format_duration((fits - now).total_seconds(), ceil=True)
-            raise InfeasibleJob(
-                f"job {job.name!r} cannot finish by its deadline "
-                f"{iso(job.deadline_at) if job.deadline_at else '(none)'}: the GPUs/CPUs of "
-                f"{', '.join(dict.fromkeys([job.site, *job.allowed_sites]))} are committed until "
-                f"then; the earliest finish that fits is {iso(fits)}: give --deadline {need} or later"
-            )
+            raise deadline_refusal(f"job {job.name!r}", job, result.earliest_finish[probe.id], now)
         if entry is None:
             raise InfeasibleJob(f"job {job.name!r} cannot be planned: "
                                 + result.unplanned.get(probe.id, "no start fits its policy"))  # type: ignore[arg-type]
@@ -519,6 +537,105 @@ class Queue:
         for j, i in zip(jobs, ids, strict=True):
             j.id = i
         return jobs
+
+    def submit_sweep(
+        self, reqs: Sequence[SubmitRequest], indices: Sequence[int], *, name: str,
+        limit: int | None = None, budget_g: float | None = None, now: datetime | None = None,
+    ) -> SweepResult:
+        """Validate and plan a sweep's trials together (under capacity, the ``%N`` cap and
+        the shared deadline), check the sweep's budget against the plan's expected grams,
+        then store the sweep and its trials in one transaction. Refused (nothing written)
+        when the trials cannot all finish by the deadline (naming the earliest finish that
+        fits) or when even this plan's expected grams exceed ``budget_g``."""
+        from scheduler.sweeps import MAX_TRIALS, PROVISIONAL_ID
+
+        now = now or self.app.clock.now()
+        if not reqs:
+            raise BadInput(f"sweep {name!r} has no trial: give --array 0-9 or --sweep FILE")
+        if len(reqs) != len(indices) or len(reqs) > MAX_TRIALS:
+            raise BadInput(f"sweep {name!r}: {len(reqs)} trials for {len(indices)} indices "
+                           f"(at most {MAX_TRIALS})")
+        if limit is not None and limit < 1:
+            raise BadInput(f"sweep {name!r}: the cap %{limit} must be at least 1")
+        if budget_g is not None and not (math.isfinite(budget_g) and budget_g > 0):
+            raise BadInput(f"sweep budget {budget_g!r} g must be a positive mass like 5kg")
+        check_text(name, "sweep name")
+        jobs = [self.build_job(r, now) for r in reqs]
+        for i, (j, index) in enumerate(zip(jobs, indices, strict=True)):
+            j.id, j.sweep_id, j.array_index, j.sweep_limit = -(i + 1), PROVISIONAL_ID, index, limit
+        sites = self.sites()
+        forecasts, sources = self.forecasts_for(jobs, sites, now)
+        managed = [n for n, s in sites.items() if s.gpus > 0 or s.cpus > 0]
+        held = self._held_on(managed, now) if managed else ()
+        result = plan(jobs, forecasts, sites, now, self.plan_options(reserved=held, allow_overdue=False))
+        missing = [j for j in jobs if j.id not in result.entries]
+        if missing and all(j.id in result.earliest_finish for j in missing):
+            # where the whole sweep would end: every trial placed, late ones past the deadline
+            late = plan(jobs, forecasts, sites, now, self.plan_options(reserved=held, allow_overdue=True))
+            ends = [e.intervals[-1][1] if e.intervals else e.start + timedelta(seconds=j.duration_s)
+                    for j in jobs if (e := late.entries.get(j.id)) is not None]  # type: ignore[arg-type]
+            fits = max([*ends, *(result.earliest_finish[j.id] for j in missing)])  # type: ignore[index]
+            raise deadline_refusal(f"sweep {name!r} of {len(jobs)} trials", missing[0], fits, now)
+        if missing:
+            j = missing[0]
+            raise InfeasibleJob(f"sweep {name!r}: trial {j.array_index} cannot be planned: "
+                                + result.unplanned.get(j.id, "no start fits its policy"))  # type: ignore[arg-type]
+        entries = [result.entries[j.id] for j in jobs]  # type: ignore[index]
+        for j, entry in zip(jobs, entries, strict=True):
+            if j.budget_g is not None and math.isfinite(entry.expected_g) and entry.expected_g > j.budget_g:
+                raise InfeasibleJob(
+                    f"sweep {name!r}: trial {j.array_index}'s carbon budget {fmt_mass_g(j.budget_g)} is "
+                    f"below the best window's expected {entry.expected_g:.1f} g: raise --budget "
+                    "(per trial) or use --sweep-budget for the whole sweep"
+                )
+        expected = sum(e.expected_g for e in entries if math.isfinite(e.expected_g))
+        if budget_g is not None and expected > budget_g:
+            run_now = sum(e.run_now_g for e in entries if math.isfinite(e.run_now_g))
+            raise InfeasibleJob(
+                f"sweep budget {fmt_mass_g(budget_g)} is below the best plan's expected "
+                f"{fmt_mass_g(expected)} for {len(jobs)} trials (running them now: "
+                f"{fmt_mass_g(run_now)}): raise --sweep-budget, extend the deadline or run fewer trials"
+            )
+        for j, entry in zip(jobs, entries, strict=True):
+            self._apply_entry(j, entry, *sources[zone_of(entry.site, sites, j.zone)])
+            j.id = None
+        first = jobs[0]
+        sweep = Sweep(name=name, size=len(jobs), submitted_at=now, deadline_at=first.deadline_at,
+                      max_concurrent=limit, budget_g=budget_g, owner=self.app.user)
+        events = [(now, "submitted",
+                   f"trial {j.array_index} of sweep {name!r}: planned {iso(e.start)} on {e.site} "
+                   f"({e.reason}; {j.plan_source})") for j, e in zip(jobs, entries, strict=True)]
+        spans = [e.intervals if len(e.intervals) > 1 else () for e in entries]
+        stored, trials = self.app.store.add_sweep_with_jobs(
+            sweep, jobs, events=events, intervals=spans if any(spans) else None)
+        source, fallback = sources[zone_of(entries[0].site, sites, first.zone)]
+        return SweepResult(stored, trials, [replace(e, job_id=j.id or 0) for j, e in zip(trials, entries, strict=True)],
+                           source, fallback)
+
+    def cancel_sweep(self, sweep_id: int, *, now: datetime | None = None) -> tuple[Sweep, list[int], list[int]]:
+        """Cancel a whole sweep: no trial is launched any more, the waiting ones become
+        ``skipped`` and the running ones are cancelled (their agents stop them). Returns
+        the sweep and the ids of the trials skipped and of those cancelled while running."""
+        from scheduler.sweeps import CANCELLED_NOTE, stop
+
+        now = now or self.app.clock.now()
+        sweep = self.app.store.get_sweep(sweep_id)
+        trials = self.app.store.list_jobs(sweep_id=sweep_id)
+        for j in trials:
+            self.check_owner(j)
+        if all(j.state in TERMINAL_STATES for j in trials):
+            raise BadInput(f"sweep {sweep_ref(sweep_id)} is already over "
+                           f"({sweep.stop_reason or 'every trial ended'}): nothing to cancel")
+        skipped = stop(self.app, sweep_id, now, "sweep cancelled", CANCELLED_NOTE)
+        cancelled = []
+        for j in self.app.store.list_jobs([JobState.RUNNING, JobState.SUSPENDED], sweep_id=sweep_id):
+            assert j.id is not None
+            try:
+                self.cancel(j.id, now=now)
+            except BadInput:
+                continue  # it ended meanwhile
+            cancelled.append(j.id)
+        return self.app.store.get_sweep(sweep_id), skipped, cancelled
 
     @staticmethod
     def _apply_entry(job: Job, entry: PlanEntry, source: str, fallback: bool) -> None:

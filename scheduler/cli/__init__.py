@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "site": ("scheduler.cli.site", "site", "Manage sites (zone, executor, capacity, PUE)."),
     "simulate": ("scheduler.cli.simulate", "simulate", "What would carbon-aware scheduling save?"),
     "report": ("scheduler.cli.report", "report", "Aggregate energy, emissions and savings."),
+    "sweep": ("scheduler.cli.sweep", "sweep", "Stop a sweep's trials (submit --array/--sweep)."),
     "wait": ("scheduler.cli.jobs", "wait", "Wait for a job, showing live progress."),
     "config": ("scheduler.cli.configcmd", "config", "Show, locate or create the config file."),
     "dashboard": ("scheduler.cli.dashboard", "dashboard", "Serve a read-only web page."),

@@ -37,9 +37,10 @@ from scheduler.units import fmt_energy_j, fmt_energy_kwh, fmt_less, fmt_saved, f
 if TYPE_CHECKING:
     from scheduler.app import App
     from scheduler.progress import Projection
+    from scheduler.queue import SubmitRequest
 
 
-def parse_grams(text: str) -> float:
+def parse_grams(text: str, *, what: str = "budget") -> float:
     """``500``, ``500g``, ``1.5kg``, ``0.2t`` -> grams."""
     t = text.strip().lower().replace(" ", "")
     factor = 1.0
@@ -50,9 +51,9 @@ def parse_grams(text: str) -> float:
     try:
         value = float(t) * factor
     except ValueError:
-        raise BadInput(f"budget {text!r} is not a mass: use grams like 500g or 1.5kg") from None
+        raise BadInput(f"{what} {text!r} is not a mass: use grams like 500g or 1.5kg") from None
     if not math.isfinite(value) or value <= 0:
-        raise BadInput(f"budget {text!r} must be a positive mass like 500g")
+        raise BadInput(f"{what} {text!r} must be a positive mass like 500g")
     return value
 
 
@@ -188,6 +189,9 @@ def policy_options(f):  # type: ignore[no-untyped-def]
 @click.option("--cwd", type=click.Path(file_okay=False), help="Working directory (default: here).")
 @click.option("--env", "env_items", multiple=True, metavar="NAME=VALUE", help="Add to the job's environment (repeatable).")
 @click.option("--shell", is_flag=True, help="Run the command through /bin/sh (off by default).")
+@click.option("--array", "array_spec", metavar="INDICES[%N]", help="A sweep: one trial per index (0-99, 1,3,5-9, 0-20:5), {index} in the command replaced; %N runs at most N at once.")
+@click.option("--sweep", "sweep_file", metavar="FILE", type=click.Path(dir_okay=False), help="A sweep: one trial per line of FILE, its arguments appended (or put in place of {args}); --array %N caps it.")
+@click.option("--sweep-budget", metavar="MASS", help="Carbon budget of the whole sweep (5kg): refused if the plan expects more; trials stop launching when it is spent.")
 @click.option("--wait", "wait_flag", is_flag=True, help="Wait for the job and exit with its exit code.")
 @click.option("--timeout", "timeout", metavar="DURATION", help="With --wait: give up after this long (real time), exit 1.")
 @json_option
@@ -199,7 +203,8 @@ def submit(
     gpus: int, cpus: int, power_w: float | None, priority: int, after: str | None,
     transfer_delay: str | None, transfer_energy: str | None, pause_mode: str | None,
     pause_signal: str | None, pause_grace: str | None,
-    cwd: str | None, env_items: tuple[str, ...], shell: bool, wait_flag: bool, timeout: str | None,
+    cwd: str | None, env_items: tuple[str, ...], shell: bool, array_spec: str | None,
+    sweep_file: str | None, sweep_budget: str | None, wait_flag: bool, timeout: str | None,
     as_json: bool, command: tuple[str, ...],
 ) -> None:
     """Submit COMMAND (after `--`) with a carbon deadline policy.
@@ -211,9 +216,12 @@ def submit(
       carbonshift submit --duration 1h --threshold 150 --deadline 24h -- ./run.sh
       carbonshift submit --duration 6h --deadline 24h --pause-mode checkpoint -- python train.py
       carbonshift submit --duration 2h --site gb,de --transfer-delay 30m --transfer-energy 0.5kWh -- ./run.sh
+      carbonshift submit --array 0-19%4 --gpus 1 --duration 1h --deadline 24h -- python train.py --seed {index}
+      carbonshift submit --sweep grid.txt --sweep-budget 5kg --duration 1h --deadline 2d -- python train.py
     """
     from scheduler.queue import SubmitRequest, zone_of
 
+    sweep_args = _sweep_args(array_spec, sweep_file, sweep_budget, wait_flag)
     duration_s = parse_duration_s(duration)
     if timeout is not None and not wait_flag:
         raise BadInput(f"--timeout {timeout!r} is for --wait: add --wait, or drop --timeout")
@@ -248,6 +256,9 @@ def submit(
         pause_grace_s=(float(parse_duration_or_zero_s(pause_grace, what="pause grace"))
                        if pause_grace is not None else None),
     )
+    if sweep_args is not None:
+        _submit_sweep(app, req, *sweep_args, now=now, as_json=as_json)
+        return
     res = app.queue.submit(req, now=now)
     job, entry = res.job, res.entry
     saving = (
@@ -284,6 +295,96 @@ def submit(
         assert job.id is not None
         code = _wait(job.id, quiet=as_json, timeout_s=timeout_s)
         sys.exit(code)
+
+
+def _sweep_args(
+    array_spec: str | None, sweep_file: str | None, sweep_budget: str | None, wait_flag: bool,
+) -> tuple[tuple[int, ...], list[list[str]] | None, int | None, float | None] | None:
+    """``--array``/``--sweep``/``--sweep-budget`` read and checked before anything else:
+    the trials' indices, their extra arguments (``--sweep``), the cap and the budget in
+    grams; ``None`` for a plain job."""
+    from scheduler.sweeps import parse_array, read_sweep_file
+
+    if array_spec is None and sweep_file is None:
+        if sweep_budget is not None:
+            raise BadInput(f"--sweep-budget {sweep_budget!r} is for a sweep: add --array or --sweep, "
+                           "or use --budget for one job")
+        return None
+    if wait_flag:
+        raise BadInput("--wait follows one job: leave it out for a sweep and `carbonshift wait` its trials")
+    spec = parse_array(array_spec) if array_spec is not None else None
+    budget_g = parse_grams(sweep_budget, what="--sweep-budget") if sweep_budget is not None else None
+    if sweep_file is None:
+        assert spec is not None
+        if not spec.indices:
+            raise BadInput(f"--array {array_spec!r} gives a cap but no index: give indices like 0-9%2, "
+                           "or --sweep FILE")
+        return spec.indices, None, spec.limit, budget_g
+    if spec is not None and spec.indices:
+        raise BadInput(f"--array {array_spec!r} with --sweep: the trials are FILE's lines; give only "
+                       "the cap, like --array %4")
+    lines = read_sweep_file(sweep_file)
+    return tuple(range(len(lines))), lines, spec.limit if spec is not None else None, budget_g
+
+
+def _submit_sweep(
+    app: App, req: SubmitRequest, indices: tuple[int, ...], lines: list[list[str]] | None,
+    limit: int | None, budget_g: float | None, *, now: datetime, as_json: bool,
+) -> None:
+    """``submit --array``/``--sweep``: plan and store the trials, one line for the sweep and
+    how its trials were planned (``--json``: the sweep and its trials)."""
+    from scheduler.model import sweep_ref
+    from scheduler.sweeps import expand
+
+    name, reqs = expand(req, indices, lines)
+    res = app.queue.submit_sweep(reqs, indices, name=name, limit=limit, budget_g=budget_g, now=now)
+    sweep = res.sweep
+    assert sweep.id is not None
+    expected = sum(e.expected_g for e in res.entries if math.isfinite(e.expected_g))
+    run_now = sum(e.run_now_g for e in res.entries if math.isfinite(e.run_now_g))
+    saving = 100.0 * (run_now - expected) / run_now if run_now > 0 else None
+    if as_json:
+        echo_json({
+            "sweep": {"id": sweep.id, "ref": sweep_ref(sweep.id), "name": sweep.name, "size": sweep.size,
+                      "deadline": sweep.deadline_at, "max_concurrent": sweep.max_concurrent,
+                      "budget_g": sweep.budget_g, "expected_g": expected, "run_now_g": run_now,
+                      "saving_pct": saving, "plan_source": res.plan_source, "fallback": res.fallback},
+            "trials": [dict(job_dict(j), array_index=j.array_index, sweep_id=j.sweep_id) for j in res.trials],
+        })
+        return
+    starts = sorted(e.start for e in res.entries)
+    cap = f", at most {sweep.max_concurrent} at once" if sweep.max_concurrent else ""
+    when = (f"for {fmt_time(starts[0])}" if starts[0] == starts[-1]
+            else f"from {fmt_time(starts[0])} to {fmt_time(starts[-1])}")
+    by = f", all done by {fmt_time(sweep.deadline_at)}" if sweep.deadline_at else ""
+    click.echo(f"sweep {sweep_ref(sweep.id)} {sweep.name!r}: {sweep.size} trials (jobs "
+               f"{res.trials[0].id}-{res.trials[-1].id}) planned {when}{cap}{by}")
+    groups: dict[tuple[datetime, str], list[int]] = {}
+    for j, e in zip(res.trials, res.entries, strict=True):
+        groups.setdefault((e.start, e.site), []).append(j.array_index or 0)
+    shown = sorted(groups.items())
+    parts = [f"{_indices_text(ix)} at {fmt_time(at)} on {site}" for (at, site), ix in shown[:6]]
+    more = f", and {len(shown) - 6} more starts" if len(shown) > 6 else ""
+    click.echo(f"  trials {'; '.join(parts)}{more}")
+    line = f"  expected {fmt_g(expected)} vs {fmt_g(run_now)} if run now"
+    if saving is not None:
+        line += f" ({fmt_less(saving)})"
+    if sweep.budget_g is not None:
+        line += f"; budget {fmt_g(sweep.budget_g)}"
+    click.echo(line + f"; forecast from {res.plan_source}")
+    if res.fallback:
+        click.echo("  note: planned on fallback carbon data (see the forecast source above)")
+
+
+def _indices_text(indices: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``0-2,5`` (the form --array takes)."""
+    runs: list[list[int]] = []
+    for i in sorted(indices):
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def _start_cell(job: Job, spans: list[tuple[datetime, datetime]] | None, now: datetime) -> str:
@@ -547,6 +648,9 @@ def show(ref: str, png: str | None, svg: str | None, as_json: bool) -> None:
     click.echo(f"  estimate  {format_duration(job.duration_s)} at {job.power_w:.0f} W, {job.gpus} GPU, {job.cpus} CPU")
     click.echo(f"  plan      {fmt_time(job.planned_start)} on {job.planned_site or job.site} ({job.zone}): expected {fmt_g(job.expected_g)}, run now {fmt_g(job.run_now_g)}")
     click.echo(f"            forecast from {job.plan_source or '-'}; {job.note or ''}")
+    if job.sweep_id is not None:
+        click.echo(f"  sweep     {_trial_text(job)}"
+                   + (f"; not launched: {job.note.removeprefix('skipped: ')}" if job.state is JobState.SKIPPED else ""))
     if job.interruptible:
         click.echo(f"  intervals {', '.join(f'{fmt_time(a)} -> {fmt_time(b)}' for a, b in spans) or '-'}"
                    f"  (paused between them: {job.pause_mode or 'stop'}"
@@ -592,45 +696,92 @@ def _run_intervals(app: App, run: Run) -> list[tuple[RunInterval, float, int]]:
     return out
 
 
-@click.command()
-@click.argument("job_ids", metavar="ID...", nargs=-1, required=True, type=int)
-@click.option("--grace", default="10s", show_default=True, metavar="DURATION", help="Time between SIGTERM and SIGKILL.")
-@json_option
-def cancel(job_ids: tuple[int, ...], grace: str, as_json: bool) -> None:
-    """Cancel jobs; a running job's process group gets SIGTERM, then SIGKILL.
+def parse_ids(texts: tuple[str, ...]) -> list[tuple[str, int]]:
+    """Command-line references: ``3`` is job 3, ``s3`` sweep 3; ``("job"|"sweep", id)`` each,
+    repeats dropped."""
+    from scheduler.sweeps import parse_sweep_ref
 
-    Every ID is checked first: if one is unknown or already finished, nothing is
-    cancelled. --json: one object per job (a list when several IDs are given).
-    """
+    out: list[tuple[str, int]] = []
+    for text in texts:
+        sweep_id = parse_sweep_ref(text)
+        if sweep_id is not None:
+            out.append(("sweep", sweep_id))
+        elif text.strip().isdigit():
+            out.append(("job", int(text)))
+        else:
+            raise BadInput(f"{text!r} is not a job or a sweep: give a job's number (3) or a sweep's (s3)")
+    return list(dict.fromkeys(out))
+
+
+def _stop_local(app: App, job_id: int, grace_s: float) -> bool:
+    """Stop a cancelled job's process if it runs on this host under the local executor
+    (elsewhere its agent stops it); whether it did."""
     import socket
 
     from scheduler.executors.base import Handle
     from scheduler.executors.local import LocalExecutor
 
+    host = socket.gethostname()
+    stopped = False
+    for run in app.store.open_runs():
+        if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
+            LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
+            stopped = True
+    return stopped
+
+
+@click.command()
+@click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
+@click.option("--grace", default="10s", show_default=True, metavar="DURATION", help="Time between SIGTERM and SIGKILL.")
+@json_option
+def cancel(job_ids: tuple[str, ...], grace: str, as_json: bool) -> None:
+    """Cancel jobs, or whole sweeps (s3); a running job's process group gets SIGTERM,
+    then SIGKILL.
+
+    A sweep's waiting trials are skipped and its running ones cancelled. Every ID is
+    checked first: if one is unknown or already finished, nothing is cancelled. --json:
+    one object per job or sweep (a list when several IDs are given).
+    """
+    from scheduler.model import sweep_ref
+
     grace_s = parse_duration_s(grace, what="grace")
     app = get_app()
-    ids = list(dict.fromkeys(job_ids))
-    for job_id in ids:
-        job = app.store.get_job(job_id)
+    refs = parse_ids(job_ids)
+    several = " (no job was cancelled)" if len(refs) > 1 else ""
+    for kind, ref_id in refs:
+        if kind == "sweep":
+            sweep = app.store.get_sweep(ref_id)
+            trials = app.store.list_jobs(sweep_id=ref_id)
+            for j in trials:
+                app.queue.check_owner(j)
+            if all(j.state in TERMINAL_STATES for j in trials):
+                raise BadInput(f"sweep {sweep_ref(ref_id)} is already over "
+                               f"({sweep.stop_reason or 'every trial ended'}): nothing to cancel{several}")
+            continue
+        job = app.store.get_job(ref_id)
         app.queue.check_owner(job)
         if job.state in TERMINAL_STATES:
-            raise BadInput(f"job {job_id} is already {job.state}: nothing to cancel"
-                           + (" (no job was cancelled)" if len(ids) > 1 else ""))
-    done = []
-    for job_id in ids:
-        job, was_running = app.queue.cancel(job_id)
-        stopped = False
-        if was_running:
-            host = socket.gethostname()
-            for run in app.store.open_runs():
-                if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
-                    LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
-                    stopped = True
-        done.append({"id": job_id, "state": str(job.state), "was_running": was_running, "stopped": stopped})
+            raise BadInput(f"job {ref_id} is already {job.state}: nothing to cancel{several}")
+    done: list[dict[str, object]] = []
+    for kind, ref_id in refs:
+        if kind == "sweep":
+            sweep, skipped, running = app.queue.cancel_sweep(ref_id)
+            stopped = [i for i in running if _stop_local(app, i, grace_s)]
+            done.append({"sweep": sweep_ref(ref_id), "id": ref_id, "stop_reason": sweep.stop_reason,
+                         "skipped": skipped, "cancelled": running, "stopped": stopped})
+            if not as_json:
+                click.echo(f"sweep {sweep_ref(ref_id)} cancelled: {len(skipped)} waiting trial"
+                           f"{'s' if len(skipped) != 1 else ''} skipped, {len(running)} running "
+                           f"cancelled" + (f" ({len(stopped)} stopped here, the rest by their agents)"
+                                           if len(stopped) < len(running) else ""))
+            continue
+        job, was_running = app.queue.cancel(ref_id)
+        stopped_one = was_running and _stop_local(app, ref_id, grace_s)
+        done.append({"id": ref_id, "state": str(job.state), "was_running": was_running, "stopped": stopped_one})
         if not as_json:
-            msg = f"job {job_id} cancelled"
+            msg = f"job {ref_id} cancelled"
             if was_running:
-                msg += " and its processes stopped" if stopped else " (its agent will stop it)"
+                msg += " and its processes stopped" if stopped_one else " (its agent will stop it)"
             click.echo(msg)
     if as_json:
         echo_json(done[0] if len(job_ids) == 1 else done)
@@ -780,6 +931,9 @@ def _final_line(job: Job, run: Run | None, events: list[Event]) -> str:
     from scheduler.progress import stored_projections
 
     line = f"job {job.id} {job.state}"
+    if job.state is JobState.SKIPPED:
+        why = job.note.removeprefix("skipped: ") or "its sweep stopped"
+        return f"{line} ({_trial_text(job)}): not launched, {why}"
     if run is not None and run.exit_code is not None:
         line += f" (exit {run.exit_code})"
     a = run.accounting if run is not None else None
@@ -795,6 +949,13 @@ def _final_line(job: Job, run: Run | None, events: list[Event]) -> str:
             if vs != "-":
                 line += f" ({vs})"
     return line
+
+
+def _trial_text(job: Job) -> str:
+    """``trial 4 of sweep s1`` for a sweep's trial."""
+    from scheduler.model import sweep_ref
+
+    return f"trial {job.array_index} of sweep {sweep_ref(job.sweep_id or 0)}"
 
 
 def _live_line(app: App, job: Job, run: Run, now: datetime) -> tuple[str, Projection | None]:

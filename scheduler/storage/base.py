@@ -195,11 +195,13 @@ class JobStore(ABC):
     def add_sweep_with_jobs(
         self, sweep: Sweep, jobs: Sequence[Job], *,
         events: Sequence[tuple[datetime, str, str]] | None = None,
+        intervals: Sequence[Sequence[Span]] | None = None,
     ) -> tuple[Sweep, list[Job]]:
         """Insert a sweep and its trials in one transaction (nothing of either is written
         if any row is refused); return them with their new ids, each trial's ``sweep_id``
         set. ``events``, when given, holds one ``(at, kind, message)`` per trial: the first
-        line of its story."""
+        line of its story; ``intervals`` each trial's planned run intervals (empty for
+        most, as in :meth:`add_jobs`)."""
 
     @abstractmethod
     def get_sweep(self, sweep_id: int) -> Sweep:

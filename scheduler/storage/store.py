@@ -613,9 +613,11 @@ class SqlStore(JobStore):
     def add_sweep_with_jobs(
         self, sweep: Sweep, jobs: Sequence[Job], *,
         events: Sequence[tuple[datetime, str, str]] | None = None,
+        intervals: Sequence[Sequence[Span]] | None = None,
     ) -> tuple[Sweep, list[Job]]:
-        if events is not None and len(events) != len(jobs):
-            raise ValueError(f"{len(events)} events for {len(jobs)} trials")
+        for given, what in ((events, "events"), (intervals, "interval lists")):
+            if given is not None and len(given) != len(jobs):
+                raise ValueError(f"{len(given)} {what} for {len(jobs)} trials")
         now = _now()
         with self._tx(f"add sweep {sweep.name!r} of {len(jobs)} trials") as conn:
             key = conn.execute(insert(t.sweeps), _sweep_values(sweep)).inserted_primary_key
@@ -629,6 +631,8 @@ class SqlStore(JobStore):
                     [_job_values(j, now) for j in trials],
                 )
                 ids = [int(i) for i in result.scalars().all()]
+            if intervals is not None and ids:
+                _insert_intervals(conn, dict(zip(ids, intervals, strict=True)))
             if events and ids:
                 conn.execute(insert(t.events), [
                     {"job_id": i, "at": at, "kind": kind, "message": message}

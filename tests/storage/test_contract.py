@@ -663,7 +663,8 @@ def test_a_sweep_and_its_trials_are_stored_together(store: SqlStore) -> None:
                   max_concurrent=2, budget_g=5000.0, owner="ada")
     trials = [make_job(name=f"lr-search[{i}]", array_index=i, sweep_limit=2) for i in range(3)]
     events = [(T0, "submitted", f"trial {i}") for i in range(3)]
-    stored, jobs = store.add_sweep_with_jobs(sweep, trials, events=events)
+    spans = [(), ((T0, T0 + H), (T0 + 2 * H, T0 + 3 * H)), ()]
+    stored, jobs = store.add_sweep_with_jobs(sweep, trials, events=events, intervals=spans)
     assert stored.id is not None and stored == dataclasses.replace(sweep, id=stored.id)
     assert store.get_sweep(stored.id) == stored
     assert [j.sweep_id for j in jobs] == [stored.id] * 3
@@ -673,6 +674,7 @@ def test_a_sweep_and_its_trials_are_stored_together(store: SqlStore) -> None:
         back = store.get_job(j.id)
         assert (back.sweep_id, back.array_index, back.sweep_limit) == (stored.id, j.array_index, 2)
         assert [e.message for e in store.events_for_job(j.id)] == [f"trial {j.array_index}"]
+    assert store.planned_intervals([j.id or 0 for j in jobs]) == {jobs[1].id: list(spans[1])}
     store.add_job(make_job(name="alone"))
     assert [j.id for j in store.list_jobs(sweep_id=stored.id)] == [j.id for j in jobs]
     assert store.list_jobs(sweep_id=stored.id + 1) == []
