@@ -14,9 +14,11 @@ every view of a sweep says the same numbers with the same provenance as a job's:
   ``intensity_kind`` and ``intensity_provider`` label the sum as a job's figures are
   labelled (:func:`scheduler.accounting.intensity_kind_of`), with the measured and the
   actual shares weighted by energy and by emissions.
-- **budget used**: the measured grams of finished trials plus those of running trials so
-  far (``running_g``, measured by the caller as the daemon measures them), and that as a
-  share of the sweep's ``budget_g``.
+- **budget used**: what the daemon counts against the sweep's budget
+  (:func:`scheduler.sweeps.budget_use`): the measured grams of the finished trials plus
+  the running ones' (measured so far, or their projected or expected total when larger),
+  and that as a share of ``budget_g``; ``budget_waiting_g`` is what the trials not started
+  are expected to add (the daemon stops the sweep when the three would exceed the budget).
 
 :func:`summarize` is pure; :func:`load_summaries` reads what it needs in a bounded number
 of queries (the sweeps in one, each sweep's trials in one, the trials' last runs in one
@@ -26,15 +28,16 @@ per 500 trials), never one per trial.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from scheduler.accounting import intensity_kind_of
 from scheduler.history import HistoryRow, row_for
-from scheduler.model import Job, JobState, Run, Sweep, sweep_ref
+from scheduler.model import Job, JobState, Sweep, sweep_ref
 from scheduler.reporting import aggregate
+from scheduler.sweeps import BudgetUse
 
 if TYPE_CHECKING:
     from scheduler.storage.base import JobStore
@@ -89,9 +92,11 @@ class SweepSummary:
     expected_g: float | None
     run_now_g: float | None
     budget_g: float | None
-    running_g: float
-    budget_used_g: float
+    #: ``None`` when the budget's account was not read (:func:`summarize` without ``budget``)
+    running_g: float | None
+    budget_used_g: float | None
     budget_used_pct: float | None
+    budget_waiting_g: float | None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -120,21 +125,19 @@ def summarize(
     sweep: Sweep,
     trials: Sequence[HistoryRow],
     *,
-    running_g: Mapping[int, float] | None = None,
+    budget: BudgetUse | None = None,
     now: datetime | None = None,
 ) -> SweepSummary:
-    """The summary of ``sweep`` from its trials' history rows; ``running_g`` maps a running
-    trial's id to the grams measured so far of its current run."""
+    """The summary of ``sweep`` from its trials' history rows and its budget's account
+    (:func:`scheduler.sweeps.budget_use` of the same trials)."""
     assert sweep.id is not None
     counts = dict.fromkeys(TRIAL_COUNTS, 0)
     for r in trials:
         counts[_COUNT_OF[JobState(r.state)]] += 1
     total = aggregate(sweep_ref(sweep.id), trials, now=now)
     acct = [r for r in trials if r.emissions_g is not None]
-    live = [r for r in trials if _COUNT_OF[JobState(r.state)] == "running"]
-    live_g = sum(((running_g or {}).get(r.id, 0.0) for r in live if r.emissions_g is None), 0.0)
     emitted_g = total.emissions_kg * 1000.0
-    used_g = emitted_g + live_g
+    used_g = None if budget is None else budget.finished_g + budget.running_g
     planned = [r for r in trials if JobState(r.state) not in (JobState.SKIPPED, JobState.CANCELLED)]
     expected = [r.expected_g for r in planned if r.expected_g is not None]
     run_now = [r.run_now_g for r in planned if r.run_now_g is not None]
@@ -171,54 +174,52 @@ def summarize(
         saved_pct=total.saved_pct,
         expected_g=sum(expected) if expected else None,
         run_now_g=sum(run_now) if run_now else None,
-        budget_g=sweep.budget_g, running_g=live_g, budget_used_g=used_g,
-        budget_used_pct=(100.0 * used_g / sweep.budget_g) if sweep.budget_g else None,
+        budget_g=sweep.budget_g, running_g=None if budget is None else budget.running_g,
+        budget_used_g=used_g,
+        budget_used_pct=(100.0 * used_g / sweep.budget_g) if sweep.budget_g and used_g is not None else None,
+        budget_waiting_g=None if budget is None else budget.waiting_g,
     )
 
 
-#: the grams measured so far of a running trial's current run (``None``: not known yet)
-LiveGrams = Callable[[Job, Run], float | None]
+#: a sweep's budget account from its trials (:func:`scheduler.sweeps.budget_use` at a time)
+BudgetOf = Callable[[Sequence[Job]], BudgetUse]
 
 
-def trial_rows(
-    store: JobStore, sweep_ids: Iterable[int], *, live: LiveGrams | None = None,
-) -> tuple[dict[int, list[HistoryRow]], dict[int, float]]:
-    """Each sweep's trials as history rows, by array index, and the grams so far of the
-    running ones (``live``, asked once per running trial): one query per sweep for the
-    trials and one per 500 trials for their last runs."""
+def trial_rows(store: JobStore, sweep_ids: Iterable[int]) -> dict[int, tuple[list[Job], list[HistoryRow]]]:
+    """Each sweep's trials, by array index, and their history rows: one query per sweep
+    for the trials and one per 500 trials for their last runs."""
     jobs = [j for sid in dict.fromkeys(sweep_ids) for j in store.list_jobs(sweep_id=sid)]
     last = store.last_runs(j.id for j in jobs if j.id is not None)
-    rows: dict[int, list[HistoryRow]] = {}
-    running_g: dict[int, float] = {}
+    out: dict[int, tuple[list[Job], list[HistoryRow]]] = {}
     for j in sorted(jobs, key=lambda j: (j.array_index if j.array_index is not None else -1, j.id or 0)):
-        assert j.sweep_id is not None and j.id is not None
-        run = last.get(j.id)
-        rows.setdefault(j.sweep_id, []).append(row_for(j, run))
-        if live is not None and run is not None and run.finished_at is None \
-                and j.state in (JobState.RUNNING, JobState.SUSPENDED):
-            grams = live(j, run)
-            if grams is not None:
-                running_g[j.id] = grams
-    return rows, running_g
+        assert j.sweep_id is not None
+        trials, rows = out.setdefault(j.sweep_id, ([], []))
+        trials.append(j)
+        rows.append(row_for(j, last.get(j.id or 0)))
+    return out
 
 
 def load_summaries(
     store: JobStore,
     sweep_ids: Iterable[int],
     *,
-    live: LiveGrams | None = None,
+    budget_of: BudgetOf | None = None,
     now: datetime | None = None,
 ) -> dict[int, tuple[SweepSummary, list[HistoryRow]]]:
-    """The summary and the trials' rows of each sweep of ``sweep_ids`` that exists."""
+    """The summary and the trials' rows of each sweep of ``sweep_ids`` that exists;
+    ``budget_of`` gives each sweep's budget account (``None``: not read)."""
     ids = list(dict.fromkeys(sweep_ids))
     if not ids:
         return {}
     sweeps = store.list_sweeps(ids)
-    rows, running_g = trial_rows(store, [s.id for s in sweeps if s.id is not None], live=live)
-    return {
-        s.id: (summarize(s, rows.get(s.id, []), running_g=running_g, now=now), rows.get(s.id, []))
-        for s in sweeps if s.id is not None
-    }
+    found = trial_rows(store, [s.id for s in sweeps if s.id is not None])
+    out: dict[int, tuple[SweepSummary, list[HistoryRow]]] = {}
+    for s in sweeps:
+        assert s.id is not None
+        trials, rows = found.get(s.id, ([], []))
+        budget = budget_of(trials) if budget_of is not None else None
+        out[s.id] = (summarize(s, rows, budget=budget, now=now), rows)
+    return out
 
 
-__all__ = ["SWEEP_FIELDS", "TRIAL_COUNTS", "LiveGrams", "SweepSummary", "load_summaries", "summarize", "trial_rows"]
+__all__ = ["SWEEP_FIELDS", "TRIAL_COUNTS", "BudgetOf", "SweepSummary", "load_summaries", "summarize", "trial_rows"]

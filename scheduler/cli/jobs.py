@@ -547,18 +547,16 @@ def show(ref: str, png: str | None, svg: str | None, as_json: bool) -> None:
     ran with the final figure. A sweep shows its trials by state, their energy, emissions
     and savings against run-now, its budget used, then one line per trial.
     """
-    from scheduler.cli.sweepview import parse_job_or_sweep, show_sweep, trial_line
+    from scheduler.cli.sweepview import show_sweep
     from scheduler.history import row_for
     from scheduler.progress import live_projection, projection_error_pct, stored_projections
 
-    job_ref, sweep_id = parse_job_or_sweep(ref)
-    if sweep_id is not None:
+    kind, job_id = parse_ids((ref,))[0]
+    if kind == "sweep":
         if png or svg:
             raise BadInput(f"--png/--svg draw one job, not sweep {ref}: give a trial's job id")
-        show_sweep(get_app(), sweep_id, as_json=as_json)
+        show_sweep(get_app(), job_id, as_json=as_json)
         return
-    assert job_ref is not None
-    job_id = job_ref
     app = get_app()
     job = app.store.get_job(job_id)
     runs = app.store.runs_for_job(job_id)
@@ -631,8 +629,6 @@ def show(ref: str, png: str | None, svg: str | None, as_json: bool) -> None:
     click.echo(f"job {job.id}  {job.name}  [{job.state}]  owner {job.owner}")
     click.echo(f"  command   {' '.join(job.argv)}{'  (shell)' if job.shell else ''}")
     click.echo(f"  cwd       {job.cwd}")
-    if job.sweep_id is not None:
-        click.echo(trial_line(app, job.sweep_id, job.array_index))
     click.echo(f"  policy    {job.policy_name or '-'}; earliest {fmt_time(job.earliest_start)}, latest start {fmt_time(job.latest_start)}, deadline {fmt_time(job.deadline_at)}")
     extra = []
     if job.threshold_g_per_kwh:

@@ -67,11 +67,12 @@ def last_projections(store: object, rows: Sequence[object]) -> dict[int, object]
 def report_sweeps(app: object, rows: Sequence[object]) -> dict[str, SweepSummary]:
     """The summary of each sweep a ``--by sweep`` report has a row for, by its key (``s3``)."""
     from scheduler.app import App
-    from scheduler.cli.sweepview import parse_job_or_sweep, summaries
+    from scheduler.cli.sweepview import summaries
     from scheduler.reporting import ReportRow
+    from scheduler.sweeps import parse_sweep_ref
 
     assert isinstance(app, App)
-    ids = [parse_job_or_sweep(r.key)[1] for r in rows if isinstance(r, ReportRow) and r.key != "-"]
+    ids = [parse_sweep_ref(r.key) for r in rows if isinstance(r, ReportRow)]
     found = summaries(app, [i for i in ids if i is not None])
     return {s.ref: s for s, _ in found.values()}
 

@@ -7,7 +7,6 @@ A sweep is one row everywhere (:mod:`scheduler.sweep_summary`), with the same co
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -15,55 +14,36 @@ from typing import TYPE_CHECKING
 import click
 
 from scheduler.cli.common import echo_json, fmt_g, fmt_time, print_table
-from scheduler.errors import BadInput
 from scheduler.units import fmt_energy_kwh, fmt_pct, fmt_saved
 
 if TYPE_CHECKING:
     from scheduler.app import App
     from scheduler.history import HistoryRow
-    from scheduler.sweep_summary import LiveGrams, SweepSummary
-
-_SWEEP_REF = re.compile(r"[sS](\d{1,18})")
+    from scheduler.sweep_summary import SweepSummary
 
 #: the columns of a sweep's row in every table
 SWEEP_HEADERS = ["sweep", "name", "state", "owner", "trials", "deadline", "expected", "energy",
                  "emissions", "if run now", "saved", "budget used"]
 
 
-def parse_job_or_sweep(text: str, what: str = "ID") -> tuple[int | None, int | None]:
-    """``41`` -> (41, None), a job; ``s3`` -> (None, 3), a sweep (:func:`scheduler.model.sweep_ref`)."""
-    t = text.strip()
-    if t.isdigit() and len(t) <= 18:
-        return int(t), None
-    m = _SWEEP_REF.fullmatch(t)
-    if m:
-        return None, int(m.group(1))
-    raise BadInput(f"{what} {text!r} is neither a job id (like 41) nor a sweep (like s3)")
-
-
-def live_grams(app: App, now: datetime) -> LiveGrams:
-    """The grams measured so far of a running trial, as ``wait`` and ``show`` project them
-    (its stored samples on the cached intensity of its site's zone)."""
-    from scheduler.model import Job, Run
-    from scheduler.progress import live_projection
-
-    def grams(job: Job, run: Run) -> float | None:
-        p = live_projection(app, job, run, now)
-        return None if p is None else p.emissions_g
-
-    return grams
-
-
 def summaries(app: App, sweep_ids: Sequence[int]) -> dict[int, tuple[SweepSummary, list[HistoryRow]]]:
-    """:func:`scheduler.sweep_summary.load_summaries` with the running trials' grams so far."""
+    """:func:`scheduler.sweep_summary.load_summaries` with each sweep's budget account as
+    the daemon keeps it (:func:`scheduler.sweeps.budget_use`)."""
+    from scheduler.model import Job
     from scheduler.sweep_summary import load_summaries
+    from scheduler.sweeps import BudgetUse, budget_use
 
     now = app.clock.now()
-    return load_summaries(app.store, sweep_ids, live=live_grams(app, now), now=now)
+
+    def budget_of(trials: Sequence[Job]) -> BudgetUse:
+        return budget_use(app, trials, now)
+
+    return load_summaries(app.store, sweep_ids, budget_of=budget_of, now=now)
 
 
 def budget_text(s: SweepSummary) -> str:
-    if s.budget_g is None:
+    """``450 g of 1.00 kg (45%)``: the grams the daemon counts against the budget."""
+    if s.budget_g is None or s.budget_used_g is None:
         return "-"
     return f"{fmt_g(s.budget_used_g)} of {fmt_g(s.budget_g)} ({fmt_pct(s.budget_used_pct, 0)})"
 
@@ -117,8 +97,9 @@ def show_sweep(app: App, sweep_id: int, *, as_json: bool) -> None:
     else:
         click.echo("  energy    - (no trial has finished with figures yet)")
     if s.budget_g is not None:
-        live = f", {fmt_g(s.running_g)} of it by running trials so far" if s.running_g else ""
-        click.echo(f"  budget    {budget_text(s)} used{live}")
+        live = f", {fmt_g(s.running_g)} of it by running trials" if s.running_g else ""
+        rest = f"; the trials not started expect {fmt_g(s.budget_waiting_g)} more" if s.budget_waiting_g else ""
+        click.echo(f"  budget    {budget_text(s)} used{live}{rest}")
     if s.stopped_at is not None:
         click.echo(f"  stopped   {fmt_time(s.stopped_at)}: {s.stop_reason or '-'}")
     if rows:
@@ -131,16 +112,5 @@ def show_sweep(app: App, sweep_id: int, *, as_json: bool) -> None:
         )
 
 
-def trial_line(app: App, sweep_id: int, array_index: int | None) -> str:
-    """``show 41`` on a trial: which sweep it is in."""
-    from scheduler.model import sweep_ref
-
-    found = app.store.list_sweeps([sweep_id])
-    name = f" {found[0].name}" if found else ""
-    size = f" of {found[0].size}" if found else ""
-    return (f"  sweep     {sweep_ref(sweep_id)}{name}, trial {array_index}{size} "
-            f"(`carbonshift show {sweep_ref(sweep_id)}`)")
-
-
-__all__ = ["SWEEP_HEADERS", "parse_job_or_sweep", "print_sweeps", "show_sweep", "summaries",
-           "sweep_cells", "sweep_dict", "trial_line"]
+__all__ = ["SWEEP_HEADERS", "print_sweeps", "show_sweep", "summaries",
+           "sweep_cells", "sweep_dict"]

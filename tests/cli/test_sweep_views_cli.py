@@ -27,14 +27,17 @@ def test_show_a_sweep_sums_its_trials_and_lists_them(seeded) -> None:  # type: i
     assert d["energy_kwh"] == pytest.approx(3.5) and d["emissions_g"] == pytest.approx(450.0)
     assert d["counterfactual_g"] == pytest.approx(750.0) and d["saved_g"] == pytest.approx(300.0)
     assert d["intensity_kind"] == "mixed" and d["intensity_provider"] == "replay"
-    assert d["budget_used_g"] == pytest.approx(450.0) and d["budget_used_pct"] == pytest.approx(45.0)
+    # as the daemon counts it (scheduler.sweeps.budget_use): 450 g measured, and the running
+    # trial, with no sample yet, at its plan's 60 g
+    assert d["budget_used_g"] == pytest.approx(510.0) and d["budget_used_pct"] == pytest.approx(51.0)
+    assert d["running_g"] == pytest.approx(60.0) and d["budget_waiting_g"] == 0.0
     assert [t["array_index"] for t in d["trials"]] == [0, 1, 2, 3, 4]
     assert d["trials"][4]["state"] == "skipped" and d["trials"][4]["note"] == "skipped: sweep budget"
     t = cs("show", "S1")
     assert t.code == 0, t.err
     assert t.out.startswith("sweep s1  lr-search  [running]  owner alice")
     assert "5: 2 done, 1 failed, 1 running, 1 skipped; at most 2 at once" in t.out
-    assert "(45%) used" in t.out and "saved 300 g (40.0%)" in t.out
+    assert "510 g of 1.00 kg (51%) used, 60.0 g of it by running trials" in t.out and "saved 300 g (40.0%)" in t.out
     assert "skipped: sweep budget" in t.out
 
 
@@ -42,11 +45,11 @@ def test_show_of_a_trial_names_its_sweep_and_bad_refs_are_refused(seeded) -> Non
     cs, ids = seeded
     r = cs("show", str(ids["trial3"]))
     assert r.code == 0, r.err
-    assert "sweep     s1 lr-search, trial 3 of 5 (`carbonshift show s1`)" in r.out
+    assert "sweep     trial 3 of sweep s1" in r.out
     d = json.loads(cs("show", str(ids["trial3"]), "--json").out)
     assert (d["sweep"], d["sweep_id"], d["array_index"], d["sweep_limit"]) == ("s1", 1, 3, 2)
     bad = cs("show", "sx")
-    assert bad.code == 2 and "'sx' is neither a job id" in bad.err and "Traceback" not in bad.err
+    assert bad.code == 2 and "'sx' is not a job or a sweep" in bad.err and "Traceback" not in bad.err
     missing = cs("show", "s99")
     assert missing.code != 0 and "no sweep s99" in missing.err
 
@@ -84,7 +87,7 @@ def test_history_has_a_row_per_sweep_beside_jobs(seeded) -> None:  # type: ignor
     table = cs("history")
     assert "lr-search[0]" not in table.out
     line = next(x for x in table.out.splitlines() if x.startswith("s1 "))
-    assert "2 done, 1 failed, 1 running, 1 skipped of 5" in line and "(45%)" in line
+    assert "2 done, 1 failed, 1 running, 1 skipped of 5" in line and "(51%)" in line
     # csv stays one line per job, trials included, with their sweep
     csv_lines = cs("history", "--format", "csv").out.splitlines()
     assert csv_lines[0].endswith(",sweep_id,array_index") and len(csv_lines) == 1 + 10
@@ -98,7 +101,7 @@ def test_report_by_sweep(seeded) -> None:  # type: ignore[no-untyped-def]
     assert [row["key"] for row in d["rows"]] == ["s1", "s2", "-"]
     s1, s2, rest = d["rows"]
     assert (s1["jobs"], s1["emissions_kg"], s1["saved_kg"]) == (5, pytest.approx(0.45), pytest.approx(0.3))
-    assert s1["sweep"]["budget_used_pct"] == pytest.approx(45.0) and s1["sweep"]["skipped"] == 1
+    assert s1["sweep"]["budget_used_pct"] == pytest.approx(51.0) and s1["sweep"]["skipped"] == 1
     assert s2["sweep"]["waiting"] == 3 and rest["sweep"] is None and rest["jobs"] == 2
     table = cs("report", "--by", "sweep", "--since", "all")
     assert table.code == 0, table.err

@@ -11,6 +11,7 @@ from scheduler.accounting import intensity_kind_of
 from scheduler.history import row_for
 from scheduler.model import Job, JobState, Run, RunAccounting, Sweep
 from scheduler.sweep_summary import summarize
+from scheduler.sweeps import BudgetUse
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -58,7 +59,9 @@ def _rows():  # type: ignore[no-untyped-def]
 
 
 def test_trials_are_counted_by_state_and_their_figures_summed_with_provenance() -> None:
-    s = summarize(SWEEP, _rows(), running_g={43: 40.0, 40: 999.0})
+    # the daemon's account (scheduler.sweeps.budget_use): 450 g measured, the running trial
+    # 40 g, the waiting one expected to add 60 g
+    s = summarize(SWEEP, _rows(), budget=BudgetUse(450.0, 40.0, 60.0))
     assert (s.ref, s.state, s.trials, s.size) == ("s3", "running", 8, 8)
     # lost counts as failed, suspended would count as running
     assert (s.done, s.failed, s.running, s.waiting, s.skipped, s.cancelled) == (2, 2, 1, 1, 1, 1)
@@ -75,9 +78,8 @@ def test_trials_are_counted_by_state_and_their_figures_summed_with_provenance() 
     assert s.intensity_provider == "ukgrid+replay"
     assert s.measured_share == pytest.approx((1.0 + 1.0 + 0.5) / 3.5)
     assert s.actual_share == pytest.approx(150.0 / 450.0)
-    # measured grams of finished trials + the running one so far (a finished trial's live
-    # figure is not counted twice)
-    assert s.running_g == pytest.approx(40.0)
+    # budget used: the finished trials' grams and the running one's, as the daemon counts
+    assert s.running_g == pytest.approx(40.0) and s.budget_waiting_g == pytest.approx(60.0)
     assert s.budget_used_g == pytest.approx(490.0) and s.budget_used_pct == pytest.approx(49.0)
     # the planner's figures of the trials that ran or will run: not skipped or cancelled
     assert s.expected_g == pytest.approx(6 * 60.0) and s.run_now_g == pytest.approx(600.0)
@@ -87,11 +89,13 @@ def test_trials_are_counted_by_state_and_their_figures_summed_with_provenance() 
 
 def test_a_sweep_not_started_has_no_figures_and_nothing_used() -> None:
     rows = [row_for(_trial(i, JobState.PLANNED), None) for i in range(3)]
-    s = summarize(replace(SWEEP, size=3), rows)
+    s = summarize(replace(SWEEP, size=3), rows, budget=BudgetUse(0.0, 0.0, 180.0))
     assert (s.state, s.waiting, s.accounted) == ("waiting", 3, 0)
     assert s.energy_kwh is None and s.emissions_g is None and s.saved_g is None
     assert s.intensity_kind is None and s.energy_method is None
-    assert s.budget_used_g == 0.0 and s.budget_used_pct == 0.0
+    assert s.budget_used_g == 0.0 and s.budget_used_pct == 0.0 and s.budget_waiting_g == 180.0
+    unread = summarize(replace(SWEEP, size=3), rows)  # no account given: no figure made up
+    assert unread.budget_used_g is None and unread.budget_used_pct is None
     assert s.started_at is None and s.finished_at is None
 
 
@@ -106,7 +110,7 @@ def test_stopped_stopping_cancelled_and_finished_sweeps() -> None:
     assert summarize(SWEEP, done).state == "finished"
     cancelled = [row_for(_trial(i, JobState.CANCELLED), None) for i in range(2)]
     assert summarize(stopped, cancelled).state == "cancelled"
-    no_budget = summarize(replace(SWEEP, budget_g=None), rows)
+    no_budget = summarize(replace(SWEEP, budget_g=None), rows, budget=BudgetUse(450.0, 0.0, 0.0))
     assert no_budget.budget_used_pct is None and no_budget.budget_used_g == pytest.approx(450.0)
 
 

@@ -50,7 +50,7 @@ def test_api_sweeps_gives_one_summary_per_sweep_newest_first(url: str) -> None:
     s1 = rows[1]
     assert [s1[k] for k in ("done", "failed", "running", "waiting", "skipped")] == [2, 1, 1, 0, 1]
     assert s1["emissions_g"] == pytest.approx(450.0) and s1["saved_g"] == pytest.approx(300.0)
-    assert s1["budget_used_pct"] == pytest.approx(45.0)
+    assert s1["budget_used_pct"] == pytest.approx(51.0)
     assert [r["ref"] for r in _get(url + "api/sweeps?since=all&limit=1")] == ["s2"]  # type: ignore[union-attr]
     rep = _get(url + "api/report?by=sweep&since=all")
     assert isinstance(rep, dict)
@@ -65,7 +65,7 @@ def test_page_shows_sweeps_with_the_cli_columns_and_no_trial_rows(url: str) -> N
     for header in ("sweep", "trials", "saved", "budget used"):
         assert f"<th>{header}</th>" in sweeps
     assert "<td>2 done, 1 failed, 1 running, 1 skipped of 5</td>" in sweeps
-    assert "<td>450 g of 1.00 kg (45%)</td>" in sweeps and "<td>3 waiting of 3</td>" in sweeps
+    assert "<td>510 g of 1.00 kg (51%)</td>" in sweeps and "<td>3 waiting of 3</td>" in sweeps
     # trials are rows of their sweep, not of the queue or the history
     assert "lr-search[" not in page and "seeds[" not in page
     assert "<td>solo</td>" in page and "<td>eval</td>" in page
