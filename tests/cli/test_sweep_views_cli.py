@@ -108,3 +108,20 @@ def test_report_by_sweep(seeded) -> None:  # type: ignore[no-untyped-def]
     assert "budget used" in table.out.splitlines()[1]
     line = next(x for x in table.out.splitlines() if x.startswith("s1 "))
     assert "2 done, 1 failed, 1 running, 1 skipped" in line
+
+
+def test_a_submitted_then_stopped_sweep_through_the_cli(cs) -> None:  # type: ignore[no-untyped-def]
+    r = cs("submit", "--array", "0-3%2", "--duration", "1h", "--deadline", "24h", "--sweep-budget", "5kg",
+           "--", "python", "train.py", "--seed", "{index}")
+    assert r.code == 0, r.err
+    rows = json.loads(cs("queue", "--json").out)
+    assert [(x["kind"], x["ref"], x["waiting"], x["max_concurrent"]) for x in rows] == [("sweep", "s1", 4, 2)]
+    assert rows[0]["budget_used_g"] == 0.0 and rows[0]["budget_waiting_g"] == pytest.approx(rows[0]["expected_g"])
+    assert cs("sweep", "stop", "s1").code == 0
+    d = json.loads(cs("show", "s1", "--json").out)
+    assert (d["state"], d["skipped"], d["waiting"]) == ("stopped", 4, 0) and d["stop_reason"]
+    assert [t["note"] for t in d["trials"]] == ["skipped: sweep stopped"] * 4
+    assert d["expected_g"] is None  # skipped trials will not emit
+    assert json.loads(cs("queue", "--json").out) == []
+    hist = json.loads(cs("history", "--json").out)
+    assert [(x["kind"], x.get("ref"), x["state"]) for x in hist] == [("sweep", "s1", "stopped")]
