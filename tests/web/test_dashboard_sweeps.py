@@ -8,6 +8,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         app.close()
 
 
-def _get(url: str) -> object:
+def _get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=20) as resp:
         assert resp.status == 200
         return json.loads(resp.read())
@@ -51,7 +52,7 @@ def test_api_sweeps_gives_one_summary_per_sweep_newest_first(url: str) -> None:
     assert [s1[k] for k in ("done", "failed", "running", "waiting", "skipped")] == [2, 1, 1, 0, 1]
     assert s1["emissions_g"] == pytest.approx(450.0) and s1["saved_g"] == pytest.approx(300.0)
     assert s1["budget_used_pct"] == pytest.approx(51.0)
-    assert [r["ref"] for r in _get(url + "api/sweeps?since=all&limit=1")] == ["s2"]  # type: ignore[union-attr]
+    assert [r["ref"] for r in _get(url + "api/sweeps?since=all&limit=1")] == ["s2"]
     rep = _get(url + "api/report?by=sweep&since=all")
     assert isinstance(rep, dict)
     assert [(r["key"], (r["sweep"] or {}).get("skipped")) for r in rep["rows"]] == [("s1", 1), ("s2", 0), ("-", None)]
