@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -195,16 +195,7 @@ def account(
         mean_run = emissions_g / (energy_j * pue / J_PER_KWH) if energy_j > 0 else 0.0
         emissions_g += transfer_energy_j * pue / J_PER_KWH * mean_run
         energy_j += transfer_energy_j
-    if kinds <= {"actual"} and kinds:
-        kind = "actual"
-    elif "actual" in kinds:
-        kind = "mixed"
-    elif kinds == {"static"}:
-        kind = "static"
-    elif kinds:
-        kind = "forecast"
-    else:
-        kind = "none"
+    kind = intensity_kind_of(kinds)
     methods = "+".join(m for m, _ in sorted(by_method.items(), key=lambda kv: -kv[1])) or "none"
     return RunAccounting(
         energy_j=energy_j,
@@ -218,6 +209,23 @@ def account(
         measured_share=(measured_j / energy_j) if energy_j > 0 else 0.0,
         actual_share=(actual_g / emissions_g) if emissions_g > 0 else 0.0,
     )
+
+
+def intensity_kind_of(kinds: Iterable[str]) -> str:
+    """The ``intensity_kind`` label of figures computed on intensities of these kinds
+    (tiers ``actual``/``forecast``/``static``, or the labels of the figures summed, which
+    may be ``mixed`` or ``none``): ``actual`` when every one is, ``mixed`` when some are,
+    ``static`` when all are annual averages, ``forecast`` otherwise, ``none`` for no data."""
+    known = set(kinds) - {"none"}
+    if not known:
+        return "none"
+    if known == {"actual"}:
+        return "actual"
+    if known & {"actual", "mixed"}:
+        return "mixed"
+    if known == {"static"}:
+        return "static"
+    return "forecast"
 
 
 def mean_power_w(samples: Sequence[Sample]) -> float | None:

@@ -18,7 +18,7 @@ HISTORY_FIELDS = (
     "finished_at", "site", "zone", "energy_kwh", "emissions_g", "counterfactual_g", "saved_g",
     "saved_pct", "exit_code", "energy_method", "measured_share", "intensity_kind",
     "intensity_provider", "actual_share", "pue", "expected_g", "run_now_g", "plan_source",
-    "duration_s", "gpus", "deadline_at", "note", "run_id",
+    "duration_s", "gpus", "deadline_at", "note", "run_id", "sweep_id", "array_index",
 )
 
 
@@ -56,6 +56,9 @@ class HistoryRow:
     note: str
     #: the run the figures are from (``None`` before a first run)
     run_id: int | None = None
+    #: a sweep's trial: the sweep's id (written ``s3``) and the trial's index in it
+    sweep_id: int | None = None
+    array_index: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         # a shallow dict: every field is a scalar or a datetime, no deep copy needed
@@ -106,6 +109,8 @@ def row_for(job: Job, run: Run | None) -> HistoryRow:
         deadline_at=job.deadline_at,
         note=job.note,
         run_id=run.id if run else None,
+        sweep_id=job.sweep_id,
+        array_index=job.array_index,
     )
 
 

@@ -40,6 +40,8 @@ def planned_spans(job: Job, stored: list[tuple[datetime, datetime]] | None) -> l
 
 def job_dict(job: Job, spans: list[tuple[datetime, datetime]] | None = None) -> dict[str, object]:
     """A job as the JSON of ``queue``, ``show`` and the web API's ``/api/queue``."""
+    from scheduler.model import sweep_ref
+
     return {
         "id": job.id, "name": job.name, "state": str(job.state), "owner": job.owner,
         "argv": job.argv, "cwd": job.cwd, "shell": job.shell, "duration_s": job.duration_s,
@@ -56,6 +58,8 @@ def job_dict(job: Job, spans: list[tuple[datetime, datetime]] | None = None) -> 
         "pause_mode": job.pause_mode, "pause_signal": job.pause_signal,
         "pause_grace_s": job.pause_grace_s,
         "intervals": [{"start": a, "end": b} for a, b in planned_spans(job, spans)],
+        "sweep": sweep_ref(job.sweep_id) if job.sweep_id is not None else None,
+        "sweep_id": job.sweep_id, "array_index": job.array_index, "sweep_limit": job.sweep_limit,
     }
 
 

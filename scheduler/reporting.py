@@ -1,4 +1,4 @@
-"""Reports, pure: aggregate history rows by period, site, policy, owner or job.
+"""Reports, pure: aggregate history rows by period, site, policy, owner, job or sweep.
 
 Every figure is a sum or a weighted mean of the per-job figures in
 :mod:`scheduler.history`, so a report always agrees with ``carbonshift history``:
@@ -22,6 +22,8 @@ Every figure is a sum or a weighted mean of the per-job figures in
 - **carbon cost**: emissions x an internal carbon price (per tonne); **cost avoided**:
   saved x the price.
 
+Grouping by sweep gives a row per sweep (``s3``) and one (``-``) for the jobs of no sweep.
+
 Grouping by time uses the job's start (its submission if it never started), in the time
 zone given (local time by default at the CLI, UTC with ``--utc``); empty periods between
 the first and the last are filled in so charts keep a regular axis.
@@ -37,9 +39,10 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from scheduler.errors import BadInput
 from scheduler.history import HistoryRow
+from scheduler.model import sweep_ref
 from scheduler.units import fmt_energy_kwh, fmt_pct, fmt_saved, fmt_vs
 
-GROUPINGS = ("day", "week", "month", "site", "policy", "owner", "zone", "job")
+GROUPINGS = ("day", "week", "month", "site", "policy", "owner", "zone", "job", "sweep")
 TIME_GROUPINGS = ("day", "week", "month")
 
 #: Currency symbols and names accepted in a carbon price, mapped to their code.
@@ -224,6 +227,8 @@ def _group_key(row: HistoryRow, by: str) -> str:
         return row.zone or "-"
     if by == "job":
         return f"{row.id} {row.name}"
+    if by == "sweep":
+        return sweep_ref(row.sweep_id) if row.sweep_id is not None else "-"
     raise ValueError(by)
 
 
@@ -329,6 +334,8 @@ def build_report(
         out = [aggregate(k, v, price=price, now=now) for k, v in groups.items()]
         if by == "job":
             out.sort(key=lambda x: int(x.key.split(" ", 1)[0]))
+        elif by == "sweep":  # by sweep id, the jobs of no sweep ("-") last
+            out.sort(key=lambda x: (x.key == "-", int(x.key[1:]) if x.key != "-" else 0))
         else:
             out.sort(key=lambda x: (-x.emissions_kg, x.key))
     total = aggregate("total", rows, price=price, now=now)

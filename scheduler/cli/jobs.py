@@ -274,7 +274,7 @@ def _submit_sweep(
                       "deadline": sweep.deadline_at, "max_concurrent": sweep.max_concurrent,
                       "budget_g": sweep.budget_g, "expected_g": expected, "run_now_g": run_now,
                       "saving_pct": saving, "plan_source": res.plan_source, "fallback": res.fallback},
-            "trials": [dict(job_dict(j), array_index=j.array_index, sweep_id=j.sweep_id) for j in res.trials],
+            "trials": [job_dict(j) for j in res.trials],
         })
         return
     starts = sorted(e.start for e in res.entries)
@@ -359,9 +359,10 @@ def _queue_summary(
 @click.option("--all", "show_all", is_flag=True,
               help="Every job, finished ones too, with no row limit (unless --limit is given).")
 @click.option("--limit", type=click.IntRange(min=0), metavar="N",
-              help=f"Show at most N jobs (default {QUEUE_ROWS}; 0: all of them).")
+              help=f"Show at most N rows (default {QUEUE_ROWS}; 0: all of them).")
+@click.option("--trials", is_flag=True, help="List each sweep's trials as jobs too (else one row per sweep).")
 @json_option
-def queue(show_all: bool, limit: int | None, as_json: bool) -> None:
+def queue(show_all: bool, limit: int | None, trials: bool, as_json: bool) -> None:
     """List waiting and running jobs with their planned start and expected emissions.
 
     \b
@@ -369,7 +370,12 @@ def queue(show_all: bool, limit: int | None, as_json: bool) -> None:
     those not planned yet. The first 50 are shown, as a table or with --json alike;
     a last line (on stderr with --json) says how many more there are by state.
     --limit N shows N (0: all), --all every job including finished ones.
+    A sweep's trials are one row per sweep (trials by state, energy, emissions, saved,
+    budget used; `carbonshift show s3` for its trials), --trials lists them as jobs too.
+    With --json every row has "kind": "job" or "sweep".
     """
+    from scheduler.cli.sweepview import print_sweeps, summaries, sweep_dict
+
     app = get_app()
     states = list(QUEUE_STATES) + ([s for s in JobState if s not in QUEUE_STATES] if show_all else [])
     if limit is None:
@@ -378,48 +384,70 @@ def queue(show_all: bool, limit: int | None, as_json: bool) -> None:
     # the light reader cannot vouch for goes through the full store as before
     from scheduler.storage import lite
 
-    view = lite.queue_view(app.settings.db, states, limit=limit or None)
-    if view is None and not app.database_exists():
-        view = ([], {})  # reading creates nothing
-    jobs, counts = view if view is not None else app.store.queue_view(states, limit=limit or None)
-    summary = _queue_summary(len(jobs), states, counts, show_all)
-    ids = [j.id for j in jobs if j.interruptible and j.id is not None]
+    fetch = limit
+    while True:  # collapsed trials leave rows free: read more until the limit is filled
+        view = lite.queue_view(app.settings.db, states, limit=fetch or None)
+        if view is None and not app.database_exists():
+            view = ([], {})  # reading creates nothing
+        jobs, counts = view if view is not None else app.store.queue_view(states, limit=fetch or None)
+        sweep_ids = list(dict.fromkeys(j.sweep_id for j in jobs if j.sweep_id is not None))
+        plain = jobs if trials else [j for j in jobs if j.sweep_id is None]
+        if not fetch or trials or len(plain) + len(sweep_ids) >= limit or len(jobs) >= sum(counts.values()):
+            break
+        fetch *= 4
+    if limit and not trials:
+        plain = plain[:max(0, limit - len(sweep_ids))]
+    sweeps = [s for s, _ in summaries(app, sweep_ids).values()] if sweep_ids else []
+    summary = _queue_summary(len(plain) + len([j for j in jobs if j.sweep_id is not None and not trials]),
+                             states, counts, show_all)
+    ids = [j.id for j in plain if j.interruptible and j.id is not None]
     spans = (lite.planned_intervals(app.settings.db, ids) if view is not None else None) if ids else {}
     if spans is None:
         spans = app.store.planned_intervals(ids)
     if as_json:
-        echo_json([job_dict(j, spans.get(j.id)) for j in jobs])  # type: ignore[arg-type]
+        echo_json([{"kind": "job", **job_dict(j, spans.get(j.id))} for j in plain]  # type: ignore[arg-type]
+                  + [sweep_dict(s) for s in sweeps])
         if summary:
             click.echo(f"carbonshift: {summary}", err=True)
         return
-    if not jobs:
+    if not plain and not sweeps:
         click.echo("the queue is empty" + ("" if show_all else " (finished jobs: `carbonshift history`)"))
         return
-    print_table(
-        ["id", "name", "state", "owner", "planned start", "deadline", "site/zone", "duration", "expected", "if run now"],
-        [_job_row(j, spans.get(j.id) if j.id is not None else None, app.clock.now()) for j in jobs],
-    )
+    if plain:
+        print_table(
+            ["id", "name", "state", "owner", "planned start", "deadline", "site/zone", "duration", "expected", "if run now"],
+            [_job_row(j, spans.get(j.id) if j.id is not None else None, app.clock.now()) for j in plain],
+        )
+    print_sweeps(sweeps)
     if summary:
         click.echo(summary)
 
 
 @click.command()
-@click.argument("job_id", type=int)
+@click.argument("ref", metavar="ID")
 @click.option("--png", "png", metavar="FILE", type=click.Path(dir_okay=False),
               help="Chart: power over grid intensity, chosen and run-now windows (needs carbonshift[plot]).")
 @click.option("--svg", "svg", metavar="FILE", type=click.Path(dir_okay=False),
               help="The same chart as SVG (built in).")
 @json_option
-def show(job_id: int, png: str | None, svg: str | None, as_json: bool) -> None:
-    """Show one job: its plan, runs, energy, emissions and story.
+def show(ref: str, png: str | None, svg: str | None, as_json: bool) -> None:
+    """Show one job (ID like 41) or sweep (like s3): its plan, runs, energy, emissions and story.
 
     A running job gets a live line: elapsed time, power, energy so far, the grid intensity
     now and the projected total. A finished job compares the projection made while it
-    ran with the final figure.
+    ran with the final figure. A sweep shows its trials by state, their energy, emissions
+    and savings against run-now, its budget used, then one line per trial.
     """
+    from scheduler.cli.sweepview import show_sweep
     from scheduler.history import row_for
     from scheduler.progress import live_projection, projection_error_pct, stored_projections
 
+    kind, job_id = parse_ids((ref,))[0]
+    if kind == "sweep":
+        if png or svg:
+            raise BadInput(f"--png/--svg draw one job, not sweep {ref}: give a trial's job id")
+        show_sweep(get_app(), job_id, as_json=as_json)
+        return
     app = get_app()
     job = app.job(job_id)
     runs = app.store.runs_for_job(job_id)
@@ -697,14 +725,19 @@ def logs(job_id: int, run_id: int | None, stream: str, tail: int | None, follow:
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="The newest N jobs (still listed oldest first).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "codecarbon"]), default="table",
               show_default=True, help="codecarbon: CodeCarbon's emissions.csv columns (kg, kWh).")
+@click.option("--trials", is_flag=True, help="List each sweep's trials as jobs too (else one row per sweep).")
 @json_option
 def history(since: str | None, until: str | None, states: tuple[str, ...], limit: int | None, fmt: str,
-            as_json: bool) -> None:
+            trials: bool, as_json: bool) -> None:
     """Jobs with their energy, emissions, run-now counterfactual and savings.
 
-    --json is --format json.
+    --json is --format json. A sweep is one row (its trials by state, their energy,
+    emissions and savings, its budget used) when any of its trials is selected;
+    --trials lists the trials as jobs too. With --json every row has "kind": "job" or
+    "sweep"; csv and codecarbon list every job, trials included (with their sweep_id).
     """
     from scheduler.cli.report import parse_range
+    from scheduler.cli.sweepview import print_sweeps, summaries, sweep_dict
     from scheduler.history import HISTORY_FIELDS, history_rows
 
     if as_json and fmt not in ("table", "json"):
@@ -719,8 +752,12 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
         until=t_until,
         limit=limit,
     )
+    sweep_ids = list(dict.fromkeys(r.sweep_id for r in rows if r.sweep_id is not None))
+    shown = rows if trials else [r for r in rows if r.sweep_id is None]
+    sweeps = ([s for s, _ in summaries(app, sweep_ids).values()]
+              if sweep_ids and fmt in ("json", "table") else [])
     if fmt == "json":
-        echo_json([r.as_dict() for r in rows])
+        echo_json([{"kind": "job", **r.as_dict()} for r in shown] + [sweep_dict(s) for s in sweeps])
         return
     if fmt == "codecarbon":
         from scheduler.codecarbon import to_csv
@@ -743,20 +780,22 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
     if not rows:
         click.echo("no jobs yet")
         return
-    print_table(
-        ["id", "name", "state", "started", "energy", "method", "emissions", "intensity", "run now", "saved"],
-        [
+    if shown:
+        print_table(
+            ["id", "name", "state", "started", "energy", "method", "emissions", "intensity", "run now", "saved"],
             [
-                r.id, r.name, r.state, fmt_time(r.started_at),
-                fmt_energy_kwh(r.energy_kwh),
-                r.energy_method or "-", fmt_g(r.emissions_g),
-                f"{r.intensity_kind}/{r.intensity_provider}" if r.intensity_kind else "-",
-                fmt_g(r.counterfactual_g),
-                fmt_saved(r.saved_g, r.saved_pct),
-            ]
-            for r in rows
-        ],
-    )
+                [
+                    r.id, r.name, r.state, fmt_time(r.started_at),
+                    fmt_energy_kwh(r.energy_kwh),
+                    r.energy_method or "-", fmt_g(r.emissions_g),
+                    f"{r.intensity_kind}/{r.intensity_provider}" if r.intensity_kind else "-",
+                    fmt_g(r.counterfactual_g),
+                    fmt_saved(r.saved_g, r.saved_pct),
+                ]
+                for r in shown
+            ],
+        )
+    print_sweeps(sweeps)
     done = [r for r in rows if r.counterfactual_g]
     if done:
         tot_e = sum(r.emissions_g or 0.0 for r in done)

@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,7 +15,10 @@ from scheduler.errors import BadInput
 from scheduler.timeutil import format_duration, iso, parse_since
 from scheduler.units import fmt_mass_g as fmt_g
 
-GROUPING_CHOICES = ("day", "week", "month", "site", "policy", "owner", "zone", "job")
+if TYPE_CHECKING:
+    from scheduler.sweep_summary import SweepSummary
+
+GROUPING_CHOICES = ("day", "week", "month", "site", "policy", "owner", "zone", "job", "sweep")
 
 
 def parse_range(since: str | None, until: str | None, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -52,12 +56,38 @@ def last_projections(store: object, rows: Sequence[object]) -> dict[int, object]
     return out
 
 
+def report_sweeps(app: object, rows: Sequence[object]) -> dict[str, SweepSummary]:
+    """The summary of each sweep a ``--by sweep`` report has a row for, by its key (``s3``)."""
+    from scheduler.app import App
+    from scheduler.cli.sweepview import summaries
+    from scheduler.reporting import ReportRow
+    from scheduler.sweeps import parse_sweep_ref
+
+    assert isinstance(app, App)
+    ids = [parse_sweep_ref(r.key) for r in rows if isinstance(r, ReportRow)]
+    found = summaries(app, [i for i in ids if i is not None])
+    return {s.ref: s for s, _ in found.values()}
+
+
+def report_dict(rep: object, sweeps: dict[str, SweepSummary]) -> dict[str, object]:
+    """A report's JSON; by sweep, each row's ``sweep`` is its summary (``None`` for ``-``)."""
+    from scheduler.reporting import Report
+
+    assert isinstance(rep, Report)
+    data = rep.as_dict()
+    if rep.by == "sweep":
+        for row in data["rows"]:  # type: ignore[attr-defined]
+            s = sweeps.get(row["key"])
+            row["sweep"] = s.as_dict() if s is not None else None
+    return data
+
+
 @click.command()
 @click.option("--since", default="30d", show_default=True, metavar="WHEN",
               help="Jobs submitted since: a duration ago (7d, 12h), an ISO time, or 'all'.")
 @click.option("--until", metavar="WHEN", help="Jobs submitted before: a duration ago or an ISO time.")
 @click.option("--by", "by", type=click.Choice(GROUPING_CHOICES), default="day", show_default=True,
-              help="Group by period (local time; --utc for UTC) or by site, policy, owner, zone, job.")
+              help="Group by period (local time; --utc for UTC) or by site, policy, owner, zone, job, sweep.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
@@ -79,7 +109,9 @@ def report(
     measured power had each job started at submission), saved, deadline hits of succeeded
     jobs with a deadline, mean delay from submission to start, the share of energy that
     was measured (not estimated), the share of emissions on actual (not forecast)
-    intensity, and with a carbon price the carbon cost and the cost avoided.
+    intensity, and with a carbon price the carbon cost and the cost avoided. By sweep:
+    a row per sweep (s3; "-" for jobs of no sweep) with its trials by state and its
+    budget used too (in --json, each row's "sweep").
 
     \b
     Examples:
@@ -116,8 +148,9 @@ def report(
     for path in (png, svg):
         if path:
             write_chart(chart, path)
+    sweeps = report_sweeps(app, rep.rows) if by == "sweep" and fmt in ("json", "table") else {}
     if fmt == "json":
-        echo_json({**rep.as_dict(), "accuracy": acc.as_dict()})
+        echo_json({**report_dict(rep, sweeps), "accuracy": acc.as_dict()})
     elif fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -135,6 +168,13 @@ def report(
             click.echo(f"no jobs {window} (try --since all)")
         else:
             headers, cells = table_rows(rep, fmt_g, format_duration)
+            if sweeps:
+                from scheduler.cli.sweepview import budget_text
+
+                headers = [*headers, "trials", "budget used"]
+                for cell_row, r in zip(cells, [*rep.rows, rep.total], strict=True):
+                    s = sweeps.get(r.key)
+                    cell_row += [s.trials_text(), budget_text(s)] if s is not None else ["-", "-"]
             title = f"carbonshift report by {by}, {window}"
             if price:
                 title += f", carbon price {price}"

@@ -2,7 +2,9 @@
 
 Launch
     A run becomes one batch job, submitted with ``sbatch --parsable`` and a batch script
-    on stdin (no temporary file). The job is named ``cs-<job id>-<name>``; it asks for one
+    on stdin (no temporary file). The job is named ``cs-<job id>-<name>`` (a sweep's trial
+    ``sweep-<sweep id>-<array index>``: each trial is its own batch job at its own planned
+    start, where a Slurm array would share one ``--begin``); it asks for one
     task with ``--cpus-per-task``, ``--gres=gpu:N`` when the job wants GPUs, a ``--time``
     limit of the duration estimate plus a safety margin (:func:`time_limit_s`), and writes
     to the run's output paths (``%`` escaped, since Slurm expands ``%j`` and friends there).

@@ -23,6 +23,7 @@ from scheduler.units import fmt_energy_j, fmt_saved
 if TYPE_CHECKING:
     from scheduler.app import App
     from scheduler.progress import Projection
+    from scheduler.sweep_summary import SweepSummary
 
 WAITING = (JobState.PENDING, JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED)
 
@@ -51,6 +52,27 @@ class Snapshot:
     report: Report
     forecasts: list[ZoneForecast] = field(default_factory=list)
     window: str = "last 30 days"
+    #: sweeps submitted in the window or with trials in the queue, newest first (their
+    #: trials are in neither ``queue`` nor ``history``)
+    sweeps: list[SweepSummary] = field(default_factory=list)
+
+
+def _sweep_ids(app: App, *, since: datetime | None, until: datetime | None, limit: int) -> list[int]:
+    """The newest ``limit`` sweeps submitted in ``[since, until)``."""
+    found = [s for s in app.store.list_sweeps() if s.id is not None
+             and (since is None or s.submitted_at >= since) and (until is None or s.submitted_at < until)]
+    return [s.id for s in reversed(found) if s.id is not None][:limit]
+
+
+def recent_sweeps(app: App, *, since: datetime | None, until: datetime | None = None,
+                  limit: int = 50, also: Sequence[int] = ()) -> list[SweepSummary]:
+    """Summaries of the newest ``limit`` sweeps submitted in ``[since, until)`` and of the
+    sweeps ``also`` names, newest first."""
+    from scheduler.cli.sweepview import summaries
+
+    ids = list(dict.fromkeys([*_sweep_ids(app, since=since, until=until, limit=limit), *also]))
+    found = summaries(app, ids) if ids else {}
+    return [found[i][0] for i in sorted(found, reverse=True)]
 
 
 def gather(app: App, *, tz: tzinfo, since: str = "30d", history_limit: int = 50,
@@ -64,7 +86,8 @@ def gather(app: App, *, tz: tzinfo, since: str = "30d", history_limit: int = 50,
 
     now = app.clock.now()
     store = app.store
-    queue = store.list_jobs(list(WAITING))
+    waiting = store.list_jobs(list(WAITING))
+    queue = [j for j in waiting if j.sweep_id is None]  # trials: one row per sweep
     projections: dict[int, Projection] = {}
     live = [j for j in queue if j.state in (JobState.RUNNING, JobState.SUSPENDED) and j.id is not None]
     last = store.last_runs(j.id for j in live if j.id is not None)
@@ -78,7 +101,10 @@ def gather(app: App, *, tz: tzinfo, since: str = "30d", history_limit: int = 50,
 
     t_since = parse_since(since, now, "--since")
     rows = history_rows(store, since=t_since)
-    recent = [r for r in rows if r.state not in (s.value for s in WAITING)][-history_limit:]
+    recent = [r for r in rows if r.state not in (s.value for s in WAITING)
+              and r.sweep_id is None][-history_limit:]
+    sweeps = recent_sweeps(app, since=t_since, limit=history_limit,
+                           also=[j.sweep_id for j in waiting if j.sweep_id is not None])
     price = None
     if app.settings.carbon_price:
         try:
@@ -90,7 +116,7 @@ def gather(app: App, *, tz: tzinfo, since: str = "30d", history_limit: int = 50,
     if with_forecasts:
         sites = app.queue.sites()
         by_zone: dict[str, list[Job]] = {}
-        for j in queue:
+        for j in waiting:
             site = sites.get(j.planned_site or j.site)
             by_zone.setdefault(site.zone if site else j.zone, []).append(j)
         if not by_zone:
@@ -105,7 +131,8 @@ def gather(app: App, *, tz: tzinfo, since: str = "30d", history_limit: int = 50,
             except Exception as exc:  # the page must render without carbon data
                 forecasts.append(ZoneForecast(zone, [], "", jobs, error=str(exc)))
     return Snapshot(now, tz, _redact_url(app.settings.db), queue, projections, recent, report,
-                    forecasts, window="all time" if t_since is None else f"since {_t(t_since, tz)}")
+                    forecasts, window="all time" if t_since is None else f"since {_t(t_since, tz)}",
+                    sweeps=sweeps)
 
 
 def _redact_url(url: str) -> str:
@@ -188,7 +215,7 @@ def render_page(s: Snapshot) -> str:
         ("emitted", _g(t.emissions_kg * 1000) if t.accounted else "-"),
         ("saved vs run-now", (_g(t.saved_kg * 1000) + f" ({_pct(t.saved_pct)})") if t.accounted else "-"),
         ("deadlines met", f"{t.deadline_hits}/{t.deadline_jobs}" if t.deadline_jobs else "-"),
-        ("waiting or running", str(len(s.queue))),
+        ("waiting or running", str(len(s.queue) + sum(w.running + w.waiting for w in s.sweeps))),
     ]
     if s.report.price is not None and t.carbon_cost is not None:
         cards.append(("carbon cost avoided", fmt_money(t.cost_avoided, s.report.price.currency)))
@@ -241,6 +268,14 @@ def render_page(s: Snapshot) -> str:
                                title=f"{fc.zone}: forecast and planned windows")
         out.append(f'<div class="chart forecast" data-zone="{_e(fc.zone)}">{render_svg(chart)}</div>')
         out.append(f'<p class="note">forecast from {_e(fc.source)}</p>')
+    out.append('<h2 id="sweeps-title">Sweeps</h2>')
+    if s.sweeps:
+        from scheduler.cli.sweepview import SWEEP_HEADERS, sweep_cells
+
+        out.append(_table(SWEEP_HEADERS, [[_td(c) for c in sweep_cells(w, lambda v: _t(v, tz))] for w in s.sweeps],
+                          table_id="sweeps"))
+    else:
+        out.append(f'<p class="note" id="sweeps">No sweep ({_e(s.window)}).</p>')
     out.append("<h2>Recent history</h2>")
     if s.history:
         rows = []
@@ -265,6 +300,7 @@ def render_page(s: Snapshot) -> str:
     out.append(
         '<h2>JSON</h2><p class="note">'
         '<a href="/api/queue">/api/queue</a> · <a href="/api/history">/api/history?since=7d</a> · '
+        '<a href="/api/sweeps">/api/sweeps</a> · '
         '<a href="/api/report">/api/report?by=day&amp;since=30d</a> · '
         '<a href="/api/forecast">/api/forecast?zone=ZONE</a> · '
         '<a href="/charts/report.svg">/charts/report.svg</a> · /charts/job/ID.svg</p>'

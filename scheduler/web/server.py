@@ -4,8 +4,10 @@ Routes (GET and HEAD only; anything else is 405):
 
 - ``/``: the page (queue with planned windows over the forecast, recent history with
   savings, report chart);
-- ``/api/queue``, ``/api/history?since=7d&limit=100``, ``/api/report?by=day&since=30d``,
-  ``/api/forecast?zone=GB&hours=48``, ``/api/job/ID``: JSON;
+- ``/api/queue``, ``/api/history?since=7d&limit=100``, ``/api/report?by=day&since=30d``
+  (``by=sweep``: each row's ``sweep`` summary), ``/api/sweeps?since=30d&limit=50`` (the
+  page's sweeps: one summary each, newest first), ``/api/forecast?zone=GB&hours=48``,
+  ``/api/job/ID``: JSON;
 - ``/charts/report.svg?by=day&since=30d``, ``/charts/job/ID.svg``: SVG charts;
 - ``/healthz``: ``ok``;
 - ``/metrics``: Prometheus text format (:mod:`scheduler.metrics`).
@@ -52,6 +54,7 @@ PARAMS: dict[str, frozenset[str]] = {
     "/api/report": frozenset({"since", "until", "by", "carbon_price"}),
     "/charts/report.svg": frozenset({"since", "until", "by", "carbon_price"}),
     "/api/forecast": frozenset({"zone", "hours"}),
+    "/api/sweeps": frozenset({"since", "until", "limit"}),
 }
 #: the longest value a query parameter may have
 MAX_PARAM_CHARS = 100
@@ -146,6 +149,7 @@ class Handler(BaseHTTPRequestHandler):
             "/": self.page, "/index.html": self.page, "/healthz": self.health,
             "/favicon.ico": self.favicon, "/api/queue": self.api_queue,
             "/api/history": self.api_history, "/api/report": self.api_report,
+            "/api/sweeps": self.api_sweeps,
             "/api/forecast": self.api_forecast, "/charts/report.svg": self.report_svg,
             "/metrics": self.metrics,
         }
@@ -230,7 +234,20 @@ class Handler(BaseHTTPRequestHandler):
                             since=since, until=until, now=app.clock.now())
 
     def api_report(self, q: dict[str, str]) -> None:
-        self._json(self._report(q).as_dict())
+        from scheduler.cli.report import report_dict, report_sweeps
+
+        rep = self._report(q)
+        sweeps = report_sweeps(self.server.app, rep.rows) if rep.by == "sweep" else {}
+        self._json(report_dict(rep, sweeps))
+
+    def api_sweeps(self, q: dict[str, str]) -> None:
+        from scheduler.cli.sweepview import sweep_dict
+        from scheduler.web.page import recent_sweeps
+
+        since, until = self._since(q, self.server.since)
+        limit = _int(q.get("limit"), "limit", 50)
+        found = recent_sweeps(self.server.app, since=since, until=until, limit=limit)
+        self._json([sweep_dict(s) for s in found])
 
     def report_svg(self, q: dict[str, str]) -> None:
         from scheduler.charts import render_svg, report_chart

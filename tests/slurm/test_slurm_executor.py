@@ -199,6 +199,30 @@ def test_reschedule_moves_the_planned_start(
     assert status.state == "succeeded", status
 
 
+def test_each_trial_of_a_sweep_is_its_own_batch_job_named_sweep_id_index(
+    slurm: SlurmExecutor, workdir: Path, cleanup: list[Handle]
+) -> None:
+    # two trials of sweep 7 planned an hour apart: two sbatch calls, each with its own
+    # --begin (a Slurm array would share one), named as squeue users know arrays
+    base = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    begins = {0: base, 5: base + timedelta(hours=1)}
+    seen = {}
+    for index, begin in begins.items():
+        spec = make_spec(workdir, ["/bin/true"], begin_at=begin, name="lr search",
+                         sweep_id=7, array_index=index, sweep_limit=2)
+        handle = slurm.launch(spec)
+        cleanup.append(handle)
+        out = subprocess.run(["scontrol", "show", "job", "-o", handle.handle], capture_output=True,
+                             text=True, timeout=30, check=True,
+                             env={**os.environ, "TZ": "UTC"}).stdout
+        fields = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+        seen[index] = (fields["JobName"], fields["StartTime"], fields.get("ArrayJobId"))
+    assert seen == {
+        0: ("sweep-7-0", base.strftime("%Y-%m-%dT%H:%M:%S"), None),
+        5: ("sweep-7-5", (base + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), None),
+    }
+
+
 def test_cancel_a_sleeping_job(slurm: SlurmExecutor, workdir: Path, cleanup: list[Handle]) -> None:
     handle = slurm.launch(make_spec(workdir, ["sleep", "300"], duration_s=600))
     cleanup.append(handle)

@@ -179,6 +179,12 @@ def test_job_name_is_safe() -> None:
     assert slurm_job_name(make_job(["x"], name="lr[4]", sweep_id=3, array_index=4)) == "sweep-3-4"
 
 
+def test_a_sweeps_trial_is_named_after_its_sweep_and_index() -> None:
+    trial = make_job(["x"], name="lr-search; rm", sweep_id=3, array_index=17, sweep_limit=4)
+    assert slurm_job_name(trial) == "sweep-3-17"
+    assert slurm_job_name(make_job(["x"], sweep_id=3, array_index=0)) == "sweep-3-0"
+
+
 def test_output_path_escapes_percent(tmp_path: Path) -> None:
     assert slurm_path(str(tmp_path / "a%jb.out")) == str(tmp_path / "a%%jb.out")
     assert os.path.isabs(slurm_path("rel.out"))
