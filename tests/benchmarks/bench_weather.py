@@ -171,8 +171,12 @@ def forecast_errors(points: Sequence[IntensityPoint], weather: WeatherSeries, ev
                           end=end + timedelta(hours=49))
 
 
+CURVES = ("history (planning curve)", "weather (point forecast)", "weather (planning curve)")
+
+
 def savings(points: Sequence[IntensityPoint], weather: WeatherSeries, n_jobs: int,
-            start: datetime, end: datetime, first: datetime, seed: int = 2021) -> dict[str, Any]:
+            start: datetime, end: datetime, first: datetime, seed: int = 2021,
+            curves: Sequence[str] = CURVES) -> dict[str, Any]:
     """Share of the oracle's savings, history-only planning curve vs the weather model."""
     from intensity.forecast import planning_forecast
 
@@ -182,14 +186,15 @@ def savings(points: Sequence[IntensityPoint], weather: WeatherSeries, n_jobs: in
     wl = generate_workload(n_jobs, ["site"], start, end, seed=seed)
     opts = PlanOptions(slot_s=900)
     longer = _longer_history(points, first)
-    curves: dict[str, Forecaster] = {
+    every: dict[str, Forecaster] = {
         "history (planning curve)": planning_forecast,
         "weather (point forecast)": functools.partial(longer, weather=weather),  # type: ignore[call-arg]
         "weather (planning curve)": functools.partial(longer, weather=weather, for_planning=True),  # type: ignore[call-arg]
     }
     out: dict[str, Any] = {"jobs": n_jobs}
     base = None
-    for name, fc in curves.items():
+    for name in curves:
+        fc = every[name]
         if base is None:
             c = compare(wl, sites, {zone: trace}, forecaster=fc, options=opts, replan_s=REPLAN_S)
             s = c.summary()
@@ -216,7 +221,8 @@ def _lead(errs: list[LeadError], lead_s: int) -> LeadError | None:
     return next((e for e in errs if e.lead_s == lead_s), None)
 
 
-def evaluate(data: Path, region: str, *, every_h: int, jobs: int, days: int | None = None) -> dict[str, Any] | None:
+def evaluate(data: Path, region: str, *, every_h: int, jobs: int, days: int | None = None,
+             curves: Sequence[str] = CURVES) -> dict[str, Any] | None:
     files = region_files(data, region)
     if files is None:
         print(f"  {region}: files missing under {data / region}", file=sys.stderr)
@@ -227,7 +233,7 @@ def evaluate(data: Path, region: str, *, every_h: int, jobs: int, days: int | No
     points = [p for p in points if p.start >= first]
     end = TEST_END if days is None else min(TEST_END, TEST_START + timedelta(days=days))
     t0 = time.perf_counter()
-    errs = forecast_errors(points, weather, every_h, TEST_START, end, first)
+    errs = forecast_errors(points, weather, every_h, TEST_START, end, first) if every_h else {}
     row: dict[str, Any] = {"region": region, "weather_file": files[1].name, "mae": {}, "mape": {}}
     for name, e in errs.items():
         row["mae"][name] = {str(lead // 3600): (x.mae_g_per_kwh if (x := _lead(e, lead)) else None)
@@ -235,10 +241,11 @@ def evaluate(data: Path, region: str, *, every_h: int, jobs: int, days: int | No
         row["mape"][name] = {str(lead // 3600): (x.mape_pct if (x := _lead(e, lead)) else None)
                              for lead in LEADS_S}
         row["origins"] = (x.n if (x := _lead(e, 24 * 3600)) else 0)
-    h24, w24 = row["mae"]["history"]["24"], row["mae"]["weather"]["24"]
-    row["mae_ratio_24h"] = w24 / h24 if h24 and w24 is not None else None
+    if errs:
+        h24, w24 = row["mae"]["history"]["24"], row["mae"]["weather"]["24"]
+        row["mae_ratio_24h"] = w24 / h24 if h24 and w24 is not None else None
     if jobs > 0:
-        row["savings"] = savings(points, weather, jobs, TEST_START, end, first)
+        row["savings"] = savings(points, weather, jobs, TEST_START, end, first, curves=curves)
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
 
@@ -256,6 +263,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
           "weather point | weather curve | misses |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if not r["mae"]:
+            r["mae"] = r["mape"] = {m: dict.fromkeys(("1", "6", "24", "48"), math.nan)
+                                    for m in ("history", "weather")}
+            r["mae_ratio_24h"] = math.nan
         mh, mw = r["mae"]["history"], r["mae"]["weather"]
         ph, pw = r["mape"]["history"], r["mape"]["weather"]
         s = r.get("savings") or {}
@@ -272,9 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", type=Path, help="folder with one CarbonCast-format folder per region")
     ap.add_argument("--regions", default="DE", help="comma-separated regions (default DE)")
-    ap.add_argument("--every-h", type=int, default=6, help="hours between forecast origins")
+    ap.add_argument("--every-h", type=int, default=6,
+                    help="hours between forecast origins (0: no forecast table)")
     ap.add_argument("--jobs", type=int, default=500, help="jobs in the savings run (0: none)")
     ap.add_argument("--days", type=int, default=None, help="score only the first N test days")
+    ap.add_argument("--curves", default=",".join(str(i) for i in range(len(CURVES))),
+                    help="which planning curves to run, by number: " + "; ".join(
+                        f"{i} {c}" for i, c in enumerate(CURVES)) + " (0 always runs)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
@@ -283,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = []
     for region in [r.strip() for r in args.regions.split(",") if r.strip()]:
-        row = evaluate(args.data, region, every_h=args.every_h, jobs=args.jobs, days=args.days)
+        picked = sorted({0, *(int(i) for i in args.curves.split(",") if i.strip())})
+        row = evaluate(args.data, region, every_h=args.every_h, jobs=args.jobs, days=args.days,
+                       curves=[CURVES[i] for i in picked])
         if row is not None:
             rows.append(row)
             print(f"  {region}: done ({row['seconds']} s)", file=sys.stderr)
