@@ -57,6 +57,12 @@ grids (DE, GB, ERCOT: within a few percent of persistence at 24 h). With less th
 :data:`MIN_FIT_DAYS` of history the forecaster falls back to a seasonal profile with an
 exponentially decaying correction toward the last observed value (and with less than a
 day, to the last value decaying toward the mean).
+
+With weather inputs (``weather=``, :mod:`intensity.weather`: hourly values known at the
+origin for the past and the forecast horizon), each input adds regressors (see
+:data:`_WEATHER_MAX_SAMPLES`), fitted the same way on the steps whose weather was given,
+on up to :data:`WEATHER_MAX_FIT_DAYS` days; the fit is kept under a version naming the
+inputs. ``tests/benchmarks/bench_weather.py`` measures it on recorded GFS forecasts.
 """
 
 from __future__ import annotations
