@@ -45,3 +45,10 @@ def test_a_missing_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "no such folder" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not a CarbonCast time"):
         bw.parse_time("01/07/2021 00:00")
+
+
+def test_ensembleci_rows_hold_the_next_days_weather() -> None:
+    assert bw.default_shift_h(Path("DE_weather_forecast.csv")) == 24
+    assert bw.default_shift_h(Path("DE_aggregated_weather_data.csv")) == 0
+    w = bw.read_weather(DATA / "DE" / "DE_aggregated_weather_data.csv", "DE", shift_h=24)
+    assert w.start == datetime(2021, 7, 1, 22, tzinfo=UTC)
