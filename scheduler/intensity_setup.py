@@ -30,9 +30,10 @@ def _local_forecaster(fit_dir: Path, weather: WeatherProvider | None = None,
     """The planning curve of the local forecaster, its fits kept in ``fit_dir``.
 
     In ``weather_zones`` (``[intensity] weather``) it also takes the ``weather`` provider's
-    inputs and plans on the weather model's point forecast (the weather moves the within-day
-    shape, which is what a plan needs; ``bench_weather.py`` measured it); when the weather
-    cannot be had, the zone falls back to the history-only curve, logged."""
+    inputs, and plans on the weather model's planning curve (``for_planning``: measured by
+    ``bench_weather.py`` on DE, second half of 2021, 87% of the oracle's savings against 84%
+    on its point forecast and 77% on the history-only curve); when the weather cannot be
+    had, the zone falls back to the history-only curve, logged."""
     import importlib.util
 
     if importlib.util.find_spec("intensity.forecast") is None:
@@ -48,7 +49,8 @@ def _local_forecaster(fit_dir: Path, weather: WeatherProvider | None = None,
             except IntensityError as exc:
                 log.warning("no weather for %s (%s): the local forecast uses history only", zone, exc)
             else:
-                return local_forecast(zone, history, now, horizon_s, fit_dir=fit_dir, weather=inputs)
+                return local_forecast(zone, history, now, horizon_s, for_planning=True,
+                                      fit_dir=fit_dir, weather=inputs)
         return planning_forecast(zone, history, now, horizon_s, fit_dir=fit_dir)
 
     return local
