@@ -58,6 +58,7 @@ SCHEMA: dict[str, Any] = {
         "horizon_h": (float, 48.0, "how far ahead to forecast"),
         "timeout_s": (float, 10.0, "HTTP read timeout"),
         "retry_failed_after_minutes": (float, 5.0, "a provider that failed for a zone is not asked again for this long (0: every time)"),
+        "weather": (list, [], "zones whose local forecaster also takes Open-Meteo weather inputs (points: [providers.openmeteo])"),
     },
     "providers": {
         "*": {
@@ -75,6 +76,8 @@ SCHEMA: dict[str, Any] = {
             "zone": (str, None, "zone of a plain trace file (replay provider)"),
             "traces": (list, None, "ZONE=FILE entries, a trace file per zone (replay provider; what --replay gives)"),
             "timeout_s": (float, None, "read timeout of this provider's requests"),
+            "points": (list, None, "ZONE=LABEL:LAT,LON weather points, replacing that zone's defaults (openmeteo)"),
+            "past_days": (int, None, "days of recent weather fetched to train on, 0-92 (openmeteo)"),
         }
     },
     "sites": {
@@ -143,6 +146,11 @@ class Settings:
     def forecast_fits_dir(self) -> Path:
         """Where the local forecaster keeps its fitted weights for every process."""
         return self.data_dir / "forecast-fits"
+
+    @property
+    def weather_cache_dir(self) -> Path:
+        """Where the weather provider keeps what it fetched, for every process."""
+        return self.data_dir / "weather"
 
 
 def default_config_path(env: Mapping[str, str]) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -15,15 +17,26 @@ from intensity.registry import make_provider
 from scheduler.config import Settings
 from scheduler.errors import BadInput
 
+log = logging.getLogger("carbonshift.intensity")
+
 if TYPE_CHECKING:
+    from intensity.weather import WeatherProvider
     from scheduler.storage.base import JobStore
     from scheduler.storage.lite import IntensityCache
 
 
-def local_forecaster(fit_dir: Path) -> LocalForecaster | None:
+def local_forecaster(fit_dir: Path, weather: WeatherProvider | None = None,
+                     weather_zones: frozenset[str] = frozenset()) -> LocalForecaster | None:
     """The planning curve of the local forecaster (:func:`intensity.forecast.planning_forecast`,
     :data:`~intensity.forecast.PLANNING_CURVE`), its fits kept in ``fit_dir``: what submit,
-    the daemon and ``carbonshift forecast`` plan on."""
+    the daemon and ``carbonshift forecast`` plan on (built for them by
+    :func:`local_forecaster_for`).
+
+    In ``weather_zones`` (``[intensity] weather``) it also takes the ``weather`` provider's
+    inputs, and plans on the weather model's planning curve (``for_planning``: measured by
+    ``bench_weather.py`` on DE, second half of 2021, 87% of the oracle's savings against 84%
+    on its point forecast and 77% on the history-only curve); when the weather cannot be
+    had, the zone falls back to the history-only curve, logged."""
     import importlib.util
 
     if importlib.util.find_spec("intensity.forecast") is None:
@@ -31,11 +44,59 @@ def local_forecaster(fit_dir: Path) -> LocalForecaster | None:
 
     def local(zone: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int) -> list[IntensityPoint]:
         # imported on first use: a submit served by a fresh cached forecast never needs it
-        from intensity.forecast import planning_forecast
+        from intensity.forecast import local_forecast, planning_forecast
 
+        if weather is not None and zone in weather_zones:
+            try:
+                inputs = weather.weather(zone, now, horizon_s)
+            except IntensityError as exc:
+                log.warning("no weather for %s (%s): the local forecast uses history only", zone, exc)
+            else:
+                return local_forecast(zone, history, now, horizon_s, for_planning=True,
+                                      fit_dir=fit_dir, weather=inputs)
         return planning_forecast(zone, history, now, horizon_s, fit_dir=fit_dir)
 
     return local
+
+
+def local_forecaster_for(settings: Settings) -> LocalForecaster | None:
+    """:func:`local_forecaster` as ``settings`` configure it (fits folder, weather zones):
+    the one submit, the daemon and ``carbonshift forecast --provider`` share."""
+    weather = _weather_provider(settings, functools.partial(_http_for, settings))
+    return local_forecaster(settings.forecast_fits_dir, weather,
+                            frozenset(str(z) for z in settings.intensity.get("weather") or ()))
+
+
+def _weather_provider(settings: Settings, http_for: Callable[[str], Any]) -> WeatherProvider | None:
+    """The Open-Meteo provider when ``[intensity] weather`` names zones, else ``None``."""
+    zones = frozenset(str(z) for z in settings.intensity.get("weather") or ())
+    if not zones:
+        return None
+    from intensity.providers import openmeteo
+
+    options = dict(settings.providers.get(openmeteo.NAME, {}))
+    try:
+        provider = openmeteo.from_settings(options, {}, http=http_for(openmeteo.NAME),
+                                           cache_dir=settings.weather_cache_dir)
+    except IntensityError as exc:
+        raise BadInput(f"provider {openmeteo.NAME!r} cannot be set up: {exc}") from None
+    missing = sorted(zones - set(provider.zones()))
+    if missing:
+        raise BadInput(
+            f"[intensity] weather names {', '.join(missing)}, which has no weather points: add "
+            f'[providers.openmeteo] points = ["{missing[0]}=LABEL:LAT,LON", ...]')
+    return provider
+
+
+def _http_for(settings: Settings, name: str) -> Any:
+    """An HTTP client with the read timeout of ``[providers.NAME] timeout_s``, else
+    ``[intensity] timeout_s``; ``None`` (the default client) when neither is set."""
+    timeout = settings.providers.get(name, {}).get("timeout_s") or settings.intensity.get("timeout_s")
+    if timeout is None or not math.isfinite(float(timeout)) or float(timeout) <= 0:
+        return None
+    from intensity.http import HttpClient  # its session (requests): on first request
+
+    return HttpClient(connect_timeout_s=min(5.0, float(timeout)), read_timeout_s=float(timeout))
 
 
 def build_intensity_service(
@@ -52,14 +113,8 @@ def build_intensity_service(
         options: dict[str, Any] = dict(settings.providers.get(name, {}))
         if name == "replay" and not options.get("trace") and settings.intensity.get("trace"):
             options["trace"] = settings.intensity["trace"]
-        # the read timeout: [providers.NAME] timeout_s, else [intensity] timeout_s
-        timeout = options.pop("timeout_s", None) or settings.intensity.get("timeout_s")
-        http = None
-        if name != "replay" and timeout is not None and math.isfinite(float(timeout)) and float(timeout) > 0:
-            from intensity.http import HttpClient  # its session (requests): on first request
-
-            http = HttpClient(connect_timeout_s=min(5.0, float(timeout)),
-                              read_timeout_s=float(timeout))
+        options.pop("timeout_s", None)
+        http = _http_for(settings, name) if name != "replay" else None
         try:
             providers.append(make_provider(name, options, env, http=http))
         except IntensityError as exc:
@@ -69,7 +124,7 @@ def build_intensity_service(
     return IntensityService(
         providers,
         cache=store,
-        local=local_forecaster(settings.forecast_fits_dir),
+        local=local_forecaster_for(settings),
         cache_s=float(settings.intensity.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(settings.intensity.get("horizon_h", 48.0)) * 3600),
         # a failed provider is skipped for a while, by every process sharing the store

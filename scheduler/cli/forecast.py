@@ -89,13 +89,13 @@ def _service(app: App, provider: IntensityProvider | None) -> IntensityService:
     if provider is None:
         return app.intensity
     from intensity.chain import IntensityService
-    from scheduler.intensity_setup import local_forecaster
+    from scheduler.intensity_setup import local_forecaster_for
 
     conf = app.settings.intensity
     return IntensityService(
         [provider], cache=app.intensity_cache,
         # the same local forecaster (and planning curve) submit and the daemon plan on
-        local=local_forecaster(app.settings.forecast_fits_dir),
+        local=local_forecaster_for(app.settings),
         cache_s=float(conf.get("cache_minutes", 30.0)) * 60.0,
         horizon_s=int(float(conf.get("horizon_h", 48.0)) * 3600),
     )
