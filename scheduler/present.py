@@ -7,11 +7,16 @@ No I/O and no click here: an edge turns what these return into text or bytes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from scheduler.units import fmt_energy_kwh, fmt_pct, fmt_saved
+from scheduler.units import fmt_mass_g as fmt_g
+
 if TYPE_CHECKING:
     from scheduler.model import Job
+    from scheduler.sweep_summary import SweepSummary
 
 
 def json_default(value: Any) -> Any:
@@ -63,4 +68,51 @@ def job_dict(job: Job, spans: list[tuple[datetime, datetime]] | None = None) -> 
     }
 
 
-__all__ = ["job_dict", "json_default", "planned_spans"]
+#: the columns of a sweep's row in every table
+SWEEP_HEADERS = ["sweep", "name", "state", "owner", "trials", "deadline", "expected", "energy",
+                 "emissions", "if run now", "saved", "budget used"]
+
+
+def budget_text(s: SweepSummary) -> str:
+    """``450 g of 1.00 kg (45%)``: the grams the daemon counts against the budget."""
+    if s.budget_g is None or s.budget_used_g is None:
+        return "-"
+    return f"{fmt_g(s.budget_used_g)} of {fmt_g(s.budget_g)} ({fmt_pct(s.budget_used_pct, 0)})"
+
+
+def sweep_cells(s: SweepSummary, when: Callable[[datetime | None], str]) -> list[str]:
+    """A sweep's cells under :data:`SWEEP_HEADERS`; ``when`` formats a time (as the CLI or
+    the page prints one)."""
+    emitted = fmt_g(s.emissions_g)
+    if s.intensity_kind:
+        emitted += f" ({s.intensity_kind})"
+    return [
+        s.ref, s.name, s.state, s.owner, f"{s.trials_text()} of {s.size}", when(s.deadline_at),
+        fmt_g(s.expected_g), fmt_energy_kwh(s.energy_kwh), emitted, fmt_g(s.counterfactual_g),
+        fmt_saved(s.saved_g, s.saved_pct) if s.saved_g is not None else "-", budget_text(s),
+    ]
+
+
+def sweep_dict(s: SweepSummary, trials: Sequence[dict[str, object]] | None = None) -> dict[str, object]:
+    """A sweep's JSON object: its summary, ``"kind": "sweep"``, its trials when given."""
+    data: dict[str, object] = {"kind": "sweep", **s.as_dict()}
+    if trials is not None:
+        data["trials"] = list(trials)
+    return data
+
+
+def report_dict(rep: object, sweeps: dict[str, SweepSummary]) -> dict[str, object]:
+    """A report's JSON; by sweep, each row's ``sweep`` is its summary (``None`` for ``-``)."""
+    from scheduler.reporting import Report
+
+    assert isinstance(rep, Report)
+    data = rep.as_dict()
+    if rep.by == "sweep":
+        for row in data["rows"]:  # type: ignore[attr-defined]
+            s = sweeps.get(row["key"])
+            row["sweep"] = s.as_dict() if s is not None else None
+    return data
+
+
+__all__ = ["SWEEP_HEADERS", "budget_text", "job_dict", "json_default", "planned_spans", "report_dict",
+           "sweep_cells", "sweep_dict"]

@@ -40,6 +40,7 @@ from scheduler.reporting import aggregate
 from scheduler.sweeps import BudgetUse
 
 if TYPE_CHECKING:
+    from scheduler.app import App
     from scheduler.storage.base import JobStore
 
 #: the trial counts of a summary, in the order views show them
@@ -222,4 +223,30 @@ def load_summaries(
     return out
 
 
-__all__ = ["SWEEP_FIELDS", "TRIAL_COUNTS", "BudgetOf", "SweepSummary", "load_summaries", "summarize", "trial_rows"]
+def summaries(app: App, sweep_ids: Sequence[int]) -> dict[int, tuple[SweepSummary, list[HistoryRow]]]:
+    """:func:`scheduler.sweep_summary.load_summaries` with each sweep's budget account as
+    the daemon keeps it (:func:`scheduler.sweeps.budget_use`)."""
+    from scheduler.sweeps import budget_use
+
+    now = app.clock.now()
+
+    def budget_of(trials: Sequence[Job]) -> BudgetUse:
+        return budget_use(app, trials, now)
+
+    return load_summaries(app.store, sweep_ids, budget_of=budget_of, now=now)
+
+
+def report_sweeps(app: object, rows: Sequence[object]) -> dict[str, SweepSummary]:
+    """The summary of each sweep a ``--by sweep`` report has a row for, by its key (``s3``)."""
+    from scheduler.app import App
+    from scheduler.reporting import ReportRow
+    from scheduler.sweeps import parse_sweep_ref
+
+    assert isinstance(app, App)
+    ids = [parse_sweep_ref(r.key) for r in rows if isinstance(r, ReportRow)]
+    found = summaries(app, [i for i in ids if i is not None])
+    return {s.ref: s for s, _ in found.values()}
+
+
+__all__ = ["SWEEP_FIELDS", "TRIAL_COUNTS", "BudgetOf", "SweepSummary", "load_summaries", "report_sweeps",
+           "summaries", "summarize", "trial_rows"]

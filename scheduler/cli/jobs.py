@@ -374,7 +374,9 @@ def queue(show_all: bool, limit: int | None, trials: bool, as_json: bool) -> Non
     budget used; `carbonshift show s3` for its trials), --trials lists them as jobs too.
     With --json every row has "kind": "job" or "sweep".
     """
-    from scheduler.cli.sweepview import print_sweeps, summaries, sweep_dict
+    from scheduler.cli.sweepview import print_sweeps
+    from scheduler.present import sweep_dict
+    from scheduler.sweep_summary import summaries
 
     app = get_app()
     states = list(QUEUE_STATES) + ([s for s in JobState if s not in QUEUE_STATES] if show_all else [])
@@ -737,8 +739,10 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
     "sweep"; csv and codecarbon list every job, trials included (with their sweep_id).
     """
     from scheduler.cli.report import parse_range
-    from scheduler.cli.sweepview import print_sweeps, summaries, sweep_dict
+    from scheduler.cli.sweepview import print_sweeps
     from scheduler.history import HISTORY_FIELDS, history_rows
+    from scheduler.present import sweep_dict
+    from scheduler.sweep_summary import summaries
 
     if as_json and fmt not in ("table", "json"):
         raise BadInput(f"--json and --format {fmt} disagree: give one of them")

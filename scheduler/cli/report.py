@@ -12,11 +12,13 @@ import click
 
 from scheduler.cli.common import check_output_file, echo_json, get_app, print_table, state
 from scheduler.errors import BadInput
+from scheduler.present import report_dict
+from scheduler.sweep_summary import report_sweeps
 from scheduler.timeutil import format_duration, iso, parse_since
 from scheduler.units import fmt_mass_g as fmt_g
 
 if TYPE_CHECKING:
-    from scheduler.sweep_summary import SweepSummary
+    pass
 
 GROUPING_CHOICES = ("day", "week", "month", "site", "policy", "owner", "zone", "job", "sweep")
 
@@ -54,32 +56,6 @@ def last_projections(store: object, rows: Sequence[object]) -> dict[int, object]
         if p is not None:
             out[job_id] = p
     return out
-
-
-def report_sweeps(app: object, rows: Sequence[object]) -> dict[str, SweepSummary]:
-    """The summary of each sweep a ``--by sweep`` report has a row for, by its key (``s3``)."""
-    from scheduler.app import App
-    from scheduler.cli.sweepview import summaries
-    from scheduler.reporting import ReportRow
-    from scheduler.sweeps import parse_sweep_ref
-
-    assert isinstance(app, App)
-    ids = [parse_sweep_ref(r.key) for r in rows if isinstance(r, ReportRow)]
-    found = summaries(app, [i for i in ids if i is not None])
-    return {s.ref: s for s, _ in found.values()}
-
-
-def report_dict(rep: object, sweeps: dict[str, SweepSummary]) -> dict[str, object]:
-    """A report's JSON; by sweep, each row's ``sweep`` is its summary (``None`` for ``-``)."""
-    from scheduler.reporting import Report
-
-    assert isinstance(rep, Report)
-    data = rep.as_dict()
-    if rep.by == "sweep":
-        for row in data["rows"]:  # type: ignore[attr-defined]
-            s = sweeps.get(row["key"])
-            row["sweep"] = s.as_dict() if s is not None else None
-    return data
 
 
 @click.command()
@@ -169,7 +145,7 @@ def report(
         else:
             headers, cells = table_rows(rep, fmt_g, format_duration)
             if sweeps:
-                from scheduler.cli.sweepview import budget_text
+                from scheduler.present import budget_text
 
                 headers = [*headers, "trials", "budget used"]
                 for cell_row, r in zip(cells, [*rep.rows, rep.total], strict=True):

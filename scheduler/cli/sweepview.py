@@ -7,72 +7,24 @@ A sweep is one row everywhere (:mod:`scheduler.sweep_summary`), with the same co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
 
 from scheduler.cli.common import echo_json, fmt_time, print_table
-from scheduler.units import fmt_energy_kwh, fmt_pct, fmt_saved
+from scheduler.present import SWEEP_HEADERS, budget_text, sweep_cells, sweep_dict
+from scheduler.sweep_summary import summaries
+from scheduler.units import fmt_energy_kwh, fmt_saved
 from scheduler.units import fmt_mass_g as fmt_g
 
 if TYPE_CHECKING:
     from scheduler.app import App
-    from scheduler.history import HistoryRow
     from scheduler.sweep_summary import SweepSummary
-
-#: the columns of a sweep's row in every table
-SWEEP_HEADERS = ["sweep", "name", "state", "owner", "trials", "deadline", "expected", "energy",
-                 "emissions", "if run now", "saved", "budget used"]
-
-
-def summaries(app: App, sweep_ids: Sequence[int]) -> dict[int, tuple[SweepSummary, list[HistoryRow]]]:
-    """:func:`scheduler.sweep_summary.load_summaries` with each sweep's budget account as
-    the daemon keeps it (:func:`scheduler.sweeps.budget_use`)."""
-    from scheduler.model import Job
-    from scheduler.sweep_summary import load_summaries
-    from scheduler.sweeps import BudgetUse, budget_use
-
-    now = app.clock.now()
-
-    def budget_of(trials: Sequence[Job]) -> BudgetUse:
-        return budget_use(app, trials, now)
-
-    return load_summaries(app.store, sweep_ids, budget_of=budget_of, now=now)
-
-
-def budget_text(s: SweepSummary) -> str:
-    """``450 g of 1.00 kg (45%)``: the grams the daemon counts against the budget."""
-    if s.budget_g is None or s.budget_used_g is None:
-        return "-"
-    return f"{fmt_g(s.budget_used_g)} of {fmt_g(s.budget_g)} ({fmt_pct(s.budget_used_pct, 0)})"
-
-
-def sweep_cells(s: SweepSummary, when: Callable[[datetime | None], str] | None = None) -> list[str]:
-    """A sweep's cells under :data:`SWEEP_HEADERS`; ``when`` formats a time (default: as the
-    CLI prints one)."""
-    emitted = fmt_g(s.emissions_g)
-    if s.intensity_kind:
-        emitted += f" ({s.intensity_kind})"
-    return [
-        s.ref, s.name, s.state, s.owner, f"{s.trials_text()} of {s.size}", (when or fmt_time)(s.deadline_at),
-        fmt_g(s.expected_g), fmt_energy_kwh(s.energy_kwh), emitted, fmt_g(s.counterfactual_g),
-        fmt_saved(s.saved_g, s.saved_pct) if s.saved_g is not None else "-", budget_text(s),
-    ]
-
-
-def sweep_dict(s: SweepSummary, trials: Sequence[dict[str, object]] | None = None) -> dict[str, object]:
-    """A sweep's JSON object: its summary, ``"kind": "sweep"``, its trials when given."""
-    data: dict[str, object] = {"kind": "sweep", **s.as_dict()}
-    if trials is not None:
-        data["trials"] = list(trials)
-    return data
-
 
 def print_sweeps(found: Sequence[SweepSummary], *, title: str | None = "sweeps") -> None:
     if found:
-        print_table(SWEEP_HEADERS, [sweep_cells(s) for s in found], title=title)
+        print_table(SWEEP_HEADERS, [sweep_cells(s, fmt_time) for s in found], title=title)
 
 
 def show_sweep(app: App, sweep_id: int, *, as_json: bool) -> None:

@@ -68,7 +68,7 @@ def recent_sweeps(app: App, *, since: datetime | None, until: datetime | None = 
                   limit: int = 50, also: Sequence[int] = ()) -> list[SweepSummary]:
     """Summaries of the newest ``limit`` sweeps submitted in ``[since, until)`` and of the
     sweeps ``also`` names, newest first."""
-    from scheduler.cli.sweepview import summaries
+    from scheduler.sweep_summary import summaries
 
     ids = list(dict.fromkeys([*_sweep_ids(app, since=since, until=until, limit=limit), *also]))
     found = summaries(app, ids) if ids else {}
@@ -270,7 +270,7 @@ def render_page(s: Snapshot) -> str:
         out.append(f'<p class="note">forecast from {_e(fc.source)}</p>')
     out.append('<h2 id="sweeps-title">Sweeps</h2>')
     if s.sweeps:
-        from scheduler.cli.sweepview import SWEEP_HEADERS, sweep_cells
+        from scheduler.present import SWEEP_HEADERS, sweep_cells
 
         out.append(_table(SWEEP_HEADERS, [[_td(c) for c in sweep_cells(w, lambda v: _t(v, tz))] for w in s.sweeps],
                           table_id="sweeps"))

@@ -234,14 +234,15 @@ class Handler(BaseHTTPRequestHandler):
                             since=since, until=until, now=app.clock.now())
 
     def api_report(self, q: dict[str, str]) -> None:
-        from scheduler.cli.report import report_dict, report_sweeps
+        from scheduler.present import report_dict
+        from scheduler.sweep_summary import report_sweeps
 
         rep = self._report(q)
         sweeps = report_sweeps(self.server.app, rep.rows) if rep.by == "sweep" else {}
         self._json(report_dict(rep, sweeps))
 
     def api_sweeps(self, q: dict[str, str]) -> None:
-        from scheduler.cli.sweepview import sweep_dict
+        from scheduler.present import sweep_dict
         from scheduler.web.page import recent_sweeps
 
         since, until = self._since(q, self.server.since)
