@@ -45,6 +45,8 @@ SCHEMA: dict[str, Any] = {
     "replan_hysteresis_pct": (float, 2.0, "a planned job moves only if that saves more than this"),
     "log_max_bytes": (int, 100 * 1024 * 1024, "cap of one job log file before it is rotated"),
     "admins": (list, [], "OS users allowed to cancel or change anyone's jobs"),
+    "run_as_owner": (bool, False, "an agent running as root starts each local job as the Unix user who submitted it (uid, gid, groups); jobs of users unknown here fail"),
+    "run_as_owner_root_jobs": (bool, False, "with run_as_owner: also run jobs submitted by root (as root); else they fail"),
     "carbon_price": (str, None, "internal carbon price, like 80/t or 80EUR/t"),
     "pause_mode": (str, "stop", "how interruptible jobs pause unless they say: stop (SIGSTOP/SIGCONT) or checkpoint"),
     "pause_signal": (str, "SIGUSR1", "signal asking a checkpointing job to save its state and exit"),
@@ -126,6 +128,10 @@ class Settings:
     replan_hysteresis_pct: float = 2.0
     log_max_bytes: int = 100 * 1024 * 1024
     admins: tuple[str, ...] = ()
+    #: an agent running as root drops each local job to its owner's uid, gid and groups;
+    #: jobs of root run (as root) only with ``run_as_owner_root_jobs``
+    run_as_owner: bool = False
+    run_as_owner_root_jobs: bool = False
     carbon_price: str | None = None
     #: interruptible jobs: default pause mode, checkpoint signal and grace (real seconds)
     pause_mode: str = "stop"

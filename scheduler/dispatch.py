@@ -212,6 +212,8 @@ class Daemon:
                 self.executors[name] = LocalExecutor(
                     log_max_bytes=self.app.settings.log_max_bytes,
                     lease=self.timing,
+                    run_as_owner=self.app.settings.run_as_owner,
+                    owner_root_jobs=self.app.settings.run_as_owner_root_jobs,
                 )
             elif name == "slurm":
                 from scheduler.executors.measured import wrapper_argv

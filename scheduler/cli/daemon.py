@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -26,8 +27,11 @@ if TYPE_CHECKING:
               "config agent_name, else the host name); agents sharing a host and a site need distinct names.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
               help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port).")
+@click.option("--run-as-owner", is_flag=True, default=None,
+              help="Run each local job as the Unix user who submitted it (config run_as_owner; "
+              "needs the agent to run as root).")
 def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: bool, no_planner: bool,
-        agent_name: str | None, metrics_port: int | None = None) -> None:
+        agent_name: str | None, metrics_port: int | None = None, run_as_owner: bool | None = None) -> None:
     """Run the daemon: plan waiting jobs, wait for their windows, launch, measure, account.
 
     One line is logged per event (planned, started, finished with energy and emissions),
@@ -43,6 +47,10 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
         logging.DEBUG if verbose > 1 else (logging.INFO if verbose else logging.WARNING)
     )
     app = get_app()
+    if run_as_owner:
+        from dataclasses import replace
+
+        app.settings = replace(app.settings, run_as_owner=True)
     from scheduler.config import credential_vars, hide_from_environ
 
     # read into app.env already: a job must not find them in /proc/<daemon pid>/environ
@@ -78,6 +86,8 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
     signal.signal(signal.SIGTERM, handler)
     emit(f"daemon     started on {daemon.host} with {app.settings.db.split('://')[0]} database"
          + (f", sites {', '.join(sites)}" if sites else ""))
+    if app.settings.run_as_owner:
+        _say_run_as(app, emit)
     server = None
     if metrics_port is not None:
         from scheduler.web.server import serve_metrics
@@ -95,6 +105,25 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
         sys.exit(130)
     if daemon.exit_code:
         sys.exit(daemon.exit_code)
+
+
+def _say_run_as(app: App, emit: Callable[[str], None]) -> None:
+    """One line at start: who the local jobs run as under ``run_as_owner``."""
+    import os
+
+    from scheduler.executors.local import switches_user
+
+    if switches_user(True):
+        emit("run_as     each local job runs as its owner"
+             + ("" if app.settings.run_as_owner_root_jobs else "; root's jobs are refused"))
+    else:
+        import pwd
+
+        try:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            user = f"uid {os.geteuid()}"
+        emit(f"run_as_owner needs the agent to run as root; jobs run as {user}")
 
 
 def _check_sites(app: App, sites: tuple[str, ...]) -> None:

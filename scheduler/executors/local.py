@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from scheduler.errors import ExecutorError
@@ -33,6 +35,39 @@ from scheduler.executors.identity import identity, same_process, split_identity,
 from scheduler.executors.supervise import contain_file_for
 from scheduler.leader import LeaseTiming
 from scheduler.model import JobState
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a job runs as under ``run_as_owner``: a Unix user of this machine."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+
+
+def switches_user(run_as_owner: bool) -> bool:
+    """Whether ``run_as_owner`` takes effect: only an agent running as root can switch."""
+    return run_as_owner and os.geteuid() == 0
+
+
+def job_owner(name: str | None, job_id: int | None, *, root_jobs: bool) -> Owner:
+    """The Unix user ``name`` a job of theirs runs as; :class:`ExecutorError` (the job
+    fails, saying why) for a user unknown on this machine, or root unless ``root_jobs``."""
+    if not name:
+        raise ExecutorError(f"job {job_id} has no owner to run as (run_as_owner is on): "
+                            "submit it again as a user of this machine")
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise ExecutorError(f"job {job_id} is owned by {name!r}, not a user of this machine "
+                            "(run_as_owner is on): create the user here, or submit it as one") from None
+    if pw.pw_uid == 0 and not root_jobs:
+        raise ExecutorError(f"job {job_id} is owned by {name!r} (root) and run_as_owner does not run "
+                            "root's jobs: submit it as another user, or set run_as_owner_root_jobs = true")
+    return Owner(name, pw.pw_uid, pw.pw_gid, tuple(os.getgrouplist(name, pw.pw_gid)), pw.pw_dir)
 
 
 def exit_file_for(out_path: str) -> str:
@@ -117,8 +152,13 @@ class LocalExecutor(Executor):
         python: str | None = None,
         lease: LeaseTiming | None = None,
         use_cgroup: bool = True,
+        run_as_owner: bool = False,
+        owner_root_jobs: bool = False,
     ) -> None:
         self.log_max_bytes = log_max_bytes
+        #: each job runs as its owner (``job_owner``); only when this agent is root
+        self.run_as_owner = switches_user(run_as_owner)
+        self.owner_root_jobs = owner_root_jobs
         self.python = python or sys.executable
         self.lease = lease
         self.use_cgroup = use_cgroup
@@ -131,6 +171,8 @@ class LocalExecutor(Executor):
 
     def launch(self, spec: LaunchSpec) -> Handle:
         job = spec.job
+        # refused before anything is written: the job fails at once, saying why
+        owner = job_owner(job.owner, job.id, root_jobs=self.owner_root_jobs) if self.run_as_owner else None
         for p in (spec.out_path, spec.err_path):
             private_dirs(Path(p).parent)
         exit_file = exit_file_for(spec.out_path)
@@ -160,8 +202,14 @@ class LocalExecutor(Executor):
                     "--lease-file", lease_file, "--fence-before", f"{self.lease.fence_before_s:g}",
                     "--kill-grace", f"{self.lease.kill_grace_s:g}"]
         cmd += ["--resume-file", resume_file_for(exit_file)]
-        cmd += ["--", *job.argv]
         env = dict(spec.env, CARBONSHIFT_PROGRESS_FILE=exit_file[: -len(".exit.json")] + ".progress.json")  # progress protocol: scheduler/progress.py
+        if owner is not None:
+            # the supervisor stays root (it writes the logs, measures, contains, fences);
+            # the job's own process drops to its owner
+            cmd += ["--uid", str(owner.uid), "--gid", str(owner.gid),
+                    "--groups", ",".join(str(g) for g in owner.groups)]
+            env.update(HOME=owner.home, USER=owner.name, LOGNAME=owner.name)
+        cmd += ["--", *job.argv]
         if spec.gpu_indices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_indices)
         if not os.path.isdir(job.cwd):

@@ -44,6 +44,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO
 
@@ -308,6 +309,26 @@ def _halt(pid: int, timeout_s: float = 2.0) -> bool:
         time.sleep(0.005)
 
 
+def _preexec(enter: Callable[[], None] | None, uid: int | None, gid: int | None,
+             groups: str) -> Callable[[], None] | None:
+    """The job's ``preexec_fn``: into its cgroup (as root, which may), then, with ``uid``,
+    down to its owner's groups, gid and uid. Not Popen's ``user=``: CPython switches
+    user before ``preexec_fn``, and the owner may not move itself into our cgroup."""
+    if uid is None:
+        return enter
+    extra = [int(g) for g in groups.split(",") if g]
+    group = uid if gid is None else gid
+
+    def run() -> None:
+        if enter is not None:
+            enter()
+        os.setgroups(extra)
+        os.setresgid(group, group, group)
+        os.setresuid(uid, uid, uid)
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="carbonshift-supervise")
     parser.add_argument("--exit-file", required=True)
@@ -327,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between the fence's SIGTERM and SIGKILL")
     parser.add_argument("--no-cgroup", action="store_true",
                         help="contain the job as child subreaper only, even where cgroup v2 is writable")
+    parser.add_argument("--uid", type=int, help="run the job (only it) as this user (the agent is root)")
+    parser.add_argument("--gid", type=int, help="with --uid: the job's group")
+    parser.add_argument("--groups", default="", help="with --uid: the job's supplementary groups, comma-separated")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     cmd = list(args.command)
@@ -352,12 +376,12 @@ def main(argv: list[str] | None = None) -> int:
         child = subprocess.Popen(
             ["/bin/sh", "-c", " ".join(cmd)] if args.shell else cmd, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            preexec_fn=contain.entering(cgroup),
+            preexec_fn=_preexec(contain.entering(cgroup), args.uid, args.gid, args.groups),
         )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:
         if cgroup is not None:
             contain.remove_cgroup(cgroup)
-        msg = f"carbonshift: cannot start {cmd[0]!r}: {exc.strerror}\n".encode()
+        msg = f"carbonshift: cannot start {cmd[0]!r}: {getattr(exc, 'strerror', None) or exc}\n".encode()
         err.write(msg)
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         _write_exit(args.exit_file, {
