@@ -153,7 +153,10 @@ def write_progress(
         return False
     target = Path(target)
     data = json.dumps({"done": done, "total": total, "unit": unit, "message": message})
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".progress-")
+    try:  # a folder the job may not write (run_as_owner: the agent's private logs) is no crash
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".progress-")
+    except OSError:
+        return False
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(data)

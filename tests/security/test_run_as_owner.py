@@ -14,6 +14,7 @@ import pytest
 
 from scheduler.app import App
 from scheduler.model import JobState
+from tests.cli.conftest import CS
 from tests.integration.conftest import make_app, request, run_daemon
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs the agent to run as root")
@@ -86,3 +87,9 @@ def test_without_the_setting_jobs_run_as_the_agent(tmp_path: Path) -> None:
         app.close()
     assert state is JobState.SUCCEEDED, notes
     assert out.splitlines()[0] == str(os.geteuid())
+
+
+def test_run_flag_says_who_jobs_run_as(cs: CS) -> None:
+    r = cs("run", "--run-as-owner", "--exit-when-idle")
+    assert r.code == 0, r.out
+    assert "run_as     each local job runs as its owner; root's jobs are refused" in r.out
