@@ -144,7 +144,7 @@ def _copies(ledger: Path, killed_at: dict[int, float], soak_end: float) -> dict[
 
 
 def daemon_kills(root: Path, *, jobs: int, kills: int, group_kills: int, lease_s: float,
-                 max_life_s: float, seed: int) -> KillFigures:
+                 max_life_s: float, seed: int, supervisor_only: bool = False) -> KillFigures:
     rng = random.Random(seed)
     sim = SoakSim(root, lease_s=lease_s)
     fig = KillFigures(jobs=jobs)
@@ -172,8 +172,11 @@ def daemon_kills(root: Path, *, jobs: int, kills: int, group_kills: int, lease_s
                     run = rng.choice(running)
                     pid_text = split_identity(run.handle or "")[0].split(":", 1)[0]
                     with contextlib.suppress(OSError, ValueError):
-                        os.killpg(int(pid_text), signal.SIGKILL)
-                        killed_at[run.id or 0] = time.time()
+                        if supervisor_only:  # its job lives on, reparented
+                            os.kill(int(pid_text), signal.SIGKILL)
+                        else:
+                            os.killpg(int(pid_text), signal.SIGKILL)
+                            killed_at[run.id or 0] = time.time()
                         fig.group_kills += 1
             if proc.poll() is None:
                 sim.kill_daemon(proc)
@@ -375,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=40, help="daemon SIGKILLs (default 40)")
     p.add_argument("--group-kills", type=int, default=5,
                    help="SIGKILLs of a running job's supervisor and job together (default 5)")
+    p.add_argument("--supervisor-only", action="store_true",
+                   help="the group kills SIGKILL the supervisor alone, its job living on")
     p.add_argument("--max-life", type=float, default=5.0,
                    help="a daemon lives 0.3 s to this many seconds before its kill (default 5)")
     p.add_argument("--lease", type=float, default=10.0, help="lease_s of the kill loop and PID reuse (default 10)")
@@ -392,10 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     if "kills" in parts:
         t = time.monotonic()
         k = daemon_kills(root / "kills", jobs=a.jobs, kills=a.kills, group_kills=a.group_kills,
-                         lease_s=a.lease, max_life_s=a.max_life, seed=a.seed)
+                         lease_s=a.lease, max_life_s=a.max_life, seed=a.seed,
+                         supervisor_only=a.supervisor_only)
         rows += [
             ("daemon kills", f"{k.kills} tried, {k.jobs} jobs", f"{k.lost} lost, {k.double} double"),
-            ("supervisor+job group kills", f"{k.group_kills} tried", "(within the figures above)"),
+            ("supervisor kills (its job lives on)" if a.supervisor_only else "supervisor+job group kills",
+             f"{k.group_kills} tried", "(within the figures above)"),
             ("legitimate reruns", f"{k.reruns}", f"{k.open_copies} copies without an end line"),
         ]
         notes += [f"kills: {n}" for n in k.notes]
