@@ -425,13 +425,19 @@ def main(argv: list[str] | None = None) -> int:
     if "bad" in parts:
         t = time.monotonic()
         b = bad_inputs(root / "bad")
-        rows.append(("bad inputs", f"{b.tried} tried",
+        rows.append((f"bad inputs ({len(CASES)} + {len(cli_table.SUBMIT_CASES)} + "
+                     f"{len(cli_table.TRACE_CASES)} rows)", f"{b.tried} tried",
                      f"{b.mishandled} mishandled, {b.unnamed} not naming the value ({time.monotonic() - t:.0f} s)"))
         notes += [f"bad: {n}" for n in b.notes]
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     print(f"\nsoak of issue 16's faults ({time.monotonic() - t0:.0f} s, seed {a.seed})")
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)).rstrip())
+    print("lost: a job not succeeded at the end; double: two copies of a job overlapping in time "
+          "(a copy with no end line counts as running to the end), or more than one completing; "
+          "rerun: a copy started after the previous one was recorded lost and had stopped; "
+          "mishandled: exit code not 2, not one line on stderr, a traceback, or a file made or "
+          "changed (an empty new database counts)")
     for n in notes:
         print("  note:", n[:600])
     if a.keep:
