@@ -70,15 +70,34 @@ TERMINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LO
 LEDGER_JOB = """\
 import os, signal, sys, time
 ledger, seconds = sys.argv[1], float(sys.argv[2])
-me = f"{os.environ['CARBONSHIFT_JOB_ID']} {os.environ['CARBONSHIFT_RUN_ID']} {os.getpid()}"
-def mark(verb):
+job = os.environ["CARBONSHIFT_JOB_ID"]
+me = f"{job} {os.environ['CARBONSHIFT_RUN_ID']} {os.getpid()}"
+def mark(verb, extra=""):
     with open(ledger, "a") as f:
-        f.write(f"{verb} {me} {time.time():.3f}\\n")
+        f.write(f"{verb} {me} {time.time():.3f}{extra}\\n")
 def term(*_):
     mark("term")
     sys.exit(143)
+def alive(pid):  # a live (not zombie) copy of this script
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return state != "Z" and sys.argv[0].encode() in f.read()
+    except OSError:
+        return False
 signal.signal(signal.SIGTERM, term)
-mark("start")
+open_pids = {}
+if os.path.exists(ledger):
+    for line in open(ledger).read().splitlines():
+        verb, j, run, pid = line.split()[:4]
+        if j == job:
+            if verb == "start":
+                open_pids[run] = int(pid)
+            else:
+                open_pids.pop(run, None)
+# earlier copies of this job with no end line that still run as this one starts
+mark("start", f" {sum(alive(p) for p in open_pids.values())}")
 time.sleep(seconds)
 mark("end")
 """
@@ -109,6 +128,8 @@ class Copy:
     start: float
     stop: float | None = None
     completed: bool = False
+    #: earlier copies without an end line still running when this one started
+    others_alive: int = 0
 
 
 @dataclass
@@ -124,21 +145,24 @@ class KillFigures:
     notes: list[str] = field(default_factory=list)
 
 
-def _copies(ledger: Path, killed_at: dict[int, float], soak_end: float) -> dict[int, list[Copy]]:
+def _copies(ledger: Path, killed_at: dict[int, float]) -> dict[int, list[Copy]]:
+    """The copies of each job in the ledger; a copy without an end or term line stopped
+    when we killed its group, else when is unknown (``stop`` None)."""
     copies: dict[tuple[int, int], Copy] = {}
     lines = ledger.read_text().splitlines() if ledger.exists() else []
     for line in lines:
-        verb, job, run, pid, stamp = line.split()
+        verb, job, run, pid, stamp, *rest = line.split()
         key = (int(job), int(run))
         if verb == "start":
-            copies[key] = Copy(int(job), int(run), int(pid), float(stamp))
+            copies[key] = Copy(int(job), int(run), int(pid), float(stamp),
+                               others_alive=int(rest[0]) if rest else 0)
         elif key in copies:
             copies[key].stop = float(stamp)
             copies[key].completed = verb == "end"
     by_job: dict[int, list[Copy]] = {}
     for c in copies.values():
         if c.stop is None:
-            c.stop = killed_at.get(c.run, soak_end)
+            c.stop = killed_at.get(c.run)
         by_job.setdefault(c.job, []).append(c)
     return by_job
 
@@ -190,19 +214,19 @@ def daemon_kills(root: Path, *, jobs: int, kills: int, group_kills: int, lease_s
             final.wait(max(120.0, 6 * lease_s))
         except subprocess.TimeoutExpired:
             fig.notes.append("the last daemon did not drain the queue in time")
-        soak_end = time.time()
         states = {j: sim.state(j) for j in ids}
         fig.lost = sum(1 for s in states.values() if s is not JobState.SUCCEEDED)
         if fig.lost:
             fig.notes.append("not succeeded: " + ", ".join(
                 f"job {j} {s.value}" for j, s in states.items() if s is not JobState.SUCCEEDED))
-        for job, copies in _copies(ledger, killed_at, soak_end).items():
+        for job, copies in _copies(ledger, killed_at).items():
             copies.sort(key=lambda c: c.start)
-            overlap = any(later.start < (earlier.stop or soak_end)
+            # overlapping: a copy began before the previous one's end line, or while an
+            # earlier copy without one was still alive (each copy looks as it starts)
+            overlap = any(later.others_alive > 0 or (earlier.stop is not None and later.start < earlier.stop)
                           for earlier, later in itertools.pairwise(copies))
             completed = sum(c.completed for c in copies)
-            fig.open_copies += sum(1 for c in copies if c.run not in killed_at and not c.completed
-                                   and c.stop == soak_end)
+            fig.open_copies += sum(1 for c in copies if c.stop is None)
             if overlap or completed > 1:
                 fig.double += 1
                 fig.notes.append(f"job {job} ran twice: {copies}")
@@ -403,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             ("daemon kills", f"{k.kills} tried, {k.jobs} jobs", f"{k.lost} lost, {k.double} double"),
             ("supervisor kills (its job lives on)" if a.supervisor_only else "supervisor+job group kills",
              f"{k.group_kills} tried", "(within the figures above)"),
-            ("legitimate reruns", f"{k.reruns}", f"{k.open_copies} copies without an end line"),
+            ("legitimate reruns", f"{k.reruns}", f"{k.open_copies} copies killed without an end line"),
         ]
         notes += [f"kills: {n}" for n in k.notes]
         rows.append(("", "", f"({time.monotonic() - t:.0f} s, lease {a.lease:g} s)"))
@@ -434,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)).rstrip())
     print("lost: a job not succeeded at the end; double: two copies of a job overlapping in time "
-          "(a copy with no end line counts as running to the end), or more than one completing; "
+          "(a copy with no end line: if a later copy found it alive at its start), or more than one completing; "
           "rerun: a copy started after the previous one was recorded lost and had stopped; "
           "mishandled: exit code not 2, not one line on stderr, a traceback, or a file made or "
           "changed (an empty new database counts)")
