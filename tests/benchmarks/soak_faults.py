@@ -176,7 +176,7 @@ def daemon_kills(root: Path, *, jobs: int, kills: int, group_kills: int, lease_s
     script.write_text(LEDGER_JOB)
     ledger = root / "copies.txt"
     # start times spread over about the time the kills take (simulated seconds)
-    spread_s = kills * (max_life_s / 2 + 0.3) * sim.factor * 0.8
+    spread_s = kills * (max_life_s / 2 + 0.3) * sim.factor * 1.4
     ids = [sim.submit(f"k{i}", 0.0, after_s=rng.uniform(0, spread_s), deadline="12h",
                       argv=[PY, str(script), str(ledger), f"{rng.uniform(0.2, 3.0):.2f}"])
            for i in range(jobs)]
