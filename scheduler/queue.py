@@ -253,12 +253,15 @@ class Queue:
             return None
 
     def get_policy(self, name: str) -> Policy:
-        stored = self._cached("policy:" + name, lambda: self._stored_policy(name))
+        # a database not made yet holds none (and asking makes none: a refused submit on a
+        # fresh data folder leaves nothing behind)
+        exists = self._database_exists()
+        stored = self._cached("policy:" + name, lambda: self._stored_policy(name)) if exists else None
         if stored is not None:
             return stored
         if name in BUILTIN_POLICIES:
             return BUILTIN_POLICIES[name]
-        known = sorted({p.name for p in self.store.list_policies()} | set(BUILTIN_POLICIES))
+        known = sorted({p.name for p in (self.store.list_policies() if exists else [])} | set(BUILTIN_POLICIES))
         raise NotFound(
             f"unknown policy {name!r}: known policies are {', '.join(known)} "
             "(create one with `carbonshift policy set NAME ...`)"

@@ -67,6 +67,7 @@ def test_submit_bad_input(cs: CS, case: str) -> None:
     r = cs("submit", *args)
     _assert_one_line_error(r, needle)
     assert _jobs_in(cs.db_path) == 0
+    assert not cs.db_path.exists(), "a refused submit made a database"  # not even an empty one
 
 
 def test_empty_command(cs: CS) -> None:
