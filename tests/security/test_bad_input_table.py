@@ -32,7 +32,7 @@ class Case:
     args: tuple[str, ...]
     needle: str  # a word of the message, naming the value or the problem
     config: str | None = None  # replaces the config file's text (the trace path is {trace})
-    setup: Callable[[CS], None] | None = None
+    setup: Callable[[CS], object] | None = None
     env: dict[str, str] = field(default_factory=dict)
 
 
