@@ -47,8 +47,9 @@ def _slurm_problem() -> str | None:
     if proc.returncode != 0:
         return f"sinfo failed: {proc.stderr.strip() or proc.returncode}"
     states = proc.stdout.split()
-    # busy (alloc) or finishing a job (comp) is up too: other tests' jobs may hold it
-    if not any(s in ("idle", "mix", "alloc", "comp") for s in states):
+    # busy (alloc), finishing a job (comp) or idle with a job planned on it later (plnd:
+    # another test's held job with a future --begin) is up too
+    if not any(s in ("idle", "mix", "alloc", "comp", "plnd") for s in states):
         return f"no usable Slurm node (node states: {states or 'none'})"
     return None
 
