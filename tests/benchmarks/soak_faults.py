@@ -355,12 +355,7 @@ def bad_inputs(root: Path) -> BadInputFigures:
         tmp.mkdir(parents=True)
         with pytest.MonkeyPatch.context() as mp:
             cs = CS(tmp, mp, None)  # type: ignore[arg-type]  # capsys: only for in-process calls
-            if case.config is not None:
-                cs.config.write_text(case.config.format(trace=cs.trace, tmp=cs.tmp))
-            if case.setup is not None:
-                case.setup(cs)
-            for key, value in case.env.items():
-                mp.setenv(key, value)
+            case.prepare(cs, mp)
             env = {**os.environ, "PYTHONPATH": repo}
         args = [a.replace("{tmp}", str(tmp)) for a in case.args]
         before = _files(tmp)

@@ -35,6 +35,15 @@ class Case:
     setup: Callable[[CS], object] | None = None
     env: dict[str, str] = field(default_factory=dict)
 
+    def prepare(self, cs: CS, mp: pytest.MonkeyPatch) -> None:
+        """Write the case's config, run its setup and set its environment in ``cs``."""
+        if self.config is not None:
+            cs.config.write_text(self.config.format(trace=cs.trace, tmp=cs.tmp))
+        if self.setup is not None:
+            self.setup(cs)
+        for key, value in self.env.items():
+            mp.setenv(key, value)
+
 
 def submit(*flags: str, cmd: tuple[str, ...] = ("true",)) -> tuple[str, ...]:
     return ("submit", "--duration", "1h", *flags, "--", *cmd) if "--duration" not in flags else ("submit", *flags, "--", *cmd)
@@ -338,12 +347,7 @@ def test_the_table_is_large_enough() -> None:
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(cs: CS, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     case = CASES[name]
-    if case.config is not None:
-        cs.config.write_text(case.config.format(trace=cs.trace, tmp=cs.tmp))
-    if case.setup is not None:
-        case.setup(cs)
-    for key, value in case.env.items():
-        monkeypatch.setenv(key, value)
+    case.prepare(cs, monkeypatch)
     args = [a.replace("{tmp}", str(cs.tmp)) for a in case.args]
     other = cs.tmp / "other.db"
     other_before = other.read_bytes() if other.exists() else None
