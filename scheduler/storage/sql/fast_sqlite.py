@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     class FullCache(PointCache, FailureLog, Protocol):
         """What :class:`IntensityCache` hands writes to: the full store."""
 
-VERSIONS_DIR = Path(__file__).resolve().parent / "migrations" / "versions"
+VERSIONS_DIR = Path(__file__).resolve().parent.parent / "migrations" / "versions"
 
 #: Job fields stored as UTC text, as JSON, as 0/1 (tables.py: UTCDateTime, JSON, Boolean)
 DATETIME_FIELDS = frozenset({
