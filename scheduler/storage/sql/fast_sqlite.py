@@ -1,4 +1,11 @@
-"""A read-only look at an SQLite queue through the standard library alone.
+"""The store's speed side doors, in one named place: raw :mod:`sqlite3` paths around the store.
+
+Two kinds live here. Reads through the standard library alone, for commands that must not
+pay for importing SQLAlchemy (below); and the store's own submit path on SQLite
+(:class:`DriverInsert`, :func:`driver_write`): SQL compiled once by SQLAlchemy, run on the
+DB-API connection. This module imports no SQLAlchemy at import time.
+
+A read-only look at an SQLite queue through the standard library alone.
 
 ``carbonshift queue`` only reads, and on SQLite importing SQLAlchemy was most of its cost
 (about 0.15 s of CPU of a 0.35 s command). On a busy machine, with 20 processes submitting
@@ -28,18 +35,23 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from intensity.model import IntensityPoint, Kind, Signal, Source
+from scheduler.errors import CarbonshiftError
 from scheduler.model import Job, JobState
 
 if TYPE_CHECKING:
     from typing import Protocol
 
+    from sqlalchemy import Dialect, Table
+
     from intensity.chain import FailureLog, PointCache
+    from scheduler.storage.sql.engine import SqlEngine
 
     class FullCache(PointCache, FailureLog, Protocol):
         """What :class:`IntensityCache` hands writes to: the full store."""
@@ -54,7 +66,7 @@ DATETIME_FIELDS = frozenset({
 JSON_FIELDS = frozenset({"argv", "env", "allowed_sites"})
 BOOL_FIELDS = frozenset({"shell", "run_now", "interruptible"})
 JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
-#: ``intensity_fetches.kind`` of a provider's last failure (store.py's FAILURE_KIND)
+#: ``intensity_fetches.kind`` of a provider's last failure (points.py's FAILURE_KIND)
 FAILURE_KIND = "failure"
 POINT_FIELDS = ("zone", "start", "end", "intensity_g_per_kwh", "kind", "provider", "signal",
                 "issued_at", "source", "estimated")
@@ -140,7 +152,7 @@ def planned_intervals(url: str, job_ids: Sequence[int]) -> dict[int, list[tuple[
 def _read(
     con: sqlite3.Connection, states: Sequence[JobState], limit: int | None
 ) -> tuple[list[Job], dict[str, int]]:
-    # the store's queries (store.py, SqlStore.queue_view), written out
+    # the store's queries (jobs.py, SqlJobs.queue_view), written out
     names = [JobState(s).value for s in states]
     marks = ", ".join("?" * len(names))
     counts = {str(state): int(n) for state, n in con.execute(
@@ -228,7 +240,7 @@ def _points(
     con: sqlite3.Connection, zone: str, start: datetime, end: datetime, kind: Kind | None,
     provider: str | None,
 ) -> list[IntensityPoint]:
-    # the store's query (store.py, SqlStore.get_points), written out
+    # the store's query (points.py, SqlPoints.get_points), written out
     columns = ", ".join(f'"{name}"' for name in POINT_FIELDS)
     sql = f'SELECT {columns} FROM intensity_points WHERE zone = ? AND start < ? AND "end" > ?'
     params: list[Any] = [zone, sqlite_text(end), sqlite_text(start)]
@@ -260,4 +272,82 @@ def _utc(text: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-__all__ = ["IntensityCache", "head_revision", "planned_intervals", "queue_view", "sqlite_file", "sqlite_text"]
+# -- the store's own fast path (SQLite): SQLAlchemy-compiled SQL run on the driver ----------
+
+
+class DriverInsert:
+    """A one-row INSERT compiled once by SQLAlchemy Core, run on the DB-API connection.
+
+    ``SqlStore.add_job`` is the submit path and runs one transaction per job; on SQLite,
+    SQLAlchemy's per-statement execution machinery costs more than SQLite's insert. This
+    keeps the SQL text and each column type's own bind processor (so values are converted
+    exactly as SQLAlchemy would, naive datetimes refused) and skips the rest. The
+    transaction is still SQLAlchemy's (``BEGIN IMMEDIATE``, commit, rollback).
+    """
+
+    def __init__(self, table: Table, names: Sequence[str], dialect: Dialect) -> None:
+        from sqlalchemy import bindparam, insert  # this module imports no SQLAlchemy itself
+
+        columns = [table.c[name] for name in names]
+        stmt = insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in columns})
+        compiled = stmt.compile(dialect=dialect)
+        order = compiled.positiontup
+        assert order is not None and set(order) == set(names), "positional dialect expected"
+        self.sql = str(compiled)
+        self._steps = [
+            (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in order
+        ]
+        self._position = {name: i for i, name in enumerate(order)}
+
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        """The statement's positional parameters, converted by the column types."""
+        return tuple([proc(values[n]) if proc else values[n] for n, proc in self._steps])
+
+    def with_value(self, params: tuple[Any, ...], name: str, value: Any) -> tuple[Any, ...]:
+        """``params`` with the (already converted) value of column ``name`` replaced."""
+        i = self._position[name]
+        return (*params[:i], value, *params[i + 1:])
+
+
+@contextmanager
+def driver_write(store: SqlEngine, what: str) -> Iterator[sqlite3.Connection]:
+    """A write transaction run straight on the DB-API connection (SQLite only).
+
+    The same transaction as :meth:`SqlEngine._tx <scheduler.storage.sql.engine.SqlEngine._tx>` (``BEGIN IMMEDIATE``, ``COMMIT``, a rollback on
+    any error, the same error translation) without SQLAlchemy's per-transaction
+    bookkeeping, which costs more than SQLite's own work for the submit path's two
+    one-row inserts. Only for statements run on the yielded driver connection.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    store._refuse_read_only(what)
+    if not store._per_thread:  # the in-memory database: one locked, shared connection
+        with store._tx(what) as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            yield driver
+        return
+    try:
+        conn = store._thread_connection(getattr(store._local, "write", True))
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            yield driver
+            driver.execute("COMMIT")
+        except BaseException:
+            if driver.in_transaction:
+                driver.rollback()
+            raise
+    except CarbonshiftError:
+        raise
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        # as in _tx: a refused row leaves the connection sound, anything else (locked,
+        # I/O, closed) gets this thread a fresh one next time
+        if not isinstance(exc, sqlite3.IntegrityError):
+            store._drop_thread_connection()
+        raise store._translate(exc, what) from exc
+
+
+__all__ = ["DriverInsert", "IntensityCache", "driver_write", "head_revision", "planned_intervals", "queue_view", "sqlite_file", "sqlite_text"]
