@@ -12,8 +12,7 @@ from scheduler.errors import BadDatabase, StorageError
 from scheduler.model import TERMINAL_STATES, JobState
 
 if TYPE_CHECKING:
-    from scheduler.storage.base import Lease
-    from scheduler.storage.store import SqlStore
+    from scheduler.storage.base import JobStore, Lease
 
 
 @click.group("db")
@@ -29,14 +28,15 @@ def upgrade(as_json: bool) -> None:
     Opening the database applies them anyway; this makes it explicit (for a deploy step).
     """
     from scheduler.cli.progressbar import progress
-    from scheduler.storage.store import open_store
+    from scheduler.storage.sql.admin import maintenance
+    from scheduler.storage.sql.opening import open_store
 
     settings = get_app().settings
     # opened as it is, so the migrations run here, under the progress bar
     store = open_store(settings.db, migrate=False, create_parents=settings.db_is_default)
     try:
         with progress("db upgrade", as_json=as_json) as step:
-            revision = store.upgrade(step)
+            revision = maintenance(store).upgrade(step)
     finally:
         store.close()
     if as_json:
@@ -54,7 +54,9 @@ def check(as_json: bool) -> None:
     carbonshift's, counts jobs by state and lists open runs. Exits 0 when consistent, 1
     otherwise (a schema that needs `carbonshift db upgrade` counts as inconsistent).
     """
-    from scheduler.storage.store import HEAD_REVISION, open_store, safe_url, sqlite_path
+    from scheduler.storage.sql.admin import HEAD_REVISION
+    from scheduler.storage.sql.engine import safe_url, sqlite_path
+    from scheduler.storage.sql.opening import open_store
 
     url = get_app().settings.db
     path = sqlite_path(url)
@@ -78,15 +80,18 @@ def check(as_json: bool) -> None:
         raise SystemExit(1)
 
 
-def _check(store: SqlStore, head: str) -> dict[str, Any]:
+def _check(store: JobStore, head: str) -> dict[str, Any]:
+    from scheduler.storage.sql.admin import maintenance
+
+    admin = maintenance(store)  # revision, integrity, counts: the store's maintenance face
     problems: list[str] = []
     warnings: list[str] = []
-    revision = store.revision()
+    revision = admin.revision()
     if revision != head:
         problems.append(
             f"schema revision {revision or 'none'} is not {head}: run `carbonshift db upgrade`"
         )
-    problems.extend(store.integrity_problems())
+    problems.extend(admin.integrity_problems())
     by_state: dict[str, int] = {}
     open_runs: list[dict[str, Any]] = []
     planner: dict[str, Any] | None = None
@@ -106,7 +111,7 @@ def _check(store: SqlStore, head: str) -> dict[str, Any]:
         except StorageError as exc:  # a table missing or unreadable
             problems.append(str(exc))
     return {
-        "backend": store.dialect,
+        "backend": admin.dialect,
         "revision": revision,
         "head": head,
         "jobs_by_state": by_state,
@@ -126,7 +131,7 @@ def _lease_dict(lease: Lease) -> dict[str, Any]:
 
 
 def _check_rows(
-    store: SqlStore,
+    store: JobStore,
     by_state: dict[str, int],
     open_runs: list[dict[str, Any]],
     problems: list[str],
@@ -134,8 +139,10 @@ def _check_rows(
 ) -> None:
     """Jobs by state and open runs; an open run of a finished job is a problem, an open
     run whose lease has ended a warning."""
+    from scheduler.storage.sql.admin import maintenance
+
     now = datetime.now(UTC)
-    by_state.update(store.count_jobs_by_state())
+    by_state.update(maintenance(store).count_jobs_by_state())
     for run in store.open_runs():
         job = store.get_job(run.job_id)
         expired = run.lease_until is not None and run.lease_until < now

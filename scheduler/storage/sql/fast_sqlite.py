@@ -1,0 +1,353 @@
+"""The store's speed side doors, in one named place: raw :mod:`sqlite3` paths around the store.
+
+Two kinds live here. Reads through the standard library alone, for commands that must not
+pay for importing SQLAlchemy (below); and the store's own submit path on SQLite
+(:class:`DriverInsert`, :func:`driver_write`): SQL compiled once by SQLAlchemy, run on the
+DB-API connection. This module imports no SQLAlchemy at import time.
+
+A read-only look at an SQLite queue through the standard library alone.
+
+``carbonshift queue`` only reads, and on SQLite importing SQLAlchemy was most of its cost
+(about 0.15 s of CPU of a 0.35 s command). On a busy machine, with 20 processes submitting
+on two cores, every CPU-second of a short command costs several seconds of wall time, so
+``queue`` took seconds. :func:`queue_view` answers :meth:`JobStore.queue_view
+<scheduler.storage.base.JobStore.queue_view>` with the same queries through :mod:`sqlite3`,
+opened read-only, for a database that is an existing carbonshift SQLite file at the schema
+revision this code knows. For anything else (another backend, no file yet, not SQLite,
+another revision, a missing column, any SQLite error) it returns ``None`` and the caller
+uses the full store, which creates, migrates, explains or refuses as it always does.
+
+Rows map to :class:`~scheduler.model.Job` exactly as the store maps them:
+``tests/storage/test_lite.py`` checks the two against each other, and the column kinds
+below against :mod:`scheduler.storage.tables`.
+
+The intensity cache has the same side door: ``forecast`` served from a fresh cached
+forecast only reads (the fetch time, the points, a provider's last failure), and
+:class:`IntensityCache` answers those reads here while the full store is not open, so
+one decision costs no SQLAlchemy; the first write (a provider's new points, a failure)
+opens the store, which then answers everything (``tests/storage/test_lite_intensity.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from intensity.model import IntensityPoint, Kind, Signal, Source
+from scheduler.errors import CarbonshiftError
+from scheduler.model import Job, JobState
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from sqlalchemy import Dialect, Table
+
+    from intensity.chain import FailureLog, PointCache
+    from scheduler.storage.sql.engine import SqlEngine
+
+    class FullCache(PointCache, FailureLog, Protocol):
+        """What :class:`IntensityCache` hands writes to: the full store."""
+
+VERSIONS_DIR = Path(__file__).resolve().parent.parent / "migrations" / "versions"
+
+#: Job fields stored as UTC text, as JSON, as 0/1 (tables.py: UTCDateTime, JSON, Boolean)
+DATETIME_FIELDS = frozenset({
+    "submitted_at", "earliest_start", "latest_start", "deadline_at", "planned_start",
+    "updated_at",
+})
+JSON_FIELDS = frozenset({"argv", "env", "allowed_sites"})
+BOOL_FIELDS = frozenset({"shell", "run_now", "interruptible"})
+JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+#: ``intensity_fetches.kind`` of a provider's last failure (points.py's FAILURE_KIND)
+FAILURE_KIND = "failure"
+POINT_FIELDS = ("zone", "start", "end", "intensity_g_per_kwh", "kind", "provider", "signal",
+                "issued_at", "source", "estimated")
+
+
+def head_revision() -> str | None:
+    """The newest migration shipped (``NNNN`` of ``versions/NNNN_name.py``)."""
+    try:
+        names = os.listdir(VERSIONS_DIR)
+    except OSError:
+        return None
+    found = [m.group(1) for n in names if (m := re.fullmatch(r"(\d{4})_\w+\.py", n))]
+    return max(found, default=None)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The absolute file of a plain ``sqlite:////abs/path.db`` URL; ``None`` for anything
+    else (other backends, in-memory, query parameters, relative paths)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url or "#" in url:
+        return None
+    path = url[len(prefix):]
+    if not path.startswith("/") or path == "/":
+        return None
+    return Path(path)
+
+
+T = TypeVar("T")
+
+
+def _answer(url: str, read: Callable[[sqlite3.Connection], T]) -> T | None:
+    """``read`` on a read-only connection to the SQLite file of ``url``, in one snapshot,
+    or ``None`` when the full store must answer instead (see the module's docstring)."""
+    path = sqlite_file(url)
+    head = head_revision()
+    if path is None or head is None or not path.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0,
+                              isolation_level=None, check_same_thread=False)
+    except sqlite3.Error:
+        return None
+    try:
+        con.execute("BEGIN")  # one snapshot for everything ``read`` asks
+        row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+        if row is None or row[0] != head:
+            return None
+        return read(con)
+    except (sqlite3.Error, ValueError, KeyError, TypeError):
+        return None
+    finally:
+        con.close()
+
+
+def queue_view(
+    url: str, states: Sequence[JobState], *, limit: int | None = None
+) -> tuple[list[Job], dict[str, int]] | None:
+    """:meth:`JobStore.queue_view` on an SQLite file, or ``None`` when the full store must
+    answer instead (see the module's docstring)."""
+    return _answer(url, lambda con: _read(con, states, limit))
+
+
+def planned_intervals(url: str, job_ids: Sequence[int]) -> dict[int, list[tuple[datetime, datetime]]] | None:
+    """:meth:`JobStore.planned_intervals` on an SQLite file, or ``None`` when the full store
+    must answer instead (the same conditions as :func:`queue_view`)."""
+    ids = sorted(set(job_ids))
+
+    def read(con: sqlite3.Connection) -> dict[int, list[tuple[datetime, datetime]]]:
+        out: dict[int, list[tuple[datetime, datetime]]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            for job_id, start, end in con.execute(
+                f'SELECT job_id, start, "end" FROM job_intervals WHERE job_id IN ({marks}) '
+                "ORDER BY job_id, seq", chunk,
+            ):
+                out.setdefault(int(job_id), []).append((_utc(start), _utc(end)))
+        return out
+
+    return _answer(url, read)
+
+
+def _read(
+    con: sqlite3.Connection, states: Sequence[JobState], limit: int | None
+) -> tuple[list[Job], dict[str, int]]:
+    # the store's queries (jobs.py, SqlJobs.queue_view), written out
+    names = [JobState(s).value for s in states]
+    marks = ", ".join("?" * len(names))
+    counts = {str(state): int(n) for state, n in con.execute(
+        f"SELECT state, count(*) FROM jobs WHERE state IN ({marks}) GROUP BY state", names)}
+    columns = ", ".join(f'"{name}"' for name in JOB_FIELDS)
+    jobs: list[Job] = []
+    for name in names:
+        for where, order in (("planned_start IS NOT NULL", "planned_start, id"),
+                             ("planned_start IS NULL", "id")):
+            left = None if limit is None else limit - len(jobs)
+            if (left is not None and left <= 0) or not counts.get(name):
+                break
+            sql = f"SELECT {columns} FROM jobs WHERE state = ? AND {where} ORDER BY {order}"
+            params: list[Any] = [name]
+            if left is not None:
+                sql += " LIMIT ?"
+                params.append(left)
+            jobs.extend(_job(r) for r in con.execute(sql, params))
+    return jobs, counts
+
+
+def _job(row: Sequence[Any]) -> Job:
+    values: dict[str, Any] = dict(zip(JOB_FIELDS, row, strict=True))
+    for name in DATETIME_FIELDS:
+        if values[name] is not None:
+            values[name] = _utc(values[name])
+    for name in JSON_FIELDS:
+        if values[name] is not None:
+            values[name] = json.loads(values[name])
+    for name in BOOL_FIELDS:
+        values[name] = bool(values[name])
+    values["state"] = JobState(values["state"])
+    return Job(**values)
+
+
+class IntensityCache:
+    """The intensity service's cache and failure log over the SQLite file of ``url``.
+
+    Reads go through :mod:`sqlite3` (as :func:`queue_view`) while ``is_open()`` says the
+    full store is not open; writes, reads this module cannot vouch for, and every read
+    once the store is open go to ``store()`` (which opens it, creating or migrating the
+    file as it always does)."""
+
+    def __init__(self, url: str, store: Callable[[], FullCache], is_open: Callable[[], bool]) -> None:
+        self.url = url
+        self._store = store
+        self._is_open = is_open
+
+    def _lite(self, read: Callable[[sqlite3.Connection], T]) -> tuple[T] | None:
+        if self._is_open():
+            return None
+        return _answer(self.url, lambda con: (read(con),))
+
+    def last_fetch(self, zone: str, provider: str, kind: Kind) -> datetime | None:
+        got = self._lite(lambda con: _fetched_at(con, zone, provider, str(kind)))
+        return got[0] if got is not None else self._store().last_fetch(zone, provider, kind)
+
+    def provider_failed_at(self, zone: str, provider: str) -> datetime | None:
+        got = self._lite(lambda con: _fetched_at(con, zone, provider, FAILURE_KIND))
+        return got[0] if got is not None else self._store().provider_failed_at(zone, provider)
+
+    def get_points(
+        self, zone: str, start: datetime, end: datetime, *, kind: Kind | None = None,
+        provider: str | None = None,
+    ) -> list[IntensityPoint]:
+        got = self._lite(lambda con: _points(con, zone, start, end, kind, provider))
+        if got is not None:
+            return got[0]
+        return self._store().get_points(zone, start, end, kind=kind, provider=provider)
+
+    def add_points(self, points: Sequence[IntensityPoint]) -> int:
+        return self._store().add_points(points)
+
+    def note_provider_failure(self, zone: str, provider: str, at: datetime) -> None:
+        self._store().note_provider_failure(zone, provider, at)
+
+
+def _fetched_at(con: sqlite3.Connection, zone: str, provider: str, kind: str) -> datetime | None:
+    row = con.execute("SELECT fetched_at FROM intensity_fetches WHERE zone = ? AND provider = ? "
+                      "AND kind = ?", (zone, provider, kind)).fetchone()
+    return None if row is None or row[0] is None else _utc(row[0])
+
+
+def _points(
+    con: sqlite3.Connection, zone: str, start: datetime, end: datetime, kind: Kind | None,
+    provider: str | None,
+) -> list[IntensityPoint]:
+    # the store's query (points.py, SqlPoints.get_points), written out
+    columns = ", ".join(f'"{name}"' for name in POINT_FIELDS)
+    sql = f'SELECT {columns} FROM intensity_points WHERE zone = ? AND start < ? AND "end" > ?'
+    params: list[Any] = [zone, sqlite_text(end), sqlite_text(start)]
+    if kind is not None:
+        sql += " AND kind = ?"
+        params.append(str(kind))
+    if provider is not None:
+        sql += " AND provider = ?"
+        params.append(provider)
+    sql += " ORDER BY start, issued_key, id"
+    return [
+        IntensityPoint(zone=z, start=_utc(s), end=_utc(e), intensity_g_per_kwh=value, kind=Kind(k),
+                       provider=p, signal=Signal(sig), issued_at=None if issued is None else _utc(issued),
+                       source=Source(src), estimated=bool(est))
+        for z, s, e, value, k, p, sig, issued, src, est in con.execute(sql, params)
+    ]
+
+
+def sqlite_text(value: datetime) -> str:
+    """An aware time as the store keeps it in SQLite (tables.py's ``_sqlite_bind``): naive
+    UTC, fixed width, so text order is time order."""
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()!r}: carbonshift only stores aware UTC times")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _utc(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+# -- the store's own fast path (SQLite): SQLAlchemy-compiled SQL run on the driver ----------
+
+
+class DriverInsert:
+    """A one-row INSERT compiled once by SQLAlchemy Core, run on the DB-API connection.
+
+    ``SqlStore.add_job`` is the submit path and runs one transaction per job; on SQLite,
+    SQLAlchemy's per-statement execution machinery costs more than SQLite's insert. This
+    keeps the SQL text and each column type's own bind processor (so values are converted
+    exactly as SQLAlchemy would, naive datetimes refused) and skips the rest. The
+    transaction is still SQLAlchemy's (``BEGIN IMMEDIATE``, commit, rollback).
+    """
+
+    def __init__(self, table: Table, names: Sequence[str], dialect: Dialect) -> None:
+        from sqlalchemy import bindparam, insert  # this module imports no SQLAlchemy itself
+
+        columns = [table.c[name] for name in names]
+        stmt = insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in columns})
+        compiled = stmt.compile(dialect=dialect)
+        order = compiled.positiontup
+        assert order is not None and set(order) == set(names), "positional dialect expected"
+        self.sql = str(compiled)
+        self._steps = [
+            (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in order
+        ]
+        self._position = {name: i for i, name in enumerate(order)}
+
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        """The statement's positional parameters, converted by the column types."""
+        return tuple([proc(values[n]) if proc else values[n] for n, proc in self._steps])
+
+    def with_value(self, params: tuple[Any, ...], name: str, value: Any) -> tuple[Any, ...]:
+        """``params`` with the (already converted) value of column ``name`` replaced."""
+        i = self._position[name]
+        return (*params[:i], value, *params[i + 1:])
+
+
+@contextmanager
+def driver_write(store: SqlEngine, what: str) -> Iterator[sqlite3.Connection]:
+    """A write transaction run straight on the DB-API connection (SQLite only).
+
+    The same transaction as :meth:`SqlEngine._tx <scheduler.storage.sql.engine.SqlEngine._tx>` (``BEGIN IMMEDIATE``, ``COMMIT``, a rollback on
+    any error, the same error translation) without SQLAlchemy's per-transaction
+    bookkeeping, which costs more than SQLite's own work for the submit path's two
+    one-row inserts. Only for statements run on the yielded driver connection.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    store._refuse_read_only(what)
+    if not store._per_thread:  # the in-memory database: one locked, shared connection
+        with store._tx(what) as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            yield driver
+        return
+    try:
+        conn = store._thread_connection(getattr(store._local, "write", True))
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            yield driver
+            driver.execute("COMMIT")
+        except BaseException:
+            if driver.in_transaction:
+                driver.rollback()
+            raise
+    except CarbonshiftError:
+        raise
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        # as in _tx: a refused row leaves the connection sound, anything else (locked,
+        # I/O, closed) gets this thread a fresh one next time
+        if not isinstance(exc, sqlite3.IntegrityError):
+            store._drop_thread_connection()
+        raise store._translate(exc, what) from exc
+
+
+__all__ = ["DriverInsert", "IntensityCache", "driver_write", "head_revision", "planned_intervals", "queue_view", "sqlite_file", "sqlite_text"]
