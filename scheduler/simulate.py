@@ -45,8 +45,8 @@ from pathlib import Path
 
 from intensity.model import Forecast, IntensityPoint, Kind, Source
 from scheduler.errors import BadInput
-from scheduler.holds import sweep_holds, takes
-from scheduler.model import MAX_CPUS, MAX_GPUS, Job, Site, check_count, check_power_w
+from scheduler.holds import Hold, holds, sweep_holds
+from scheduler.model import MAX_CPUS, MAX_GPUS, Job, JobState, Site, check_count, check_power_w
 from scheduler.planner import PlanOptions, Profile, expected_grams, plan
 
 #: ``(zone, history, now, horizon_s) -> forecast points`` (the local forecaster's signature)
@@ -550,6 +550,14 @@ def _job(sj: SimJob, run_now: bool) -> Job:
     )
 
 
+def started_holds(job: Job, site: str, intervals: Sequence[tuple[datetime, datetime]]) -> list[Hold]:
+    """What ``job``, started on ``site`` in ``intervals``, holds from its start on: exactly
+    what :func:`scheduler.holds.holds` says the live queue holds for a job running there
+    (no copy of the rule here); the planner clips each hold to its ``now``."""
+    running = replace(job, state=JobState.RUNNING, planned_site=site, planned_start=intervals[0][0])
+    return holds(running, intervals, intervals[0][0])
+
+
 def run_mode(
     mode: str,
     workload: Sequence[SimJob],
@@ -644,7 +652,9 @@ def run_mode(
             site, iv = placed.pop(jid)
             job = waiting.pop(jid)
             started[jid] = (site, iv)
-            reserved.extend((site, a, b, g, c) for a, b, g, c in takes(job, iv))
+            # what the live queue holds for it the moment it starts (scheduler.holds, the one
+            # rule: a stop-mode job keeps its GPUs through its pauses), kept until it ends
+            reserved.extend(started_holds(job, site, iv))
             sweep_reserved.extend(sweep_holds(job, iv, now))
         reserved = [r for r in reserved if r[2] > now]
         sweep_reserved = [r for r in sweep_reserved if r[2] > now]
