@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from scheduler.errors import BadInput, NotOwner, no_job
 from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Sweep, sweep_ref
+from scheduler.queue.ports import UsesPorts
 
 if TYPE_CHECKING:
     from scheduler.queue.ports import QueuePorts
-    from scheduler.storage.base import JobStore
 
 #: states a job may be cancelled from
 CANCELLABLE = frozenset({JobState.PENDING, JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED})
@@ -39,18 +39,14 @@ def already_over(job: Job, suffix: str = "") -> BadInput:
     return BadInput(f"job {job.id} is already {job.state}: nothing to cancel{suffix}")
 
 
-class CancelService:
+class CancelService(UsesPorts):
     """Check and cancel jobs and sweeps for the current user."""
 
     def __init__(self, ports: QueuePorts) -> None:
         self.ports = ports
 
-    @property
-    def store(self) -> JobStore:
-        return self.ports.store()
-
     def check_owner(self, job: Job) -> None:
-        check_owner(job, self.ports.user(), self.ports.settings().admins)
+        check_owner(job, self.user, self.settings.admins)
 
     def job(self, job_id: int) -> Job:
         """The job; a database not made yet holds none (and asking makes none)."""
@@ -79,11 +75,11 @@ class CancelService:
     def cancel(self, job_id: int, *, now: datetime | None = None) -> tuple[Job, bool]:
         """Cancel a job. Returns the job and whether it was running (its agent, or
         :meth:`stop_here`, stops it)."""
-        now = now or self.ports.clock().now()
+        now = self.now(now)
         job = self.check("job", job_id)
         assert isinstance(job, Job)
         was_running = job.state in (JobState.RUNNING, JobState.SUSPENDED)
-        who = self.ports.user()
+        who = self.user
         if not self.store.transition(job_id, JobState.CANCELLED, expected=set(CANCELLABLE),
                                      note="cancelled by " + who):
             raise already_over(self.store.get_job(job_id))
@@ -96,7 +92,7 @@ class CancelService:
         the sweep and the ids of the trials skipped and of those cancelled while running."""
         from scheduler.sweeps import CANCELLED_NOTE, stop
 
-        now = now or self.ports.clock().now()
+        now = self.now(now)
         self.check("sweep", sweep_id)
         skipped = stop(self.store, sweep_id, now, "sweep cancelled", CANCELLED_NOTE)
         cancelled = []

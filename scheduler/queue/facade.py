@@ -14,7 +14,7 @@ from scheduler.model import Job, JobState, Plan, PlanEntry, Policy, Site, Sweep
 from scheduler.queue.cancel import CancelService
 from scheduler.queue.capacity import HeldCapacity
 from scheduler.queue.catalog import QueueCatalog
-from scheduler.queue.ports import QueuePorts
+from scheduler.queue.ports import QueuePorts, UsesPorts
 from scheduler.queue.replan import ReplanService
 from scheduler.queue.submit import SubmitRequest, SubmitResult, SubmitService, SweepResult
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from scheduler.storage.base import JobStore
 
 
-class Queue:
+class Queue(UsesPorts):
     """Submit, plan and cancel jobs against a store, an intensity service and a clock.
 
     Each collaborator is given as a function returning the current one (see
@@ -52,28 +52,6 @@ class Queue:
         self.submitting = SubmitService(self.ports, self.catalog, self.held)
         self.replanning = ReplanService(self.ports, self.catalog, self.held)
         self.cancelling = CancelService(self.ports)
-
-    # -- collaborators ------------------------------------------------------------------
-    @property
-    def store(self) -> JobStore:
-        return self.ports.store()
-
-    @property
-    def intensity(self) -> IntensityService:
-        return self.ports.intensity()
-
-    @property
-    def settings(self) -> Settings:
-        return self.ports.settings()
-
-    @property
-    def clock(self) -> Clock:
-        return self.ports.clock()
-
-    @property
-    def user(self) -> str:
-        """Who submits and cancels (a job's owner)."""
-        return self.ports.user()
 
     @property
     def _forecasts(self) -> dict[str, tuple[datetime, int, Forecast, str, bool]]:

@@ -38,6 +38,37 @@ class QueuePorts:
     database_exists: Callable[[], bool] = lambda: True
 
 
+class UsesPorts:
+    """The collaborators of a service handed :class:`QueuePorts`, each read when used."""
+
+    ports: QueuePorts
+
+    @property
+    def store(self) -> JobStore:
+        return self.ports.store()
+
+    @property
+    def intensity(self) -> IntensityService:
+        return self.ports.intensity()
+
+    @property
+    def settings(self) -> Settings:
+        return self.ports.settings()
+
+    @property
+    def clock(self) -> Clock:
+        return self.ports.clock()
+
+    @property
+    def user(self) -> str:
+        """Who submits and cancels (a job's owner)."""
+        return self.ports.user()
+
+    def now(self, now: datetime | None = None) -> datetime:
+        """``now`` if given, else the clock's."""
+        return now or self.ports.clock().now()
+
+
 class Catalog(Protocol):
     """Sites, policies, forecasts and planner options as the services read them
     (:class:`scheduler.queue.catalog.QueueCatalog`)."""
@@ -55,4 +86,4 @@ class Catalog(Protocol):
     def plan_options(self, **kw: object) -> PlanOptions: ...
 
 
-__all__ = ["Catalog", "QueuePorts"]
+__all__ = ["Catalog", "QueuePorts", "UsesPorts"]

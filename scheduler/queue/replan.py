@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 from scheduler.model import WAITING_STATES, Job, JobState, Plan, PlanEntry, Site
 from scheduler.planner import plan
 from scheduler.queue.catalog import zone_of
+from scheduler.queue.ports import UsesPorts
 from scheduler.queue.submit import apply_entry
 from scheduler.timeutil import format_duration
 
 if TYPE_CHECKING:
     from scheduler.queue.capacity import HeldCapacity
     from scheduler.queue.ports import Catalog, QueuePorts
-    from scheduler.storage.base import JobStore
 
 Spans = list[tuple[datetime, datetime]]
 
@@ -65,15 +65,11 @@ class Paused:
     ahead: Spans
 
 
-class ReplanService:
+class ReplanService(UsesPorts):
     """Re-plan the queue with fresh forecasts and write the moves."""
 
     def __init__(self, ports: QueuePorts, catalog: Catalog, held: HeldCapacity) -> None:
         self.ports, self.catalog, self.held = ports, catalog, held
-
-    @property
-    def store(self) -> JobStore:
-        return self.ports.store()
 
     def paused(self, now: datetime) -> list[Paused]:
         """Suspended jobs whose remaining work can be re-planned: its duration less what
@@ -112,7 +108,7 @@ class ReplanService:
         """Re-plan every paused job's remaining work and (``waiting``) every waiting job
         with fresh forecasts, in one plan; write the moves. Returns the plan and the list
         of (job, new entry) actually moved, paused jobs first."""
-        hysteresis = self.ports.settings().replan_hysteresis_pct if hysteresis_pct is None else hysteresis_pct
+        hysteresis = self.settings.replan_hysteresis_pct if hysteresis_pct is None else hysteresis_pct
         paused = self.paused(now)
         # a planned job whose start has come is due, not re-planned: the daemon launches it
         jobs = [

@@ -33,15 +33,13 @@ from scheduler.model import (
 from scheduler.planner import plan
 from scheduler.policies import merge, resolve, validate_policy
 from scheduler.queue.catalog import DEFAULT_SITE, zone_of
+from scheduler.queue.ports import UsesPorts
 from scheduler.timeutil import format_duration, iso, spans_text
 from scheduler.units import fmt_energy_j, fmt_mass_g
 
 if TYPE_CHECKING:
-    from intensity.chain import IntensityService
-    from scheduler.config import Settings
     from scheduler.queue.capacity import HeldCapacity
     from scheduler.queue.ports import Catalog, QueuePorts
-    from scheduler.storage.base import JobStore
 
 #: Never the daemon's environment, which may hold API tokens.
 ENV_ALLOW_LIST = (
@@ -170,30 +168,11 @@ def apply_entry(job: Job, entry: PlanEntry, source: str, fallback: bool) -> None
 
 
 
-class SubmitService:
+class SubmitService(UsesPorts):
     """Validate, plan and store jobs, single, many at once, or a sweep's trials."""
 
     def __init__(self, ports: QueuePorts, catalog: Catalog, held: HeldCapacity) -> None:
         self.ports, self.catalog, self.held = ports, catalog, held
-
-    @property
-    def store(self) -> JobStore:
-        return self.ports.store()
-
-    @property
-    def intensity(self) -> IntensityService:
-        return self.ports.intensity()
-
-    @property
-    def settings(self) -> Settings:
-        return self.ports.settings()
-
-    @property
-    def user(self) -> str:
-        return self.ports.user()
-
-    def now(self, now: datetime | None) -> datetime:
-        return now or self.ports.clock().now()
 
     def build_job(self, req: SubmitRequest, now: datetime) -> Job:
         """Validate a request and resolve it into a job (not yet stored or planned)."""

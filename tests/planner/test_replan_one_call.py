@@ -4,28 +4,19 @@ real SQLite file, the dirty-middle trace, a clock that only moves when told)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 import scheduler.queue.replan as replan_module
 from scheduler.app import App
-from scheduler.clock import ManualClock
 from scheduler.model import JobState
 from scheduler.planner import plan
-from tests.integration.conftest import make_app
-from tests.integration.test_interruptible import HOUR, ORIGIN, T19, T20, dirty_middle_trace
+from tests.integration.test_interruptible import HOUR, T19, T20
+from tests.planner import test_suspended_replan
 from tests.planner.test_suspended_replan import paused_after_its_first_interval, req
 
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[App]:
-    a = make_app(tmp_path, origin=ORIGIN, trace=dirty_middle_trace(tmp_path / "trace.csv"))
-    a.clock = ManualClock(ORIGIN)
-    yield a
-    a.close()
+app = test_suspended_replan.app  # the same fixture: an app on the dirty-middle trace
 
 
 def test_paused_and_waiting_jobs_are_planned_in_one_call(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
