@@ -464,7 +464,7 @@ def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
     name are one sweep), ``max_concurrent`` its ``%N`` cap (a whole number >= 1, the same on
     every row of the sweep that gives one; blank: no cap), and ``array`` makes the row that
     many trials (one sweep by itself unless ``sweep`` names one)."""
-    from scheduler.timeutil import parse_duration_s, parse_time
+    from scheduler.text.times import parse_duration_s, parse_time, parse_when
 
     p = Path(path)
     try:
@@ -499,10 +499,8 @@ def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
             dl = (row.get("deadline") or "").strip()
             if not dl:
                 deadline = submit + timedelta(seconds=max(24 * 3600, d))
-            elif dl[:1].isdigit() and ("-" in dl[1:] or ":" in dl):
-                deadline = parse_time(dl, what="deadline")
-            else:
-                deadline = submit + timedelta(seconds=parse_duration_s(dl))
+            else:  # an ISO time, or a duration after the submission (the CLI's --deadline)
+                deadline = parse_when(dl, submit, what="deadline")
             one = SimJob(
                 id=len(jobs) + 1, submit=submit, duration_s=d, deadline=deadline,
                 site=(row.get("site") or "").strip() or default_site,
