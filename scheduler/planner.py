@@ -939,8 +939,10 @@ class _Planner:
         return best
 
     def current(self, t: _Task) -> _Choice | None:
-        """The job's placement in the plan in force, if still allowed (for hysteresis)."""
-        if self.opt.hysteresis_pct <= 0:
+        """The job's placement in the plan in force, if still allowed (for hysteresis); run
+        intervals in force (``current_runs``) count even without hysteresis: a paused job
+        moves only for a gain (they may be cheaper than any split this plan searches)."""
+        if self.opt.hysteresis_pct <= 0 and t.job.id not in self.opt.current_runs:
             return None
         return self.in_force(t)
 
@@ -1170,7 +1172,7 @@ def plan(
     # capacity, so there is nothing to search jointly), each entry is written as soon as its
     # job is placed and the job's planning state is let go, in the same order
     managed = options.enforce_capacity and any(s.gpus > 0 or s.cpus > 0 for s in sites.values())
-    joint = managed and not (options.hysteresis_pct > 0 and (options.current or options.current_runs))
+    joint = managed and not ((options.hysteresis_pct > 0 and options.current) or options.current_runs)
     held: list[_Task] = []
     pooled = 0
     displaced = False

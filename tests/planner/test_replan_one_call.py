@@ -5,14 +5,17 @@ real SQLite file, the dirty-middle trace, a clock that only moves when told)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 import scheduler.queue.replan as replan_module
 from scheduler.app import App
+from scheduler.clock import ManualClock
 from scheduler.model import JobState
 from scheduler.planner import plan
-from tests.integration.test_interruptible import HOUR, T19, T20
+from tests.integration.conftest import make_app
+from tests.integration.test_interruptible import HOUR, ORIGIN, T17, T19, T20
 from tests.planner import test_suspended_replan
 from tests.planner.test_suspended_replan import paused_after_its_first_interval, req
 
@@ -46,3 +49,25 @@ def test_no_hysteresis_keeps_a_paused_job_past_its_deadline(app: App) -> None:
     (moved,) = app.queue.replan_suspended(app.clock.now(), hysteresis_pct=100.0)
     assert moved[1].intervals == ((T19, T20),)
     assert app.store.planned_intervals([job_id])[job_id] == [(T19, T20)]
+
+
+def test_without_hysteresis_a_paused_job_moves_only_for_a_gain(tmp_path: Path) -> None:
+    # clean 17:00, 19:00 and 21:00 (equal), dirty between: the job's last hour, in force at
+    # 21:00, saves nothing at 19:00, so even with no hysteresis it stays (the queue's copy
+    # of the rule did this; the planner now does it for every paused job's intervals)
+    start = ORIGIN.replace(minute=0) - timedelta(days=2)
+    clean = {T17, T19, T19 + 2 * HOUR}
+    path = tmp_path / "trace.csv"
+    path.write_text("time,intensity_g_per_kwh\n" + "".join(
+        f"{(t := start + i * HOUR).strftime('%Y-%m-%dT%H:%M:%SZ')},{100 if t in clean else 600}\n"
+        for i in range(24 * 5)))
+    app = make_app(tmp_path, origin=ORIGIN, trace=path)
+    app.clock = ManualClock(ORIGIN)
+    try:
+        job_id = paused_after_its_first_interval(app, deadline_h=6)
+        later = [(T19 + 2 * HOUR, T20 + 2 * HOUR)]
+        assert app.store.replan_suspended(job_id, later, app.clock.now())
+        assert not app.queue.replan_suspended(app.clock.now(), hysteresis_pct=0.0)
+        assert app.store.planned_intervals([job_id])[job_id] == later
+    finally:
+        app.close()
