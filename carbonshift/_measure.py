@@ -145,6 +145,7 @@ class _Block:
         from scheduler import measuring
         from scheduler.api import Client
         from scheduler.errors import BadInput
+        from scheduler.measuring import check_gpu_indices
         from scheduler.measuring import parse_gpu_indices as parse_gpus
 
         spec = self.spec
@@ -154,8 +155,9 @@ class _Block:
             self._client = spec._client
         app = self._client.app
         environ = dict(os.environ)
-        gpu_text = ",".join(str(i) for i in spec._gpus) if spec._gpus is not None else None
-        gpu_indices = parse_gpus(gpu_text, environ)
+        # typed indices keep the CLI's rule without being written out as --gpus text
+        gpu_indices = (check_gpu_indices(spec._gpus) if spec._gpus is not None
+                       else parse_gpus(None, environ))
         interval = app.settings.sampling_interval_s if spec._interval_s is None else spec._interval_s
         if not interval > 0:
             raise BadInput(f"interval_s {spec._interval_s!r} must be a positive number of seconds")

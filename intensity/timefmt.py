@@ -46,18 +46,33 @@ def parse_utc(value: str | int | float, *, naive_is_utc: bool = False) -> dateti
         raise ValueError("empty time")
     if _NUMERIC.match(text):
         return from_unix(float(text))
-    iso = text
-    if iso[-1] in "Zz":
-        iso = iso[:-1] + "+00:00"
     try:
-        parsed = datetime.fromisoformat(iso)
+        parsed = read_iso(text)
     except ValueError:
         raise ValueError(f"unparseable time {value!r}") from None
-    if parsed.tzinfo is None:
+    return naive_as_utc(parsed, naive_is_utc=naive_is_utc, shown=value)
+
+
+def read_iso(text: str) -> datetime:
+    """ISO 8601 text (``2023-03-14T03:00Z``, ``...+01:00``, ``2023-03-01 00:00:00``) as a
+    :class:`datetime`: aware where the text names a zone (``Z`` included), else naive. The
+    one ISO reader of the program: providers, traces and the scheduler's edges
+    (:func:`scheduler.text.times.parse_time`) all read ISO text through it. Bad text:
+    :class:`ValueError`."""
+    t = text.strip()
+    if t[-1:] in ("Z", "z"):
+        t = t[:-1] + "+00:00"
+    return datetime.fromisoformat(t)
+
+
+def naive_as_utc(value: datetime, *, naive_is_utc: bool, shown: object) -> datetime:
+    """``value`` in UTC; a naive one only where its source documents UTC (``naive_is_utc``),
+    else :class:`ValueError` naming ``shown``."""
+    if value.tzinfo is None:
         if not naive_is_utc:
-            raise ValueError(f"time {value!r} has no timezone offset")
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+            raise ValueError(f"time {shown!r} has no timezone offset")
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def from_unix(value: int | float) -> datetime:

@@ -1,8 +1,11 @@
-"""Parsing trace timestamps to aware UTC (the replay provider's edge)."""
+"""Parsing trace timestamps to aware UTC (the replay provider's edge), through the one ISO
+reader (:func:`intensity.timefmt.read_iso`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
+
+from intensity.timefmt import naive_as_utc, read_iso
 
 
 def parse_trace_time(text: str, *, naive_is_utc: bool) -> datetime:
@@ -11,12 +14,4 @@ def parse_trace_time(text: str, *, naive_is_utc: bool) -> datetime:
     A naive time is accepted only when ``naive_is_utc`` (the file says its times are UTC);
     otherwise :class:`ValueError`.
     """
-    t = text.strip()
-    if t.endswith(("Z", "z")):
-        t = t[:-1] + "+00:00"
-    value = datetime.fromisoformat(t)
-    if value.tzinfo is None:
-        if not naive_is_utc:
-            raise ValueError(f"time {text!r} has no timezone")
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return naive_as_utc(read_iso(text), naive_is_utc=naive_is_utc, shown=text)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -338,15 +337,9 @@ class Client:
     def cancel(self, job_id: int, *, grace_s: float = 10.0) -> Job:
         """Cancel a job; a job running on this host under the local executor is stopped
         (SIGTERM, then SIGKILL after ``grace_s``), elsewhere its agent stops it."""
-        from scheduler.executors.base import Handle
-        from scheduler.executors.local import LocalExecutor
-
         job, was_running = self.app.queue.cancel(job_id)
         if was_running:
-            host = socket.gethostname()
-            for run in self.app.store.open_runs():
-                if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
-                    LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
+            self.app.queue.stop_here(job_id, grace_s)
         return job
 
     def logs(self, job_id: int, *, stream: str = "out") -> str:

@@ -71,13 +71,23 @@ def parse_gpu_indices(value: str | None, environ: dict[str, str]) -> tuple[int, 
         if value is None:
             return ()  # UUIDs or MIG names in the environment: not indices we can map
         raise BadInput(f"--gpus {value!r} is not a list of GPU indices like 0,1") from None
-    if any(i < 0 for i in indices):
-        raise BadInput(f"--gpus {text!r}: GPU indices are not negative")
+    return check_gpu_indices(indices, what="--gpus", shown=repr(text[:40]))
+
+
+def check_gpu_indices(indices: Sequence[int], *, what: str = "gpus", shown: str | None = None) -> tuple[int, ...]:
+    """The rule GPU indices keep, given as text (:func:`parse_gpu_indices`) or as numbers
+    (``carbonshift.measure(gpus=[0, 1])``, never written out as text first): whole numbers,
+    none negative, at most :data:`~scheduler.model.MAX_GPUS` of them, each below it."""
     from scheduler.model import MAX_GPUS
 
+    shown = shown or repr(list(indices)[:10])
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in indices):
+        raise BadInput(f"{what} {shown} is not a list of GPU indices like [0, 1]")
+    if any(i < 0 for i in indices):
+        raise BadInput(f"{what} {shown}: GPU indices are not negative")
     if any(i >= MAX_GPUS for i in indices) or len(indices) > MAX_GPUS:
-        raise BadInput(f"--gpus {text[:40]!r}: give at most {MAX_GPUS} GPU indices, each below {MAX_GPUS}")
-    return indices
+        raise BadInput(f"{what} {shown}: give at most {MAX_GPUS} GPU indices, each below {MAX_GPUS}")
+    return tuple(indices)
 
 
 def begin(app: App, *, argv: Sequence[str], zone: str | None, cwd: str,

@@ -101,6 +101,10 @@ class PlanOptions:
     hysteresis_pct: float = 0.0
     #: the plan in force: job id -> (site, start); used with ``hysteresis_pct``
     current: Mapping[int, tuple[str, datetime]] = field(default_factory=dict)
+    #: placements in force given as run intervals (a paused job's remaining work):
+    #: job id -> (site, intervals); kept like ``current`` under ``hysteresis_pct``, priced
+    #: over exactly those intervals
+    current_runs: Mapping[int, tuple[str, Sequence[tuple[datetime, datetime]]]] = field(default_factory=dict)
     #: jobs already accepted: placed before any other (a new submit cannot push them out)
     committed: frozenset[int] = frozenset()
     #: keep every accepted job (committed, or with a placement in ``current``) at its
@@ -935,13 +939,17 @@ class _Planner:
         return best
 
     def current(self, t: _Task) -> _Choice | None:
-        """The job's placement in the plan in force, if still allowed (for hysteresis)."""
-        if self.opt.hysteresis_pct <= 0:
+        """The job's placement in the plan in force, if still allowed (for hysteresis); run
+        intervals in force (``current_runs``) count even without hysteresis: a paused job
+        moves only for a gain (they may be cheaper than any split this plan searches)."""
+        if self.opt.hysteresis_pct <= 0 and t.job.id not in self.opt.current_runs:
             return None
         return self.in_force(t)
 
     def in_force(self, t: _Task) -> _Choice | None:
-        """The job's contiguous placement in the plan in force, if still inside its window."""
+        """The job's placement in the plan in force, if still inside its window."""
+        if t.job.id in self.opt.current_runs:
+            return self.runs_in_force(t)
         if t.job.id not in self.opt.current:
             return None
         site, start = self.opt.current[t.job.id]  # type: ignore[index]
@@ -953,6 +961,20 @@ class _Planner:
             if opt.site == site and lo <= s <= opt.latest and opt.profile is not None:
                 c = opt.profile.cost(s, t.duration_s)
                 return _Choice(opt, ((s, s + t.duration_s),), c, self.grams(opt, c, t.job), "kept")
+        return None
+
+    def runs_in_force(self, t: _Task) -> _Choice | None:
+        """The job's run intervals in force (``current_runs``), if they still start inside
+        its window and end by its finish-by time."""
+        site, spans = self.opt.current_runs[t.job.id]  # type: ignore[index]
+        intervals = tuple((_epoch(a), _epoch(b)) for a, b in spans if b > a)
+        if not intervals:
+            return None
+        for opt in t.options:
+            if (opt.site == site and opt.profile is not None and opt.earliest <= intervals[0][0]
+                    and intervals[0][0] <= opt.latest and intervals[-1][1] <= opt.latest + t.duration_s):
+                c = self.interval_cost(opt, intervals)
+                return _Choice(opt, intervals, c, self.grams(opt, c, t.job), "kept")
         return None
 
     def overdue(self, t: _Task) -> _Choice | None:
@@ -1150,7 +1172,7 @@ def plan(
     # capacity, so there is nothing to search jointly), each entry is written as soon as its
     # job is placed and the job's planning state is let go, in the same order
     managed = options.enforce_capacity and any(s.gpus > 0 or s.cpus > 0 for s in sites.values())
-    joint = managed and not (options.hysteresis_pct > 0 and options.current)
+    joint = managed and not ((options.hysteresis_pct > 0 and options.current) or options.current_runs)
     held: list[_Task] = []
     pooled = 0
     displaced = False

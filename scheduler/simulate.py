@@ -45,8 +45,8 @@ from pathlib import Path
 
 from intensity.model import Forecast, IntensityPoint, Kind, Source
 from scheduler.errors import BadInput
-from scheduler.holds import sweep_holds, takes
-from scheduler.model import MAX_CPUS, MAX_GPUS, Job, Site, check_count, check_power_w
+from scheduler.holds import Hold, holds, sweep_holds
+from scheduler.model import MAX_CPUS, MAX_GPUS, Job, JobState, Site, check_count, check_power_w
 from scheduler.planner import PlanOptions, Profile, expected_grams, plan
 
 #: ``(zone, history, now, horizon_s) -> forecast points`` (the local forecaster's signature)
@@ -464,7 +464,7 @@ def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
     name are one sweep), ``max_concurrent`` its ``%N`` cap (a whole number >= 1, the same on
     every row of the sweep that gives one; blank: no cap), and ``array`` makes the row that
     many trials (one sweep by itself unless ``sweep`` names one)."""
-    from scheduler.timeutil import parse_duration_s, parse_time
+    from scheduler.text.times import parse_duration_s, parse_time, parse_when
 
     p = Path(path)
     try:
@@ -499,10 +499,8 @@ def read_workload(path: str | Path, default_site: str) -> list[SimJob]:
             dl = (row.get("deadline") or "").strip()
             if not dl:
                 deadline = submit + timedelta(seconds=max(24 * 3600, d))
-            elif dl[:1].isdigit() and ("-" in dl[1:] or ":" in dl):
-                deadline = parse_time(dl, what="deadline")
-            else:
-                deadline = submit + timedelta(seconds=parse_duration_s(dl))
+            else:  # an ISO time, or a duration after the submission (the CLI's --deadline)
+                deadline = parse_when(dl, submit, what="deadline")
             one = SimJob(
                 id=len(jobs) + 1, submit=submit, duration_s=d, deadline=deadline,
                 site=(row.get("site") or "").strip() or default_site,
@@ -548,6 +546,14 @@ def _job(sj: SimJob, run_now: bool) -> Job:
         interruptible=sj.interruptible and not run_now, priority=sj.priority,
         sweep_id=sj.sweep_id, sweep_limit=sj.sweep_limit,
     )
+
+
+def started_holds(job: Job, site: str, intervals: Sequence[tuple[datetime, datetime]]) -> list[Hold]:
+    """What ``job``, started on ``site`` in ``intervals``, holds from its start on: exactly
+    what :func:`scheduler.holds.holds` says the live queue holds for a job running there
+    (no copy of the rule here); the planner clips each hold to its ``now``."""
+    running = replace(job, state=JobState.RUNNING, planned_site=site, planned_start=intervals[0][0])
+    return holds(running, intervals, intervals[0][0])
 
 
 def run_mode(
@@ -644,7 +650,9 @@ def run_mode(
             site, iv = placed.pop(jid)
             job = waiting.pop(jid)
             started[jid] = (site, iv)
-            reserved.extend((site, a, b, g, c) for a, b, g, c in takes(job, iv))
+            # what the live queue holds for it the moment it starts (scheduler.holds, the one
+            # rule: a stop-mode job keeps its GPUs through its pauses), kept until it ends
+            reserved.extend(started_holds(job, site, iv))
             sweep_reserved.extend(sweep_holds(job, iv, now))
         reserved = [r for r in reserved if r[2] > now]
         sweep_reserved = [r for r in sweep_reserved if r[2] > now]

@@ -596,23 +596,6 @@ def parse_ids(texts: tuple[str, ...]) -> list[tuple[str, int]]:
     return list(dict.fromkeys(parse_ref(t) for t in texts))
 
 
-def _stop_local(app: App, job_id: int, grace_s: float) -> bool:
-    """Stop a cancelled job's process if it runs on this host under the local executor
-    (elsewhere its agent stops it); whether it did."""
-    import socket
-
-    from scheduler.executors.base import Handle
-    from scheduler.executors.local import LocalExecutor
-
-    host = socket.gethostname()
-    stopped = False
-    for run in app.store.open_runs():
-        if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
-            LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
-            stopped = True
-    return stopped
-
-
 @click.command()
 @click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
 @click.option("--grace", default="10s", show_default=True, metavar="DURATION", help="Time between SIGTERM and SIGKILL.")
@@ -631,25 +614,13 @@ def cancel(job_ids: tuple[str, ...], grace: str, as_json: bool) -> None:
     app = get_app()
     refs = parse_ids(job_ids)
     several = " (no job was cancelled)" if len(refs) > 1 else ""
-    for kind, ref_id in refs:
-        if kind == "sweep":
-            sweep = app.store.get_sweep(ref_id)
-            trials = app.store.list_jobs(sweep_id=ref_id)
-            for j in trials:
-                app.queue.check_owner(j)
-            if all(j.state in TERMINAL_STATES for j in trials):
-                raise BadInput(f"sweep {sweep_ref(ref_id)} is already over "
-                               f"({sweep.stop_reason or 'every trial ended'}): nothing to cancel{several}")
-            continue
-        job = app.job(ref_id)
-        app.queue.check_owner(job)
-        if job.state in TERMINAL_STATES:
-            raise BadInput(f"job {ref_id} is already {job.state}: nothing to cancel{several}")
+    for kind, ref_id in refs:  # the queue's one cancel rule, for every id before any write
+        app.queue.check_cancel(kind, ref_id, suffix=several)
     done: list[dict[str, object]] = []
     for kind, ref_id in refs:
         if kind == "sweep":
             sweep, skipped, running = app.queue.cancel_sweep(ref_id)
-            stopped = [i for i in running if _stop_local(app, i, grace_s)]
+            stopped = [i for i in running if app.queue.stop_here(i, grace_s)]
             done.append({"sweep": sweep_ref(ref_id), "id": ref_id, "stop_reason": sweep.stop_reason,
                          "skipped": skipped, "cancelled": running, "stopped": stopped})
             if not as_json:
@@ -659,7 +630,7 @@ def cancel(job_ids: tuple[str, ...], grace: str, as_json: bool) -> None:
                                            if len(stopped) < len(running) else ""))
             continue
         job, was_running = app.queue.cancel(ref_id)
-        stopped_one = was_running and _stop_local(app, ref_id, grace_s)
+        stopped_one = was_running and app.queue.stop_here(ref_id, grace_s)
         done.append({"id": ref_id, "state": str(job.state), "was_running": was_running, "stopped": stopped_one})
         if not as_json:
             msg = f"job {ref_id} cancelled"

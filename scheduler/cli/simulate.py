@@ -14,7 +14,7 @@ import click
 from scheduler.cli.common import echo_json, json_option, print_table
 from scheduler.cli.jobs import transfer_energy_j
 from scheduler.errors import BadInput
-from scheduler.timeutil import format_duration, parse_duration_s
+from scheduler.text.times import format_duration, parse_duration_or_zero_s, parse_duration_s
 from scheduler.units import fmt_mass_g as fmt_g
 from scheduler.units import fmt_pct
 
@@ -115,7 +115,7 @@ def simulate(
     zones = [t.zone for t in loaded]
     if len(set(zones)) != len(zones):
         raise BadInput(f"two traces have the same zone ({', '.join(zones)}): give one file per zone")
-    delay_s = 0 if transfer_delay.strip() in ("0", "0s") else parse_duration_s(transfer_delay, what="--transfer-delay")
+    delay_s = parse_duration_or_zero_s(transfer_delay, what="--transfer-delay")
     sites = {
         t.zone: Site(name=t.zone, zone=t.zone, gpus=gpus, cpus=cpus, pue=pue, transfer_delay_s=delay_s,
                      transfer_energy_j=transfer_energy_j(transfer_energy, transfer_energy_kwh))
@@ -139,7 +139,7 @@ def simulate(
         deadline_s = parse_duration_s(deadline, what="--deadline")
         if deadline_s < lo:
             raise BadInput(f"--deadline {deadline} is shorter than the shortest job {format_duration(lo)}")
-        warm = timedelta(seconds=parse_duration_s(warmup, what="--warmup")) if warmup.strip() not in ("0", "0s") else timedelta(0)
+        warm = timedelta(seconds=parse_duration_or_zero_s(warmup, what="--warmup"))
         if start + warm + timedelta(seconds=deadline_s + hi) >= end:
             warm = timedelta(0)  # a short trace: no room to learn first
         jobs = generate_workload(
@@ -167,7 +167,7 @@ def simulate(
         from scheduler.simulate import vintage_forecaster
 
         forecaster = vintage_forecaster(vintage_file, zones[0], fallback=local)
-    replan_s = 0 if replan.strip() in ("0", "0s") else parse_duration_s(replan, what="--replan")
+    replan_s = parse_duration_or_zero_s(replan, what="--replan")
     # forecasts reach every job's deadline (at least the usual 48 h)
     horizon_s = max([48 * 3600, *(int((j.deadline - j.submit).total_seconds()) for j in jobs)])
     from scheduler.cli.progressbar import progress

@@ -15,7 +15,7 @@ from scheduler.cli.common import echo_json, get_app, json_option, print_table
 from scheduler.cli.jobs import transfer_energy_j
 from scheduler.errors import BadInput
 from scheduler.model import TERMINAL_STATES, JobState, Site, check_resources
-from scheduler.timeutil import format_duration, parse_duration_s
+from scheduler.text.times import format_duration, parse_duration_or_zero_s
 from scheduler.units import J_PER_KWH, fmt_energy_j
 
 EXECUTORS = ("local", "slurm")
@@ -82,9 +82,7 @@ def site_add(
     if not math.isfinite(pue) or pue < 1.0 or pue > 5.0:
         raise BadInput(f"--pue {pue:g} must be between 1.0 and 5.0")
     energy_j = transfer_energy_j(transfer_energy, transfer_energy_kwh)
-    delay_s = 0 if transfer_delay.strip() in ("0", "0s") else parse_duration_s(
-        transfer_delay, what="transfer delay"
-    )
+    delay_s = parse_duration_or_zero_s(transfer_delay, what="transfer delay")
     from intensity.errors import UnknownZone
 
     try:
