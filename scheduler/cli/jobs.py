@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import os
@@ -773,6 +772,8 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
         click.echo(to_csv(rows, app.store), nl=False)
         return
     if fmt == "csv":
+        import csv
+
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(HISTORY_FIELDS)
