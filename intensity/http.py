@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -120,6 +119,9 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
         return max(0.0, float(text))
     except ValueError:
         pass
+    # a Retry-After date: rare, and the email package is not cheap to import
+    from email.utils import parsedate_to_datetime
+
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

@@ -84,6 +84,13 @@ class App:
             self._store = open_store(self.settings.db, create_parents=self.settings.db_is_default)
         return self._store
 
+    @property
+    def lite_url(self) -> str | None:
+        """The database URL that a read may answer through the stdlib side door
+        (:mod:`scheduler.storage.lite`), which goes to the store for anything it cannot vouch
+        for; ``None`` once the store is open (or was given), which then answers everything."""
+        return self.settings.db if self._store is None else None
+
     def database_exists(self) -> bool:
         """Whether the database is there already (always, for a server): a command that only
         reads answers "nothing yet" instead of creating the file and its folders. A given

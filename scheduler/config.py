@@ -7,10 +7,8 @@ the environment itself.
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +170,8 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
 
 
 def _suggest(key: str, known: list[str]) -> str:
+    import difflib  # for a mistake only
+
     close = difflib.get_close_matches(key, known, n=1)
     return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
 
@@ -276,6 +276,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} is a directory: give a TOML file") from None
     except OSError as exc:
         raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
+    import tomllib  # only when there is a file: most commands run without one
+
     try:
         data = tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

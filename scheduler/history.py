@@ -6,9 +6,10 @@ view reports the same numbers with the same provenance fields.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from scheduler.model import Job, JobState, Run
 from scheduler.storage.base import JobStore
@@ -61,8 +62,9 @@ class HistoryRow:
     array_index: int | None = None
 
     def as_dict(self) -> dict[str, object]:
-        # a shallow dict: every field is a scalar or a datetime, no deep copy needed
-        return {name: getattr(self, name) for name in _FIELD_NAMES}
+        # a shallow dict: every field is a scalar or a datetime, no deep copy needed; a
+        # frozen dataclass's __dict__ holds exactly its fields, in their order
+        return self.__dict__.copy()
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(HistoryRow))
@@ -127,3 +129,60 @@ def history_rows(
     jobs = store.list_jobs(states, since=since, until=until, limit=limit, newest=True)
     last = store.last_runs(job.id for job in jobs if job.id is not None)  # one query, not one per job
     return [row_for(job, last.get(job.id or 0)) for job in jobs]
+
+
+def _row_from_view(values: Sequence[Any]) -> HistoryRow:
+    # one row of lite.history_view: the job's columns, then its last run's; what row_for
+    # reads from a Job and its Run, read from those columns
+    (job_id, name, state, owner, policy, submitted_at, planned_start, planned_site, job_site, zone,
+     expected_g, run_now_g, plan_source, duration_s, gpus, deadline_at, note, sweep_id, array_index,
+     run_id, run_site, started_at, finished_at, exit_code, energy_j, facility_energy_j, emissions_g,
+     counterfactual_g, energy_method, intensity_kind, intensity_provider, pue, measured_share,
+     actual_share) = values
+    accounted = energy_j is not None  # the store's test for a run's accounting
+    return HistoryRow(
+        id=job_id, name=name, state=str(JobState(state)), owner=owner, policy=policy,
+        submitted_at=submitted_at, planned_start=planned_start, started_at=started_at,
+        finished_at=finished_at, site=run_site if run_id is not None else planned_site or job_site,
+        zone=zone,
+        energy_kwh=facility_energy_j / 3.6e6 if accounted else None,
+        emissions_g=emissions_g if accounted else None,
+        counterfactual_g=counterfactual_g if accounted else None,
+        saved_g=counterfactual_g - emissions_g if accounted else None,
+        saved_pct=(100.0 * (counterfactual_g - emissions_g) / counterfactual_g
+                   if accounted and counterfactual_g > 0 else None),
+        exit_code=exit_code,
+        energy_method=energy_method if accounted else None,
+        measured_share=measured_share if accounted else None,
+        intensity_kind=intensity_kind if accounted else None,
+        intensity_provider=intensity_provider if accounted else None,
+        actual_share=actual_share if accounted else None,
+        pue=pue if accounted else None,
+        expected_g=expected_g, run_now_g=run_now_g, plan_source=plan_source, duration_s=duration_s,
+        gpus=gpus, deadline_at=deadline_at, note=note, run_id=run_id, sweep_id=sweep_id,
+        array_index=array_index,
+    )
+
+
+def read_history_rows(
+    url: str | None,
+    store: Callable[[], JobStore],
+    *,
+    states: Iterable[JobState] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
+) -> list[HistoryRow]:
+    """:func:`history_rows` of the database at ``url``: an SQLite file this code knows is
+    read in one query through the standard library (:func:`scheduler.storage.lite.history_view`,
+    no SQLAlchemy, no Job or Run objects); anything else (``url`` ``None``: the store is
+    open) through ``store()``, as before."""
+    wanted = list(states) if states is not None else None
+    view = None
+    if url is not None:
+        from scheduler.storage import lite
+
+        view = lite.history_view(url, wanted, since=since, until=until, limit=limit)
+    if view is None:
+        return history_rows(store(), states=wanted, since=since, until=until, limit=limit)
+    return [_row_from_view(values) for values in view]

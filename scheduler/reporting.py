@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from scheduler.errors import BadInput
@@ -147,7 +147,8 @@ class ReportRow:
     cost_avoided: float | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        # shallow: every field is a scalar or a datetime (no deep copy, unlike asdict)
+        return self.__dict__.copy()
 
 
 REPORT_FIELDS = tuple(ReportRow.__dataclass_fields__)
@@ -365,7 +366,8 @@ class Accuracy:
     projection_mean_done_pct: float | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        # shallow: every field is a scalar or a datetime (no deep copy, unlike asdict)
+        return self.__dict__.copy()
 
     def describe(self, fmt_g: Callable[[float | None], str]) -> str:
         """One line for the end of a report table ('' when nothing can be compared)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -100,7 +100,8 @@ class SweepSummary:
     budget_waiting_g: float | None
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        # shallow: every field is a scalar or a datetime (no deep copy, unlike asdict)
+        return self.__dict__.copy()
 
     def trials_text(self) -> str:
         """``12 done, 2 failed, 4 running, 2 waiting`` (counts that are 0 left out)."""

@@ -15,14 +15,15 @@ forecaster (`simulate --forecast local`) instead.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
+import os
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 from intensity.base import IntensityProvider
@@ -139,6 +140,8 @@ def read_trace(
             raise BadTrace(f"trace file {str(p)!r} has two rows for {a.isoformat()}: remove one")
     if len(parsed) >= 2:
         steps = [(b[0] - a[0]).total_seconds() for a, b in pairwise(parsed)]
+        from statistics import median  # a trace's only use of statistics
+
         resolution = int(median(steps))
     else:
         resolution = 3600
@@ -237,11 +240,29 @@ def from_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Intensi
 
 def _zone_trace(zone: str, path: str) -> Trace:
     """``path`` served as ``zone``; a file that names another zone (an Electricity Maps
-    file's ``Zone Id``) is refused: its data would be passed off as another grid's."""
+    file's ``Zone Id``) is refused: its data would be passed off as another grid's.
+
+    A process reads a ``--replay`` file once: the CLI checks it before anything else and
+    the provider serves it later, so the trace is kept, keyed by the file's identity and
+    modification (a file rewritten since is read again)."""
+    try:
+        st = os.stat(path)
+        key: tuple[object, ...] | None = (zone, os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None  # read_trace names the problem
+    if key is not None and key in _ZONE_TRACES:
+        return _ZONE_TRACES[key]
     trace = read_trace(path)
-    if trace.zone == zone:
-        return trace
-    if trace.zone != "TRACE":
-        raise BadTrace(f"replay trace {zone}={path}: the file holds zone {trace.zone}'s data: "
-                       f"give it as {trace.zone}={path}")
-    return read_trace(path, zone=zone)
+    if trace.zone != zone:
+        if trace.zone != "TRACE":
+            raise BadTrace(f"replay trace {zone}={path}: the file holds zone {trace.zone}'s data: "
+                           f"give it as {trace.zone}={path}")
+        # what read_trace(path, zone=zone) gives, without reading the file again
+        trace = dataclasses.replace(trace, zone=zone, points=tuple(
+            dataclasses.replace(q, zone=zone) for q in trace.points))
+    if key is not None:
+        _ZONE_TRACES[key] = trace
+    return trace
+
+
+_ZONE_TRACES: dict[tuple[object, ...], Trace] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from scheduler.errors import CarbonshiftError
-from scheduler.present import json_default
+from scheduler.present import json_text
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -174,7 +173,7 @@ def run_cli(group: click.Group, argv: list[str], *, debug: bool = False) -> int:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, default=json_default, indent=2, ensure_ascii=False))
+    click.echo(json_text(data))  # json.dumps(data, default=json_default, indent=2, ensure_ascii=False)
 
 
 def fmt_time(value: datetime | None, *, utc: bool | None = None) -> str:

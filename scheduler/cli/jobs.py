@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import os
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from scheduler.app import App
     from scheduler.progress import Projection
     from scheduler.queue import SubmitRequest
+    from scheduler.sweep_summary import SweepSummary
 
 
 def transfer_energy_j(text: str | None, kwh: float = 0.0) -> float:
@@ -228,13 +228,13 @@ def _sweep_args(
     """``--array``/``--sweep``/``--sweep-budget`` read and checked before anything else:
     the trials' indices, their extra arguments (``--sweep``), the cap and the budget in
     grams; ``None`` for a plain job."""
-    from scheduler.sweeps import parse_array, read_sweep_file
-
     if array_spec is None and sweep_file is None:
         if sweep_budget is not None:
             raise BadInput(f"--sweep-budget {sweep_budget!r} is for a sweep: add --array or --sweep, "
                            "or use --budget for one job")
         return None
+    from scheduler.sweeps import parse_array, read_sweep_file  # a sweep's only
+
     if wait_flag:
         raise BadInput("--wait follows one job: leave it out for a sweep and `carbonshift wait` its trials")
     spec = parse_array(array_spec) if array_spec is not None else None
@@ -710,18 +710,16 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
     "sweep"; csv and codecarbon list every job, trials included (with their sweep_id).
     """
     from scheduler.cli.report import parse_range
-    from scheduler.cli.sweepview import print_sweeps
-    from scheduler.history import HISTORY_FIELDS, history_rows
-    from scheduler.present import sweep_dict
-    from scheduler.sweep_summary import summaries
+    from scheduler.history import HISTORY_FIELDS, read_history_rows
 
     if as_json and fmt not in ("table", "json"):
         raise BadInput(f"--json and --format {fmt} disagree: give one of them")
     fmt = "json" if as_json else fmt
     app = get_app()
     t_since, t_until = parse_range(since, until, app.clock.now())
-    rows = history_rows(
-        app.store,
+    rows = read_history_rows(
+        app.lite_url,
+        lambda: app.store,
         states=[JobState(s) for s in states] or None,
         since=t_since,
         until=t_until,
@@ -729,9 +727,14 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
     )
     sweep_ids = list(dict.fromkeys(r.sweep_id for r in rows if r.sweep_id is not None))
     shown = rows if trials else [r for r in rows if r.sweep_id is None]
-    sweeps = ([s for s, _ in summaries(app, sweep_ids).values()]
-              if sweep_ids and fmt in ("json", "table") else [])
+    sweeps: list[SweepSummary] = []
+    if sweep_ids and fmt in ("json", "table"):
+        from scheduler.sweep_summary import summaries
+
+        sweeps = [s for s, _ in summaries(app, sweep_ids).values()]
     if fmt == "json":
+        from scheduler.present import sweep_dict
+
         echo_json([{"kind": "job", **r.as_dict()} for r in shown] + [sweep_dict(s) for s in sweeps])
         return
     if fmt == "codecarbon":
@@ -740,6 +743,8 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
         click.echo(to_csv(rows, app.store), nl=False)
         return
     if fmt == "csv":
+        import csv
+
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(HISTORY_FIELDS)
@@ -770,7 +775,10 @@ def history(since: str | None, until: str | None, states: tuple[str, ...], limit
                 for r in shown
             ],
         )
-    print_sweeps(sweeps)
+    if sweeps:
+        from scheduler.cli.sweepview import print_sweeps
+
+        print_sweeps(sweeps)
     done = [r for r in rows if r.counterfactual_g]
     if done:
         tot_e = sum(r.emissions_g or 0.0 for r in done)

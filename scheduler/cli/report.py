@@ -13,12 +13,12 @@ import click
 from scheduler.cli.common import check_output_file, echo_json, get_app, print_table, state
 from scheduler.errors import BadInput
 from scheduler.present import report_dict
-from scheduler.sweep_summary import report_sweeps
 from scheduler.timeutil import format_duration, iso, parse_since
 from scheduler.units import fmt_mass_g as fmt_g
 
 if TYPE_CHECKING:
-    pass
+    from scheduler.app import App
+    from scheduler.sweep_summary import SweepSummary
 
 GROUPING_CHOICES = ("day", "week", "month", "site", "policy", "owner", "zone", "job", "sweep")
 
@@ -41,17 +41,20 @@ def display_tz(utc: bool) -> tzinfo:
     return local or UTC
 
 
-def last_projections(store: object, rows: Sequence[object]) -> dict[int, object]:
+def last_projections(app: App, rows: Sequence[object]) -> dict[int, object]:
     """The last recorded projection of each finished job among ``rows`` (one query per 500
-    jobs, not one per job)."""
+    jobs, not one per job; an SQLite file through the stdlib side door)."""
     from scheduler.history import HistoryRow
     from scheduler.progress import PROJECTION_EVENT, last_projection
-    from scheduler.storage.base import JobStore
+    from scheduler.storage import lite
 
-    assert isinstance(store, JobStore)
     ids = [r.id for r in rows if isinstance(r, HistoryRow) and r.energy_kwh is not None]
+    url = app.lite_url
+    found = lite.events_of_kind(url, ids, PROJECTION_EVENT) if url is not None else None
+    if found is None:
+        found = app.store.events_of_kind(ids, PROJECTION_EVENT)
     out: dict[int, object] = {}
-    for job_id, events in store.events_of_kind(ids, PROJECTION_EVENT).items():
+    for job_id, events in found.items():
         p = last_projection(events)
         if p is not None:
             out[job_id] = p
@@ -96,7 +99,7 @@ def report(
       carbonshift report --by month --svg emissions.svg
     """
     from scheduler.charts import render_text, report_chart, write_chart
-    from scheduler.history import history_rows
+    from scheduler.history import read_history_rows
     from scheduler.reporting import REPORT_FIELDS, CarbonPrice, accuracy, build_report, table_rows
 
     if as_json:
@@ -113,18 +116,22 @@ def report(
 
     with progress("report", as_json=fmt != "table") as step:
         step(0, 3, "reading jobs")
-        rows = history_rows(app.store, since=t_since, until=t_until)
+        rows = read_history_rows(app.lite_url, lambda: app.store, since=t_since, until=t_until)
         step(1, 3, f"grouping {len(rows):,} jobs")
         rep = build_report(rows, by=by, tz=display_tz(state().utc), price=price,
                            since=t_since, until=t_until, now=now)
         step(2, 3, "reading projections")
-        acc = accuracy(rows, last_projections(app.store, rows))
+        acc = accuracy(rows, last_projections(app, rows))
         step(3, 3)
     chart = report_chart(rep)
     for path in (png, svg):
         if path:
             write_chart(chart, path)
-    sweeps = report_sweeps(app, rep.rows) if by == "sweep" and fmt in ("json", "table") else {}
+    sweeps: dict[str, SweepSummary] = {}
+    if by == "sweep" and fmt in ("json", "table"):
+        from scheduler.sweep_summary import report_sweeps
+
+        sweeps = report_sweeps(app, rep.rows)
     if fmt == "json":
         echo_json({**report_dict(rep, sweeps), "accuracy": acc.as_dict()})
     elif fmt == "csv":

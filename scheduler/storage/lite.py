@@ -5,12 +5,16 @@ from scheduler.storage.sql.fast_sqlite import (
     BOOL_FIELDS,
     DATETIME_FIELDS,
     FAILURE_KIND,
+    HISTORY_JOB_COLUMNS,
+    HISTORY_RUN_COLUMNS,
     JOB_FIELDS,
     JSON_FIELDS,
     POINT_FIELDS,
     VERSIONS_DIR,
     IntensityCache,
+    events_of_kind,
     head_revision,
+    history_view,
     planned_intervals,
     queue_view,
     sqlite_file,
@@ -18,7 +22,7 @@ from scheduler.storage.sql.fast_sqlite import (
 )
 
 __all__ = [
-    "BOOL_FIELDS", "DATETIME_FIELDS", "FAILURE_KIND", "JOB_FIELDS", "JSON_FIELDS", "POINT_FIELDS",
-    "VERSIONS_DIR", "IntensityCache", "head_revision", "planned_intervals", "queue_view",
+    "BOOL_FIELDS", "DATETIME_FIELDS", "FAILURE_KIND", "HISTORY_JOB_COLUMNS", "HISTORY_RUN_COLUMNS", "JOB_FIELDS", "JSON_FIELDS", "POINT_FIELDS",
+    "VERSIONS_DIR", "IntensityCache", "events_of_kind", "head_revision", "history_view", "planned_intervals", "queue_view",
     "sqlite_file", "sqlite_text",
 ]

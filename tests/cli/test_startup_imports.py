@@ -87,3 +87,24 @@ def test_a_forecast_decision_from_the_cache_loads_no_sqlalchemy_rich_or_numpy(tm
     assert (cached["link"], cached["provider"], cached["fallback"]) == ("cache", "replay", False)
     assert cached["best_mean_g_per_kwh"] <= cached["now_mean_g_per_kwh"]
     assert len(cached["points"]) >= 95
+
+
+def test_history_and_report_of_an_sqlite_file_load_no_sqlalchemy(tmp_path: Path) -> None:
+    """Finished jobs are read through the stdlib side door in one query (issue 18)."""
+    from scheduler.model import Job, JobState, Run
+
+    now = datetime.now(UTC)
+    store = open_store(f"sqlite:///{tmp_path / 'cs.db'}")
+    [job_id] = store.add_jobs([Job(name="done", argv=["true"], duration_s=60, zone="GB", submitted_at=now,
+                                   earliest_start=now, latest_start=now, deadline_at=None,
+                                   state=JobState.SUCCEEDED)])
+    store.add_run(Run(job_id=job_id, site="local", executor="local", started_at=now, finished_at=now,
+                      exit_code=0, state=JobState.SUCCEEDED))
+    store.close()
+    heavy = ("sqlalchemy", "rich", "numpy")
+    loaded, printed = _run(tmp_path, "", "history", "--json", heavy=heavy)
+    assert loaded == {"code": 0, "loaded": []}
+    assert [(r["name"], r["exit_code"]) for r in json.loads(printed)] == [("done", 0)]
+    loaded, printed = _run(tmp_path, "", "report", "--since", "all", "--json", heavy=heavy)
+    assert loaded == {"code": 0, "loaded": []}
+    assert json.loads(printed)["total"]["jobs"] == 1

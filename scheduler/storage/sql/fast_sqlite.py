@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from intensity.model import IntensityPoint, Kind, Signal, Source
 from scheduler.errors import CarbonshiftError
-from scheduler.model import Job, JobState
+from scheduler.model import Event, Job, JobState
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -259,6 +259,86 @@ def _points(
     ]
 
 
+#: the job and last-run columns of a history row (:func:`history_view`), in that order
+HISTORY_JOB_COLUMNS = ("id", "name", "state", "owner", "policy_name", "submitted_at", "planned_start",
+                       "planned_site", "site", "zone", "expected_g", "run_now_g", "plan_source",
+                       "duration_s", "gpus", "deadline_at", "note", "sweep_id", "array_index")
+HISTORY_RUN_COLUMNS = ("id", "site", "started_at", "finished_at", "exit_code", "energy_j",
+                       "facility_energy_j", "emissions_g", "counterfactual_g", "energy_method",
+                       "intensity_kind", "intensity_provider", "pue", "measured_share", "actual_share")
+_HISTORY_TIMES = tuple(i for i, name in enumerate(HISTORY_JOB_COLUMNS) if name in DATETIME_FIELDS) + tuple(
+    len(HISTORY_JOB_COLUMNS) + i for i, name in enumerate(HISTORY_RUN_COLUMNS) if name.endswith("_at"))
+
+
+def history_view(
+    url: str, states: Sequence[JobState] | None = None, *, since: datetime | None = None,
+    until: datetime | None = None, limit: int | None = None,
+) -> list[tuple[Any, ...]] | None:
+    """The jobs of :meth:`JobStore.list_jobs(states, since=, until=, limit=, newest=True)
+    <scheduler.storage.base.JobStore.list_jobs>` (oldest first), each joined to its last run
+    as :meth:`JobStore.last_runs <scheduler.storage.base.JobStore.last_runs>` picks it (the
+    last by start time, then id), in one query: a row per job of
+    :data:`HISTORY_JOB_COLUMNS` then :data:`HISTORY_RUN_COLUMNS` (all ``None`` without a
+    run), times as aware UTC datetimes; or ``None`` when the full store must answer instead
+    (the same conditions as :func:`queue_view`)."""
+    def read(con: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        # built here, so that anything the store would refuse (a naive time, an unknown
+        # state) is left to it
+        where: list[str] = []
+        params: list[Any] = []
+        if states is not None:
+            names = [JobState(s).value for s in states]
+            where.append(f"state IN ({', '.join('?' * len(names))})")
+            params.extend(names)
+        if since is not None:
+            where.append("submitted_at >= ?")
+            params.append(sqlite_text(since))
+        if until is not None:
+            where.append("submitted_at < ?")
+            params.append(sqlite_text(until))
+        jobs = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+        if limit is not None:
+            jobs += " LIMIT ?"
+            params.append(limit)
+        columns = ", ".join([f'j."{c}"' for c in HISTORY_JOB_COLUMNS] + [f'r."{c}"' for c in HISTORY_RUN_COLUMNS])
+        # the store's order of a job's runs is (started_at, id): its last is the first descending
+        sql = (f"SELECT {columns} FROM ({jobs}) AS j LEFT JOIN runs AS r ON r.id = "
+               "(SELECT id FROM runs WHERE job_id = j.id ORDER BY started_at DESC, id DESC LIMIT 1) "
+               "ORDER BY j.id")
+        out: list[tuple[Any, ...]] = []
+        for row in con.execute(sql, params):
+            values = list(row)
+            for i in _HISTORY_TIMES:
+                if values[i] is not None:
+                    values[i] = _utc(values[i])
+            out.append(tuple(values))
+        return out
+
+    return _answer(url, read)
+
+
+def events_of_kind(url: str, job_ids: Sequence[int], kind: str) -> dict[int, list[Event]] | None:
+    """:meth:`JobStore.events_of_kind <scheduler.storage.base.JobStore.events_of_kind>` on an
+    SQLite file (each job's events of ``kind`` in id order, 500 jobs a query), or ``None``
+    when the full store must answer instead (the same conditions as :func:`queue_view`)."""
+    ids = sorted(set(job_ids))
+
+    def read(con: sqlite3.Connection) -> dict[int, list[Event]]:
+        out: dict[int, list[Event]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            for event_id, job_id, at, message in con.execute(
+                f"SELECT id, job_id, at, message FROM events WHERE job_id IN ({marks}) AND kind = ? "
+                "ORDER BY job_id, id", [*chunk, kind],
+            ):
+                out.setdefault(job_id, []).append(
+                    Event(job_id=job_id, at=_utc(at), kind=kind, message=message, id=event_id))
+        return out
+
+    return _answer(url, read)
+
+
 def sqlite_text(value: datetime) -> str:
     """An aware time as the store keeps it in SQLite (tables.py's ``_sqlite_bind``): naive
     UTC, fixed width, so text order is time order."""
@@ -350,4 +430,5 @@ def driver_write(store: SqlEngine, what: str) -> Iterator[sqlite3.Connection]:
         raise store._translate(exc, what) from exc
 
 
-__all__ = ["DriverInsert", "IntensityCache", "driver_write", "head_revision", "planned_intervals", "queue_view", "sqlite_file", "sqlite_text"]
+__all__ = ["HISTORY_JOB_COLUMNS", "HISTORY_RUN_COLUMNS", "DriverInsert", "IntensityCache", "driver_write", "events_of_kind",
+           "head_revision", "history_view", "planned_intervals", "queue_view", "sqlite_file", "sqlite_text"]
