@@ -63,6 +63,7 @@ from intensity.uncertainty import (  # noqa: E402
     adjust_points,
     fit_error_model,
     pairs_from_vintages,
+    quantile,
 )
 from tests.benchmarks.bench_forecaster import shared_data  # noqa: E402
 
@@ -218,6 +219,16 @@ def pct(x: float) -> str:
     return f"{x * 100:.1f}%" if math.isfinite(x) else "-"
 
 
+def tails(placed: Sequence[Placement]) -> dict[str, float]:
+    """The risk side: the 90th percentile of a job's regret (grams lost against the oracle,
+    in percent of its run-now grams) and the share of jobs dirtier than starting at once."""
+    if not placed:
+        return {"p90_regret": math.nan, "worse_than_now": math.nan}
+    regrets = sorted(p.regret_g / p.run_now_g for p in placed if p.run_now_g > 0)
+    return {"p90_regret": quantile(regrets, 0.9) if regrets else math.nan,
+            "worse_than_now": sum(p.saved_g < -1e-9 for p in placed) / len(placed)}
+
+
 def summarise(runs: Sequence[SourceRun]) -> dict[str, Any]:
     """Per source and curve: share of the oracle's savings and the change against (a)."""
     out: dict[str, Any] = {}
@@ -229,7 +240,7 @@ def summarise(runs: Sequence[SourceRun]) -> dict[str, Any]:
             g, saved, oracle = r.totals(c)
             row[c] = {"share_of_oracle": saved / oracle if oracle > 0 else math.nan,
                       "vs_point": (g - base_g) / base_g if base_g > 0 else math.nan,
-                      "grams": g, "oracle_saved_g": oracle}
+                      "grams": g, "oracle_saved_g": oracle, **tails(r.placed.get(c, []))}
         out[r.name] = row
     local = [r for r in runs if r.name.startswith("local/")]
     if local:
@@ -242,7 +253,8 @@ def summarise(runs: Sequence[SourceRun]) -> dict[str, Any]:
             saved = sum(r.totals(c)[1] for r in local)
             oracle = sum(r.totals(c)[2] for r in local)
             pooled[c] = {"share_of_oracle": saved / oracle if oracle > 0 else math.nan,
-                         "vs_point": (g - base_g) / base_g, "grams": g, "oracle_saved_g": oracle}
+                         "vs_point": (g - base_g) / base_g, "grams": g, "oracle_saved_g": oracle,
+                         **tails([p for r in local for p in r.placed.get(c, [])])}
         out["local (kg-weighted, all zones)"] = pooled
     return out
 
@@ -257,6 +269,15 @@ def print_tables(summary: dict[str, Any]) -> None:
               f"| {pct(r['q0.75']['share_of_oracle'])} | {r['bias']['vs_point'] * 100:+.2f}% "
               f"| {r['q0.75']['vs_point'] * 100:+.2f}% |")
     print()
+    print("Risk: 90th percentile of a job's regret (% of its run-now grams); jobs dirtier than "
+          "starting at once:")
+    print()
+    print("| source | " + " | ".join(CURVES) + " |")
+    print("|---|" + "---|" * len(CURVES))
+    for name, r in summary.items():
+        cells = [f"{pct(r[c]['p90_regret'])}; {pct(r[c]['worse_than_now'])}" for c in CURVES]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
     print("Quantile sweep, share of the oracle's savings (change in grams vs (a)):")
     print()
     print("| source | " + " | ".join(f"q={q:g}" for q in QS) + " |")
@@ -270,18 +291,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     ap.add_argument("--per-day", type=int, default=2, help="local decisions a day per zone")
-    ap.add_argument("--zones", help="comma-separated zone prefixes of the 2023 files (local)")
+    ap.add_argument("--zones", help="comma-separated zone prefixes of the portal files (local)")
+    ap.add_argument("--year", default="2023", help="which year's portal files (local)")
     ap.add_argument("--no-local", action="store_true", help="only the recorded vintages")
+    ap.add_argument("--no-recorded", action="store_true", help="only the local forecaster")
     args = ap.parse_args(argv)
     data = shared_data()
     if data is None:
         print("shared data not found: set CARBONSHIFT_SHARED_DATA", file=sys.stderr)
         return 0
     t0 = time.perf_counter()
-    runs = [gb_neso(data), caiso_watttime(data)]
+    runs: list[SourceRun] = [] if args.no_recorded else [gb_neso(data), caiso_watttime(data)]
     print(f"  recorded vintages done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     if not args.no_local:
-        files = sorted((data / "electricitymaps-portal").glob("*_2023_hourly.csv"))
+        files = sorted((data / "electricitymaps-portal").glob(f"*_{args.year}_hourly.csv"))
         if args.zones:
             keep = tuple(z.strip() + "_" for z in args.zones.split(","))
             files = [f for f in files if f.name.startswith(keep)]
