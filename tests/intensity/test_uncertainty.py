@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -104,3 +105,30 @@ def test_adjust_points_keeps_actuals_and_the_rest_of_each_point() -> None:
     assert out[1].intensity_g_per_kwh == pytest.approx(120.0)
     assert (out[1].start, out[1].issued_at, out[1].provider) == (pts[1].start, T0, "p")
     assert adjust_points(pts, fit_error_model([]), "bias", now) == pts
+
+
+def test_the_back_test_forecasts_each_past_origin_from_the_history_before_it() -> None:
+    from intensity.accuracy import persistence
+    from intensity.uncertainty import backtest_pairs, with_uncertainty
+
+    hist = [_pt(T0 + timedelta(hours=i), 100.0 + (i % 24), Kind.ACTUAL) for i in range(10 * 24)]
+    now = T0 + timedelta(days=10)
+    calls: list[tuple[datetime, datetime]] = []
+
+    def fc(zone: str, history: Sequence[IntensityPoint], at: datetime, horizon_s: int) -> list[IntensityPoint]:
+        calls.append((at, max(p.end for p in history)))
+        return persistence(zone, history, at, horizon_s)
+
+    pairs = backtest_pairs(fc, "Z", hist, now, days=3, every_s=12 * H, horizon_s=6 * H)
+    origins = [c[0] for c in calls]
+    assert origins == [now - timedelta(hours=6 + 72 - 12 * k) for k in range(7)]
+    assert all(seen_to <= at for at, seen_to in calls)
+    by_hour = {p.start: p.intensity_g_per_kwh for p in hist}
+    expected = [(lead * 3600.0, by_hour[o - timedelta(hours=1)], by_hour[o + timedelta(hours=lead)])
+                for o in origins for lead in range(6)]
+    assert sorted(pairs) == sorted(expected)
+    # the wrapper: off is the forecaster itself; bias scales its points by that model
+    assert with_uncertainty(fc, "off") is fc
+    plan = with_uncertainty(fc, "bias")("Z", hist, now, 6 * H)
+    model = fit_error_model(backtest_pairs(fc, "Z", hist, now))
+    assert plan == adjust_points(persistence("Z", hist, now, 6 * H), model, "bias", now)
