@@ -59,6 +59,7 @@ SCHEMA: dict[str, Any] = {
         "timeout_s": (float, 10.0, "HTTP read timeout"),
         "retry_failed_after_minutes": (float, 5.0, "a provider that failed for a zone is not asked again for this long (0: every time)"),
         "weather": (list, [], "zones whose local forecaster also takes Open-Meteo weather inputs (points: [providers.openmeteo])"),
+        "forecast_uncertainty": (str, "off", "the local forecaster plans on: off (its planning curve), bias (that curve x its mean actual/forecast ratio by lead, from a 28-day back-test) or quantile (x the ratio's 75th percentile by lead)"),
     },
     "providers": {
         "*": {

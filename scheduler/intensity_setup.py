@@ -15,7 +15,7 @@ from intensity.errors import IntensityError
 from intensity.model import IntensityPoint
 from intensity.registry import make_provider
 from scheduler.config import Settings
-from scheduler.errors import BadInput
+from scheduler.errors import BadInput, ConfigError
 
 log = logging.getLogger("carbonshift.intensity")
 
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 
 def local_forecaster(fit_dir: Path, weather: WeatherProvider | None = None,
-                     weather_zones: frozenset[str] = frozenset()) -> LocalForecaster | None:
+                     weather_zones: frozenset[str] = frozenset(),
+                     uncertainty: str = "off") -> LocalForecaster | None:
     """The planning curve of the local forecaster (:func:`intensity.forecast.planning_forecast`,
     :data:`~intensity.forecast.PLANNING_CURVE`), its fits kept in ``fit_dir``: what submit,
     the daemon and ``carbonshift forecast`` plan on (built for them by
@@ -36,7 +37,11 @@ def local_forecaster(fit_dir: Path, weather: WeatherProvider | None = None,
     inputs, and plans on the weather model's planning curve (``for_planning``: measured by
     ``bench_weather.py`` on DE, second half of 2021, 87% of the oracle's savings against 84%
     on its point forecast and 77% on the history-only curve); when the weather cannot be
-    had, the zone falls back to the history-only curve, logged."""
+    had, the zone falls back to the history-only curve, logged.
+
+    ``uncertainty`` (``[intensity] forecast_uncertainty``, one of
+    :data:`intensity.uncertainty.MODES`) scales that curve by the forecaster's own error
+    by lead (:func:`intensity.uncertainty.with_uncertainty`); ``off`` leaves it as it is."""
     import importlib.util
 
     if importlib.util.find_spec("intensity.forecast") is None:
@@ -56,15 +61,35 @@ def local_forecaster(fit_dir: Path, weather: WeatherProvider | None = None,
                                       fit_dir=fit_dir, weather=inputs)
         return planning_forecast(zone, history, now, horizon_s, fit_dir=fit_dir)
 
-    return local
+    if uncertainty == "off":
+        return local
+    from intensity.uncertainty import with_uncertainty
+
+    # the error model is the history-only curve's, re-run on the zone's own past
+    return with_uncertainty(local, uncertainty,
+                            backtest=functools.partial(_planning_forecast, fit_dir=fit_dir))
+
+
+def _planning_forecast(zone: str, history: Sequence[IntensityPoint], now: datetime, horizon_s: int,
+                       *, fit_dir: Path) -> list[IntensityPoint]:
+    from intensity.forecast import planning_forecast
+
+    return planning_forecast(zone, history, now, horizon_s, fit_dir=fit_dir)
 
 
 def local_forecaster_for(settings: Settings) -> LocalForecaster | None:
     """:func:`local_forecaster` as ``settings`` configure it (fits folder, weather zones):
     the one submit, the daemon and ``carbonshift forecast --provider`` share."""
+    from intensity.uncertainty import MODES
+
+    uncertainty = str(settings.intensity.get("forecast_uncertainty") or "off")
+    if uncertainty not in MODES:
+        raise ConfigError(f"[intensity] forecast_uncertainty = {uncertainty!r} should be one of "
+                          f"{', '.join(MODES)}")
     weather = _weather_provider(settings, functools.partial(_http_for, settings))
     return local_forecaster(settings.forecast_fits_dir, weather,
-                            frozenset(str(z) for z in settings.intensity.get("weather") or ()))
+                            frozenset(str(z) for z in settings.intensity.get("weather") or ()),
+                            uncertainty)
 
 
 def _weather_provider(settings: Settings, http_for: Callable[[str], Any]) -> WeatherProvider | None:

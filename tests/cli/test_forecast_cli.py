@@ -206,3 +206,27 @@ def test_forecast_svg_chart_marks_the_window(tmp_path: Path, capsys: pytest.Capt
     text = svg.read_text()
     assert "<svg" in text[:300]
     assert "best window" in text and "run now" in text
+
+
+def test_forecast_uncertainty_scales_only_the_local_curve_by_its_own_error_by_lead(
+        cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "carbonshift.toml"
+    base = config.read_text()
+
+    def points(mode: str | None) -> list[dict[str, object]]:
+        config.write_text(base + (f'forecast_uncertainty = "{mode}"\n' if mode else ""))
+        r = cli("forecast", "GB", "--at", "2023-03-28T00:00Z", "--json")
+        assert r.code == 0, r.err
+        return json.loads(r.out)["points"]  # type: ignore[no-any-return]
+
+    default, off, bias, q = points(None), points("off"), points("bias"), points("quantile")
+    assert default == off  # off is the default
+    local = [i for i, p in enumerate(off) if p["source"] == "local"]
+    assert local and all(off[i] == bias[i] == q[i] for i in range(len(off)) if i not in local)
+    ratio = {i: float(bias[i]["intensity_g_per_kwh"]) / float(off[i]["intensity_g_per_kwh"]) for i in local}  # type: ignore[arg-type]
+    assert any(abs(r - 1) > 1e-3 for r in ratio.values())  # the curve moved ...
+    assert len({round(r, 6) for r in ratio.values()}) <= 11  # ... by one factor per lead bucket
+    assert [p["intensity_g_per_kwh"] for p in q] != [p["intensity_g_per_kwh"] for p in bias]
+    config.write_text(base + 'forecast_uncertainty = "pessimistic"\n')
+    r = cli("forecast", "GB", "--at", "2023-03-28T00:00Z", "--json")
+    assert r.code == 2 and "forecast_uncertainty" in r.err and "off, bias, quantile" in r.err
