@@ -60,15 +60,9 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from scheduler.agent.engines import Engines
-from scheduler.agent.launcher import Launcher
-from scheduler.agent.leases import Leases, LeaseTerms
-from scheduler.agent.metering import Metering
-from scheduler.agent.outcome import Outcome
-from scheduler.agent.pauses import Pauses
-from scheduler.agent.recovery import Recovery
-from scheduler.agent.runs import Active, ActiveRun, Events, Poller, check_cancel
-from scheduler.agent.timers import Timers
+from scheduler.agent.leases import LeaseTerms
+from scheduler.agent.parts import build_parts
+from scheduler.agent.runs import Active, ActiveRun
 from scheduler.agent.trials import Trials
 from scheduler.contracts import Executor, ExitStatus
 from scheduler.errors import CarbonshiftError, DatabaseUnreachable, StorageError
@@ -138,28 +132,18 @@ class Daemon:
         #: what ``carbonshift run`` exits with (1: it stopped for a lost database file)
         self.exit_code = 0
 
-        # the parts, each handed what it needs
-        self.active: Active = {}
-        self.events = events = Events(store, clock, self.on_event)
-        self.engines = engines = Engines(settings, terms.timing, sample_interval_s=self.sample_interval_s,
-                                         probe=probe_config(settings), given=executors)
-        self.executors: dict[str, Executor] = engines.by_name
-        self.metering = metering = Metering(store, clock, events, interval_s=self.sample_interval_s,
-                                            probe=engines.probe)
-        trials = Trials(app)
-        self.outcome = outcome = Outcome(store, clock, metering, events, sites=self._sites,
-                                         intensity=lambda: app.intensity, trials=trials)
-        self.leases = leases = Leases(store, terms, self.active, events, metering,
-                                      leadership=self.leadership, presence=self.presence)
-        self.pauses = pauses = Pauses(store, clock, settings, self.active, metering, outcome, events,
-                                      lease=terms.lease)
-        self.launcher = Launcher(store, clock, terms, self.active, engines, metering, events,
-                                 sites=self.sites, site_book=self._sites, log_dir=settings.log_dir,
-                                 trials=trials, stopping=self._stop)
-        self.recovery = Recovery(store, clock, terms, self.active, engines, metering, outcome, pauses,
-                                 leases, events, sites=self.sites, log_dir=settings.log_dir, tick_s=tick_s)
-        self.timers = Timers(store, clock, self.sites)
-        self.poller = Poller(events)
+        self.parts = parts = build_parts(
+            store, clock, settings, self.terms, sites=self.sites, executors=executors,
+            sample_interval_s=self.sample_interval_s, probe=probe_config(settings),
+            on_event=self.on_event, site_book=self._sites, intensity=lambda: app.intensity,
+            trials=Trials(app), leadership=self.leadership, presence=self.presence,
+            stopping=self._stop, tick_s=tick_s)
+        self.active: Active = parts.active
+        self.events, self.engines, self.metering = parts.events, parts.engines, parts.metering
+        self.outcome, self.leases, self.pauses = parts.outcome, parts.leases, parts.pauses
+        self.launcher, self.recovery, self.timers = parts.launcher, parts.recovery, parts.timers
+        self.poller = parts.poller
+        self.executors: dict[str, Executor] = parts.engines.by_name
 
     # -- what others call ---------------------------------------------------------------
     def executor_for(self, name: str) -> Executor:
@@ -327,27 +311,7 @@ class Daemon:
 
     # -- following ----------------------------------------------------------------------
     def follow_runs(self) -> None:
-        """Renew, then close the runs that ended; a run asked to checkpoint that exited
-        waits for its next interval instead."""
-        self.leases.renew()
-        for act in [a for a in self.active.values() if a.unsaved]:
-            self.store.update_run(act.run)
-            act.unsaved = False
-        statuses = self.poller.poll(self.active)
-        for run_id, act in list(self.active.items()):
-            if not act.process:  # a checkpointed job waiting for its next interval
-                if self.pauses.cancelled_while_paused(act):
-                    self.active.pop(run_id, None)
-                continue
-            status = statuses.get(run_id)  # None: alive, or its executor's poll is not due
-            if status is None:
-                check_cancel(self.store, self.events, act)
-                self.pauses.check_grace(act)
-                continue
-            if act.asked and self.pauses.checkpointed(act, status):
-                continue  # paused: waits for its next interval without a process
-            self.outcome.finish(act, status)
-            self.active.pop(run_id, None)
+        self.parts.follow()
 
     def follow_intervals(self) -> None:
         self.pauses.follow()
