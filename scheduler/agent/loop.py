@@ -1,52 +1,20 @@
-"""The daemon: plans, waits, launches, measures, accounts.
+"""The daemon: plans, waits, launches, measures, accounts; the loop composing the parts.
 
-The database is the source of truth. APScheduler (3.x) is only this process's timer
-(:mod:`~scheduler.agent.timers`): at start-up a date trigger is created for every planned
-job of this agent's sites, and the set is kept in step with the database every tick (new
-submissions, re-plans, cancellations). A timer that fires must first win an atomic claim
-of its job (``planned -> running``) before launching it, so two daemons never start one job.
-
-On start-up the daemon looks at the runs left open by an earlier daemon on this host
-(:mod:`~scheduler.agent.recovery`): a run whose process still lives is adopted and measured
-on; a dead one is closed from the supervisor's exit record, or marked ``lost`` with the
-reason and requeued when its deadline still allows (:mod:`~scheduler.agent.outcome`).
-Stopping the daemon (Ctrl-C) leaves running jobs running and recorded; the next daemon
-adopts them.
-
-Several agents, one queue (PostgreSQL, or SQLite for processes of one host). Each agent
-has a name (``agent_name``, default the host name) recorded on its runs; a restarted agent
-of the same name adopts them. Only the holder of the ``planner`` lease re-plans
-(:mod:`scheduler.leader`); agents started with ``planner=False`` never plan. A job starts
-only through an atomic claim (:mod:`~scheduler.agent.launcher`), so two agents never start
-one job. Every tick an agent renews the lease of each run it follows (``lease_s``, real
-seconds; :mod:`~scheduler.agent.leases`) and looks for runs of its sites whose lease has
-run out: their agent is dead. A local run is then marked ``lost`` with the reason and its
-job requeued while its deadline allows; an engine-side run (Slurm) still runs in the
-engine, so it is taken over and followed on, never started again. Delivery is therefore
-at least once for killed local runs: a job may run again from the start after its agent
-died. It never runs twice at once, because the lease is the proof of life, fenced by time
-(the margins are :class:`~scheduler.leader.LeaseTiming`'s): a local run's supervisor stops
-the job when its agent has been gone for a third of the lease (``supervise.AgentWatch``)
-and, since a stopped or hung agent keeps its pid, when the lease that the agent mirrors
-into a file for it (``supervise.LeaseWatch``) comes near its end unrenewed; an agent that
-cannot renew its leases stops its local runs itself at the same point; a run is reclaimed
-only a margin after its lease ran out, and an agent waits one lease after starting or
-after a database outage before reclaiming anything (the others may not have been able to
-renew either). A cleanly stopped agent parks its runs' leases (no expiry): they wait for
-the next agent of that name.
-
-Interruptible jobs follow their planned run intervals (:mod:`~scheduler.agent.pauses`):
-the agent that follows a run pauses it at the end of each interval that has a successor
-and resumes it at the next one's start, through timers (each tick checks too). Two pause
-modes: ``stop`` sends SIGSTOP to the job's process group and SIGCONT at resumption (one
-process throughout); ``checkpoint`` sends the job's pause signal (default SIGUSR1), gives
-it ``pause_grace_s`` real seconds to save its state and exit (then stops it), and resumes
-by launching the same command again in the same run. A Slurm run is paused with
-``scontrol suspend/resume``. The energy sampler is stopped at each pause and started again
-at each resumption (:mod:`~scheduler.agent.metering`), so paused time is never measured.
-A restarted agent adopts paused runs as they are and carries on with their intervals; an
-agent that adopts a running one continues its group first (it may have died between
-stopping it and recording the pause).
+The database is the source of truth; this process's timers only ask it to look
+(:mod:`~scheduler.agent.timers`), and a job starts only through an atomic claim
+(:mod:`~scheduler.agent.launcher`), so two agents never start one job. Each agent has a
+name (``agent_name``, default the host name) recorded on its runs; a restarted agent of the
+same name adopts them (:mod:`~scheduler.agent.recovery`). Only the holder of the
+``planner`` lease re-plans (:mod:`scheduler.leader`); agents started with ``planner=False``
+never plan. Every run's lease is the proof of life of its agent, renewed by a heartbeat
+thread and fenced by time (:mod:`~scheduler.agent.leases`, margins in
+:class:`~scheduler.leader.LeaseTiming`): a run whose lease ran out is reclaimed by another
+agent, as ``lost`` and requeued while its deadline allows (:mod:`~scheduler.agent.outcome`;
+delivery is at least once for killed local runs, never twice at once), or, run by an
+engine (Slurm), taken over and followed on. Interruptible jobs are paused and resumed at
+their planned intervals (:mod:`~scheduler.agent.pauses`), measured only while they run
+(:mod:`~scheduler.agent.metering`). Stopping the daemon (Ctrl-C) leaves running jobs
+running and recorded, their leases parked (no expiry) for the next agent of that name.
 """
 
 from __future__ import annotations
@@ -266,22 +234,7 @@ class Daemon:
         successor instead of reclaiming them.
         """
         with self._lock:
-            self.leases.park()
-            for act in list(self.active.values()):
-                try:
-                    act.executor.detach(act.handle)
-                except Exception as exc:
-                    log.warning("detaching run %s: %s", act.run.id, exc)
-                self.metering.let_go(act)
-                if act.paused:
-                    by_itself = (f" (its supervisor continues it by itself if no daemon has soon after "
-                                 f"{iso(act.resume_at)})" if act.resume_at is not None and act.process else "")
-                    self._emit(act.job.id, "detached", "daemon stopped; the job stays paused and the next "
-                               "daemon resumes it" + by_itself)
-                else:
-                    self._emit(act.job.id, "detached", "daemon stopped; the job keeps running and will be "
-                               "adopted by the next daemon")
-            self.active.clear()
+            self.parts.detach()
 
     def tick(self) -> None:
         """One round: follow running jobs, renew leases, reclaim dead agents' runs, launch

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from scheduler.contracts import AccountingPoints, Executor, JobStore
 from scheduler.leader import Leadership
 from scheduler.model import Site
 from scheduler.presence import Presence
+from scheduler.timeutil import iso
+
+log = logging.getLogger("carbonshift.daemon")
 
 
 @dataclass
@@ -65,6 +69,26 @@ class Parts:
                 continue  # paused: waits for its next interval without a process
             self.outcome.finish(act, status)
             self.active.pop(run_id, None)
+
+    def detach(self) -> None:
+        """Let go of every run, leaving it running (or paused) for this agent's successor:
+        leases parked, samplers stopped, executors told."""
+        self.leases.park()
+        for act in list(self.active.values()):
+            try:
+                act.executor.detach(act.handle)
+            except Exception as exc:
+                log.warning("detaching run %s: %s", act.run.id, exc)
+            self.metering.let_go(act)
+            if act.paused:
+                by_itself = (f" (its supervisor continues it by itself if no daemon has soon after "
+                             f"{iso(act.resume_at)})" if act.resume_at is not None and act.process else "")
+                self.events.emit(act.job.id, "detached", "daemon stopped; the job stays paused and the next "
+                                 "daemon resumes it" + by_itself)
+            else:
+                self.events.emit(act.job.id, "detached", "daemon stopped; the job keeps running and will be "
+                                 "adopted by the next daemon")
+        self.active.clear()
 
 
 def build_parts(store: JobStore, clock: Clock, settings: Settings, terms: LeaseTerms, *,
