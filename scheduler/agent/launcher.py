@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 
 from scheduler.agent.engines import Engines
@@ -131,18 +132,8 @@ class Launcher:
         site_name = job.planned_site or job.site
         site = self.site_book().get(site_name)
         executor_name = site.executor if site is not None else "local"
-        # the claim counted the attempt; the lease runs in real time from now
-        run = self.store.add_run(
-            Run(job_id=job.id, site=site_name, executor=executor_name, started_at=now,
-                host=self.terms.host, state=JobState.RUNNING,
-                lease_until=self.terms.now() + self.terms.lease)
-        )
-        assert run.id is not None
-        if job.interruptible:
-            self.store.open_run_interval(run.id, now)
-        out = run_log_path(self.log_dir, job.id, run.id)
-        run.out_path = str(out)
-        run.err_path = str(out.with_suffix(".err"))
+        run = self._open_run(job, site_name, executor_name, now)
+        assert run.id is not None and run.out_path is not None and run.err_path is not None
         gpus = self.allocate_gpus(job, site_name, site.gpus if site is not None else 0)
         lease_epoch = self.terms.epoch(run.lease_until)
         try:
@@ -153,14 +144,7 @@ class Launcher:
                 lease_until_epoch_s=lease_epoch,
             ))
         except (ExecutorError, OSError) as exc:
-            run.finished_at = self.clock.now()
-            run.state = JobState.FAILED
-            run.reason = f"launch failed: {exc}"
-            self.store.update_run(run)
-            if job.interruptible:
-                self.store.close_run_interval(run.id, run.finished_at, run.reason)
-            self.store.transition(job.id, JobState.FAILED, expected={JobState.RUNNING}, note=run.reason)
-            self.events.emit(job.id, "failed", run.reason)
+            self._launch_failed(job, run, exc)
             return
         run.handle = handle.handle
         # the process runs: follow it (and renew its lease) even if the database refuses
@@ -180,6 +164,39 @@ class Launcher:
             act.unsaved = True
             log.warning("run %s started but its handle is not recorded yet: %s", run.id, exc)
         act.sampler = self.metering.begin(job, run, handle, gpus)
+        self.events.emit(job.id, "started", self._started(act, executor_name, now))
+
+    def _open_run(self, job: Job, site_name: str, executor_name: str, now: datetime) -> Run:
+        """The run's row (its interval, for an interruptible job) and its log paths."""
+        assert job.id is not None
+        # the claim counted the attempt; the lease runs in real time from now
+        run = self.store.add_run(
+            Run(job_id=job.id, site=site_name, executor=executor_name, started_at=now,
+                host=self.terms.host, state=JobState.RUNNING,
+                lease_until=self.terms.now() + self.terms.lease)
+        )
+        assert run.id is not None
+        if job.interruptible:
+            self.store.open_run_interval(run.id, now)
+        out = run_log_path(self.log_dir, job.id, run.id)
+        run.out_path = str(out)
+        run.err_path = str(out.with_suffix(".err"))
+        return run
+
+    def _launch_failed(self, job: Job, run: Run, exc: Exception) -> None:
+        assert job.id is not None and run.id is not None
+        run.finished_at = self.clock.now()
+        run.state = JobState.FAILED
+        run.reason = f"launch failed: {exc}"
+        self.store.update_run(run)
+        if job.interruptible:
+            self.store.close_run_interval(run.id, run.finished_at, run.reason)
+        self.store.transition(job.id, JobState.FAILED, expected={JobState.RUNNING}, note=run.reason)
+        self.events.emit(job.id, "failed", run.reason)
+
+    def _started(self, act: ActiveRun, executor_name: str, now: datetime) -> str:
+        """The "started" line: where, how contained, how late, which interval."""
+        job, run = act.job, act.run
         late = (now - job.planned_start).total_seconds() if job.planned_start else 0.0
         late_real_s = late / self.clock.factor
         plan_text = ""
@@ -188,10 +205,10 @@ class Launcher:
             plan_text = (f"; interval {k} of {n} ({spans_text(act.intervals)}), paused between them "
                          f"({job.pause_mode or 'stop'})")
         contained = act.executor.containment()
-        self.events.emit(job.id, "started", f"run {run.id} on {site_name} ({executor_name} {handle.handle.split(':')[0]}"
-                         + (f"; contained by {contained})" if contained else ")")
-                         + (f", {format_duration(late)} after its planned start" if late_real_s > 30 else "")
-                         + plan_text)
+        return (f"run {run.id} on {run.site} ({executor_name} {act.handle.handle.split(':')[0]}"
+                + (f"; contained by {contained})" if contained else ")")
+                + (f", {format_duration(late)} after its planned start" if late_real_s > 30 else "")
+                + plan_text)
 
     def allocate_gpus(self, job: Job, site_name: str, site_gpus: int) -> tuple[int, ...]:
         """Distinct GPU indices for a local job: the lowest ones no active run holds."""
