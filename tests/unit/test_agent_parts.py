@@ -281,3 +281,31 @@ def test_a_live_run_left_by_this_agents_earlier_life_is_adopted(rig: Callable[..
     again.clock.advance(301)
     again.parts.follow()
     assert again.store.get_job(job_id).state is JobState.SUCCEEDED
+
+
+# -- shape --------------------------------------------------------------------------------------
+def test_the_parts_receive_collaborators_and_import_one_way() -> None:
+    """Only the loop (the composition) and the sweeps adapter know the App; the parts'
+    imports of each other form no circle."""
+    import ast
+
+    agent = Path(__file__).resolve().parents[2] / "scheduler" / "agent"
+    uses: dict[str, set[str]] = {}
+    for path in agent.glob("*.py"):
+        names = {n.module or "" for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                 if isinstance(n, ast.ImportFrom)}
+        if path.stem not in ("loop", "trials"):
+            assert "scheduler.app" not in names, path.name
+        uses[path.stem] = {n.rsplit(".", 1)[1] for n in names if n.startswith("scheduler.agent.")}
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        if name not in done:
+            for used in uses.get(name, ()):
+                visit(used, (*path, name))
+            done.add(name)
+
+    for name in uses:
+        visit(name, ())
+    assert {"loop", "timers", "leases", "recovery", "launcher", "pauses", "outcome", "metering", "runs"} <= done
