@@ -17,6 +17,7 @@ import pytest
 
 from scheduler.agent.leases import Leases, LeaseTerms
 from scheduler.agent.parts import Parts, build_parts
+from scheduler.agent.runs import Phase
 from scheduler.clock import ManualClock
 from scheduler.config import load_settings
 from scheduler.contracts import JobStore
@@ -28,6 +29,14 @@ from scheduler.presence import Presence
 
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 LEASE_S = 6.0
+
+
+class StepClock(ManualClock):
+    """A manual clock whose future is as far away in real seconds as it reads (the stock
+    one calls everything ahead "due in 10 ms", which would pause a run early)."""
+
+    def real_delay_s(self, until: datetime) -> float:
+        return max(0.0, (until - self.now()).total_seconds())
 
 
 @pytest.fixture
@@ -47,7 +56,7 @@ class Rig:
     """One agent's parts on ``store``, its executor a fake."""
 
     store: JobStore
-    clock: ManualClock
+    clock: StepClock
     lease_clock: ManualClock
     fake: FakeExecutor
     parts: Parts
@@ -60,7 +69,7 @@ class Rig:
 
 @pytest.fixture
 def rig(agent_store: JobStore, tmp_path: Path) -> Callable[..., Rig]:
-    clock, lease_clock = ManualClock(T0), ManualClock(datetime.now(UTC))
+    clock, lease_clock = StepClock(T0), ManualClock(datetime.now(UTC))
     settings = load_settings(env={"HOME": str(tmp_path)},
                              overrides={"db": f"sqlite:///{tmp_path / 'agent.db'}",
                                         "data_dir": str(tmp_path / "data"), "lease_s": LEASE_S})
@@ -84,11 +93,13 @@ def _no_intensity() -> Any:
     raise AssertionError("a run without samples is not accounted")
 
 
-def due_job(store: JobStore, *, deadline: datetime | None = None, duration_s: int = 600) -> int:
+def due_job(store: JobStore, *, deadline: datetime | None = None, duration_s: int = 600,
+            pause_mode: str | None = None, intervals: list[tuple[datetime, datetime]] | None = None) -> int:
     job = store.add_job(Job(
         name="j", argv=["true"], duration_s=duration_s, zone="GB", submitted_at=T0 - timedelta(hours=1),
         earliest_start=T0 - timedelta(hours=1), latest_start=T0 + timedelta(hours=1), deadline_at=deadline,
-        state=JobState.PLANNED, planned_start=T0 - timedelta(minutes=1), planned_site="local"))
+        state=JobState.PLANNED, planned_start=T0 - timedelta(minutes=1), planned_site="local",
+        interruptible=pause_mode is not None, pause_mode=pause_mode), intervals=intervals or ())
     assert job.id is not None
     return job.id
 
@@ -171,6 +182,54 @@ def test_a_cancelled_job_is_stopped_and_closed_as_cancelled(rig: Callable[..., R
     r.parts.follow()
     (run,) = r.store.runs_for_job(job_id)
     assert run.state is JobState.CANCELLED and r.store.get_job(job_id).state is JobState.CANCELLED
+
+
+# -- pauses ---------------------------------------------------------------------------------
+TWO_INTERVALS = [(T0 - timedelta(minutes=1), T0 + timedelta(minutes=10)),
+                 (T0 + timedelta(minutes=30), T0 + timedelta(minutes=40))]
+
+
+def test_a_stop_mode_run_is_stopped_between_its_intervals(rig: Callable[..., Rig]) -> None:
+    r = rig(default=Script(duration_s=20 * 60))
+    job_id = due_job(r.store, duration_s=20 * 60, pause_mode="stop", intervals=TWO_INTERVALS)
+    r.parts.launcher.launch_due()
+    (act,) = r.parts.active.values()
+    r.clock.set(T0 + timedelta(minutes=10))
+    r.parts.pauses.follow()
+    assert act.phase is Phase.STOPPED and r.store.get_job(job_id).state is JobState.SUSPENDED
+    assert r.fake.run_of("fake-1").suspends == 1
+    r.clock.set(T0 + timedelta(minutes=30))
+    r.parts.pauses.follow()
+    assert act.phase is Phase.RUNNING and r.store.get_job(job_id).state is JobState.RUNNING
+    r.clock.set(T0 + timedelta(minutes=39))  # 10 + 9 minutes run (paused time is not): not done
+    r.parts.follow()
+    assert r.parts.active
+    r.clock.set(T0 + timedelta(minutes=40))
+    r.parts.follow()
+    assert r.store.get_job(job_id).state is JobState.SUCCEEDED
+    assert [(iv.start, iv.end) for iv in r.store.run_intervals(act.run.id or 0)] == [
+        (T0, T0 + timedelta(minutes=10)), (T0 + timedelta(minutes=30), T0 + timedelta(minutes=40))]
+
+
+def test_a_checkpointing_run_exits_at_its_pause_and_is_launched_again(rig: Callable[..., Rig]) -> None:
+    r = rig(default=Script(duration_s=20 * 60), can_ask=True)
+    job_id = due_job(r.store, duration_s=20 * 60, pause_mode="checkpoint", intervals=TWO_INTERVALS)
+    r.parts.launcher.launch_due()
+    (act,) = r.parts.active.values()
+    r.clock.set(T0 + timedelta(minutes=10))
+    r.parts.pauses.follow()
+    assert act.phase is Phase.ASKED and r.fake.run_of("fake-1").asked  # its pause signal
+    r.parts.follow()  # it exited as asked: paused without a process
+    assert act.phase is Phase.CHECKPOINTED and r.store.get_job(job_id).state is JobState.SUSPENDED
+    r.clock.set(T0 + timedelta(minutes=30))
+    r.parts.pauses.follow()
+    assert act.phase is Phase.RUNNING and [s.run_id for s in r.fake.launched] == [act.run.id] * 2
+    r.clock.set(T0 + timedelta(minutes=39))
+    r.parts.follow()
+    assert r.parts.active
+    r.clock.set(T0 + timedelta(minutes=40))  # 10 + 10 minutes over its two launches
+    r.parts.follow()
+    assert r.store.get_job(job_id).state is JobState.SUCCEEDED
 
 
 # -- leases -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Executors declare what they can do (``scheduler/executors/base.py``), with defaults, and
+"""Executors declare what they can do (``scheduler/contracts.py``), with defaults, and
 the agent asks them: no ``getattr`` probing and no branching on an executor's name in the
 daemon beyond the one place that builds an executor from its name."""
 
