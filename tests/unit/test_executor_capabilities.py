@@ -1,4 +1,4 @@
-"""Executors declare what they can do (``scheduler/executors/base.py``), with defaults, and
+"""Executors declare what they can do (``scheduler/contracts.py``), with defaults, and
 the agent asks them: no ``getattr`` probing and no branching on an executor's name in the
 daemon beyond the one place that builds an executor from its name."""
 
@@ -11,7 +11,9 @@ from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from scheduler.executors.local import LocalExecutor
 from scheduler.executors.slurm import SlurmExecutor
 
-DISPATCH = Path(__file__).resolve().parents[2] / "scheduler" / "dispatch.py"
+SCHEDULER = Path(__file__).resolve().parents[2] / "scheduler"
+#: the agent: every part of it, and the old module that re-exports it
+AGENT = [SCHEDULER / "dispatch.py", *sorted((SCHEDULER / "agent").glob("*.py"))]
 
 
 class Bare(Executor):
@@ -43,11 +45,11 @@ def test_local_and_slurm_declare_theirs() -> None:
 
 
 def test_the_daemon_asks_executors_instead_of_probing_or_naming_them() -> None:
-    tree = ast.parse(DISPATCH.read_text(encoding="utf-8"))
-    probes = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call)
-              and isinstance(n.func, ast.Name) and n.func.id == "getattr"
-              and "executor" in ast.unparse(n.args[0])]
-    named = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Compare)
-             and any(isinstance(c, ast.Constant) and c.value in ("local", "slurm") for c in n.comparators)
-             and isinstance(n.left, ast.Attribute) and n.left.attr == "executor"]
-    assert not probes and not named, (probes, named)
+    probes, named = [], []
+    for path in AGENT:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        probes += [(path.name, n.lineno) for n in ast.walk(tree) if isinstance(n, ast.Call)
+                   and isinstance(n.func, ast.Name) and n.func.id == "getattr"]
+        named += [(path.name, n.lineno) for n in ast.walk(tree) if isinstance(n, ast.Compare)
+                  and any(isinstance(c, ast.Constant) and c.value in ("local", "slurm") for c in n.comparators)]
+    assert len(AGENT) > 5 and not probes and not named, (probes, named)

@@ -1,0 +1,61 @@
+"""The executors an agent drives, built by name on first use: the one place that knows
+which engine a site's ``executor`` name means. Everything else asks the executor itself
+(:class:`~scheduler.contracts.Executor`'s declared capabilities)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from probes.detect import ProbeConfig
+from scheduler.config import Settings
+from scheduler.contracts import Executor
+from scheduler.errors import ExecutorError
+from scheduler.leader import LeaseTiming
+
+
+def _local(settings: Settings, timing: LeaseTiming, interval_s: float, probe: ProbeConfig) -> Executor:
+    from scheduler.executors.local import LocalExecutor
+
+    return LocalExecutor(log_max_bytes=settings.log_max_bytes, lease=timing,
+                         run_as_owner=settings.run_as_owner, owner_root_jobs=settings.run_as_owner_root_jobs)
+
+
+def _slurm(settings: Settings, timing: LeaseTiming, interval_s: float, probe: ProbeConfig) -> Executor:
+    from scheduler.executors.measured import wrapper_argv
+    from scheduler.executors.slurm import SlurmExecutor
+
+    # measured on the node by our wrapper unless Slurm accounts energy itself
+    return SlurmExecutor(wrapper=wrapper_argv(settings.db, interval_s=interval_s, probe=probe),
+                         poll_interval_s=settings.slurm_poll_s)
+
+
+#: how to build each engine a site may name
+BUILDERS: dict[str, Callable[[Settings, LeaseTiming, float, ProbeConfig], Executor]] = {
+    "local": _local, "slurm": _slurm,
+}
+
+
+class Engines:
+    """The executors by name: those given (tests, a shared one), else built from the settings."""
+
+    def __init__(self, settings: Settings, timing: LeaseTiming, *, sample_interval_s: float,
+                 probe: ProbeConfig, given: dict[str, Executor] | None = None) -> None:
+        self.settings, self.timing, self.sample_interval_s, self.probe = settings, timing, sample_interval_s, probe
+        #: built or given so far (the daemon's ``executors``)
+        self.by_name: dict[str, Executor] = given or {}
+
+    def get(self, name: str) -> Executor:
+        if name not in self.by_name:
+            build = BUILDERS.get(name)
+            if build is None:
+                raise ExecutorError(f"unknown executor {name!r}: use local or slurm")
+            self.by_name[name] = build(self.settings, self.timing, self.sample_interval_s, self.probe)
+        return self.by_name[name]
+
+    def host_bound(self, name: str) -> bool:
+        """Whether runs of the executor ``name`` are processes of the host that launched them
+        (:attr:`Executor.host_bound`); an executor this agent cannot drive is not."""
+        try:
+            return self.get(name).host_bound
+        except ExecutorError:
+            return False
