@@ -6,9 +6,11 @@
   ``search_path``. The server is ``127.0.0.1:5432``, reached as user ``postgres`` (trust
   auth) through database ``test``; set ``CARBONSHIFT_TEST_PG_ADMIN`` to another admin URL
   to use another server. Tests using it are skipped when no server answers.
-- ``store``: an open, migrated :class:`~scheduler.storage.store.SqlStore`, parametrised over
-  ``memory``, ``sqlite`` and ``postgres`` (the last marked ``postgres``); closed afterwards.
-  Use it for anything that must behave the same on every backend.
+- ``store``: an open :class:`~scheduler.storage.base.JobStore`, parametrised over ``memory``
+  (:class:`~scheduler.storage.memory.MemoryStore`), ``sqlite-memory``, ``sqlite`` (a file)
+  and ``postgres`` (marked ``postgres``): the last three a migrated
+  :class:`~scheduler.storage.store.SqlStore`; closed afterwards. Use it for anything that
+  must behave the same on every backend (``tests/storage/test_contract.py``).
 """
 
 from __future__ import annotations
@@ -109,20 +111,34 @@ def pg_url(pg_module_database: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """An open :class:`SqlStore` on each backend in turn (``store.url`` is its URL)."""
-    from scheduler.storage.store import open_store
+#: The backends of the ``store`` fixture: the plain-Python store, the SQL store on an
+#: in-memory SQLite database (one shared connection), on an SQLite file, on PostgreSQL.
+STORE_BACKENDS = ["memory", "sqlite-memory", "sqlite",
+                  pytest.param("postgres", marks=pytest.mark.postgres)]
 
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """An open :class:`~scheduler.storage.base.JobStore` on each backend in turn: a
+    :class:`~scheduler.storage.memory.MemoryStore`, or an :class:`SqlStore` (``store.url``
+    is its URL)."""
+    from scheduler.storage.base import JobStore
+
+    opened: JobStore
     if request.param == "memory":
-        url = "sqlite://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'carbonshift.db'}"
+        from scheduler.storage.memory import MemoryStore
+
+        opened = MemoryStore()
     else:
-        url = request.getfixturevalue("pg_url")
-    opened = open_store(url)
+        from scheduler.storage.store import open_store
+
+        if request.param == "sqlite-memory":
+            url = "sqlite://"
+        elif request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'carbonshift.db'}"
+        else:
+            url = request.getfixturevalue("pg_url")
+        opened = open_store(url)
     try:
         yield opened
     finally:

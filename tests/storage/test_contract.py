@@ -1,5 +1,11 @@
-"""The JobStore contract, run against every backend (in-memory SQLite, SQLite file,
-PostgreSQL) through the parametrised ``store`` fixture of tests/conftest.py."""
+"""The JobStore contract, run against every backend (the plain-Python MemoryStore, in-memory
+SQLite, SQLite file, PostgreSQL) through the parametrised ``store`` fixture of
+tests/conftest.py.
+
+A test that only one kind of backend can answer says so in its first line (``SQL only``:
+processes sharing a database file or server; ``PostgreSQL only``: its column types); the
+SQL store's own side doors (files, migrations, a full disk) are tested in test_open.py,
+test_disk_full.py and test_lite.py."""
 
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from scheduler.model import (
     Site,
     Sweep,
 )
+from scheduler.storage.base import JobStore
 from scheduler.storage.store import SqlStore, open_store
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -47,7 +54,7 @@ def make_job(**kw: Any) -> Job:
     return Job(**values)
 
 
-def planned(store: SqlStore, n: int, start: datetime = T0, **kw: Any) -> list[int]:
+def planned(store: JobStore, n: int, start: datetime = T0, **kw: Any) -> list[int]:
     """Add ``n`` jobs and put them in ``planned`` at ``start``."""
     ids = store.add_jobs([make_job(name=f"j{i}", **kw) for i in range(n)])
     plan = Plan(
@@ -63,7 +70,7 @@ def planned(store: SqlStore, n: int, start: datetime = T0, **kw: Any) -> list[in
 # -- policies and sites -----------------------------------------------------------------
 
 
-def test_policy_crud(store: SqlStore) -> None:
+def test_policy_crud(store: JobStore) -> None:
     p = Policy("overnight", deadline_s=43200, deadline_at=T0, threshold_g_per_kwh=120.5,
                budget_g=900.0, interruptible=True, description="by the morning")
     store.put_policy(p)
@@ -81,7 +88,7 @@ def test_policy_crud(store: SqlStore) -> None:
     assert store.list_policies() == [changed]
 
 
-def test_site_crud(store: SqlStore) -> None:
+def test_site_crud(store: JobStore) -> None:
     s = Site("lab", zone="DE", executor="slurm", gpus=8, cpus=64, pue=1.4,
              transfer_delay_s=600, transfer_energy_j=5e5)
     store.put_site(s)
@@ -100,7 +107,7 @@ def test_site_crud(store: SqlStore) -> None:
 # -- jobs ---------------------------------------------------------------------------------
 
 
-def test_add_and_get_job_round_trips_every_field(store: SqlStore) -> None:
+def test_add_and_get_job_round_trips_every_field(store: JobStore) -> None:
     job = make_job(
         cwd="/data/run", env={"SEED": "1", "NAME": "é ünïcode"}, shell=True, power_w=312.5,
         gpus=2, cpus=8, site="lab", allowed_sites=["lab", "home"], owner="ada",
@@ -118,7 +125,7 @@ def test_add_and_get_job_round_trips_every_field(store: SqlStore) -> None:
     assert got.state is JobState.PENDING
 
 
-def test_a_job_and_its_first_event_are_written_together_or_not_at_all(store: SqlStore) -> None:
+def test_a_job_and_its_first_event_are_written_together_or_not_at_all(store: JobStore) -> None:
     added = store.add_job(make_job(name="ok"), event=(T0, "submitted", "planned at noon"))
     assert [(e.job_id, e.at, e.kind, e.message) for e in store.events_for_job(added.id or 0)] == [
         (added.id, T0, "submitted", "planned at noon")]
@@ -142,14 +149,14 @@ def test_every_job_field_has_a_column() -> None:
     assert not missing, f"Job fields with no column in jobs (add them and a migration): {missing}"
 
 
-def test_add_jobs_returns_ids_in_order(store: SqlStore) -> None:
+def test_add_jobs_returns_ids_in_order(store: JobStore) -> None:
     ids = store.add_jobs([make_job(name=f"n{i}") for i in range(5)])
     assert len(ids) == 5 and ids == sorted(ids) and len(set(ids)) == 5
     assert [store.get_job(i).name for i in ids] == [f"n{i}" for i in range(5)]
     assert store.add_jobs([]) == []
 
 
-def test_missing_rows_raise_not_found(store: SqlStore) -> None:
+def test_missing_rows_raise_not_found(store: JobStore) -> None:
     with pytest.raises(NotFound, match="no job 999"):
         store.get_job(999)
     with pytest.raises(NotFound):
@@ -166,7 +173,7 @@ def test_missing_rows_raise_not_found(store: SqlStore) -> None:
         store.set_accounting(999, RunAccounting(1, 1, 1, 1, "m", "actual", "p"))
 
 
-def test_list_jobs_filters(store: SqlStore) -> None:
+def test_list_jobs_filters(store: JobStore) -> None:
     a = store.add_job(make_job(name="a", submitted_at=T0, site="home")).id
     b = store.add_job(make_job(name="b", submitted_at=T0 + H, site="home")).id
     c = store.add_job(make_job(name="c", submitted_at=T0 + 2 * H, site="lab")).id
@@ -205,11 +212,11 @@ QUEUE_ORDER = ["run-a", "run-b", "susp", "p-early", "p-early-2", "p-mid", "p-lat
 WAITING_AND_RUNNING = [JobState.RUNNING, JobState.SUSPENDED, JobState.PLANNED, JobState.PENDING]
 
 
-def add_queue(store: SqlStore) -> None:
+def add_queue(store: JobStore) -> None:
     store.add_jobs([make_job(name=n, state=s, planned_start=p) for n, s, p in QUEUE_SPEC])
 
 
-def test_queue_view_orders_by_state_then_planned_start_and_counts_in_sql(store: SqlStore) -> None:
+def test_queue_view_orders_by_state_then_planned_start_and_counts_in_sql(store: JobStore) -> None:
     add_queue(store)
     jobs, counts = store.queue_view(WAITING_AND_RUNNING)
     assert [j.name for j in jobs] == QUEUE_ORDER
@@ -224,7 +231,7 @@ def test_queue_view_orders_by_state_then_planned_start_and_counts_in_sql(store: 
     assert store.queue_view([JobState.LOST]) == ([], {})
 
 
-def test_apply_plan_never_touches_running_or_finished_jobs(store: SqlStore) -> None:
+def test_apply_plan_never_touches_running_or_finished_jobs(store: JobStore) -> None:
     pending, waiting, running, done = store.add_jobs([make_job(name=n) for n in "pwrd"])
     store.apply_plan(Plan({waiting: PlanEntry(waiting, "home", T0, 5, 6, 7, "x")}), T0)
     store.apply_plan(Plan({running: PlanEntry(running, "home", T0, 5, 6, 7, "x")}), T0)
@@ -247,7 +254,7 @@ def test_apply_plan_never_touches_running_or_finished_jobs(store: SqlStore) -> N
     assert store.apply_plan(Plan(), T0) == 0
 
 
-def test_update_job_writes_mutable_fields(store: SqlStore) -> None:
+def test_update_job_writes_mutable_fields(store: JobStore) -> None:
     job = store.add_job(make_job())
     job.state = JobState.SUSPENDED
     job.note = "paused for a dirty hour"
@@ -263,7 +270,7 @@ def test_update_job_writes_mutable_fields(store: SqlStore) -> None:
         JobState.SUSPENDED, "paused for a dirty hour", 4, T0 + 2 * H, "lab", 12.5, "cache")
 
 
-def test_transition_is_a_conditional_claim(store: SqlStore) -> None:
+def test_transition_is_a_conditional_claim(store: JobStore) -> None:
     (jid,) = planned(store, 1)
     assert not store.transition(jid, JobState.SUCCEEDED, expected={JobState.RUNNING})
     assert store.get_job(jid).state is JobState.PLANNED
@@ -296,7 +303,7 @@ def _race_threads(n: int, target: Any) -> list[Any]:
     return results
 
 
-def test_transition_has_one_winner_among_threads(store: SqlStore) -> None:
+def test_transition_has_one_winner_among_threads(store: JobStore) -> None:
     for jid in planned(store, 3):
         wins = _race_threads(
             8, lambda jid=jid: store.transition(jid, JobState.RUNNING, expected={JobState.PLANNED})
@@ -305,7 +312,7 @@ def test_transition_has_one_winner_among_threads(store: SqlStore) -> None:
         assert store.get_job(jid).attempts == 1
 
 
-def test_claim_due(store: SqlStore) -> None:
+def test_claim_due(store: JobStore) -> None:
     late = planned(store, 2, start=T0 + 2 * H)
     early = planned(store, 3, start=T0)
     other = planned(store, 1, start=T0, site="lab")
@@ -323,7 +330,16 @@ def test_claim_due(store: SqlStore) -> None:
     assert store.list_jobs(states=[JobState.PLANNED]) == []
 
 
-def test_claim_due_threads_never_share_a_job(store: SqlStore) -> None:
+def test_claim_due_takes_the_earliest_start_then_the_highest_priority(store: JobStore) -> None:
+    low, high, later_high = (store.add_job(make_job(name=n, priority=p)).id or 0
+                             for n, p in (("low", 0), ("high", 5), ("later", 9)))
+    plan = {low: T0, high: T0, later_high: T0 + H}
+    store.apply_plan(Plan({i: PlanEntry(i, "local", at, 1, 2, 3, "x") for i, at in plan.items()}), T0)
+    assert [j.id for j in store.claim_due(T0 + H, limit=1)] == [high]
+    assert [j.id for j in store.claim_due(T0 + H)] == [low, later_high]
+
+
+def test_claim_due_threads_never_share_a_job(store: JobStore) -> None:
     ids = planned(store, 24)
 
     def drain() -> list[int]:
@@ -352,8 +368,9 @@ def _process_worker(url: str, job_id: int, barrier: Any, out: Any) -> None:
         store.close()
 
 
-def test_claims_have_one_winner_among_processes(store: SqlStore) -> None:
-    if store.url == "sqlite://":
+def test_claims_have_one_winner_among_processes(store: JobStore) -> None:
+    """SQL only: processes sharing one database file or server."""
+    if not isinstance(store, SqlStore) or store.url == "sqlite://":
         pytest.skip("an in-memory database is private to one process")
     contested, *due = planned(store, 13)
     n = 4
@@ -380,7 +397,7 @@ def test_claims_have_one_winner_among_processes(store: SqlStore) -> None:
 # -- runs and samples -----------------------------------------------------------------------
 
 
-def test_runs(store: SqlStore) -> None:
+def test_runs(store: JobStore) -> None:
     jid = store.add_job(make_job()).id or 0
     r1 = store.add_run(Run(job_id=jid, site="home", executor="local", started_at=T0,
                            host="alpha", handle="pid:1"))
@@ -413,7 +430,7 @@ def test_runs(store: SqlStore) -> None:
     assert store.runs_for_job(jid + 100) == []
 
 
-def test_samples(store: SqlStore) -> None:
+def test_samples(store: JobStore) -> None:
     jid = store.add_job(make_job()).id or 0
     run_id = store.add_run(Run(job_id=jid, site="home", executor="local", started_at=T0)).id
     assert run_id
@@ -446,7 +463,7 @@ def point(start: datetime, value: float, kind: Kind = Kind.FORECAST, *,
                           signal, issued_at, Source.PROVIDER, False)
 
 
-def test_points_dedup_and_vintages_side_by_side(store: SqlStore) -> None:
+def test_points_dedup_and_vintages_side_by_side(store: JobStore) -> None:
     hh = timedelta(minutes=30)
     first = [point(T0 + k * hh, 100 + k, issued_at=T0 - H) for k in range(4)]
     assert store.add_points(first) == 4
@@ -472,7 +489,7 @@ def test_points_dedup_and_vintages_side_by_side(store: SqlStore) -> None:
     assert store.add_points([]) == 0
 
 
-def test_last_fetch_moves_even_when_nothing_is_new(store: SqlStore) -> None:
+def test_last_fetch_moves_even_when_nothing_is_new(store: JobStore) -> None:
     assert store.last_fetch("GB", "ukgrid", Kind.FORECAST) is None
     p = [point(T0, 100, issued_at=T0)]
     store.add_points(p)
@@ -485,7 +502,7 @@ def test_last_fetch_moves_even_when_nothing_is_new(store: SqlStore) -> None:
     assert store.last_fetch("GB", "other", Kind.FORECAST) is None
 
 
-def test_provider_failures_are_remembered_per_zone_and_provider(store: SqlStore) -> None:
+def test_provider_failures_are_remembered_per_zone_and_provider(store: JobStore) -> None:
     assert store.provider_failed_at("GB", "ukgrid") is None
     store.note_provider_failure("GB", "ukgrid", T0)
     store.note_provider_failure("GB", "ukgrid", T0 + H)  # the latest failure wins
@@ -501,7 +518,7 @@ def test_provider_failures_are_remembered_per_zone_and_provider(store: SqlStore)
 # -- events ---------------------------------------------------------------------------------
 
 
-def test_events(store: SqlStore) -> None:
+def test_events(store: JobStore) -> None:
     a = store.add_job(make_job()).id or 0
     b = store.add_job(make_job()).id or 0
     for k, (jid, kind) in enumerate([(a, "submitted"), (b, "submitted"), (a, "planned"),
@@ -527,7 +544,7 @@ def test_events(store: SqlStore) -> None:
 # -- time -----------------------------------------------------------------------------------
 
 
-def test_datetimes_come_back_aware_utc(store: SqlStore) -> None:
+def test_datetimes_come_back_aware_utc(store: JobStore) -> None:
     paris = timezone(timedelta(hours=2))
     local = datetime(2026, 5, 1, 14, 0, 0, 123456, tzinfo=paris)
     jid = store.add_job(make_job(submitted_at=local, earliest_start=local,
@@ -539,7 +556,7 @@ def test_datetimes_come_back_aware_utc(store: SqlStore) -> None:
     assert [j.id for j in store.list_jobs(since=local, until=local + timedelta(microseconds=1))] == [jid]
 
 
-def test_naive_datetimes_are_rejected(store: SqlStore) -> None:
+def test_naive_datetimes_are_rejected(store: JobStore) -> None:
     naive = datetime(2026, 5, 1, 12, 0)
     with pytest.raises(ValueError, match="naive") as info:
         store.add_job(make_job(submitted_at=naive))
@@ -562,7 +579,7 @@ def long_text(tag: str) -> str:
     return (tag + "-" + "x" * LONG)[:LONG]
 
 
-def test_long_names_commands_and_plan_sources_round_trip(store: SqlStore) -> None:
+def test_long_names_commands_and_plan_sources_round_trip(store: JobStore) -> None:
     store.put_policy(Policy(long_text("policy"), deadline_s=3600, description=long_text("d")))
     store.put_site(Site(long_text("site"), zone=long_text("zone"), executor=long_text("exec")))
     job = make_job(
@@ -587,7 +604,7 @@ def test_long_names_commands_and_plan_sources_round_trip(store: SqlStore) -> Non
     assert store.get_job(added.id).plan_source == long_text("source")
 
 
-def test_long_handles_hosts_and_provenance_round_trip(store: SqlStore) -> None:
+def test_long_handles_hosts_and_provenance_round_trip(store: JobStore) -> None:
     jid = store.add_job(make_job()).id or 0
     run = store.add_run(Run(job_id=jid, site=long_text("site"), executor=long_text("exec"),
                             started_at=T0, host=long_text("host"), handle=long_text("handle"),
@@ -608,7 +625,7 @@ def test_long_handles_hosts_and_provenance_round_trip(store: SqlStore) -> None:
     assert lease is not None and store.get_lease(long_text("lease")) == lease
 
 
-def test_long_zones_and_providers_of_intensity_points_round_trip(store: SqlStore) -> None:
+def test_long_zones_and_providers_of_intensity_points_round_trip(store: JobStore) -> None:
     zone, provider = long_text("zone"), long_text("provider")
     point = IntensityPoint(zone, T0, T0 + H, 120.0, Kind.FORECAST, provider, Signal.AVERAGE,
                            T0, Source.PROVIDER, False)
@@ -619,11 +636,12 @@ def test_long_zones_and_providers_of_intensity_points_round_trip(store: SqlStore
     assert store.provider_failed_at(zone, provider) == T0
 
 
-def test_a_value_the_database_refuses_is_not_reported_as_unreachable(store: SqlStore) -> None:
+def test_a_value_the_database_refuses_is_not_reported_as_unreachable(store: JobStore) -> None:
+    """PostgreSQL only: its INTEGER is 32 bits (SQLite and memory keep any integer)."""
     from scheduler.errors import DatabaseUnreachable, StorageError
 
-    if store.dialect == "sqlite":
-        pytest.skip("SQLite stores any integer in 64 bits; PostgreSQL's INTEGER is 32")
+    if not isinstance(store, SqlStore) or store.dialect != "postgresql":
+        pytest.skip("SQLite and memory keep any integer; PostgreSQL's INTEGER is 32 bits")
     with pytest.raises(StorageError) as info:
         store.add_job(make_job(gpus=2**40))
     assert not isinstance(info.value, DatabaseUnreachable)
@@ -633,7 +651,7 @@ def test_a_value_the_database_refuses_is_not_reported_as_unreachable(store: SqlS
     assert store.add_job(make_job()).id  # the store is still usable
 
 
-def test_last_runs_agree_with_runs_for_job_and_totals_with_the_runs(store: SqlStore) -> None:
+def test_last_runs_agree_with_runs_for_job_and_totals_with_the_runs(store: JobStore) -> None:
     # the bulk reads history, /metrics and the CodeCarbon export use, against the plain ones
     ids = [store.add_job(make_job()).id or 0 for _ in range(3)]
     runs = {}
@@ -664,7 +682,7 @@ def test_last_runs_agree_with_runs_for_job_and_totals_with_the_runs(store: SqlSt
 # -- sweeps -----------------------------------------------------------------------------
 
 
-def test_a_sweep_and_its_trials_are_stored_together(store: SqlStore) -> None:
+def test_a_sweep_and_its_trials_are_stored_together(store: JobStore) -> None:
     sweep = Sweep(name="lr-search", size=3, submitted_at=T0, deadline_at=T0 + 11 * H,
                   max_concurrent=2, budget_g=5000.0, owner="ada")
     trials = [make_job(name=f"lr-search[{i}]", array_index=i, sweep_limit=2) for i in range(3)]
@@ -691,7 +709,7 @@ def test_a_sweep_and_its_trials_are_stored_together(store: SqlStore) -> None:
         store.get_sweep(99_999)
 
 
-def test_a_refused_trial_leaves_no_sweep_behind(store: SqlStore) -> None:
+def test_a_refused_trial_leaves_no_sweep_behind(store: JobStore) -> None:
     bad = make_job(name="bad", submitted_at=datetime(2026, 5, 1, 12))  # naive: refused
     with pytest.raises(CarbonshiftError):
         store.add_sweep_with_jobs(Sweep(name="half", size=2, submitted_at=T0),
@@ -700,7 +718,7 @@ def test_a_refused_trial_leaves_no_sweep_behind(store: SqlStore) -> None:
     assert store.list_jobs() == []
 
 
-def test_stopping_a_sweep_skips_its_waiting_trials_once(store: SqlStore) -> None:
+def test_stopping_a_sweep_skips_its_waiting_trials_once(store: JobStore) -> None:
     sweep, jobs = store.add_sweep_with_jobs(
         Sweep(name="s", size=4, submitted_at=T0), [make_job(array_index=i) for i in range(4)])
     assert sweep.id is not None
@@ -725,3 +743,95 @@ def test_stopping_a_sweep_skips_its_waiting_trials_once(store: SqlStore) -> None
     assert store.totals().jobs_by_state.get("skipped") == 2
     with pytest.raises(NotFound, match="s77"):
         store.stop_sweep(77, T0, "x")
+
+
+# -- the store as a whole -----------------------------------------------------------------
+
+
+def test_admin_reports_on_the_store(store: JobStore) -> None:
+    from scheduler.storage.store import HEAD_REVISION
+
+    assert store.revision() == HEAD_REVISION
+    steps: list[tuple[int, int, str]] = []
+    assert store.upgrade(lambda done, total, rev: steps.append((done, total, rev))) == HEAD_REVISION
+    assert steps == []  # nothing to apply
+    assert store.integrity_problems() == []
+    assert store.file_lost() is None
+    assert store.count_jobs_by_state() == {}
+    planned(store, 2)
+    store.add_job(make_job())
+    assert store.count_jobs_by_state() == store.totals().jobs_by_state == {"planned": 2, "pending": 1}
+
+
+def test_what_callers_hold_is_not_what_is_stored(store: JobStore) -> None:
+    """Mutating a job, run or sweep passed in or handed back changes nothing stored."""
+    job = make_job(env={"A": "1"}, allowed_sites=["lab"])
+    added = store.add_job(job)
+    assert added.id is not None
+    job.argv.append("--in")
+    job.env["B"] = "2"
+    job.allowed_sites.append("home")
+    added.argv.append("--out")
+    added.note = "not written"
+    listed = store.list_jobs()[0]
+    listed.argv.clear()
+    got = store.get_job(added.id)
+    assert (got.argv, got.env, got.allowed_sites, got.note) == (
+        ["python", "train.py", "--epochs", "3"], {"A": "1"}, ["lab"], "")
+    run = store.add_run(Run(job_id=added.id, site="home", executor="local", started_at=T0))
+    assert run.id is not None
+    run.host = "elsewhere"
+    store.get_run(run.id).reason = "not written"
+    assert (store.get_run(run.id).host, store.get_run(run.id).reason) == ("", "")
+    sweep, trials = store.add_sweep_with_jobs(Sweep(name="s", size=1, submitted_at=T0), [make_job()])
+    assert sweep.id is not None
+    sweep.stop_reason, trials[0].name = "not written", "renamed"
+    assert store.get_sweep(sweep.id).stop_reason == ""
+    assert store.get_job(trials[0].id or 0).name == "train"
+
+
+# -- where the SQL store disagrees with its own contract (strict xfail: remove the mark once
+# -- the SQL store is fixed; MemoryStore already behaves as the contract says) ---------------
+
+
+def _sql_falls_short(request: pytest.FixtureRequest, store: JobStore, why: str,
+                     *, only: str | None = None) -> None:
+    """Expect this test to fail on the SQL backends (``only``: on that one alone)."""
+    backend = request.node.callspec.params["store"]
+    if isinstance(store, SqlStore) and (only is None or backend == only):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=why))
+
+
+def test_an_empty_column_is_not_reported_as_a_missing_row(
+    request: pytest.FixtureRequest, store: JobStore
+) -> None:
+    _sql_falls_short(request, store, "SqlStore turns every IntegrityError of add_run, "
+                     "add_event and add_samples into NotFound, a NOT NULL one included")
+    jid = store.add_job(make_job()).id or 0
+    for attempt in (
+        lambda: store.add_run(Run(job_id=jid, site=None, executor="local", started_at=T0)),  # type: ignore[arg-type]
+        lambda: store.add_event(Event(job_id=jid, at=T0, kind=None, message="m")),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(CarbonshiftError) as info:
+            attempt()
+        assert not isinstance(info.value, NotFound), info.value
+
+
+def test_an_id_given_is_never_given_again(request: pytest.FixtureRequest, store: JobStore) -> None:
+    _sql_falls_short(request, store, "PostgreSQL's id sequence does not move past an id "
+                     "given explicitly, so a later add_job is given it again", only="postgres")
+    given = store.add_job(make_job(id=5))
+    assert given.id == 5
+    others = [store.add_job(make_job()).id for _ in range(5)]
+    assert 5 not in others and len(set(others)) == 5
+
+
+def test_a_naive_lease_time_is_refused(request: pytest.FixtureRequest, store: JobStore) -> None:
+    _sql_falls_short(request, store, "SqlStore.acquire_lease compares `now` in Python: a "
+                     "renewal never checks it, a takeover fails with TypeError")
+    naive = T0.replace(tzinfo=None)
+    assert store.acquire_lease("planner", "a", T0, T0 + H) is not None
+    for holder in ("a", "b"):  # a renewal, a takeover
+        with pytest.raises(ValueError, match="naive") as info:
+            store.acquire_lease("planner", holder, naive, T0 + 2 * H)
+        assert isinstance(info.value, CarbonshiftError)

@@ -8,13 +8,13 @@ import threading
 from datetime import timedelta
 
 from scheduler.model import JobState, Plan, PlanEntry, Run
-from scheduler.storage.store import SqlStore
+from scheduler.storage.base import JobStore
 from tests.storage.test_contract import T0, H, make_job
 
 SPLIT = ((T0 + H, T0 + 2 * H), (T0 + 4 * H, T0 + 5 * H))
 
 
-def _running(store: SqlStore, **kw: object) -> tuple[int, int]:
+def _running(store: JobStore, **kw: object) -> tuple[int, int]:
     """An interruptible job claimed and launched: ``(job id, run id)``, first interval open."""
     job = store.add_job(make_job(interruptible=True, pause_mode="stop", **kw), intervals=SPLIT)
     assert job.id is not None
@@ -27,7 +27,7 @@ def _running(store: SqlStore, **kw: object) -> tuple[int, int]:
     return job.id, run.id
 
 
-def test_pause_settings_and_transfer_figures_round_trip(store: SqlStore) -> None:
+def test_pause_settings_and_transfer_figures_round_trip(store: JobStore) -> None:
     job = store.add_job(make_job(interruptible=True, pause_mode="checkpoint", pause_signal="SIGUSR2",
                                  pause_grace_s=45.0, transfer_delay_s=1800, transfer_energy_j=1.8e6))
     got = store.get_job(job.id)  # type: ignore[arg-type]
@@ -36,7 +36,7 @@ def test_pause_settings_and_transfer_figures_round_trip(store: SqlStore) -> None
     assert store.list_jobs()[0] == got
 
 
-def test_planned_intervals_are_stored_with_the_job(store: SqlStore) -> None:
+def test_planned_intervals_are_stored_with_the_job(store: JobStore) -> None:
     one = store.add_job(make_job(), intervals=SPLIT)
     plain = store.add_job(make_job())
     ids = store.add_jobs([make_job(name="a"), make_job(name="b")], intervals=[(), SPLIT])
@@ -45,7 +45,7 @@ def test_planned_intervals_are_stored_with_the_job(store: SqlStore) -> None:
     assert store.planned_intervals([]) == {}
 
 
-def test_a_plan_replaces_the_intervals_of_the_jobs_it_writes(store: SqlStore) -> None:
+def test_a_plan_replaces_the_intervals_of_the_jobs_it_writes(store: JobStore) -> None:
     a = store.add_job(make_job(name="a"), intervals=SPLIT).id
     b = store.add_job(make_job(name="b")).id
     assert a is not None and b is not None
@@ -63,7 +63,7 @@ def test_a_plan_replaces_the_intervals_of_the_jobs_it_writes(store: SqlStore) ->
     assert store.planned_intervals([b]) == {b: list(other)}
 
 
-def test_pause_and_resume_are_conditional_and_keep_the_run_intervals(store: SqlStore) -> None:
+def test_pause_and_resume_are_conditional_and_keep_the_run_intervals(store: JobStore) -> None:
     job_id, run_id = _running(store)
     attempts = store.get_job(job_id).attempts
     assert store.pause_run(job_id, run_id, T0 + 2 * H, how="paused: SIGSTOP")
@@ -88,7 +88,7 @@ def test_pause_and_resume_are_conditional_and_keep_the_run_intervals(store: SqlS
     assert ivs[1].handle == "789:/x.exit.json"
 
 
-def test_a_checkpointing_pause_leaves_the_interval_open_until_the_exit(store: SqlStore) -> None:
+def test_a_checkpointing_pause_leaves_the_interval_open_until_the_exit(store: JobStore) -> None:
     job_id, run_id = _running(store)
     assert store.pause_run(job_id, run_id, T0 + 2 * H, how=None)
     assert store.run_intervals(run_id)[0].end is None
@@ -97,7 +97,7 @@ def test_a_checkpointing_pause_leaves_the_interval_open_until_the_exit(store: Sq
     assert store.run_intervals(run_id)[0].how == "checkpointed: exit 0"
 
 
-def test_a_cancel_wins_against_a_pause_or_a_resume(store: SqlStore) -> None:
+def test_a_cancel_wins_against_a_pause_or_a_resume(store: JobStore) -> None:
     job_id, run_id = _running(store)
     assert store.transition(job_id, JobState.CANCELLED, expected={JobState.RUNNING})
     assert not store.pause_run(job_id, run_id, T0 + 2 * H, how="paused")
@@ -109,7 +109,7 @@ def test_a_cancel_wins_against_a_pause_or_a_resume(store: SqlStore) -> None:
     assert len(store.run_intervals(run_id)) == 1
 
 
-def test_one_resume_wins_among_threads(store: SqlStore) -> None:
+def test_one_resume_wins_among_threads(store: JobStore) -> None:
     job_id, run_id = _running(store)
     assert store.pause_run(job_id, run_id, T0 + 2 * H, how="paused")
     wins: list[bool] = []
@@ -128,7 +128,7 @@ def test_one_resume_wins_among_threads(store: SqlStore) -> None:
     assert len(store.run_intervals(run_id)) == 2
 
 
-def test_a_suspended_job_is_replanned_only_while_suspended(store: SqlStore) -> None:
+def test_a_suspended_job_is_replanned_only_while_suspended(store: JobStore) -> None:
     job_id, run_id = _running(store)
     later = ((T0 + 6 * H, T0 + 7 * H),)
     assert not store.replan_suspended(job_id, later, T0 + 2 * H)  # still running
@@ -140,17 +140,17 @@ def test_a_suspended_job_is_replanned_only_while_suspended(store: SqlStore) -> N
     assert store.resume_run(job_id, run_id, T0 + 6 * H + timedelta(minutes=5))  # under way
 
 
-def test_a_paused_job_with_no_interval_ahead_may_resume_at_once(store: SqlStore) -> None:
+def test_a_paused_job_with_no_interval_ahead_may_resume_at_once(store: JobStore) -> None:
     job_id, run_id = _running(store)
     assert store.pause_run(job_id, run_id, T0 + 2 * H, how="paused")
     assert store.resume_run(job_id, run_id, T0 + 6 * H)  # both intervals are past
 
 
-def test_a_reclaimed_run_closes_its_interval(store: SqlStore) -> None:
-    _, run_id = _running(store)
-    run = store.get_run(run_id)
-    run.lease_until = T0
-    store.update_run(run)
-    assert store.reclaim_run(run_id, T0 + H, reason="agent gone")
-    (iv,) = store.run_intervals(run_id)
-    assert iv.end == T0 + H and iv.how == "lost: agent gone"
+def test_a_resumption_is_due_from_an_intervals_first_instant(store: JobStore) -> None:
+    job_id, run_id = _running(store)
+    assert store.pause_run(job_id, run_id, T0 + 2 * H, how="paused")
+    assert not store.resume_run(job_id, run_id, SPLIT[1][0] - timedelta(microseconds=1))
+    assert store.resume_run(job_id, run_id, SPLIT[1][0])  # [start, end): under way
+    job_id, run_id = _running(store, name="second")
+    assert store.pause_run(job_id, run_id, T0 + 2 * H, how="paused")
+    assert store.resume_run(job_id, run_id, SPLIT[1][1])  # the last one has ended: none ahead

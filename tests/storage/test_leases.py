@@ -1,6 +1,6 @@
 """Leases on every backend: the planner lease, run leases, reclaiming and taking over runs.
 
-Same contract as ``test_contract.py`` (memory, SQLite file, PostgreSQL): these methods are
+Same contract as ``test_contract.py`` (every backend of the ``store`` fixture): these methods are
 what lets several agents share one queue (``scheduler/leader.py``, ``scheduler/dispatch.py``).
 """
 
@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scheduler.model import Job, JobState, Run
-from scheduler.storage.store import SqlStore, open_store
+from scheduler.storage.base import JobStore
+from scheduler.storage.memory import MemoryStore
+from scheduler.storage.store import open_store
 
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -23,7 +25,7 @@ def make_job() -> Job:
                earliest_start=T0, latest_start=T0, deadline_at=None)
 
 
-def open_run(store: SqlStore, *, host: str = "alpha", lease_until: datetime | None = T0 + 10 * S,
+def open_run(store: JobStore, *, host: str = "alpha", lease_until: datetime | None = T0 + 10 * S,
              site: str = "home") -> Run:
     jid = store.add_job(make_job()).id
     assert jid is not None
@@ -34,7 +36,7 @@ def open_run(store: SqlStore, *, host: str = "alpha", lease_until: datetime | No
 # -- the planner lease ----------------------------------------------------------------------
 
 
-def test_lease_taken_renewed_refused_and_taken_over(store: SqlStore) -> None:
+def test_lease_taken_renewed_refused_and_taken_over(store: JobStore) -> None:
     assert store.get_lease("planner") is None
     first = store.acquire_lease("planner", "a", T0, T0 + 10 * S)
     assert first is not None and (first.holder, first.term, first.until) == ("a", 1, T0 + 10 * S)
@@ -56,7 +58,7 @@ def test_lease_taken_renewed_refused_and_taken_over(store: SqlStore) -> None:
     assert other is not None and other.term == 1
 
 
-def test_released_lease_is_free_at_once(store: SqlStore) -> None:
+def test_released_lease_is_free_at_once(store: JobStore) -> None:
     assert store.acquire_lease("planner", "a", T0, T0 + 60 * S) is not None
     assert not store.release_lease("planner", "b")  # not b's to release
     assert store.acquire_lease("planner", "b", T0 + S, T0 + 61 * S) is None
@@ -65,19 +67,37 @@ def test_released_lease_is_free_at_once(store: SqlStore) -> None:
     assert taken is not None and (taken.holder, taken.term) == ("b", 2)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_leases_by_name_prefix(store: JobStore) -> None:
+    for name in ("agent:b", "planner", "agent:a", "agent_x", "agentX"):
+        assert store.acquire_lease(name, "h", T0, T0 + S) is not None
+    assert store.release_lease("agent:a", "h")
+    assert [x.name for x in store.leases()] == ["agent:a", "agent:b", "agentX", "agent_x", "planner"]
+    assert [x.name for x in store.leases("agent:")] == ["agent:a", "agent:b"]  # expired, released too
+    assert [x.name for x in store.leases("agent_")] == ["agent_x"]  # no wildcard in a prefix
+    assert store.leases("nobody") == []
+    released = store.get_lease("agent:a")
+    assert released is not None and released.until < T0  # ended long before any now
+
+
+@pytest.mark.parametrize(
+    "backend", ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_one_winner_among_concurrent_takers(
     request: pytest.FixtureRequest, sqlite_url: str, backend: str
 ) -> None:
-    url = sqlite_url if backend == "sqlite" else request.getfixturevalue("pg_url")
-    stores = [open_store(url) for _ in range(6)]
+    """Six stores on one database (SQL), or six threads on one MemoryStore."""
+    stores: list[JobStore]
+    if backend == "memory":
+        stores = [MemoryStore()] * 6
+    else:
+        url = sqlite_url if backend == "sqlite" else request.getfixturevalue("pg_url")
+        stores = [open_store(url) for _ in range(6)]
     try:
         for round_ in range(3):
             now = T0 + round_ * 100 * S  # each round starts after the last lease ended
             barrier = threading.Barrier(len(stores))
             won: list[str] = []
 
-            def take(i: int, s: SqlStore, now: datetime = now,
+            def take(i: int, s: JobStore, now: datetime = now,
                      barrier: threading.Barrier = barrier, won: list[str] = won) -> None:
                 barrier.wait()
                 name = f"agent-{now.minute}-{i}"  # new holders each round: a takeover
@@ -100,7 +120,7 @@ def test_one_winner_among_concurrent_takers(
 # -- run leases -----------------------------------------------------------------------------
 
 
-def test_renew_only_open_runs_of_the_holder(store: SqlStore) -> None:
+def test_renew_only_open_runs_of_the_holder(store: JobStore) -> None:
     mine = open_run(store, host="alpha")
     theirs = open_run(store, host="beta")
     closed = open_run(store, host="alpha")
@@ -115,7 +135,7 @@ def test_renew_only_open_runs_of_the_holder(store: SqlStore) -> None:
     assert store.renew_leases([], T0) == []
 
 
-def test_expired_runs_and_atomic_reclaim(store: SqlStore) -> None:
+def test_expired_runs_and_atomic_reclaim(store: JobStore) -> None:
     live = open_run(store, lease_until=T0 + 30 * S)
     dead = open_run(store, lease_until=T0 + 5 * S, site="lab")
     parked = open_run(store, lease_until=None)
@@ -136,7 +156,16 @@ def test_expired_runs_and_atomic_reclaim(store: SqlStore) -> None:
     assert store.renew_leases([dead.id], now + 30 * S, host="alpha") == []
 
 
-def test_take_over_an_expired_run(store: SqlStore) -> None:
+def test_a_lease_ending_now_has_not_expired(store: JobStore) -> None:
+    run = open_run(store, lease_until=T0 + 5 * S)
+    assert run.id is not None
+    assert store.expired_runs(T0 + 5 * S) == []
+    assert not store.reclaim_run(run.id, T0 + 5 * S, reason="x")
+    assert not store.take_over_run(run.id, T0 + 5 * S, host="beta", lease_until=T0 + 60 * S)
+    assert [r.id for r in store.expired_runs(T0 + 6 * S)] == [run.id]
+
+
+def test_take_over_an_expired_run(store: JobStore) -> None:
     run = open_run(store, host="alpha", lease_until=T0 + 5 * S)
     assert run.id is not None
     assert not store.take_over_run(run.id, T0 + S, host="beta", lease_until=T0 + 60 * S)
@@ -148,7 +177,7 @@ def test_take_over_an_expired_run(store: SqlStore) -> None:
     assert store.renew_leases([run.id], T0 + 90 * S, host="alpha") == []
 
 
-def test_close_run_only_once(store: SqlStore) -> None:
+def test_close_run_only_once(store: JobStore) -> None:
     run = open_run(store)
     assert run.id is not None
     run.finished_at, run.state, run.exit_code = T0 + S, JobState.SUCCEEDED, 0
@@ -160,7 +189,7 @@ def test_close_run_only_once(store: SqlStore) -> None:
     assert (got.state, got.exit_code, got.finished_at) == (JobState.SUCCEEDED, 0, T0 + S)
 
 
-def test_update_job_with_expected_states(store: SqlStore) -> None:
+def test_update_job_with_expected_states(store: JobStore) -> None:
     job = store.add_job(make_job())
     assert job.id is not None
     assert store.transition(job.id, JobState.RUNNING, expected={JobState.PENDING})
@@ -172,7 +201,7 @@ def test_update_job_with_expected_states(store: SqlStore) -> None:
     assert store.get_job(job.id).state is JobState.PLANNED
 
 
-def test_planned_starts_lists_future_planned_jobs(store: SqlStore) -> None:
+def test_planned_starts_lists_future_planned_jobs(store: JobStore) -> None:
     from scheduler.model import Plan, PlanEntry
 
     ids = [store.add_job(make_job()).id or 0 for _ in range(4)]
