@@ -85,6 +85,7 @@ __all__ = [
     "MIN_FIT_DAYS",
     "PLANNING_CURVE",
     "PLANNING_CURVES",
+    "WEATHER_PLANNING_CURVE",
     "Window",
     "best_window",
     "infer_resolution_s",
@@ -449,6 +450,17 @@ _IRLS_ROUNDS = 1
 #: and 89.7%, on the sixteen 2023 zones 89.7% and 89.5%, so 6 h stays (the better of the
 #: two over both held-out sets).
 _PLAN_SMOOTH_H = 6.0
+#: The ``recent`` planning curve (see :func:`planning_curve`): its profile is the mean of
+#: up to this many latest same-phase values, each day back weighing less by this half-life
+#: (in days), so the shape follows the last days more than a flat seven-day mean does;
+#: the model's deviation from it is averaged over this many hours of lead either side and
+#: counts in full at lead 0, falling linearly to this floor at 24 h of lead and after (the
+#: model's far leads carry least information about the level). Chosen on the 2022 files of
+#: GB, DE and California (``bench_planning_curve.py``), then held out on 2024 and 2023.
+_RECENT_PROFILE_DAYS = 21
+_RECENT_HALF_LIFE_DAYS = 5.0
+_RECENT_SMOOTH_H = 8.0
+_RECENT_FLOOR = 0.5
 #: Fallback model: per-hour decay of the last observation's deviation from the profile.
 _PHI_PER_H = 0.9
 #: What a stored fit must have been fitted with to be reused (:mod:`intensity.fits`).
@@ -861,8 +873,10 @@ def local_forecast(
         w = _weights_at(anchors, lead_arr * (resolution_s / 3600))
         values = (w * x).sum(axis=1).tolist()
         if for_planning or curve is not None:
-            values = planning_curve(curve or PLANNING_CURVE, values, x[:, _PROFILE].tolist(),
-                                    resolution_s)
+            chosen = curve or (PLANNING_CURVE if grid is None else WEATHER_PLANNING_CURVE)
+            recent = _recent_profile(y, period, n, lead_arr) if chosen == "recent" else None
+            values = planning_curve(chosen, values, x[:, _PROFILE].tolist(), resolution_s,
+                                    recent_profile=recent)
     hi = 2.0 * float(y.max())
     issued = now
     out: list[IntensityPoint] = []
@@ -881,26 +895,33 @@ def local_forecast(
 
 #: The curves the scheduler can plan on: the model's own point forecast, the seven-day
 #: same-phase profile's shape at the model's level (its deviation from the profile
-#: smoothed over :data:`_PLAN_SMOOTH_H` hours of lead either side), or the bare seven-day
-#: profile (the mean of the seven latest observed values at the same time of day).
-PLANNING_CURVES = ("point", "blend", "profile")
+#: smoothed over :data:`_PLAN_SMOOTH_H` hours of lead either side), the bare seven-day
+#: profile (the mean of the seven latest observed values at the same time of day), or a
+#: recency-weighted 21-day profile at the model's level weighted down with lead
+#: (``recent``: see :data:`_RECENT_PROFILE_DAYS`).
+PLANNING_CURVES = ("point", "blend", "profile", "recent")
 #: The curve :func:`planning_forecast` gives (submit, the daemon, ``carbonshift forecast``
 #: and ``simulate`` all plan on it), chosen by measurement on held-out years
 #: (``tests/benchmarks/bench_planning_curve.py``; table in the README): kg-weighted share
 #: of the oracle's savings on 2024 (GB, DE, California) point 88.9%, blend 89.6%, profile
-#: 85.7%; on the sixteen 2023 zones 89.4%, 89.7%, 87.3%. Choosing per zone by trailing
-#: 28-day regret did worse than the blend on both (88.6%, 89.3%).
-PLANNING_CURVE = "blend"
+#: 85.7%, recent 90.4%; on the sixteen 2023 zones 89.4%, 89.7%, 87.3%, 90.2%. Choosing per
+#: zone by trailing 28-day regret did worse than the blend on both (88.6%, 89.3%).
+PLANNING_CURVE = "recent"
+#: The curve a weather-informed model plans on (``bench_weather.py`` measured its blend:
+#: DE, second half of 2021, 87% of the oracle's savings); ``recent`` is unmeasured there.
+WEATHER_PLANNING_CURVE = "blend"
 
 
 def planning_curve(
     curve: str, point: Sequence[float], profile: Sequence[float], resolution_s: int,
-    *, smooth_h: float | None = None,
+    *, smooth_h: float | None = None, recent_profile: Sequence[float] | None = None,
 ) -> list[float]:
     """The values of ``curve`` (one of :data:`PLANNING_CURVES`) from the model's ``point``
-    forecast and the seven-day ``profile`` at the same steps of ``resolution_s``;
-    ``smooth_h`` overrides :data:`_PLAN_SMOOTH_H` for the blend. ``ValueError`` for an
-    unknown curve."""
+    forecast and the seven-day ``profile`` at the same steps of ``resolution_s``, the
+    first step being the one that covers now; ``smooth_h`` overrides :data:`_PLAN_SMOOTH_H`
+    for the blend. ``recent`` is the recency-weighted ``recent_profile`` (needed for it)
+    plus the model's deviation from it, smoothed over :data:`_RECENT_SMOOTH_H` and
+    weighted down with lead to :data:`_RECENT_FLOOR`. ``ValueError`` for an unknown curve."""
     if curve == "point":
         return list(point)
     if curve == "profile":
@@ -908,6 +929,13 @@ def planning_curve(
     if curve == "blend":
         half = round((_PLAN_SMOOTH_H if smooth_h is None else smooth_h) * 3600 / resolution_s)
         return _level_on_profile(point, profile, half)
+    if curve == "recent":
+        if recent_profile is None:
+            raise ValueError("the recent planning curve needs recent_profile")
+        half = round((_RECENT_SMOOTH_H if smooth_h is None else smooth_h) * 3600 / resolution_s)
+        day = DAY_S / resolution_s
+        weights = [max(_RECENT_FLOOR, 1.0 - (1.0 - _RECENT_FLOOR) * i / day) for i in range(len(point))]
+        return _level_on_profile(point, recent_profile, half, weights)
     raise ValueError(f"unknown planning curve {curve!r}: give one of {', '.join(PLANNING_CURVES)}")
 
 
@@ -923,15 +951,19 @@ def planning_forecast(
     ranks windows, so what it needs right is the *difference* between hours, and the
     model's per-lead values, each fitted on its own, carry lead-to-lead noise that
     reorders hours, while the profile's shape is the least noisy estimate of the daily
-    cycle. Which curve plans best is measured with the real window choice on held-out
-    years (``tests/benchmarks/bench_planning_curve.py``).
+    cycle. ``recent`` (the default) takes the profile's shape from the last three weeks,
+    the latest days weighing most, and trusts the model's level less the further ahead.
+    Which curve plans best is measured with the real window choice on held-out years
+    (``tests/benchmarks/bench_planning_curve.py``).
     """
     return local_forecast(zone, history, now, horizon_s, for_planning=True, fit_dir=fit_dir,
                           curve=curve or PLANNING_CURVE)
 
 
-def _level_on_profile(values: Sequence[float], profile: Sequence[float], half: int) -> list[float]:
-    """``profile`` plus the mean of ``values - profile`` over ``[i - half, i + half)``."""
+def _level_on_profile(values: Sequence[float], profile: Sequence[float], half: int,
+                      weights: Sequence[float] | None = None) -> list[float]:
+    """``profile`` plus the mean of ``values - profile`` over ``[i - half, i + half)``,
+    times ``weights[i]`` where given."""
     dev = [v - p for v, p in zip(values, profile, strict=True)]
     cum = [0.0]
     for d in dev:
@@ -940,5 +972,26 @@ def _level_on_profile(values: Sequence[float], profile: Sequence[float], half: i
     out = []
     for i, p in enumerate(profile):
         a, b = max(0, i - half), min(n, i + max(1, half))
-        out.append(p + (cum[b] - cum[a]) / (b - a))
+        out.append(p + (1.0 if weights is None else weights[i]) * (cum[b] - cum[a]) / (b - a))
     return out
+
+
+def _recent_profile(y: Any, period: int, n: int, leads: Any) -> list[float]:
+    """At each lead after the last observed step ``n - 1``: the same-phase values of the
+    :data:`_RECENT_PROFILE_DAYS` latest whole days back that are observed, weighted
+    ``0.5 ** (d / _RECENT_HALF_LIFE_DAYS)`` for the ``d``-th of them (fewer where the
+    history is shorter)."""
+    import numpy as np
+
+    lead = np.asarray(leads, dtype=np.int64)
+    t = n + lead
+    k0 = lead // period + 1  # as the design's profile: the latest day back that is known
+    total = np.zeros(len(lead))
+    wsum = np.zeros(len(lead))
+    for d in range(_RECENT_PROFILE_DAYS):
+        idx = t - (k0 + d) * period
+        ok = idx >= 0
+        w = 0.5 ** (d / _RECENT_HALF_LIFE_DAYS)
+        total[ok] += w * y[idx[ok]]
+        wsum[ok] += w
+    return (total / np.maximum(wsum, 1e-12)).tolist()

@@ -12,7 +12,10 @@ forecaster fitted only on the file's data before each decision (a rolling origin
   from the profile smoothed over ``H`` hours of lead either side);
 * ``profile``: the bare seven-day same-hour profile (what ``seven-day-mean`` plans on);
 * ``trailing``: per zone and decision, whichever of the three had the least planning
-  regret over the last 28 days of decisions whose windows had closed by then.
+  regret over the last 28 days of decisions whose windows had closed by then;
+* ``recent`` (the default since issue 22's second pass): a recency-weighted 21-day
+  same-phase profile (half-life 5 days) plus the model's deviation from it, smoothed over
+  8 h either side and weighted from 1 now down to 0.5 at 24 h of lead and after.
 
 Decisions: ``--per-day`` a day (at seeded random hours) from day 28 of each file until a
 day before its end; at each, one job of every length 1-8 h at 1 kW, due 24 h later, is
@@ -87,6 +90,7 @@ def curves_at(zone: str, history: Sequence[IntensityPoint], now: datetime,
     out = {"point": point, "profile": prof}
     if not point:
         return out
+    out["recent"] = local_forecast(zone, history, now, WINDOW_S + 3600, curve="recent")
     res = int(point[0].duration_s)
     pv = [p.intensity_g_per_kwh for p in point]
     qv = [p.intensity_g_per_kwh for p in prof]
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. tune the blend's smoothing on 2022
     tune = [run_zone(em / f"{z}_2022_hourly.csv", args.per_day, TUNE_SMOOTH_H) for z in TUNE_ZONES]
-    cands = ["point", *(f"blend{h:g}" for h in TUNE_SMOOTH_H), "profile"]
+    cands = ["point", *(f"blend{h:g}" for h in TUNE_SMOOTH_H), "profile", "recent"]
     print(f"\n## Tuning on 2022 (GB, DE, California): kg-weighted share of the oracle's savings "
           f"({time.perf_counter() - t0:.0f} s)\n")
     print("| curve | " + " | ".join(r.zone for r in tune) + " | kg-weighted | mean regret g |")
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     out["tuning"] = {"shares": tuned, "best_smooth_h": best_h}
     hs = sorted({best_h, _PLAN_SMOOTH_H})
     blend = f"blend{best_h:g}"
-    curves = ["point", *(f"blend{h:g}" for h in hs), "profile", "trailing"]
+    curves = ["point", *(f"blend{h:g}" for h in hs), "profile", "trailing", "recent"]
 
     # 2. held out: 2024, same zones
     held = [run_zone(em / f"{z}_2024_hourly.csv", args.per_day, hs) for z in TUNE_ZONES]
