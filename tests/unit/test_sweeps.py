@@ -29,6 +29,8 @@ def reference(text: str) -> tuple[list[int], int | None] | None:
     body, _, cap = text.partition("%")
     if "%" in text and (not _digits(cap) or int(cap) < 1):
         return None
+    if "%" in text and not body.strip():
+        return [], int(cap)  # the cap alone, for --sweep FILE (its trials come from the file)
     out: list[int] = []
     for item in body.split(","):
         item = item.strip()
