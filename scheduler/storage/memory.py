@@ -65,14 +65,7 @@ def _utc(value: datetime) -> datetime: ...
 def _utc(value: datetime | None) -> datetime | None: ...
 def _utc(value: datetime | None) -> datetime | None:
     """``value`` in UTC; :class:`NaiveDatetimeError` for a naive one (``None`` stays)."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise t.NaiveDatetimeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
-    if value.utcoffset() is None:
-        raise t.NaiveDatetimeError(f"naive datetime {value.isoformat()!r}: the store keeps "
-                                   "aware UTC times only")
-    return value.astimezone(UTC)
+    return t.aware_utc(value)
 
 
 def _at(value: datetime) -> datetime:

@@ -65,6 +65,20 @@ class NaiveDatetimeError(BadInput, ValueError):
     """A datetime without a time zone reached the database; carbonshift only stores aware UTC."""
 
 
+def aware_utc(value: datetime | None) -> datetime | None:
+    """``value`` in UTC (``None`` stays ``None``); :class:`NaiveDatetimeError` for a naive
+    datetime or anything else: the store's one rule for the times it is given."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise NaiveDatetimeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+    if value.utcoffset() is None:
+        raise NaiveDatetimeError(
+            f"naive datetime {value.isoformat()!r}: carbonshift only stores aware UTC times"
+        )
+    return value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """An instant stored in UTC, returned as an aware UTC :class:`datetime`.
 
@@ -77,15 +91,9 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
+        utc = aware_utc(value)
+        if utc is None:
             return None
-        if not isinstance(value, datetime):
-            raise NaiveDatetimeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise NaiveDatetimeError(
-                f"naive datetime {value.isoformat()!r}: carbonshift only stores aware UTC times"
-            )
-        utc = value.astimezone(UTC)
         if dialect.name == "sqlite":
             return utc.replace(tzinfo=None)
         return utc

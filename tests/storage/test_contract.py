@@ -790,23 +790,11 @@ def test_what_callers_hold_is_not_what_is_stored(store: JobStore) -> None:
     assert store.get_job(trials[0].id or 0).name == "train"
 
 
-# -- where the SQL store disagrees with its own contract (strict xfail: remove the mark once
-# -- the SQL store is fixed; MemoryStore already behaves as the contract says) ---------------
+# -- where the SQL store disagreed with its contract until the memory store showed it
+# -- (NOT NULL reported as a missing row, PostgreSQL reusing a given id, naive lease times) --
 
 
-def _sql_falls_short(request: pytest.FixtureRequest, store: JobStore, why: str,
-                     *, only: str | None = None) -> None:
-    """Expect this test to fail on the SQL backends (``only``: on that one alone)."""
-    backend = request.node.callspec.params["store"]
-    if isinstance(store, SqlStore) and (only is None or backend == only):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=why))
-
-
-def test_an_empty_column_is_not_reported_as_a_missing_row(
-    request: pytest.FixtureRequest, store: JobStore
-) -> None:
-    _sql_falls_short(request, store, "SqlStore turns every IntegrityError of add_run, "
-                     "add_event and add_samples into NotFound, a NOT NULL one included")
+def test_an_empty_column_is_not_reported_as_a_missing_row(store: JobStore) -> None:
     jid = store.add_job(make_job()).id or 0
     for attempt in (
         lambda: store.add_run(Run(job_id=jid, site=None, executor="local", started_at=T0)),  # type: ignore[arg-type]
@@ -817,18 +805,14 @@ def test_an_empty_column_is_not_reported_as_a_missing_row(
         assert not isinstance(info.value, NotFound), info.value
 
 
-def test_an_id_given_is_never_given_again(request: pytest.FixtureRequest, store: JobStore) -> None:
-    _sql_falls_short(request, store, "PostgreSQL's id sequence does not move past an id "
-                     "given explicitly, so a later add_job is given it again", only="postgres")
+def test_an_id_given_is_never_given_again(store: JobStore) -> None:
     given = store.add_job(make_job(id=5))
     assert given.id == 5
     others = [store.add_job(make_job()).id for _ in range(5)]
     assert 5 not in others and len(set(others)) == 5
 
 
-def test_a_naive_lease_time_is_refused(request: pytest.FixtureRequest, store: JobStore) -> None:
-    _sql_falls_short(request, store, "SqlStore.acquire_lease compares `now` in Python: a "
-                     "renewal never checks it, a takeover fails with TypeError")
+def test_a_naive_lease_time_is_refused(store: JobStore) -> None:
     naive = T0.replace(tzinfo=None)
     assert store.acquire_lease("planner", "a", T0, T0 + H) is not None
     for holder in ("a", "b"):  # a renewal, a takeover

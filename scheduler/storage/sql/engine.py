@@ -158,6 +158,21 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def missing_parent(exc: BaseException) -> bool:
+    """Whether ``exc`` (a :class:`StorageError` from :meth:`SqlEngine._tx`) is a foreign-key
+    violation: the row it points at (a job, a run) does not exist. Any other integrity error
+    (an empty NOT NULL column, a duplicate) is not a missing row and must not be reported
+    as one."""
+    cause = exc.__cause__
+    if not isinstance(cause, IntegrityError):
+        return False
+    orig = getattr(cause, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is not None:
+        return str(code) == "23503"  # PostgreSQL: foreign_key_violation
+    return "FOREIGN KEY" in str(orig).upper()
+
+
 class SqlEngine:
     """The engine and its connections, transactions and error translation: what every
     aggregate of :class:`~scheduler.storage.sql.store.SqlStore` runs its SQL through."""

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
 
 from scheduler.errors import NotFound, StorageError
 from scheduler.model import Event
 from scheduler.storage import tables as t
-from scheduler.storage.sql.engine import _CHUNK, SqlEngine
+from scheduler.storage.sql.engine import _CHUNK, SqlEngine, missing_parent
 
 
 class SqlEvents(SqlEngine):
@@ -24,7 +23,7 @@ class SqlEvents(SqlEngine):
             with self._tx(f"add an event to job {event.job_id}") as conn:
                 conn.execute(insert(t.events), values)
         except StorageError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
+            if missing_parent(exc):
                 raise NotFound(f"no job {event.job_id} to add an event to") from exc
             raise
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.engine import RowMapping
 
 from scheduler.errors import NotFound
@@ -112,6 +112,12 @@ class SqlJobs(SqlEngine):
                     conn.execute(insert(t.events), {"job_id": new_id, "at": event[0],
                                                     "kind": event[1], "message": event[2]})
                 _insert_intervals(conn, {new_id: intervals})
+                if job.id is not None and self.dialect == "postgresql":
+                    # an id given explicitly does not move PostgreSQL's sequence (SQLite's
+                    # rowid does move): move it past, or a later job is given this id again
+                    conn.execute(text(
+                        "SELECT setval(pg_get_serial_sequence('jobs', 'id'), "
+                        "GREATEST((SELECT MAX(id) FROM jobs), nextval(pg_get_serial_sequence('jobs', 'id')) - 1, 1))"))
         return dataclasses.replace(job, id=new_id, updated_at=now)
 
     def add_jobs(

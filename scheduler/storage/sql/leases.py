@@ -24,6 +24,8 @@ class SqlLeases(SqlEngine):
     def acquire_lease(
         self, name: str, holder: str, now: datetime, until: datetime
     ) -> Lease | None:
+        # compared in Python below: refuse a naive time here, as binding it would
+        now, until = t.aware_utc(now), t.aware_utc(until)  # type: ignore[assignment]
         c = t.leases.c
         query = select(t.leases).where(c.name == name)
         if self.dialect == "postgresql":

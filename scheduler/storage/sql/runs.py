@@ -10,12 +10,11 @@ from typing import Any
 
 from sqlalchemy import Connection, exists, insert, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 
 from scheduler.errors import NotFound, StorageError
 from scheduler.model import JobState, Run, RunAccounting, RunInterval
 from scheduler.storage import tables as t
-from scheduler.storage.sql.engine import SqlEngine, _now
+from scheduler.storage.sql.engine import SqlEngine, _now, missing_parent
 
 
 def _open_interval(conn: Connection, run_id: int, at: datetime, handle: str | None) -> None:
@@ -155,7 +154,7 @@ class SqlRuns(SqlEngine):
                     insert(t.runs).returning(t.runs.c.id), values
                 ).scalar_one()
         except StorageError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
+            if missing_parent(exc):
                 raise NotFound(f"no job {run.job_id} to add a run to") from exc
             raise
         return dataclasses.replace(run, id=new_id)

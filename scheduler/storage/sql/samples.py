@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from probes.model import Method, Sample
 from scheduler.errors import NotFound, StorageError
 from scheduler.storage import tables as t
-from scheduler.storage.sql.engine import SqlEngine
+from scheduler.storage.sql.engine import SqlEngine, missing_parent
 
 
 class SqlSamples(SqlEngine):
@@ -37,7 +36,7 @@ class SqlSamples(SqlEngine):
             with self._tx(f"add {len(samples)} samples to run {run_id}") as conn:
                 conn.execute(insert(t.samples), values)
         except StorageError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
+            if missing_parent(exc):
                 raise NotFound(f"no run {run_id} to add samples to") from exc
             raise
 
