@@ -33,6 +33,8 @@ import itertools
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,11 +48,14 @@ __all__ = [
     "MILLI",
     "Candidates",
     "Series",
+    "Window",
     "best_start",
     "best_starts",
+    "best_window",
     "candidates",
     "earliest_least",
     "np",
+    "window_mean_g_per_kwh",
 ]
 
 
@@ -318,3 +323,57 @@ def _first_below(
     while s < t1 and series.cost(s, duration_s) >= limit:
         s += 1
     return s
+
+
+# -- one window, in datetimes: `forecast ZONE`, wait-window, the forecaster's checks --------
+@dataclass(frozen=True)
+class Window:
+    """A run window ``[start, end)`` and the mean intensity over it."""
+
+    start: datetime
+    end: datetime
+    mean_g_per_kwh: float
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+def _series_of(points: Sequence[IntensityPoint]) -> Series:
+    series = Series.of_points(points)
+    if not series.b:
+        raise ValueError("no intensity points to integrate")
+    return series
+
+
+def window_mean_g_per_kwh(points: Sequence[IntensityPoint], start: datetime, end: datetime) -> float:
+    """Time-weighted mean intensity over ``[start, end)``, unrounded: each point counts for
+    exactly the seconds it overlaps the window; time no point covers counts at the
+    series' mean. ``ValueError`` for an empty window or no points."""
+    a, b = start.timestamp(), end.timestamp()
+    if b <= a:
+        raise ValueError("empty window: end must be after start")
+    return _series_of(points).mean_g_per_kwh(a, b)
+
+
+def best_window(points: Sequence[IntensityPoint], duration_s: float, earliest: datetime,
+                latest_end: datetime) -> Window:
+    """The least window of ``duration_s`` starting at or after ``earliest`` and ending by
+    ``latest_end``, the earliest of equal ones, chosen as the planner chooses: on the exact
+    integer integral (0.001 g/kWh, whole seconds: the start is ``earliest`` rounded up to the
+    second, or later), so `forecast ZONE` and a submit's plan name the same start. Its mean
+    is the unrounded one. ``ValueError`` if the job does not fit or there are no points."""
+    if duration_s <= 0:
+        raise ValueError("duration must be positive")
+    if latest_end.timestamp() - duration_s < earliest.timestamp() - 1e-9:
+        raise ValueError(
+            f"a job of {duration_s:.0f} s does not fit between {earliest.isoformat()} "
+            f"and {latest_end.isoformat()}"
+        )
+    d = max(1, round(duration_s))
+    lo = math.ceil(earliest.timestamp())
+    last = max(lo, math.floor(latest_end.timestamp()) - d)  # a second of rounding is not lateness
+    series = _series_of(points)
+    start, _, _ = best_start(series, d, lo, last)
+    return Window(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(start + d, UTC),
+                  series.mean_g_per_kwh(start, start + d))
