@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from operator import itemgetter
 
 from intensity.model import Forecast
 from intensity.series import MILLI
@@ -25,7 +26,15 @@ from scheduler.model import Job, Plan, PlanEntry, Site
 from scheduler.planning.context import Context
 from scheduler.planning.joint import improve_exactly
 from scheduler.planning.options import PlanOptions
-from scheduler.planning.single import best_feasible, first_fit, make_task, prepare, unconstrained
+from scheduler.planning.single import (
+    Alone,
+    best_feasible,
+    bounds,
+    first_fit,
+    make_task,
+    prepare,
+    unconstrained,
+)
 from scheduler.planning.types import (
     RUNNING_STATES,
     TERMINAL,
@@ -73,6 +82,8 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
     ctx = Context(forecasts, sites, now_s, options)
     cap = ctx.capacity
     stamps: dict[int, datetime] = {}
+    managed = options.enforce_capacity and any(s.gpus > 0 or s.cpus > 0 for s in sites.values())
+    alone = Alone(ctx)  # jobs that share nothing: planned as columns, entries in queue order
     tasks: list[Task] = []
     horizon = now_s + 3600
     for job in jobs:
@@ -83,6 +94,17 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
         if job.state in RUNNING_STATES:
             cap.hold_running(job, now)
             continue
+        if not managed and _alone(job, options):
+            site = sites.get(job.site)
+            zone = site.zone if site is not None else job.zone
+            if ctx.profile(zone) is not None:
+                earliest, latest, overdue = bounds(now_s, job)
+                if overdue and not options.allow_overdue:
+                    result.unplanned[job.id] = "latest start has passed"
+                    continue
+                alone.add(job, zone, site.pue if site is not None else 1.0, earliest, latest, overdue)
+                horizon = max(horizon, latest + job.duration_s)
+                continue
         t = make_task(ctx, job)
         if t.overdue and not options.allow_overdue:
             result.unplanned[job.id] = "latest start has passed"
@@ -91,23 +113,35 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
         horizon = max(horizon, t.home.latest + t.duration_s)
     ctx.horizon_end = horizon
     prepare(ctx, tasks)
+    alone.solve()
     cap.hold_reserved(options.reserved, now)
     committed = options.committed
     if options.pin_accepted:
         tasks = _pin_accepted(ctx, tasks, result, stamps)
-    tasks.sort(key=lambda t: (
-        t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id,
-    ))
+    # the queue order: accepted first, higher priority, earlier latest start, longer, by id
+    queue: list[tuple[tuple[bool, int, int, int, int], Task | int]] = [
+        ((t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id), t)  # type: ignore[misc]
+        for t in tasks
+    ]
+    queue += [((j.id not in committed, -j.priority, latest, -j.duration_s, j.id), i)  # type: ignore[misc]
+              for i, (j, latest) in enumerate(zip(alone.jobs, alone.latest, strict=True))]
+    queue.sort(key=itemgetter(0))
     # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
     # managed capacity), placed jobs are held; once it cannot (or where no site manages
     # capacity, so there is nothing to search jointly), each entry is written as soon as its
     # job is placed, in the same order
-    managed = options.enforce_capacity and any(s.gpus > 0 or s.cpus > 0 for s in sites.values())
     joint = managed and not (options.hysteresis_pct > 0 and options.current)
     held: list[Task] = []
     pooled = 0
     displaced = False
-    for t in tasks:
+    queue.reverse()
+    while queue:  # popped: a placed job's planning state is let go as its entry is written
+        item = queue.pop()[1]
+        if isinstance(item, int):
+            entry = alone.entry(item, stamps)
+            result.entries[entry.job_id] = entry
+            continue
+        t = item
         assert t.job.id is not None
         t.unconstrained = unconstrained(ctx, t)
         c = _place(ctx, t)
@@ -153,6 +187,19 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
     for h in held:
         result.entries[h.job.id] = _entry(h, h.choice, stamps)  # type: ignore[arg-type,index]
     return result
+
+
+def _alone(job: Job, options: PlanOptions) -> bool:
+    """Whether ``job`` (on a plan where no site manages capacity) shares nothing with the
+    rest: one site, one run, no threshold, no run-now, no sweep cap, no placement in force
+    that hysteresis or pinning keeps (see :class:`~scheduler.planning.single.Alone`)."""
+    return (
+        not job.interruptible and not job.run_now and job.threshold_g_per_kwh is None
+        and (job.sweep_id is None or job.sweep_limit is None)
+        and all(name == job.site for name in job.allowed_sites)
+        and not (options.hysteresis_pct > 0 and job.id in options.current)
+        and not (options.pin_accepted and (job.id in options.committed or job.id in options.current))
+    )
 
 
 def _place(ctx: Context, t: Task) -> Choice | None:

@@ -18,30 +18,44 @@ from datetime import datetime
 
 from intensity.model import Forecast
 from intensity.series import MILLI, Series, best_start, best_starts, np
-from scheduler.model import Job
+from scheduler.model import Job, PlanEntry
 from scheduler.planning.capacity import Blocked
 from scheduler.planning.context import Context
 from scheduler.planning.split import split_on
-from scheduler.planning.types import INF, Choice, Option, Task, better, epoch
+from scheduler.planning.types import (
+    INF,
+    Choice,
+    Option,
+    Task,
+    better,
+    epoch,
+    expected_grams,
+    to_datetime,
+)
 
 #: a group of at least this many windows of one duration on one forecast is searched with
 #: numpy (:func:`best_starts`); fewer are searched one by one (:func:`best_start`), in plain
 #: Python, so that planning a submit on a quiet queue does not import numpy
 VECTOR_MIN = 32
+#: the reason of a job at its single-job optimum
+MIN_EMISSIONS = "min-emissions"
+
+
+def bounds(now_s: int, job: Job) -> tuple[int, int, bool]:
+    """``(earliest, latest, overdue)``: the job's start bounds in epoch seconds, and whether
+    its latest start has passed (by more than a second of rounding)."""
+    earliest = max(now_s, epoch(job.earliest_start))
+    latest = math.floor(job.latest_start.timestamp())
+    if latest < earliest - 1:  # a second of rounding is not lateness
+        return earliest, earliest, True
+    return earliest, max(latest, earliest), False
 
 
 def make_task(ctx: Context, job: Job) -> Task:
     """The job's bounds in epoch seconds and its options."""
     assert job.id is not None
     d = job.duration_s
-    earliest = max(ctx.now_s, epoch(job.earliest_start))
-    latest = math.floor(job.latest_start.timestamp())
-    overdue = False
-    if latest < earliest - 1:  # a second of rounding is not lateness
-        latest = earliest
-        overdue = True
-    elif latest < earliest:
-        latest = earliest
+    earliest, latest, overdue = bounds(ctx.now_s, job)
     home_site = ctx.sites.get(job.site)
     home_zone = home_site.zone if home_site is not None else job.zone
     home_profile = ctx.profile(home_zone)
@@ -103,7 +117,7 @@ def option_optimum(ctx: Context, t: Task, opt: Option) -> Choice:
     if job.run_now:
         start, cost, reason = opt.earliest, p.cost(opt.earliest, d), "run-now"
     elif opt.best is not None:
-        (start, cost), reason = opt.best, "min-emissions"
+        (start, cost), reason = opt.best, MIN_EMISSIONS
     else:
         start, cost, reason = best_start(p, d, opt.earliest, opt.latest, threshold_milli=t.threshold_milli)
     c = Choice(opt, ((start, start + d),), cost, ctx.grams(opt, cost, job), reason)
@@ -216,3 +230,81 @@ def window_mean_g_per_kwh(forecast: Forecast, start: datetime, duration_s: int) 
     """Mean forecast intensity over ``[start, start + duration_s)`` as the planner sees it
     (start rounded up to the second, intensities to 0.001 g/kWh)."""
     return Series(forecast).cost(epoch(start), duration_s) / (duration_s * MILLI)
+
+
+class Alone:
+    """Jobs that share nothing with the rest of the plan, planned as columns: each runs in
+    one go on its home site, which manages no capacity, with no threshold, no run-now, no
+    sweep cap and no placement in force to keep. Each gets exactly its single-job optimum
+    (:func:`option_optimum` on its one option), computed a group of one duration on one
+    forecast at a time (:func:`best_starts`, or :func:`best_start` one by one for a small
+    group): no task, option or choice objects per job."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.jobs: list[Job] = []
+        self.earliest: list[int] = []
+        self.latest: list[int] = []
+        self.overdue: list[bool] = []
+        self.pue: list[float] = []
+        self.groups: dict[tuple[str, int], list[int]] = {}
+        self.best: list[tuple[int, int, int]] = []  # per job: start, cost, cost starting now
+        self.reasons: list[str] = []
+
+    def add(self, job: Job, zone: str, pue: float, earliest: int, latest: int, overdue: bool) -> int:
+        """Take ``job`` in; its index among these jobs."""
+        i = len(self.jobs)
+        self.jobs.append(job)
+        self.earliest.append(earliest)
+        self.latest.append(latest)
+        self.overdue.append(overdue)
+        self.pue.append(pue)
+        self.groups.setdefault((zone, job.duration_s), []).append(i)
+        return i
+
+    def solve(self) -> None:
+        """Every job's optimum (start, cost) and its cost starting at its earliest."""
+        best: list[tuple[int, int, int]] = [(0, 0, 0)] * len(self.jobs)
+        reasons: list[str] = [MIN_EMISSIONS] * len(self.jobs)
+        for (zone, d), idx in self.groups.items():
+            p = self.ctx.profile(zone)
+            assert p is not None
+            es = [self.earliest[i] for i in idx]
+            ls = [self.latest[i] for i in idx]
+            if len(idx) >= VECTOR_MIN:
+                starts, costs = best_starts(self.ctx.candidates(zone, p, d), p, d, es, ls)
+                now = p.costs(es, d).tolist()
+                for i, s, c, n in zip(idx, starts.tolist(), costs.tolist(), now, strict=True):
+                    best[i] = (s, c, n)
+            else:
+                for i, e, l_ in zip(idx, es, ls, strict=True):
+                    s, c, reasons[i] = best_start(p, d, e, l_)
+                    best[i] = (s, c, p.cost(e, d))
+        self.best = best
+        self.reasons = reasons
+
+    def entry(self, i: int, stamps: dict[int, datetime]) -> PlanEntry:
+        """Job ``i``'s plan entry, as :func:`scheduler.planning.greedy` writes it for the
+        same job planned as a task."""
+        job = self.jobs[i]
+        d = job.duration_s
+        start, cost, now_c = self.best[i]
+        pue = self.pue[i]
+        grams = expected_grams(cost, job.power_w, pue) + 0.0  # + the transfer: none
+        if math.isfinite(grams):
+            expected, mean = grams, cost / (d * MILLI)
+        else:
+            expected, mean = math.nan, math.nan
+        a = stamps.get(start)
+        if a is None:
+            a = stamps[start] = to_datetime(start)
+        b = stamps.get(start + d)
+        if b is None:
+            b = stamps[start + d] = to_datetime(start + d)
+        assert job.id is not None
+        return PlanEntry(
+            job_id=job.id, site=job.site, start=a, expected_g=expected,
+            run_now_g=expected_grams(now_c, job.power_w, pue), mean_intensity_g_per_kwh=mean,
+            reason="overdue:" + self.reasons[i] if self.overdue[i] else self.reasons[i],
+            intervals=((a, b),),
+        )
