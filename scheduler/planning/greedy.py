@@ -29,7 +29,6 @@ from scheduler.planning.options import PlanOptions
 from scheduler.planning.single import (
     Alone,
     best_feasible,
-    bounds,
     first_fit,
     make_task,
     prepare,
@@ -98,12 +97,12 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
             site = sites.get(job.site)
             zone = site.zone if site is not None else job.zone
             if ctx.profile(zone) is not None:
-                earliest, latest, overdue = bounds(now_s, job)
-                if overdue and not options.allow_overdue:
+                latest = alone.add(job, zone, site.pue if site is not None else 1.0,
+                                   allow_overdue=options.allow_overdue)
+                if latest is None:
                     result.unplanned[job.id] = "latest start has passed"
-                    continue
-                alone.add(job, zone, site.pue if site is not None else 1.0, earliest, latest, overdue)
-                horizon = max(horizon, latest + job.duration_s)
+                else:
+                    horizon = max(horizon, latest + job.duration_s)
                 continue
         t = make_task(ctx, job)
         if t.overdue and not options.allow_overdue:
@@ -113,7 +112,7 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
         horizon = max(horizon, t.home.latest + t.duration_s)
     ctx.horizon_end = horizon
     prepare(ctx, tasks)
-    alone.solve()
+    columns = alone.entries(stamps)
     cap.hold_reserved(options.reserved, now)
     committed = options.committed
     if options.pin_accepted:
@@ -124,7 +123,7 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
         for t in tasks
     ]
     queue += [((j.id not in committed, -j.priority, latest, -j.duration_s, j.id), i)  # type: ignore[misc]
-              for i, (j, latest) in enumerate(zip(alone.jobs, alone.latest, strict=True))]
+              for i, (j, _, latest, _, _) in enumerate(alone.jobs)]
     queue.sort(key=itemgetter(0))
     # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
     # managed capacity), placed jobs are held; once it cannot (or where no site manages
@@ -138,7 +137,7 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
     while queue:  # popped: a placed job's planning state is let go as its entry is written
         item = queue.pop()[1]
         if isinstance(item, int):
-            entry = alone.entry(item, stamps)
+            entry = columns[item]
             result.entries[entry.job_id] = entry
             continue
         t = item
@@ -196,7 +195,7 @@ def _alone(job: Job, options: PlanOptions) -> bool:
     return (
         not job.interruptible and not job.run_now and job.threshold_g_per_kwh is None
         and (job.sweep_id is None or job.sweep_limit is None)
-        and all(name == job.site for name in job.allowed_sites)
+        and (not job.allowed_sites or all(name == job.site for name in job.allowed_sites))
         and not (options.hysteresis_pct > 0 and job.id in options.current)
         and not (options.pin_accepted and (job.id in options.committed or job.id in options.current))
     )

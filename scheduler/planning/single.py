@@ -242,69 +242,62 @@ class Alone:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.jobs: list[Job] = []
-        self.earliest: list[int] = []
-        self.latest: list[int] = []
-        self.overdue: list[bool] = []
-        self.pue: list[float] = []
+        #: per job: the job, its earliest and latest start, whether overdue, its site's PUE
+        self.jobs: list[tuple[Job, int, int, bool, float]] = []
         self.groups: dict[tuple[str, int], list[int]] = {}
-        self.best: list[tuple[int, int, int]] = []  # per job: start, cost, cost starting now
-        self.reasons: list[str] = []
 
-    def add(self, job: Job, zone: str, pue: float, earliest: int, latest: int, overdue: bool) -> int:
-        """Take ``job`` in; its index among these jobs."""
+    def add(self, job: Job, zone: str, pue: float, *, allow_overdue: bool) -> int | None:
+        """Take ``job`` in (its latest start rounded up to its earliest, as :func:`bounds`
+        says); ``None`` (not taken) when it is overdue and overdue jobs are not planned."""
+        earliest, latest, overdue = bounds(self.ctx.now_s, job)
+        if overdue and not allow_overdue:
+            return None
         i = len(self.jobs)
-        self.jobs.append(job)
-        self.earliest.append(earliest)
-        self.latest.append(latest)
-        self.overdue.append(overdue)
-        self.pue.append(pue)
-        self.groups.setdefault((zone, job.duration_s), []).append(i)
-        return i
+        self.jobs.append((job, earliest, latest, overdue, pue))
+        key = (zone, job.duration_s)
+        group = self.groups.get(key)
+        if group is None:
+            self.groups[key] = [i]
+        else:
+            group.append(i)
+        return latest
 
-    def solve(self) -> None:
-        """Every job's optimum (start, cost) and its cost starting at its earliest."""
-        best: list[tuple[int, int, int]] = [(0, 0, 0)] * len(self.jobs)
-        reasons: list[str] = [MIN_EMISSIONS] * len(self.jobs)
+    def entries(self, stamps: dict[int, datetime]) -> list[PlanEntry]:
+        """Every job's plan entry (in the order taken in), as :mod:`scheduler.planning.greedy`
+        writes it for the same job planned as a task: its single-job optimum."""
+        jobs = self.jobs
+        best: list[tuple[int, int, int, str]] = [(0, 0, 0, MIN_EMISSIONS)] * len(jobs)
         for (zone, d), idx in self.groups.items():
             p = self.ctx.profile(zone)
             assert p is not None
-            es = [self.earliest[i] for i in idx]
-            ls = [self.latest[i] for i in idx]
-            if len(idx) >= VECTOR_MIN:
+            es = [jobs[i][1] for i in idx]
+            ls = [jobs[i][2] for i in idx]
+            if len(idx) >= VECTOR_MIN and p.exact_in_int64:
                 starts, costs = best_starts(self.ctx.candidates(zone, p, d), p, d, es, ls)
                 now = p.costs(es, d).tolist()
                 for i, s, c, n in zip(idx, starts.tolist(), costs.tolist(), now, strict=True):
-                    best[i] = (s, c, n)
+                    best[i] = (s, c, n, MIN_EMISSIONS)
             else:
                 for i, e, l_ in zip(idx, es, ls, strict=True):
-                    s, c, reasons[i] = best_start(p, d, e, l_)
-                    best[i] = (s, c, p.cost(e, d))
-        self.best = best
-        self.reasons = reasons
-
-    def entry(self, i: int, stamps: dict[int, datetime]) -> PlanEntry:
-        """Job ``i``'s plan entry, as :func:`scheduler.planning.greedy` writes it for the
-        same job planned as a task."""
-        job = self.jobs[i]
-        d = job.duration_s
-        start, cost, now_c = self.best[i]
-        pue = self.pue[i]
-        grams = expected_grams(cost, job.power_w, pue) + 0.0  # + the transfer: none
-        if math.isfinite(grams):
-            expected, mean = grams, cost / (d * MILLI)
-        else:
-            expected, mean = math.nan, math.nan
-        a = stamps.get(start)
-        if a is None:
-            a = stamps[start] = to_datetime(start)
-        b = stamps.get(start + d)
-        if b is None:
-            b = stamps[start + d] = to_datetime(start + d)
-        assert job.id is not None
-        return PlanEntry(
-            job_id=job.id, site=job.site, start=a, expected_g=expected,
-            run_now_g=expected_grams(now_c, job.power_w, pue), mean_intensity_g_per_kwh=mean,
-            reason="overdue:" + self.reasons[i] if self.overdue[i] else self.reasons[i],
-            intervals=((a, b),),
-        )
+                    s, c, why = best_start(p, d, e, l_)
+                    best[i] = (s, c, p.cost(e, d), why)
+        out = []
+        get = stamps.get
+        for (job, _, _, overdue, pue), (start, cost, now_c, why) in zip(jobs, best, strict=True):
+            d = job.duration_s
+            end = start + d
+            grams = expected_grams(cost, job.power_w, pue) + 0.0  # + the transfer: none
+            if math.isfinite(grams):
+                expected, mean = grams, cost / (d * MILLI)
+            else:
+                expected, mean = math.nan, math.nan
+            a = get(start)
+            if a is None:
+                a = stamps[start] = to_datetime(start)
+            b = get(end)
+            if b is None:
+                b = stamps[end] = to_datetime(end)
+            out.append(PlanEntry(job.id, job.site, a, expected,  # type: ignore[arg-type]
+                                 expected_grams(now_c, job.power_w, pue), mean,
+                                 "overdue:" + why if overdue else why, ((a, b),)))
+        return out
