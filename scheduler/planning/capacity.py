@@ -73,8 +73,14 @@ class Ledger:
             self.cpu_used = np().concatenate((self.cpu_used, zeros))
 
     def span(self, a_s: int, b_s: int) -> tuple[int, int]:
-        """The slots ``[a, b)`` (indices from ``k0``) a run over ``[a_s, b_s)`` holds."""
-        a, b = slots_of(a_s, b_s, self.slot_s, self.k0)
+        """The slots ``[a, b)`` (indices from ``k0``) a run over ``[a_s, b_s)`` holds
+        (:func:`slots_of`, written out: the searches ask it most)."""
+        a = a_s // self.slot_s - self.k0
+        if a < 0:
+            a = 0
+        b = -(-b_s // self.slot_s) - self.k0
+        if b <= a:
+            b = a + 1
         if b > len(self.gpu_used):
             self._grow(b)
         return a, b
