@@ -18,7 +18,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from operator import itemgetter
 
 from intensity.model import Forecast
 from intensity.series import MILLI
@@ -117,14 +116,16 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
     committed = options.committed
     if options.pin_accepted:
         tasks = _pin_accepted(ctx, tasks, result, stamps)
-    # the queue order: accepted first, higher priority, earlier latest start, longer, by id
-    queue: list[tuple[tuple[bool, int, int, int, int], Task | int]] = [
-        ((t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id), t)  # type: ignore[misc]
-        for t in tasks
+    # the queue order: accepted first, higher priority, earlier latest start, longer, by id;
+    # then the order taken in (so equal keys keep it, and the items are never compared)
+    queue: list[tuple[bool, int, int, int, int, int, Task | int]] = [
+        (t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id, k, t)  # type: ignore[misc]
+        for k, t in enumerate(tasks)
     ]
-    queue += [((j.id not in committed, -j.priority, latest, -j.duration_s, j.id), i)  # type: ignore[misc]
-              for i, (j, _, latest, _, _) in enumerate(alone.jobs)]
-    queue.sort(key=itemgetter(0))
+    n = len(queue)
+    queue += [(j.id not in committed, -j.priority, latest, -j.duration_s, j.id, n + i, i)  # type: ignore[misc]
+              for i, (j, latest) in enumerate(zip(alone.jobs, alone.latest, strict=True))]
+    queue.sort()
     # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
     # managed capacity), placed jobs are held; once it cannot (or where no site manages
     # capacity, so there is nothing to search jointly), each entry is written as soon as its
@@ -135,7 +136,7 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
     displaced = False
     queue.reverse()
     while queue:  # popped: a placed job's planning state is let go as its entry is written
-        item = queue.pop()[1]
+        item = queue.pop()[-1]
         if isinstance(item, int):
             entry = columns[item]
             result.entries[entry.job_id] = entry

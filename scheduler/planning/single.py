@@ -242,18 +242,28 @@ class Alone:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        #: per job: the job, its earliest and latest start, whether overdue, its site's PUE
-        self.jobs: list[tuple[Job, int, int, bool, float]] = []
+        # per job, in the order taken in: the job, its start bounds, whether overdue, its
+        # site's PUE (columns: numbers in lists are not objects the GC walks)
+        self.jobs: list[Job] = []
+        self.earliest: list[int] = []
+        self.latest: list[int] = []
+        self.overdue: list[bool] = []
+        self.pue: list[float] = []
         self.groups: dict[tuple[str, int], list[int]] = {}
 
     def add(self, job: Job, zone: str, pue: float, *, allow_overdue: bool) -> int | None:
         """Take ``job`` in (its latest start rounded up to its earliest, as :func:`bounds`
-        says); ``None`` (not taken) when it is overdue and overdue jobs are not planned."""
+        says) and return its latest start; ``None`` (not taken) when it is overdue and
+        overdue jobs are not planned."""
         earliest, latest, overdue = bounds(self.ctx.now_s, job)
         if overdue and not allow_overdue:
             return None
         i = len(self.jobs)
-        self.jobs.append((job, earliest, latest, overdue, pue))
+        self.jobs.append(job)
+        self.earliest.append(earliest)
+        self.latest.append(latest)
+        self.overdue.append(overdue)
+        self.pue.append(pue)
         key = (zone, job.duration_s)
         group = self.groups.get(key)
         if group is None:
@@ -265,25 +275,26 @@ class Alone:
     def entries(self, stamps: dict[int, datetime]) -> list[PlanEntry]:
         """Every job's plan entry (in the order taken in), as :mod:`scheduler.planning.greedy`
         writes it for the same job planned as a task: its single-job optimum."""
-        jobs = self.jobs
-        best: list[tuple[int, int, int, str]] = [(0, 0, 0, MIN_EMISSIONS)] * len(jobs)
+        n = len(self.jobs)
+        starts, costs, nows = [0] * n, [0] * n, [0] * n
+        whys = [MIN_EMISSIONS] * n
         for (zone, d), idx in self.groups.items():
             p = self.ctx.profile(zone)
             assert p is not None
-            es = [jobs[i][1] for i in idx]
-            ls = [jobs[i][2] for i in idx]
+            es = [self.earliest[i] for i in idx]
+            ls = [self.latest[i] for i in idx]
             if len(idx) >= VECTOR_MIN and p.exact_in_int64:
-                starts, costs = best_starts(self.ctx.candidates(zone, p, d), p, d, es, ls)
-                now = p.costs(es, d).tolist()
-                for i, s, c, n in zip(idx, starts.tolist(), costs.tolist(), now, strict=True):
-                    best[i] = (s, c, n, MIN_EMISSIONS)
+                s_, c_ = best_starts(self.ctx.candidates(zone, p, d), p, d, es, ls)
+                for i, s, c, now in zip(idx, s_.tolist(), c_.tolist(), p.costs(es, d).tolist(), strict=True):
+                    starts[i], costs[i], nows[i] = s, c, now
             else:
                 for i, e, l_ in zip(idx, es, ls, strict=True):
-                    s, c, why = best_start(p, d, e, l_)
-                    best[i] = (s, c, p.cost(e, d), why)
+                    starts[i], costs[i], whys[i] = best_start(p, d, e, l_)
+                    nows[i] = p.cost(e, d)
         out = []
         get = stamps.get
-        for (job, _, _, overdue, pue), (start, cost, now_c, why) in zip(jobs, best, strict=True):
+        for job, start, cost, now_c, why, overdue, pue in zip(
+                self.jobs, starts, costs, nows, whys, self.overdue, self.pue, strict=True):
             d = job.duration_s
             end = start + d
             grams = expected_grams(cost, job.power_w, pue) + 0.0  # + the transfer: none
@@ -297,7 +308,7 @@ class Alone:
             b = get(end)
             if b is None:
                 b = stamps[end] = to_datetime(end)
-            out.append(PlanEntry(job.id, job.site, a, expected,  # type: ignore[arg-type]
+            out.append(PlanEntry(job.id, job.site, a, expected,
                                  expected_grams(now_c, job.power_w, pue), mean,
                                  "overdue:" + why if overdue else why, ((a, b),)))
         return out
