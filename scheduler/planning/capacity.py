@@ -122,7 +122,7 @@ def slots_of(a_s: int, b_s: int, slot_s: int, k0: int) -> tuple[int, int]:
 
 class NaiveLedger:
     """The plain reference of :class:`Ledger`: a dict of per-slot counts, read one slot at
-    a time. The same interface; the property tests compare the two."""
+    a time (``blocked`` gives a list). The same questions; the property tests compare the two."""
 
     def __init__(self, site: Site, slot_s: int, k0: int) -> None:
         self.gpu = max(0, site.gpus)
@@ -191,7 +191,7 @@ class Capped:
     def blocked(self, a: int, b: int, gpus: int, cpus: int) -> Any:
         out = self.sweep.blocked(a, b, 1, 0)
         if self.site is not None and self.site.manages(gpus, cpus):
-            out = np().asarray(out) | np().asarray(self.site.blocked(a, b, gpus, cpus))
+            out = out | self.site.blocked(a, b, gpus, cpus)
         return out
 
 
@@ -204,7 +204,7 @@ class Blocked:
 
     def __init__(self, room: Room, lo: int, hi: int, gpus: int, cpus: int) -> None:
         n = np()
-        self._blocked = n.asarray(room.blocked(lo, hi, gpus, cpus), dtype=bool)
+        self._blocked = room.blocked(lo, hi, gpus, cpus)
         self.lo = lo
         self._count = n.zeros(hi - lo + 1, dtype=n.int64)
         n.cumsum(self._blocked, out=self._count[1:])

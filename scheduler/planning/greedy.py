@@ -76,56 +76,19 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
     """One greedy pass; ``None`` when an accepted job no longer fits and the accepted jobs
     are not pinned yet."""
     result = Plan()
-    now_s = epoch(now)
-    ctx = Context(forecasts, sites, now_s, options)
+    ctx = Context(forecasts, sites, epoch(now), options)
     cap = ctx.capacity
     stamps: dict[int, datetime] = {}
     managed = options.enforce_capacity and any(s.gpus > 0 or s.cpus > 0 for s in sites.values())
     alone = Alone(ctx)  # jobs that share nothing: planned as columns, entries in queue order
-    tasks: list[Task] = []
-    horizon = now_s + 3600
-    for job in jobs:
-        if job.id is None:
-            raise ValueError("plan() needs jobs with ids")
-        if job.state in TERMINAL:
-            continue
-        if job.state in RUNNING_STATES:
-            cap.hold_running(job, now)
-            continue
-        if not managed and _alone(job, options):
-            site = sites.get(job.site)
-            zone = site.zone if site is not None else job.zone
-            if ctx.profile(zone) is not None:
-                latest = alone.add(job, zone, site.pue if site is not None else 1.0,
-                                   allow_overdue=options.allow_overdue)
-                if latest is None:
-                    result.unplanned[job.id] = "latest start has passed"
-                else:
-                    horizon = max(horizon, latest + job.duration_s)
-                continue
-        t = make_task(ctx, job)
-        if t.overdue and not options.allow_overdue:
-            result.unplanned[job.id] = "latest start has passed"
-            continue
-        tasks.append(t)
-        horizon = max(horizon, t.home.latest + t.duration_s)
-    ctx.horizon_end = horizon
+    tasks = _intake(ctx, jobs, now, result, alone if not managed else None)
     prepare(ctx, tasks)
     columns = alone.entries(stamps)
     cap.hold_reserved(options.reserved, now)
     committed = options.committed
     if options.pin_accepted:
         tasks = _pin_accepted(ctx, tasks, result, stamps)
-    # the queue order: accepted first, higher priority, earlier latest start, longer, by id;
-    # then the order taken in (so equal keys keep it, and the items are never compared)
-    queue: list[tuple[bool, int, int, int, int, int, Task | int]] = [
-        (t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id, k, t)  # type: ignore[misc]
-        for k, t in enumerate(tasks)
-    ]
-    n = len(queue)
-    queue += [(j.id not in committed, -j.priority, latest, -j.duration_s, j.id, n + i, i)  # type: ignore[misc]
-              for i, (j, latest) in enumerate(zip(alone.jobs, alone.latest, strict=True))]
-    queue.sort()
+    queue = _queue_order(tasks, alone, committed)
     # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
     # managed capacity), placed jobs are held; once it cannot (or where no site manages
     # capacity, so there is nothing to search jointly), each entry is written as soon as its
@@ -152,22 +115,8 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
             if not options.pin_accepted and not t.overdue and (
                     t.job.id in committed or t.job.id in options.current):
                 return None
-            late = _overdue(ctx, t)
-            if options.allow_overdue:
-                if late is None:
-                    result.unplanned[t.job.id] = NO_SITE
-                    continue
-                c = late
-            else:
-                if late is not None:
-                    end = to_datetime(late.intervals[-1][1])
-                    result.earliest_finish[t.job.id] = end
-                    result.unplanned[t.job.id] = (
-                        f"no capacity before its deadline: the earliest finish that fits is "
-                        f"{end.isoformat()}"
-                    )
-                else:
-                    result.unplanned[t.job.id] = NO_SITE
+            c = _late(ctx, t, result)
+            if c is None:
                 continue
         t.choice = c
         cap.reserve(t, c)
@@ -187,6 +136,77 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
     for h in held:
         result.entries[h.job.id] = _entry(h, h.choice, stamps)  # type: ignore[arg-type,index]
     return result
+
+
+def _intake(ctx: Context, jobs: Sequence[Job], now: datetime, result: Plan,
+            alone: Alone | None) -> list[Task]:
+    """The plannable jobs as tasks (or into ``alone``, where given, for those that share
+    nothing); running and suspended jobs hold their capacity; overdue ones are refused
+    when overdue jobs are not planned. Sets the planning horizon."""
+    options = ctx.opt
+    tasks: list[Task] = []
+    horizon = ctx.now_s + 3600
+    for job in jobs:
+        if job.id is None:
+            raise ValueError("plan() needs jobs with ids")
+        if job.state in TERMINAL:
+            continue
+        if job.state in RUNNING_STATES:
+            ctx.capacity.hold_running(job, now)
+            continue
+        if alone is not None and _alone(job, options):
+            site = ctx.sites.get(job.site)
+            zone = site.zone if site is not None else job.zone
+            if ctx.profile(zone) is not None:
+                latest = alone.add(job, zone, site.pue if site is not None else 1.0,
+                                   allow_overdue=options.allow_overdue)
+                if latest is None:
+                    result.unplanned[job.id] = "latest start has passed"
+                else:
+                    horizon = max(horizon, latest + job.duration_s)
+                continue
+        t = make_task(ctx, job)
+        if t.overdue and not options.allow_overdue:
+            result.unplanned[job.id] = "latest start has passed"
+            continue
+        tasks.append(t)
+        horizon = max(horizon, t.home.latest + t.duration_s)
+    ctx.horizon_end = horizon
+    return tasks
+
+
+def _queue_order(tasks: list[Task], alone: Alone,
+                 committed: frozenset[int]) -> list[tuple[bool, int, int, int, int, int, Task | int]]:
+    """The queue order: accepted first, higher priority, earlier latest start, longer, by
+    id; then the order taken in (so equal keys keep it, and the items are never compared).
+    An item is a task, or the index of a job in ``alone``."""
+    queue: list[tuple[bool, int, int, int, int, int, Task | int]] = [
+        (t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id, k, t)  # type: ignore[misc]
+        for k, t in enumerate(tasks)
+    ]
+    n = len(queue)
+    queue += [(j.id not in committed, -j.priority, latest, -j.duration_s, j.id, n + i, i)  # type: ignore[misc]
+              for i, (j, latest) in enumerate(zip(alone.jobs, alone.latest, strict=True))]
+    queue.sort()
+    return queue
+
+
+def _late(ctx: Context, t: Task, result: Plan) -> Choice | None:
+    """A job nothing fits in its window: the earliest finish after it when overdue jobs are
+    planned; else (or when no site can ever hold it) ``None``, with why in ``result``."""
+    assert t.job.id is not None
+    late = _overdue(ctx, t)
+    if late is None:
+        result.unplanned[t.job.id] = NO_SITE
+        return None
+    if ctx.opt.allow_overdue:
+        return late
+    end = to_datetime(late.intervals[-1][1])
+    result.earliest_finish[t.job.id] = end
+    result.unplanned[t.job.id] = (
+        f"no capacity before its deadline: the earliest finish that fits is {end.isoformat()}"
+    )
+    return None
 
 
 def _alone(job: Job, options: PlanOptions) -> bool:
