@@ -15,7 +15,9 @@ Where each rule lives:
 * :mod:`.types`: the nouns (an option, a placement, a task) and how placements compare;
 * :mod:`.options`: :class:`PlanOptions`, the forecast horizon a queue needs;
 * :mod:`.single`: one job: its options (relocation, transfer delay and energy) and its
-  best start, without capacity and with it;
+  best start, without capacity and with it; and the jobs that share nothing with the rest
+  (one site without managed capacity, one run, nothing to keep), planned as columns
+  (:class:`.single.Alone`: the same optimum, no objects per job);
 * :mod:`.capacity`: the ledger of GPUs/CPUs per site per slot and of trials per capped
   sweep, with a plain reference beside it;
 * :mod:`.split`: interruptible jobs split into runs (the DP);
