@@ -82,7 +82,8 @@ def make_task(ctx: Context, job: Job) -> Task:
         opt = Option(name, zone, pue, profile, e, max(e, latest), transfer_g, False, rank)
         (options if e <= latest else late).append(opt)
     threshold = round(job.threshold_g_per_kwh * MILLI) if job.threshold_g_per_kwh is not None else None
-    return Task(job, d, options, options[0], overdue, threshold, late=late or ())
+    splits = job.interruptible and not job.run_now and threshold is None
+    return Task(job, d, options, options[0], overdue, threshold, late=late or (), splits=splits)
 
 
 def prepare(ctx: Context, tasks: Sequence[Task]) -> None:

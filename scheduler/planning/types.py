@@ -79,11 +79,8 @@ class Task:
     per_option: list[tuple[float, Option, Choice]] = field(default_factory=list)
     #: sites the transfer delay puts past the latest start (tried only when overdue)
     late: Sequence[Option] = ()
-
-    @property
-    def splits(self) -> bool:
-        """Whether the job may be split into runs (interruptible, not run-now, no threshold)."""
-        return self.job.interruptible and not self.job.run_now and self.threshold_milli is None
+    #: whether the job may be split into runs (interruptible, not run-now, no threshold)
+    splits: bool = False
 
 
 def better(a: Choice, b: Choice) -> bool:
