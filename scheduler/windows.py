@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import BadInput
@@ -83,7 +83,10 @@ def choose_window(service: IntensityService, zone: str, now: datetime, duration_
     # (intensity.series: the same integral, the same fill, the same answer on near-ties)
     every = answer.forecast.points
     best = best_window(every, duration_s, now, deadline_at)
-    now_mean = window_mean_g_per_kwh(every, now, now + timedelta(seconds=duration_s))
+    # run now = at the first whole second, where the best window may start too (the planner's
+    # run-now counterfactual), so a best window that starts now has the run-now mean
+    now_start = datetime.fromtimestamp(math.ceil(now.timestamp()), UTC)
+    now_mean = window_mean_g_per_kwh(every, now_start, now_start + timedelta(seconds=duration_s))
     points = tuple(p for p in every if p.end > now)
     return WindowChoice(zone=zone, now=now, duration_s=duration_s, deadline_at=deadline_at,
                         start=best.start, end=best.end, mean_g_per_kwh=best.mean_g_per_kwh,
