@@ -89,6 +89,7 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
     if options.pin_accepted:
         tasks = _pin_accepted(ctx, tasks, result, stamps)
     queue = _queue_order(tasks, alone, committed)
+    del tasks  # the queue holds them: each is let go once placed (the collector walks the rest)
     # While the joint search may still run (at most ``exact_max_jobs`` jobs on sites with
     # managed capacity), placed jobs are held; once it cannot (or where no site manages
     # capacity, so there is nothing to search jointly), each entry is written as soon as its
@@ -99,7 +100,7 @@ def _greedy(jobs: Sequence[Job], forecasts: Mapping[str, Forecast], sites: Mappi
     displaced = False
     queue.reverse()
     while queue:  # popped: a placed job's planning state is let go as its entry is written
-        item = queue.pop()[-1]
+        item = queue.pop()
         if isinstance(item, int):
             entry = columns[item]
             result.entries[entry.job_id] = entry
@@ -175,8 +176,7 @@ def _intake(ctx: Context, jobs: Sequence[Job], now: datetime, result: Plan,
     return tasks
 
 
-def _queue_order(tasks: list[Task], alone: Alone,
-                 committed: frozenset[int]) -> list[tuple[bool, int, int, int, int, int, Task | int]]:
+def _queue_order(tasks: list[Task], alone: Alone, committed: frozenset[int]) -> list[Task | int]:
     """The queue order: accepted first, higher priority, earlier latest start, longer, by
     id; then the order taken in (so equal keys keep it, and the items are never compared).
     An item is a task, or the index of a job in ``alone``."""
@@ -188,7 +188,7 @@ def _queue_order(tasks: list[Task], alone: Alone,
     queue += [(j.id not in committed, -j.priority, latest, -j.duration_s, j.id, n + i, i)  # type: ignore[misc]
               for i, (j, latest) in enumerate(zip(alone.jobs, alone.latest, strict=True))]
     queue.sort()
-    return queue
+    return [q[-1] for q in queue]  # the keys let go: the collector need not walk them
 
 
 def _late(ctx: Context, t: Task, result: Plan) -> Choice | None:
