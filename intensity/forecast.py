@@ -6,15 +6,9 @@ local forecaster again with the same past is cheap and gives the same answer.
 
 Window arithmetic
 -----------------
-A series of :class:`~intensity.model.IntensityPoint` is a piecewise-constant function of
-time. :func:`window_mean_g_per_kwh` integrates it exactly over any ``[start, end)``,
-weighting each point by the seconds it overlaps the window. Time the series does not
-cover counts at the series' time-weighted mean, as :class:`~intensity.model.Forecast`
-does. :func:`best_window` finds the exact minimum-mean start for a job of a given length
-inside ``[earliest, latest_end)``: the window mean is piecewise linear in the start time,
-with kinks only where the window's start or end crosses a point boundary, so the optimum
-is at one of those O(n) candidate starts (or at either end of the allowed range); each
-candidate is evaluated in O(log n) from a prefix integral.
+:func:`window_mean_g_per_kwh` and :func:`best_window` are those of
+:mod:`intensity.series` (the one integral of a forecast, shared with the planner),
+re-exported here.
 
 The local forecaster
 --------------------
@@ -69,7 +63,6 @@ from __future__ import annotations
 
 import math
 import os
-from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,6 +72,7 @@ from typing import Any
 
 from intensity.fits import FitKey, load_fit, save_fit
 from intensity.model import IntensityPoint, Kind, Source
+from intensity.series import Window, best_window, window_mean_g_per_kwh
 from intensity.weather import WeatherSeries
 
 __all__ = [
@@ -103,138 +97,12 @@ DAY_S = 86400
 # -- window arithmetic -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Window:
-    """A run window ``[start, end)`` and the mean intensity over it."""
-
-    start: datetime
-    end: datetime
-    mean_g_per_kwh: float
-
-    @property
-    def duration_s(self) -> float:
-        return (self.end - self.start).total_seconds()
-
-
 def _ts(value: datetime) -> float:
     return value.timestamp()
 
 
 def _at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
-
-
-class _Integral:
-    """Prefix integral of a piecewise-constant series, with gaps filled at ``fill``.
-
-    ``value(a, b)`` is the exact integral (g/kWh x s) over ``[a, b)`` for any ``a <= b``,
-    counting time outside the points and in gaps at ``fill``.
-    """
-
-    def __init__(self, points: Sequence[IntensityPoint], fill: float | None = None) -> None:
-        pts = sorted(points, key=lambda p: p.start)
-        segs: list[tuple[float, float, float]] = []
-        for p in pts:
-            a, b = _ts(p.start), _ts(p.end)
-            if b <= a:
-                continue
-            if segs and a < segs[-1][1]:
-                raise ValueError(f"overlapping intensity points at {p.start.isoformat()}")
-            segs.append((a, b, p.intensity_g_per_kwh))
-        if not segs:
-            raise ValueError("no intensity points to integrate")
-        total_s = sum(b - a for a, b, _ in segs)
-        mean = sum((b - a) * v for a, b, v in segs) / total_s
-        self.fill = mean if fill is None else fill
-        # contiguous breakpoints: [starts[i], starts[i+1]) has value vals[i]; gaps get fill
-        starts: list[float] = []
-        vals: list[float] = []
-        for a, b, v in segs:
-            if starts and a > starts[-1]:
-                vals.append(self.fill)
-            elif starts:
-                starts.pop()
-            starts.extend((a, b))
-            vals.append(v)
-        self.starts = starts
-        self.vals = vals
-        cum = [0.0]
-        for i, v in enumerate(vals):
-            cum.append(cum[-1] + v * (starts[i + 1] - starts[i]))
-        self.cum = cum
-
-    @property
-    def lo(self) -> float:
-        return self.starts[0]
-
-    @property
-    def hi(self) -> float:
-        return self.starts[-1]
-
-    def upto(self, x: float) -> float:
-        """Integral from ``lo`` to ``x`` (negative of the fill integral for ``x < lo``)."""
-        if x <= self.lo:
-            return (x - self.lo) * self.fill
-        if x >= self.hi:
-            return self.cum[-1] + (x - self.hi) * self.fill
-        i = bisect_right(self.starts, x) - 1
-        return self.cum[i] + (x - self.starts[i]) * self.vals[i]
-
-    def value(self, a: float, b: float) -> float:
-        return self.upto(b) - self.upto(a)
-
-
-def window_mean_g_per_kwh(
-    points: Sequence[IntensityPoint], start: datetime, end: datetime
-) -> float:
-    """Time-weighted mean intensity over ``[start, end)``.
-
-    Each point counts for exactly the seconds it overlaps the window; time not covered
-    by any point counts at the series' mean. ``ValueError`` for an empty window or no
-    points.
-    """
-    a, b = _ts(start), _ts(end)
-    if b <= a:
-        raise ValueError("empty window: end must be after start")
-    return _Integral(points).value(a, b) / (b - a)
-
-
-def best_window(
-    points: Sequence[IntensityPoint],
-    duration_s: float,
-    earliest: datetime,
-    latest_end: datetime,
-) -> Window:
-    """The lowest-mean window of ``duration_s`` starting at or after ``earliest`` and
-    ending at or before ``latest_end``; the earliest such window on ties.
-
-    Exact over continuous start times (see the module docstring). ``ValueError`` if the
-    job does not fit or there are no points.
-    """
-    if duration_s <= 0:
-        raise ValueError("duration must be positive")
-    lo, hi_end = _ts(earliest), _ts(latest_end)
-    last_start = hi_end - duration_s
-    if last_start < lo - 1e-9:
-        raise ValueError(
-            f"a job of {duration_s:.0f} s does not fit between {earliest.isoformat()} "
-            f"and {latest_end.isoformat()}"
-        )
-    last_start = max(last_start, lo)
-    integ = _Integral(points)
-    cands = {lo, last_start}
-    for x in integ.starts:
-        for s in (x, x - duration_s):
-            if lo < s < last_start:
-                cands.add(s)
-    best_s = lo
-    best_v = math.inf
-    for s in sorted(cands):
-        v = integ.value(s, s + duration_s) / duration_s
-        # strictly better by more than rounding noise, so ties keep the earliest start
-        if v < best_v - 1e-9 * max(1.0, abs(best_v) if math.isfinite(best_v) else 1.0):
-            best_s, best_v = s, v
-    return Window(_at(best_s), _at(best_s + duration_s), best_v)
 
 
 # -- resampling --------------------------------------------------------------------------

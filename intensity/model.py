@@ -109,21 +109,16 @@ class Forecast:
         return None
 
     def window_mean_g_per_kwh(self, start: datetime, end: datetime) -> float:
-        """Time-weighted mean over ``[start, end)``; uncovered time counts at the series mean."""
-        span = (end - start).total_seconds()
-        if span <= 0:
+        """Time-weighted mean over ``[start, end)``; uncovered time counts at the series mean
+        (the integral of :class:`intensity.series.Series`; NaN without points)."""
+        if end <= start:
             raise ValueError("empty window")
-        fill = self.mean_g_per_kwh()
-        covered = 0.0
-        acc = 0.0
-        for p in self.points:
-            lo = max(p.start, start)
-            hi = min(p.end, end)
-            if hi > lo:
-                s = (hi - lo).total_seconds()
-                covered += s
-                acc += s * p.intensity_g_per_kwh
-        return (acc + (span - covered) * fill) / span
+        from intensity.series import Series
+
+        series = Series(self)
+        if not series.b:
+            return float("nan")
+        return series.mean_g_per_kwh(start.timestamp(), end.timestamp())
 
 
 def as_utc(value: datetime) -> datetime:

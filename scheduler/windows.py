@@ -3,7 +3,9 @@
 
 One function, :func:`choose_window`, asks the provider chain for the zone's forecast and
 picks the lowest-mean window of the job's length that ends by the deadline (the earliest
-on ties), beside the run-now window it is compared with. Callers give the service and the
+on ties), beside the run-now window it is compared with. The choice is
+:func:`intensity.series.best_window`: the planner's own arithmetic, so `forecast ZONE` and a
+submit's plan name the same start. Callers give the service and the
 time; nothing here reads the clock or the environment.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import BadInput
@@ -73,13 +75,19 @@ def choose_window(service: IntensityService, zone: str, now: datetime, duration_
     room_s = check_fits(now, duration_s, deadline_at, deadline_text=deadline_text,
                         duration_text=duration_text, deadline_what=deadline_what,
                         duration_what=duration_what)
-    from intensity.forecast import best_window, window_mean_g_per_kwh
+    from intensity.series import best_window, window_mean_g_per_kwh
 
     horizon_s = max(service.horizon_s, math.ceil(room_s))
     answer = service.forecast(zone, now, horizon_s)
-    points = tuple(p for p in answer.forecast.points if p.end > now)
-    best = best_window(points, duration_s, now, deadline_at)
-    now_mean = window_mean_g_per_kwh(points, now, now + timedelta(seconds=duration_s))
+    # the window is chosen on the whole forecast, as a submit's plan chooses it
+    # (intensity.series: the same integral, the same fill, the same answer on near-ties)
+    every = answer.forecast.points
+    best = best_window(every, duration_s, now, deadline_at)
+    # run now = at the first whole second, where the best window may start too (the planner's
+    # run-now counterfactual), so a best window that starts now has the run-now mean
+    now_start = datetime.fromtimestamp(math.ceil(now.timestamp()), UTC)
+    now_mean = window_mean_g_per_kwh(every, now_start, now_start + timedelta(seconds=duration_s))
+    points = tuple(p for p in every if p.end > now)
     return WindowChoice(zone=zone, now=now, duration_s=duration_s, deadline_at=deadline_at,
                         start=best.start, end=best.end, mean_g_per_kwh=best.mean_g_per_kwh,
                         now_mean_g_per_kwh=now_mean, answer=answer, points=points)

@@ -86,18 +86,22 @@ def test_window_mean_matches_minute_brute_force(pts: list[IntensityPoint], a: in
 def test_best_window_is_the_brute_force_optimum(
     pts: list[IntensityPoint], lo: int, room: int, d: int
 ) -> None:
+    """The window is chosen as the planner chooses (intensities to 0.001 g/kWh, exact
+    integer sums, the earliest of equal ones); its mean is the unrounded one."""
     d = min(d, room)
     earliest, latest_end = T0 + timedelta(minutes=lo), T0 + timedelta(minutes=lo + room)
     w = best_window(pts, d * 60, earliest, latest_end)
     # every boundary is on the minute grid, so the optimum is at a whole-minute start
     vals = minute_values(pts, lo, lo + room)
-    means = [sum(vals[s : s + d]) / d for s in range(room - d + 1)]
-    best = min(means)
-    assert w.mean_g_per_kwh == pytest.approx(best, rel=1e-9, abs=1e-9)
+    milli = [round(v * 1000) for v in vals]
+    sums = [sum(milli[s : s + d]) for s in range(room - d + 1)]
+    first_best = sums.index(min(sums))
+    assert w.start == earliest + timedelta(minutes=first_best)
+    assert w.mean_g_per_kwh == pytest.approx(sum(vals[first_best : first_best + d]) / d, rel=1e-9, abs=1e-9)
     assert earliest <= w.start and w.end <= latest_end
     assert w.duration_s == d * 60
-    first_best = next(s for s, m in enumerate(means) if m <= best + 1e-9 * max(1.0, best))
-    assert w.start == earliest + timedelta(minutes=first_best)
+    # never more than the rounding above the least unrounded mean
+    assert w.mean_g_per_kwh <= min(sum(vals[s : s + d]) / d for s in range(room - d + 1)) + 1e-3
 
 
 def test_best_window_weights_partial_overlaps_exactly() -> None:
