@@ -6,7 +6,6 @@ cache does not pay for the HTTP stack.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from collections.abc import Mapping
@@ -28,6 +27,8 @@ PROVIDERS: dict[str, str] = {
 
 def check_name(name: str) -> str:
     if name not in PROVIDERS:
+        import difflib  # for a mistake only
+
         close = difflib.get_close_matches(name, list(PROVIDERS), n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(PROVIDERS))}"
         raise UnknownProvider(f"unknown provider {name!r}: {hint}")

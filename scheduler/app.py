@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from scheduler.queue import Queue
     from scheduler.storage.base import JobStore
     from scheduler.storage.lite import IntensityCache
+    from scheduler.storage.ports import SubmitReads
 
 
 def normalise_db(value: str) -> str:
@@ -45,8 +46,13 @@ class App:
         clock: Clock | None = None,
         user: str | None = None,
         store: JobStore | None = None,
+        submit_side_door: bool = False,
     ) -> None:
         self.settings = settings
+        #: whether a submission on an SQLite file goes through the stdlib side door (one
+        #: command's process: no SQLAlchemy to import); a long-lived app (the API, tests)
+        #: keeps the store's own connection instead, which is cheaper per job
+        self.submit_side_door = submit_side_door
         self.env: dict[str, str] = dict(env or {})
         self.clock: Clock = clock or SystemClock()
         self.user = user or _current_user()
@@ -74,7 +80,8 @@ class App:
             from scheduler.storage.store import check_cli_url
 
             check_cli_url(db)
-        return cls(settings, env=env, clock=clock or clock_from_env(env.get("CARBONSHIFT_CLOCK")))
+        return cls(settings, env=env, clock=clock or clock_from_env(env.get("CARBONSHIFT_CLOCK")),
+                   submit_side_door=True)
 
     @property
     def store(self) -> JobStore:
@@ -126,6 +133,26 @@ class App:
 
         return IntensityCache(self.settings.db, lambda: self.store, lambda: self._store is not None)
 
+    @property
+    def submit_store(self) -> JobStore | SubmitReads:
+        """What a submission reads and writes: the store, or (with ``submit_side_door``, on
+        an SQLite file) the stdlib side door
+        (:class:`~scheduler.storage.sql.fast_sqlite.LiteSubmitStore`) until something opens
+        the store, so a submit never imports SQLAlchemy."""
+        if not self.submit_side_door or self._store is not None:
+            return self.store
+        return self._lite_submit or self.store
+
+    @cached_property
+    def _lite_submit(self) -> SubmitReads | None:
+        from scheduler.storage.lite import sqlite_file
+
+        if sqlite_file(self.settings.db) is None:
+            return None
+        from scheduler.storage.sql.fast_sqlite import LiteSubmitStore
+
+        return LiteSubmitStore(self.settings.db, lambda: self.store, lambda: self._store is not None)
+
     @cached_property
     def intensity(self) -> IntensityService:
         from scheduler.intensity_setup import build_intensity_service
@@ -142,7 +169,7 @@ class App:
         # and the clock, settings and user may be replaced after the queue is built
         return Queue(store=lambda: self.store, intensity=lambda: self.intensity,
                      settings=lambda: self.settings, clock=lambda: self.clock, user=lambda: self.user,
-                     database_exists=self.database_exists)
+                     database_exists=self.database_exists, submit_store=lambda: self.submit_store)
 
     def close(self) -> None:
         if self._store is not None:

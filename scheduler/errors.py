@@ -34,6 +34,11 @@ def no_job(job_id: int) -> NotFound:
     return NotFound(f"no job {job_id}: see `carbonshift queue` or `carbonshift history`")
 
 
+def no_policy(name: str) -> NotFound:
+    """The refusal of a policy name that names no stored policy."""
+    return NotFound(f"no policy named {name!r}: see `carbonshift policy list`")
+
+
 class StorageError(CarbonshiftError):
     """The database could not be opened, migrated, read or written."""
 

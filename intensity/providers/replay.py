@@ -140,9 +140,10 @@ def read_trace(
             raise BadTrace(f"trace file {str(p)!r} has two rows for {a.isoformat()}: remove one")
     if len(parsed) >= 2:
         steps = [(b[0] - a[0]).total_seconds() for a, b in pairwise(parsed)]
-        from statistics import median  # a trace's only use of statistics
-
-        resolution = int(median(steps))
+        # the median step (statistics.median, without importing statistics for it)
+        steps.sort()
+        mid = len(steps) // 2
+        resolution = int(steps[mid] if len(steps) % 2 else (steps[mid - 1] + steps[mid]) / 2)
     else:
         resolution = 3600
     pts: list[IntensityPoint] = []

@@ -11,7 +11,6 @@ on this host under the local executor.
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -108,6 +107,8 @@ class CancelService(UsesPorts):
     def stop_here(self, job_id: int, grace_s: float) -> bool:
         """Stop a cancelled job's process if it runs on this host under the local executor
         (SIGTERM, then SIGKILL after ``grace_s``; elsewhere its agent stops it); whether it did."""
+        import socket  # (only here: a few ms of every command that imports the queue)
+
         from scheduler.executors.base import Handle
         from scheduler.executors.local import LocalExecutor
 

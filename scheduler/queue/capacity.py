@@ -14,7 +14,7 @@ from scheduler.holds import Hold, SweepHold, holds, sweep_holds
 from scheduler.model import Job, JobState, Site
 
 if TYPE_CHECKING:
-    from scheduler.storage.base import JobStore
+    from scheduler.storage.ports import SubmitReads
 
 _HOLDING = [JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED]
 
@@ -22,7 +22,7 @@ _HOLDING = [JobState.PLANNED, JobState.RUNNING, JobState.SUSPENDED]
 class HeldCapacity:
     """What planned, running and suspended jobs hold, from the store handed in."""
 
-    def __init__(self, store: Callable[[], JobStore]) -> None:
+    def __init__(self, store: Callable[[], SubmitReads]) -> None:
         self._store = store
 
     def stored_spans(self, jobs: Iterable[Job]) -> dict[int, list[tuple[datetime, datetime]]]:

@@ -20,6 +20,7 @@ from scheduler.policies import BUILTIN_POLICIES
 if TYPE_CHECKING:
     from intensity.model import Forecast
     from scheduler.queue.ports import QueuePorts
+    from scheduler.storage.ports import SubmitReads
 
 DEFAULT_SITE = "local"
 CONFIG_CACHE_S = 1.0
@@ -41,9 +42,15 @@ class QueueCatalog:
         self.forecast_memo: dict[str, tuple[datetime, int, Forecast, str, bool]] = {}
         self._cache: dict[str, tuple[float, int, object]] = {}
 
+    def _reads(self) -> SubmitReads:
+        """Where sites and policies are read: the submit path's store (see
+        :attr:`~scheduler.queue.ports.QueuePorts.submit_store`)."""
+        given = self.ports.submit_store
+        return given() if given is not None else self.ports.store()
+
     def _cached(self, key: str, load: Callable[[], T]) -> T:
         now = time.monotonic()
-        version = getattr(self.ports.store(), "config_version", 0)
+        version = getattr(self._reads(), "config_version", 0)
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < CONFIG_CACHE_S and hit[1] == version:
             return hit[2]  # type: ignore[return-value]
@@ -54,7 +61,7 @@ class QueueCatalog:
     # -- policies -----------------------------------------------------------------------
     def _stored_policy(self, name: str) -> Policy | None:
         try:
-            return self.ports.store().get_policy(name)
+            return self._reads().get_policy(name)
         except NotFound:
             return None
 
@@ -67,7 +74,7 @@ class QueueCatalog:
             return stored
         if name in BUILTIN_POLICIES:
             return BUILTIN_POLICIES[name]
-        known = sorted({p.name for p in (self.ports.store().list_policies() if exists else [])}
+        known = sorted({p.name for p in (self._reads().list_policies() if exists else [])}
                        | set(BUILTIN_POLICIES))
         raise NotFound(
             f"unknown policy {name!r}: known policies are {', '.join(known)} "
@@ -76,7 +83,7 @@ class QueueCatalog:
 
     def list_policies(self) -> list[tuple[Policy, bool]]:
         """Stored policies, plus built-ins not overridden; ``(policy, builtin)``."""
-        stored = {p.name: p for p in self.ports.store().list_policies()}
+        stored = {p.name: p for p in self._reads().list_policies()}
         out = [(p, False) for p in stored.values()]
         out += [(p, True) for n, p in BUILTIN_POLICIES.items() if n not in stored]
         return sorted(out, key=lambda t: t[0].name)
@@ -90,7 +97,7 @@ class QueueCatalog:
         stores real figures.
         """
         # a database not made yet holds none (and asking makes none)
-        sites = dict(self._cached("sites", lambda: {s.name: s for s in self.ports.store().list_sites()})
+        sites = dict(self._cached("sites", lambda: {s.name: s for s in self._reads().list_sites()})
                      if self.ports.database_exists() else {})
         if DEFAULT_SITE not in sites:
             sites[DEFAULT_SITE] = Site(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from scheduler.holds import Hold
     from scheduler.planner import PlanOptions
     from scheduler.storage.base import JobStore
+    from scheduler.storage.ports import SubmitReads
 
 
 class Queue(UsesPorts):
@@ -44,11 +45,12 @@ class Queue(UsesPorts):
         clock: Callable[[], Clock],
         user: Callable[[], str],
         database_exists: Callable[[], bool] = lambda: True,
+        submit_store: Callable[[], SubmitReads] | None = None,
     ) -> None:
         self.ports = QueuePorts(store=store, intensity=intensity, settings=settings, clock=clock,
-                                user=user, database_exists=database_exists)
+                                user=user, database_exists=database_exists, submit_store=submit_store)
         self.catalog = QueueCatalog(self.ports)
-        self.held = HeldCapacity(store)
+        self.held = HeldCapacity(submit_store or store)
         self.submitting = SubmitService(self.ports, self.catalog, self.held)
         self.replanning = ReplanService(self.ports, self.catalog, self.held)
         self.cancelling = CancelService(self.ports)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from scheduler.model import Job, Policy, Site
     from scheduler.planner import PlanOptions
     from scheduler.storage.base import JobStore
+    from scheduler.storage.ports import SubmitReads
 
 @dataclass(frozen=True)
 class QueuePorts:
@@ -36,6 +37,9 @@ class QueuePorts:
     user: Callable[[], str]
     #: whether the database is there yet (reading sites or policies must not create it)
     database_exists: Callable[[], bool] = lambda: True
+    #: what a submission reads (sites, policies, held capacity) and the job it adds; the
+    #: store when not given (the CLI gives a side door that needs no SQLAlchemy)
+    submit_store: Callable[[], SubmitReads] | None = None
 
 
 class UsesPorts:
@@ -46,6 +50,12 @@ class UsesPorts:
     @property
     def store(self) -> JobStore:
         return self.ports.store()
+
+    @property
+    def submit_store(self) -> SubmitReads:
+        """What a submission reads and the job it adds (:attr:`QueuePorts.submit_store`)."""
+        given = self.ports.submit_store
+        return given() if given is not None else self.ports.store()
 
     @property
     def intensity(self) -> IntensityService:

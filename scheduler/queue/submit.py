@@ -350,7 +350,7 @@ class SubmitService(UsesPorts):
                 "raise --budget, extend the deadline or lower --power-w"
             )
         apply_entry(job, entry, source, fallback)
-        stored = self.store.add_job(job, event=(
+        stored = self.submit_store.add_job(job, event=(
             now, "submitted", f"planned {iso(entry.start)} on {entry.site} ({entry.reason}; {source})"
             + (f" in {len(entry.intervals)} intervals: {spans_text(entry.intervals)}"
                if len(entry.intervals) > 1 else "")

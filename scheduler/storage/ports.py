@@ -283,6 +283,42 @@ class Jobs(Protocol):
 
 
 @runtime_checkable
+class SubmitReads(Protocol):
+    """What one submission reads and writes, and nothing more: the sites and policies it is
+    planned with, the jobs holding capacity it is fitted around, and the job it adds. The
+    full store is one; on an SQLite file the CLI hands the queue a standard-library side
+    door (:class:`~scheduler.storage.sql.fast_sqlite.LiteSubmitStore`) that answers these
+    without importing SQLAlchemy and leaves anything it cannot vouch for to the full store."""
+
+    @property
+    def config_version(self) -> int: ...
+
+    def get_policy(self, name: str) -> Policy: ...
+
+    def list_policies(self) -> list[Policy]: ...
+
+    def list_sites(self) -> list[Site]: ...
+
+    def list_jobs(
+        self,
+        states: Iterable[JobState] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        sites: Iterable[str] | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+        sweep_id: int | None = None,
+    ) -> list[Job]: ...
+
+    def planned_intervals(self, job_ids: Iterable[int]) -> dict[int, list[Span]]: ...
+
+    def add_job(
+        self, job: Job, *, event: tuple[datetime, str, str] | None = None,
+        intervals: Sequence[Span] = (),
+    ) -> Job: ...
+
+
 class Sweeps(Protocol):
     """Sweeps: trials submitted, limited and stopped as one unit."""
 
@@ -531,5 +567,5 @@ PORTS: tuple[type, ...] = (Admin, Config, Jobs, Sweeps, Runs, Leases, Samples, P
 
 __all__ = [
     "PORTS", "Admin", "Config", "Events", "Jobs", "Lease", "Leases", "Points", "Runs",
-    "Samples", "SiteTotals", "Span", "Sweeps", "Totals",
+    "Samples", "SiteTotals", "Span", "SubmitReads", "Sweeps", "Totals",
 ]

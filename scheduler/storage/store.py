@@ -11,13 +11,13 @@ from __future__ import annotations
 from scheduler.storage.sql.admin import HEAD_REVISION, KNOWN_REVISIONS, MIGRATIONS_DIR
 from scheduler.storage.sql.engine import (
     BUSY_TIMEOUT_S,
-    DISK_FULL_BELOW_B,
     check_cli_url,
     disk_nearly_full,
     parse_url,
     safe_url,
     sqlite_path,
 )
+from scheduler.storage.sql.fast_sqlite import DISK_FULL_BELOW_B
 from scheduler.storage.sql.opening import SQLITE_HEADER, open_store
 from scheduler.storage.sql.points import FAILURE_KIND
 from scheduler.storage.sql.store import SqlStore

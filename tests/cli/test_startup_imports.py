@@ -3,7 +3,8 @@ stack (`requests`, ~0.1 s) only when a provider is really asked, the local forec
 when a forecast must be made or extended, never the ORM. One decision (`forecast ZONE
 --json`, issue 18: no dearer than CATS's whole CLI) served from the cache imports no
 SQLAlchemy at all (the cache is read through the stdlib side door, scheduler/storage/lite.py),
-and no rich or numpy."""
+and no rich or numpy; nor does a submit on an SQLite file whose forecast is cached (its reads and
+its one write go through the stdlib side door too, scheduler/storage/sql/fast_sqlite.py)."""
 
 from __future__ import annotations
 
@@ -42,8 +43,9 @@ def _run(tmp_path: Path, config: str, *args: str, heavy: tuple[str, ...] = HEAVY
     return json.loads(probe), "\n".join(printed)
 
 
-def _submit(tmp_path: Path, config: str) -> dict[str, object]:
-    return _run(tmp_path, config, "submit", "--duration", "1h", "--deadline", "12h", "--", "true")[0]
+def _submit(tmp_path: Path, config: str, heavy: tuple[str, ...] = HEAVY) -> dict[str, object]:
+    return _run(tmp_path, config, "submit", "--duration", "1h", "--deadline", "12h", "--", "true",
+                heavy=heavy)[0]
 
 
 def test_a_submit_served_from_a_fresh_cached_forecast_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -55,8 +57,12 @@ def test_a_submit_served_from_a_fresh_cached_forecast_imports_nothing_heavy(tmp_
         for i in range(100)
     ])
     store.close()
-    got = _submit(tmp_path, 'default_zone = "GB"\n[intensity]\nproviders = ["ukgrid"]\n')
+    got = _submit(tmp_path, 'default_zone = "GB"\n[intensity]\nproviders = ["ukgrid"]\n', DECISION_HEAVY)
     assert got == {"code": 0, "loaded": []}
+    store = open_store(f"sqlite:///{tmp_path / 'cs.db'}")
+    [job] = store.list_jobs()
+    assert job.argv == ["true"] and [e.kind for e in store.events_for_job(job.id or 0)] == ["submitted"]
+    store.close()
 
 
 def test_a_submit_while_the_provider_backs_off_does_not_load_the_http_stack(tmp_path: Path) -> None:

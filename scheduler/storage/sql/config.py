@@ -6,7 +6,7 @@ import dataclasses
 
 from sqlalchemy import delete, insert, select
 
-from scheduler.errors import NotFound
+from scheduler.errors import NotFound, no_policy
 from scheduler.model import Policy, Site
 from scheduler.storage import tables as t
 from scheduler.storage.sql.engine import SqlEngine
@@ -29,7 +29,7 @@ class SqlConfig(SqlEngine):
         with self._tx(f"read policy {name!r}", write=False) as conn:
             row = conn.execute(select(t.policies).where(t.policies.c.name == name)).first()
         if row is None:
-            raise NotFound(f"no policy named {name!r}: see `carbonshift policy list`")
+            raise no_policy(name)
         return Policy(**row._mapping)
 
     def list_policies(self) -> list[Policy]:
@@ -42,7 +42,7 @@ class SqlConfig(SqlEngine):
         with self._tx(f"delete policy {name!r}") as conn:
             n = conn.execute(delete(t.policies).where(t.policies.c.name == name)).rowcount
         if n == 0:
-            raise NotFound(f"no policy named {name!r}: see `carbonshift policy list`")
+            raise no_policy(name)
 
     # -- sites ----------------------------------------------------------------------------
     def put_site(self, site: Site) -> None:

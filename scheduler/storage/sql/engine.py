@@ -42,32 +42,15 @@ from scheduler.errors import (
     DiskFull,
     StorageError,
 )
+from scheduler.storage.sql.fast_sqlite import BUSY_TIMEOUT_S, disk_nearly_full
 
 _WRITE = "carbonshift_write"  # execution option: this transaction writes (BEGIN IMMEDIATE)
-BUSY_TIMEOUT_S = 5.0
 #: ids per ``IN (...)`` list (well under every backend's limit on bound parameters)
 _CHUNK = 500
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-#: free bytes under which an SQLite I/O error is taken for a full disk (SQLite reports one
-#: that cannot grow its shared-memory index as SQLITE_IOERR_SHMSIZE, not SQLITE_FULL)
-DISK_FULL_BELOW_B = 1 << 20
-
-
-def disk_nearly_full(path: Path) -> bool:
-    """Whether the file system holding ``path`` (or its nearest existing folder) is full."""
-    folder = path if path.is_dir() else path.parent
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < DISK_FULL_BELOW_B
 
 
 def _is_disk_full(orig: BaseException, path: Path | None) -> bool:

@@ -26,6 +26,14 @@ forecast only reads (the fetch time, the points, a provider's last failure), and
 :class:`IntensityCache` answers those reads here while the full store is not open, so
 one decision costs no SQLAlchemy; the first write (a provider's new points, a failure)
 opens the store, which then answers everything (``tests/storage/test_lite_intensity.py``).
+
+And ``submit`` (:class:`LiteSubmitStore`): what one submission reads (sites, policies, the
+jobs holding capacity) and the one transaction it writes (the job and its first event),
+through :mod:`sqlite3`, so a submit on an SQLite file never imports SQLAlchemy. The rows are
+bound exactly as :mod:`scheduler.storage.tables` binds them (``tests/storage/
+test_lite_submit.py`` writes a database both ways and compares them row for row); anything
+the full store would do differently (create, migrate, refuse a read-only file or a full
+disk, report a lock) is left to it.
 """
 
 from __future__ import annotations
@@ -42,19 +50,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from intensity.model import IntensityPoint, Kind, Signal, Source
-from scheduler.errors import CarbonshiftError
+from scheduler.errors import CarbonshiftError, no_policy
 from scheduler.model import Event, Job, JobState
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Protocol
 
     from sqlalchemy import Dialect, Table
 
     from intensity.chain import FailureLog, PointCache
+    from scheduler.model import Policy, Site
+    from scheduler.storage.ports import Span, SubmitReads
     from scheduler.storage.sql.engine import SqlEngine
 
     class FullCache(PointCache, FailureLog, Protocol):
         """What :class:`IntensityCache` hands writes to: the full store."""
+
+#: how long an SQLite writer waits for another's lock (the store's default)
+BUSY_TIMEOUT_S = 5.0
+#: free bytes under which an SQLite I/O error is taken for a full disk (SQLite reports one
+#: that cannot grow its shared-memory index as SQLITE_IOERR_SHMSIZE, not SQLITE_FULL)
+DISK_FULL_BELOW_B = 1 << 20
 
 VERSIONS_DIR = Path(__file__).resolve().parent.parent / "migrations" / "versions"
 
@@ -65,6 +82,11 @@ DATETIME_FIELDS = frozenset({
 })
 JSON_FIELDS = frozenset({"argv", "env", "allowed_sites"})
 BOOL_FIELDS = frozenset({"shell", "run_now", "interruptible"})
+#: Job fields of Float columns (SQLAlchemy binds them through ``float()``)
+FLOAT_FIELDS = frozenset({
+    "power_w", "threshold_g_per_kwh", "budget_g", "transfer_energy_j", "expected_g", "run_now_g",
+    "pause_grace_s",
+})
 JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
 #: ``intensity_fetches.kind`` of a provider's last failure (points.py's FAILURE_KIND)
 FAILURE_KIND = "failure"
@@ -94,6 +116,18 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path)
 
 
+def disk_nearly_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` (or its nearest existing folder) is full."""
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < DISK_FULL_BELOW_B
+
+
 T = TypeVar("T")
 
 
@@ -105,7 +139,7 @@ def _answer(url: str, read: Callable[[sqlite3.Connection], T]) -> T | None:
     if path is None or head is None or not path.is_file():
         return None
     try:
-        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0,
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
                               isolation_level=None, check_same_thread=False)
     except sqlite3.Error:
         return None
@@ -352,6 +386,220 @@ def _utc(text: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+# -- submit through the standard library -------------------------------------------------
+
+
+class _Decline(Exception):
+    """A value this module will not bind itself: the full store binds (or refuses) it."""
+
+
+def _write(url: str, write: Callable[[sqlite3.Connection], T]) -> tuple[T] | None:
+    """``write`` in one ``BEGIN IMMEDIATE ... COMMIT`` on the SQLite file of ``url``, or
+    ``None`` (nothing written) when the full store must do it instead: the conditions of
+    :func:`queue_view`, and a file or folder this user cannot write, a nearly full disk, a
+    journal mode other than WAL (the store would switch it), or any SQLite error (a lock
+    held past the busy timeout included: the store then tries again and reports it in its
+    own words). A failed transaction is rolled back: nothing is half-written."""
+    path = sqlite_file(url)
+    head = head_revision()
+    if path is None or head is None or not path.is_file():
+        return None
+    if not (os.access(path, os.R_OK | os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)) \
+            or disk_nearly_full(path):
+        return None
+    try:
+        con = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                              check_same_thread=False)
+    except sqlite3.Error:
+        return None
+    try:
+        # the store's pragmas (opening.py, _configure_sqlite)
+        con.execute("PRAGMA foreign_keys = ON")
+        mode = con.execute("PRAGMA journal_mode").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            return None
+        con.execute("PRAGMA synchronous = NORMAL")
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            if row is None or row[0] != head:
+                con.execute("ROLLBACK")
+                return None
+            result = write(con)
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        return (result,)
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _bind_job_value(name: str, value: Any) -> Any:
+    """One job column's value as tables.py binds it on SQLite (UTCDateTime, JSON, Boolean,
+    Float); :class:`_Decline` for anything SQLAlchemy's processor might treat otherwise."""
+    if name in DATETIME_FIELDS:
+        return None if value is None else _bind_time(value)
+    if name in JSON_FIELDS:
+        return json.dumps(value)  # SQLAlchemy's JSON: json.dumps, None as JSON null
+    if name in BOOL_FIELDS:
+        if value is None or type(value) is bool:
+            return None if value is None else int(value)
+        raise _Decline(name)
+    if name in FLOAT_FIELDS and value is not None:
+        if type(value) not in (int, float):
+            raise _Decline(name)
+        return float(value)
+    return value
+
+
+def _bind_time(value: Any) -> str:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise _Decline("time")  # the store refuses it in its own words
+    return sqlite_text(value)
+
+
+#: the columns of a job's row a submission writes: every Job field but the id
+_JOB_INSERT_FIELDS = tuple(name for name in JOB_FIELDS if name != "id")
+_INSERT_JOB_SQL = "INSERT INTO jobs ({}) VALUES ({})".format(
+    ", ".join(f'"{n}"' for n in _JOB_INSERT_FIELDS), ", ".join("?" * len(_JOB_INSERT_FIELDS)))
+_INSERT_EVENT_SQL = "INSERT INTO events (job_id, at, kind, message) VALUES (?, ?, ?, ?)"
+
+
+def job_row(job: Job, now: datetime) -> tuple[Any, ...]:
+    """The new job's row (:data:`_JOB_INSERT_FIELDS`) as the store writes it (jobs.py,
+    ``_job_values``): its state's name, ``updated_at`` = ``now``."""
+    values = {n: getattr(job, n) for n in _JOB_INSERT_FIELDS}
+    values["state"] = JobState(job.state).value
+    values["updated_at"] = now
+    return tuple(_bind_job_value(n, values[n]) for n in _JOB_INSERT_FIELDS)
+
+
+class LiteSubmitStore:
+    """What a submission reads and writes (:class:`~scheduler.storage.ports.SubmitReads`)
+    on the SQLite file of ``url``, through :mod:`sqlite3` while ``is_open()`` says the full
+    store is not open; anything it cannot vouch for, and everything once the store is open,
+    goes to ``store()`` (see the module's docstring)."""
+
+    def __init__(self, url: str, store: Callable[[], SubmitReads], is_open: Callable[[], bool]) -> None:
+        self.url = url
+        self._store = store
+        self._is_open = is_open
+
+    def _lite(self, read: Callable[[sqlite3.Connection], T]) -> tuple[T] | None:
+        if self._is_open():
+            return None
+        return _answer(self.url, lambda con: (read(con),))
+
+    @property
+    def config_version(self) -> int:
+        return self._store().config_version if self._is_open() else 0
+
+    def get_policy(self, name: str) -> Policy:
+        got = self._lite(lambda con: _config_rows(con, "policies", name))
+        if got is None:
+            return self._store().get_policy(name)
+        if not got[0]:
+            raise no_policy(name)
+        return _policy(got[0][0])
+
+    def list_policies(self) -> list[Policy]:
+        got = self._lite(lambda con: _config_rows(con, "policies"))
+        return [_policy(r) for r in got[0]] if got is not None else self._store().list_policies()
+
+    def list_sites(self) -> list[Site]:
+        from scheduler.model import Site
+
+        got = self._lite(lambda con: _config_rows(con, "sites"))
+        return [Site(**r) for r in got[0]] if got is not None else self._store().list_sites()
+
+    def list_jobs(
+        self, states: Iterable[JobState] | None = None, *, since: datetime | None = None,
+        until: datetime | None = None, sites: Iterable[str] | None = None, limit: int | None = None,
+        newest: bool = False, sweep_id: int | None = None,
+    ) -> list[Job]:
+        if since is None and until is None and limit is None and not newest and sweep_id is None:
+            names = None if states is None else [JobState(s).value for s in states]
+            where = list(sites) if sites is not None else None
+            got = self._lite(lambda con: _jobs_on(con, names, where))
+            if got is not None:
+                return got[0]
+        return self._store().list_jobs(states, since=since, until=until, sites=sites, limit=limit,
+                                       newest=newest, sweep_id=sweep_id)
+
+    def planned_intervals(self, job_ids: Iterable[int]) -> dict[int, list[Span]]:
+        ids = list(job_ids)
+        got = None if self._is_open() else planned_intervals(self.url, ids)
+        return got if got is not None else self._store().planned_intervals(ids)
+
+    def add_job(
+        self, job: Job, *, event: tuple[datetime, str, str] | None = None,
+        intervals: Sequence[Span] = (),
+    ) -> Job:
+        if not self._is_open() and job.id is None and not intervals:
+            now = datetime.now(UTC)
+            try:
+                row = job_row(job, now)
+                ev = None if event is None else (_bind_time(event[0]), event[1], event[2])
+            except _Decline:
+                ev, row = None, ()
+            if row:
+                def insert(con: sqlite3.Connection) -> int:
+                    cur = con.execute(_INSERT_JOB_SQL, row)
+                    new_id = cur.lastrowid
+                    assert new_id is not None
+                    if ev is not None:
+                        con.execute(_INSERT_EVENT_SQL, (new_id, *ev))
+                    return new_id
+
+                got = _write(self.url, insert)
+                if got is not None:
+                    return dataclasses.replace(job, id=got[0], updated_at=now)
+        return self._store().add_job(job, event=event, intervals=intervals)
+
+
+def _config_rows(con: sqlite3.Connection, table: str, name: str | None = None) -> list[dict[str, Any]]:
+    # the store's queries (config.py): one by name, or all by name
+    sql = f"SELECT * FROM {table}" + (" WHERE name = ?" if name is not None else " ORDER BY name")
+    cur = con.execute(sql, () if name is None else (name,))
+    columns = [d[0] for d in cur.description]
+    return [dict(zip(columns, r, strict=True)) for r in cur]
+
+
+#: Policy fields stored as UTC text, as 0/1 (tables.py's ``policies``)
+POLICY_DATETIME_FIELDS = ("deadline_at", "latest_start_at")
+POLICY_BOOL_FIELDS = ("run_now", "interruptible")
+
+
+def _policy(values: dict[str, Any]) -> Policy:
+    from scheduler.model import Policy
+
+    for name in POLICY_DATETIME_FIELDS:
+        if values[name] is not None:
+            values[name] = _utc(values[name])
+    for name in POLICY_BOOL_FIELDS:
+        values[name] = bool(values[name])
+    return Policy(**values)
+
+
+def _jobs_on(con: sqlite3.Connection, states: list[str] | None, sites: list[str] | None) -> list[Job]:
+    # the store's query (jobs.py, SqlJobs.list_jobs) for these filters, written out
+    where: list[str] = []
+    params: list[Any] = []
+    if states is not None:
+        where.append(f"state IN ({', '.join('?' * len(states))})")
+        params.extend(states)
+    if sites is not None:
+        where.append(f"coalesce(planned_site, site) IN ({', '.join('?' * len(sites))})")
+        params.extend(sites)
+    columns = ", ".join(f'"{name}"' for name in JOB_FIELDS)
+    sql = f"SELECT {columns} FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+    return [_job(r) for r in con.execute(sql, params)]
+
+
 # -- the store's own fast path (SQLite): SQLAlchemy-compiled SQL run on the driver ----------
 
 
@@ -430,5 +678,22 @@ def driver_write(store: SqlEngine, what: str) -> Iterator[sqlite3.Connection]:
         raise store._translate(exc, what) from exc
 
 
-__all__ = ["HISTORY_JOB_COLUMNS", "HISTORY_RUN_COLUMNS", "DriverInsert", "IntensityCache", "driver_write", "events_of_kind",
-           "head_revision", "history_view", "planned_intervals", "queue_view", "sqlite_file", "sqlite_text"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DISK_FULL_BELOW_B",
+    "HISTORY_JOB_COLUMNS",
+    "HISTORY_RUN_COLUMNS",
+    "DriverInsert",
+    "IntensityCache",
+    "LiteSubmitStore",
+    "disk_nearly_full",
+    "driver_write",
+    "events_of_kind",
+    "head_revision",
+    "history_view",
+    "job_row",
+    "planned_intervals",
+    "queue_view",
+    "sqlite_file",
+    "sqlite_text",
+]
