@@ -17,6 +17,7 @@ from scheduler.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from intensity.chain import IntensityService
+    from scheduler.contracts import Executor
     from scheduler.model import Job
     from scheduler.queue import Queue
     from scheduler.storage.base import JobStore
@@ -142,7 +143,13 @@ class App:
         # and the clock, settings and user may be replaced after the queue is built
         return Queue(store=lambda: self.store, intensity=lambda: self.intensity,
                      settings=lambda: self.settings, clock=lambda: self.clock, user=lambda: self.user,
-                     database_exists=self.database_exists)
+                     database_exists=self.database_exists, executor=self._executor)
+
+    def _executor(self, name: str) -> Executor | None:
+        """The executor ``name`` on these settings (stopping a cancelled run of this host)."""
+        from scheduler.executors.registry import build_executor
+
+        return build_executor(name, self.settings)
 
     def close(self) -> None:
         if self._store is not None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from intensity.model import Forecast
     from scheduler.clock import Clock
     from scheduler.config import Settings
+    from scheduler.contracts import Executor
     from scheduler.holds import Hold
     from scheduler.planner import PlanOptions
     from scheduler.storage.base import JobStore
@@ -44,9 +45,10 @@ class Queue(UsesPorts):
         clock: Callable[[], Clock],
         user: Callable[[], str],
         database_exists: Callable[[], bool] = lambda: True,
+        executor: Callable[[str], Executor | None] | None = None,
     ) -> None:
         self.ports = QueuePorts(store=store, intensity=intensity, settings=settings, clock=clock,
-                                user=user, database_exists=database_exists)
+                                user=user, database_exists=database_exists, executor=executor)
         self.catalog = QueueCatalog(self.ports)
         self.held = HeldCapacity(store)
         self.submitting = SubmitService(self.ports, self.catalog, self.held)

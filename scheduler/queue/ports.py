@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from intensity.model import Forecast
     from scheduler.clock import Clock
     from scheduler.config import Settings
+    from scheduler.contracts import Executor
     from scheduler.model import Job, Policy, Site
     from scheduler.planner import PlanOptions
     from scheduler.storage.base import JobStore
@@ -36,6 +37,10 @@ class QueuePorts:
     user: Callable[[], str]
     #: whether the database is there yet (reading sites or policies must not create it)
     database_exists: Callable[[], bool] = lambda: True
+    #: the executor a run's ``executor`` name means, to stop a cancelled run of this host
+    #: (``None``: none answers to it); by default built from the settings
+    #: (:func:`scheduler.executors.registry.build_executor`)
+    executor: Callable[[str], Executor | None] | None = None
 
 
 class UsesPorts:
