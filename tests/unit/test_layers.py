@@ -95,3 +95,11 @@ def test_the_domain_does_no_io_and_reads_no_clock() -> None:
                     isinstance(node.value, ast.Name) and node.value.id in ("datetime", "date")):
                 offenders.append(f"{rel}:{node.lineno} reads the clock")
     assert not offenders, "\n".join(offenders)
+
+
+def test_the_app_is_a_composition_root_only() -> None:
+    """``scheduler/app.py`` defines the App and nothing else: rules live with their kind
+    (storage.location, clock, users, executors.registry) and are only re-exported here."""
+    tree = ast.parse((ROOT / "scheduler" / "app.py").read_text(encoding="utf-8"))
+    defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+    assert defined == ["App"]
