@@ -45,3 +45,44 @@ def test_a_cancel_stops_the_run_here_only_when_its_executor_is_host_bound(
     assert was_running
     assert queue.stop_here(job.id, 0.0) is host_bound
     assert engine.run_of(handle).cancelled is host_bound
+
+
+def test_the_apps_lookup_stops_a_real_local_run_and_leaves_a_slurm_one(tmp_path: Path) -> None:
+    """The App hands the queue the registry's engines: a real process under the local
+    executor is stopped by the cancel; a run Slurm holds (host_bound false) is left to its agent."""
+    import time
+
+    from scheduler.executors.base import Handle
+    from scheduler.executors.local import LocalExecutor
+    from scheduler.model import Policy
+    from scheduler.queue import SubmitRequest
+    from tests.integration.conftest import make_app
+
+    app = make_app(tmp_path)
+    try:
+        assert app.queue.ports.executor is not None and app.queue.ports.executor("slurm").host_bound is False  # type: ignore[union-attr]
+        ids = []
+        for _ in range(2):
+            job = app.queue.submit(SubmitRequest(argv=["sleep", "60"], duration_s=600,
+                                                 overrides=Policy(name="(flags)", run_now=True))).job
+            assert job.id is not None and app.store.transition(job.id, JobState.RUNNING, expected={JobState.PLANNED})
+            ids.append(job.id)
+        local = LocalExecutor()
+        out = tmp_path / "run.out"
+        handle = local.launch(LaunchSpec(app.store.get_job(ids[0]), 1, str(out), str(tmp_path / "run.err"),
+                                         {"PATH": "/usr/bin:/bin"}))
+        host = socket.gethostname()
+        app.store.add_run(Run(job_id=ids[0], site="local", executor="local", started_at=app.clock.now(),
+                              host=host, handle=handle.handle))
+        app.store.add_run(Run(job_id=ids[1], site="local", executor="slurm", started_at=app.clock.now(),
+                              host=host, handle="12345"))
+        for job_id in ids:
+            assert app.queue.cancel(job_id)[1]
+        assert app.queue.stop_here(ids[1], 0.5) is False
+        assert app.queue.stop_here(ids[0], 0.5) is True
+        deadline = time.monotonic() + 10
+        while local.alive(Handle(handle.handle)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not local.alive(Handle(handle.handle))
+    finally:
+        app.close()
