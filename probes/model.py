@@ -17,6 +17,8 @@ class Method(StrEnum):
     MEMORY_ESTIMATE = "memory_estimate"
     CPU_IDLE_SHARE = "cpu_idle_share"
     SLURM_ACCOUNTING = "slurm_accounting"
+    #: Replayed from a recording (:mod:`probes.replay`): tests and demos, never a live measurement.
+    REPLAY = "replay"
 
 
 @dataclass(frozen=True, slots=True)

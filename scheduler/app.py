@@ -1,4 +1,8 @@
-"""Wires the parts together: settings -> store, intensity service, queue, clock.
+"""The composition root: settings -> store, intensity service, queue, clock, each built on
+first use and handed its collaborators. It holds no rule of its own: a database URL's
+normalisation and whether it exists are :mod:`scheduler.storage.location`'s, the clock a
+``--clock`` names is :mod:`scheduler.clock`'s, the OS user :mod:`scheduler.users`', and
+which engine an executor name means :mod:`scheduler.executors.registry`'s.
 
 The CLI builds one :class:`App` per invocation; tests and the Python API build their own
 with a store URL, a clock and settings of their choosing.
@@ -6,33 +10,23 @@ with a store URL, a clock and settings of their choosing.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scheduler.clock import Clock, SystemClock
+from scheduler.clock import Clock, SystemClock, clock_from_env
 from scheduler.config import Settings, load_settings
+from scheduler.storage.location import normalise_db
+from scheduler.users import current_user
 
 if TYPE_CHECKING:
     from intensity.chain import IntensityService
+    from scheduler.contracts import Executor
     from scheduler.model import Job
     from scheduler.queue import Queue
     from scheduler.storage.base import JobStore
     from scheduler.storage.lite import IntensityCache
     from scheduler.storage.ports import SubmitReads
-
-
-def normalise_db(value: str) -> str:
-    """A ``--db`` value: a URL as is, a plain path as an absolute SQLite URL."""
-    if "\0" in value:
-        from scheduler.errors import BadInput
-
-        raise BadInput(f"--db {value[:60]!r} holds a NUL character: give a file path or a database URL")
-    if "://" in value:
-        return value
-    return "sqlite:///" + str(Path(value).expanduser().resolve())
 
 
 class App:
@@ -55,7 +49,7 @@ class App:
         self.submit_side_door = submit_side_door
         self.env: dict[str, str] = dict(env or {})
         self.clock: Clock = clock or SystemClock()
-        self.user = user or _current_user()
+        self.user = user or current_user()
         self._store = store
 
     @classmethod
@@ -103,14 +97,10 @@ class App:
         reads answers "nothing yet" instead of creating the file and its folders. A given
         path whose folder is missing raises :class:`~scheduler.errors.BadDatabase`, as
         opening it would."""
-        from scheduler.storage.lite import sqlite_file
-        from scheduler.storage.location import check_folder
+        from scheduler.storage.location import database_exists
 
-        path = sqlite_file(self.settings.db)
-        if self._store is not None or path is None or path.exists():
-            return True
-        check_folder(path, create_parents=self.settings.db_is_default)
-        return False
+        return self._store is not None or database_exists(
+            self.settings.db, create_parents=self.settings.db_is_default)
 
     def job(self, job_id: int) -> Job:
         """The job ``job_id`` (:meth:`~scheduler.storage.base.JobStore.get_job`); a database
@@ -169,7 +159,14 @@ class App:
         # and the clock, settings and user may be replaced after the queue is built
         return Queue(store=lambda: self.store, intensity=lambda: self.intensity,
                      settings=lambda: self.settings, clock=lambda: self.clock, user=lambda: self.user,
-                     database_exists=self.database_exists, submit_store=lambda: self.submit_store)
+                     database_exists=self.database_exists, executor=self._executor,
+                     submit_store=lambda: self.submit_store)
+
+    def _executor(self, name: str) -> Executor | None:
+        """The executor ``name`` on these settings (stopping a cancelled run of this host)."""
+        from scheduler.executors.registry import build_executor
+
+        return build_executor(name, self.settings)
 
     def close(self) -> None:
         if self._store is not None:
@@ -177,38 +174,4 @@ class App:
             self._store = None
 
 
-def clock_from_env(value: str | None, *, what: str = "CARBONSHIFT_CLOCK") -> Clock | None:
-    """``CARBONSHIFT_CLOCK=2023-03-15T17:00Z`` or ``--clock`` (or ``...Z*3600``): start the
-    clock at that instant, running that many times faster than real time. For replays,
-    demos and tests."""
-    if not value:
-        return None
-    from scheduler.clock import AcceleratedClock
-    from scheduler.errors import BadInput
-    from scheduler.timeutil import parse_time
-
-    text, _, factor_text = value.partition("*")
-    try:
-        factor = float(factor_text) if factor_text else 1.0
-    except ValueError:
-        raise BadInput(f"{what} factor {factor_text!r} is not a number: give ISO[*FACTOR], like "
-                       "2023-06-14T16:00Z*3600") from None
-    if not factor > 0 or factor == float("inf"):
-        raise BadInput(f"{what} factor {factor_text!r} must be a positive number")
-    return AcceleratedClock(parse_time(text, what=what), factor)
-
-
-def _current_user() -> str:
-    """The OS user running this process. Not ``getpass.getuser()``: that believes
-    ``$USER``/``$LOGNAME``, and a job's owner must not be a variable anyone can set."""
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError):
-        import getpass  # (imports termios: only on this rare path)
-
-        try:
-            return getpass.getuser()
-        except Exception:
-            return str(os.getuid())
+__all__ = ["App", "clock_from_env", "normalise_db"]

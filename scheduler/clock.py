@@ -98,3 +98,23 @@ def sleep_until(clock: Clock, when: datetime, *, sleep: Callable[[float], object
     waking at least every ``step_s`` real seconds so a changed clock is noticed."""
     while (delay_s := clock.real_delay_s(when)) > 0:
         sleep(min(delay_s, step_s))
+
+
+def clock_from_env(value: str | None, *, what: str = "CARBONSHIFT_CLOCK") -> Clock | None:
+    """``CARBONSHIFT_CLOCK=2023-03-15T17:00Z`` or ``--clock`` (or ``...Z*3600``): start the
+    clock at that instant, running that many times faster than real time. For replays,
+    demos and tests."""
+    if not value:
+        return None
+    from scheduler.errors import BadInput
+    from scheduler.timeutil import parse_time
+
+    text, _, factor_text = value.partition("*")
+    try:
+        factor = float(factor_text) if factor_text else 1.0
+    except ValueError:
+        raise BadInput(f"{what} factor {factor_text!r} is not a number: give ISO[*FACTOR], like "
+                       "2023-06-14T16:00Z*3600") from None
+    if not factor > 0 or factor == float("inf"):
+        raise BadInput(f"{what} factor {factor_text!r} must be a positive number")
+    return AcceleratedClock(parse_time(text, what=what), factor)

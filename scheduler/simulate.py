@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from intensity.model import Forecast, IntensityPoint, Kind, Source
+from scheduler.domain.acceptance import finish_of, finishes_late, refused_with, resubmitted
 from scheduler.errors import BadInput
 from scheduler.holds import Hold, holds, sweep_holds
 from scheduler.model import MAX_CPUS, MAX_GPUS, Job, JobState, Site, check_count, check_power_w
@@ -97,6 +98,8 @@ class Outcome:
     #: refused at submission (no capacity before its deadline) and submitted again with
     #: the earliest finish that fits as its deadline, as the refusal tells the user to
     refused: bool = False
+    #: the earliest finish that fits, as the refusal named it (``None`` when not refused)
+    refused_with: datetime | None = None
 
 
 @dataclass
@@ -630,14 +633,13 @@ def run_mode(
             if entry is None:  # no site can ever hold it: it would be refused at submit
                 waiting.pop(j.id)
                 continue
-            if j.id not in accepted and j.deadline_at is not None and (
-                    entry.intervals[-1][1] > j.deadline_at + timedelta(seconds=1)):
-                # the queue refuses this submit with the earliest finish that fits; the
-                # user submits again with that as the deadline
-                fits = entry.intervals[-1][1]
+            fits = None if j.id in accepted else refused_with(j, finish_of(entry.intervals))
+            if fits is not None:
+                # the queue refuses this submit with the earliest finish that fits
+                # (scheduler.domain.acceptance, the one rule); the user submits again
+                # with that as the deadline
                 deadlines[j.id] = fits
-                waiting[j.id] = replace(j, deadline_at=fits,
-                                        latest_start=fits - timedelta(seconds=j.duration_s))
+                waiting[j.id] = resubmitted(j, fits)
             placed[j.id] = (entry.site, entry.intervals)
             accepted.add(j.id)
 
@@ -727,8 +729,9 @@ def _account(
         res.outcomes[sj.id] = Outcome(
             job_id=sj.id, site=site_name, home_zone=home.zone, intervals=iv, emissions_g=grams,
             delay_s=(iv[0][0] - sj.submit).total_seconds(),
-            missed=end > refused.get(sj.id, sj.deadline) + timedelta(seconds=1),
+            missed=finishes_late(end, refused.get(sj.id, sj.deadline)),
             refused=sj.id in refused,
+            refused_with=refused.get(sj.id),
         )
     return res
 

@@ -1,38 +1,15 @@
-"""The executors an agent drives, built by name on first use: the one place that knows
-which engine a site's ``executor`` name means. Everything else asks the executor itself
+"""The executors an agent drives, built by name on first use (which engine a name means is
+:mod:`scheduler.executors.registry`'s to say). Everything else asks the executor itself
 (:class:`~scheduler.contracts.Executor`'s declared capabilities)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from probes.detect import ProbeConfig
 from scheduler.config import Settings
 from scheduler.contracts import Executor
 from scheduler.errors import ExecutorError
+from scheduler.executors.registry import BUILDERS
 from scheduler.leader import LeaseTiming
-
-
-def _local(settings: Settings, timing: LeaseTiming, interval_s: float, probe: ProbeConfig) -> Executor:
-    from scheduler.executors.local import LocalExecutor
-
-    return LocalExecutor(log_max_bytes=settings.log_max_bytes, lease=timing,
-                         run_as_owner=settings.run_as_owner, owner_root_jobs=settings.run_as_owner_root_jobs)
-
-
-def _slurm(settings: Settings, timing: LeaseTiming, interval_s: float, probe: ProbeConfig) -> Executor:
-    from scheduler.executors.measured import wrapper_argv
-    from scheduler.executors.slurm import SlurmExecutor
-
-    # measured on the node by our wrapper unless Slurm accounts energy itself
-    return SlurmExecutor(wrapper=wrapper_argv(settings.db, interval_s=interval_s, probe=probe),
-                         poll_interval_s=settings.slurm_poll_s)
-
-
-#: how to build each engine a site may name
-BUILDERS: dict[str, Callable[[Settings, LeaseTiming, float, ProbeConfig], Executor]] = {
-    "local": _local, "slurm": _slurm,
-}
 
 
 class Engines:

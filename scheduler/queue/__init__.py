@@ -6,6 +6,7 @@ call), ``cancel`` (the one cancel rule), and ``facade`` (:class:`Queue`, the sur
 edges and the daemon use). Every name importers use is re-exported here.
 """
 
+from scheduler.domain.acceptance import deadline_refusal
 from scheduler.queue.cancel import CANCELLABLE, CancelService, check_owner
 from scheduler.queue.capacity import HeldCapacity
 from scheduler.queue.catalog import CONFIG_CACHE_S, DEFAULT_SITE, QueueCatalog, zone_of
@@ -15,7 +16,6 @@ from scheduler.queue.replan import ReplanService, consume
 from scheduler.queue.submit import (
     ENV_ALLOW_LIST,
     MAX_ARGV_BYTES,
-    MAX_NAME_LEN,
     MAX_TRANSFER_DELAY_S,
     MAX_TRANSFER_ENERGY_J,
     PLANNING_CPU_W_PER_CORE,
@@ -25,9 +25,8 @@ from scheduler.queue.submit import (
     SweepResult,
     apply_entry,
     check_env_entry,
-    check_text,
-    deadline_refusal,
 )
+from scheduler.text.checks import MAX_NAME_LEN, check_text
 
 __all__ = [
     "CANCELLABLE", "CONFIG_CACHE_S", "DEFAULT_SITE", "ENV_ALLOW_LIST", "MAX_ARGV_BYTES", "MAX_NAME_LEN",

@@ -6,7 +6,7 @@ ended; a sweep while one of its trials has not ended, by the owner of every tria
 and cancels none if one is refused); :meth:`CancelService.cancel` and
 :meth:`CancelService.cancel_sweep` check the same way, then write. A cancelled job that
 was running is stopped by its agent, or here (:meth:`CancelService.stop_here`) when it runs
-on this host under the local executor.
+on this host (an executor whose runs are processes of the host that launched them).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Sweep, sweep_
 from scheduler.queue.ports import UsesPorts
 
 if TYPE_CHECKING:
+    from scheduler.contracts import Executor
     from scheduler.queue.ports import QueuePorts
 
 #: states a job may be cancelled from
@@ -105,20 +106,32 @@ class CancelService(UsesPorts):
         return self.store.get_sweep(sweep_id), skipped, cancelled
 
     def stop_here(self, job_id: int, grace_s: float) -> bool:
-        """Stop a cancelled job's process if it runs on this host under the local executor
-        (SIGTERM, then SIGKILL after ``grace_s``; elsewhere its agent stops it); whether it did."""
+        """Stop a cancelled job's run if it is processes of this host (its executor is
+        :attr:`~scheduler.contracts.Executor.host_bound`: SIGTERM, then SIGKILL after
+        ``grace_s``); an engine's run (Slurm) or another host's is stopped by its agent.
+        Whether it stopped one."""
         import socket  # (only here: a few ms of every command that imports the queue)
 
         from scheduler.executors.base import Handle
-        from scheduler.executors.local import LocalExecutor
 
         host = socket.gethostname()
         stopped = False
         for run in self.store.open_runs():
-            if run.job_id == job_id and run.executor == "local" and run.handle and run.host == host:
-                LocalExecutor().cancel(Handle(run.handle, host=host), grace_s=grace_s)
-                stopped = True
+            if run.job_id != job_id or not run.handle or run.host != host:
+                continue
+            executor = self._executor(run.executor)
+            if executor is None or not executor.host_bound:
+                continue
+            executor.cancel(Handle(run.handle, host=host), grace_s=grace_s)
+            stopped = True
         return stopped
+
+    def _executor(self, name: str) -> Executor | None:
+        if self.ports.executor is not None:
+            return self.ports.executor(name)
+        from scheduler.executors.registry import build_executor
+
+        return build_executor(name, self.settings)
 
 
 __all__ = ["CANCELLABLE", "CancelService", "already_over", "check_owner"]

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from intensity.model import Forecast
     from scheduler.clock import Clock
     from scheduler.config import Settings
+    from scheduler.contracts import Executor
     from scheduler.holds import Hold
     from scheduler.planner import PlanOptions
     from scheduler.storage.base import JobStore
@@ -46,9 +47,11 @@ class Queue(UsesPorts):
         user: Callable[[], str],
         database_exists: Callable[[], bool] = lambda: True,
         submit_store: Callable[[], SubmitReads] | None = None,
+        executor: Callable[[str], Executor | None] | None = None,
     ) -> None:
         self.ports = QueuePorts(store=store, intensity=intensity, settings=settings, clock=clock,
-                                user=user, database_exists=database_exists, submit_store=submit_store)
+                                user=user, database_exists=database_exists, submit_store=submit_store,
+                                executor=executor)
         self.catalog = QueueCatalog(self.ports)
         self.held = HeldCapacity(submit_store or store)
         self.submitting = SubmitService(self.ports, self.catalog, self.held)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from intensity.model import Forecast
     from scheduler.clock import Clock
     from scheduler.config import Settings
+    from scheduler.contracts import Executor
     from scheduler.model import Job, Policy, Site
     from scheduler.planner import PlanOptions
     from scheduler.storage.base import JobStore
@@ -40,6 +41,10 @@ class QueuePorts:
     #: what a submission reads (sites, policies, held capacity) and the job it adds; the
     #: store when not given (the CLI gives a side door that needs no SQLAlchemy)
     submit_store: Callable[[], SubmitReads] | None = None
+    #: the executor a run's ``executor`` name means, to stop a cancelled run of this host
+    #: (``None``: none answers to it); by default built from the settings
+    #: (:func:`scheduler.executors.registry.build_executor`)
+    executor: Callable[[str], Executor | None] | None = None
 
 
 class UsesPorts:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from intensity.errors import UnknownZone
+from scheduler.domain.acceptance import deadline_refusal, finishes_late
 from scheduler.errors import BadInput, InfeasibleJob, NotFound
 from scheduler.mlflow_log import ENV_VARS as MLFLOW_ENV_VARS
 from scheduler.model import (
@@ -34,6 +34,7 @@ from scheduler.planner import plan
 from scheduler.policies import merge, resolve, validate_policy
 from scheduler.queue.catalog import DEFAULT_SITE, zone_of
 from scheduler.queue.ports import UsesPorts
+from scheduler.text.checks import check_text
 from scheduler.timeutil import format_duration, iso, spans_text
 from scheduler.units import fmt_energy_j, fmt_mass_g
 
@@ -48,7 +49,6 @@ ENV_ALLOW_LIST = (
     "OMP_NUM_THREADS", "HF_HOME", "TORCH_HOME",
     *MLFLOW_ENV_VARS,  # the MLflow run a job belongs to: its figures are logged there
 )
-MAX_NAME_LEN = 200
 MAX_ARGV_BYTES = 128 * 1024
 #: planning estimate of one busy core when the config gives none (a 125 W, 10-core CPU)
 PLANNING_CPU_W_PER_CORE = 12.5
@@ -107,16 +107,6 @@ def _check_transfer(req: SubmitRequest) -> None:
         raise BadInput(f"transfer energy {fmt_energy_j(e) if math.isfinite(e) else e} must be between 0 and 1 GWh")
 
 
-def check_text(value: str, what: str, *, max_len: int = MAX_NAME_LEN, allow: str = "") -> str:
-    """Refuse control characters (except those in ``allow``) and overlong strings."""
-    if len(value) > max_len:
-        raise BadInput(f"{what} is {len(value)} characters long: keep it under {max_len}")
-    for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Cs") and ch not in allow:
-            raise BadInput(f"{what} {value[:40]!r} contains a control character: remove it")
-    return value
-
-
 _ZONE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -129,18 +119,6 @@ def check_env_entry(name: str, value: str) -> None:
                        "of letters, digits and '_'")
     if "\0" in value or len(value) > MAX_ARGV_BYTES:
         raise BadInput(f"environment value of {name} holds a NUL or is over {MAX_ARGV_BYTES} characters")
-
-
-def deadline_refusal(what: str, job: Job, fits: datetime, now: datetime) -> InfeasibleJob:
-    """The refusal of a job (or a sweep, through one of its trials) that cannot finish by
-    its deadline on the capacity left, naming the earliest finish that fits."""
-    need = format_duration((fits - now).total_seconds(), ceil=True)
-    return InfeasibleJob(
-        f"{what} cannot finish by its deadline "
-        f"{iso(job.deadline_at) if job.deadline_at else '(none)'}: the GPUs/CPUs of "
-        f"{', '.join(dict.fromkeys([job.site, *job.allowed_sites]))} are committed until "
-        f"then; the earliest finish that fits is {iso(fits)}: give --deadline {need} or later"
-    )
 
 
 @dataclass(frozen=True)
@@ -442,7 +420,7 @@ class SubmitService(UsesPorts):
                     for j in jobs if (e := late.entries.get(j.id)) is not None]  # type: ignore[arg-type]
             fits = max([*ends, *(result.earliest_finish[j.id] for j in missing)])  # type: ignore[index]
             late_one = missing[0]
-            if late_one.deadline_at is None or fits > late_one.deadline_at:
+            if late_one.deadline_at is None or finishes_late(fits, late_one.deadline_at):
                 raise deadline_refusal(f"sweep {name!r} of {len(jobs)} trials", late_one, fits, now)
             raise InfeasibleJob(
                 f"sweep {name!r} of {len(jobs)} trials: trial {late_one.array_index} cannot start by its "

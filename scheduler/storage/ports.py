@@ -319,6 +319,7 @@ class SubmitReads(Protocol):
     ) -> Job: ...
 
 
+@runtime_checkable
 class Sweeps(Protocol):
     """Sweeps: trials submitted, limited and stopped as one unit."""
 

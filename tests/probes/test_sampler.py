@@ -14,6 +14,7 @@ from probes.base import EnergyProbe
 from probes.detect import ProbeConfig, default_probes
 from probes.errors import ProbeError, ProbeUnavailable
 from probes.model import Method, ProbeTarget, Sample
+from probes.replay import ReplayProbe
 from probes.sampler import Sampler
 
 TARGET = ProbeTarget(pid=1, pgid=1)
@@ -168,15 +169,18 @@ def test_sink_failure_keeps_samples_and_retries(clock: FakeClock) -> None:
             raise OSError("database is locked")
         delivered.extend(batch)
 
-    s = Sampler(TARGET, now=clock, sink=sink, interval_s=0.01, probes=[rapl()], batch_size=2)
+    recording = ReplayProbe([(0, 2.0), (3600, 2.0)])  # 2 W for an hour of the fake clock
+    s = Sampler(TARGET, now=clock, sink=sink, interval_s=0.01, probes=[recording], batch_size=2)
     s.start()
     time.sleep(0.1)
     assert len(calls) >= 2 and not delivered
     failing.clear()
     s.stop()
     assert s.unflushed == []
-    # every reading delivered exactly once, contiguous
+    # every reading delivered exactly once, contiguous: the energy is the recording's, to the joule
     assert all(a.end == b.start for a, b in itertools.pairwise(delivered))
+    span_s = (delivered[-1].end - delivered[0].start).total_seconds()
+    assert sum(x.energy_j for x in delivered) == pytest.approx(2.0 * span_s)
     assert any("sink failed" in n and "database is locked" in n for n in s.notes)
 
 

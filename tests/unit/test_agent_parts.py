@@ -1,5 +1,6 @@
 """The agent's parts (:mod:`scheduler.agent`) driven directly, with a
-:class:`~scheduler.executors.fake.FakeExecutor` and a real store: no processes, no timers,
+:class:`~scheduler.executors.fake.FakeExecutor` and the in-memory store
+(:class:`~scheduler.storage.memory.MemoryStore`): no processes, no files, no timers,
 no threads but the background cancels. Time is two manual clocks: the scheduler's and the
 lease clock (real UTC, moved on by hand past a lease)."""
 
@@ -26,6 +27,7 @@ from scheduler.executors.fake import FakeExecutor, Script
 from scheduler.measuring import probe_config
 from scheduler.model import Job, JobState, Run
 from scheduler.presence import Presence
+from scheduler.storage.memory import MemoryStore
 
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 LEASE_S = 6.0
@@ -40,11 +42,9 @@ class StepClock(ManualClock):
 
 
 @pytest.fixture
-def agent_store(tmp_path: Path) -> Iterator[JobStore]:
-    """The one store every test here uses (swap in the in-memory JobStore once it lands)."""
-    from scheduler.storage.store import open_store
-
-    store = open_store(f"sqlite:///{tmp_path / 'agent.db'}")
+def agent_store() -> Iterator[JobStore]:
+    """The one store every test here uses: the in-memory one, as the design asks (no file)."""
+    store = MemoryStore()
     try:
         yield store
     finally:
@@ -71,8 +71,7 @@ class Rig:
 def rig(agent_store: JobStore, tmp_path: Path) -> Callable[..., Rig]:
     clock, lease_clock = StepClock(T0), ManualClock(datetime.now(UTC))
     settings = load_settings(env={"HOME": str(tmp_path)},
-                             overrides={"db": f"sqlite:///{tmp_path / 'agent.db'}",
-                                        "data_dir": str(tmp_path / "data"), "lease_s": LEASE_S})
+                             overrides={"data_dir": str(tmp_path / "data"), "lease_s": LEASE_S})
 
     def make(*, host: str = "agent-a", scripts: dict[int, Script] | None = None, **fake: Any) -> Rig:
         executor = FakeExecutor(clock, scripts=scripts, **fake)

@@ -68,3 +68,38 @@ def test_the_walk_sees_every_layer_and_catches_a_relative_import() -> None:
     tree = ast.parse("from ..cli.jobs import submit\nfrom . import cli\n")
     assert {n for _, n in _imported(tree, "scheduler.web.page", False)} >= {"scheduler.cli.jobs"}
     assert "scheduler.cli" in {n for _, n in _imported(tree, "scheduler.api", False)}
+
+
+#: what the domain (nouns and pure rules) may import: the standard library's pure parts, the
+#: ground floor's value types and the scheduler's own pure helpers
+_DOMAIN_MAY_IMPORT = ("scheduler.domain", "scheduler.errors", "scheduler.text", "scheduler.timeutil", "scheduler.units",
+                      "intensity.model", "probes.model")
+_NO_IO = {"os", "io", "socket", "subprocess", "sqlite3", "sqlalchemy", "requests", "pathlib", "shutil",
+          "threading", "time"}
+
+
+def test_the_domain_does_no_io_and_reads_no_clock() -> None:
+    offenders: list[str] = []
+    for path in sorted((ROOT / "scheduler" / "domain").glob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+        for line, name in _imported(tree, _module_of(path), path.name == "__init__.py"):
+            top = name.split(".")[0]
+            if top in ("scheduler", "intensity", "probes"):
+                if not any(name == m or name.startswith(m + ".") for m in _DOMAIN_MAY_IMPORT):
+                    offenders.append(f"{rel}:{line} imports {name}")
+            elif top in _NO_IO:
+                offenders.append(f"{rel}:{line} imports {name}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("now", "utcnow", "today") and (
+                    isinstance(node.value, ast.Name) and node.value.id in ("datetime", "date")):
+                offenders.append(f"{rel}:{node.lineno} reads the clock")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_app_is_a_composition_root_only() -> None:
+    """``scheduler/app.py`` defines the App and nothing else: rules live with their kind
+    (storage.location, clock, users, executors.registry) and are only re-exported here."""
+    tree = ast.parse((ROOT / "scheduler" / "app.py").read_text(encoding="utf-8"))
+    defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+    assert defined == ["App"]
