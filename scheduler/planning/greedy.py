@@ -179,16 +179,22 @@ def _intake(ctx: Context, jobs: Sequence[Job], now: datetime, result: Plan,
 def _queue_order(tasks: list[Task], alone: Alone, committed: frozenset[int]) -> list[Task | int]:
     """The queue order: accepted first, higher priority, earlier latest start, longer, by
     id; then the order taken in (so equal keys keep it, and the items are never compared).
-    An item is a task, or the index of a job in ``alone``."""
-    queue: list[tuple[bool, int, int, int, int, int, Task | int]] = [
-        (t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id, k, t)  # type: ignore[misc]
+    An item is a task, or the index of a job in ``alone``.
+
+    The keys hold numbers only, not the items (the collector stops tracking such tuples
+    the first time it meets them: a queue of 10,000 keys that each held its task kept
+    that many more objects in every collection while it lived); the positions are sorted
+    by them, which is the same order as sorting (key, item) pairs, the keys being unique."""
+    keys: list[tuple[bool, int, int, int, int, int]] = [
+        (t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id, k)  # type: ignore[misc]
         for k, t in enumerate(tasks)
     ]
-    n = len(queue)
-    queue += [(j.id not in committed, -j.priority, latest, -j.duration_s, j.id, n + i, i)  # type: ignore[misc]
-              for i, (j, latest) in enumerate(zip(alone.jobs, alone.latest, strict=True))]
-    queue.sort()
-    return [q[-1] for q in queue]  # the keys let go: the collector need not walk them
+    n = len(keys)
+    keys += [(j.id not in committed, -j.priority, latest, -j.duration_s, j.id, n + i)  # type: ignore[misc]
+             for i, (j, latest) in enumerate(zip(alone.jobs, alone.latest, strict=True))]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    del keys
+    return [tasks[k] if k < n else k - n for k in order]
 
 
 def _late(ctx: Context, t: Task, result: Plan) -> Choice | None:

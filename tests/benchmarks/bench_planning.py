@@ -50,11 +50,19 @@ main at 8780af2 against it, back to back, 5-7 pairs each, five runs of each:
 | one site | 133-166 / 23-29 ms, 5.4-5.8x | 70-95 / 23-28 ms, 3.0-3.5x |
 | ten sites, capacity | 0.65-0.90 s / 78-102 ms, 8.4-9.4x | 0.73-0.98 s / 79-100 ms, 9.3-9.9x |
 
-Ten sites makes the same calls as before (1.564 against 1.567 million) and, with the
-collector off, the same CPU time (min of 3: 762-771 against 773-775 ms); with it on, these
-runs put it 3-8% above main, which this shared machine cannot tell from noise. What is left
-on one site is the objects the answer is made of (a ``PlanEntry`` per job costs about as
-much as the whole reference) and the collector walking them.
+Ten sites makes the same calls as before (1.564 against 1.567 million; under cProfile the
+same time, 1.576 s each). Measured again with each checkout in its own worker process and
+the reference in a third (run in the planner's process, its garbage slowed that planner's
+collector, part of the 3-8% above), alternating, CPU seconds, 7-11 pairs a run, 5 runs:
+ten sites now / 8780af2 medians 1.007, 1.025, 1.029, 1.039, 1.042 (0.86-0.94 s against
+0.84-0.92 s; 8780af2 against itself 0.987; with the collector off 1.004). The collector's
+own time is 4-5 ms of the 1-4% (it walked 5-6k more objects a plan than 8780af2 while the
+queue's sort keys held their tasks; they hold numbers only now, and the counts are equal).
+One site, the grams of the ``Alone`` entries written inline: 2.84-2.90x the reference in
+the worker processes (8780af2: 5.1-5.5x), and 2.99-3.10x in this script's one process. What
+is left on one site is the objects the answer is made of (a frozen ``PlanEntry`` per job,
+each field set through ``object.__setattr__``, costs about as much as the whole reference)
+and the collector walking them.
 """
 
 from __future__ import annotations
