@@ -51,6 +51,7 @@ __all__ = [
     "Window",
     "best_start",
     "best_starts",
+    "best_starts_and_now",
     "best_window",
     "candidates",
     "earliest_least",
@@ -275,10 +276,19 @@ def best_starts(cands: Candidates, series: Series, duration_s: int, earliest: An
     """:func:`best_start` (no threshold) for many windows of one duration at once: the
     starts and costs (numpy arrays) of the earliest least window of each ``[earliest[k],
     latest[k]]``, from ``cands`` (``candidates(series, duration_s)``)."""
+    starts, costs, _ = best_starts_and_now(cands, series, duration_s, earliest, latest)
+    return starts, costs
+
+
+def best_starts_and_now(cands: Candidates, series: Series, duration_s: int, earliest: Any,
+                        latest: Any) -> tuple[Any, Any, Any]:
+    """:func:`best_starts`, and the cost of each window started at its earliest (the
+    run-now counterfactual), computed on the way."""
     n = np()
     e = n.asarray(earliest, dtype=n.int64)
     last = n.maximum(n.asarray(latest, dtype=n.int64), e)
-    best_t, best_c = e.copy(), series.costs(e, duration_s)
+    now_c = series.costs(e, duration_s)
+    best_t, best_c = e.copy(), now_c.copy()
     i = n.searchsorted(cands.times, e, side="right")
     j = n.searchsorted(cands.times, last, side="right")
     some = n.flatnonzero(j > i)  # windows with candidates in (earliest, latest]
@@ -290,7 +300,7 @@ def best_starts(cands: Candidates, series: Series, duration_s: int, earliest: An
         best_c[some[better]] = m[better]
     l_cost = series.costs(last, duration_s)
     later = l_cost < best_c
-    return n.where(later, last, best_t), n.where(later, l_cost, best_c)
+    return n.where(later, last, best_t), n.where(later, l_cost, best_c), now_c
 
 
 def earliest_least(values: Any, i: Any, j: Any) -> Any:

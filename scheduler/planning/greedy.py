@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from intensity.model import Forecast
-from intensity.series import MILLI
+from intensity.series import MILLI, np
 from scheduler.model import Job, Plan, PlanEntry, Site
 from scheduler.planning.context import Context
 from scheduler.planning.joint import improve_exactly
@@ -185,16 +185,36 @@ def _queue_order(tasks: list[Task], alone: Alone, committed: frozenset[int]) -> 
     the first time it meets them: a queue of 10,000 keys that each held its task kept
     that many more objects in every collection while it lived); the positions are sorted
     by them, which is the same order as sorting (key, item) pairs, the keys being unique."""
-    keys: list[tuple[bool, int, int, int, int, int]] = [
-        (t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id, k)  # type: ignore[misc]
-        for k, t in enumerate(tasks)
-    ]
-    n = len(keys)
-    keys += [(j.id not in committed, -j.priority, latest, -j.duration_s, j.id, n + i)  # type: ignore[misc]
-             for i, (j, latest) in enumerate(zip(alone.jobs, alone.latest, strict=True))]
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    del keys
+    n = len(tasks)
+    if n + len(alone.jobs) >= SORT_COLUMNS_MIN:
+        order = _column_order(tasks, alone, committed)
+    else:
+        keys: list[tuple[bool, int, int, int, int, int]] = [
+            (t.job.id not in committed, -t.job.priority, t.home.latest, -t.duration_s, t.job.id, k)  # type: ignore[misc]
+            for k, t in enumerate(tasks)
+        ]
+        keys += [(j.id not in committed, -j.priority, latest, -j.duration_s, j.id, n + i)  # type: ignore[misc]
+                 for i, (j, latest) in enumerate(zip(alone.jobs, alone.latest, strict=True))]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        del keys
     return [tasks[k] if k < n else k - n for k in order]
+
+
+#: from this many jobs the queue order is sorted as columns (numpy's stable ``lexsort`` on
+#: the same keys: the same order, the position the last key); fewer, as tuples
+SORT_COLUMNS_MIN = 256
+
+
+def _column_order(tasks: list[Task], alone: Alone, committed: frozenset[int]) -> list[int]:
+    """:func:`_queue_order`'s positions, sorted key by key (the keys are the same)."""
+    n = np()
+    jobs = [t.job for t in tasks] + alone.jobs
+    cols = [[j.id for j in jobs], [-j.duration_s for j in jobs],
+            [t.home.latest for t in tasks] + alone.latest, [-j.priority for j in jobs]]
+    if committed:
+        cols.append([j.id not in committed for j in jobs])
+    # least significant first; the sort is stable, so equal keys keep the order taken in
+    return n.lexsort([n.array(c, dtype=n.int64) for c in cols]).tolist()
 
 
 def _late(ctx: Context, t: Task, result: Plan) -> Choice | None:

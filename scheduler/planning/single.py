@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
+from math import ceil, floor
 
 from intensity.model import Forecast
-from intensity.series import MILLI, Series, best_start, best_starts, np
-from scheduler.model import Job, PlanEntry
+from intensity.series import MILLI, Series, best_start, best_starts_and_now, np
+from scheduler.domain.model import PLAN_ENTRY_SETTERS, Job, PlanEntry
 from scheduler.planning.capacity import Blocked
 from scheduler.planning.context import Context
 from scheduler.planning.split import split_on
@@ -44,11 +45,13 @@ MIN_EMISSIONS = "min-emissions"
 def bounds(now_s: int, job: Job) -> tuple[int, int, bool]:
     """``(earliest, latest, overdue)``: the job's start bounds in epoch seconds, and whether
     its latest start has passed (by more than a second of rounding)."""
-    earliest = max(now_s, epoch(job.earliest_start))
-    latest = math.floor(job.latest_start.timestamp())
+    earliest = ceil(job.earliest_start.timestamp())  # epoch(), written out: every job, every plan
+    if earliest < now_s:
+        earliest = now_s
+    latest = floor(job.latest_start.timestamp())
     if latest < earliest - 1:  # a second of rounding is not lateness
         return earliest, earliest, True
-    return earliest, max(latest, earliest), False
+    return earliest, latest if latest > earliest else earliest, False
 
 
 def make_task(ctx: Context, job: Job) -> Task:
@@ -103,9 +106,9 @@ def prepare(ctx: Context, tasks: Sequence[Task]) -> None:
         if len(opts) < VECTOR_MIN or not p.exact_in_int64:
             continue
         earliest = [o.earliest for o in opts]
-        starts, costs = best_starts(ctx.candidates(zone, p, d), p, d, earliest, [o.latest for o in opts])
-        now = p.costs(earliest, d).tolist()
-        for o, s, c, n in zip(opts, starts.tolist(), costs.tolist(), now, strict=True):
+        starts, costs, now = best_starts_and_now(ctx.candidates(zone, p, d), p, d, earliest,
+                                                 [o.latest for o in opts])
+        for o, s, c, n in zip(opts, starts.tolist(), costs.tolist(), now.tolist(), strict=True):
             o.best, o.now_cost = (s, c), n
 
 
@@ -285,8 +288,8 @@ class Alone:
             es = [self.earliest[i] for i in idx]
             ls = [self.latest[i] for i in idx]
             if len(idx) >= VECTOR_MIN and p.exact_in_int64:
-                s_, c_ = best_starts(self.ctx.candidates(zone, p, d), p, d, es, ls)
-                for i, s, c, now in zip(idx, s_.tolist(), c_.tolist(), p.costs(es, d).tolist(), strict=True):
+                s_, c_, n_ = best_starts_and_now(self.ctx.candidates(zone, p, d), p, d, es, ls)
+                for i, s, c, now in zip(idx, s_.tolist(), c_.tolist(), n_.tolist(), strict=True):
                     starts[i], costs[i], nows[i] = s, c, now
             else:
                 for i, e, l_ in zip(idx, es, ls, strict=True):
@@ -295,6 +298,8 @@ class Alone:
         out: list[PlanEntry] = []
         add, get, finite, nan = out.append, stamps.get, math.isfinite, math.nan
         unit = G_PER_UNIT_W  # grams as expected_grams writes them, inlined (10,000s of jobs)
+        new, entry = object.__new__, PlanEntry  # each entry through its slots' own setters
+        set_id, set_site, set_start, set_g, set_now_g, set_mean, set_why, set_runs = PLAN_ENTRY_SETTERS
         for job, start, cost, now_c, why, overdue, pue in zip(
                 self.jobs, starts, costs, nows, whys, self.overdue, self.pue, strict=True):
             d = job.duration_s
@@ -311,6 +316,14 @@ class Alone:
             b = get(end)
             if b is None:
                 b = stamps[end] = to_datetime(end)
-            add(PlanEntry(job.id, job.site, a, expected, now_c * power_w * pue * unit, mean,
-                          "overdue:" + why if overdue else why, ((a, b),)))
+            pe = new(entry)
+            set_id(pe, job.id)
+            set_site(pe, job.site)
+            set_start(pe, a)
+            set_g(pe, expected)
+            set_now_g(pe, now_c * power_w * pue * unit)
+            set_mean(pe, mean)
+            set_why(pe, "overdue:" + why if overdue else why)
+            set_runs(pe, ((a, b),))
+            add(pe)
         return out
