@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.2.0"
 
 __all__ = [
-    "BadInput", "CarbonshiftError", "Client", "JobDetails", "Measurement", "WaitTimeout",
-    "__version__", "best_window", "main", "measure", "wait_for_window",
+    "AcceleratedClock", "BadInput", "CarbonshiftError", "Client", "JobDetails", "Measurement",
+    "WaitTimeout", "__version__", "best_window", "main", "measure", "wait_for_window",
 ]
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from carbonshift._window import best_window, wait_for_window
     from scheduler.api import Client, JobDetails, WaitTimeout
     from scheduler.cli import main
+    from scheduler.clock import AcceleratedClock
     from scheduler.errors import BadInput, CarbonshiftError
 
 # public name -> module that defines it
@@ -38,6 +39,8 @@ _LAZY = {
     "CarbonshiftError": "scheduler.errors",
     "BadInput": "scheduler.errors",
     "main": "scheduler.cli",
+    # a clock faster than real time, for ``Client(clock=...)`` in demos and tests
+    "AcceleratedClock": "scheduler.clock",
     "measure": "carbonshift._measure",
     "Measurement": "carbonshift._measure",
     "best_window": "carbonshift._window",

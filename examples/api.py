@@ -25,8 +25,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from carbonshift import Client
-from scheduler.clock import AcceleratedClock
+from carbonshift import AcceleratedClock, Client
 
 START = datetime(2023, 3, 15, 17, 0, tzinfo=UTC)  # a Wednesday evening peak in the trace
 BURN = "import time\nend = time.time() + float(__import__('sys').argv[1])\nwhile time.time() < end: pass\nprint('done')"
