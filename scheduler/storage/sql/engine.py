@@ -40,6 +40,7 @@ from scheduler.errors import (
     CarbonshiftError,
     DatabaseUnreachable,
     DiskFull,
+    NotFound,
     StorageError,
 )
 from scheduler.storage.sql.fast_sqlite import BUSY_TIMEOUT_S, disk_nearly_full
@@ -308,6 +309,18 @@ class SqlEngine:
                 raise
             except (SQLAlchemyError, sqlite3.Error) as exc:
                 raise self._translate(exc, what) from exc
+
+    @contextmanager
+    def _child_tx(self, what: str, missing: str) -> Iterator[Connection]:
+        """:meth:`_tx` (writing) for rows that point at another row (a job, a run): where
+        that row does not exist, :class:`NotFound` with ``missing`` (what to say)."""
+        try:
+            with self._tx(what) as conn:
+                yield conn
+        except StorageError as exc:
+            if missing_parent(exc):
+                raise NotFound(missing) from exc
+            raise
 
     def file_lost(self) -> str | None:
         """Why this store's SQLite file is no longer the one it opened (deleted, or

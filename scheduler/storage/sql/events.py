@@ -6,10 +6,9 @@ from collections.abc import Iterable
 
 from sqlalchemy import insert, select
 
-from scheduler.errors import NotFound, StorageError
 from scheduler.model import Event
 from scheduler.storage import tables as t
-from scheduler.storage.sql.engine import _CHUNK, SqlEngine, missing_parent
+from scheduler.storage.sql.engine import _CHUNK, SqlEngine
 
 
 class SqlEvents(SqlEngine):
@@ -19,13 +18,9 @@ class SqlEvents(SqlEngine):
     def add_event(self, event: Event) -> None:
         values = {"job_id": event.job_id, "at": event.at, "kind": event.kind,
                   "message": event.message}
-        try:
-            with self._tx(f"add an event to job {event.job_id}") as conn:
-                conn.execute(insert(t.events), values)
-        except StorageError as exc:
-            if missing_parent(exc):
-                raise NotFound(f"no job {event.job_id} to add an event to") from exc
-            raise
+        with self._child_tx(f"add an event to job {event.job_id}",
+                            f"no job {event.job_id} to add an event to") as conn:
+            conn.execute(insert(t.events), values)
 
     def events_for_job(self, job_id: int) -> list[Event]:
         c = t.events.c

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from intensity.model import IntensityPoint, Kind, Signal, Source
 from scheduler.errors import CarbonshiftError, no_policy
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
     from intensity.chain import FailureLog, PointCache
     from scheduler.model import Policy, Site
-    from scheduler.storage.ports import Span, SubmitReads
+    from scheduler.storage.ports import Span, SubmitReads  # noqa: F401 - named as a string in a base class
     from scheduler.storage.sql.engine import SqlEngine
 
     class FullCache(PointCache, FailureLog, Protocol):
@@ -222,23 +222,33 @@ def _job(row: Sequence[Any]) -> Job:
     return Job(**values)
 
 
-class IntensityCache:
-    """The intensity service's cache and failure log over the SQLite file of ``url``.
+S = TypeVar("S")
 
-    Reads go through :mod:`sqlite3` (as :func:`queue_view`) while ``is_open()`` says the
-    full store is not open; writes, reads this module cannot vouch for, and every read
-    once the store is open go to ``store()`` (which opens it, creating or migrating the
-    file as it always does)."""
 
-    def __init__(self, url: str, store: Callable[[], FullCache], is_open: Callable[[], bool]) -> None:
+class _SideDoor(Generic[S]):
+    """A reader of the SQLite file of ``url`` through :mod:`sqlite3` while ``is_open()``
+    says the full store is not open; what it cannot vouch for, and everything once the
+    store is open, goes to ``store()`` (which opens it, creating or migrating the file as
+    it always does)."""
+
+    def __init__(self, url: str, store: Callable[[], S], is_open: Callable[[], bool]) -> None:
         self.url = url
         self._store = store
         self._is_open = is_open
 
     def _lite(self, read: Callable[[sqlite3.Connection], T]) -> tuple[T] | None:
+        """``(answer,)`` read through :mod:`sqlite3`; ``None`` when the store is to answer."""
         if self._is_open():
             return None
         return _answer(self.url, lambda con: (read(con),))
+
+
+class IntensityCache(_SideDoor["FullCache"]):
+    """The intensity service's cache and failure log over the SQLite file of ``url``.
+
+    Reads go through :mod:`sqlite3` (as :func:`queue_view`) while ``is_open()`` says the
+    full store is not open; writes, reads this module cannot vouch for, and every read
+    once the store is open go to ``store()``."""
 
     def last_fetch(self, zone: str, provider: str, kind: Kind) -> datetime | None:
         got = self._lite(lambda con: _fetched_at(con, zone, provider, str(kind)))
@@ -478,21 +488,11 @@ def job_row(job: Job, now: datetime) -> tuple[Any, ...]:
     return tuple(_bind_job_value(n, values[n]) for n in _JOB_INSERT_FIELDS)
 
 
-class LiteSubmitStore:
+class LiteSubmitStore(_SideDoor["SubmitReads"]):
     """What a submission reads and writes (:class:`~scheduler.storage.ports.SubmitReads`)
     on the SQLite file of ``url``, through :mod:`sqlite3` while ``is_open()`` says the full
     store is not open; anything it cannot vouch for, and everything once the store is open,
     goes to ``store()`` (see the module's docstring)."""
-
-    def __init__(self, url: str, store: Callable[[], SubmitReads], is_open: Callable[[], bool]) -> None:
-        self.url = url
-        self._store = store
-        self._is_open = is_open
-
-    def _lite(self, read: Callable[[sqlite3.Connection], T]) -> tuple[T] | None:
-        if self._is_open():
-            return None
-        return _answer(self.url, lambda con: (read(con),))
 
     @property
     def config_version(self) -> int:

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import Connection, exists, insert, select, update
 from sqlalchemy.engine import RowMapping
 
-from scheduler.errors import NotFound, StorageError
+from scheduler.errors import NotFound
 from scheduler.model import JobState, Run, RunAccounting, RunInterval
 from scheduler.storage import tables as t
-from scheduler.storage.sql.engine import SqlEngine, _now, missing_parent
+from scheduler.storage.sql.engine import SqlEngine, _now
 
 
 def _open_interval(conn: Connection, run_id: int, at: datetime, handle: str | None) -> None:
@@ -148,15 +148,9 @@ class SqlRuns(SqlEngine):
     def add_run(self, run: Run) -> Run:
         values = _run_values(run)
         values.update(_accounting_values(run.accounting))
-        try:
-            with self._tx(f"add a run of job {run.job_id}") as conn:
-                new_id = conn.execute(
-                    insert(t.runs).returning(t.runs.c.id), values
-                ).scalar_one()
-        except StorageError as exc:
-            if missing_parent(exc):
-                raise NotFound(f"no job {run.job_id} to add a run to") from exc
-            raise
+        with self._child_tx(f"add a run of job {run.job_id}",
+                            f"no job {run.job_id} to add a run to") as conn:
+            new_id = conn.execute(insert(t.runs).returning(t.runs.c.id), values).scalar_one()
         return dataclasses.replace(run, id=new_id)
 
     def update_run(self, run: Run) -> None:

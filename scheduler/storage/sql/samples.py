@@ -7,9 +7,8 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import func, insert, select
 
 from probes.model import Method, Sample
-from scheduler.errors import NotFound, StorageError
 from scheduler.storage import tables as t
-from scheduler.storage.sql.engine import SqlEngine, missing_parent
+from scheduler.storage.sql.engine import SqlEngine
 
 
 class SqlSamples(SqlEngine):
@@ -32,13 +31,9 @@ class SqlSamples(SqlEngine):
             }
             for s in samples
         ]
-        try:
-            with self._tx(f"add {len(samples)} samples to run {run_id}") as conn:
-                conn.execute(insert(t.samples), values)
-        except StorageError as exc:
-            if missing_parent(exc):
-                raise NotFound(f"no run {run_id} to add samples to") from exc
-            raise
+        with self._child_tx(f"add {len(samples)} samples to run {run_id}",
+                            f"no run {run_id} to add samples to") as conn:
+            conn.execute(insert(t.samples), values)
 
     def samples_for_run(self, run_id: int) -> list[Sample]:
         c = t.samples.c
