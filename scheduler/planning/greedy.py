@@ -21,6 +21,7 @@ from datetime import datetime
 
 from intensity.model import Forecast
 from intensity.series import MILLI, np
+from scheduler.domain.model import plan_entry
 from scheduler.model import Job, Plan, PlanEntry, Site
 from scheduler.planning.context import Context
 from scheduler.planning.joint import improve_exactly
@@ -377,8 +378,5 @@ def _entry(t: Task, c: Choice, stamps: dict[int, datetime]) -> PlanEntry:
         if db is None:
             db = stamps[b] = to_datetime(b)
         intervals.append((da, db))
-    return PlanEntry(
-        job_id=job.id, site=c.option.site, start=intervals[0][0], expected_g=expected,
-        run_now_g=now_g, mean_intensity_g_per_kwh=mean, reason=reason,
-        intervals=tuple(intervals),
-    )
+    return plan_entry(job.id, c.option.site, intervals[0][0], expected, now_g, mean, reason,
+                      tuple(intervals))
