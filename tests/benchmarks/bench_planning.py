@@ -68,8 +68,8 @@ Then (issue 18, planning within 3x): the queue order of a large plan sorted as n
 columns (``lexsort`` on the same keys, the same order), the run-now costs taken from the
 best-start search that computes them anyway, and the entries written by
 :func:`~scheduler.domain.model.plan_entry` (the same frozen object at half the cost). One
-site, 7 pairs a run, three runs: **1.81x, 2.17x, 2.0x** the reference (32.7-43.8 ms against
-18.1-20.0 ms); against the commit before in worker processes, 0.79x. Ten sites against
+site, 7 pairs a run, three runs: **1.81x, 2.17x, 2.05x** the reference (32.7-43.8 ms against
+18.1-20.0 ms; the last after plan_entry); against the commit before in worker processes, 0.79x. Ten sites against
 8780af2, worker processes, 9-11 pairs a run, six runs: medians 0.955, 0.969, 0.970, 1.001,
 1.009, 0.955 (0.40-0.48 s CPU each on a quieter machine than above); plans identical to
 the commit before on ``plan_identity.py``'s 400 instances and on this script's instances.
