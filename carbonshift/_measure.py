@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from probes.model import Sample
     from probes.sampler import Sampler
     from scheduler.api import Client
-    from scheduler.model import Job
+    from scheduler.domain.model import Job
 
 
 @dataclass

@@ -30,8 +30,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from scheduler.domain.model import TERMINAL_STATES, Event, Job, JobState, Run
 from scheduler.errors import BadInput, CarbonshiftError
-from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run
 
 if TYPE_CHECKING:
     from intensity.chain import ForecastAnswer
@@ -266,7 +266,7 @@ class Client:
         if unknown:
             raise BadInput(f"unknown option {unknown[0]!r}: use submit's keywords ({', '.join(sorted(o))})")
         o.update(given)
-        from scheduler.policies import policy_from_values
+        from scheduler.domain.policies import policy_from_values
         from scheduler.queue import SubmitRequest
         from scheduler.units import (
             check_energy_j,

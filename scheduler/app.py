@@ -22,7 +22,7 @@ from scheduler.users import current_user
 if TYPE_CHECKING:
     from intensity.chain import IntensityService
     from scheduler.contracts import Executor
-    from scheduler.model import Job
+    from scheduler.domain.model import Job
     from scheduler.queue import Queue
     from scheduler.storage.base import JobStore
     from scheduler.storage.lite import IntensityCache

@@ -243,7 +243,7 @@ def job_chart_from_store(
     stored intensity of its zone, the chosen window (the run, or the plan if it has not
     run) and the run-now window (from its earliest start, as long as the run or the
     estimate)."""
-    from scheduler.model import Job, Site
+    from scheduler.domain.model import Job, Site
     from scheduler.storage.base import JobStore
 
     assert isinstance(store, JobStore) and isinstance(job, Job) and job.id is not None

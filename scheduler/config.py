@@ -219,7 +219,7 @@ def signal_name(text: str) -> str | None:
 
 
 def _check_pause_keys(merged: Mapping[str, Any]) -> None:
-    from scheduler.model import PAUSE_MODES
+    from scheduler.domain.model import PAUSE_MODES
 
     mode = merged.get("pause_mode")
     if mode not in PAUSE_MODES:
@@ -241,7 +241,7 @@ def _check_range(what: str, key: str, value: Any) -> Any:
     if key in NON_NEGATIVE_KEYS and value < 0:
         raise ConfigError(f"{what} = {value!r} must not be negative")
     if key in ("gpus", "cpus"):
-        from scheduler.model import MAX_CPUS, MAX_GPUS
+        from scheduler.domain.model import MAX_CPUS, MAX_GPUS
 
         limit = MAX_GPUS if key == "gpus" else MAX_CPUS
         if value > limit:

@@ -29,7 +29,7 @@ from typing import Protocol
 from intensity.model import IntensityPoint
 from probes.model import Sample
 from scheduler.clock import Clock
-from scheduler.model import Job
+from scheduler.domain.model import Job
 from scheduler.storage.base import JobStore, Lease
 
 

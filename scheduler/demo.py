@@ -22,8 +22,8 @@ from pathlib import Path
 from scheduler.app import App
 from scheduler.clock import AcceleratedClock
 from scheduler.config import load_settings
+from scheduler.domain.model import Policy
 from scheduler.errors import InfeasibleJob
-from scheduler.model import Policy
 from scheduler.queue import SubmitRequest
 
 #: Burns CPU for argv[1] real seconds in argv[2] processes (a stand-in for training).

@@ -10,7 +10,7 @@ from scheduler.agent.launcher import CLAIM_BATCH
 from scheduler.agent.loop import Daemon
 from scheduler.agent.outcome import MAX_LOST_RUNS
 from scheduler.agent.runs import ActiveRun, Phase, run_log_path
-from scheduler.model import TERMINAL_STATES
+from scheduler.domain.model import TERMINAL_STATES
 
 if TYPE_CHECKING:
     from scheduler.app import App

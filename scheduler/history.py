@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from scheduler.model import Job, JobState, Run
+from scheduler.domain.model import Job, JobState, Run
 from scheduler.storage.base import JobStore
 
 HISTORY_FIELDS = (

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from probes.sampler import Sampler
     from scheduler.app import App
     from scheduler.config import Settings
-    from scheduler.model import Job, RunAccounting
+    from scheduler.domain.model import Job, RunAccounting
 
 UNSCHEDULED = "unscheduled (carbonshift measure)"
 
@@ -78,7 +78,7 @@ def check_gpu_indices(indices: Sequence[int], *, what: str = "gpus", shown: str 
     """The rule GPU indices keep, given as text (:func:`parse_gpu_indices`) or as numbers
     (``carbonshift.measure(gpus=[0, 1])``, never written out as text first): whole numbers,
     none negative, at most :data:`~scheduler.model.MAX_GPUS` of them, each below it."""
-    from scheduler.model import MAX_GPUS
+    from scheduler.domain.model import MAX_GPUS
 
     shown = shown or repr(list(indices)[:10])
     if any(isinstance(i, bool) or not isinstance(i, int) for i in indices):
@@ -112,8 +112,8 @@ def finish(app: App, job: Job, *, samples: Sequence[Sample], sampler: Sampler,
            started_at: datetime, finished_at: datetime, exit_code: int, handle: str,
            reason: str = "", record: bool = True, note: str | None = None) -> Recorded:
     """Account ``samples`` in the job's zone and (``record``) store the run in history."""
-    from scheduler.accounting import account
-    from scheduler.model import Event, JobState, Run
+    from scheduler.domain.accounting import account
+    from scheduler.domain.model import Event, JobState, Run
 
     site = app.queue.sites().get(job.site)
     pue = site.pue if site is not None else 1.0

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from intensity.model import Kind
-from scheduler.model import JobState
+from scheduler.domain.model import JobState
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric

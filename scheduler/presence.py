@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from scheduler.domain.model import Job, Run
 from scheduler.errors import CarbonshiftError
 from scheduler.leader import Leadership, real_now
-from scheduler.model import Job, Run
 from scheduler.storage.base import JobStore
 
 ALL_SITES = "*"

@@ -17,7 +17,7 @@ from scheduler.units import fmt_energy_kwh, fmt_pct, fmt_saved
 from scheduler.units import fmt_mass_g as fmt_g
 
 if TYPE_CHECKING:
-    from scheduler.model import Job
+    from scheduler.domain.model import Job
     from scheduler.sweep_summary import SweepSummary
 
 
@@ -101,7 +101,7 @@ def planned_spans(job: Job, stored: list[tuple[datetime, datetime]] | None) -> l
 
 def job_dict(job: Job, spans: list[tuple[datetime, datetime]] | None = None) -> dict[str, object]:
     """A job as the JSON of ``queue``, ``show`` and the web API's ``/api/queue``."""
-    from scheduler.model import sweep_ref
+    from scheduler.domain.model import sweep_ref
 
     return {
         "id": job.id, "name": job.name, "state": str(job.state), "owner": job.owner,

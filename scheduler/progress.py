@@ -236,7 +236,7 @@ def project(
 
     ``intervals`` are those a paused (interruptible) run has run so far: the pauses between
     them do not count as elapsed run time."""
-    from scheduler.accounting import account
+    from scheduler.domain.accounting import account
 
     as_of = max([s.end for s in samples], default=now)
     as_of = min(as_of, now) if as_of > now else as_of
@@ -330,7 +330,7 @@ def parse_projection(at: datetime, message: str) -> StoredProjection | None:
 
 def last_projection(events: Sequence[object]) -> StoredProjection | None:
     """The last ``projection`` event among a job's events, parsed."""
-    from scheduler.model import Event
+    from scheduler.domain.model import Event
 
     for e in reversed(list(events)):
         if isinstance(e, Event) and e.kind == PROJECTION_EVENT:
@@ -374,8 +374,8 @@ def live_projection(app: object, job: object, run: object, now: datetime) -> Pro
     from its stored samples, its progress file (on this host) and the cached intensity
     points of its site's zone. Never calls a provider."""
     from scheduler.app import App
+    from scheduler.domain.model import Job, Run
     from scheduler.errors import CarbonshiftError
-    from scheduler.model import Job, Run
 
     assert isinstance(app, App) and isinstance(job, Job) and isinstance(run, Run)
     if run.id is None:
@@ -400,7 +400,7 @@ def live_projection(app: object, job: object, run: object, now: datetime) -> Pro
 
 def stored_projections(events: Sequence[object]) -> list[StoredProjection]:
     """Every ``projection`` event of a job, oldest first, parsed."""
-    from scheduler.model import Event
+    from scheduler.domain.model import Event
 
     out = []
     for e in events:
@@ -428,8 +428,8 @@ class ProjectionRecorder:
     def offer(self, app: object, job_id: int, proj: Projection, now: datetime) -> bool:
         """Record ``proj`` if it is due; return whether it was recorded."""
         from scheduler.app import App
+        from scheduler.domain.model import Event
         from scheduler.errors import CarbonshiftError
-        from scheduler.model import Event
 
         assert isinstance(app, App)
         if proj.energy_j <= 0:

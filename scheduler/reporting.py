@@ -37,9 +37,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from scheduler.domain.model import sweep_ref
 from scheduler.errors import BadInput
 from scheduler.history import HistoryRow
-from scheduler.model import sweep_ref
 from scheduler.units import fmt_energy_kwh, fmt_pct, fmt_saved, fmt_vs
 
 GROUPINGS = ("day", "week", "month", "site", "policy", "owner", "zone", "job", "sweep")

@@ -45,9 +45,17 @@ from pathlib import Path
 
 from intensity.model import Forecast, IntensityPoint, Kind, Source
 from scheduler.domain.acceptance import finish_of, finishes_late, refused_with, resubmitted
+from scheduler.domain.holds import Hold, holds, sweep_holds
+from scheduler.domain.model import (
+    MAX_CPUS,
+    MAX_GPUS,
+    Job,
+    JobState,
+    Site,
+    check_count,
+    check_power_w,
+)
 from scheduler.errors import BadInput
-from scheduler.holds import Hold, holds, sweep_holds
-from scheduler.model import MAX_CPUS, MAX_GPUS, Job, JobState, Site, check_count, check_power_w
 from scheduler.planner import PlanOptions, Profile, expected_grams, plan
 
 #: ``(zone, history, now, horizon_s) -> forecast points`` (the local forecaster's signature)

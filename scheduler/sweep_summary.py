@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from scheduler.accounting import intensity_kind_of
+from scheduler.domain.accounting import intensity_kind_of
+from scheduler.domain.model import Job, JobState, Sweep, sweep_ref
 from scheduler.history import HistoryRow, row_for
-from scheduler.model import Job, JobState, Sweep, sweep_ref
 from scheduler.reporting import aggregate
 from scheduler.sweeps import BudgetUse
 

@@ -33,8 +33,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scheduler.domain.model import TERMINAL_STATES, WAITING_STATES, Job, JobState, Sweep, sweep_ref
 from scheduler.errors import BadInput, CarbonshiftError
-from scheduler.model import TERMINAL_STATES, WAITING_STATES, Job, JobState, Sweep, sweep_ref
 from scheduler.units import fmt_mass_g
 
 if TYPE_CHECKING:

@@ -18,11 +18,11 @@ from scheduler.agent.runs import Active, ActiveRun, Events, run_log_path
 from scheduler.agent.trials import Trials
 from scheduler.clock import Clock
 from scheduler.contracts import JobStore, LaunchSpec
+from scheduler.domain.intervals import position
+from scheduler.domain.model import Job, JobState, Run, Site
 from scheduler.errors import CarbonshiftError, ExecutorError, StorageError
 from scheduler.executors.base import job_environment
-from scheduler.intervals import position
 from scheduler.leader import holder_name
-from scheduler.model import Job, JobState, Run, Site
 from scheduler.timeutil import format_duration, spans_text
 
 log = logging.getLogger("carbonshift.daemon")

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from scheduler.agent.metering import Metering
 from scheduler.agent.runs import Active, Events, cancel_in_background
 from scheduler.contracts import JobStore
+from scheduler.domain.model import JobState
 from scheduler.errors import CarbonshiftError
 from scheduler.leader import Leadership, LeaseTiming
-from scheduler.model import JobState
 from scheduler.presence import Presence
 
 log = logging.getLogger("carbonshift.daemon")

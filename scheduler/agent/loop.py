@@ -33,10 +33,10 @@ from scheduler.agent.parts import build_parts
 from scheduler.agent.runs import Active, ActiveRun
 from scheduler.agent.trials import Trials
 from scheduler.contracts import Executor, ExitStatus
+from scheduler.domain.model import Job, JobState, Site
 from scheduler.errors import CarbonshiftError, DatabaseUnreachable, StorageError
 from scheduler.leader import Leadership, holder_name, real_now
 from scheduler.measuring import probe_config
-from scheduler.model import Job, JobState, Site
 from scheduler.presence import Presence
 from scheduler.storage.base import Lease
 from scheduler.storage.watch import FileLost

@@ -12,8 +12,8 @@ from probes.sampler import Sampler
 from scheduler.agent.runs import ActiveRun, Events
 from scheduler.clock import Clock
 from scheduler.contracts import Handle, JobStore
+from scheduler.domain.model import Job, Run
 from scheduler.errors import CarbonshiftError
-from scheduler.model import Job, Run
 
 log = logging.getLogger("carbonshift.daemon")
 

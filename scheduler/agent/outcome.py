@@ -7,15 +7,15 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from scheduler.accounting import account, counterfactual_window
 from scheduler.agent.metering import Metering
 from scheduler.agent.runs import ActiveRun, Events
 from scheduler.agent.trials import Trials
 from scheduler.clock import Clock, SystemClock
 from scheduler.contracts import AccountingPoints, Executor, ExitStatus, Handle, JobStore
+from scheduler.domain.accounting import account, counterfactual_window
+from scheduler.domain.model import Job, JobState, Run, Site
 from scheduler.errors import CarbonshiftError
 from scheduler.mlflow_log import log_job_metrics, metric_names
-from scheduler.model import Job, JobState, Run, Site
 from scheduler.timeutil import format_duration
 from scheduler.units import fmt_energy_kwh, fmt_mass_g
 

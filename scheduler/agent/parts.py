@@ -23,8 +23,8 @@ from scheduler.agent.trials import Trials
 from scheduler.clock import Clock
 from scheduler.config import Settings
 from scheduler.contracts import AccountingPoints, Executor, JobStore
+from scheduler.domain.model import Site
 from scheduler.leader import Leadership
-from scheduler.model import Site
 from scheduler.presence import Presence
 from scheduler.timeutil import iso
 

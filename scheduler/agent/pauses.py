@@ -22,10 +22,16 @@ from scheduler.agent.runs import Active, ActiveRun, Events, cancel_in_background
 from scheduler.clock import Clock
 from scheduler.config import Settings
 from scheduler.contracts import ExitStatus, JobStore, LaunchSpec
+from scheduler.domain.intervals import (
+    PAUSE,
+    checkpoint_exit_ok,
+    next_boundary,
+    position,
+    signal_number,
+)
+from scheduler.domain.model import Job, JobState
 from scheduler.errors import CarbonshiftError, ExecutorError
 from scheduler.executors.base import job_environment
-from scheduler.intervals import PAUSE, checkpoint_exit_ok, next_boundary, position, signal_number
-from scheduler.model import Job, JobState
 from scheduler.progress import progress_path_for, read_progress
 from scheduler.timeutil import format_duration, iso, spans_text
 

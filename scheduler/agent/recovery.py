@@ -25,8 +25,8 @@ from scheduler.agent.pauses import Pauses
 from scheduler.agent.runs import Active, ActiveRun, Events, Phase, gpus_of_pid, pid_of, run_log_path
 from scheduler.clock import Clock
 from scheduler.contracts import Handle, JobStore
+from scheduler.domain.model import TERMINAL_STATES, Job, JobState, Run
 from scheduler.errors import CarbonshiftError, ExecutorError
-from scheduler.model import TERMINAL_STATES, Job, JobState, Run
 
 NEVER_STARTED = "claimed but never started (its agent died first); planned again"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from probes.sampler import Sampler
 from scheduler.clock import Clock
 from scheduler.contracts import Executor, ExitStatus, Handle, JobStore
+from scheduler.domain.model import Event, Job, JobState, Run
 from scheduler.errors import CarbonshiftError, ExecutorError
-from scheduler.model import Event, Job, JobState, Run
 
 log = logging.getLogger("carbonshift.daemon")
 

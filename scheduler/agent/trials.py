@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from scheduler.model import Job
+from scheduler.domain.model import Job
 
 if TYPE_CHECKING:
     from scheduler.app import App

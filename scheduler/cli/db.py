@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from scheduler.cli.common import echo_json, fmt_time, get_app, json_option, print_table
+from scheduler.domain.model import TERMINAL_STATES, JobState
 from scheduler.errors import BadDatabase, StorageError
-from scheduler.model import TERMINAL_STATES, JobState
 
 if TYPE_CHECKING:
     from scheduler.storage.base import JobStore, Lease

@@ -21,9 +21,9 @@ from scheduler.cli.common import (
     print_table,
     state,
 )
+from scheduler.domain.model import TERMINAL_STATES, Event, Job, JobState, Run, RunInterval
+from scheduler.domain.policies import policy_from_flags
 from scheduler.errors import BadInput
-from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Run, RunInterval
-from scheduler.policies import policy_from_flags
 from scheduler.present import job_dict, planned_spans
 from scheduler.timeutil import (
     format_duration,
@@ -258,7 +258,7 @@ def _submit_sweep(
 ) -> None:
     """``submit --array``/``--sweep``: plan and store the trials, one line for the sweep and
     how its trials were planned (``--json``: the sweep and its trials)."""
-    from scheduler.model import sweep_ref
+    from scheduler.domain.model import sweep_ref
     from scheduler.sweeps import expand
 
     name, reqs = expand(req, indices, lines)
@@ -608,7 +608,7 @@ def cancel(job_ids: tuple[str, ...], grace: str, as_json: bool) -> None:
     checked first: if one is unknown or already finished, nothing is cancelled. --json:
     one object per job or sweep (a list when several IDs are given).
     """
-    from scheduler.model import sweep_ref
+    from scheduler.domain.model import sweep_ref
 
     grace_s = parse_duration_s(grace, what="grace")
     app = get_app()
@@ -817,7 +817,7 @@ def _final_line(job: Job, run: Run | None, events: list[Event]) -> str:
 
 def _trial_text(job: Job) -> str:
     """``trial 4 of sweep s1`` for a sweep's trial."""
-    from scheduler.model import sweep_ref
+    from scheduler.domain.model import sweep_ref
 
     return f"trial {job.array_index} of sweep {sweep_ref(job.sweep_id or 0)}"
 

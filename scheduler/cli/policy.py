@@ -6,9 +6,9 @@ import click
 
 from scheduler.cli.common import echo_json, get_app, json_option, print_table
 from scheduler.cli.jobs import policy_options
+from scheduler.domain.model import Policy
+from scheduler.domain.policies import BUILTIN_POLICIES, policy_from_flags, validate_policy
 from scheduler.errors import BadInput
-from scheduler.model import Policy
-from scheduler.policies import BUILTIN_POLICIES, policy_from_flags, validate_policy
 from scheduler.timeutil import format_duration, iso
 from scheduler.units import fmt_mass_g as fmt_g
 

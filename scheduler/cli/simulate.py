@@ -89,7 +89,7 @@ def simulate(
       2023-03-01T09:00Z,2h,36h,lr-search,20,4
     """
     from intensity.providers.replay import read_trace
-    from scheduler.model import MAX_GPUS, Site, check_count, check_power_w, check_resources
+    from scheduler.domain.model import MAX_GPUS, Site, check_count, check_power_w, check_resources
     from scheduler.planner import PlanOptions
     from scheduler.simulate import MAX_SIM_JOBS, compare, generate_workload, read_workload
 

@@ -20,7 +20,7 @@ def stop(ref: str, as_json: bool) -> None:
 
     `carbonshift cancel s3` cancels the running trials too.
     """
-    from scheduler.model import sweep_ref
+    from scheduler.domain.model import sweep_ref
     from scheduler.sweeps import parse_ref, stop_by_user
 
     _, sweep_id = parse_ref(ref)  # s3, or a plain 3: only a sweep is meant here

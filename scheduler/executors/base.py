@@ -6,7 +6,7 @@ rule for a run's environment."""
 from __future__ import annotations
 
 from scheduler.contracts import Executor, ExitStatus, Handle, LaunchSpec
-from scheduler.model import Job
+from scheduler.domain.model import Job
 
 
 def job_environment(job: Job, run_id: int, site: str) -> dict[str, str]:

@@ -20,8 +20,8 @@ from datetime import datetime
 
 from scheduler.clock import Clock
 from scheduler.contracts import Executor, ExitStatus, Handle, LaunchSpec
+from scheduler.domain.model import Job, JobState
 from scheduler.errors import ExecutorError
-from scheduler.model import Job, JobState
 
 
 @dataclass(frozen=True)

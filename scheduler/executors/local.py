@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scheduler.domain.model import JobState
 from scheduler.errors import ExecutorError
 from scheduler.executors import contain
 from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
@@ -34,7 +35,6 @@ from scheduler.executors.helper import helper_argv
 from scheduler.executors.identity import identity, same_process, split_identity, with_identity
 from scheduler.executors.supervise import contain_file_for
 from scheduler.leader import LeaseTiming
-from scheduler.model import JobState
 
 
 @dataclass(frozen=True)

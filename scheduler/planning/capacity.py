@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from intensity.series import np
-from scheduler.holds import holds, sweep_holds, takes
-from scheduler.model import Job, Site
+from scheduler.domain.holds import holds, sweep_holds, takes
+from scheduler.domain.model import Job, Site
 from scheduler.planning.types import Choice, Task, epoch
 
 

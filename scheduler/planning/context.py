@@ -9,7 +9,7 @@ from typing import Any
 
 from intensity.model import Forecast
 from intensity.series import Candidates, Series, candidates, np, sorted_unique
-from scheduler.model import Job, Site
+from scheduler.domain.model import Job, Site
 from scheduler.planning.capacity import Capacity
 from scheduler.planning.options import PlanOptions
 from scheduler.planning.types import Option, expected_grams

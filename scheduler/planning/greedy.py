@@ -21,8 +21,7 @@ from datetime import datetime
 
 from intensity.model import Forecast
 from intensity.series import MILLI, np
-from scheduler.domain.model import plan_entry
-from scheduler.model import Job, Plan, PlanEntry, Site
+from scheduler.domain.model import Job, Plan, PlanEntry, Site, plan_entry
 from scheduler.planning.context import Context
 from scheduler.planning.joint import improve_exactly
 from scheduler.planning.options import PlanOptions

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from scheduler.model import Job
+from scheduler.domain.model import Job
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from intensity.series import MILLI, Series
-from scheduler.model import TERMINAL_STATES, Job, JobState
+from scheduler.domain.model import TERMINAL_STATES, Job, JobState
 
 # grams = power_w * (milli-g/kWh * s) / (1000 milli * 3600 s/h * 1000 W/kW)
 G_PER_UNIT_W = 1.0 / (MILLI * 3600.0 * 1000.0)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from scheduler.domain.model import TERMINAL_STATES, Event, Job, JobState, Sweep, sweep_ref
 from scheduler.errors import BadInput, NotOwner, no_job
-from scheduler.model import TERMINAL_STATES, Event, Job, JobState, Sweep, sweep_ref
 from scheduler.queue.ports import UsesPorts
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from scheduler.holds import Hold, SweepHold, holds, sweep_holds
-from scheduler.model import Job, JobState, Site
+from scheduler.domain.holds import Hold, SweepHold, holds, sweep_holds
+from scheduler.domain.model import Job, JobState, Site
 
 if TYPE_CHECKING:
     from scheduler.storage.ports import SubmitReads

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
+from scheduler.domain.model import Job, Policy, Site
+from scheduler.domain.policies import BUILTIN_POLICIES
 from scheduler.errors import NotFound
-from scheduler.model import Job, Policy, Site
 from scheduler.planner import PlanOptions, horizon_needed_s
-from scheduler.policies import BUILTIN_POLICIES
 
 if TYPE_CHECKING:
     from intensity.model import Forecast

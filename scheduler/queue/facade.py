@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from scheduler.model import Job, JobState, Plan, PlanEntry, Policy, Site, Sweep
+from scheduler.domain.model import Job, JobState, Plan, PlanEntry, Policy, Site, Sweep
 from scheduler.queue.cancel import CancelService
 from scheduler.queue.capacity import HeldCapacity
 from scheduler.queue.catalog import QueueCatalog
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from scheduler.clock import Clock
     from scheduler.config import Settings
     from scheduler.contracts import Executor
-    from scheduler.holds import Hold
+    from scheduler.domain.holds import Hold
     from scheduler.planner import PlanOptions
     from scheduler.storage.base import JobStore
     from scheduler.storage.ports import SubmitReads

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from scheduler.clock import Clock
     from scheduler.config import Settings
     from scheduler.contracts import Executor
-    from scheduler.model import Job, Policy, Site
+    from scheduler.domain.model import Job, Policy, Site
     from scheduler.planner import PlanOptions
     from scheduler.storage.base import JobStore
     from scheduler.storage.ports import SubmitReads

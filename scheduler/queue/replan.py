@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from scheduler.model import WAITING_STATES, Job, JobState, Plan, PlanEntry, Site
+from scheduler.domain.model import WAITING_STATES, Job, JobState, Plan, PlanEntry, Site
 from scheduler.planner import plan
 from scheduler.queue.catalog import zone_of
 from scheduler.queue.ports import UsesPorts

@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING
 
 from intensity.errors import UnknownZone
 from scheduler.domain.acceptance import deadline_refusal, finishes_late
-from scheduler.errors import BadInput, InfeasibleJob, NotFound
-from scheduler.mlflow_log import ENV_VARS as MLFLOW_ENV_VARS
-from scheduler.model import (
+from scheduler.domain.model import (
     PAUSE_MODES,
     Job,
     JobState,
@@ -30,8 +28,10 @@ from scheduler.model import (
     check_power_w,
     check_resources,
 )
+from scheduler.domain.policies import merge, resolve, validate_policy
+from scheduler.errors import BadInput, InfeasibleJob, NotFound
+from scheduler.mlflow_log import ENV_VARS as MLFLOW_ENV_VARS
 from scheduler.planner import plan
-from scheduler.policies import merge, resolve, validate_policy
 from scheduler.queue.catalog import DEFAULT_SITE, zone_of
 from scheduler.queue.ports import UsesPorts
 from scheduler.text.checks import check_text

@@ -37,8 +37,7 @@ from typing import Protocol, runtime_checkable
 
 from intensity.model import IntensityPoint, Kind
 from probes.model import Sample
-from scheduler.errors import StorageError
-from scheduler.model import (
+from scheduler.domain.model import (
     Event,
     Job,
     JobState,
@@ -50,6 +49,7 @@ from scheduler.model import (
     Site,
     Sweep,
 )
+from scheduler.errors import StorageError
 
 #: ``(start, end)`` of one planned run interval
 Span = tuple[datetime, datetime]

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from scheduler.charts import forecast_chart, render_svg, report_chart
+from scheduler.domain.model import Job, JobState
 from scheduler.history import HistoryRow
-from scheduler.model import Job, JobState
 from scheduler.reporting import Report, fmt_kwh, fmt_money
 from scheduler.units import fmt_energy_j, fmt_saved
 

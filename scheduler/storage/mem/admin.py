@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from scheduler.model import Job
+from scheduler.domain.model import Job
 from scheduler.storage.base import SiteTotals, Totals
 from scheduler.storage.mem.state import MemoryState
 

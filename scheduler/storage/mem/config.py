@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from scheduler.model import Policy, Site
+from scheduler.domain.model import Policy, Site
 from scheduler.storage.mem.state import MemoryState, _flag, _not_null, _utc
 
 

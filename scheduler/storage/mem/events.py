@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from scheduler.domain.model import Event
 from scheduler.errors import NotFound
-from scheduler.model import Event
 from scheduler.storage.mem.state import MemoryState, _not_null, _utc
 
 

@@ -11,8 +11,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from scheduler.domain.model import Event, Job, JobState, Plan
 from scheduler.errors import NotFound, StorageError, no_job
-from scheduler.model import Event, Job, JobState, Plan
 from scheduler.storage.base import Span
 from scheduler.storage.mem.state import MemoryState, _at, _flag, _job_copy, _not_null, _spans, _utc
 

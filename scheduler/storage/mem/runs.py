@@ -10,8 +10,8 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from scheduler.domain.model import JobState, Run, RunAccounting, RunInterval
 from scheduler.errors import NotFound, StorageError
-from scheduler.model import JobState, Run, RunAccounting, RunInterval
 from scheduler.storage.mem.state import MemoryState, _at, _not_null, _run_out, _utc
 
 

@@ -33,8 +33,8 @@ from typing import Any, Generic, TypeVar, overload
 
 from intensity.model import IntensityPoint
 from probes.model import Sample
+from scheduler.domain.model import Event, Job, Policy, Run, RunInterval, Site, Sweep
 from scheduler.errors import NotFound, StorageError
-from scheduler.model import Event, Job, Policy, Run, RunInterval, Site, Sweep
 from scheduler.storage import tables as t
 from scheduler.storage.base import Lease, Span
 

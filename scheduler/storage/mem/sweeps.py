@@ -9,8 +9,8 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from scheduler.domain.model import Event, Job, JobState, Sweep, sweep_ref
 from scheduler.errors import NotFound, StorageError
-from scheduler.model import Event, Job, JobState, Sweep, sweep_ref
 from scheduler.storage.base import Span
 from scheduler.storage.mem.jobs import _WAITING, MemoryJobs
 from scheduler.storage.mem.state import _at, _not_null, _spans, _utc

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import RowMapping, Table, delete, insert, select
 
+from scheduler.domain.model import Policy, Site
 from scheduler.errors import NotFound, no_policy
-from scheduler.model import Policy, Site
 from scheduler.storage import tables as t
 from scheduler.storage.sql.engine import SqlEngine
 

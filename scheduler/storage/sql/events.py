@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import insert, select
 
-from scheduler.model import Event
+from scheduler.domain.model import Event
 from scheduler.storage import tables as t
 from scheduler.storage.sql.engine import _CHUNK, SqlEngine
 

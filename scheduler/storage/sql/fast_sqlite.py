@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from intensity.model import IntensityPoint, Kind, Signal, Source
+from scheduler.domain.model import Event, Job, JobState
 from scheduler.errors import CarbonshiftError, no_policy
-from scheduler.model import Event, Job, JobState
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Dialect, Table
 
     from intensity.chain import FailureLog, PointCache
-    from scheduler.model import Policy, Site
+    from scheduler.domain.model import Policy, Site
     from scheduler.storage.ports import Span, SubmitReads  # noqa: F401 - named as a string in a base class
     from scheduler.storage.sql.engine import SqlEngine
 
@@ -511,7 +511,7 @@ class LiteSubmitStore(_SideDoor["SubmitReads"]):
         return [_policy(r) for r in got[0]] if got is not None else self._store().list_policies()
 
     def list_sites(self) -> list[Site]:
-        from scheduler.model import Site
+        from scheduler.domain.model import Site
 
         got = self._lite(lambda con: _config_rows(con, "sites"))
         return [Site(**r) for r in got[0]] if got is not None else self._store().list_sites()
@@ -575,7 +575,7 @@ POLICY_BOOL_FIELDS = ("run_now", "interruptible")
 
 
 def _policy(values: dict[str, Any]) -> Policy:
-    from scheduler.model import Policy
+    from scheduler.domain.model import Policy
 
     for name in POLICY_DATETIME_FIELDS:
         if values[name] is not None:

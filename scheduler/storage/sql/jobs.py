@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.engine import RowMapping
 
+from scheduler.domain.model import Job, JobState, Plan
 from scheduler.errors import NotFound
-from scheduler.model import Job, JobState, Plan
 from scheduler.storage import tables as t
 from scheduler.storage.base import Span
 from scheduler.storage.sql.engine import _CHUNK, SqlEngine, _now

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, exists, insert, select, update
 from sqlalchemy.engine import RowMapping
 
+from scheduler.domain.model import JobState, Run, RunAccounting, RunInterval
 from scheduler.errors import NotFound
-from scheduler.model import JobState, Run, RunAccounting, RunInterval
 from scheduler.storage import tables as t
 from scheduler.storage.sql.engine import SqlEngine, _now
 

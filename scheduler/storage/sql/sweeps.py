@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 
+from scheduler.domain.model import Job, JobState, Sweep, sweep_ref
 from scheduler.errors import NotFound
-from scheduler.model import Job, JobState, Sweep, sweep_ref
 from scheduler.storage import tables as t
 from scheduler.storage.base import Span
 from scheduler.storage.sql.engine import _CHUNK, SqlEngine, _now
