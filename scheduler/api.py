@@ -64,8 +64,8 @@ class JobDetails:
 
 def _seconds(value: When, what: str) -> int:
     """A duration given as text (``"3h"``), seconds or a ``timedelta``, under the CLI's rule
-    (:func:`~scheduler.timeutil.check_duration_s`), never written out as text first."""
-    from scheduler.timeutil import check_duration_s, parse_duration_s
+    (:func:`~scheduler.text.times.check_duration_s`), never written out as text first."""
+    from scheduler.text.times import check_duration_s, parse_duration_s
 
     if isinstance(value, str):
         return parse_duration_s(value, what=what)
@@ -78,7 +78,7 @@ def _seconds(value: When, what: str) -> int:
 
 def _zero_or_seconds(value: When | None, what: str) -> int | None:
     """A duration that may be zero (a transfer delay, a pause grace), in seconds."""
-    from scheduler.timeutil import parse_duration_or_zero_s
+    from scheduler.text.times import parse_duration_or_zero_s
 
     if value is None:
         return None
@@ -93,7 +93,7 @@ def _zero_or_seconds(value: When | None, what: str) -> int | None:
 def _instant(value: When | None, now: datetime, what: str) -> datetime | None:
     """A deadline-like value: an aware ``datetime``, text (an ISO time or a duration from
     ``now``) or a duration from ``now`` as seconds or a ``timedelta``."""
-    from scheduler.timeutil import check_when, parse_when
+    from scheduler.text.times import check_when, parse_when
 
     if value is None:
         return None
@@ -224,7 +224,7 @@ class Client:
         ``"5kg"``. Every other keyword is :meth:`submit`'s, shared by all trials.
         """
         from scheduler.sweeps import expand, parse_array
-        from scheduler.units import check_grams, parse_grams
+        from scheduler.text.quantities import check_grams, parse_grams
 
         if (array is None) == (trials is None):
             raise BadInput("give a sweep either array= (indices like '0-9%2') or trials= (one "
@@ -268,7 +268,7 @@ class Client:
         o.update(given)
         from scheduler.domain.policies import policy_from_values
         from scheduler.queue import SubmitRequest
-        from scheduler.units import (
+        from scheduler.text.quantities import (
             check_energy_j,
             check_grams,
             parse_energy_j,
@@ -396,7 +396,7 @@ class Client:
 
     # -- figures ----------------------------------------------------------------------------
     def _since(self, value: When | None, what: str) -> datetime | None:
-        from scheduler.timeutil import parse_since, require_aware
+        from scheduler.text.times import parse_since, require_aware
 
         if value is None:
             return None

@@ -107,7 +107,7 @@ def clock_from_env(value: str | None, *, what: str = "CARBONSHIFT_CLOCK") -> Clo
     if not value:
         return None
     from scheduler.errors import BadInput
-    from scheduler.timeutil import parse_time
+    from scheduler.text.times import parse_time
 
     text, _, factor_text = value.partition("*")
     try:

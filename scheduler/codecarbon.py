@@ -23,7 +23,7 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from scheduler.timeutil import iso
+from scheduler.text.times import iso
 
 if TYPE_CHECKING:
     from scheduler.history import HistoryRow

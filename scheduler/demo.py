@@ -101,7 +101,7 @@ def run_demo(
     emit(f"demo: replaying Electricity Maps GB March 2023; clock starts {start:%a %Y-%m-%d %H:%M} UTC "
          f"and runs {factor:g}x real time (1 s = {factor / 3600:g} h)")
     emit(f"demo: data in {base}")
-    from scheduler.timeutil import parse_duration_s
+    from scheduler.text.times import parse_duration_s
 
     for name, dur, policy, flags, procs in jobs:
         d_s = parse_duration_s(dur)

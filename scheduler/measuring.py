@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from probes.model import Sample
 from scheduler.errors import BadInput
-from scheduler.units import fmt_energy_j, fmt_mass_g
+from scheduler.text.quantities import fmt_energy_j, fmt_mass_g
 
 if TYPE_CHECKING:
     from probes.detect import ProbeConfig

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from scheduler.timeutil import iso
-from scheduler.units import fmt_energy_kwh, fmt_pct, fmt_saved
-from scheduler.units import fmt_mass_g as fmt_g
+from scheduler.text.quantities import fmt_energy_kwh, fmt_pct, fmt_saved
+from scheduler.text.quantities import fmt_mass_g as fmt_g
+from scheduler.text.times import iso
 
 if TYPE_CHECKING:
     from scheduler.domain.model import Job

@@ -189,7 +189,7 @@ class Projection:
 
     def describe(self) -> str:
         """``projected 12.3 Wh, 4.56 g (epoch 3/10)``."""
-        from scheduler.units import fmt_energy_j, fmt_mass_g
+        from scheduler.text.quantities import fmt_energy_j, fmt_mass_g
 
         g = f", {fmt_mass_g(self.total_emissions_g)}" if self.total_emissions_g is not None else ""
         why = {
@@ -292,7 +292,7 @@ def project(
 def projection_message(p: Projection) -> str:
     """The text of a ``projection`` event (parsed back by :func:`parse_projection`;
     `show` lists it, so its figures are plain decimals, six significant digits)."""
-    from scheduler.units import fmt_number
+    from scheduler.text.quantities import fmt_number
 
     def plain(x: float) -> str:
         return fmt_number(x, 6).replace(",", "")

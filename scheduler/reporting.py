@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from scheduler.domain.model import sweep_ref
 from scheduler.errors import BadInput
 from scheduler.history import HistoryRow
-from scheduler.units import fmt_energy_kwh, fmt_pct, fmt_saved, fmt_vs
+from scheduler.text.quantities import fmt_energy_kwh, fmt_pct, fmt_saved, fmt_vs
 
 GROUPINGS = ("day", "week", "month", "site", "policy", "owner", "zone", "job", "sweep")
 TIME_GROUPINGS = ("day", "week", "month")
@@ -416,7 +416,7 @@ def accuracy(rows: Iterable[HistoryRow], projections: Mapping[int, object]) -> A
 
 
 def fmt_kwh(kwh: float | None) -> str:
-    """Energy for people, an SI prefix chosen per value (:func:`scheduler.units.fmt_energy_kwh`)."""
+    """Energy for people, an SI prefix chosen per value (:func:`scheduler.text.quantities.fmt_energy_kwh`)."""
     return fmt_energy_kwh(kwh)
 
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from scheduler.domain.model import TERMINAL_STATES, WAITING_STATES, Job, JobState, Sweep, sweep_ref
 from scheduler.errors import BadInput, CarbonshiftError
-from scheduler.units import fmt_mass_g
+from scheduler.text.quantities import fmt_mass_g
 
 if TYPE_CHECKING:
     from scheduler.app import App

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import BadInput
-from scheduler.timeutil import format_duration, iso
+from scheduler.text.times import format_duration, iso
 
 if TYPE_CHECKING:
     from intensity.chain import ForecastAnswer, IntensityService

@@ -23,7 +23,7 @@ from scheduler.domain.model import Job, JobState, Run, Site
 from scheduler.errors import CarbonshiftError, ExecutorError, StorageError
 from scheduler.executors.base import job_environment
 from scheduler.leader import holder_name
-from scheduler.timeutil import format_duration, spans_text
+from scheduler.text.times import format_duration, spans_text
 
 log = logging.getLogger("carbonshift.daemon")
 

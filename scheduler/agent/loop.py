@@ -40,8 +40,8 @@ from scheduler.measuring import probe_config
 from scheduler.presence import Presence
 from scheduler.storage.base import Lease
 from scheduler.storage.watch import FileLost
-from scheduler.timeutil import format_duration, iso
-from scheduler.units import fmt_less, fmt_mass_g
+from scheduler.text.quantities import fmt_less, fmt_mass_g
+from scheduler.text.times import format_duration, iso
 
 if TYPE_CHECKING:
     from scheduler.app import App

@@ -16,8 +16,8 @@ from scheduler.domain.accounting import account, counterfactual_window
 from scheduler.domain.model import Job, JobState, Run, Site
 from scheduler.errors import CarbonshiftError
 from scheduler.mlflow_log import log_job_metrics, metric_names
-from scheduler.timeutil import format_duration
-from scheduler.units import fmt_energy_kwh, fmt_mass_g
+from scheduler.text.quantities import fmt_energy_kwh, fmt_mass_g
+from scheduler.text.times import format_duration
 
 log = logging.getLogger("carbonshift.daemon")
 

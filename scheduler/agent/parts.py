@@ -26,7 +26,7 @@ from scheduler.contracts import AccountingPoints, Executor, JobStore
 from scheduler.domain.model import Site
 from scheduler.leader import Leadership
 from scheduler.presence import Presence
-from scheduler.timeutil import iso
+from scheduler.text.times import iso
 
 log = logging.getLogger("carbonshift.daemon")
 

@@ -33,7 +33,7 @@ from scheduler.domain.model import Job, JobState
 from scheduler.errors import CarbonshiftError, ExecutorError
 from scheduler.executors.base import job_environment
 from scheduler.progress import progress_path_for, read_progress
-from scheduler.timeutil import format_duration, iso, spans_text
+from scheduler.text.times import format_duration, iso, spans_text
 
 log = logging.getLogger("carbonshift.daemon")
 

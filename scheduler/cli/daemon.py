@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from scheduler.cli.common import get_app, state
-from scheduler.timeutil import iso, parse_duration_s
+from scheduler.text.times import iso, parse_duration_s
 
 if TYPE_CHECKING:
     from scheduler.app import App

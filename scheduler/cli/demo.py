@@ -37,9 +37,9 @@ def demo(keep: bool, data_dir: str | None, factor: float, as_json: bool) -> None
             echo_json([r.as_dict() for r in rows])
         else:
             from scheduler.cli.common import print_table
-            from scheduler.timeutil import format_duration
-            from scheduler.units import fmt_energy_kwh, fmt_less, fmt_saved
-            from scheduler.units import fmt_mass_g as fmt_g
+            from scheduler.text.quantities import fmt_energy_kwh, fmt_less, fmt_saved
+            from scheduler.text.quantities import fmt_mass_g as fmt_g
+            from scheduler.text.times import format_duration
 
             click.echo("")
             print_table(

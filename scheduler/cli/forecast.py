@@ -29,7 +29,7 @@ from scheduler.cli.common import (
     print_table,
     state,
 )
-from scheduler.timeutil import format_duration, parse_duration_s, parse_time, parse_when
+from scheduler.text.times import format_duration, parse_duration_s, parse_time, parse_when
 
 if TYPE_CHECKING:
     from intensity.base import IntensityProvider

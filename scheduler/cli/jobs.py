@@ -25,14 +25,7 @@ from scheduler.domain.model import TERMINAL_STATES, Event, Job, JobState, Run, R
 from scheduler.domain.policies import policy_from_flags
 from scheduler.errors import BadInput
 from scheduler.present import job_dict, planned_spans
-from scheduler.timeutil import (
-    format_duration,
-    iso,
-    parse_duration_or_zero_s,
-    parse_duration_s,
-    parse_when,
-)
-from scheduler.units import (
+from scheduler.text.quantities import (
     J_PER_KWH,
     fmt_energy_j,
     fmt_energy_kwh,
@@ -42,8 +35,15 @@ from scheduler.units import (
     parse_energy_j,
     parse_grams,
 )
-from scheduler.units import (
+from scheduler.text.quantities import (
     fmt_mass_g as fmt_g,
+)
+from scheduler.text.times import (
+    format_duration,
+    iso,
+    parse_duration_or_zero_s,
+    parse_duration_s,
+    parse_when,
 )
 
 if TYPE_CHECKING:

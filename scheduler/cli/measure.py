@@ -28,8 +28,8 @@ from probes.sampler import Sampler
 from scheduler.cli.common import echo_json, get_app, json_option, print_table
 from scheduler.errors import BadInput
 from scheduler.measuring import UNSCHEDULED, by_device, parse_gpu_indices, probe_config
-from scheduler.units import fmt_energy_j
-from scheduler.units import fmt_mass_g as fmt_g
+from scheduler.text.quantities import fmt_energy_j
+from scheduler.text.quantities import fmt_mass_g as fmt_g
 
 
 @contextmanager

@@ -9,8 +9,8 @@ from scheduler.cli.jobs import policy_options
 from scheduler.domain.model import Policy
 from scheduler.domain.policies import BUILTIN_POLICIES, policy_from_flags, validate_policy
 from scheduler.errors import BadInput
-from scheduler.timeutil import format_duration, iso
-from scheduler.units import fmt_mass_g as fmt_g
+from scheduler.text.quantities import fmt_mass_g as fmt_g
+from scheduler.text.times import format_duration, iso
 
 
 def policy_dict(p: Policy, builtin: bool = False) -> dict[str, object]:

@@ -13,8 +13,8 @@ import click
 from scheduler.cli.common import check_output_file, echo_json, get_app, print_table, state
 from scheduler.errors import BadInput
 from scheduler.present import report_dict
-from scheduler.timeutil import format_duration, iso, parse_since
-from scheduler.units import fmt_mass_g as fmt_g
+from scheduler.text.quantities import fmt_mass_g as fmt_g
+from scheduler.text.times import format_duration, iso, parse_since
 
 if TYPE_CHECKING:
     from scheduler.app import App

@@ -14,9 +14,9 @@ import click
 from scheduler.cli.common import echo_json, json_option, print_table
 from scheduler.cli.jobs import transfer_energy_j
 from scheduler.errors import BadInput
+from scheduler.text.quantities import fmt_mass_g as fmt_g
+from scheduler.text.quantities import fmt_pct
 from scheduler.text.times import format_duration, parse_duration_or_zero_s, parse_duration_s
-from scheduler.units import fmt_mass_g as fmt_g
-from scheduler.units import fmt_pct
 
 FORECASTS = ("local", "perfect", "seven-day-mean", "vintages")
 

@@ -15,8 +15,8 @@ from scheduler.cli.common import echo_json, get_app, json_option, print_table
 from scheduler.cli.jobs import transfer_energy_j
 from scheduler.domain.model import TERMINAL_STATES, JobState, Site, check_resources
 from scheduler.errors import BadInput
+from scheduler.text.quantities import J_PER_KWH, fmt_energy_j
 from scheduler.text.times import format_duration, parse_duration_or_zero_s
-from scheduler.units import J_PER_KWH, fmt_energy_j
 
 EXECUTORS = ("local", "slurm")
 

@@ -15,8 +15,8 @@ import click
 from scheduler.cli.common import echo_json, fmt_time, print_table
 from scheduler.present import SWEEP_HEADERS, budget_text, sweep_cells, sweep_dict
 from scheduler.sweep_summary import summaries
-from scheduler.units import fmt_energy_kwh, fmt_saved
-from scheduler.units import fmt_mass_g as fmt_g
+from scheduler.text.quantities import fmt_energy_kwh, fmt_saved
+from scheduler.text.quantities import fmt_mass_g as fmt_g
 
 if TYPE_CHECKING:
     from scheduler.app import App

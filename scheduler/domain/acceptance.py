@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from scheduler.domain.model import Job
 from scheduler.errors import InfeasibleJob
-from scheduler.timeutil import format_duration, iso
+from scheduler.text.times import format_duration, iso
 
 #: a finish this close past the deadline is on time: planned starts are whole seconds,
 #: rounded up, so one second of rounding is not lateness

@@ -23,7 +23,8 @@ from scheduler.domain.acceptance import give_deadline
 from scheduler.domain.model import Policy
 from scheduler.errors import BadInput, InfeasibleJob
 from scheduler.text.checks import check_text
-from scheduler.timeutil import (
+from scheduler.text.quantities import check_grams, check_threshold, parse_grams, parse_threshold
+from scheduler.text.times import (
     check_duration_s,
     check_when,
     format_duration,
@@ -32,7 +33,6 @@ from scheduler.timeutil import (
     parse_duration_s,
     parse_when,
 )
-from scheduler.units import check_grams, check_threshold, parse_grams, parse_threshold
 
 DEFAULT_DEADLINE_S = 24 * 3600
 

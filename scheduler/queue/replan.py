@@ -21,7 +21,7 @@ from scheduler.planner import plan
 from scheduler.queue.catalog import zone_of
 from scheduler.queue.ports import UsesPorts
 from scheduler.queue.submit import apply_entry
-from scheduler.timeutil import format_duration
+from scheduler.text.times import format_duration
 
 if TYPE_CHECKING:
     from scheduler.queue.capacity import HeldCapacity

@@ -35,8 +35,8 @@ from scheduler.planner import plan
 from scheduler.queue.catalog import DEFAULT_SITE, zone_of
 from scheduler.queue.ports import UsesPorts
 from scheduler.text.checks import check_text
-from scheduler.timeutil import format_duration, iso, spans_text
-from scheduler.units import fmt_energy_j, fmt_mass_g
+from scheduler.text.quantities import fmt_energy_j, fmt_mass_g
+from scheduler.text.times import format_duration, iso, spans_text
 
 if TYPE_CHECKING:
     from scheduler.queue.capacity import HeldCapacity

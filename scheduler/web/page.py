@@ -18,7 +18,7 @@ from scheduler.charts import forecast_chart, render_svg, report_chart
 from scheduler.domain.model import Job, JobState
 from scheduler.history import HistoryRow
 from scheduler.reporting import Report, fmt_kwh, fmt_money
-from scheduler.units import fmt_energy_j, fmt_saved
+from scheduler.text.quantities import fmt_energy_j, fmt_saved
 
 if TYPE_CHECKING:
     from scheduler.app import App
@@ -97,7 +97,7 @@ def gather(app: App, *, tz: tzinfo, since: str = "30d", history_limit: int = 50,
             p = live_projection(app, j, run, now)
             if p is not None:
                 projections[j.id or 0] = p
-    from scheduler.timeutil import parse_since
+    from scheduler.text.times import parse_since
 
     t_since = parse_since(since, now, "--since")
     rows = history_rows(store, since=t_since)
@@ -155,7 +155,7 @@ def _t(value: datetime | None, tz: tzinfo) -> str:
 
 
 def _g(value: float | None) -> str:
-    from scheduler.units import fmt_mass_g
+    from scheduler.text.quantities import fmt_mass_g
 
     return fmt_mass_g(value)
 
@@ -165,7 +165,7 @@ def _pct(value: float | None) -> str:
 
 
 def _dur(seconds: float | None) -> str:
-    from scheduler.timeutil import format_duration
+    from scheduler.text.times import format_duration
 
     return "-" if seconds is None else format_duration(seconds)
 

@@ -186,7 +186,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _since(self, q: dict[str, str], default: str | None):  # type: ignore[no-untyped-def]
-        from scheduler.timeutil import parse_since
+        from scheduler.text.times import parse_since
 
         now = self.server.app.clock.now()
         return (parse_since(q.get("since", default), now, "since") if q.get("since", default) else None,
@@ -320,7 +320,7 @@ def _number(text: str | None, what: str, default: float) -> float:
 def make_server(app: App, *, port: int = 8765, tz: tzinfo, since: str = "30d") -> DashboardServer:
     """A server bound to 127.0.0.1:``port`` (0: any free port); call ``serve_forever``.
     ``since`` is the page's window (``30d``, an ISO time or ``all``)."""
-    from scheduler.timeutil import parse_since
+    from scheduler.text.times import parse_since
 
     parse_since(since, app.clock.now(), "--since")  # refuse a bad window before listening
     try:
