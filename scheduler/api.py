@@ -386,7 +386,7 @@ class Client:
             sample_interval_s: float | None = None, tick_s: float = 1.0) -> list[str]:
         """Run the daemon in this thread (``carbonshift run``); with ``until_idle`` it
         returns once no job is waiting or running. Returns the event lines it logged."""
-        from scheduler.dispatch import Daemon
+        from scheduler.agent.loop import Daemon
 
         lines: list[str] = []
         daemon = Daemon(self.app, sites=sites, sample_interval_s=sample_interval_s,

@@ -71,7 +71,7 @@ class App:
         if not (db.startswith("sqlite:///") and len(db) > 10 and "memory" not in db):
             # anything but a plain SQLite file: parse it fully (this loads SQLAlchemy, which
             # a plain file's short commands never need)
-            from scheduler.storage.store import check_cli_url
+            from scheduler.storage.sql.engine import check_cli_url
 
             check_cli_url(db)
         return cls(settings, env=env, clock=clock or clock_from_env(env.get("CARBONSHIFT_CLOCK")),
@@ -80,7 +80,7 @@ class App:
     @property
     def store(self) -> JobStore:
         if self._store is None:
-            from scheduler.storage.store import open_store
+            from scheduler.storage.sql.opening import open_store
 
             self._store = open_store(self.settings.db, create_parents=self.settings.db_is_default)
         return self._store

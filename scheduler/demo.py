@@ -66,7 +66,7 @@ def run_demo(
     scale: float = 1.0,
 ) -> DemoResult:
     """Run the demo to completion and return where its database lives."""
-    from scheduler.dispatch import Daemon
+    from scheduler.agent.loop import Daemon
 
     base = data_dir or Path(tempfile.mkdtemp(prefix="carbonshift-demo-"))
     base.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from intensity.model import Forecast, IntensityPoint, Kind, Source
+from intensity.series import Series as Profile
 from scheduler.domain.acceptance import finish_of, finishes_late, refused_with, resubmitted
 from scheduler.domain.holds import Hold, holds, sweep_holds
 from scheduler.domain.model import (
@@ -56,7 +57,7 @@ from scheduler.domain.model import (
     check_power_w,
 )
 from scheduler.errors import BadInput
-from scheduler.planner import PlanOptions, Profile, expected_grams, plan
+from scheduler.planning import PlanOptions, expected_grams, plan
 
 #: ``(zone, history, now, horizon_s) -> forecast points`` (the local forecaster's signature)
 Forecaster = Callable[[str, Sequence[IntensityPoint], datetime, int], list[IntensityPoint]]

@@ -39,7 +39,7 @@ def run(sites: tuple[str, ...], sample_interval: str | None, exit_when_idle: boo
     SIGTERM (exit 0) stops the daemon cleanly; running jobs keep running, stay recorded,
     and the next daemon adopts them.
     """
-    from scheduler.dispatch import Daemon
+    from scheduler.agent.loop import Daemon
 
     verbose = state().verbose
     # the daemon shows warnings (providers failing, database retries) even without -v

@@ -90,7 +90,7 @@ def simulate(
     """
     from intensity.providers.replay import read_trace
     from scheduler.domain.model import MAX_GPUS, Site, check_count, check_power_w, check_resources
-    from scheduler.planner import PlanOptions
+    from scheduler.planning import PlanOptions
     from scheduler.simulate import MAX_SIM_JOBS, compare, generate_workload, read_workload
 
     if n_jobs is not None and workload is not None:

@@ -27,10 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scheduler.contracts import Executor, ExitStatus, Handle, LaunchSpec
 from scheduler.domain.model import JobState
 from scheduler.errors import ExecutorError
 from scheduler.executors import contain
-from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from scheduler.executors.helper import helper_argv
 from scheduler.executors.identity import identity, same_process, split_identity, with_identity
 from scheduler.executors.supervise import contain_file_for

@@ -97,7 +97,7 @@ def _open_sink(url: str, run_id: int) -> tuple[Any, Any]:
     """A store and a sink writing samples to run ``run_id``; ``(None, None)`` when the
     database cannot be used (the job then runs unmeasured)."""
     try:
-        from scheduler.storage.store import open_store
+        from scheduler.storage.sql.opening import open_store
 
         store = open_store(url, migrate=False)
         store.get_run(run_id)

@@ -112,9 +112,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from probes.model import Method, Sample
+from scheduler.contracts import Executor, ExitStatus, Handle, LaunchSpec
 from scheduler.domain.model import Job, JobState
 from scheduler.errors import ExecutorError
-from scheduler.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 
 __all__ = [
     "SlurmExecutor",

@@ -112,7 +112,7 @@ class CancelService(UsesPorts):
         Whether it stopped one."""
         import socket  # (only here: a few ms of every command that imports the queue)
 
-        from scheduler.executors.base import Handle
+        from scheduler.contracts import Handle
 
         host = socket.gethostname()
         stopped = False

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from scheduler.domain.model import Job, Policy, Site
 from scheduler.domain.policies import BUILTIN_POLICIES
 from scheduler.errors import NotFound
-from scheduler.planner import PlanOptions, horizon_needed_s
+from scheduler.planning import PlanOptions, horizon_needed_s
 
 if TYPE_CHECKING:
     from intensity.model import Forecast

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from scheduler.config import Settings
     from scheduler.contracts import Executor
     from scheduler.domain.model import Job, Policy, Site
-    from scheduler.planner import PlanOptions
+    from scheduler.planning import PlanOptions
     from scheduler.storage.base import JobStore
     from scheduler.storage.ports import SubmitReads
 

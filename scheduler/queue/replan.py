@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from scheduler.domain.model import WAITING_STATES, Job, JobState, Plan, PlanEntry, Site
-from scheduler.planner import plan
+from scheduler.planning import plan
 from scheduler.queue.catalog import zone_of
 from scheduler.queue.ports import UsesPorts
 from scheduler.queue.submit import apply_entry

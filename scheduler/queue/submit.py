@@ -31,7 +31,7 @@ from scheduler.domain.model import (
 from scheduler.domain.policies import merge, resolve, validate_policy
 from scheduler.errors import BadInput, InfeasibleJob, NotFound
 from scheduler.mlflow_log import ENV_VARS as MLFLOW_ENV_VARS
-from scheduler.planner import plan
+from scheduler.planning import plan
 from scheduler.queue.catalog import DEFAULT_SITE, zone_of
 from scheduler.queue.ports import UsesPorts
 from scheduler.text.checks import check_text

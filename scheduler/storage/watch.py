@@ -28,7 +28,7 @@ class FileLost:
     """The daemon's database file is gone: say so, save a copy, count the runs left."""
 
     def __init__(self, store: JobStore, why: str) -> None:
-        from scheduler.storage.store import sqlite_path
+        from scheduler.storage.sql.engine import sqlite_path
 
         url = getattr(store, "url", None)
         path = sqlite_path(url) if isinstance(url, str) else None

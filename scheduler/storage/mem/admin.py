@@ -51,7 +51,7 @@ class MemoryAdmin(MemoryState):
 
     def revision(self) -> str | None:
         """The schema revision whose semantics this store keeps: always the newest."""
-        from scheduler.storage.store import HEAD_REVISION
+        from scheduler.storage.sql.admin import HEAD_REVISION
 
         return HEAD_REVISION
 
