@@ -21,7 +21,7 @@ from itertools import pairwise
 from typing import Any
 
 from intensity.errors import AuthError, IntensityError, MalformedResponse
-from intensity.model import IntensityPoint
+from intensity.model import IntensityPoint, Kind, Signal
 from intensity.timefmt import parse_utc
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,17 @@ def step_of(starts: list[datetime], default_s: int) -> int:
     gaps = sorted({int((b - a).total_seconds()) for a, b in pairwise(starts)})
     positive = [g for g in gaps if g > 0]
     return positive[0] if positive else default_s
+
+
+def stepped_point(
+    zone: str, start: datetime, step_s: int, value: float, *, kind: Kind, provider: str,
+    signal: Signal, issued_at: datetime | None, estimated: bool = False,
+) -> IntensityPoint:
+    """One value of a series of fixed steps: the point over ``[start, start + step_s)``."""
+    return IntensityPoint(
+        zone=zone, start=start, end=start + timedelta(seconds=step_s), intensity_g_per_kwh=value,
+        kind=kind, provider=provider, signal=signal, issued_at=issued_at, estimated=estimated,
+    )
 
 
 def seconds(value: int) -> timedelta:

@@ -35,6 +35,7 @@ from intensity.providers._common import (
     credential,
     missing_credential,
     number_or_none,
+    stepped_point,
     tidy,
     time_of,
     usable,
@@ -195,19 +196,9 @@ class ElectricityMapsProvider(IntensityProvider):
                 continue
             assert value is not None
             start = time_of(row.get("datetime"), provider=NAME, field=f"[{i}].datetime")
-            out.append(
-                IntensityPoint(
-                    zone=zone,
-                    start=start,
-                    end=start + timedelta(seconds=STEP_S),
-                    intensity_g_per_kwh=value,
-                    kind=kind,
-                    provider=NAME,
-                    signal=Signal.AVERAGE,
-                    issued_at=issued_at,
-                    estimated=bool(row.get("isEstimated") or False),
-                )
-            )
+            out.append(stepped_point(zone, start, STEP_S, value, kind=kind, provider=NAME,
+                                     signal=Signal.AVERAGE, issued_at=issued_at,
+                                     estimated=bool(row.get("isEstimated") or False)))
         return out
 
 

@@ -32,6 +32,7 @@ from intensity.model import IntensityPoint, Kind, Signal
 from intensity.providers._common import (
     base_url_option,
     number_or_none,
+    stepped_point,
     tidy,
     time_of,
     usable,
@@ -134,18 +135,8 @@ class EnerginetProvider(IntensityProvider):
                 field=f"records[{i}].Minutes5UTC",
                 naive_is_utc=True,
             )
-            out.append(
-                IntensityPoint(
-                    zone=zone,
-                    start=start,
-                    end=start + timedelta(seconds=STEP_S),
-                    intensity_g_per_kwh=value,
-                    kind=kind,
-                    provider=NAME,
-                    signal=Signal.AVERAGE,
-                    issued_at=issued_at,
-                )
-            )
+            out.append(stepped_point(zone, start, STEP_S, value, kind=kind, provider=NAME,
+                                     signal=Signal.AVERAGE, issued_at=issued_at))
         return out
 
 

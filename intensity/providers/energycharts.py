@@ -30,6 +30,7 @@ from intensity.providers._common import (
     base_url_option,
     number_or_none,
     step_of,
+    stepped_point,
     tidy,
     time_of,
     usable,
@@ -138,18 +139,8 @@ class EnergyChartsProvider(IntensityProvider):
             if not usable(value):
                 continue
             assert value is not None
-            out.append(
-                IntensityPoint(
-                    zone=zone.upper(),
-                    start=start,
-                    end=start + timedelta(seconds=step_s),
-                    intensity_g_per_kwh=value,
-                    kind=kind,
-                    provider=NAME,
-                    signal=Signal.AVERAGE,
-                    issued_at=issued_at,
-                )
-            )
+            out.append(stepped_point(zone.upper(), start, step_s, value, kind=kind, provider=NAME,
+                                     signal=Signal.AVERAGE, issued_at=issued_at))
         return out
 
 

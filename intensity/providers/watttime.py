@@ -47,6 +47,7 @@ from intensity.providers._common import (
     missing_credential,
     number_or_none,
     step_of,
+    stepped_point,
     tidy,
     time_of,
     usable,
@@ -305,19 +306,9 @@ class WattTimeProvider(IntensityProvider):
             step_s = int(period)
         else:
             step_s = step_of(sorted(t for t, _ in parsed), DEFAULT_STEP_S)
-        return [
-            IntensityPoint(
-                zone=zone,
-                start=start,
-                end=start + timedelta(seconds=step_s),
-                intensity_g_per_kwh=g_per_kwh,
-                kind=kind,
-                provider=NAME,
-                signal=Signal.MARGINAL,
-                issued_at=issued_at,
-            )
-            for start, g_per_kwh in parsed
-        ]
+        return [stepped_point(zone, start, step_s, g_per_kwh, kind=kind, provider=NAME,
+                              signal=Signal.MARGINAL, issued_at=issued_at)
+                for start, g_per_kwh in parsed]
 
 
 def _data_meta(body: Any) -> tuple[list[Any], Mapping[str, Any]]:
